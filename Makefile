@@ -1,0 +1,61 @@
+# Podium: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto')
+GEN := service/gen
+GEN_STAMP := $(GEN)/.generated
+
+.PHONY: install proto run test test-fast lint bench clean
+
+install: $(STAMP) $(GEN_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+proto: $(GEN_STAMP)
+
+# protoc writes `from podium.v1 import x_pb2`; the sed rewrites that prefix so the generated
+# modules live inside the `service` package (service.gen.podium...).
+$(GEN_STAMP): $(PROTOS) $(STAMP)
+	rm -rf $(GEN)/podium
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) \
+		--grpc_python_out=$(GEN) $(PROTOS)
+	find $(GEN)/podium -name '*.py*' -exec sed -i -E \
+		's/^(from|import) podium\./\1 service.gen.podium./' {} +
+	find $(GEN)/podium -type d -exec touch {}/__init__.py \;
+	touch $@
+
+run: install
+	$(BIN)/podium run-local
+
+test: install
+	$(BIN)/python -m tests.services_up
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	cd protos && ../$(BIN)/buf lint
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	cd protos && ../$(BIN)/buf lint
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(GEN)/podium $(GEN_STAMP) .pytest_cache .mypy_cache .hypothesis

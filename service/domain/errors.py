@@ -1,0 +1,108 @@
+"""What can go wrong for a caller, in the product's words (SPEC section 3).
+
+Each error names the seed's `messageKey` as `reason` and its numeric `code` where the seed has
+one; `service.grpc.errors` is the one place that turns them into gRPC statuses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+class PodiumError(Exception):
+    reason: str = "internal"
+    code: int | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthenticated(PodiumError):
+    reason = "invalid_api_key"
+    code = 1
+
+    def __init__(self) -> None:
+        super().__init__("Invalid API key")
+
+
+class FeatureDisabled(PodiumError):
+    """The key lacks the scope of the query family."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"{scope.capitalize()} feature is disabled for your account")
+        self.reason = f"{scope}_feature_disabled"
+        self.code = 2 if scope == "ranking" else None
+
+
+class InvalidRankType(PodiumError):
+    reason = "invalid_rank_type"
+    code = 3
+
+    def __init__(self) -> None:
+        super().__init__("Invalid rank type")
+
+
+class InvalidGroupLabel(PodiumError):
+    reason = "invalid_group_label"
+    code = 4
+
+    def __init__(self, group: str) -> None:
+        super().__init__(f"Invalid group label: {group!r}")
+
+
+class StateNotReady(PodiumError):
+    """The first catch-up after start has not finished: answers would be incomplete."""
+
+    reason = "ranking_not_available"
+    code = 5
+
+    def __init__(self, retry_after: timedelta) -> None:
+        super().__init__("Ranking is not yet available, please retry later")
+        self.retry_after = retry_after
+
+
+class ProgressNotAvailable(PodiumError):
+    """The challenge has not finished; progress is available from its end."""
+
+    reason = "progress_not_available"
+
+    def __init__(self, available_at: datetime, now: datetime) -> None:
+        super().__init__(f"Progress is not available before {available_at.isoformat()}")
+        self.available_at = available_at
+        self.retry_after = max(available_at - now, timedelta(0))
+
+
+class NotApplicableForChallenge(PodiumError):
+    reason = "not_applicable_for_challenge"
+
+    def __init__(self) -> None:
+        super().__init__("Progress is not applicable for a distance challenge")
+
+
+class NotFound(PodiumError):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def challenge_not_found(challenge_id: str) -> NotFound:
+    return NotFound("challenge_not_found", f"Challenge {challenge_id!r} not found")
+
+
+def task_not_found(task_id: str) -> NotFound:
+    return NotFound("task_not_found", f"Task {task_id!r} not found")
+
+
+def path_session_not_found(session_id: str) -> NotFound:
+    return NotFound("path_session_not_found", f"Path session {session_id!r} not found")
+
+
+def user_not_found(user: str) -> NotFound:
+    return NotFound("user_not_found", f"User {user!r} not found")
+
+
+def user_not_enrolled(user: str, session_id: str) -> NotFound:
+    return NotFound(
+        "user_not_enrolled", f"User {user!r} is not enrolled in path session {session_id!r}"
+    )
