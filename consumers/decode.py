@@ -1,0 +1,296 @@
+"""Kafka record -> domain event, or the reason it cannot be one. Pure: no I/O.
+
+The value is the binary envelope, or its proto3 JSON form when the record carries the header
+`content-type: application/json` (producers debugging with kcat).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+from service.app.records import Rejected
+from service.domain import events as ev
+from service.domain.validation import problem_with
+from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
+
+ENVELOPES: dict[str, type[Message]] = {
+    "catalog": catalog_pb2.CatalogEvent,
+    "trips": trips_pb2.TripEvent,
+    "enrollments": enrollments_pb2.EnrollmentEvent,
+    "tasks": tasks_pb2.TaskEvent,
+}
+
+JSON = b"application/json"
+
+
+class _Invalid(Exception):
+    """A field the rules need is missing or unusable."""
+
+
+def decode(
+    family: str,
+    value: bytes,
+    headers: Iterable[tuple[str, bytes]],
+    arrived_at: datetime,
+) -> ev.Event | Rejected:
+    envelope_type = ENVELOPES.get(family)
+    if envelope_type is None:
+        return Rejected(f"unknown topic family {family!r}")
+    envelope: Any = envelope_type()
+    try:
+        _parse(envelope, value, is_json=_is_json(headers))
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError) as error:
+        return Rejected(f"undecodable {envelope_type.__name__}: {error}".strip())
+    tenant_id: str = envelope.tenant_id
+    event_id: str = envelope.event_id
+    try:
+        event = _to_event(envelope, arrived_at)
+    except _Invalid as error:
+        return Rejected(str(error), tenant_id or None, event_id or None)
+    problem = problem_with(event.payload)
+    if problem:
+        return Rejected(problem, tenant_id, event_id)
+    return event
+
+
+def _is_json(headers: Iterable[tuple[str, bytes]]) -> bool:
+    return any(
+        name.lower() == "content-type" and value.split(b";")[0].strip().lower() == JSON
+        for name, value in headers
+    )
+
+
+def _parse(envelope: Message, value: bytes, *, is_json: bool) -> None:
+    if is_json:
+        json_format.Parse(value.decode("utf-8"), envelope)
+    else:
+        envelope.ParseFromString(value)
+
+
+def _to_event(envelope: Any, arrived_at: datetime) -> ev.Event:
+    if not envelope.tenant_id or not envelope.event_id:
+        missing = [n for n in ("event_id", "tenant_id") if not getattr(envelope, n)]
+        raise _Invalid(f"missing {', '.join(missing)}")
+    kind = envelope.WhichOneof("event")
+    convert = _PAYLOADS.get(kind or "")
+    if convert is None:
+        raise _Invalid("no known event in the envelope (unknown or missing oneof)")
+    meta = ev.Meta(
+        tenant_id=envelope.tenant_id,
+        event_id=envelope.event_id,
+        occurred_at=_required_time(envelope, "occurred_at"),
+        arrived_at=arrived_at,
+    )
+    return ev.Event(meta, convert(getattr(envelope, kind)))
+
+
+# --- field helpers -------------------------------------------------------------------------
+
+
+def _time(message: Any, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    return getattr(message, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+def _required_time(message: Any, field: str) -> datetime:
+    moment = _time(message, field)
+    if moment is None:
+        raise _Invalid(f"missing {field}")
+    return moment
+
+
+def _duration(message: Any, field: str) -> timedelta | None:
+    if not message.HasField(field):
+        return None
+    return getattr(message, field).ToTimedelta()  # type: ignore[no-any-return]
+
+
+def _optional(message: Any, field: str) -> Any:
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def _enum(enum_type: type[ev.ChallengeTheme] | type[ev.TaskType], value: int, field: str) -> Any:
+    try:
+        return enum_type(value)
+    except ValueError:
+        raise _Invalid(f"{field} is unspecified or unknown ({value})") from None
+
+
+def _finite(value: float, field: str) -> float:
+    if math.isnan(value) or math.isinf(value):
+        raise _Invalid(f"{field} is not a number")
+    return value
+
+
+# --- payloads ------------------------------------------------------------------------------
+
+
+def _user_upserted(m: Any) -> ev.UserUpserted:
+    return ev.UserUpserted(
+        user_id=m.user_id,
+        email=m.email,
+        firstname=m.firstname,
+        lastname=m.lastname,
+        pseudo=m.pseudo,
+        groups=tuple(sorted(set(m.groups))),
+    )
+
+
+def _challenge_published(m: Any) -> ev.ChallengePublished:
+    return ev.ChallengePublished(
+        challenge_id=m.challenge_id,
+        title=m.title,
+        theme=_enum(ev.ChallengeTheme, m.theme, "theme"),
+        start_at=_required_time(m, "start_at"),
+        end_at=_required_time(m, "end_at"),
+        groups=tuple(sorted(set(m.groups))),
+        min_trips=m.min_trips if m.HasField("min_trips") else 1,
+        min_distance_km=_finite(m.min_distance_km, "min_distance_km"),
+        pre_challenge_period=_duration(m, "pre_challenge_period"),
+        pre_challenge_min_trips=(
+            m.pre_challenge_min_trips if m.HasField("pre_challenge_min_trips") else 10
+        ),
+    )
+
+
+def _step(m: Any) -> ev.Step:
+    return ev.Step(
+        step_id=m.step_id,
+        mandatory=m.mandatory,
+        due_at=_time(m, "due_at"),
+        due_after_enrollment=_duration(m, "due_after_enrollment"),
+        min_score=_optional(m, "min_score"),
+        max_attempts=_optional(m, "max_attempts"),
+        time_limit=_duration(m, "time_limit"),
+        requires_correction=m.requires_correction,
+        mandatory_replay=m.mandatory_replay,
+    )
+
+
+def _path_session_published(m: Any) -> ev.PathSessionPublished:
+    return ev.PathSessionPublished(
+        session_id=m.session_id,
+        path_id=m.path_id,
+        name=m.name,
+        starts_at=_time(m, "starts_at"),
+        ends_at=_time(m, "ends_at"),
+        steps=tuple(_step(s) for s in m.steps),
+    )
+
+
+def _trip_completed(m: Any) -> ev.TripCompleted:
+    s = m.scores
+    return ev.TripCompleted(
+        trip_id=m.trip_id,
+        user_id=m.user_id,
+        started_at=_required_time(m, "started_at"),
+        ended_at=_required_time(m, "ended_at"),
+        distance_km=m.distance_km,
+        scores=ev.Scores(
+            safety=_optional(s, "safety"),
+            eco_driving=_optional(s, "eco_driving"),
+            distraction=_optional(s, "distraction"),
+            speeding=_optional(s, "speeding"),
+        ),
+    )
+
+
+def _trip_deleted(m: Any) -> ev.TripDeleted:
+    return ev.TripDeleted(trip_id=m.trip_id, user_id=m.user_id)
+
+
+def _challenge_registered(m: Any) -> ev.ChallengeRegistered:
+    return ev.ChallengeRegistered(
+        challenge_id=m.challenge_id,
+        user_id=m.user_id,
+        registered_at=_required_time(m, "registered_at"),
+    )
+
+
+def _path_enrolled(m: Any) -> ev.PathEnrolled:
+    return ev.PathEnrolled(m.session_id, m.user_id, _required_time(m, "enrolled_at"))
+
+
+def _path_unenrolled(m: Any) -> ev.PathUnenrolled:
+    return ev.PathUnenrolled(m.session_id, m.user_id, _required_time(m, "unenrolled_at"))
+
+
+def _step_attempted(m: Any) -> ev.StepAttempted:
+    return ev.StepAttempted(
+        session_id=m.session_id,
+        user_id=m.user_id,
+        step_id=m.step_id,
+        attempt_id=m.attempt_id,
+        started_at=_required_time(m, "started_at"),
+        ended_at=_required_time(m, "ended_at"),
+        time_spent_ms=m.time_spent_ms,
+        score=_optional(m, "score"),
+        outside_path=m.outside_path,
+    )
+
+
+def _step_corrected(m: Any) -> ev.StepCorrected:
+    return ev.StepCorrected(
+        session_id=m.session_id,
+        user_id=m.user_id,
+        step_id=m.step_id,
+        attempt_id=m.attempt_id,
+        score=m.score,
+        corrected_at=_required_time(m, "corrected_at"),
+    )
+
+
+def _task_created(m: Any) -> ev.TaskCreated:
+    return ev.TaskCreated(
+        task_id=m.task_id,
+        type=_enum(ev.TaskType, m.type, "type"),
+        nb_items=m.nb_items,
+        created_at=_required_time(m, "created_at"),
+    )
+
+
+def _task_started(m: Any) -> ev.TaskStarted:
+    return ev.TaskStarted(m.task_id, _required_time(m, "started_at"))
+
+
+def _task_progressed(m: Any) -> ev.TaskProgressed:
+    return ev.TaskProgressed(m.task_id, m.nb_remaining_items)
+
+
+def _task_completed(m: Any) -> ev.TaskCompleted:
+    return ev.TaskCompleted(m.task_id, _required_time(m, "completed_at"))
+
+
+def _task_failed(m: Any) -> ev.TaskFailed:
+    return ev.TaskFailed(m.task_id, _required_time(m, "failed_at"), m.reason)
+
+
+def _push_service_paused(m: Any) -> ev.PushServicePaused:
+    return ev.PushServicePaused(_enum(ev.TaskType, m.type, "type"))
+
+
+_PAYLOADS: dict[str, Callable[[Any], ev.Payload]] = {
+    "user_upserted": _user_upserted,
+    "challenge_published": _challenge_published,
+    "path_session_published": _path_session_published,
+    "trip_completed": _trip_completed,
+    "trip_deleted": _trip_deleted,
+    "challenge_registered": _challenge_registered,
+    "path_enrolled": _path_enrolled,
+    "path_unenrolled": _path_unenrolled,
+    "step_attempted": _step_attempted,
+    "step_corrected": _step_corrected,
+    "task_created": _task_created,
+    "task_started": _task_started,
+    "task_progressed": _task_progressed,
+    "task_completed": _task_completed,
+    "task_failed": _task_failed,
+    "push_service_paused": _push_service_paused,
+}

@@ -1,0 +1,1 @@
+"""Alembic migrations of Podium's schema (`podium migrate`)."""

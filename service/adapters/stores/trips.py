@@ -1,0 +1,158 @@
+"""Trips (kept so that deletions and late registrations can be folded) and driver months."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, select, tuple_, update
+
+from service.adapters.sql import chunks, upsert
+from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
+from service.domain.ranking import Month, MonthTotals
+from service.domain.trips import StoredTrip, Tombstone, TripFacts
+
+TripKey = tuple[str, str]
+"""(tenant_id, trip_id)"""
+MonthKey = tuple[str, str, Month]
+"""(tenant_id, user_id, month)"""
+
+
+def trip_from_row(row: Row[Any]) -> StoredTrip:
+    if row.ended_at is None:
+        return Tombstone(row.trip_id, row.user_id, row.deleted_arrived_at)
+    return TripFacts(
+        trip_id=row.trip_id,
+        user_id=row.user_id,
+        ended_at=row.ended_at,
+        metres=row.metres,
+        score_units=(row.safety, row.eco_driving, row.distraction, row.speeding),
+        arrived_at=row.arrived_at,
+        deleted_arrived_at=row.deleted_arrived_at,
+    )
+
+
+def _trip_row(tenant_id: str, trip: StoredTrip) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "trip_id": trip.trip_id,
+        "user_id": trip.user_id,
+        "deleted_arrived_at": trip.deleted_arrived_at,
+    }
+    facts = trip if isinstance(trip, TripFacts) else None
+    row.update(
+        ended_at=facts.ended_at if facts else None,
+        metres=facts.metres if facts else None,
+        arrived_at=facts.arrived_at if facts else None,
+        **{name: facts.score_units[i] if facts else None for i, name in enumerate(SCORE_COLUMNS)},
+    )
+    return row
+
+
+class TripStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def load(self, keys: Iterable[TripKey]) -> dict[TripKey, StoredTrip]:
+        found: dict[TripKey, StoredTrip] = {}
+        for part in chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(trips).where(tuple_(trips.c.tenant_id, trips.c.trip_id).in_(part))
+            )
+            for row in rows:
+                found[(row.tenant_id, row.trip_id)] = trip_from_row(row)
+        return found
+
+    def of_users(self, tenant_id: str, user_ids: Iterable[str]) -> list[TripFacts]:
+        """Every recorded trip of these users (deleted ones included: freezes decide)."""
+        result: list[TripFacts] = []
+        for part in chunks(sorted(set(user_ids))):
+            rows = self._c.execute(
+                select(trips).where(
+                    trips.c.tenant_id == tenant_id,
+                    trips.c.user_id.in_(part),
+                    trips.c.ended_at.is_not(None),
+                )
+            )
+            result.extend(t for t in map(trip_from_row, rows) if isinstance(t, TripFacts))
+        return result
+
+    def save(
+        self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
+    ) -> None:
+        upsert(
+            self._c,
+            trips,
+            [_trip_row(tenant, trip) for (tenant, _), trip in sorted(new.items())],
+            keys=["tenant_id", "trip_id"],
+        )
+        if changed:
+            columns = [
+                c
+                for c in _trip_row("", next(iter(changed.values())))
+                if c not in ("tenant_id", "trip_id")
+            ]
+            statement = (
+                update(trips)
+                .where(
+                    trips.c.tenant_id == bindparam("k_tenant"),
+                    trips.c.trip_id == bindparam("k_trip"),
+                )
+                .values({c: bindparam(c) for c in columns})
+            )
+            rows = [
+                {**_without_keys(_trip_row(tenant, trip)), "k_tenant": tenant, "k_trip": trip_id}
+                for (tenant, trip_id), trip in sorted(changed.items())
+            ]
+            for part in chunks(rows):
+                self._c.execute(statement, list(part))
+
+
+def _without_keys(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in ("tenant_id", "trip_id")}
+
+
+class DriverMonthStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
+        """Add each delta to the driver's month (creating it at zero)."""
+        rows = [
+            {
+                "tenant_id": tenant,
+                "year": month.year,
+                "month": month.number,
+                "user_id": user,
+                "trips": totals.trips,
+                "metres": totals.metres,
+                **{f"{k}_weighted": totals.weighted[i] for i, k in enumerate(SCORE_COLUMNS)},
+                **{f"{k}_weight": totals.weight[i] for i, k in enumerate(SCORE_COLUMNS)},
+            }
+            for (tenant, user, month), totals in sorted(deltas.items(), key=_month_key_order)
+            if totals != MonthTotals()
+        ]
+        value_columns = [c.name for c in driver_months.c if not c.primary_key]
+        upsert(
+            self._c,
+            driver_months,
+            rows,
+            keys=["tenant_id", "year", "month", "user_id"],
+            add=value_columns,
+        )
+
+
+def _month_key_order(item: tuple[MonthKey, MonthTotals]) -> tuple[str, int, int, str]:
+    (tenant, user, month), _ = item
+    return (tenant, month.year, month.number, user)
+
+
+def totals_from_row(row: Row[Any]) -> MonthTotals:
+    weighted = tuple(getattr(row, f"{k}_weighted") for k in SCORE_COLUMNS)
+    weight = tuple(getattr(row, f"{k}_weight") for k in SCORE_COLUMNS)
+    return MonthTotals(
+        row.trips,
+        row.metres,
+        (weighted[0], weighted[1], weighted[2], weighted[3]),
+        (weight[0], weight[1], weight[2], weight[3]),
+    )

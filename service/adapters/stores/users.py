@@ -1,0 +1,87 @@
+"""User profiles and group membership (catalog `user_upserted`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select, tuple_
+
+from service.adapters.sql import chunks, upsert
+from service.adapters.tables import user_groups, users
+from service.domain.events import UserUpserted
+
+TenantUser = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """Which event an entity was last replaced by; a newer one wins whatever the order."""
+
+    at: datetime
+    event_id: str
+
+
+class UserStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def versions(self, keys: Iterable[TenantUser]) -> dict[TenantUser, Version]:
+        key_list = sorted(set(keys))
+        found: dict[TenantUser, Version] = {}
+        for part in chunks(key_list):
+            rows = self._c.execute(
+                select(
+                    users.c.tenant_id, users.c.user_id, users.c.version_at, users.c.version_event
+                ).where(tuple_(users.c.tenant_id, users.c.user_id).in_(part))
+            )
+            for tenant, user, at, event_id in rows:
+                found[(tenant, user)] = Version(at, event_id)
+        return found
+
+    def replace(self, profiles: Sequence[tuple[str, UserUpserted, Version]]) -> None:
+        """Replace whole profiles, group membership included."""
+        if not profiles:
+            return
+        upsert(
+            self._c,
+            users,
+            [
+                {
+                    "tenant_id": tenant,
+                    "user_id": p.user_id,
+                    "email": p.email,
+                    "email_lower": p.email.lower(),
+                    "firstname": p.firstname,
+                    "lastname": p.lastname,
+                    "pseudo": p.pseudo,
+                    "version_at": version.at,
+                    "version_event": version.event_id,
+                }
+                for tenant, p, version in profiles
+            ],
+            keys=["tenant_id", "user_id"],
+            replace=[
+                "email",
+                "email_lower",
+                "firstname",
+                "lastname",
+                "pseudo",
+                "version_at",
+                "version_event",
+            ],
+        )
+        keys = [(tenant, p.user_id) for tenant, p, _ in profiles]
+        for part in chunks(keys):
+            self._c.execute(
+                delete(user_groups).where(
+                    tuple_(user_groups.c.tenant_id, user_groups.c.user_id).in_(part)
+                )
+            )
+        memberships = [
+            {"tenant_id": tenant, "group_label": group, "user_id": p.user_id}
+            for tenant, p, _ in profiles
+            for group in p.groups
+        ]
+        upsert(self._c, user_groups, memberships, keys=["tenant_id", "group_label", "user_id"])

@@ -1,0 +1,307 @@
+"""The database schema (SQLAlchemy Core). Migrations in `migrations/` create exactly this.
+
+Times are stored as integer microseconds since the epoch (UTC) and distances as metres and
+scores as integer units, so SQLite and PostgreSQL store and compare them identically.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+class Instant(TypeDecorator[datetime]):
+    """An aware UTC datetime kept as integer microseconds since the epoch."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        return None if value is None else to_micros(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else from_micros(int(value))
+
+
+metadata = MetaData()
+
+Id = String(200)
+
+
+def _tally_columns(prefix: str) -> list[Column[Any]]:
+    return [
+        Column(f"{prefix}_trips", Integer, nullable=False, default=0),
+        Column(f"{prefix}_metres", BigInteger, nullable=False, default=0),
+        Column(f"{prefix}_weighted", BigInteger, nullable=False, default=0),
+        Column(f"{prefix}_weight", BigInteger, nullable=False, default=0),
+    ]
+
+
+# --- operations ----------------------------------------------------------------------------
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("tenant_id", Id, nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("created_at", Instant, nullable=False),
+)
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("consumer_group", Id, primary_key=True),
+    Column("topic", Id, primary_key=True),
+    Column("partition", Integer, primary_key=True, autoincrement=False),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("name", Id, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tenant_versions = Table(
+    "tenant_versions",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", Id, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("record_timestamp", Instant, nullable=False),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("tenant_id", Id, nullable=True),
+    Column("event_id", Id, nullable=True),
+    Column("first_failed_at", Instant, nullable=False),
+    Column("last_failed_at", Instant, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Index("ix_dead_letters_topic", "topic"),
+    Index("ix_dead_letters_tenant", "tenant_id"),
+)
+
+ignored_events = Table(
+    "ignored_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", Id, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("tenant_id", Id, nullable=False),
+    Column("event_id", Id, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("ignored_at", Instant, nullable=False),
+    Index("ix_ignored_events_tenant", "tenant_id"),
+)
+
+# --- catalog -------------------------------------------------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("email_lower", String(320), nullable=False),
+    Column("firstname", String(200), nullable=False),
+    Column("lastname", String(200), nullable=False),
+    Column("pseudo", String(200), nullable=False),
+    Column("version_at", Instant, nullable=False),
+    Column("version_event", Id, nullable=False),
+    Index("ix_users_email", "tenant_id", "email_lower"),
+)
+
+user_groups = Table(
+    "user_groups",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("group_label", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Index("ix_user_groups_user", "tenant_id", "user_id"),
+)
+
+# --- trips and driver ranking --------------------------------------------------------------
+
+trips = Table(
+    "trips",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("trip_id", Id, primary_key=True),
+    Column("user_id", Id, nullable=False),
+    # Null until the trip_completed event is seen (a deletion may come first).
+    Column("ended_at", Instant, nullable=True),
+    Column("metres", BigInteger, nullable=True),
+    Column("safety", BigInteger, nullable=True),
+    Column("eco_driving", BigInteger, nullable=True),
+    Column("distraction", BigInteger, nullable=True),
+    Column("speeding", BigInteger, nullable=True),
+    Column("arrived_at", Instant, nullable=True),
+    Column("deleted_arrived_at", Instant, nullable=True),
+    Index("ix_trips_user_ended", "tenant_id", "user_id", "ended_at"),
+)
+
+SCORE_COLUMNS = ("safety", "eco_driving", "distraction", "speeding")
+
+driver_months = Table(
+    "driver_months",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("month", Integer, primary_key=True, autoincrement=False),
+    Column("user_id", Id, primary_key=True),
+    Column("trips", Integer, nullable=False),
+    Column("metres", BigInteger, nullable=False),
+    *(Column(f"{kind}_weighted", BigInteger, nullable=False) for kind in SCORE_COLUMNS),
+    *(Column(f"{kind}_weight", BigInteger, nullable=False) for kind in SCORE_COLUMNS),
+)
+
+# --- challenges ----------------------------------------------------------------------------
+
+challenges = Table(
+    "challenges",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("challenge_id", Id, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("theme", Integer, nullable=False),
+    Column("start_at", Instant, nullable=False),
+    Column("end_at", Instant, nullable=False),
+    Column("min_trips", Integer, nullable=False),
+    Column("min_metres", BigInteger, nullable=False),
+    Column("pre_period_us", BigInteger, nullable=False),
+    Column("pre_min_trips", Integer, nullable=False),
+    Column("version_at", Instant, nullable=False),
+    Column("version_event", Id, nullable=False),
+)
+
+challenge_groups = Table(
+    "challenge_groups",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("challenge_id", Id, primary_key=True),
+    Column("group_label", Id, primary_key=True),
+)
+
+challenge_entries = Table(
+    "challenge_entries",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("challenge_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Column("registered_at", Instant, nullable=False),
+    Column("arrived_at", Instant, nullable=False),
+    *_tally_columns("during"),
+    *_tally_columns("before"),
+    Index("ix_challenge_entries_user", "tenant_id", "user_id"),
+)
+
+# --- path sessions -------------------------------------------------------------------------
+
+path_sessions = Table(
+    "path_sessions",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("session_id", Id, primary_key=True),
+    Column("path_id", Id, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("starts_at", Instant, nullable=True),
+    Column("ends_at", Instant, nullable=True),
+    Column("steps", Text, nullable=False),
+    Column("version_at", Instant, nullable=False),
+    Column("version_event", Id, nullable=False),
+)
+
+path_learners = Table(
+    "path_learners",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("session_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Column("enrolled_at", Instant, nullable=True),
+    Column("unenrolled_at", Instant, nullable=True),
+)
+
+step_attempts = Table(
+    "step_attempts",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("session_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Column("attempt_id", Id, primary_key=True),
+    Column("step_id", Id, nullable=False),
+    Column("started_at", Instant, nullable=False),
+    Column("ended_at", Instant, nullable=False),
+    Column("time_spent_ms", BigInteger, nullable=False),
+    Column("score", Float, nullable=True),
+    Column("outside_path", Boolean, nullable=False),
+)
+
+step_corrections = Table(
+    "step_corrections",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("session_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Column("attempt_id", Id, primary_key=True),
+    Column("step_id", Id, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("corrected_at", Instant, nullable=False),
+)
+
+# --- tasks ---------------------------------------------------------------------------------
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("task_id", Id, primary_key=True),
+    Column("type", Integer, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("nb_items", Integer, nullable=False),
+    Column("nb_remaining_items", Integer, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("started_at", Instant, nullable=True),
+    Column("completed_at", Instant, nullable=True),
+    Column("failed_at", Instant, nullable=True),
+    Column("failure_reason", Text, nullable=False),
+    Index("ix_tasks_type_status", "tenant_id", "type", "status"),
+)

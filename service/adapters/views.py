@@ -1,0 +1,69 @@
+"""Read-side queries over tables shaped for the answers (no replay, no recomputation)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, exists, select
+
+from service.adapters.stores.trips import totals_from_row
+from service.adapters.tables import (
+    driver_months,
+    service_state,
+    tenant_versions,
+    user_groups,
+    users,
+)
+from service.domain.ranking import Month, MonthTotals, Profile
+
+
+def group_exists(c: Connection, tenant_id: str, group: str) -> bool:
+    query = select(
+        exists().where(user_groups.c.tenant_id == tenant_id, user_groups.c.group_label == group)
+    )
+    return bool(c.execute(query).scalar())
+
+
+def profiles(c: Connection, tenant_id: str, group: str | None) -> list[Profile]:
+    query = select(users.c.user_id, users.c.firstname, users.c.lastname, users.c.pseudo).where(
+        users.c.tenant_id == tenant_id
+    )
+    if group:
+        query = query.join(
+            user_groups,
+            (user_groups.c.tenant_id == users.c.tenant_id)
+            & (user_groups.c.user_id == users.c.user_id),
+        ).where(user_groups.c.group_label == group)
+    return [Profile(*row) for row in c.execute(query)]
+
+
+def month_totals(
+    c: Connection, tenant_id: str, month: Month, group: str | None
+) -> dict[str, MonthTotals]:
+    query = select(driver_months).where(
+        driver_months.c.tenant_id == tenant_id,
+        driver_months.c.year == month.year,
+        driver_months.c.month == month.number,
+    )
+    if group:
+        query = query.join(
+            user_groups,
+            (user_groups.c.tenant_id == driver_months.c.tenant_id)
+            & (user_groups.c.user_id == driver_months.c.user_id),
+        ).where(user_groups.c.group_label == group)
+    return {row.user_id: totals_from_row(row) for row in c.execute(query)}
+
+
+def tenant_versions_now(c: Connection) -> dict[str, int]:
+    return {
+        t: v for t, v in c.execute(select(tenant_versions.c.tenant_id, tenant_versions.c.version))
+    }
+
+
+CAUGHT_UP = "caught_up:{group}"
+
+
+def has_caught_up(c: Connection, group: str) -> bool:
+    """Whether a consumer of the group has finished a first catch-up (API-only instances)."""
+    query = select(service_state.c.value).where(
+        service_state.c.name == CAUGHT_UP.format(group=group)
+    )
+    return c.execute(query).first() is not None

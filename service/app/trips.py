@@ -1,0 +1,92 @@
+"""Fold trip events: record each trip, then add what changed to the driver months."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from service.adapters.stores.trips import MonthKey, TripKey
+from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.records import DeadLetter, Received, Rejected
+from service.domain.events import TripCompleted, TripDeleted
+from service.domain.ranking import Month, MonthTotals, month_contribution
+from service.domain.rules import Rules
+from service.domain.trips import (
+    StoredTrip,
+    TripConflict,
+    TripFacts,
+    after_completed,
+    after_deleted,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TripChange:
+    """A trip before and after one batch; the families derived from trips fold the change."""
+
+    tenant_id: str
+    before: StoredTrip | None
+    after: StoredTrip
+
+
+@dataclass
+class TripFold:
+    changes: list[TripChange] = field(default_factory=list)
+    rejected: list[DeadLetter] = field(default_factory=list)
+
+
+def fold_trips(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rules) -> TripFold:
+    keys = {(i.event.meta.tenant_id, _trip_id(i)) for i in items}
+    stored = uow.trips.load(keys)
+    current: dict[TripKey, StoredTrip] = dict(stored)
+    outcome = TripFold()
+    for item in items:
+        meta, payload = item.event.meta, item.event.payload
+        key = (meta.tenant_id, _trip_id(item))
+        before = current.get(key)
+        try:
+            if isinstance(payload, TripCompleted):
+                after = after_completed(before, payload, meta.arrived_at)
+            else:
+                assert isinstance(payload, TripDeleted)
+                after = after_deleted(before, payload.trip_id, payload.user_id, meta.arrived_at)
+        except TripConflict as conflict:
+            outcome.rejected.append(
+                DeadLetter(item.record, Rejected(str(conflict), meta.tenant_id, meta.event_id))
+            )
+            continue
+        current[key] = after
+    for key, after in sorted(current.items()):
+        before = stored.get(key)
+        if after != before:
+            outcome.changes.append(TripChange(key[0], before, after))
+    uow.trips.save(
+        new={k: v for k, v in current.items() if k not in stored},
+        changed={k: v for k, v in current.items() if k in stored and v != stored[k]},
+    )
+    uow.driver_months.add(month_deltas(outcome.changes, rules))
+    return outcome
+
+
+def month_deltas(changes: Sequence[TripChange], rules: Rules) -> dict[MonthKey, MonthTotals]:
+    """What each change adds to (or takes from) the driver months it counts in."""
+    deltas: defaultdict[MonthKey, MonthTotals] = defaultdict(MonthTotals)
+    grace = rules.late_event_grace
+    for change in changes:
+        if isinstance(change.before, TripFacts):
+            month, totals = month_contribution(change.before, grace)
+            deltas[(change.tenant_id, change.before.user_id, month)] -= totals
+        if isinstance(change.after, TripFacts):
+            month, totals = month_contribution(change.after, grace)
+            deltas[(change.tenant_id, change.after.user_id, month)] += totals
+    return {k: v for k, v in deltas.items() if v != MonthTotals()}
+
+
+def _trip_id(item: Received) -> str:
+    payload = item.event.payload
+    assert isinstance(payload, TripCompleted | TripDeleted)
+    return payload.trip_id
+
+
+__all__ = ["Month", "TripChange", "TripFold", "fold_trips", "month_deltas"]

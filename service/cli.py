@@ -1,0 +1,190 @@
+"""The `podium` command: serve, keys, dead letters, migrations, and the local quick start."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+
+from consumers.runner import decode_record
+from service.adapters.database import create_database_engine, migrate
+from service.adapters.keys import create_key
+from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.dead_letters import Letter, LetterFilter, list_letters, replay
+from service.app.records import FAMILIES
+from service.bootstrap import ROLES, rules_from, serve
+from service.clock import SystemClock
+from service.config import Settings, SettingsError
+from service.local_broker import LocalBroker
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings.from_env(os.environ if env is None else env)
+        result: int = args.run(settings, args)
+        return result
+    except (SettingsError, ValueError) as error:
+        print(f"podium: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podium", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve_cmd = commands.add_parser("serve", help="run the gRPC API and the consumers")
+    serve_cmd.add_argument("--role", choices=ROLES, default="all")
+    serve_cmd.set_defaults(run=_serve)
+
+    local = commands.add_parser(
+        "run-local", help="serve, starting a local broker if KAFKA_BOOTSTRAP_SERVERS is unset"
+    )
+    local.set_defaults(run=_run_local)
+
+    migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
+    migrate_cmd.set_defaults(run=_migrate)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True)
+    create = keys.add_parser("create", help="create a key and print it (shown once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--scopes", required=True, help="ranking,challenges,tasks,paths")
+    create.set_defaults(run=_create_key)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter store").add_subparsers(required=True)
+    for name, run, help_text in (
+        ("list", _dlq_list, "list dead letters"),
+        ("replay", _dlq_replay, "fold dead letters again; those that pass leave the store"),
+    ):
+        sub = dlq.add_parser(name, help=help_text)
+        sub.add_argument("ids", nargs="*", type=int, help="letter ids (default: all that match)")
+        sub.add_argument("--topic")
+        sub.add_argument("--tenant")
+        sub.add_argument("--reason", help="a part of the reason (case-insensitive)")
+        sub.add_argument("--limit", type=int)
+        sub.add_argument("--json", action="store_true", help="one JSON object per line")
+        sub.set_defaults(run=run)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_serve_until_signalled(settings, args.role))
+    return 0
+
+
+async def _serve_until_signalled(settings: Settings, role: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, role, stop)
+
+
+def _run_local(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.kafka_bootstrap_servers:
+        return _serve(settings, argparse.Namespace(role="all"))
+    with LocalBroker() as broker:
+        print(f"podium: local broker on {broker.bootstrap_servers}", file=sys.stderr)
+        local = Settings.from_env(
+            {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+        )
+        return _serve(local, argparse.Namespace(role="all"))
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    migrate(create_database_engine(settings.database_url))
+    print("podium: schema is up to date")
+    return 0
+
+
+def _create_key(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_database_engine(settings.database_url)
+    migrate(engine)
+    print(create_key(engine, args.tenant, args.scopes, SystemClock().now()))
+    return 0
+
+
+def _filter(args: argparse.Namespace) -> LetterFilter:
+    return LetterFilter(tuple(args.ids), args.topic, args.tenant, args.reason, args.limit)
+
+
+def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_database_engine(settings.database_url)
+    migrate(engine)
+    with engine.connect() as c:
+        letters = list_letters(c, _filter(args))
+    for letter in letters:
+        print(json.dumps(_as_json(letter)) if args.json else _as_line(letter))
+    if not args.json:
+        print(f"{len(letters)} dead letter(s)", file=sys.stderr)
+    return 0
+
+
+def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_database_engine(settings.database_url)
+    migrate(engine)
+    with engine.connect() as c:
+        letters = list_letters(c, _filter(args))
+    family_of = {settings.topic(f): f for f in FAMILIES}
+    outcome = replay(
+        lambda: SqlUnitOfWork(engine),
+        letters,
+        lambda record: decode_record(record, family_of),
+        rules=rules_from(settings),
+        consumer_group=settings.consumer_group,
+        now=SystemClock().now(),
+    )
+    failed = {d.record.id for d in outcome.dead_lettered}
+    for letter in letters:
+        verdict = "still failing" if letter.record.id in failed else "applied"
+        print(f"{letter.id}\t{verdict}")
+    print(
+        f"replayed {len(letters)}: {len(letters) - len(failed)} applied, "
+        f"{len(failed)} still failing",
+        file=sys.stderr,
+    )
+    return 0 if not failed else 1
+
+
+def _as_json(letter: Letter) -> dict[str, object]:
+    r = letter.record
+    return {
+        "id": letter.id,
+        "topic": r.topic,
+        "partition": r.partition,
+        "offset": r.offset,
+        "tenantId": letter.tenant_id,
+        "eventId": letter.event_id,
+        "reason": letter.reason,
+        "attempts": letter.attempts,
+        "firstFailedAt": letter.first_failed_at.isoformat(),
+        "lastFailedAt": letter.last_failed_at.isoformat(),
+        "headers": {k: v.decode("utf-8", "replace") for k, v in r.headers},
+        "value": r.value.decode("utf-8", "replace") if _is_text(r.value) else r.value.hex(),
+    }
+
+
+def _is_text(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _as_line(letter: Letter) -> str:
+    r = letter.record
+    return (
+        f"{letter.id}\t{r.topic}[{r.partition}]@{r.offset}\t{letter.tenant_id or '-'}\t"
+        f"{letter.event_id or '-'}\t{letter.reason}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

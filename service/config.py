@@ -1,0 +1,106 @@
+"""The one settings object, built from an injected environment mapping (SPEC section 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+
+class SettingsError(ValueError):
+    """A setting is malformed; start-up stops with a message naming it."""
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite:///podium.db"
+    kafka_bootstrap_servers: str | None = None
+    grpc_address: str = "127.0.0.1:50051"
+    topic_prefix: str = "podium."
+    consumer_group: str = "podium"
+    metrics_address: str | None = None
+    min_trips: int = 5
+    min_distance_km: float = 20.0
+    late_event_grace: timedelta = timedelta(hours=24)
+    topic_partitions: int = 6
+    batch_max_records: int = 5000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        def read(name: str, parse: Callable[[str], T], default: T) -> T:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return parse(raw)
+            except ValueError as error:
+                raise SettingsError(f"{name}={raw!r} is not valid: {error}") from None
+
+        defaults = cls()
+        return cls(
+            database_url=read("DATABASE_URL", _non_empty, defaults.database_url),
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            grpc_address=read("PODIUM_GRPC_ADDRESS", _host_port, defaults.grpc_address),
+            topic_prefix=read("PODIUM_TOPIC_PREFIX", _non_empty, defaults.topic_prefix),
+            consumer_group=read("PODIUM_CONSUMER_GROUP", _non_empty, defaults.consumer_group),
+            metrics_address=read("PODIUM_METRICS_ADDRESS", _host_port, None),
+            min_trips=read("PODIUM_MIN_TRIPS", _non_negative_int, defaults.min_trips),
+            min_distance_km=read(
+                "PODIUM_MIN_DISTANCE_KM", _non_negative_float, defaults.min_distance_km
+            ),
+            late_event_grace=read(
+                "PODIUM_LATE_EVENT_GRACE_SECONDS", _seconds, defaults.late_event_grace
+            ),
+            topic_partitions=read(
+                "PODIUM_TOPIC_PARTITIONS", _positive_int, defaults.topic_partitions
+            ),
+            batch_max_records=read(
+                "PODIUM_BATCH_MAX_RECORDS", _positive_int, defaults.batch_max_records
+            ),
+        )
+
+    def topic(self, name: str) -> str:
+        """The Kafka topic of a family: `catalog`, `trips`, `enrollments` or `tasks`."""
+        return f"{self.topic_prefix}{name}"
+
+
+def _non_empty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _host_port(raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected HOST:PORT")
+    return raw
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _seconds(raw: str) -> timedelta:
+    return timedelta(seconds=_non_negative_float(raw))

@@ -1,0 +1,158 @@
+"""Monthly driver ranking (SPEC section 4, "Driver ranking").
+
+A driver's month holds, as integers, their trip count and metres plus, per score kind, the
+weighted sum and weight of the trips that carry that score; the ranking of one kind reads the
+matching `Tally` and hands it to the shared competition ranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from service.domain.events import ScoreKind
+from service.domain.standings import Placed, Standings, Tally, Thresholds, rank_entrants
+from service.domain.trips import TripFacts, counts_by
+
+KINDS = tuple(ScoreKind)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Month:
+    year: int
+    number: int
+
+    @classmethod
+    def of(cls, moment: datetime) -> Month:
+        utc = moment.astimezone(UTC)
+        return cls(utc.year, utc.month)
+
+    @property
+    def starts_at(self) -> datetime:
+        return datetime(self.year, self.number, 1, tzinfo=UTC)
+
+    def next(self) -> Month:
+        return Month(self.year + self.number // 12, self.number % 12 + 1)
+
+    def previous(self) -> Month:
+        return Month(self.year - (self.number == 1), (self.number - 2) % 12 + 1)
+
+    def freezes_at(self, grace: timedelta) -> datetime:
+        """Events arriving from this moment on change nothing in the month."""
+        return self.next().starts_at + grace
+
+
+@dataclass(frozen=True, slots=True)
+class MonthTotals:
+    """A driver's trips of one month, for every score kind at once."""
+
+    trips: int = 0
+    metres: int = 0
+    weighted: tuple[int, int, int, int] = (0, 0, 0, 0)
+    weight: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    @classmethod
+    def of_trip(cls, trip: TripFacts) -> MonthTotals:
+        tallies = [trip.tally(kind) for kind in KINDS]
+        return cls(
+            1,
+            trip.metres,
+            _four(t.weighted for t in tallies),
+            _four(t.weight for t in tallies),
+        )
+
+    def tally(self, kind: ScoreKind) -> Tally:
+        i = kind.value - 1
+        return Tally(self.trips, self.metres, self.weighted[i], self.weight[i])
+
+    def __add__(self, other: MonthTotals) -> MonthTotals:
+        return MonthTotals(
+            self.trips + other.trips,
+            self.metres + other.metres,
+            _four(a + b for a, b in zip(self.weighted, other.weighted, strict=True)),
+            _four(a + b for a, b in zip(self.weight, other.weight, strict=True)),
+        )
+
+    def __neg__(self) -> MonthTotals:
+        weighted, weight = _four(-w for w in self.weighted), _four(-w for w in self.weight)
+        return MonthTotals(-self.trips, -self.metres, weighted, weight)
+
+    def __sub__(self, other: MonthTotals) -> MonthTotals:
+        return self + -other
+
+
+NO_TOTALS = MonthTotals()
+
+
+def _four(values: Iterable[int]) -> tuple[int, int, int, int]:
+    a, b, c, d = values
+    return (a, b, c, d)
+
+
+def month_contribution(trip: TripFacts, grace: timedelta) -> tuple[Month, MonthTotals]:
+    """What a trip (in its current state of deletion) adds to the month it ended in."""
+    month = Month.of(trip.ended_at)
+    counted = counts_by(trip, month.freezes_at(grace))
+    return month, MonthTotals.of_trip(trip) if counted else NO_TOTALS
+
+
+def totals_from_trips(
+    trips: Iterable[TripFacts], grace: timedelta
+) -> dict[tuple[str, Month], MonthTotals]:
+    """The recomputation: every driver-month from all trips (zero months left out)."""
+    totals: dict[tuple[str, Month], MonthTotals] = {}
+    for trip in trips:
+        month, contribution = month_contribution(trip, grace)
+        if contribution != NO_TOTALS:
+            key = (trip.user_id, month)
+            totals[key] = totals.get(key, NO_TOTALS) + contribution
+    return totals
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    user_id: str
+    firstname: str = ""
+    lastname: str = ""
+    pseudo: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DriverMonth:
+    profile: Profile
+    totals: MonthTotals
+
+
+def rank_month(
+    drivers: Iterable[DriverMonth], kind: ScoreKind, thresholds: Thresholds
+) -> Standings[DriverMonth]:
+    return rank_entrants(
+        drivers,
+        score_of=lambda d: d.totals.tally(kind).score_hundredths,
+        metres_of=lambda d: d.totals.metres,
+        key_of=lambda d: d.profile.user_id,
+        is_eligible=lambda d: thresholds.admits(d.totals.tally(kind)),
+    )
+
+
+def drivers_of_month(
+    profiles: Iterable[Profile], totals: Mapping[str, MonthTotals]
+) -> list[DriverMonth]:
+    """Every known driver (profiles, zero trips included) and every driver with trips."""
+    by_id = {p.user_id: p for p in profiles}
+    ids = sorted(by_id.keys() | totals.keys())
+    return [DriverMonth(by_id.get(i, Profile(i)), totals.get(i, NO_TOTALS)) for i in ids]
+
+
+__all__ = [
+    "DriverMonth",
+    "Month",
+    "MonthTotals",
+    "Placed",
+    "Profile",
+    "drivers_of_month",
+    "month_contribution",
+    "rank_month",
+    "totals_from_trips",
+]

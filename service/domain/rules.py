@@ -1,0 +1,14 @@
+"""The rule settings of SPEC section 4, as the rules receive them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from service.domain.standings import Thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    driver_thresholds: Thresholds
+    late_event_grace: timedelta

@@ -1,0 +1,129 @@
+"""A trip as the rules see it, and when it counts toward a frozen window.
+
+Every window (a month of the driver ranking, a challenge) freezes at a moment fixed by its end
+plus the late-event grace. Whether a trip counts in it depends only on when the trip and its
+deletion *arrived* (their Kafka record times), compared with that moment. Because the answer
+does not depend on the order in which events are processed, incremental state equals a
+recomputation from all events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from service.domain.events import ScoreKind, TripCompleted
+from service.domain.standings import EMPTY_TALLY, Tally, km_to_metres, score_to_units, trip_tally
+
+ScoreUnits = tuple[int | None, int | None, int | None, int | None]
+"""Score units of a trip, indexed by ScoreKind value - 1."""
+
+
+@dataclass(frozen=True, slots=True)
+class TripFacts:
+    trip_id: str
+    user_id: str
+    ended_at: datetime
+    metres: int
+    score_units: ScoreUnits
+    arrived_at: datetime
+    deleted_arrived_at: datetime | None = None
+
+    @classmethod
+    def from_event(cls, event: TripCompleted, arrived_at: datetime) -> TripFacts:
+        units = tuple(
+            None if score is None else score_to_units(score)
+            for score in (event.scores.of(kind) for kind in ScoreKind)
+        )
+        return cls(
+            trip_id=event.trip_id,
+            user_id=event.user_id,
+            ended_at=event.ended_at,
+            metres=km_to_metres(event.distance_km),
+            score_units=(units[0], units[1], units[2], units[3]),
+            arrived_at=arrived_at,
+        )
+
+    def units_of(self, kind: ScoreKind) -> int | None:
+        return self.score_units[kind.value - 1]
+
+    def tally(self, kind: ScoreKind | None) -> Tally:
+        """This trip's tally for one score (None: distance only)."""
+        return trip_tally(self.metres, None if kind is None else self.units_of(kind))
+
+    def same_trip_as(self, other: TripFacts) -> bool:
+        """Same recorded content, whatever arrived when (a re-sent trip)."""
+        return (self.user_id, self.ended_at, self.metres, self.score_units) == (
+            other.user_id,
+            other.ended_at,
+            other.metres,
+            other.score_units,
+        )
+
+    def deleted(self, arrived_at: datetime) -> TripFacts:
+        """The trip once a deletion arriving at `arrived_at` is known (the earliest one wins)."""
+        if self.deleted_arrived_at is not None and self.deleted_arrived_at <= arrived_at:
+            return self
+        return replace(self, deleted_arrived_at=arrived_at)
+
+
+def counts_by(trip: TripFacts, freeze_at: datetime) -> bool:
+    """The trip arrived before the freeze and no deletion of it arrived before the freeze."""
+    deleted_in_time = trip.deleted_arrived_at is not None and trip.deleted_arrived_at < freeze_at
+    return trip.arrived_at < freeze_at and not deleted_in_time
+
+
+def counted_tally(trip: TripFacts | None, kind: ScoreKind | None, freeze_at: datetime) -> Tally:
+    if trip is None or not counts_by(trip, freeze_at):
+        return EMPTY_TALLY
+    return trip.tally(kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A deletion seen before (or instead of) its trip."""
+
+    trip_id: str
+    user_id: str
+    deleted_arrived_at: datetime
+
+
+StoredTrip = TripFacts | Tombstone
+
+
+class TripConflict(ValueError):
+    """An event contradicts what is recorded of the trip; it is dead-lettered."""
+
+
+def after_completed(
+    before: StoredTrip | None, event: TripCompleted, arrived_at: datetime
+) -> StoredTrip:
+    """The trip once `event` is folded. A trip is immutable: the same figures re-sent change
+    nothing, other figures for a recorded trip are a conflict."""
+    facts = TripFacts.from_event(event, arrived_at)
+    if before is None:
+        return facts
+    if isinstance(before, Tombstone):
+        _same_user(before, event.user_id)
+        return replace(facts, deleted_arrived_at=before.deleted_arrived_at)
+    if not before.same_trip_as(facts):
+        raise TripConflict(f"trip {event.trip_id!r} is already recorded with other figures")
+    # The same trip arrived again: the earliest arrival is when it became known.
+    return before if before.arrived_at <= arrived_at else replace(before, arrived_at=arrived_at)
+
+
+def after_deleted(
+    before: StoredTrip | None, trip_id: str, user_id: str, arrived_at: datetime
+) -> StoredTrip:
+    if before is None:
+        return Tombstone(trip_id, user_id, arrived_at)
+    _same_user(before, user_id)
+    if isinstance(before, Tombstone):
+        earliest = min(before.deleted_arrived_at, arrived_at)
+        return replace(before, deleted_arrived_at=earliest)
+    return before.deleted(arrived_at)
+
+
+def _same_user(trip: StoredTrip, user_id: str) -> None:
+    if trip.user_id != user_id:
+        raise TripConflict(f"trip {trip.trip_id!r} belongs to another user")

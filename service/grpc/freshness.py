@@ -1,0 +1,68 @@
+"""Per-tenant state versions, and the cache of serialized answers they keep honest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+VERSION_POLL_SECONDS = 0.1
+"""How often an API instance learns that consumers changed a tenant's state: a query reflects
+an event within this delay of its batch committing."""
+
+
+class VersionWatcher:
+    def __init__(self, read_versions: Callable[[], dict[str, int]]) -> None:
+        self._read = read_versions
+        self._versions: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def version(self, tenant_id: str) -> int:
+        return self._versions.get(tenant_id, 0)
+
+    async def refresh(self) -> None:
+        self._versions = await asyncio.to_thread(self._read)
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._poll(), name="version-watcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(VERSION_POLL_SECONDS)
+            try:
+                await self.refresh()
+            except Exception:  # a database hiccup: keep the last versions and try again
+                await asyncio.sleep(1)
+
+
+class ResponseCache:
+    """Serialized responses by request, valid while their tenant's version is unchanged.
+
+    Big answers (a 10,000-driver ranking) cost milliseconds to build and serialize; serving
+    the same bytes until the state changes is what lets the API keep up.
+    """
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._entries: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
+        self._max = max_entries
+
+    def get(self, key: Hashable, version: int) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: Hashable, version: int, data: bytes) -> None:
+        self._entries[key] = (version, data)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)

@@ -1,0 +1,142 @@
+"""Thin servicers: check readiness, translate the request, run the use case, translate back.
+
+Handlers return either a protobuf message or bytes already serialized (from the response
+cache); the method handlers below serialize whichever they get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy import Connection, Engine
+
+from service.app import queries
+from service.clock import Clock
+from service.domain.auth import Principal
+from service.domain.errors import PodiumError, StateNotReady
+from service.domain.ranking import Month
+from service.domain.rules import Rules
+from service.gen.podium.v1 import driver_ranking_pb2
+from service.grpc import convert
+from service.grpc.auth import current_principal
+from service.grpc.errors import abort, status_code_of
+from service.grpc.freshness import ResponseCache, VersionWatcher
+from service.metrics import Metrics
+
+RETRY_WHILE_CATCHING_UP = timedelta(seconds=2)
+
+Reply = Message | bytes
+
+
+@dataclass(frozen=True)
+class QueryDeps:
+    engine: Engine
+    clock: Clock
+    rules: Rules
+    is_ready: Callable[[], bool]
+    versions: VersionWatcher
+    cache: ResponseCache
+    metrics: Metrics
+
+    async def read(self, query: Callable[[Connection], Any]) -> Any:
+        """Run a read-only query on a worker thread, off the event loop."""
+
+        def run() -> Any:
+            with self.engine.connect() as connection:
+                return query(connection)
+
+        return await asyncio.to_thread(run)
+
+    async def cached(
+        self, key: tuple[Any, ...], tenant_id: str, build: Callable[[], Awaitable[Message]]
+    ) -> bytes:
+        # The version is read before building: if a batch lands meanwhile, the entry is
+        # already stale when stored and the next call rebuilds it.
+        version = self.versions.version(tenant_id)
+        data = self.cache.get(key, version)
+        if data is None:
+            data = (await build()).SerializeToString()
+            self.cache.put(key, version, data)
+        return data
+
+
+Handler = Callable[[Any, Principal, QueryDeps], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Route:
+    request: type[Message]
+    handler: Handler
+
+
+async def get_driver_ranking(
+    request: driver_ranking_pb2.GetDriverRankingRequest, who: Principal, deps: QueryDeps
+) -> Reply:
+    now = deps.clock.now()
+    tenant = who.tenant_id
+    key = ("driver_ranking", tenant, request.type, request.group_label, Month.of(now))
+
+    async def build() -> Message:
+        answer = await deps.read(
+            lambda c: queries.driver_ranking(
+                c, tenant, request.type, request.group_label, now, deps.rules
+            )
+        )
+        return convert.driver_ranking_response(answer)
+
+    return await deps.cached(key, tenant, build)
+
+
+ROUTES: dict[str, dict[str, Route]] = {
+    "podium.v1.DriverRankingService": {
+        "GetDriverRanking": Route(driver_ranking_pb2.GetDriverRankingRequest, get_driver_ranking),
+    },
+}
+
+
+def generic_handlers(deps: QueryDeps) -> list[grpc.GenericRpcHandler]:
+    return [
+        grpc.method_handlers_generic_handler(
+            service,
+            {
+                name: grpc.unary_unary_rpc_method_handler(
+                    _behaviour(f"{service}/{name}", route, deps),
+                    request_deserializer=route.request.FromString,
+                    response_serializer=_serialize,
+                )
+                for name, route in methods.items()
+            },
+        )
+        for service, methods in ROUTES.items()
+    ]
+
+
+def _serialize(reply: Reply) -> bytes:
+    return reply if isinstance(reply, bytes) else reply.SerializeToString()
+
+
+def _behaviour(
+    method: str, route: Route, deps: QueryDeps
+) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Reply]]:
+    async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Reply:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            if not deps.is_ready():
+                raise StateNotReady(RETRY_WHILE_CATCHING_UP)
+            return await route.handler(request, current_principal(), deps)
+        except PodiumError as error:
+            code = status_code_of(error)
+            await abort(context, error)
+        finally:
+            deps.metrics.requests.labels(method, code.name).inc()
+            deps.metrics.request_seconds.labels(method).observe(time.perf_counter() - started)
+
+    return behaviour
