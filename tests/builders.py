@@ -1,0 +1,207 @@
+"""Builders for events (domain and protobuf), batches, and rule settings used across tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from sqlalchemy import Engine
+
+from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ingest import Applied, Batch, apply_batch
+from service.app.records import Received, Record
+from service.domain import events as ev
+from service.domain.rules import Rules
+from service.domain.standings import Thresholds
+from service.gen.podium.events.v1 import catalog_pb2, trips_pb2
+
+T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
+RULES = Rules(Thresholds(min_trips=5, min_metres=20_000), late_event_grace=timedelta(hours=24))
+TENANT = "acme"
+
+_ids = itertools.count(1)
+
+
+def meta(
+    tenant: str = TENANT,
+    *,
+    at: datetime = T0,
+    arrived_at: datetime | None = None,
+    event_id: str | None = None,
+) -> ev.Meta:
+    return ev.Meta(tenant, event_id or f"e{next(_ids)}", at, arrived_at or at)
+
+
+def user(
+    user_id: str,
+    *groups: str,
+    tenant: str = TENANT,
+    at: datetime = T0,
+    firstname: str = "",
+    email: str = "",
+) -> ev.Event:
+    payload = ev.UserUpserted(
+        user_id,
+        email or f"{user_id}@example.com",
+        firstname or user_id.title(),
+        "Doe",
+        user_id[:3],
+        tuple(sorted(groups)),
+    )
+    return ev.Event(meta(tenant, at=at), payload)
+
+
+def trip(
+    trip_id: str,
+    user_id: str,
+    *,
+    km: float = 10.0,
+    safety: float | None = 8.0,
+    eco: float | None = None,
+    ended_at: datetime = T0,
+    arrived_at: datetime | None = None,
+    tenant: str = TENANT,
+) -> ev.Event:
+    payload = ev.TripCompleted(
+        trip_id,
+        user_id,
+        ended_at - timedelta(minutes=30),
+        ended_at,
+        km,
+        ev.Scores(safety=safety, eco_driving=eco),
+    )
+    return ev.Event(meta(tenant, at=ended_at, arrived_at=arrived_at or ended_at), payload)
+
+
+def deletion(
+    trip_id: str, user_id: str, *, arrived_at: datetime = T0, tenant: str = TENANT
+) -> ev.Event:
+    return ev.Event(meta(tenant, at=arrived_at), ev.TripDeleted(trip_id, user_id))
+
+
+def received(events: Iterable[ev.Event], topic: str = "podium.trips") -> list[Received]:
+    return [
+        Received(
+            e, Record(topic, 0, next(_ids), int(e.meta.arrived_at.timestamp() * 1000), None, b"")
+        )
+        for e in events
+    ]
+
+
+def apply(engine: Engine, *events: ev.Event, rules: Rules = RULES) -> Applied:
+    return apply_batch(
+        lambda: SqlUnitOfWork(engine),
+        Batch(received=received(events)),
+        rules=rules,
+        consumer_group="test",
+        now=T0,
+    )
+
+
+# --- protobuf envelopes, as producers write them ------------------------------------------
+
+
+def user_envelope(
+    user_id: str,
+    *groups: str,
+    tenant: str = TENANT,
+    firstname: str = "",
+    event_id: str | None = None,
+) -> catalog_pb2.CatalogEvent:
+    envelope = catalog_pb2.CatalogEvent(
+        event_id=event_id or f"user-{user_id}-{next(_ids)}",
+        tenant_id=tenant,
+        user_upserted=catalog_pb2.UserUpserted(
+            user_id=user_id,
+            email=f"{user_id}@example.com",
+            firstname=firstname or user_id.title(),
+            lastname="Doe",
+            pseudo=user_id[:3],
+            groups=list(groups),
+        ),
+    )
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    return envelope
+
+
+def trip_envelope(
+    trip_id: str,
+    user_id: str,
+    *,
+    km: float = 10.0,
+    safety: float = 8.0,
+    ended_at: datetime | None = None,
+    tenant: str = TENANT,
+    event_id: str | None = None,
+) -> trips_pb2.TripEvent:
+    end = ended_at or datetime.now(UTC)
+    envelope = trips_pb2.TripEvent(
+        event_id=event_id or f"trip-{trip_id}",
+        tenant_id=tenant,
+        trip_completed=trips_pb2.TripCompleted(
+            trip_id=trip_id,
+            user_id=user_id,
+            distance_km=km,
+            scores=trips_pb2.TripScores(safety=safety),
+        ),
+    )
+    envelope.occurred_at.FromDatetime(end)
+    envelope.trip_completed.started_at.FromDatetime(end - timedelta(minutes=20))
+    envelope.trip_completed.ended_at.FromDatetime(end)
+    return envelope
+
+
+def deletion_envelope(trip_id: str, user_id: str, *, tenant: str = TENANT) -> trips_pb2.TripEvent:
+    envelope = trips_pb2.TripEvent(
+        event_id=f"delete-{trip_id}",
+        tenant_id=tenant,
+        trip_deleted=trips_pb2.TripDeleted(trip_id=trip_id, user_id=user_id),
+    )
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    return envelope
+
+
+async def produce(
+    bootstrap: str, topic: str, messages: Sequence[tuple[bytes, Message]], *, as_json: bool = False
+) -> None:
+    """Write envelopes as producers do: binary, or proto3 JSON with its content-type header."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        for key, message in messages:
+            if as_json:
+                value = json_format.MessageToJson(message).encode()
+                headers = [("content-type", b"application/json")]
+            else:
+                value, headers = message.SerializeToString(), []
+            await producer.send(topic, value, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+_TEMPLATE: list[Engine] = []
+
+
+def fresh_memory_engine() -> Engine:
+    """An in-memory SQLite database with the schema, copied from one migrated template (a
+    property test makes hundreds; running the migrations for each would dominate)."""
+    from service.adapters.database import create_database_engine, migrate
+
+    if not _TEMPLATE:
+        template = create_database_engine("sqlite://")
+        migrate(template)
+        _TEMPLATE.append(template)
+    engine = create_database_engine("sqlite://")
+    source = _TEMPLATE[0].raw_connection()
+    target = engine.raw_connection()
+    try:
+        source.driver_connection.backup(target.driver_connection)  # type: ignore[union-attr]
+    finally:
+        source.close()
+        target.close()
+    return engine

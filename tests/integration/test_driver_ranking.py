@@ -1,0 +1,154 @@
+"""Driver ranking through the ingest and query use cases, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from service.app import queries
+from service.app.queries import DriverRanking
+from service.domain.errors import InvalidGroupLabel, InvalidRankType
+from service.domain.events import ScoreKind
+from tests.builders import RULES, T0, apply, deletion, trip, user
+
+SAFETY = ScoreKind.SAFETY.value
+
+
+def ranking(
+    engine: Engine, group: str = "", *, now: datetime = T0, tenant: str = "acme", kind: int = SAFETY
+) -> DriverRanking:
+    with engine.connect() as c:
+        return queries.driver_ranking(c, tenant, kind, group, now, RULES)
+
+
+def ranked(answer: DriverRanking) -> list[tuple[str, int, float, float, int]]:
+    return [
+        (
+            p.entrant.profile.user_id,
+            p.rank,
+            p.score_hundredths / 100,
+            p.entrant.totals.metres / 1000,
+            p.entrant.totals.trips,
+        )
+        for p in answer.current.standings.ranked
+    ]
+
+
+def not_ranked(answer: DriverRanking) -> list[str]:
+    return [d.profile.user_id for d in answer.current.standings.not_ranked]
+
+
+def five_trips(user_id: str, safety: float, km: float = 5.0, prefix: str = "") -> list:  # type: ignore[type-arg]
+    return [trip(f"{prefix}{user_id}-{i}", user_id, km=km, safety=safety) for i in range(5)]
+
+
+def test_drivers_need_five_trips_and_twenty_km_to_be_ranked(engine: Engine) -> None:
+    apply(
+        engine,
+        user("ann"),
+        user("bob"),
+        user("cyd"),
+        *five_trips("ann", 9.0),
+        *five_trips("bob", 8.0, km=3.0),
+        *five_trips("cyd", 7.0)[:4],
+    )
+    answer = ranking(engine)
+    assert ranked(answer) == [("ann", 1, 9.0, 25.0, 5)]
+    assert not_ranked(answer) == ["cyd", "bob"]
+    assert answer.current.month.number == 11
+    assert answer.current.month.year == 2026
+    assert answer.previous.month.number == 10
+
+
+def test_a_group_ranking_lists_only_the_group_and_every_member_without_trips(
+    engine: Engine,
+) -> None:
+    apply(
+        engine,
+        user("ann", "north"),
+        user("bob", "south"),
+        user("dee", "north"),
+        *five_trips("ann", 9.0),
+        *five_trips("bob", 9.5),
+    )
+    answer = ranking(engine, "north")
+    assert [r[0] for r in ranked(answer)] == ["ann"]
+    assert not_ranked(answer) == ["dee"]
+
+
+def test_an_unknown_group_or_type_is_refused(engine: Engine) -> None:
+    apply(engine, user("ann", "north"))
+    with pytest.raises(InvalidGroupLabel):
+        ranking(engine, "atlantis")
+    with pytest.raises(InvalidRankType):
+        ranking(engine, kind=0)
+    with pytest.raises(InvalidRankType):
+        ranking(engine, kind=9)
+
+
+def test_a_trip_before_its_drivers_profile_counts_once_the_profile_comes(engine: Engine) -> None:
+    apply(engine, *five_trips("ann", 9.0))
+    assert ranked(ranking(engine))[0][0] == "ann"
+    apply(engine, user("ann", "north", firstname="Annie"))
+    answer = ranking(engine, "north")
+    assert ranked(answer) == [("ann", 1, 9.0, 25.0, 5)]
+    assert answer.current.standings.ranked[0].entrant.profile.firstname == "Annie"
+
+
+def test_a_deleted_trip_leaves_the_ranking_as_if_it_never_came(engine: Engine) -> None:
+    apply(engine, user("ann"), *five_trips("ann", 9.0), trip("extra", "ann", km=100, safety=1.0))
+    apply(engine, deletion("extra", "ann", arrived_at=T0 + timedelta(hours=1)))
+    assert ranked(ranking(engine)) == [("ann", 1, 9.0, 25.0, 5)]
+
+
+def test_duplicates_change_nothing(engine: Engine) -> None:
+    events = [user("ann"), *five_trips("ann", 9.0)]
+    apply(engine, *events)
+    apply(engine, *events, *events)
+    assert ranked(ranking(engine)) == [("ann", 1, 9.0, 25.0, 5)]
+
+
+def test_a_conflicting_resend_of_a_trip_is_dead_lettered(engine: Engine) -> None:
+    apply(engine, trip("t1", "ann", km=10))
+    outcome = apply(engine, trip("t1", "ann", km=11))
+    assert [d.rejection.reason for d in outcome.dead_lettered] == [
+        "trip 't1' is already recorded with other figures"
+    ]
+
+
+def test_a_frozen_month_ignores_trips_and_deletions_that_arrive_late(engine: Engine) -> None:
+    october = datetime(2026, 10, 20, tzinfo=UTC)
+    late = datetime(2026, 11, 2, 0, 0, 1, tzinfo=UTC)
+    apply(
+        engine,
+        user("ann"),
+        *[trip(f"o{i}", "ann", km=5, safety=9.0, ended_at=october) for i in range(5)],
+    )
+    apply(
+        engine,
+        trip("late", "ann", km=50, safety=1.0, ended_at=october, arrived_at=late),
+        deletion("o0", "ann", arrived_at=late),
+    )
+    previous = ranking(engine).previous.standings.ranked
+    assert [(p.entrant.totals.trips, p.score_hundredths) for p in previous] == [(5, 900)]
+
+
+def test_tenants_never_see_each_others_drivers(engine: Engine) -> None:
+    apply(
+        engine, user("ann", "north"), *five_trips("ann", 9.0), user("zed", "north", tenant="other")
+    )
+    assert not_ranked(ranking(engine, "north", tenant="other")) == ["zed"]
+    with pytest.raises(InvalidGroupLabel):
+        ranking(engine, "north", tenant="nobody")
+
+
+def test_the_newest_profile_wins_whatever_the_arrival_order(engine: Engine) -> None:
+    newer = user("ann", "south", at=T0 + timedelta(minutes=5))
+    older = user("ann", "north", at=T0)
+    apply(engine, newer)
+    apply(engine, older)
+    with pytest.raises(InvalidGroupLabel):
+        ranking(engine, "north")
+    assert not_ranked(ranking(engine, "south")) == ["ann"]

@@ -1,0 +1,129 @@
+"""Incremental driver months equal a recomputation from all events, whatever the order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.app import queries
+from service.domain import events as ev
+from service.domain.events import ScoreKind
+from service.domain.ranking import (
+    DriverMonth,
+    Month,
+    Profile,
+    drivers_of_month,
+    rank_month,
+    totals_from_trips,
+)
+from service.domain.standings import Standings
+from service.domain.trips import TripFacts
+from tests.builders import RULES, apply, deletion, fresh_memory_engine, trip, user
+
+USERS = ["u0", "u1", "u2", "u3"]
+GROUPS = ["g0", "g1"]
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+OCT_FREEZE = Month(2026, 10).freezes_at(RULES.late_event_grace)
+# Arrivals straddle October's freeze so that late trips and deletions are exercised.
+ARRIVALS = st.integers(0, 12 * 24).map(
+    lambda h: datetime(2026, 10, 28, tzinfo=UTC) + timedelta(hours=h)
+)
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[ev.Event]:
+    events: list[ev.Event] = []
+    for index in range(draw(st.integers(1, 14))):
+        user_id = draw(st.sampled_from(USERS))
+        ended = datetime(2026, 10, 25, tzinfo=UTC) + timedelta(hours=draw(st.integers(0, 24 * 12)))
+        km = draw(st.integers(0, 40000)) / 1000
+        safety = draw(st.none() | st.integers(0, 1000).map(lambda s: s / 100))
+        arrival = max(draw(ARRIVALS), ended)
+        completed = trip(
+            f"t{index}", user_id, km=km, safety=safety, ended_at=ended, arrived_at=arrival
+        )
+        events.append(completed)
+        if draw(st.booleans()):
+            events.append(completed)  # a redelivery
+        if draw(st.integers(0, 3)) == 0:
+            events.append(deletion(f"t{index}", user_id, arrived_at=draw(ARRIVALS)))
+    for user_id in USERS:
+        for version in range(draw(st.integers(0, 2))):
+            groups = draw(st.lists(st.sampled_from(GROUPS), unique=True))
+            events.append(user(user_id, *groups, at=NOW + timedelta(minutes=version)))
+    return events
+
+
+def recomputed(events: list[ev.Event], group: str, month: Month) -> list[tuple[str, int, int]]:
+    """The reference: rank from all events at once, by the rules alone."""
+    trips: dict[str, TripFacts] = {}
+    for e in sorted(
+        (e for e in events if isinstance(e.payload, ev.TripCompleted)),
+        key=lambda e: e.meta.arrived_at,
+    ):
+        assert isinstance(e.payload, ev.TripCompleted)
+        trips.setdefault(e.payload.trip_id, TripFacts.from_event(e.payload, e.meta.arrived_at))
+    for e in sorted(
+        (e for e in events if isinstance(e.payload, ev.TripDeleted)),
+        key=lambda e: e.meta.arrived_at,
+    ):
+        assert isinstance(e.payload, ev.TripDeleted)
+        if e.payload.trip_id in trips:
+            trips[e.payload.trip_id] = trips[e.payload.trip_id].deleted(e.meta.arrived_at)
+    profiles: dict[str, tuple[tuple[datetime, str], ev.UserUpserted]] = {}
+    for e in events:
+        if isinstance(e.payload, ev.UserUpserted):
+            version = (e.meta.occurred_at, e.meta.event_id)
+            if e.payload.user_id not in profiles or version > profiles[e.payload.user_id][0]:
+                profiles[e.payload.user_id] = (version, e.payload)
+    members = [p for _, p in profiles.values() if not group or group in p.groups]
+    totals = {
+        user_id: t
+        for (user_id, m), t in totals_from_trips(trips.values(), RULES.late_event_grace).items()
+        if m == month and (not group or user_id in {p.user_id for p in members})
+    }
+    people = [Profile(p.user_id, p.firstname, p.lastname, p.pseudo) for p in members]
+    standings = rank_month(
+        drivers_of_month(people, totals), ScoreKind.SAFETY, RULES.driver_thresholds
+    )
+    return _flatten(standings)
+
+
+def _current_groups(events: list[ev.Event]) -> set[str]:
+    newest: dict[str, tuple[tuple[datetime, str], tuple[str, ...]]] = {}
+    for e in events:
+        if isinstance(e.payload, ev.UserUpserted):
+            version = (e.meta.occurred_at, e.meta.event_id)
+            if e.payload.user_id not in newest or version > newest[e.payload.user_id][0]:
+                newest[e.payload.user_id] = (version, e.payload.groups)
+    return {g for _, groups in newest.values() for g in groups}
+
+
+def _flatten(standings: Standings[DriverMonth]) -> list[tuple[str, int, int]]:
+    ranked = [
+        (p.entrant.profile.user_id, p.rank, p.entrant.totals.metres) for p in standings.ranked
+    ]
+    rest = [(d.profile.user_id, 0, d.totals.metres) for d in standings.not_ranked]
+    return ranked + rest
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=streams(), data=st.data())
+def test_incremental_state_equals_a_recomputation_in_any_arrival_order(
+    events: list[ev.Event], data: st.DataObject
+) -> None:
+    order = data.draw(st.permutations(events))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(order)), max_size=4)))
+    engine = fresh_memory_engine()
+    try:
+        for start, end in zip([0, *cuts], [*cuts, len(order)], strict=True):
+            apply(engine, *order[start:end])
+        with engine.connect() as c:
+            for group in ["", *sorted(_current_groups(events))]:
+                answer = queries.driver_ranking(c, "acme", 1, group, NOW, RULES)
+                for ranking in (answer.current, answer.previous):
+                    assert _flatten(ranking.standings) == recomputed(events, group, ranking.month)
+    finally:
+        engine.dispose()

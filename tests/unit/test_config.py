@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from service.config import Settings, SettingsError
+
+
+def test_defaults_follow_the_spec() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite:///podium.db"
+    assert settings.grpc_address == "127.0.0.1:50051"
+    assert settings.topic("trips") == "podium.trips"
+    assert (settings.min_trips, settings.min_distance_km) == (5, 20.0)
+    assert settings.late_event_grace == timedelta(hours=24)
+    assert settings.kafka_bootstrap_servers is None
+
+
+def test_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "PODIUM_MIN_TRIPS": "3",
+            "PODIUM_LATE_EVENT_GRACE_SECONDS": "60",
+            "PODIUM_TOPIC_PREFIX": "staging.",
+            "KAFKA_BOOTSTRAP_SERVERS": "k:9092",
+        }
+    )
+    assert settings.min_trips == 3
+    assert settings.late_event_grace == timedelta(seconds=60)
+    assert settings.topic("tasks") == "staging.tasks"
+    assert settings.kafka_bootstrap_servers == "k:9092"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PODIUM_MIN_TRIPS", "five"),
+        ("PODIUM_MIN_TRIPS", "-1"),
+        ("PODIUM_MIN_DISTANCE_KM", "nan"),
+        ("PODIUM_GRPC_ADDRESS", "localhost"),
+        ("PODIUM_METRICS_ADDRESS", "0.0.0.0:http"),
+        ("PODIUM_LATE_EVENT_GRACE_SECONDS", "-5"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_naming_it(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})

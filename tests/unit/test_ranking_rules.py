@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.domain.events import ScoreKind, Scores, TripCompleted
+from service.domain.ranking import (
+    Month,
+    MonthTotals,
+    Profile,
+    drivers_of_month,
+    month_contribution,
+    rank_month,
+    totals_from_trips,
+)
+from service.domain.standings import Thresholds
+from service.domain.trips import (
+    Tombstone,
+    TripConflict,
+    TripFacts,
+    after_completed,
+    after_deleted,
+)
+
+GRACE = timedelta(hours=24)
+NOV = datetime(2026, 11, 15, tzinfo=UTC)
+
+
+def facts(
+    trip_id: str = "t1",
+    *,
+    ended_at: datetime = NOV,
+    arrived_at: datetime = NOV,
+    km: float = 10,
+    safety: float | None = 8.0,
+) -> TripFacts:
+    event = TripCompleted(
+        trip_id, "u1", ended_at - timedelta(minutes=5), ended_at, km, Scores(safety=safety)
+    )
+    return TripFacts.from_event(event, arrived_at)
+
+
+def test_months_step_over_year_boundaries() -> None:
+    assert Month(2026, 1).previous() == Month(2025, 12)
+    assert Month(2025, 12).next() == Month(2026, 1)
+    assert Month.of(datetime(2026, 3, 31, 23, 59, tzinfo=UTC)) == Month(2026, 3)
+
+
+def test_a_month_freezes_at_its_end_plus_the_grace() -> None:
+    assert Month(2026, 10).freezes_at(GRACE) == datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def test_a_trip_arriving_after_the_freeze_changes_nothing_in_its_month() -> None:
+    late = facts(
+        ended_at=datetime(2026, 10, 31, tzinfo=UTC), arrived_at=datetime(2026, 11, 2, tzinfo=UTC)
+    )
+    assert month_contribution(late, GRACE) == (Month(2026, 10), MonthTotals())
+
+
+def test_a_trip_arriving_within_the_grace_still_counts() -> None:
+    late = facts(
+        ended_at=datetime(2026, 10, 31, tzinfo=UTC),
+        arrived_at=datetime(2026, 11, 1, 23, 59, tzinfo=UTC),
+    )
+    assert month_contribution(late, GRACE)[1].trips == 1
+
+
+def test_a_deletion_arriving_after_the_freeze_leaves_the_frozen_month_as_it_was() -> None:
+    trip = facts(
+        ended_at=datetime(2026, 10, 20, tzinfo=UTC), arrived_at=datetime(2026, 10, 20, tzinfo=UTC)
+    )
+    deleted = trip.deleted(datetime(2026, 11, 5, tzinfo=UTC))
+    assert month_contribution(deleted, GRACE) == month_contribution(trip, GRACE)
+
+
+def test_a_deleted_trip_leaves_the_month_as_if_it_never_came() -> None:
+    kept, gone = facts("kept"), facts("gone", km=50, safety=2.0)
+    totals = totals_from_trips([kept, gone.deleted(NOV)], GRACE)
+    assert totals == totals_from_trips([kept], GRACE)
+
+
+def test_a_deletion_before_its_trip_leaves_a_tombstone_that_swallows_the_trip() -> None:
+    tomb = after_deleted(None, "t1", "u1", NOV)
+    assert isinstance(tomb, Tombstone)
+    event = TripCompleted("t1", "u1", NOV - timedelta(minutes=5), NOV, 10, Scores(safety=8))
+    trip = after_completed(tomb, event, NOV + timedelta(minutes=1))
+    assert isinstance(trip, TripFacts)
+    assert month_contribution(trip, GRACE)[1] == MonthTotals()
+
+
+def test_a_resent_trip_changes_nothing_but_other_figures_are_a_conflict() -> None:
+    trip = facts()
+    same = TripCompleted("t1", "u1", NOV - timedelta(minutes=5), NOV, 10, Scores(safety=8.0))
+    assert after_completed(trip, same, NOV + timedelta(hours=1)) == trip
+    other = TripCompleted("t1", "u1", NOV - timedelta(minutes=5), NOV, 11, Scores(safety=8.0))
+    with pytest.raises(TripConflict, match="other figures"):
+        after_completed(trip, other, NOV)
+
+
+def test_every_known_driver_is_listed_even_without_trips() -> None:
+    totals = totals_from_trips([facts(f"t{i}", km=5) for i in range(5)], GRACE)
+    month_totals = {user: t for (user, _), t in totals.items()}
+    drivers = drivers_of_month([Profile("u1", "Una"), Profile("u2", "Dos")], month_totals)
+    standings = rank_month(drivers, ScoreKind.SAFETY, Thresholds(5, 20_000))
+    assert [p.entrant.profile.user_id for p in standings.ranked] == ["u1"]
+    assert standings.ranked[0].score_hundredths == 800
+    assert [d.profile.user_id for d in standings.not_ranked] == ["u2"]
+
+
+def test_a_driver_known_only_from_trips_is_ranked_without_a_profile() -> None:
+    totals = {"ghost": MonthTotals.of_trip(facts())}
+    drivers = drivers_of_month([], totals)
+    assert drivers[0].profile == Profile("ghost")
+
+
+def test_each_ranking_type_reads_its_own_score() -> None:
+    event = TripCompleted(
+        "t", "u", NOV - timedelta(minutes=1), NOV, 30, Scores(safety=9, eco_driving=4)
+    )
+    totals = MonthTotals.of_trip(TripFacts.from_event(event, NOV))
+    assert totals.tally(ScoreKind.SAFETY).score == 9
+    assert totals.tally(ScoreKind.ECO_DRIVING).score == 4
+    assert totals.tally(ScoreKind.SPEEDING).score is None
