@@ -26,7 +26,8 @@ proto: $(GEN_STAMP)
 $(GEN_STAMP): $(PROTOS) $(STAMP)
 	rm -rf $(GEN)/podium
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) \
-		--grpc_python_out=$(GEN) $(PROTOS)
+		--grpc_python_out=$(GEN) --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+		--mypy_grpc_out=$(GEN) $(PROTOS)
 	find $(GEN)/podium -name '*.py*' -exec sed -i -E \
 		's/^(from|import) podium\./\1 service.gen.podium./' {} +
 	find $(GEN)/podium -type d -exec touch {}/__init__.py \;

@@ -58,15 +58,18 @@ def service_of(method: str) -> str:
     return method.lstrip("/").split("/", 1)[0]
 
 
-class ApiKeyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, principals: PrincipalCache) -> None:
         self._principals = principals
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(details)
         scope = SCOPE_OF_SERVICE.get(service_of(details.method))
         if scope is None or handler is None:
@@ -87,7 +90,7 @@ def _metadata_value(metadata: Any, name: str) -> str | None:
     return None
 
 
-def _refusal(handler: grpc.RpcMethodHandler, error: PodiumError) -> grpc.RpcMethodHandler:
+def _refusal(handler: Handler, error: PodiumError) -> Handler:
     async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await abort(context, error)
 
@@ -98,8 +101,8 @@ def _refusal(handler: grpc.RpcMethodHandler, error: PodiumError) -> grpc.RpcMeth
     )
 
 
-def _as(handler: grpc.RpcMethodHandler, principal: Principal) -> grpc.RpcMethodHandler:
-    behaviour = handler.unary_unary
+def _as(handler: Handler, principal: Principal) -> Handler:
+    behaviour: Any = handler.unary_unary
 
     async def as_principal(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         token = CURRENT_PRINCIPAL.set(principal)

@@ -1,0 +1,106 @@
+"""A running Podium (in process) against the real broker and each database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from service.adapters.keys import create_key
+from service.bootstrap import Podium
+from service.clock import SystemClock
+from service.config import Settings
+from service.local_broker import LocalBroker
+
+T = TypeVar("T")
+
+
+@dataclass
+class Running:
+    """A server shared by a module's tests; each test works in a tenant of its own."""
+
+    podium: Podium
+    settings: Settings
+    key: str
+    channel: grpc.aio.Channel
+    tenant: str = "acme"
+
+    def for_new_tenant(self, scopes: str = "ranking,challenges,tasks,paths") -> Running:
+        tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+        key = create_key(self.podium.engine, tenant, scopes, SystemClock().now())
+        return Running(self.podium, self.settings, key, self.channel, tenant)
+
+    @property
+    def servers(self) -> str:
+        return self.settings.kafka_bootstrap_servers or ""
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.podium.port}"
+
+    @property
+    def auth(self) -> tuple[tuple[str, str]]:
+        return (("x-api-key", self.key),)
+
+
+def isolated_settings(broker: LocalBroker, database_url: str, **extra: str) -> Settings:
+    """Own topics and consumer group per test, so tests sharing the broker never meet."""
+    run = uuid.uuid4().hex[:8]
+    return Settings.from_env(
+        {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "PODIUM_GRPC_ADDRESS": "127.0.0.1:0",
+            "PODIUM_TOPIC_PREFIX": f"t{run}.",
+            "PODIUM_CONSUMER_GROUP": f"g{run}",
+            "PODIUM_TOPIC_PARTITIONS": "2",
+            **extra,
+        }
+    )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(broker: LocalBroker, module_database_url: str) -> AsyncIterator[Running]:
+    """Joining a consumer group takes the local broker about five seconds, so one server
+    serves a whole module (per database kind)."""
+    settings = isolated_settings(broker, module_database_url)
+    podium = Podium(settings)
+    await podium.start()
+    key = create_key(podium.engine, "acme", "ranking,challenges,tasks,paths", SystemClock().now())
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{podium.port}")
+    try:
+        await asyncio.wait_for(podium.ready.wait(), 60)
+        yield Running(podium, settings, key, channel)
+    finally:
+        await channel.close()
+        await podium.stop()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], within: float = 30.0
+) -> T:
+    """Poll until `check(probe())` holds, the probe failing meanwhile being fine (the state is
+    still on its way); the last value is returned, or the last failure raised, at the end."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            value = await probe()
+        except grpc.aio.AioRpcError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        else:
+            if check(value) or asyncio.get_running_loop().time() > deadline:
+                return value
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def running(server: Running) -> Running:
+    """The module's server, seen from a fresh tenant."""
+    return server.for_new_tenant()

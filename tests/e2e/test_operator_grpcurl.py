@@ -1,0 +1,104 @@
+"""An operator's session with grpcurl against the live server, through reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builders import produce, trip_envelope, user_envelope
+from tests.e2e.conftest import Running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+GRPCURL = str(Path(sys.executable).parent / "grpcurl")
+
+
+async def grpcurl(*args: str) -> tuple[int, str]:
+    """Run grpcurl without blocking the event loop the server shares with the test."""
+    process = await asyncio.create_subprocess_exec(
+        GRPCURL,
+        "-plaintext",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()
+
+
+async def test_reflection_lists_the_services(running: Running) -> None:
+    code, output = await grpcurl(running.address, "list")
+    assert code == 0
+    assert set(output.split()) >= {
+        "podium.v1.DriverRankingService",
+        "podium.v1.ChallengeService",
+        "podium.v1.TaskService",
+        "podium.v1.PathService",
+        "grpc.health.v1.Health",
+    }
+
+
+async def test_health_says_serving(running: Running) -> None:
+    code, output = await grpcurl(running.address, "grpc.health.v1.Health/Check")
+    assert code == 0
+    assert json.loads(output) == {"status": "SERVING"}
+
+
+async def test_a_ranking_reads_like_the_seed(running: Running) -> None:
+    await produce(
+        running.servers,
+        running.settings.topic("catalog"),
+        [(b"ann", user_envelope("ann", "north", tenant=running.tenant))],
+    )
+    await produce(
+        running.servers,
+        running.settings.topic("trips"),
+        [(b"ann", trip_envelope(f"t{i}", "ann", km=5, tenant=running.tenant)) for i in range(5)],
+    )
+    request = json.dumps({"type": "RANKING_TYPE_SAFETY", "group_label": "north"})
+    output = ""
+    for _ in range(100):
+        code, output = await grpcurl(
+            "-H",
+            f"x-api-key: {running.key}",
+            "-d",
+            request,
+            running.address,
+            "podium.v1.DriverRankingService/GetDriverRanking",
+        )
+        if code == 0 and '"driverRankedNumber": 1' in output:
+            break
+        await asyncio.sleep(0.2)
+    answer = json.loads(output)
+    assert answer["type"] == "RANKING_TYPE_SAFETY"
+    month = answer["currentMonth"]
+    assert month["driverRankedNumber"] == 1
+    assert month["driverRanked"][0] == {
+        "userId": "ann",
+        "firstname": "Ann",
+        "lastname": "Doe",
+        "pseudo": "ann",
+        "rank": 1,
+        "score": 8,
+        "distance": 25,
+        "tripNumber": 5,
+    }
+    assert {"monthNumber", "year"} <= month.keys()
+
+
+async def test_an_error_shows_its_reason_to_the_operator(running: Running) -> None:
+    code, output = await grpcurl(
+        "-H",
+        f"x-api-key: {running.key}",
+        "-d",
+        "{}",
+        running.address,
+        "podium.v1.DriverRankingService/GetDriverRanking",
+    )
+    assert code != 0
+    assert "Code: InvalidArgument" in output
+    assert '"reason":"invalid_rank_type"' in output.replace(" ", "")

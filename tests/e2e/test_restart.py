@@ -1,0 +1,171 @@
+"""Stopping `podium serve` mid-stream and starting it again loses nothing and counts nothing
+twice: the ranking equals the one of an uninterrupted run over the same topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import func, select
+
+from service.adapters.database import create_database_engine, migrate
+from service.adapters.keys import create_key
+from service.adapters.tables import trips
+from service.bootstrap import Podium
+from service.clock import SystemClock
+from service.config import Settings
+from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
+from service.local_broker import LocalBroker, free_port
+from tests.builders import TENANT, produce, trip_envelope, user_envelope
+from tests.conftest import empty_database
+from tests.e2e.conftest import isolated_settings
+
+pytestmark = [pytest.mark.e2e]
+
+DRIVERS = 30
+TRIPS = 1500
+PODIUM = str(Path(sys.executable).parent / "podium")
+
+
+def _environment(settings: Settings, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+        "PODIUM_TOPIC_PREFIX": settings.topic_prefix,
+        "PODIUM_CONSUMER_GROUP": settings.consumer_group,
+        "PODIUM_GRPC_ADDRESS": f"127.0.0.1:{port}",
+        "PODIUM_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "PODIUM_BATCH_MAX_RECORDS": "100",
+    }
+
+
+async def _serve(settings: Settings, port: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        PODIUM,
+        "serve",
+        env=_environment(settings, port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+def _trip_count(database_url: str) -> int:
+    engine = create_database_engine(database_url)
+    try:
+        with engine.connect() as c:
+            return int(c.execute(select(func.count()).select_from(trips)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+async def _until_all_trips(database_url: str) -> None:
+    for _ in range(600):
+        if await asyncio.to_thread(_trip_count, database_url) == TRIPS:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"only {_trip_count(database_url)} of {TRIPS} trips were folded")
+
+
+async def _ranking(address: str, key: str) -> bytes:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(channel)
+        answer = await stub.GetDriverRanking(
+            driver_ranking_pb2.GetDriverRankingRequest(type="RANKING_TYPE_SAFETY"),
+            metadata=(("x-api-key", key),),
+        )
+    return answer.SerializeToString(deterministic=True)
+
+
+def _trip(n: int) -> tuple[bytes, Message]:
+    driver = f"d{n % DRIVERS}"
+    return driver.encode(), trip_envelope(
+        f"trip{n}", driver, km=1 + n % 7, safety=n * 37 % 101 / 10.1
+    )
+
+
+async def _stream(servers: str, settings: Settings) -> None:
+    """About ten seconds of trips, so a stop falls in the middle of them."""
+    drivers = [(f"d{i}".encode(), user_envelope(f"d{i}")) for i in range(DRIVERS)]
+    await produce(servers, settings.topic("catalog"), drivers)
+    for start in range(0, TRIPS, 50):
+        await produce(
+            servers, settings.topic("trips"), [_trip(n) for n in range(start, start + 50)]
+        )
+        await asyncio.sleep(0.3)
+
+
+async def _serving(port: int) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for _ in range(600):
+            try:
+                answer = await health.Check(health_pb2.HealthCheckRequest())
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("podium serve never reported SERVING")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_a_restart_mid_stream_equals_an_uninterrupted_run(
+    broker: LocalBroker, tmp_path: Path, kind: str
+) -> None:
+    with (
+        empty_database(kind, tmp_path) as restarted_url,
+        empty_database(kind, tmp_path) as steady_url,
+    ):
+        restarted = isolated_settings(broker, restarted_url)
+        steady = Settings.from_env(
+            {
+                "DATABASE_URL": steady_url,
+                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                "PODIUM_GRPC_ADDRESS": "127.0.0.1:0",
+                "PODIUM_TOPIC_PREFIX": restarted.topic_prefix,
+                "PODIUM_CONSUMER_GROUP": restarted.consumer_group + "-steady",
+                "PODIUM_TOPIC_PARTITIONS": "2",
+            }
+        )
+        port = free_port()
+        first = await _serve(restarted, port)
+        await _serving(port)
+        stream = asyncio.create_task(_stream(broker.bootstrap_servers, restarted))
+        await asyncio.sleep(3)  # part of the stream is folded, the rest is still coming
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.wait(), 60) == 0
+        folded_before_restart = await asyncio.to_thread(_trip_count, restarted_url)
+        second = await _serve(restarted, port)
+        try:
+            uninterrupted = Podium(steady)
+            await uninterrupted.start()
+            try:
+                await stream
+                await _until_all_trips(restarted_url)
+                await _until_all_trips(steady_url)
+                engine = create_database_engine(restarted_url)
+                migrate(engine)
+                key = create_key(engine, TENANT, "ranking", SystemClock().now())
+                engine.dispose()
+                steady_key = create_key(
+                    uninterrupted.engine, TENANT, "ranking", SystemClock().now()
+                )
+                await asyncio.wait_for(uninterrupted.ready.wait(), 30)
+                await _serving(port)
+                assert await _ranking(f"127.0.0.1:{port}", key) == await _ranking(
+                    f"127.0.0.1:{uninterrupted.port}", steady_key
+                )
+            finally:
+                await uninterrupted.stop()
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), 60) == 0
+        assert 0 < folded_before_restart < TRIPS, "the stop did not fall mid-stream"
