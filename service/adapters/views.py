@@ -42,6 +42,7 @@ def month_totals(
         driver_months.c.tenant_id == tenant_id,
         driver_months.c.year == month.year,
         driver_months.c.month == month.number,
+        driver_months.c.trips > 0,  # a month whose trips were all deleted never happened
     )
     if group:
         query = query.join(

@@ -10,7 +10,7 @@ import asyncio
 import contextvars
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -58,7 +58,7 @@ def service_of(method: str) -> str:
     return method.lstrip("/").split("/", 1)[0]
 
 
-Handler = grpc.RpcMethodHandler[Any, Any]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):

@@ -1,0 +1,188 @@
+"""`make bench`: every figure beside a ceiling measured in the same run, and their ratio.
+
+    python -m bench [--quick] [--databases sqlite,postgresql] [--drivers N]
+
+Sections: ingest (Podium's consumer loop against a bare aiokafka consumer on the same topic),
+big answers (GetDriverRanking for a 10,000-driver group at 16 in flight, while ingest runs at a
+tenth of its rate, against a trivial unary method of the same server), and freshness (event
+produced to visible in GetDriverRanking, while ingest runs at half its rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+
+from bench.harness import (
+    TENANT,
+    database,
+    engine_for,
+    produce_at_rate,
+    produce_trips,
+    seed_state,
+    summary,
+    trip_message,
+)
+from bench.ingest import bare_consumer_rate, bench_settings, podium_ingest_rate
+from bench.queries import HEALTH, load
+from consumers.topics import ensure_topics
+from service.adapters.keys import create_key
+from service.bootstrap import Podium
+from service.clock import SystemClock
+from service.config import Settings
+from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
+from service.local_broker import LocalBroker
+
+BIG_GROUP = "group-0"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def bench_database(
+    kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace
+) -> None:
+    drivers, groups = args.drivers, max(1, args.drivers // 10_000)
+    say(
+        f"\n== {kind}: {drivers:,} drivers, {groups} groups of {drivers // groups:,}, "
+        f"{args.trips_per_driver} trips each over 3 months =="
+    )
+    with database(kind, folder) as url:
+        engine = engine_for(url)
+        started = time.perf_counter()
+        seed_state(
+            engine,
+            drivers=drivers,
+            trips_per_driver=args.trips_per_driver,
+            groups=groups,
+            months=3,
+            now=datetime.now(UTC),
+        )
+        say(f"seeded state in {time.perf_counter() - started:.1f} s")
+
+        settings = bench_settings(broker.bootstrap_servers, url, f"b{uuid.uuid4().hex[:6]}.")
+        await ensure_topics(settings)
+        topic = settings.topic("trips")
+        await produce_trips(broker.bootstrap_servers, topic, args.events, drivers)
+        bare = await bare_consumer_rate(broker.bootstrap_servers, topic, args.events)
+        podium = await podium_ingest_rate(settings, engine, args.events)
+        say(
+            f"ingest: podium {podium.per_second:,.0f} trip events/s (bare aiokafka consumer "
+            f"{bare.per_second:,.0f}/s, ratio {podium.per_second / bare.per_second:.2f})"
+        )
+        engine.dispose()
+        await bench_queries(settings, podium.per_second, drivers, args)
+
+
+async def bench_queries(
+    settings: Settings, ingest_rate: float, drivers: int, args: argparse.Namespace
+) -> None:
+    podium = Podium(settings)
+    await podium.start()
+    try:
+        await asyncio.wait_for(podium.ready.wait(), 120)
+        key = create_key(
+            podium.engine, TENANT, "ranking,challenges,tasks,paths", SystemClock().now()
+        )
+        address = f"127.0.0.1:{podium.port}"
+        request = driver_ranking_pb2.GetDriverRankingRequest(
+            type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
+        ).SerializeToString()
+        method = "/podium.v1.DriverRankingService/GetDriverRanking"
+        servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
+
+        stop = asyncio.Event()
+        background = asyncio.create_task(
+            produce_at_rate(servers, topic, ingest_rate / 10, drivers, stop)
+        )
+        trivial = await load(address, HEALTH, b"", "", seconds=args.seconds)
+        ranking = await load(address, method, request, key, seconds=args.seconds)
+        stop.set()
+        await background
+        say(trivial.line("trivial unary (health check), 16 in flight"))
+        say(
+            ranking.line(
+                f"GetDriverRanking, {BIG_GROUP} of {drivers // max(1, drivers // 10_000):,} "
+                "drivers, 16 in flight, ingest at 1/10 rate"
+            )
+        )
+        say(f"  ratio to the trivial ceiling: {ranking.per_second / trivial.per_second:.2f}")
+
+        stop = asyncio.Event()
+        background = asyncio.create_task(
+            produce_at_rate(servers, topic, ingest_rate / 2, drivers, stop)
+        )
+        delays = await freshness(address, key, servers, topic, drivers, args.probes)
+        stop.set()
+        await background
+        say(
+            "freshness at 1/2 ingest rate, produced to visible in GetDriverRanking: "
+            + summary(delays)
+        )
+    finally:
+        await podium.stop()
+
+
+async def freshness(
+    address: str, key: str, servers: str, topic: str, drivers: int, probes: int
+) -> list[float]:
+    """Produce one trip for a probe driver and poll until the ranking shows it."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=servers)
+    await producer.start()
+    delays: list[float] = []
+    probe_driver = f"d{drivers + 1}"
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(channel)
+        request = driver_ranking_pb2.GetDriverRankingRequest(type="RANKING_TYPE_SAFETY")
+        metadata = (("x-api-key", key),)
+
+        async def trips_of_probe() -> int:
+            answer = await stub.GetDriverRanking(request, metadata=metadata)
+            month = answer.currentMonth
+            ranked = [d.tripNumber for d in month.driverRanked if d.userId == probe_driver]
+            rest = [d.tripNumber for d in month.driverNotRanked if d.userId == probe_driver]
+            return next(iter(ranked + rest), 0)
+
+        try:
+            for n in range(probes):
+                before = await trips_of_probe()
+                _, value = trip_message(20_000_000 + n, 1)
+                value = value.replace(b"d0", probe_driver.encode())
+                started = time.perf_counter()
+                await producer.send_and_wait(topic, value, key=probe_driver.encode())
+                while await trips_of_probe() == before:  # noqa: ASYNC110 (polling a server)
+                    await asyncio.sleep(0.005)
+                delays.append(time.perf_counter() - started)
+        finally:
+            await producer.stop()
+    return delays
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a minute or two")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--drivers", type=int)
+    args = parser.parse_args()
+    args.drivers = args.drivers or (10_000 if args.quick else 100_000)
+    args.trips_per_driver = 3 if args.quick else 6
+    args.events = 50_000 if args.quick else 200_000
+    args.seconds = 3.0 if args.quick else 8.0
+    args.probes = 20 if args.quick else 50
+    with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
+        for kind in args.databases.split(","):
+            await bench_database(kind, broker, Path(folder), args)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

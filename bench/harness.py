@@ -1,0 +1,182 @@
+"""Shared pieces of the benchmarks: databases, seeding state, producing, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Engine
+
+from service.adapters.database import create_database_engine, migrate
+from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ingest import Batch, apply_batch
+from service.app.records import Received, Record
+from service.domain import events as ev
+from service.domain.rules import Rules
+from service.domain.standings import Thresholds
+from service.gen.podium.events.v1 import trips_pb2
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+RULES = Rules(Thresholds(5, 20_000), timedelta(hours=24))
+TENANT = "bench"
+
+
+@contextlib.contextmanager
+def database(kind: str, folder: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:6]}.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
+        c.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def engine_for(url: str) -> Engine:
+    engine = create_database_engine(url)
+    migrate(engine)
+    return engine
+
+
+def group_of(driver: int, groups: int) -> str:
+    return f"group-{driver % groups}"
+
+
+def seed_state(
+    engine: Engine, *, drivers: int, trips_per_driver: int, groups: int, months: int, now: datetime
+) -> None:
+    """Realistic state straight through the fold (no broker): profiles, then trips spread
+    over the last `months` months."""
+    profiles = [
+        ev.Event(
+            ev.Meta(TENANT, f"u{d}", now, now),
+            ev.UserUpserted(
+                f"d{d}",
+                f"d{d}@example.com",
+                f"First{d}",
+                f"Last{d}",
+                f"p{d}",
+                (group_of(d, groups),),
+            ),
+        )
+        for d in range(drivers)
+    ]
+    _apply(engine, profiles)
+    batch: list[ev.Event] = []
+    for d in range(drivers):
+        for t in range(trips_per_driver):
+            ended = now - timedelta(
+                days=(t * 29 * months) // max(trips_per_driver, 1) % (30 * months), minutes=d % 600
+            )
+            batch.append(_trip_event(f"s{d}-{t}", f"d{d}", ended, now))
+            if len(batch) >= 20_000:
+                _apply(engine, batch)
+                batch = []
+    _apply(engine, batch)
+
+
+def _trip_event(trip_id: str, user_id: str, ended: datetime, arrived: datetime) -> ev.Event:
+    payload = ev.TripCompleted(
+        trip_id,
+        user_id,
+        ended - timedelta(minutes=20),
+        ended,
+        3.0 + zlib.crc32(trip_id.encode()) % 17,
+        ev.Scores(safety=5 + zlib.crc32(trip_id.encode()) % 50 / 10),
+    )
+    return ev.Event(ev.Meta(TENANT, trip_id, ended, arrived), payload)
+
+
+def _apply(engine: Engine, events: Sequence[ev.Event]) -> None:
+    received = [Received(e, Record("seed", 0, i, 0, None, b"")) for i, e in enumerate(events)]
+    apply_batch(
+        lambda: SqlUnitOfWork(engine),
+        Batch(received=received),
+        rules=RULES,
+        consumer_group="seed",
+        now=datetime.now(UTC),
+    )
+
+
+def trip_message(n: int, drivers: int, ended: datetime | None = None) -> tuple[bytes, bytes]:
+    driver = f"d{n % drivers}"
+    end = ended or datetime.now(UTC)
+    envelope = trips_pb2.TripEvent(
+        event_id=f"k{n}-{uuid.uuid4().hex[:6]}",
+        tenant_id=TENANT,
+        trip_completed=trips_pb2.TripCompleted(
+            trip_id=f"k{n}-{uuid.uuid4().hex[:6]}",
+            user_id=driver,
+            distance_km=2 + n % 13,
+            scores=trips_pb2.TripScores(safety=n % 100 / 10),
+        ),
+    )
+    envelope.occurred_at.FromDatetime(end)
+    envelope.trip_completed.started_at.FromDatetime(end - timedelta(minutes=15))
+    envelope.trip_completed.ended_at.FromDatetime(end)
+    return driver.encode(), envelope.SerializeToString()
+
+
+async def produce_trips(servers: str, topic: str, count: int, drivers: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        pending = []
+        for n in range(count):
+            key, value = trip_message(n, drivers)
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def produce_at_rate(
+    servers: str, topic: str, rate: float, drivers: int, stop: asyncio.Event
+) -> int:
+    """Background load: `rate` trip events a second until `stop` is set."""
+    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=5)
+    await producer.start()
+    sent = 0
+    started = time.perf_counter()
+    try:
+        while not stop.is_set():
+            due = int((time.perf_counter() - started) * rate)
+            while sent < due:
+                key, value = trip_message(sent + 10_000_000, drivers)
+                await producer.send(topic, value, key=key)
+                sent += 1
+            await asyncio.sleep(0.01)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(values: Sequence[float]) -> str:
+    return (
+        f"p50 {percentile(values, 0.5) * 1e3:.1f} ms, p99 {percentile(values, 0.99) * 1e3:.1f} ms"
+        f" (n={len(values)}, mean {statistics.fmean(values) * 1e3:.1f} ms)"
+    )

@@ -1,0 +1,94 @@
+"""Ingest: trip events a second from Kafka to committed state, beside a bare aiokafka consumer
+reading the same topic in the same run (the ceiling)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import Engine
+
+from consumers.runner import ConsumerLoop
+from consumers.topics import ensure_topics
+from service.bootstrap import rules_from
+from service.clock import SystemClock
+from service.config import Settings
+from service.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class Rate:
+    records: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds if self.seconds else float("nan")
+
+
+def bench_settings(servers: str, database_url: str, prefix: str, partitions: int = 6) -> Settings:
+    return Settings.from_env(
+        {
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": servers,
+            "PODIUM_TOPIC_PREFIX": prefix,
+            "PODIUM_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
+            "PODIUM_TOPIC_PARTITIONS": str(partitions),
+            "PODIUM_GRPC_ADDRESS": "127.0.0.1:0",
+        }
+    )
+
+
+async def bare_consumer_rate(servers: str, topic: str, expected: int) -> Rate:
+    """Read every record of the topic and do nothing with it: the broker-and-client ceiling.
+    Timed from the first record to the last, so the group join is left out."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=servers,
+        group_id=f"bare-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        seen, first = 0, 0.0
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            got = sum(len(records) for records in batch.values())
+            if got and not first:
+                first, seen = time.perf_counter(), -got  # the first batch opens the clock
+            seen += got
+        return Rate(expected, time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+
+
+async def podium_ingest_rate(settings: Settings, engine: Engine, expected: int) -> Rate:
+    """Fold every record through Podium's consumer loop into the database, timed from the
+    first committed batch to the last."""
+    metrics = Metrics()
+    loop = ConsumerLoop(settings, engine, rules_from(settings), SystemClock(), metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    folded = metrics.events_folded.labels(settings.topic("trips"))
+    try:
+        first_count, first = 0.0, 0.0
+        while folded._value.get() < expected:
+            if task.done():
+                task.result()
+            count = folded._value.get()
+            if count and not first:
+                first, first_count = time.perf_counter(), count
+            await asyncio.sleep(0.005)
+        return Rate(int(expected - first_count), time.perf_counter() - first)
+    finally:
+        stop.set()
+        await task
+
+
+async def ensure(settings: Settings) -> None:
+    await ensure_topics(settings)
