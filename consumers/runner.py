@@ -179,6 +179,8 @@ class ConsumerLoop:
             by_topic[record.topic] = by_topic.get(record.topic, 0) + 1
         for topic, count in by_topic.items():
             self._metrics.events_folded.labels(topic).inc(count - dead_by_topic.get(topic, 0))
+        for ignored in applied.ignored:
+            self._metrics.events_ignored.labels(ignored.kind).inc()
 
     async def _commit_to_kafka(
         self, consumer: AIOKafkaConsumer, moves: dict[tuple[str, int], tuple[int | None, int]]

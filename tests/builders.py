@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from google.protobuf import json_format
@@ -205,3 +206,12 @@ def fresh_memory_engine() -> Engine:
         source.close()
         target.close()
     return engine
+
+
+def task_envelope(task_id: str, tenant: str = TENANT, **event: Any) -> Message:
+    """A TaskEvent with one oneof field set, e.g. task_envelope("k", task_started=...)."""
+    from service.gen.podium.events.v1 import tasks_pb2
+
+    envelope = tasks_pb2.TaskEvent(event_id=f"{task_id}-{next(_ids)}", tenant_id=tenant, **event)
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    return envelope

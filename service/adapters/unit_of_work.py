@@ -16,6 +16,7 @@ from service.adapters.stores import (
     UserStore,
     VersionStore,
 )
+from service.adapters.stores.tasks import IgnoredEventStore, TaskStore
 
 
 class SqlUnitOfWork:
@@ -30,6 +31,8 @@ class SqlUnitOfWork:
         self.users = UserStore(connection)
         self.trips = TripStore(connection)
         self.driver_months = DriverMonthStore(connection)
+        self.tasks = TaskStore(connection)
+        self.ignored_events = IgnoredEventStore(connection)
         self.offsets = OffsetStore(connection)
         self.dead_letters = DeadLetterStore(connection)
         self.versions = VersionStore(connection)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, exists, select
 
+from service.adapters.stores.tasks import task_from_row
 from service.adapters.stores.trips import totals_from_row
 from service.adapters.tables import (
     driver_months,
     service_state,
+    tasks,
     tenant_versions,
     user_groups,
     users,
 )
 from service.domain.ranking import Month, MonthTotals, Profile
+from service.domain.tasks import Task
 
 
 def group_exists(c: Connection, tenant_id: str, group: str) -> bool:
@@ -68,3 +71,10 @@ def has_caught_up(c: Connection, group: str) -> bool:
         service_state.c.name == CAUGHT_UP.format(group=group)
     )
     return c.execute(query).first() is not None
+
+
+def task(c: Connection, tenant_id: str, task_id: str) -> Task | None:
+    row = c.execute(
+        select(tasks).where(tasks.c.tenant_id == tenant_id, tasks.c.task_id == task_id)
+    ).first()
+    return None if row is None else task_from_row(row)

@@ -15,7 +15,8 @@ from datetime import datetime
 from service.adapters.stores.operations import TopicPartition
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.catalog import fold_users
-from service.app.records import DeadLetter, Received, RecordId
+from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId
+from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
 from service.domain import events as ev
 from service.domain.rules import Rules
@@ -37,6 +38,7 @@ class Batch:
 class Applied:
     folded: int
     dead_lettered: tuple[DeadLetter, ...]
+    ignored: tuple[IgnoredEvent, ...] = ()
 
 
 def apply_batch(
@@ -53,12 +55,16 @@ def apply_batch(
         uow.lock_tenants(tenants)
         fold_users(uow, _of(received, ev.UserUpserted))
         trips = fold_trips(uow, _of(received, ev.TripCompleted, ev.TripDeleted), rules)
+        ignored = fold_tasks(uow, _of(received, *TASK_EVENTS))
+        uow.ignored_events.add(ignored, now)
         dead = (*batch.dead, *trips.rejected)
         _keep_dead_letters(uow, dead, batch.replaying, now)
         uow.offsets.advance(consumer_group, batch.offsets)
         uow.versions.bump(tenants)
         uow.commit()
-    return Applied(folded=len(received) - len(trips.rejected), dead_lettered=dead)
+    return Applied(
+        folded=len(received) - len(trips.rejected), dead_lettered=dead, ignored=tuple(ignored)
+    )
 
 
 def _keep_dead_letters(

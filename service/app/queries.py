@@ -8,11 +8,12 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from service.adapters import views
-from service.domain.errors import InvalidGroupLabel, InvalidRankType
+from service.domain.errors import InvalidGroupLabel, InvalidRankType, task_not_found
 from service.domain.events import ScoreKind
 from service.domain.ranking import DriverMonth, Month, drivers_of_month, rank_month
 from service.domain.rules import Rules
 from service.domain.standings import Standings
+from service.domain.tasks import Task
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +47,10 @@ def driver_ranking(
         return MonthRanking(month, rank_month(drivers, kind, rules.driver_thresholds))
 
     return DriverRanking(kind, ranking_of(current), ranking_of(current.previous()))
+
+
+def get_task(c: Connection, tenant_id: str, task_id: str) -> Task:
+    found = views.task(c, tenant_id, task_id) if task_id else None
+    if found is None:
+        raise task_not_found(task_id)
+    return found

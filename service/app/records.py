@@ -55,3 +55,15 @@ class Received:
 class DeadLetter:
     record: Record
     rejection: Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredEvent:
+    """A valid event a rule ignored (a task leaving a terminal state, ...): counted in metrics
+    and kept for operators, never dead-lettered (replaying it would change nothing)."""
+
+    record: Record
+    tenant_id: str
+    event_id: str
+    kind: str
+    reason: str

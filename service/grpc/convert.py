@@ -7,9 +7,12 @@ from datetime import datetime
 from google.protobuf import timestamp_pb2
 
 from service.app.queries import DriverRanking, MonthRanking
+from service.domain.events import TaskStatus
 from service.domain.ranking import DriverMonth
 from service.domain.standings import Placed, metres_to_km
+from service.domain.tasks import Task
 from service.gen.podium.v1 import driver_ranking_pb2 as ranking_pb2
+from service.gen.podium.v1 import tasks_pb2
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -60,3 +63,17 @@ def _unranked(driver: DriverMonth) -> ranking_pb2.UnrankedDriver:
         distance=metres_to_km(driver.totals.metres),
         tripNumber=driver.totals.trips,
     )
+
+
+def task_response(task: Task) -> tasks_pb2.GetTaskResponse:
+    response = tasks_pb2.GetTaskResponse(
+        taskId=task.task_id,
+        createdAt=timestamp(task.created_at),
+        type=f"TASK_TYPE_{task.type.name}",
+        status=f"TASK_STATUS_{task.status.name}",
+        nbItems=task.nb_items,
+        nbRemainingItems=task.nb_remaining_items,
+    )
+    if task.status is TaskStatus.COMPLETED and task.completed_at is not None:
+        response.completedAt.CopyFrom(timestamp(task.completed_at))
+    return response

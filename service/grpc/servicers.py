@@ -23,7 +23,7 @@ from service.domain.auth import Principal
 from service.domain.errors import PodiumError, StateNotReady
 from service.domain.ranking import Month
 from service.domain.rules import Rules
-from service.gen.podium.v1 import driver_ranking_pb2
+from service.gen.podium.v1 import driver_ranking_pb2, tasks_pb2
 from service.grpc import convert
 from service.grpc.auth import current_principal
 from service.grpc.errors import abort, status_code_of
@@ -94,9 +94,17 @@ async def get_driver_ranking(
     return await deps.cached(key, tenant, build)
 
 
+async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: QueryDeps) -> Reply:
+    task = await deps.read(lambda c: queries.get_task(c, who.tenant_id, request.task_id))
+    return convert.task_response(task)
+
+
 ROUTES: dict[str, dict[str, Route]] = {
     "podium.v1.DriverRankingService": {
         "GetDriverRanking": Route(driver_ranking_pb2.GetDriverRankingRequest, get_driver_ranking),
+    },
+    "podium.v1.TaskService": {
+        "GetTask": Route(tasks_pb2.GetTaskRequest, get_task),
     },
 }
 

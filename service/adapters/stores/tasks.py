@@ -1,0 +1,105 @@
+"""Tasks (the task state machine's state) and the valid events the rules ignored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, tuple_
+
+from service.adapters.sql import chunks, upsert
+from service.adapters.tables import ignored_events, tasks
+from service.app.records import IgnoredEvent
+from service.domain.events import TaskStatus, TaskType
+from service.domain.tasks import Task
+
+TaskKey = tuple[str, str]
+"""(tenant_id, task_id)"""
+
+
+def task_from_row(row: Row[Any]) -> Task:
+    return Task(
+        task_id=row.task_id,
+        type=TaskType(row.type),
+        status=TaskStatus(row.status),
+        nb_items=row.nb_items,
+        nb_remaining_items=row.nb_remaining_items,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        failed_at=row.failed_at,
+        failure_reason=row.failure_reason,
+    )
+
+
+class TaskStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, Task]:
+        found: dict[TaskKey, Task] = {}
+        for part in chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(tasks).where(tuple_(tasks.c.tenant_id, tasks.c.task_id).in_(part))
+            )
+            found.update({(row.tenant_id, row.task_id): task_from_row(row) for row in rows})
+        return found
+
+    def in_progress(self, tenant_id: str, task_type: TaskType) -> dict[TaskKey, Task]:
+        rows = self._c.execute(
+            select(tasks).where(
+                tasks.c.tenant_id == tenant_id,
+                tasks.c.type == task_type.value,
+                tasks.c.status == TaskStatus.IN_PROGRESS.value,
+            )
+        )
+        return {(row.tenant_id, row.task_id): task_from_row(row) for row in rows}
+
+    def save(self, changed: Mapping[TaskKey, Task]) -> None:
+        rows = [
+            {
+                "tenant_id": tenant,
+                "task_id": task.task_id,
+                "type": task.type.value,
+                "status": task.status.value,
+                "nb_items": task.nb_items,
+                "nb_remaining_items": task.nb_remaining_items,
+                "created_at": task.created_at,
+                "started_at": task.started_at,
+                "completed_at": task.completed_at,
+                "failed_at": task.failed_at,
+                "failure_reason": task.failure_reason,
+            }
+            for (tenant, _), task in sorted(changed.items())
+        ]
+        values = [c.name for c in tasks.c if not c.primary_key]
+        upsert(self._c, tasks, rows, keys=["tenant_id", "task_id"], replace=values)
+
+
+class IgnoredEventStore:
+    """Valid events that changed nothing by rule (a task leaving a terminal state, ...), kept
+    so an operator can see them."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def add(self, ignored: Sequence[IgnoredEvent], now: datetime) -> None:
+        if not ignored:
+            return
+        self._c.execute(
+            insert(ignored_events),
+            [
+                {
+                    "topic": i.record.topic,
+                    "partition": i.record.partition,
+                    "offset": i.record.offset,
+                    "tenant_id": i.tenant_id,
+                    "event_id": i.event_id,
+                    "kind": i.kind,
+                    "reason": i.reason,
+                    "ignored_at": now,
+                }
+                for i in ignored
+            ],
+        )

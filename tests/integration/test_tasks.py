@@ -1,0 +1,82 @@
+"""Task events through the ingest use case, GetTask through the query, on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+
+from service.adapters.tables import ignored_events
+from service.app import queries
+from service.domain import events as ev
+from service.domain.errors import NotFound
+from service.domain.events import TaskStatus, TaskType
+from tests.builders import T0, apply, meta
+
+TRIPS = TaskType.PUSH_FAILED_TRIPS
+
+
+def event(payload: ev.Payload, tenant: str = "acme") -> ev.Event:
+    return ev.Event(meta(tenant), payload)
+
+
+def test_a_task_goes_from_pending_to_completed(engine: Engine) -> None:
+    apply(engine, event(ev.TaskCreated("k1", TRIPS, 321, T0)))
+    with engine.connect() as c:
+        assert queries.get_task(c, "acme", "k1").status is TaskStatus.PENDING
+    apply(engine, event(ev.TaskStarted("k1", T0)), event(ev.TaskProgressed("k1", 12)))
+    with engine.connect() as c:
+        running = queries.get_task(c, "acme", "k1")
+    assert (running.status, running.nb_items, running.nb_remaining_items) == (
+        TaskStatus.IN_PROGRESS,
+        321,
+        12,
+    )
+    done_at = T0 + timedelta(minutes=5)
+    apply(engine, event(ev.TaskCompleted("k1", done_at)), event(ev.TaskProgressed("k1", 3)))
+    with engine.connect() as c:
+        done = queries.get_task(c, "acme", "k1")
+        kept = c.execute(select(ignored_events.c.kind, ignored_events.c.reason)).all()
+    assert (done.status, done.nb_remaining_items, done.completed_at) == (
+        TaskStatus.COMPLETED,
+        0,
+        done_at,
+    )
+    assert [k for k, _ in kept] == ["terminal_state"]
+
+
+def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(engine: Engine) -> None:
+    apply(
+        engine,
+        event(ev.TaskCreated("k1", TRIPS, 5, T0)),
+        event(ev.TaskStarted("k1", T0)),
+        event(ev.TaskCreated("k2", TRIPS, 5, T0)),
+        event(ev.TaskCreated("k3", TaskType.PUSH_FAILED_CRASHES, 5, T0)),
+        event(ev.TaskStarted("k3", T0)),
+        event(ev.TaskCreated("k1", TRIPS, 5, T0), tenant="other"),
+        event(ev.TaskStarted("k1", T0), tenant="other"),
+    )
+    outcome = apply(engine, event(ev.PushServicePaused(TRIPS)), event(ev.TaskStarted("k2", T0)))
+    with engine.connect() as c:
+        statuses = {k: queries.get_task(c, "acme", k).status for k in ("k1", "k2", "k3")}
+        other = queries.get_task(c, "other", "k1").status
+    assert statuses == {
+        "k1": TaskStatus.CANCELED,
+        "k2": TaskStatus.IN_PROGRESS,
+        "k3": TaskStatus.IN_PROGRESS,
+    }
+    assert other is TaskStatus.IN_PROGRESS
+    assert outcome.ignored == ()
+
+
+def test_events_for_unknown_tasks_are_ignored_and_counted(engine: Engine) -> None:
+    outcome = apply(engine, event(ev.TaskStarted("ghost", T0)))
+    assert [(i.kind, i.tenant_id) for i in outcome.ignored] == [("unknown_task", "acme")]
+
+
+def test_another_tenants_task_is_not_found(engine: Engine) -> None:
+    apply(engine, event(ev.TaskCreated("k1", TRIPS, 5, T0), tenant="other"))
+    with engine.connect() as c, pytest.raises(NotFound) as missing:
+        queries.get_task(c, "acme", "k1")
+    assert missing.value.reason == "task_not_found"
