@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+
+from sqlalchemy import Engine
 
 from consumers.runner import decode_record
 from service.adapters.database import create_database_engine, migrate
@@ -97,16 +100,26 @@ def _run_local(settings: Settings, args: argparse.Namespace) -> int:
         return _serve(local, argparse.Namespace(role="all"))
 
 
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    """The database, migrated to the newest schema, closed afterwards."""
+    engine = create_database_engine(settings.database_url)
+    try:
+        migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    migrate(create_database_engine(settings.database_url))
-    print("podium: schema is up to date")
+    with _database(settings):
+        print("podium: schema is up to date")
     return 0
 
 
 def _create_key(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_database_engine(settings.database_url)
-    migrate(engine)
-    print(create_key(engine, args.tenant, args.scopes, SystemClock().now()))
+    with _database(settings) as engine:
+        print(create_key(engine, args.tenant, args.scopes, SystemClock().now()))
     return 0
 
 
@@ -115,9 +128,7 @@ def _filter(args: argparse.Namespace) -> LetterFilter:
 
 
 def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_database_engine(settings.database_url)
-    migrate(engine)
-    with engine.connect() as c:
+    with _database(settings) as engine, engine.connect() as c:
         letters = list_letters(c, _filter(args))
     for letter in letters:
         print(json.dumps(_as_json(letter)) if args.json else _as_line(letter))
@@ -127,19 +138,18 @@ def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
-    engine = create_database_engine(settings.database_url)
-    migrate(engine)
-    with engine.connect() as c:
-        letters = list_letters(c, _filter(args))
     family_of = {settings.topic(f): f for f in FAMILIES}
-    outcome = replay(
-        lambda: SqlUnitOfWork(engine),
-        letters,
-        lambda record: decode_record(record, family_of),
-        rules=rules_from(settings),
-        consumer_group=settings.consumer_group,
-        now=SystemClock().now(),
-    )
+    with _database(settings) as engine:
+        with engine.connect() as c:
+            letters = list_letters(c, _filter(args))
+        outcome = replay(
+            lambda: SqlUnitOfWork(engine),
+            letters,
+            lambda record: decode_record(record, family_of),
+            rules=rules_from(settings),
+            consumer_group=settings.consumer_group,
+            now=SystemClock().now(),
+        )
     failed = {d.record.id for d in outcome.dead_lettered}
     for letter in letters:
         verdict = "still failing" if letter.record.id in failed else "applied"

@@ -1,0 +1,97 @@
+"""The operator's dead-letter tools, through the `podium dlq` command, on both databases."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from consumers.runner import split
+from service.adapters.tables import dead_letters, trips
+from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ingest import Batch, apply_batch
+from service.app.records import DeadLetter, Record, Rejected
+from service.cli import main
+from tests.builders import RULES, trip_envelope
+
+FAMILIES = {f"podium.{f}": f for f in ("catalog", "trips", "enrollments", "tasks")}
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def record(value: bytes, offset: int, tenant_key: bytes = b"ann") -> Record:
+    return Record("podium.trips", 0, offset, int(NOW.timestamp() * 1000), tenant_key, value)
+
+
+def consume(engine: Engine, *records: Record) -> None:
+    received, dead = split(list(records), FAMILIES)
+    apply_batch(
+        lambda: SqlUnitOfWork(engine),
+        Batch(received=received, dead=dead),
+        rules=RULES,
+        consumer_group="podium",
+        now=NOW,
+    )
+
+
+def podium(database_url: str, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv), env={"DATABASE_URL": database_url})
+    return code, capsys.readouterr().out
+
+
+def trip_count(engine: Engine) -> int:
+    with engine.connect() as c:
+        return int(c.execute(select(func.count()).select_from(trips)).scalar_one())
+
+
+def test_a_bad_event_is_listed_and_replaying_it_unchanged_keeps_it(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = trip_envelope("bad", "ann", safety=8.0)
+    broken.trip_completed.scores.safety = 42.0
+    consume(engine, record(broken.SerializeToString(), 7), record(b"\x00garbage", 8))
+
+    code, out = podium(database_url, capsys, "dlq", "list", "--json")
+    letters = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert [(x["topic"], x["offset"], x["tenantId"], x["attempts"]) for x in letters] == [
+        ("podium.trips", 7, "acme", 1),
+        ("podium.trips", 8, None, 1),
+    ]
+    assert letters[0]["reason"] == "scores.safety 42.0 is out of range [0, 10]"
+
+    code, out = podium(database_url, capsys, "dlq", "list", "--json", "--reason", "UNDECODABLE")
+    assert [json.loads(line)["offset"] for line in out.splitlines()] == [8]
+    code, out = podium(database_url, capsys, "dlq", "list", "--tenant", "acme")
+    assert len(out.splitlines()) == 1
+
+    code, out = podium(database_url, capsys, "dlq", "replay", str(letters[0]["id"]))
+    assert code == 1
+    assert out.split() == [str(letters[0]["id"]), "still", "failing"]
+    code, out = podium(database_url, capsys, "dlq", "list", "--json")
+    again = [json.loads(line) for line in out.splitlines()]
+    assert [(x["offset"], x["attempts"]) for x in again] == [(7, 2), (8, 1)]
+    assert again[0]["reason"] == letters[0]["reason"]
+    assert trip_count(engine) == 0
+
+
+def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As after a bug that has since been fixed: a sound event sits in the store.
+    sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
+    with SqlUnitOfWork(engine) as uow:
+        uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
+        uow.commit()
+
+    code, out = podium(database_url, capsys, "dlq", "replay", "--topic", "podium.trips")
+    assert code == 0
+    assert out.split()[1:] == ["applied"]
+    assert trip_count(engine) == 1
+    with engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(dead_letters)).scalar_one() == 0
+
+    code, out = podium(database_url, capsys, "dlq", "replay", "--topic", "podium.trips")
+    assert (code, out) == (0, "")
+    assert trip_count(engine) == 1
