@@ -215,3 +215,45 @@ def task_envelope(task_id: str, tenant: str = TENANT, **event: Any) -> Message:
     envelope = tasks_pb2.TaskEvent(event_id=f"{task_id}-{next(_ids)}", tenant_id=tenant, **event)
     envelope.occurred_at.FromDatetime(datetime.now(UTC))
     return envelope
+
+
+def challenge(
+    challenge_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+    theme: ev.ChallengeTheme = ev.ChallengeTheme.SAFETY,
+    groups: tuple[str, ...] = (),
+    min_trips: int = 1,
+    min_km: float = 0.0,
+    pre_period: timedelta | None = None,
+    pre_min_trips: int = 10,
+    tenant: str = TENANT,
+    at: datetime = T0,
+    arrived_at: datetime | None = None,
+) -> ev.Event:
+    payload = ev.ChallengePublished(
+        challenge_id,
+        f"Challenge {challenge_id}",
+        theme,
+        start,
+        end,
+        groups,
+        min_trips,
+        min_km,
+        pre_period,
+        pre_min_trips,
+    )
+    return ev.Event(meta(tenant, at=at, arrived_at=arrived_at), payload)
+
+
+def registration(
+    challenge_id: str,
+    user_id: str,
+    *,
+    registered_at: datetime,
+    tenant: str = TENANT,
+    arrived_at: datetime | None = None,
+) -> ev.Event:
+    payload = ev.ChallengeRegistered(challenge_id, user_id, registered_at)
+    return ev.Event(meta(tenant, at=registered_at, arrived_at=arrived_at), payload)

@@ -16,6 +16,7 @@ from service.adapters.stores import (
     UserStore,
     VersionStore,
 )
+from service.adapters.stores.challenges import ChallengeStore
 from service.adapters.stores.tasks import IgnoredEventStore, TaskStore
 
 
@@ -31,6 +32,7 @@ class SqlUnitOfWork:
         self.users = UserStore(connection)
         self.trips = TripStore(connection)
         self.driver_months = DriverMonthStore(connection)
+        self.challenges = ChallengeStore(connection)
         self.tasks = TaskStore(connection)
         self.ignored_events = IgnoredEventStore(connection)
         self.offsets = OffsetStore(connection)

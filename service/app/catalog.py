@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.adapters.stores.users import Version
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.records import Received
 from service.domain.events import UserUpserted
+from service.domain.versions import Version
 
 
 def fold_users(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
@@ -20,7 +20,7 @@ def fold_users(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
         meta = item.event.meta
         key = (meta.tenant_id, payload.user_id)
         version = Version(meta.occurred_at, meta.event_id)
-        if key not in newest or _newer(version, newest[key][1]):
+        if key not in newest or version > newest[key][1]:
             newest[key] = (payload, version)
     stored = uow.users.versions(newest)
     uow.users.replace(
@@ -28,10 +28,6 @@ def fold_users(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
             (tenant, payload, version)
             for (tenant, _), (payload, version) in sorted(newest.items())
             if (tenant, payload.user_id) not in stored
-            or _newer(version, stored[(tenant, payload.user_id)])
+            or version > stored[(tenant, payload.user_id)]
         ]
     )
-
-
-def _newer(candidate: Version, current: Version) -> bool:
-    return (candidate.at, candidate.event_id) > (current.at, current.event_id)

@@ -15,6 +15,7 @@ from datetime import datetime
 from service.adapters.stores.operations import TopicPartition
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.catalog import fold_users
+from service.app.challenges import fold_publications, fold_registrations, fold_trip_changes
 from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
@@ -54,7 +55,10 @@ def apply_batch(
         tenants = {item.event.meta.tenant_id for item in received}
         uow.lock_tenants(tenants)
         fold_users(uow, _of(received, ev.UserUpserted))
+        fold_publications(uow, _of(received, ev.ChallengePublished), rules)
+        fold_registrations(uow, _of(received, ev.ChallengeRegistered), rules)
         trips = fold_trips(uow, _of(received, ev.TripCompleted, ev.TripDeleted), rules)
+        fold_trip_changes(uow, trips.changes, rules)
         ignored = fold_tasks(uow, _of(received, *TASK_EVENTS))
         uow.ignored_events.add(ignored, now)
         dead = (*batch.dead, *trips.rejected)

@@ -8,9 +8,15 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from service.adapters import views
-from service.domain.errors import InvalidGroupLabel, InvalidRankType, task_not_found
-from service.domain.events import ScoreKind
-from service.domain.ranking import DriverMonth, Month, drivers_of_month, rank_month
+from service.domain import challenges as ch
+from service.domain.errors import (
+    InvalidGroupLabel,
+    InvalidRankType,
+    challenge_not_found,
+    task_not_found,
+)
+from service.domain.events import ChallengeTheme, ScoreKind
+from service.domain.ranking import DriverMonth, Month, Profile, drivers_of_month, rank_month
 from service.domain.rules import Rules
 from service.domain.standings import Standings
 from service.domain.tasks import Task
@@ -54,3 +60,60 @@ def get_task(c: Connection, tenant_id: str, task_id: str) -> Task:
     if found is None:
         raise task_not_found(task_id)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRanking:
+    challenge: ch.Challenge
+    group: str
+    registered: int
+    standings: Standings[ch.Entry]
+    profiles: dict[str, Profile]
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeProgress:
+    challenge: ch.Challenge
+    group: str
+    progress: ch.Progress
+    profiles: dict[str, Profile]
+
+
+def _challenge_and_entries(
+    c: Connection, tenant_id: str, challenge_id: str, group: str, rules: Rules
+) -> tuple[ch.Challenge, list[tuple[ch.Entry, Profile]]]:
+    challenge = views.challenge(c, tenant_id, challenge_id) if challenge_id else None
+    if challenge is None:
+        raise challenge_not_found(challenge_id)
+    ch.check_group(challenge, group, views.known_groups(c, tenant_id) if group else frozenset())
+    frozen_at = challenge.freezes_at(rules.late_event_grace)
+    return challenge, views.challenge_entries(c, tenant_id, challenge_id, frozen_at, group or None)
+
+
+def challenge_ranking(
+    c: Connection, tenant_id: str, challenge_id: str, group: str, rules: Rules
+) -> ChallengeRanking:
+    challenge, rows = _challenge_and_entries(c, tenant_id, challenge_id, group, rules)
+    entries = [entry for entry, _ in rows]
+    return ChallengeRanking(
+        challenge,
+        group,
+        len(entries),
+        ch.rank_challenge(challenge, entries),
+        {p.user_id: p for _, p in rows},
+    )
+
+
+def challenge_progress(
+    c: Connection, tenant_id: str, challenge_id: str, group: str, now: datetime, rules: Rules
+) -> ChallengeProgress:
+    challenge = views.challenge(c, tenant_id, challenge_id) if challenge_id else None
+    if challenge is None:
+        raise challenge_not_found(challenge_id)
+    if challenge.theme is ChallengeTheme.DISTANCE:  # never applicable: say so first
+        ch.check_progress_available(challenge, now)
+    challenge, rows = _challenge_and_entries(c, tenant_id, challenge_id, group, rules)
+    entries = [entry for entry, _ in rows]
+    return ChallengeProgress(
+        challenge, group, ch.progress(challenge, entries, now), {p.user_id: p for _, p in rows}
+    )

@@ -23,7 +23,7 @@ from service.domain.auth import Principal
 from service.domain.errors import PodiumError, StateNotReady
 from service.domain.ranking import Month
 from service.domain.rules import Rules
-from service.gen.podium.v1 import driver_ranking_pb2, tasks_pb2
+from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, tasks_pb2
 from service.grpc import convert
 from service.grpc.auth import current_principal
 from service.grpc.errors import abort, status_code_of
@@ -99,9 +99,46 @@ async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: Quer
     return convert.task_response(task)
 
 
+async def get_challenge_ranking(
+    request: challenges_pb2.GetChallengeRankingRequest, who: Principal, deps: QueryDeps
+) -> Reply:
+    tenant = who.tenant_id
+    key = ("challenge_ranking", tenant, request.challenge_id, request.group)
+
+    async def build() -> Message:
+        answer = await deps.read(
+            lambda c: queries.challenge_ranking(
+                c, tenant, request.challenge_id, request.group, deps.rules
+            )
+        )
+        return convert.challenge_ranking_response(answer)
+
+    return await deps.cached(key, tenant, build)
+
+
+async def get_challenge_progress(
+    request: challenges_pb2.GetChallengeProgressRequest, who: Principal, deps: QueryDeps
+) -> Reply:
+    now = deps.clock.now()
+    answer = await deps.read(
+        lambda c: queries.challenge_progress(
+            c, who.tenant_id, request.challenge_id, request.group, now, deps.rules
+        )
+    )
+    return convert.challenge_progress_response(answer)
+
+
 ROUTES: dict[str, dict[str, Route]] = {
     "podium.v1.DriverRankingService": {
         "GetDriverRanking": Route(driver_ranking_pb2.GetDriverRankingRequest, get_driver_ranking),
+    },
+    "podium.v1.ChallengeService": {
+        "GetChallengeRanking": Route(
+            challenges_pb2.GetChallengeRankingRequest, get_challenge_ranking
+        ),
+        "GetChallengeProgress": Route(
+            challenges_pb2.GetChallengeProgressRequest, get_challenge_progress
+        ),
     },
     "podium.v1.TaskService": {
         "GetTask": Route(tasks_pb2.GetTaskRequest, get_task),

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, tuple_
 
 from service.adapters.sql import chunks, upsert
 from service.adapters.tables import user_groups, users
 from service.domain.events import UserUpserted
+from service.domain.versions import Version
 
 TenantUser = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """Which event an entity was last replaced by; a newer one wins whatever the order."""
-
-    at: datetime
-    event_id: str
 
 
 class UserStore:

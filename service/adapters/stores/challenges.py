@@ -1,0 +1,218 @@
+"""Challenges, their groups, and per-registration tallies (challenge_entries)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, delete, select, tuple_, update
+
+from service.adapters.sql import chunks, upsert
+from service.adapters.tables import challenge_entries, challenge_groups, challenges
+from service.domain.challenges import Challenge, Entry
+from service.domain.events import ChallengeTheme
+from service.domain.standings import Tally
+from service.domain.versions import Version
+
+ChallengeKey = tuple[str, str]
+"""(tenant_id, challenge_id)"""
+EntryKey = tuple[str, str, str]
+"""(tenant_id, challenge_id, user_id)"""
+
+TALLY_FIELDS = ("trips", "metres", "weighted", "weight")
+
+
+def challenge_from_row(row: Row[Any], groups: Sequence[str]) -> Challenge:
+    return Challenge(
+        challenge_id=row.challenge_id,
+        title=row.title,
+        theme=ChallengeTheme(row.theme),
+        start_at=row.start_at,
+        end_at=row.end_at,
+        groups=tuple(sorted(groups)),
+        min_trips=row.min_trips,
+        min_metres=row.min_metres,
+        pre_period=timedelta(microseconds=row.pre_period_us),
+        pre_min_trips=row.pre_min_trips,
+    )
+
+
+def entry_from_row(row: Row[Any]) -> Entry:
+    return Entry(row.user_id, row.registered_at, _tally(row, "during"), _tally(row, "before"))
+
+
+def _tally(row: Row[Any], prefix: str) -> Tally:
+    return Tally(*(getattr(row, f"{prefix}_{f}") for f in TALLY_FIELDS))
+
+
+def _tally_values(prefix: str, tally: Tally) -> dict[str, int]:
+    return {f"{prefix}_{f}": getattr(tally, f) for f in TALLY_FIELDS}
+
+
+class ChallengeStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def load(self, keys: Iterable[ChallengeKey]) -> dict[ChallengeKey, tuple[Challenge, Version]]:
+        found: dict[ChallengeKey, tuple[Challenge, Version]] = {}
+        for part in chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(challenges).where(
+                    tuple_(challenges.c.tenant_id, challenges.c.challenge_id).in_(part)
+                )
+            ).all()
+            groups = self._groups(part)
+            for row in rows:
+                key = (row.tenant_id, row.challenge_id)
+                version = Version(row.version_at, row.version_event)
+                found[key] = (challenge_from_row(row, groups.get(key, ())), version)
+        return found
+
+    def _groups(self, keys: Sequence[ChallengeKey]) -> dict[ChallengeKey, list[str]]:
+        groups: dict[ChallengeKey, list[str]] = {}
+        rows = self._c.execute(
+            select(challenge_groups).where(
+                tuple_(challenge_groups.c.tenant_id, challenge_groups.c.challenge_id).in_(keys)
+            )
+        )
+        for row in rows:
+            groups.setdefault((row.tenant_id, row.challenge_id), []).append(row.group_label)
+        return groups
+
+    def replace(self, published: Sequence[tuple[str, Challenge, Version]]) -> None:
+        """Replace whole challenges, their groups included."""
+        if not published:
+            return
+        rows = [
+            {
+                "tenant_id": tenant,
+                "challenge_id": c.challenge_id,
+                "title": c.title,
+                "theme": c.theme.value,
+                "start_at": c.start_at,
+                "end_at": c.end_at,
+                "min_trips": c.min_trips,
+                "min_metres": c.min_metres,
+                "pre_period_us": c.pre_period // timedelta(microseconds=1),
+                "pre_min_trips": c.pre_min_trips,
+                "version_at": v.at,
+                "version_event": v.event_id,
+            }
+            for tenant, c, v in published
+        ]
+        values = [c.name for c in challenges.c if not c.primary_key]
+        upsert(self._c, challenges, rows, keys=["tenant_id", "challenge_id"], replace=values)
+        keys = [(tenant, c.challenge_id) for tenant, c, _ in published]
+        for part in chunks(keys):
+            self._c.execute(
+                delete(challenge_groups).where(
+                    tuple_(challenge_groups.c.tenant_id, challenge_groups.c.challenge_id).in_(part)
+                )
+            )
+        memberships = [
+            {"tenant_id": tenant, "challenge_id": c.challenge_id, "group_label": group}
+            for tenant, c, _ in published
+            for group in c.groups
+        ]
+        upsert(
+            self._c,
+            challenge_groups,
+            memberships,
+            keys=["tenant_id", "challenge_id", "group_label"],
+        )
+
+    def registrations(self, keys: Iterable[EntryKey]) -> dict[EntryKey, tuple[datetime, datetime]]:
+        """Stored registrations: (registered_at, arrived_at)."""
+        found: dict[EntryKey, tuple[datetime, datetime]] = {}
+        columns = (
+            challenge_entries.c.tenant_id,
+            challenge_entries.c.challenge_id,
+            challenge_entries.c.user_id,
+        )
+        for part in chunks(sorted(set(keys))):
+            rows = self._c.execute(
+                select(
+                    *columns, challenge_entries.c.registered_at, challenge_entries.c.arrived_at
+                ).where(tuple_(*columns).in_(part))
+            )
+            for tenant, challenge_id, user, registered_at, arrived_at in rows:
+                found[(tenant, challenge_id, user)] = (registered_at, arrived_at)
+        return found
+
+    def entries_of(self, tenant_id: str, challenge_id: str) -> list[tuple[Entry, datetime]]:
+        """Every registration of a challenge, with when it arrived."""
+        rows = self._c.execute(
+            select(challenge_entries).where(
+                challenge_entries.c.tenant_id == tenant_id,
+                challenge_entries.c.challenge_id == challenge_id,
+            )
+        )
+        return [(entry_from_row(row), row.arrived_at) for row in rows]
+
+    def entries_of_users(self, users: Iterable[tuple[str, str]]) -> list[tuple[str, str, Entry]]:
+        """Registrations of these users to published challenges: (tenant, challenge_id, entry)."""
+        found: list[tuple[str, str, Entry]] = []
+        published = (challenges.c.tenant_id == challenge_entries.c.tenant_id) & (
+            challenges.c.challenge_id == challenge_entries.c.challenge_id
+        )
+        for part in chunks(sorted(set(users))):
+            rows = self._c.execute(
+                select(challenge_entries)
+                .join(challenges, published)
+                .where(tuple_(challenge_entries.c.tenant_id, challenge_entries.c.user_id).in_(part))
+            )
+            found.extend((row.tenant_id, row.challenge_id, entry_from_row(row)) for row in rows)
+        return found
+
+    def put_entries(self, entries: Sequence[tuple[str, str, Entry, datetime]]) -> None:
+        """Write registrations with their tallies: (tenant, challenge_id, entry, arrived_at)."""
+        rows = [
+            {
+                "tenant_id": tenant,
+                "challenge_id": challenge_id,
+                "user_id": entry.user_id,
+                "registered_at": entry.registered_at,
+                "arrived_at": arrived_at,
+                **_tally_values("during", entry.during),
+                **_tally_values("before", entry.before),
+            }
+            for tenant, challenge_id, entry, arrived_at in sorted(
+                entries, key=lambda e: (*e[:2], e[2].user_id)
+            )
+        ]
+        values = [c.name for c in challenge_entries.c if not c.primary_key]
+        upsert(
+            self._c,
+            challenge_entries,
+            rows,
+            keys=["tenant_id", "challenge_id", "user_id"],
+            replace=values,
+        )
+
+    def add_to_entries(self, deltas: Mapping[EntryKey, tuple[Tally, Tally]]) -> None:
+        """Add (during, before) deltas to stored registrations."""
+        if not deltas:
+            return
+        columns = [f"{p}_{f}" for p in ("during", "before") for f in TALLY_FIELDS]
+        statement = (
+            update(challenge_entries)
+            .where(
+                challenge_entries.c.tenant_id == bindparam("k_tenant"),
+                challenge_entries.c.challenge_id == bindparam("k_challenge"),
+                challenge_entries.c.user_id == bindparam("k_user"),
+            )
+            .values({c: challenge_entries.c[c] + bindparam(f"d_{c}") for c in columns})
+        )
+        rows = [
+            {
+                "k_tenant": tenant,
+                "k_challenge": challenge_id,
+                "k_user": user,
+                **{f"d_{k}": v for k, v in _tally_values("during", during).items()},
+                **{f"d_{k}": v for k, v in _tally_values("before", before).items()},
+            }
+            for (tenant, challenge_id, user), (during, before) in sorted(deltas.items())
+        ]
+        for part in chunks(rows):
+            self._c.execute(statement, list(part))

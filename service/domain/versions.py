@@ -1,0 +1,14 @@
+"""Which event an entity was last replaced by: the newest wins, whatever the arrival order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Version:
+    """Ordered by when the event occurred, then by its id (a deterministic tie-break)."""
+
+    at: datetime
+    event_id: str
