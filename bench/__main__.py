@@ -72,6 +72,7 @@ async def bench_database(
         await ensure_topics(settings)
         topic = settings.topic("trips")
         await produce_trips(broker.bootstrap_servers, topic, args.events, drivers)
+        say(f"produced {args.events:,} trip events to {topic}")
         bare = await bare_consumer_rate(broker.bootstrap_servers, topic, args.events)
         podium = await podium_ingest_rate(settings, engine, args.events)
         say(

@@ -257,3 +257,47 @@ def registration(
 ) -> ev.Event:
     payload = ev.ChallengeRegistered(challenge_id, user_id, registered_at)
     return ev.Event(meta(tenant, at=registered_at, arrived_at=arrived_at), payload)
+
+
+def challenge_envelope(
+    challenge_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+    tenant: str = TENANT,
+    theme: str = "CHALLENGE_THEME_SAFETY",
+    groups: Sequence[str] = (),
+    pre_min_trips: int = 2,
+) -> Message:
+    envelope = catalog_pb2.CatalogEvent(
+        event_id=f"pub-{challenge_id}-{next(_ids)}",
+        tenant_id=tenant,
+        challenge_published=catalog_pb2.ChallengePublished(
+            challenge_id=challenge_id,
+            title=challenge_id,
+            theme=theme,  # type: ignore[arg-type]
+            groups=list(groups),
+            pre_challenge_min_trips=pre_min_trips,
+        ),
+    )
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    envelope.challenge_published.start_at.FromDatetime(start)
+    envelope.challenge_published.end_at.FromDatetime(end)
+    return envelope
+
+
+def registration_envelope(
+    challenge_id: str, user_id: str, *, registered_at: datetime, tenant: str = TENANT
+) -> Message:
+    from service.gen.podium.events.v1 import enrollments_pb2
+
+    envelope = enrollments_pb2.EnrollmentEvent(
+        event_id=f"reg-{challenge_id}-{user_id}-{next(_ids)}",
+        tenant_id=tenant,
+        challenge_registered=enrollments_pb2.ChallengeRegistered(
+            challenge_id=challenge_id, user_id=user_id
+        ),
+    )
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    envelope.challenge_registered.registered_at.FromDatetime(registered_at)
+    return envelope

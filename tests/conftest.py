@@ -44,11 +44,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
-@pytest.fixture(scope="module", params=DATABASES)
-def module_database_url(
+@pytest.fixture(scope="session", params=DATABASES)
+def shared_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """One database per module and kind, for the end-to-end tests that share a server."""
+    """One database per kind for the whole run, for the end-to-end tests that share a server."""
     with empty_database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
 

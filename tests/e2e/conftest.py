@@ -65,11 +65,11 @@ def isolated_settings(broker: LocalBroker, database_url: str, **extra: str) -> S
     )
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server(broker: LocalBroker, module_database_url: str) -> AsyncIterator[Running]:
-    """Joining a consumer group takes the local broker about five seconds, so one server
-    serves a whole module (per database kind)."""
-    settings = isolated_settings(broker, module_database_url)
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def server(broker: LocalBroker, shared_database_url: str) -> AsyncIterator[Running]:
+    """Joining a consumer group takes the local broker about five seconds, so one server per
+    database kind serves every end-to-end test; each test works in a tenant of its own."""
+    settings = isolated_settings(broker, shared_database_url)
     podium = Podium(settings)
     await podium.start()
     key = create_key(podium.engine, "acme", "ranking,challenges,tasks,paths", SystemClock().now())

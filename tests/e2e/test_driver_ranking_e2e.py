@@ -14,7 +14,7 @@ from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from tests.builders import deletion_envelope, produce, trip_envelope, user_envelope
 from tests.e2e.conftest import Running, eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 
 def ranking_request(group: str = "") -> driver_ranking_pb2.GetDriverRankingRequest:

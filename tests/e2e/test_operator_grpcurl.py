@@ -12,7 +12,7 @@ import pytest
 from tests.builders import produce, trip_envelope, user_envelope
 from tests.e2e.conftest import Running
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")
 

@@ -13,7 +13,7 @@ from service.gen.podium.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
 from tests.builders import produce, task_envelope
 from tests.e2e.conftest import Running, eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 
 def _now() -> timestamp_pb2.Timestamp:
