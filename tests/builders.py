@@ -275,7 +275,7 @@ def challenge_envelope(
         challenge_published=catalog_pb2.ChallengePublished(
             challenge_id=challenge_id,
             title=challenge_id,
-            theme=theme,  # type: ignore[arg-type]
+            theme=theme,
             groups=list(groups),
             pre_challenge_min_trips=pre_min_trips,
         ),
