@@ -301,3 +301,7 @@ def registration_envelope(
     envelope.occurred_at.FromDatetime(datetime.now(UTC))
     envelope.challenge_registered.registered_at.FromDatetime(registered_at)
     return envelope
+
+
+def path_event(payload: ev.Payload, *, tenant: str = TENANT, at: datetime = T0) -> ev.Event:
+    return ev.Event(meta(tenant, at=at), payload)

@@ -17,6 +17,7 @@ from service.adapters.stores import (
     VersionStore,
 )
 from service.adapters.stores.challenges import ChallengeStore
+from service.adapters.stores.paths import PathStore
 from service.adapters.stores.tasks import IgnoredEventStore, TaskStore
 
 
@@ -33,6 +34,7 @@ class SqlUnitOfWork:
         self.trips = TripStore(connection)
         self.driver_months = DriverMonthStore(connection)
         self.challenges = ChallengeStore(connection)
+        self.paths = PathStore(connection)
         self.tasks = TaskStore(connection)
         self.ignored_events = IgnoredEventStore(connection)
         self.offsets = OffsetStore(connection)

@@ -7,11 +7,14 @@ from datetime import datetime
 from sqlalchemy import Connection, exists, select
 
 from service.adapters.stores.challenges import ChallengeStore, entry_from_row
+from service.adapters.stores.paths import session_from_row
 from service.adapters.stores.tasks import task_from_row
 from service.adapters.stores.trips import totals_from_row
 from service.adapters.tables import challenge_entries as challenge_entries_table
 from service.adapters.tables import (
     driver_months,
+    path_learners,
+    path_sessions,
     service_state,
     tasks,
     tenant_versions,
@@ -19,6 +22,7 @@ from service.adapters.tables import (
     users,
 )
 from service.domain.challenges import Challenge, Entry
+from service.domain.events import PathSessionPublished
 from service.domain.ranking import Month, MonthTotals, Profile
 from service.domain.tasks import Task
 
@@ -121,3 +125,33 @@ def challenge_entries(
         )
         for row in c.execute(query)
     ]
+
+
+def path_session(c: Connection, tenant_id: str, session_id: str) -> PathSessionPublished | None:
+    row = c.execute(
+        select(path_sessions).where(
+            path_sessions.c.tenant_id == tenant_id, path_sessions.c.session_id == session_id
+        )
+    ).first()
+    return None if row is None else session_from_row(row)
+
+
+def resolve_user(c: Connection, tenant_id: str, email_or_id: str) -> str | None:
+    """A user id from an id or an email (case-insensitive); learners known only from their
+    enrollments are found by id."""
+    by_profile = c.execute(
+        select(users.c.user_id)
+        .where(
+            users.c.tenant_id == tenant_id,
+            (users.c.user_id == email_or_id) | (users.c.email_lower == email_or_id.lower()),
+        )
+        .order_by((users.c.user_id != email_or_id), users.c.user_id)
+    ).first()
+    if by_profile is not None:
+        return str(by_profile.user_id)
+    by_enrollment = c.execute(
+        select(path_learners.c.user_id)
+        .where(path_learners.c.tenant_id == tenant_id, path_learners.c.user_id == email_or_id)
+        .limit(1)
+    ).first()
+    return None if by_enrollment is None else str(by_enrollment.user_id)

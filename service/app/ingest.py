@@ -16,6 +16,7 @@ from service.adapters.stores.operations import TopicPartition
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.catalog import fold_users
 from service.app.challenges import fold_publications, fold_registrations, fold_trip_changes
+from service.app.paths import LEARNER_EVENTS, fold_learners, fold_path_sessions
 from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
@@ -57,6 +58,8 @@ def apply_batch(
         fold_users(uow, _of(received, ev.UserUpserted))
         fold_publications(uow, _of(received, ev.ChallengePublished), rules)
         fold_registrations(uow, _of(received, ev.ChallengeRegistered), rules)
+        fold_path_sessions(uow, _of(received, ev.PathSessionPublished))
+        fold_learners(uow, _of(received, *LEARNER_EVENTS))
         trips = fold_trips(uow, _of(received, ev.TripCompleted, ev.TripDeleted), rules)
         fold_trip_changes(uow, trips.changes, rules)
         ignored = fold_tasks(uow, _of(received, *TASK_EVENTS))

@@ -8,14 +8,19 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from service.adapters import views
+from service.adapters.stores.paths import learner_state
 from service.domain import challenges as ch
 from service.domain.errors import (
     InvalidGroupLabel,
     InvalidRankType,
     challenge_not_found,
+    path_session_not_found,
     task_not_found,
+    user_not_enrolled,
+    user_not_found,
 )
 from service.domain.events import ChallengeTheme, ScoreKind
+from service.domain.paths import PathStats, stats
 from service.domain.ranking import DriverMonth, Month, Profile, drivers_of_month, rank_month
 from service.domain.rules import Rules
 from service.domain.standings import Standings
@@ -117,3 +122,19 @@ def challenge_progress(
     return ChallengeProgress(
         challenge, group, ch.progress(challenge, entries, now), {p.user_id: p for _, p in rows}
     )
+
+
+def path_session_stats(
+    c: Connection, tenant_id: str, session_id: str, user_email_or_id: str, now: datetime
+) -> PathStats:
+    """path_session_not_found wins over user_not_found, which wins over user_not_enrolled."""
+    session = views.path_session(c, tenant_id, session_id) if session_id else None
+    if session is None:
+        raise path_session_not_found(session_id)
+    user_id = views.resolve_user(c, tenant_id, user_email_or_id) if user_email_or_id else None
+    if user_id is None:
+        raise user_not_found(user_email_or_id)
+    state = learner_state(c, tenant_id, session_id, user_id)
+    if state is None:
+        raise user_not_enrolled(user_email_or_id, session_id)
+    return stats(session, state, now)

@@ -9,10 +9,11 @@ from google.protobuf import timestamp_pb2
 from service.app.queries import ChallengeProgress, ChallengeRanking, DriverRanking, MonthRanking
 from service.domain.challenges import Entry, ProgressLine
 from service.domain.events import TaskStatus
+from service.domain.paths import PathStats
 from service.domain.ranking import DriverMonth, Profile
 from service.domain.standings import Placed, metres_to_km
 from service.domain.tasks import Task
-from service.gen.podium.v1 import challenges_pb2, tasks_pb2
+from service.gen.podium.v1 import challenges_pb2, paths_pb2, tasks_pb2
 from service.gen.podium.v1 import driver_ranking_pb2 as ranking_pb2
 
 
@@ -158,3 +159,26 @@ def challenge_progress_response(
         totalNumberTrips=progress.total_trips,
         users=[line(item) for item in progress.users],
     )
+
+
+def path_stats_response(answer: PathStats) -> paths_pb2.GetPathSessionStatsResponse:
+    response = paths_pb2.GetPathSessionStatsResponse(
+        progress=answer.progress,
+        globalTime=answer.global_time_ms,
+        score=answer.score,
+        status=f"PATH_STATUS_{answer.status.name}",
+        detailedStatus=paths_pb2.DetailedStatus(
+            type=f"DETAILED_STATUS_TYPE_{answer.detailed_type.name}",
+            reason=(
+                f"DETAILED_STATUS_REASON_{answer.detailed_reason.name}"
+                if answer.detailed_reason
+                else "DETAILED_STATUS_REASON_UNSPECIFIED"
+            ),
+        ),
+        result=f"PATH_RESULT_{answer.result.name}" if answer.result else "PATH_RESULT_UNSPECIFIED",
+    )
+    if answer.completed_at is not None:
+        response.completedAt.CopyFrom(timestamp(answer.completed_at))
+    if answer.archived_at is not None:
+        response.archivedAt.CopyFrom(timestamp(answer.archived_at))
+    return response

@@ -23,7 +23,7 @@ from service.domain.auth import Principal
 from service.domain.errors import PodiumError, StateNotReady
 from service.domain.ranking import Month
 from service.domain.rules import Rules
-from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, tasks_pb2
+from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 from service.grpc import convert
 from service.grpc.auth import current_principal
 from service.grpc.errors import abort, status_code_of
@@ -128,6 +128,18 @@ async def get_challenge_progress(
     return convert.challenge_progress_response(answer)
 
 
+async def get_path_session_stats(
+    request: paths_pb2.GetPathSessionStatsRequest, who: Principal, deps: QueryDeps
+) -> Reply:
+    now = deps.clock.now()
+    answer = await deps.read(
+        lambda c: queries.path_session_stats(
+            c, who.tenant_id, request.session_id, request.user_email_or_id, now
+        )
+    )
+    return convert.path_stats_response(answer)
+
+
 ROUTES: dict[str, dict[str, Route]] = {
     "podium.v1.DriverRankingService": {
         "GetDriverRanking": Route(driver_ranking_pb2.GetDriverRankingRequest, get_driver_ranking),
@@ -139,6 +151,9 @@ ROUTES: dict[str, dict[str, Route]] = {
         "GetChallengeProgress": Route(
             challenges_pb2.GetChallengeProgressRequest, get_challenge_progress
         ),
+    },
+    "podium.v1.PathService": {
+        "GetPathSessionStats": Route(paths_pb2.GetPathSessionStatsRequest, get_path_session_stats),
     },
     "podium.v1.TaskService": {
         "GetTask": Route(tasks_pb2.GetTaskRequest, get_task),

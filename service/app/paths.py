@@ -1,0 +1,93 @@
+"""Fold path events: session publications, and each learner's enrollment, attempts and
+corrections (through the same `fold` the rules define, so any order gives the same state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from service.adapters.stores.paths import LearnerKey
+from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.records import Received
+from service.domain import events as ev
+from service.domain.paths import Attempt, Correction, LearnerState, fold, merge_correction
+from service.domain.versions import Version
+
+LEARNER_EVENTS = (ev.PathEnrolled, ev.PathUnenrolled, ev.StepAttempted, ev.StepCorrected)
+
+
+def fold_path_sessions(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
+    """Replace each session by its newest publication (by occurred_at, then event_id)."""
+    newest: dict[tuple[str, str], tuple[ev.PathSessionPublished, Version]] = {}
+    for item in items:
+        payload = item.event.payload
+        assert isinstance(payload, ev.PathSessionPublished)
+        key = (item.event.meta.tenant_id, payload.session_id)
+        version = Version(item.event.meta.occurred_at, item.event.meta.event_id)
+        if key not in newest or version > newest[key][1]:
+            newest[key] = (payload, version)
+    stored = uow.paths.session_versions(newest)
+    uow.paths.replace_sessions(
+        [
+            (tenant, session, version)
+            for (tenant, _), (session, version) in sorted(newest.items())
+            if (tenant, session.session_id) not in stored
+            or version > stored[(tenant, session.session_id)]
+        ]
+    )
+
+
+def fold_learners(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
+    enrollment_keys: set[LearnerKey] = set()
+    correction_keys: set[tuple[str, str, str, str]] = set()
+    for item in items:
+        payload = item.event.payload
+        assert isinstance(payload, LEARNER_EVENTS)
+        key = (item.event.meta.tenant_id, payload.session_id, payload.user_id)
+        if isinstance(payload, ev.PathEnrolled | ev.PathUnenrolled):
+            enrollment_keys.add(key)
+        elif isinstance(payload, ev.StepCorrected):
+            correction_keys.add((*key, payload.attempt_id))
+    enrollments = {
+        key: LearnerState(enrolled, unenrolled)
+        for key, (enrolled, unenrolled) in uow.paths.enrollments(enrollment_keys).items()
+    }
+    corrections = uow.paths.corrections(correction_keys)
+    attempts: list[tuple[LearnerKey, Attempt]] = []
+    for item in items:
+        payload = item.event.payload
+        assert isinstance(payload, LEARNER_EVENTS)
+        key = (item.event.meta.tenant_id, payload.session_id, payload.user_id)
+        if isinstance(payload, ev.PathEnrolled | ev.PathUnenrolled):
+            enrollments[key] = fold(enrollments.get(key, LearnerState()), payload)
+        elif isinstance(payload, ev.StepAttempted):
+            attempts.append(
+                (
+                    key,
+                    Attempt(
+                        payload.step_id,
+                        payload.attempt_id,
+                        payload.started_at,
+                        payload.ended_at,
+                        payload.time_spent_ms,
+                        payload.score,
+                        payload.outside_path,
+                    ),
+                )
+            )
+        else:
+            _merge(corrections, key, payload)
+    uow.paths.put_enrollments({k: (s.enrolled_at, s.unenrolled_at) for k, s in enrollments.items()})
+    uow.paths.add_attempts(attempts)
+    uow.paths.put_corrections([((t, s, u), c) for (t, s, u, _), c in sorted(corrections.items())])
+
+
+def _merge(
+    corrections: dict[tuple[str, str, str, str], Correction],
+    key: LearnerKey,
+    event: ev.StepCorrected,
+) -> None:
+    correction_key = (*key, event.attempt_id)
+    new = Correction(event.step_id, event.attempt_id, event.score, event.corrected_at)
+    current = corrections.get(correction_key)
+    merged = merge_correction((current,) if current else (), new)
+    corrections[correction_key] = merged[0]

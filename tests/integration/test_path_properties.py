@@ -1,0 +1,85 @@
+"""A learner's stats do not depend on the order their events arrive in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.app import queries
+from service.domain import events as ev
+from service.domain.errors import NotFound
+from service.domain.paths import LearnerState, fold, stats
+from tests.builders import apply, fresh_memory_engine, path_event
+
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+TIMES = st.integers(-200, 0).map(lambda h: NOW + timedelta(hours=h))
+STEPS = (
+    ev.Step("s1", min_score=60, max_attempts=2),
+    ev.Step("s2", requires_correction=True, due_after_enrollment=timedelta(hours=50)),
+    ev.Step("s3", mandatory=False, mandatory_replay=True, time_limit=timedelta(hours=2)),
+)
+SESSION = ev.PathSessionPublished("p1", "path", "Path", NOW - timedelta(days=20), NOW, STEPS)
+
+
+@st.composite
+def learner_events(draw: st.DrawFn) -> list[ev.Payload]:
+    events: list[ev.Payload] = []
+    for _ in range(draw(st.integers(0, 2))):
+        events.append(ev.PathEnrolled("p1", "u1", draw(TIMES)))
+    for _ in range(draw(st.integers(0, 1))):
+        events.append(ev.PathUnenrolled("p1", "u1", draw(TIMES)))
+    for n in range(draw(st.integers(0, 5))):
+        ended = draw(TIMES)
+        step_id = draw(st.sampled_from(["s1", "s2", "s3"]))
+        started = ended - timedelta(hours=draw(st.integers(0, 3)))
+        score = draw(st.none() | st.integers(0, 100).map(float))
+        attempt = ev.StepAttempted(
+            "p1",
+            "u1",
+            step_id,
+            f"a{n}",
+            started,
+            ended,
+            draw(st.integers(0, 10_000)),
+            score,
+            draw(st.booleans()),
+        )
+        events.append(attempt)
+        if draw(st.booleans()):
+            events.append(attempt)  # a redelivery
+        if step_id == "s2" and draw(st.booleans()):
+            events.append(
+                ev.StepCorrected(
+                    "p1", "u1", "s2", f"a{n}", draw(st.integers(0, 100).map(float)), draw(TIMES)
+                )
+            )
+    return events
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=learner_events(), data=st.data())
+def test_the_stats_are_the_same_for_every_arrival_order(
+    events: list[ev.Payload], data: st.DataObject
+) -> None:
+    order = data.draw(st.permutations(events))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(order)), max_size=3)))
+    engine = fresh_memory_engine()
+    try:
+        for start, end in zip([0, *cuts], [*cuts, len(order)], strict=True):
+            apply(engine, *(path_event(p) for p in order[start:end]))
+        apply(engine, path_event(SESSION))
+        folded = reduce(fold, events, LearnerState())  # type: ignore[arg-type]
+        with engine.connect() as c:
+            if folded.enrolled_at is None and folded.unenrolled_at is None:
+                # Attempts alone enroll nobody: the learner is unknown to the platform.
+                with pytest.raises(NotFound, match="User 'u1' not found"):
+                    queries.path_session_stats(c, "acme", "p1", "u1", NOW)
+                return
+            answer = queries.path_session_stats(c, "acme", "p1", "u1", NOW)
+        assert answer == stats(SESSION, folded, NOW)
+    finally:
+        engine.dispose()
