@@ -305,3 +305,37 @@ def registration_envelope(
 
 def path_event(payload: ev.Payload, *, tenant: str = TENANT, at: datetime = T0) -> ev.Event:
     return ev.Event(meta(tenant, at=at), payload)
+
+
+def catalog_session_envelope(
+    session_id: str,
+    *,
+    tenant: str = TENANT,
+    starts_at: datetime,
+    ends_at: datetime,
+    steps: Sequence[dict[str, Any]],
+) -> Message:
+    envelope = catalog_pb2.CatalogEvent(
+        event_id=f"session-{session_id}-{next(_ids)}",
+        tenant_id=tenant,
+        path_session_published=catalog_pb2.PathSessionPublished(
+            session_id=session_id,
+            path_id="path",
+            name=session_id,
+            steps=[catalog_pb2.Step(**s) for s in steps],
+        ),
+    )
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    envelope.path_session_published.starts_at.FromDatetime(starts_at)
+    envelope.path_session_published.ends_at.FromDatetime(ends_at)
+    return envelope
+
+
+def enrollment_envelope(tenant: str = TENANT, **event: Any) -> Message:
+    from service.gen.podium.events.v1 import enrollments_pb2
+
+    envelope = enrollments_pb2.EnrollmentEvent(
+        event_id=f"enrollment-{next(_ids)}", tenant_id=tenant, **event
+    )
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    return envelope
