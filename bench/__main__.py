@@ -20,6 +20,20 @@ from pathlib import Path
 
 import grpc
 
+from bench.families import (
+    CHALLENGES,
+    LEARNERS,
+    REGISTERED,
+    SESSIONS,
+    STEPS,
+    challenge_trip,
+    produce_messages,
+    seed_challenges,
+    seed_paths,
+    seed_tasks,
+    step_message,
+    utc_now,
+)
 from bench.harness import (
     TENANT,
     database,
@@ -37,7 +51,13 @@ from service.adapters.keys import create_key
 from service.bootstrap import Podium
 from service.clock import SystemClock
 from service.config import Settings
-from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
+from service.gen.podium.v1 import (
+    challenges_pb2,
+    driver_ranking_pb2,
+    driver_ranking_pb2_grpc,
+    paths_pb2,
+    tasks_pb2,
+)
 from service.local_broker import LocalBroker
 
 BIG_GROUP = "group-0"
@@ -169,6 +189,88 @@ async def freshness(
     return delays
 
 
+async def bench_families(
+    kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace
+) -> None:
+    challenges, registered = (10, 500) if args.quick else (CHALLENGES, REGISTERED)
+    say(
+        f"\n== {kind}: {challenges} live challenges of {registered:,} registered users, "
+        f"{SESSIONS} path sessions of {STEPS} steps with {LEARNERS:,} learners, 1,000 tasks =="
+    )
+    with database(kind, folder) as url:
+        engine = engine_for(url)
+        now = utc_now()
+        start, _ = seed_challenges(engine, now, challenges, registered)
+        seed_paths(engine, now)
+        seed_tasks(engine, now)
+        settings = bench_settings(broker.bootstrap_servers, url, f"f{uuid.uuid4().hex[:6]}.")
+        await ensure_topics(settings)
+        servers = broker.bootstrap_servers
+        for family, label, messages in (
+            (
+                "trips",
+                "trip events with live challenges",
+                [challenge_trip(n, start, challenges, registered) for n in range(args.events // 2)],
+            ),
+            ("enrollments", "step events", [step_message(n, now) for n in range(args.events // 2)]),
+        ):
+            topic = settings.topic(family)
+            await produce_messages(servers, topic, messages)
+            bare = await bare_consumer_rate(servers, topic, len(messages))
+            podium = await podium_ingest_rate(settings, engine, len(messages), family)
+            say(
+                f"ingest, {label}: podium {podium.per_second:,.0f}/s (bare aiokafka consumer "
+                f"{bare.per_second:,.0f}/s, ratio {podium.per_second / bare.per_second:.2f})"
+            )
+        engine.dispose()
+        await bench_small_answers(settings, args)
+
+
+async def bench_small_answers(settings: Settings, args: argparse.Namespace) -> None:
+    podium = Podium(settings)
+    await podium.start()
+    try:
+        await asyncio.wait_for(podium.ready.wait(), 300)
+        key = create_key(
+            podium.engine, TENANT, "ranking,challenges,tasks,paths", SystemClock().now()
+        )
+        address = f"127.0.0.1:{podium.port}"
+        trivial = await load(address, HEALTH, b"", "", seconds=args.seconds)
+        say(trivial.line("trivial unary (health check), 16 in flight"))
+        calls = (
+            (
+                "GetTask",
+                "/podium.v1.TaskService/GetTask",
+                tasks_pb2.GetTaskRequest(task_id="task7"),
+            ),
+            (
+                "GetPathSessionStats",
+                "/podium.v1.PathService/GetPathSessionStats",
+                paths_pb2.GetPathSessionStatsRequest(session_id="ps7", user_email_or_id="l7"),
+            ),
+            (
+                "GetChallengeRanking",
+                "/podium.v1.ChallengeService/GetChallengeRanking",
+                challenges_pb2.GetChallengeRankingRequest(challenge_id="c1"),
+            ),
+            (
+                "GetChallengeProgress",
+                "/podium.v1.ChallengeService/GetChallengeProgress",
+                challenges_pb2.GetChallengeProgressRequest(challenge_id="c1"),
+            ),
+        )
+        for name, method, request in calls:
+            measured = await load(
+                address, method, request.SerializeToString(), key, seconds=args.seconds
+            )
+            say(
+                measured.line(f"{name}, 16 in flight")
+                + f", ratio to trivial {measured.per_second / trivial.per_second:.2f}"
+            )
+    finally:
+        await podium.stop()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--quick", action="store_true", help="small sizes, a minute or two")
@@ -183,6 +285,7 @@ async def main() -> None:
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
             await bench_database(kind, broker, Path(folder), args)
+            await bench_families(kind, broker, Path(folder), args)
 
 
 if __name__ == "__main__":

@@ -67,14 +67,16 @@ async def bare_consumer_rate(servers: str, topic: str, expected: int) -> Rate:
         await consumer.stop()
 
 
-async def podium_ingest_rate(settings: Settings, engine: Engine, expected: int) -> Rate:
+async def podium_ingest_rate(
+    settings: Settings, engine: Engine, expected: int, family: str = "trips"
+) -> Rate:
     """Fold every record through Podium's consumer loop into the database, timed from the
     first committed batch to the last."""
     metrics = Metrics()
     loop = ConsumerLoop(settings, engine, rules_from(settings), SystemClock(), metrics)
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop))
-    folded = metrics.events_folded.labels(settings.topic("trips"))
+    folded = metrics.events_folded.labels(settings.topic(family))
     try:
         first_count, first = 0.0, 0.0
         while folded._value.get() < expected:
