@@ -22,7 +22,12 @@ def create_database_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(
-            parsed.set(drivername="postgresql+psycopg"), pool_size=8, pool_pre_ping=True
+            parsed.set(drivername="postgresql+psycopg"),
+            pool_size=8,
+            pool_pre_ping=True,
+            # Plans for batch lookups must follow the tables as they grow: a generic plan
+            # prepared while a table was empty keeps scanning it once it is large.
+            connect_args={"prepare_threshold": None},
         )
     if parsed.get_backend_name() != "sqlite":
         raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")

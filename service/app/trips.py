@@ -10,7 +10,7 @@ from service.adapters.stores.trips import MonthKey, TripKey
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.records import DeadLetter, Received, Rejected
 from service.domain.events import TripCompleted, TripDeleted
-from service.domain.ranking import Month, MonthTotals, month_contribution
+from service.domain.ranking import NO_TOTALS, Month, MonthTotals, month_contribution
 from service.domain.rules import Rules
 from service.domain.trips import (
     StoredTrip,
@@ -71,16 +71,17 @@ def fold_trips(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rules) -> T
 
 def month_deltas(changes: Sequence[TripChange], rules: Rules) -> dict[MonthKey, MonthTotals]:
     """What each change adds to (or takes from) the driver months it counts in."""
-    deltas: defaultdict[MonthKey, MonthTotals] = defaultdict(MonthTotals)
+    grouped: defaultdict[MonthKey, list[MonthTotals]] = defaultdict(list)
     grace = rules.late_event_grace
     for change in changes:
         if isinstance(change.before, TripFacts):
             month, totals = month_contribution(change.before, grace)
-            deltas[(change.tenant_id, change.before.user_id, month)] -= totals
+            grouped[(change.tenant_id, change.before.user_id, month)].append(-totals)
         if isinstance(change.after, TripFacts):
             month, totals = month_contribution(change.after, grace)
-            deltas[(change.tenant_id, change.after.user_id, month)] += totals
-    return {k: v for k, v in deltas.items() if v != MonthTotals()}
+            grouped[(change.tenant_id, change.after.user_id, month)].append(totals)
+    deltas = {key: MonthTotals.sum(parts) for key, parts in grouped.items()}
+    return {k: v for k, v in deltas.items() if v != NO_TOTALS}
 
 
 def _trip_id(item: Received) -> str:

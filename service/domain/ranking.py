@@ -7,7 +7,7 @@ matching `Tally` and hands it to the shared competition ranking.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,12 +54,24 @@ class MonthTotals:
 
     @classmethod
     def of_trip(cls, trip: TripFacts) -> MonthTotals:
-        tallies = [trip.tally(kind) for kind in KINDS]
+        metres, units = trip.metres, trip.score_units
         return cls(
             1,
-            trip.metres,
-            _four(t.weighted for t in tallies),
-            _four(t.weight for t in tallies),
+            metres,
+            _four(0 if u is None else u * metres for u in units),
+            _four(0 if u is None else metres for u in units),
+        )
+
+    @classmethod
+    def sum(cls, parts: Sequence[MonthTotals]) -> MonthTotals:
+        """Many totals at once (one object built, not one per addition)."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            sum(p.trips for p in parts),
+            sum(p.metres for p in parts),
+            _four(sum(column) for column in zip(*(p.weighted for p in parts), strict=True)),
+            _four(sum(column) for column in zip(*(p.weight for p in parts), strict=True)),
         )
 
     def tally(self, kind: ScoreKind) -> Tally:

@@ -23,8 +23,9 @@ def _first(*problems: str | None) -> str | None:
 
 
 def _ids(**ids: str) -> str | None:
-    missing = sorted(name for name, value in ids.items() if not value)
-    return f"missing {', '.join(missing)}" if missing else None
+    if all(ids.values()):
+        return None
+    return f"missing {', '.join(sorted(name for name, value in ids.items() if not value))}"
 
 
 def _in_range(name: str, value: float | None, bounds: tuple[float, float]) -> str | None:
@@ -45,16 +46,25 @@ def _not_negative(name: str, value: float) -> str | None:
 
 
 def _trip_completed(e: ev.TripCompleted) -> str | None:
-    scores = e.scores
+    # The hot path of ingest: cheap checks first, messages built only for a failure.
     return _first(
         _ids(trip_id=e.trip_id, user_id=e.user_id),
         _ordered("started_at", e.started_at, "ended_at", e.ended_at),
         _not_negative("distance_km", e.distance_km),
-        *(
-            _in_range(f"scores.{kind.name.lower()}", scores.of(kind), TRIP_SCORE_RANGE)
-            for kind in ev.ScoreKind
-        ),
+        _trip_scores(e.scores),
     )
+
+
+def _trip_scores(scores: ev.Scores) -> str | None:
+    low, high = TRIP_SCORE_RANGE
+    for kind, value in zip(ev.ScoreKind, _score_values(scores), strict=True):
+        if value is not None and not low <= value <= high:  # NaN fails too
+            return _in_range(f"scores.{kind.name.lower()}", value, TRIP_SCORE_RANGE)
+    return None
+
+
+def _score_values(scores: ev.Scores) -> tuple[float | None, ...]:
+    return (scores.safety, scores.eco_driving, scores.distraction, scores.speeding)
 
 
 def _trip_deleted(e: ev.TripDeleted) -> str | None:

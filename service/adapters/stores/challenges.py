@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, select, tuple_, update
+from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
-from service.adapters.sql import chunks, upsert
+from service.adapters.sql import chunks, key_lookups, upsert
 from service.adapters.tables import challenge_entries, challenge_groups, challenges
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import ChallengeTheme
@@ -56,14 +56,10 @@ class ChallengeStore:
 
     def load(self, keys: Iterable[ChallengeKey]) -> dict[ChallengeKey, tuple[Challenge, Version]]:
         found: dict[ChallengeKey, tuple[Challenge, Version]] = {}
-        for part in chunks(sorted(set(keys))):
-            rows = self._c.execute(
-                select(challenges).where(
-                    tuple_(challenges.c.tenant_id, challenges.c.challenge_id).in_(part)
-                )
-            ).all()
-            groups = self._groups(part)
-            for row in rows:
+        key_list = list(keys)
+        groups = self._groups(key_list)
+        for condition in key_lookups((challenges.c.tenant_id, challenges.c.challenge_id), key_list):
+            for row in self._c.execute(select(challenges).where(condition)):
                 key = (row.tenant_id, row.challenge_id)
                 version = Version(row.version_at, row.version_event)
                 found[key] = (challenge_from_row(row, groups.get(key, ())), version)
@@ -71,13 +67,10 @@ class ChallengeStore:
 
     def _groups(self, keys: Sequence[ChallengeKey]) -> dict[ChallengeKey, list[str]]:
         groups: dict[ChallengeKey, list[str]] = {}
-        rows = self._c.execute(
-            select(challenge_groups).where(
-                tuple_(challenge_groups.c.tenant_id, challenge_groups.c.challenge_id).in_(keys)
-            )
-        )
-        for row in rows:
-            groups.setdefault((row.tenant_id, row.challenge_id), []).append(row.group_label)
+        columns = (challenge_groups.c.tenant_id, challenge_groups.c.challenge_id)
+        for condition in key_lookups(columns, keys):
+            for row in self._c.execute(select(challenge_groups).where(condition)):
+                groups.setdefault((row.tenant_id, row.challenge_id), []).append(row.group_label)
         return groups
 
     def replace(self, published: Sequence[tuple[str, Challenge, Version]]) -> None:
@@ -104,12 +97,9 @@ class ChallengeStore:
         values = [c.name for c in challenges.c if not c.primary_key]
         upsert(self._c, challenges, rows, keys=["tenant_id", "challenge_id"], replace=values)
         keys = [(tenant, c.challenge_id) for tenant, c, _ in published]
-        for part in chunks(keys):
-            self._c.execute(
-                delete(challenge_groups).where(
-                    tuple_(challenge_groups.c.tenant_id, challenge_groups.c.challenge_id).in_(part)
-                )
-            )
+        columns = (challenge_groups.c.tenant_id, challenge_groups.c.challenge_id)
+        for condition in key_lookups(columns, keys):
+            self._c.execute(delete(challenge_groups).where(condition))
         memberships = [
             {"tenant_id": tenant, "challenge_id": c.challenge_id, "group_label": group}
             for tenant, c, _ in published
@@ -130,11 +120,11 @@ class ChallengeStore:
             challenge_entries.c.challenge_id,
             challenge_entries.c.user_id,
         )
-        for part in chunks(sorted(set(keys))):
+        for condition in key_lookups(columns, keys):
             rows = self._c.execute(
                 select(
                     *columns, challenge_entries.c.registered_at, challenge_entries.c.arrived_at
-                ).where(tuple_(*columns).in_(part))
+                ).where(condition)
             )
             for tenant, challenge_id, user, registered_at, arrived_at in rows:
                 found[(tenant, challenge_id, user)] = (registered_at, arrived_at)
@@ -156,11 +146,10 @@ class ChallengeStore:
         published = (challenges.c.tenant_id == challenge_entries.c.tenant_id) & (
             challenges.c.challenge_id == challenge_entries.c.challenge_id
         )
-        for part in chunks(sorted(set(users))):
+        columns = (challenge_entries.c.tenant_id, challenge_entries.c.user_id)
+        for condition in key_lookups(columns, users):
             rows = self._c.execute(
-                select(challenge_entries)
-                .join(challenges, published)
-                .where(tuple_(challenge_entries.c.tenant_id, challenge_entries.c.user_id).in_(part))
+                select(challenge_entries).join(challenges, published).where(condition)
             )
             found.extend((row.tenant_id, row.challenge_id, entry_from_row(row)) for row in rows)
         return found

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, select
 
-from service.adapters.sql import chunks, upsert
+from service.adapters.sql import key_lookups, upsert
 from service.adapters.tables import (
     from_micros,
     path_learners,
@@ -94,10 +94,10 @@ class PathStore:
     def session_versions(self, keys: Iterable[SessionKey]) -> dict[SessionKey, Version]:
         found: dict[SessionKey, Version] = {}
         columns = (path_sessions.c.tenant_id, path_sessions.c.session_id)
-        for part in chunks(sorted(set(keys))):
+        for condition in key_lookups(columns, keys):
             rows = self._c.execute(
                 select(*columns, path_sessions.c.version_at, path_sessions.c.version_event).where(
-                    tuple_(*columns).in_(part)
+                    condition
                 )
             )
             found.update({(t, s): Version(at, e) for t, s, at, e in rows})
@@ -128,10 +128,10 @@ class PathStore:
     ) -> dict[LearnerKey, tuple[datetime | None, datetime | None]]:
         found: dict[LearnerKey, tuple[datetime | None, datetime | None]] = {}
         columns = (path_learners.c.tenant_id, path_learners.c.session_id, path_learners.c.user_id)
-        for part in chunks(sorted(set(keys))):
+        for condition in key_lookups(columns, keys):
             rows = self._c.execute(
                 select(*columns, path_learners.c.enrolled_at, path_learners.c.unenrolled_at).where(
-                    tuple_(*columns).in_(part)
+                    condition
                 )
             )
             found.update({(t, s, u): (e, x) for t, s, u, e, x in rows})
@@ -179,8 +179,8 @@ class PathStore:
         found: dict[tuple[str, str, str, str], Correction] = {}
         t = step_corrections
         columns = (t.c.tenant_id, t.c.session_id, t.c.user_id, t.c.attempt_id)
-        for part in chunks(sorted(set(keys))):
-            for row in self._c.execute(select(t).where(tuple_(*columns).in_(part))):
+        for condition in key_lookups(columns, keys):
+            for row in self._c.execute(select(t).where(condition)):
                 key = (row.tenant_id, row.session_id, row.user_id, row.attempt_id)
                 found[key] = Correction(row.step_id, row.attempt_id, row.score, row.corrected_at)
         return found

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, tuple_
+from sqlalchemy import Connection, Row, insert, select
 
-from service.adapters.sql import chunks, upsert
+from service.adapters.sql import key_lookups, upsert
 from service.adapters.tables import ignored_events, tasks
 from service.app.records import IgnoredEvent
 from service.domain.events import TaskStatus, TaskType
@@ -39,10 +39,8 @@ class TaskStore:
 
     def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, Task]:
         found: dict[TaskKey, Task] = {}
-        for part in chunks(sorted(set(keys))):
-            rows = self._c.execute(
-                select(tasks).where(tuple_(tasks.c.tenant_id, tasks.c.task_id).in_(part))
-            )
+        for condition in key_lookups((tasks.c.tenant_id, tasks.c.task_id), keys):
+            rows = self._c.execute(select(tasks).where(condition))
             found.update({(row.tenant_id, row.task_id): task_from_row(row) for row in rows})
         return found
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
-from service.adapters.sql import chunks, upsert
+from service.adapters.sql import chunks, key_lookups, upsert
 from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
 from service.domain.ranking import Month, MonthTotals
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
@@ -55,10 +55,8 @@ class TripStore:
 
     def load(self, keys: Iterable[TripKey]) -> dict[TripKey, StoredTrip]:
         found: dict[TripKey, StoredTrip] = {}
-        for part in chunks(sorted(set(keys))):
-            rows = self._c.execute(
-                select(trips).where(tuple_(trips.c.tenant_id, trips.c.trip_id).in_(part))
-            )
+        for condition in key_lookups((trips.c.tenant_id, trips.c.trip_id), keys):
+            rows = self._c.execute(select(trips).where(condition))
             for row in rows:
                 found[(row.tenant_id, row.trip_id)] = trip_from_row(row)
         return found

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, delete, select, tuple_
+from sqlalchemy import Connection, delete, select
 
-from service.adapters.sql import chunks, upsert
+from service.adapters.sql import key_lookups, upsert
 from service.adapters.tables import user_groups, users
 from service.domain.events import UserUpserted
 from service.domain.versions import Version
@@ -19,13 +19,12 @@ class UserStore:
         self._c = connection
 
     def versions(self, keys: Iterable[TenantUser]) -> dict[TenantUser, Version]:
-        key_list = sorted(set(keys))
         found: dict[TenantUser, Version] = {}
-        for part in chunks(key_list):
+        for condition in key_lookups((users.c.tenant_id, users.c.user_id), keys):
             rows = self._c.execute(
                 select(
                     users.c.tenant_id, users.c.user_id, users.c.version_at, users.c.version_event
-                ).where(tuple_(users.c.tenant_id, users.c.user_id).in_(part))
+                ).where(condition)
             )
             for tenant, user, at, event_id in rows:
                 found[(tenant, user)] = Version(at, event_id)
@@ -64,12 +63,8 @@ class UserStore:
             ],
         )
         keys = [(tenant, p.user_id) for tenant, p, _ in profiles]
-        for part in chunks(keys):
-            self._c.execute(
-                delete(user_groups).where(
-                    tuple_(user_groups.c.tenant_id, user_groups.c.user_id).in_(part)
-                )
-            )
+        for condition in key_lookups((user_groups.c.tenant_id, user_groups.c.user_id), keys):
+            self._c.execute(delete(user_groups).where(condition))
         memberships = [
             {"tenant_id": tenant, "group_label": group, "user_id": p.user_id}
             for tenant, p, _ in profiles
