@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from sqlalchemy import Engine
 
 from consumers.runner import decode_record
+from service.adapters import views
 from service.adapters.database import create_database_engine, migrate
 from service.adapters.keys import create_key
 from service.adapters.unit_of_work import SqlUnitOfWork
@@ -73,7 +74,28 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--limit", type=int)
         sub.add_argument("--json", action="store_true", help="one JSON object per line")
         sub.set_defaults(run=run)
+    ignored = commands.add_parser(
+        "ignored", help="valid events a rule ignored (a task leaving a terminal state, ...)"
+    ).add_subparsers(required=True)
+    listing = ignored.add_parser("list", help="list them, newest first")
+    listing.add_argument("--tenant")
+    listing.add_argument("--kind", help="e.g. terminal_state, unknown_task, progress_rising")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(run=_ignored_list)
     return parser
+
+
+def _ignored_list(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, engine.connect() as c:
+        events = views.ignored_events_list(c, args.tenant, args.kind, args.limit)
+    for event in events:
+        print(
+            json.dumps(event)
+            if args.json
+            else "\t".join(str(event[k]) for k in ("id", "tenantId", "eventId", "kind", "reason"))
+        )
+    return 0
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

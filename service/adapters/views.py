@@ -13,6 +13,7 @@ from service.adapters.stores.trips import totals_from_row
 from service.adapters.tables import challenge_entries as challenge_entries_table
 from service.adapters.tables import (
     driver_months,
+    ignored_events,
     path_learners,
     path_sessions,
     service_state,
@@ -155,3 +156,30 @@ def resolve_user(c: Connection, tenant_id: str, email_or_id: str) -> str | None:
         .limit(1)
     ).first()
     return None if by_enrollment is None else str(by_enrollment.user_id)
+
+
+def ignored_events_list(
+    c: Connection, tenant_id: str | None, kind: str | None, limit: int | None
+) -> list[dict[str, object]]:
+    """Valid events a rule ignored, newest first, for operators."""
+    query = select(ignored_events).order_by(ignored_events.c.id.desc())
+    if tenant_id:
+        query = query.where(ignored_events.c.tenant_id == tenant_id)
+    if kind:
+        query = query.where(ignored_events.c.kind == kind)
+    if limit:
+        query = query.limit(limit)
+    return [
+        {
+            "id": row.id,
+            "topic": row.topic,
+            "partition": row.partition,
+            "offset": row.offset,
+            "tenantId": row.tenant_id,
+            "eventId": row.event_id,
+            "kind": row.kind,
+            "reason": row.reason,
+            "ignoredAt": row.ignored_at.isoformat(),
+        }
+        for row in c.execute(query)
+    ]

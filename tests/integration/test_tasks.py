@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -80,3 +81,18 @@ def test_another_tenants_task_is_not_found(engine: Engine) -> None:
     with engine.connect() as c, pytest.raises(NotFound) as missing:
         queries.get_task(c, "acme", "k1")
     assert missing.value.reason == "task_not_found"
+
+
+def test_an_operator_lists_the_ignored_events(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli import main
+
+    apply(engine, event(ev.TaskStarted("ghost", T0)), event(ev.TaskProgressed("ghost", 3)))
+    assert (
+        main(["ignored", "list", "--json", "--tenant", "acme"], env={"DATABASE_URL": database_url})
+        == 0
+    )
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["kind"], x["tenantId"]) for x in listed] == [("unknown_task", "acme")] * 2
+    assert listed[0]["reason"] == "no task 'ghost' was created"
