@@ -9,9 +9,8 @@ from sqlalchemy import Connection, exists, select
 from service.adapters.stores.challenges import ChallengeStore, entry_from_row
 from service.adapters.stores.paths import session_from_row
 from service.adapters.stores.tasks import task_from_row
-from service.adapters.stores.trips import totals_from_row
-from service.adapters.tables import challenge_entries as challenge_entries_table
 from service.adapters.tables import (
+    SCORE_COLUMNS,
     driver_months,
     ignored_events,
     path_learners,
@@ -22,9 +21,11 @@ from service.adapters.tables import (
     user_groups,
     users,
 )
+from service.adapters.tables import challenge_entries as challenge_entries_table
 from service.domain.challenges import Challenge, Entry
-from service.domain.events import PathSessionPublished
-from service.domain.ranking import Month, MonthTotals, Profile
+from service.domain.events import PathSessionPublished, ScoreKind
+from service.domain.ranking import Month, Profile
+from service.domain.standings import Tally
 from service.domain.tasks import Task
 
 
@@ -48,10 +49,15 @@ def profiles(c: Connection, tenant_id: str, group: str | None) -> list[Profile]:
     return [Profile(*row) for row in c.execute(query)]
 
 
-def month_totals(
-    c: Connection, tenant_id: str, month: Month, group: str | None
-) -> dict[str, MonthTotals]:
-    query = select(driver_months).where(
+def month_tallies(
+    c: Connection, tenant_id: str, month: Month, kind: ScoreKind, group: str | None
+) -> dict[str, Tally]:
+    """Each driver's month for one ranking type: trips, metres, and that score's sums."""
+    name = SCORE_COLUMNS[kind.value - 1]
+    m = driver_months
+    query = select(
+        m.c.user_id, m.c.trips, m.c.metres, m.c[f"{name}_weighted"], m.c[f"{name}_weight"]
+    ).where(
         driver_months.c.tenant_id == tenant_id,
         driver_months.c.year == month.year,
         driver_months.c.month == month.number,
@@ -63,7 +69,10 @@ def month_totals(
             (user_groups.c.tenant_id == driver_months.c.tenant_id)
             & (user_groups.c.user_id == driver_months.c.user_id),
         ).where(user_groups.c.group_label == group)
-    return {row.user_id: totals_from_row(row) for row in c.execute(query)}
+    return {
+        user: Tally(trips, metres, weighted, weight)
+        for user, trips, metres, weighted, weight in c.execute(query)
+    }
 
 
 def tenant_versions_now(c: Connection) -> dict[str, int]:

@@ -53,9 +53,9 @@ def driver_ranking(
     current = Month.of(now)
 
     def ranking_of(month: Month) -> MonthRanking:
-        totals = views.month_totals(c, tenant_id, month, group or None)
-        drivers = drivers_of_month(people, totals)
-        return MonthRanking(month, rank_month(drivers, kind, rules.driver_thresholds))
+        tallies = views.month_tallies(c, tenant_id, month, kind, group or None)
+        drivers = drivers_of_month(people, tallies)
+        return MonthRanking(month, rank_month(drivers, rules.driver_thresholds))
 
     return DriverRanking(kind, ranking_of(current), ranking_of(current.previous()))
 

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from service.domain.events import ScoreKind
-from service.domain.standings import Placed, Standings, Tally, Thresholds, rank_entrants
+from service.domain.standings import (
+    EMPTY_TALLY,
+    Placed,
+    Standings,
+    Tally,
+    Thresholds,
+    rank_entrants,
+)
 from service.domain.trips import TripFacts, counts_by
 
 KINDS = tuple(ScoreKind)
@@ -132,29 +139,29 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class DriverMonth:
+    """A driver's month for one ranking type."""
+
     profile: Profile
-    totals: MonthTotals
+    tally: Tally
 
 
-def rank_month(
-    drivers: Iterable[DriverMonth], kind: ScoreKind, thresholds: Thresholds
-) -> Standings[DriverMonth]:
+def rank_month(drivers: Iterable[DriverMonth], thresholds: Thresholds) -> Standings[DriverMonth]:
     return rank_entrants(
         drivers,
-        score_of=lambda d: d.totals.tally(kind).score_hundredths,
-        metres_of=lambda d: d.totals.metres,
+        score_of=lambda d: d.tally.score_hundredths,
+        metres_of=lambda d: d.tally.metres,
         key_of=lambda d: d.profile.user_id,
-        is_eligible=lambda d: thresholds.admits(d.totals.tally(kind)),
+        is_eligible=lambda d: thresholds.admits(d.tally),
     )
 
 
 def drivers_of_month(
-    profiles: Iterable[Profile], totals: Mapping[str, MonthTotals]
+    profiles: Iterable[Profile], tallies: Mapping[str, Tally]
 ) -> list[DriverMonth]:
     """Every known driver (profiles, zero trips included) and every driver with trips."""
     by_id = {p.user_id: p for p in profiles}
-    ids = sorted(by_id.keys() | totals.keys())
-    return [DriverMonth(by_id.get(i, Profile(i)), totals.get(i, NO_TOTALS)) for i in ids]
+    ids = sorted(by_id.keys() | tallies.keys())
+    return [DriverMonth(by_id.get(i, Profile(i)), tallies.get(i, EMPTY_TALLY)) for i in ids]
 
 
 __all__ = [

@@ -135,17 +135,20 @@ def rank_entrants(
     Ties list by distance descending, then by key. Entrants that are not eligible or have no
     score are listed apart, by distance descending then key. Input order never matters.
     """
-    admitted: list[tuple[int, K]] = []
-    rest: list[K] = []
+    admitted: list[tuple[int, int, str, K]] = []
+    rest: list[tuple[int, str, K]] = []
     for entrant in entrants:
-        hundredths = score_of(entrant)
+        hundredths, metres, key = score_of(entrant), metres_of(entrant), key_of(entrant)
         if hundredths is not None and is_eligible(entrant):
-            admitted.append((hundredths, entrant))
+            admitted.append((-hundredths, -metres, key, entrant))
         else:
-            rest.append(entrant)
-    admitted.sort(key=lambda pair: (-pair[0], -metres_of(pair[1]), key_of(pair[1])))
-    rest.sort(key=lambda entrant: (-metres_of(entrant), key_of(entrant)))
-    return Standings(ranked=_placed(admitted), not_ranked=tuple(rest))
+            rest.append((-metres, key, entrant))
+    admitted.sort(key=lambda row: row[:3])
+    rest.sort(key=lambda row: row[:2])
+    return Standings(
+        ranked=_placed([(-row[0], row[3]) for row in admitted]),
+        not_ranked=tuple(row[2] for row in rest),
+    )
 
 
 def _placed(ordered: Sequence[tuple[int, K]]) -> tuple[Placed[K], ...]:

@@ -51,8 +51,8 @@ def _ranked(placed: Placed[DriverMonth]) -> ranking_pb2.RankedDriver:
         pseudo=driver.profile.pseudo,
         rank=placed.rank,
         score=placed.score_hundredths / 100,
-        distance=metres_to_km(driver.totals.metres),
-        tripNumber=driver.totals.trips,
+        distance=metres_to_km(driver.tally.metres),
+        tripNumber=driver.tally.trips,
     )
 
 
@@ -62,8 +62,8 @@ def _unranked(driver: DriverMonth) -> ranking_pb2.UnrankedDriver:
         firstname=driver.profile.firstname,
         lastname=driver.profile.lastname,
         pseudo=driver.profile.pseudo,
-        distance=metres_to_km(driver.totals.metres),
-        tripNumber=driver.totals.trips,
+        distance=metres_to_km(driver.tally.metres),
+        tripNumber=driver.tally.trips,
     )
 
 

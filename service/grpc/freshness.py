@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 VERSION_POLL_SECONDS = 0.1
-"""How often an API instance learns that consumers changed a tenant's state: a query reflects
-an event within this delay of its batch committing."""
+"""How often an API instance learns that consumers changed a tenant's state."""
+
+FRESH_ENOUGH_SECONDS = 0.25
+"""A cached answer younger than this is served even if the state moved on since: under steady
+ingest a big answer is then rebuilt at most four times a second, and a query still reflects an
+event well within a second (batch commit + version poll + this)."""
 
 
 class VersionWatcher:
@@ -50,19 +55,23 @@ class ResponseCache:
     the same bytes until the state changes is what lets the API keep up.
     """
 
-    def __init__(self, max_entries: int = 512) -> None:
-        self._entries: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
+    def __init__(self, max_entries: int = 512, fresh_enough: float = FRESH_ENOUGH_SECONDS) -> None:
+        self._entries: OrderedDict[Hashable, tuple[int, float, bytes]] = OrderedDict()
         self._max = max_entries
+        self._fresh_enough = fresh_enough
 
     def get(self, key: Hashable, version: int) -> bytes | None:
         entry = self._entries.get(key)
-        if entry is None or entry[0] != version:
+        if entry is None:
+            return None
+        built_version, built_at, data = entry
+        if built_version != version and time.monotonic() - built_at >= self._fresh_enough:
             return None
         self._entries.move_to_end(key)
-        return entry[1]
+        return data
 
     def put(self, key: Hashable, version: int, data: bytes) -> None:
-        self._entries[key] = (version, data)
+        self._entries[key] = (version, time.monotonic(), data)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -44,6 +44,7 @@ class QueryDeps:
     versions: VersionWatcher
     cache: ResponseCache
     metrics: Metrics
+    in_flight: dict[tuple[Any, ...], asyncio.Future[bytes]] = field(default_factory=dict)
 
     async def read(self, query: Callable[[Connection], Any]) -> Any:
         """Run a read-only query on a worker thread, off the event loop."""
@@ -57,14 +58,29 @@ class QueryDeps:
     async def cached(
         self, key: tuple[Any, ...], tenant_id: str, build: Callable[[], Awaitable[Message]]
     ) -> bytes:
+        """The serialized answer for `key` at the tenant's current state version, built once
+        however many calls ask for it at the same time."""
         # The version is read before building: if a batch lands meanwhile, the entry is
         # already stale when stored and the next call rebuilds it.
         version = self.versions.version(tenant_id)
         data = self.cache.get(key, version)
-        if data is None:
+        if data is not None:
+            return data
+        flight = self.in_flight.get((key, version))
+        if flight is None:
+            flight = asyncio.ensure_future(self._build(key, version, build))
+            self.in_flight[(key, version)] = flight
+        return await asyncio.shield(flight)
+
+    async def _build(
+        self, key: tuple[Any, ...], version: int, build: Callable[[], Awaitable[Message]]
+    ) -> bytes:
+        try:
             data = (await build()).SerializeToString()
             self.cache.put(key, version, data)
-        return data
+            return data
+        finally:
+            self.in_flight.pop((key, version), None)
 
 
 Handler = Callable[[Any, Principal, QueryDeps], Awaitable[Reply]]

@@ -29,8 +29,8 @@ def ranked(answer: DriverRanking) -> list[tuple[str, int, float, float, int]]:
             p.entrant.profile.user_id,
             p.rank,
             p.score_hundredths / 100,
-            p.entrant.totals.metres / 1000,
-            p.entrant.totals.trips,
+            p.entrant.tally.metres / 1000,
+            p.entrant.tally.trips,
         )
         for p in answer.current.standings.ranked
     ]
@@ -132,7 +132,7 @@ def test_a_frozen_month_ignores_trips_and_deletions_that_arrive_late(engine: Eng
         deletion("o0", "ann", arrived_at=late),
     )
     previous = ranking(engine).previous.standings.ranked
-    assert [(p.entrant.totals.trips, p.score_hundredths) for p in previous] == [(5, 900)]
+    assert [(p.entrant.tally.trips, p.score_hundredths) for p in previous] == [(5, 900)]
 
 
 def test_tenants_never_see_each_others_drivers(engine: Engine) -> None:

@@ -80,14 +80,12 @@ def recomputed(events: list[ev.Event], group: str, month: Month) -> list[tuple[s
                 profiles[e.payload.user_id] = (version, e.payload)
     members = [p for _, p in profiles.values() if not group or group in p.groups]
     totals = {
-        user_id: t
+        user_id: t.tally(ScoreKind.SAFETY)
         for (user_id, m), t in totals_from_trips(trips.values(), RULES.late_event_grace).items()
         if m == month and (not group or user_id in {p.user_id for p in members})
     }
     people = [Profile(p.user_id, p.firstname, p.lastname, p.pseudo) for p in members]
-    standings = rank_month(
-        drivers_of_month(people, totals), ScoreKind.SAFETY, RULES.driver_thresholds
-    )
+    standings = rank_month(drivers_of_month(people, totals), RULES.driver_thresholds)
     return _flatten(standings)
 
 
@@ -102,10 +100,8 @@ def _current_groups(events: list[ev.Event]) -> set[str]:
 
 
 def _flatten(standings: Standings[DriverMonth]) -> list[tuple[str, int, int]]:
-    ranked = [
-        (p.entrant.profile.user_id, p.rank, p.entrant.totals.metres) for p in standings.ranked
-    ]
-    rest = [(d.profile.user_id, 0, d.totals.metres) for d in standings.not_ranked]
+    ranked = [(p.entrant.profile.user_id, p.rank, p.entrant.tally.metres) for p in standings.ranked]
+    rest = [(d.profile.user_id, 0, d.tally.metres) for d in standings.not_ranked]
     return ranked + rest
 
 

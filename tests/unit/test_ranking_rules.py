@@ -100,17 +100,17 @@ def test_a_resent_trip_changes_nothing_but_other_figures_are_a_conflict() -> Non
 
 def test_every_known_driver_is_listed_even_without_trips() -> None:
     totals = totals_from_trips([facts(f"t{i}", km=5) for i in range(5)], GRACE)
-    month_totals = {user: t for (user, _), t in totals.items()}
-    drivers = drivers_of_month([Profile("u1", "Una"), Profile("u2", "Dos")], month_totals)
-    standings = rank_month(drivers, ScoreKind.SAFETY, Thresholds(5, 20_000))
+    month_tallies = {user: t.tally(ScoreKind.SAFETY) for (user, _), t in totals.items()}
+    drivers = drivers_of_month([Profile("u1", "Una"), Profile("u2", "Dos")], month_tallies)
+    standings = rank_month(drivers, Thresholds(5, 20_000))
     assert [p.entrant.profile.user_id for p in standings.ranked] == ["u1"]
     assert standings.ranked[0].score_hundredths == 800
     assert [d.profile.user_id for d in standings.not_ranked] == ["u2"]
 
 
 def test_a_driver_known_only_from_trips_is_ranked_without_a_profile() -> None:
-    totals = {"ghost": MonthTotals.of_trip(facts())}
-    drivers = drivers_of_month([], totals)
+    tallies = {"ghost": MonthTotals.of_trip(facts()).tally(ScoreKind.SAFETY)}
+    drivers = drivers_of_month([], tallies)
     assert drivers[0].profile == Profile("ghost")
 
 

@@ -143,14 +143,3 @@ class DriverMonthStore:
 def _month_key_order(item: tuple[MonthKey, MonthTotals]) -> tuple[str, int, int, str]:
     (tenant, user, month), _ = item
     return (tenant, month.year, month.number, user)
-
-
-def totals_from_row(row: Row[Any]) -> MonthTotals:
-    weighted = tuple(getattr(row, f"{k}_weighted") for k in SCORE_COLUMNS)
-    weight = tuple(getattr(row, f"{k}_weight") for k in SCORE_COLUMNS)
-    return MonthTotals(
-        row.trips,
-        row.metres,
-        (weighted[0], weighted[1], weighted[2], weighted[3]),
-        (weight[0], weight[1], weight[2], weight[3]),
-    )

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import time
+
+from service.grpc.freshness import ResponseCache
+
+
+def test_an_answer_is_served_while_its_state_version_holds() -> None:
+    cache = ResponseCache(fresh_enough=0.0)
+    cache.put("ranking", 3, b"answer")
+    assert cache.get("ranking", 3) == b"answer"
+    assert cache.get("ranking", 4) is None
+
+
+def test_a_very_young_answer_is_served_even_after_the_state_moved() -> None:
+    cache = ResponseCache(fresh_enough=60.0)
+    cache.put("ranking", 3, b"answer")
+    assert cache.get("ranking", 4) == b"answer"
+
+
+def test_an_older_answer_is_rebuilt_once_the_state_moved() -> None:
+    cache = ResponseCache(fresh_enough=0.01)
+    cache.put("ranking", 3, b"answer")
+    time.sleep(0.02)
+    assert cache.get("ranking", 4) is None
+    assert cache.get("ranking", 3) == b"answer"
+
+
+def test_the_least_recently_used_answers_leave_first() -> None:
+    cache = ResponseCache(max_entries=2, fresh_enough=0.0)
+    cache.put("a", 1, b"a")
+    cache.put("b", 1, b"b")
+    assert cache.get("a", 1) == b"a"
+    cache.put("c", 1, b"c")
+    assert (cache.get("a", 1), cache.get("b", 1), cache.get("c", 1)) == (b"a", None, b"c")
