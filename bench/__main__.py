@@ -36,9 +36,9 @@ from bench.families import (
 )
 from bench.harness import (
     TENANT,
+    BackgroundLoad,
     database,
     engine_for,
-    produce_at_rate,
     produce_trips,
     seed_state,
     summary,
@@ -120,14 +120,9 @@ async def bench_queries(
         method = "/podium.v1.DriverRankingService/GetDriverRanking"
         servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
 
-        stop = asyncio.Event()
-        background = asyncio.create_task(
-            produce_at_rate(servers, topic, ingest_rate / 10, drivers, stop)
-        )
-        trivial = await load(address, HEALTH, b"", "", seconds=args.seconds)
-        ranking = await load(address, method, request, key, seconds=args.seconds)
-        stop.set()
-        await background
+        async with BackgroundLoad(servers, topic, ingest_rate / 10, drivers):
+            trivial = await load(address, HEALTH, b"", "", seconds=args.seconds)
+            ranking = await load(address, method, request, key, seconds=args.seconds)
         say(trivial.line("trivial unary (health check), 16 in flight"))
         say(
             ranking.line(
@@ -137,13 +132,8 @@ async def bench_queries(
         )
         say(f"  ratio to the trivial ceiling: {ranking.per_second / trivial.per_second:.2f}")
 
-        stop = asyncio.Event()
-        background = asyncio.create_task(
-            produce_at_rate(servers, topic, ingest_rate / 2, drivers, stop)
-        )
-        delays = await freshness(address, key, servers, topic, drivers, args.probes)
-        stop.set()
-        await background
+        async with BackgroundLoad(servers, topic, ingest_rate / 2, drivers):
+            delays = await freshness(address, key, servers, topic, drivers, args.probes)
         say(
             "freshness at 1/2 ingest rate, produced to visible in GetDriverRanking: "
             + summary(delays)
@@ -281,7 +271,7 @@ async def main() -> None:
     args.trips_per_driver = 3 if args.quick else 6
     args.events = 50_000 if args.quick else 200_000
     args.seconds = 3.0 if args.quick else 8.0
-    args.probes = 20 if args.quick else 50
+    args.probes = 10 if args.quick else 30
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
             await bench_database(kind, broker, Path(folder), args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import time
+import sys
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
@@ -149,26 +149,23 @@ async def produce_trips(servers: str, topic: str, count: int, drivers: int) -> N
         await producer.stop()
 
 
-async def produce_at_rate(
-    servers: str, topic: str, rate: float, drivers: int, stop: asyncio.Event
-) -> int:
-    """Background load: `rate` trip events a second until `stop` is set."""
-    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=5)
-    await producer.start()
-    sent = 0
-    started = time.perf_counter()
-    try:
-        while not stop.is_set():
-            due = int((time.perf_counter() - started) * rate)
-            while sent < due:
-                key, value = trip_message(sent + 10_000_000, drivers)
-                await producer.send(topic, value, key=key)
-                sent += 1
-            await asyncio.sleep(0.01)
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent
+class BackgroundLoad:
+    """`rate` trip events a second from a separate process, while a measurement runs."""
+
+    def __init__(self, servers: str, topic: str, rate: float, drivers: int) -> None:
+        self._args = (servers, topic, str(rate), str(drivers))
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> BackgroundLoad:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.produce", *self._args, stdout=asyncio.subprocess.PIPE
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            await self._process.communicate()
 
 
 def percentile(values: Sequence[float], q: float) -> float:

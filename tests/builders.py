@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from google.protobuf import json_format
@@ -20,6 +20,7 @@ from service.domain.rules import Rules
 from service.domain.standings import Thresholds
 from service.gen.podium.events.v1 import catalog_pb2, trips_pb2
 
+T = TypeVar("T")
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 RULES = Rules(Thresholds(min_trips=5, min_metres=20_000), late_event_grace=timedelta(hours=24))
 TENANT = "acme"
@@ -339,3 +340,12 @@ def enrollment_envelope(tenant: str = TENANT, **event: Any) -> Message:
     )
     envelope.occurred_at.FromDatetime(datetime.now(UTC))
     return envelope
+
+
+def arrival_batches(data: Any, events: Sequence[T]) -> list[Sequence[T]]:
+    """A hypothesis draw of an arrival order for `events`, cut into consumed batches."""
+    from hypothesis import strategies as st
+
+    order = data.draw(st.permutations(list(events)))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(order)), max_size=4)))
+    return [order[start:end] for start, end in zip([0, *cuts], [*cuts, len(order)], strict=True)]

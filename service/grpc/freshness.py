@@ -11,6 +11,10 @@ from collections.abc import Callable, Hashable
 VERSION_POLL_SECONDS = 0.1
 """How often an API instance learns that consumers changed a tenant's state."""
 
+WHILE_REBUILDING_SECONDS = 0.6
+"""While the next answer is being built, callers get the previous one if it is younger than
+this, rather than all waiting for the build."""
+
 FRESH_ENOUGH_SECONDS = 0.25
 """A cached answer younger than this is served even if the state moved on since: under steady
 ingest a big answer is then rebuilt at most four times a second, and a query still reflects an
@@ -69,6 +73,13 @@ class ResponseCache:
             return None
         self._entries.move_to_end(key)
         return data
+
+    def recent(self, key: Hashable, max_age: float) -> bytes | None:
+        """Whatever answer is cached for `key` if it is younger than `max_age` seconds."""
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[1] >= max_age:
+            return None
+        return entry[2]
 
     def put(self, key: Hashable, version: int, data: bytes) -> None:
         self._entries[key] = (version, time.monotonic(), data)

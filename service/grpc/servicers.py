@@ -27,7 +27,7 @@ from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2,
 from service.grpc import convert
 from service.grpc.auth import current_principal
 from service.grpc.errors import abort, status_code_of
-from service.grpc.freshness import ResponseCache, VersionWatcher
+from service.grpc.freshness import WHILE_REBUILDING_SECONDS, ResponseCache, VersionWatcher
 from service.metrics import Metrics
 
 RETRY_WHILE_CATCHING_UP = timedelta(seconds=2)
@@ -70,7 +70,8 @@ class QueryDeps:
         if flight is None:
             flight = asyncio.ensure_future(self._build(key, version, build))
             self.in_flight[(key, version)] = flight
-        return await asyncio.shield(flight)
+        recent = self.cache.recent(key, WHILE_REBUILDING_SECONDS)
+        return recent if recent is not None else await asyncio.shield(flight)
 
     async def _build(
         self, key: tuple[Any, ...], version: int, build: Callable[[], Awaitable[Message]]

@@ -20,7 +20,7 @@ from service.domain.ranking import (
 )
 from service.domain.standings import Standings
 from service.domain.trips import TripFacts
-from tests.builders import RULES, apply, deletion, fresh_memory_engine, trip, user
+from tests.builders import RULES, apply, arrival_batches, deletion, fresh_memory_engine, trip, user
 
 USERS = ["u0", "u1", "u2", "u3"]
 GROUPS = ["g0", "g1"]
@@ -110,12 +110,11 @@ def _flatten(standings: Standings[DriverMonth]) -> list[tuple[str, int, int]]:
 def test_incremental_state_equals_a_recomputation_in_any_arrival_order(
     events: list[ev.Event], data: st.DataObject
 ) -> None:
-    order = data.draw(st.permutations(events))
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(order)), max_size=4)))
+    batches = arrival_batches(data, events)
     engine = fresh_memory_engine()
     try:
-        for start, end in zip([0, *cuts], [*cuts, len(order)], strict=True):
-            apply(engine, *order[start:end])
+        for batch in batches:
+            apply(engine, *batch)
         with engine.connect() as c:
             for group in ["", *sorted(_current_groups(events))]:
                 answer = queries.driver_ranking(c, "acme", 1, group, NOW, RULES)

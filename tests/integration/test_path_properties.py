@@ -13,7 +13,7 @@ from service.app import queries
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import LearnerState, fold, stats
-from tests.builders import apply, fresh_memory_engine, path_event
+from tests.builders import apply, arrival_batches, fresh_memory_engine, path_event
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 TIMES = st.integers(-200, 0).map(lambda h: NOW + timedelta(hours=h))
@@ -65,12 +65,11 @@ def learner_events(draw: st.DrawFn) -> list[ev.Payload]:
 def test_the_stats_are_the_same_for_every_arrival_order(
     events: list[ev.Payload], data: st.DataObject
 ) -> None:
-    order = data.draw(st.permutations(events))
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(order)), max_size=3)))
+    batches = arrival_batches(data, events)
     engine = fresh_memory_engine()
     try:
-        for start, end in zip([0, *cuts], [*cuts, len(order)], strict=True):
-            apply(engine, *(path_event(p) for p in order[start:end]))
+        for batch in batches:
+            apply(engine, *(path_event(p) for p in batch))
         apply(engine, path_event(SESSION))
         folded = reduce(fold, events, LearnerState())  # type: ignore[arg-type]
         with engine.connect() as c:

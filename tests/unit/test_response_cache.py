@@ -33,3 +33,11 @@ def test_the_least_recently_used_answers_leave_first() -> None:
     assert cache.get("a", 1) == b"a"
     cache.put("c", 1, b"c")
     assert (cache.get("a", 1), cache.get("b", 1), cache.get("c", 1)) == (b"a", None, b"c")
+
+
+def test_a_recent_answer_of_any_version_can_stand_in_while_the_next_is_built() -> None:
+    cache = ResponseCache()
+    cache.put("ranking", 3, b"answer")
+    assert cache.recent("ranking", max_age=60.0) == b"answer"
+    assert cache.recent("ranking", max_age=0.0) is None
+    assert cache.recent("other", max_age=60.0) is None
