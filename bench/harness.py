@@ -114,8 +114,10 @@ def apply_events(engine: Engine, events: Sequence[ev.Event], batch: int = 20_000
         )
 
 
-def trip_message(n: int, drivers: int, ended: datetime | None = None) -> tuple[bytes, bytes]:
-    driver = f"d{n % drivers}"
+def trip_message(
+    n: int, drivers: int, ended: datetime | None = None, driver: str | None = None
+) -> tuple[bytes, bytes]:
+    driver = driver or f"d{n % drivers}"
     end = ended or datetime.now(UTC)
     envelope = trips_pb2.TripEvent(
         event_id=f"k{n}-{uuid.uuid4().hex[:6]}",
@@ -179,4 +181,13 @@ def summary(values: Sequence[float]) -> str:
     return (
         f"p50 {percentile(values, 0.5) * 1e3:.1f} ms, p99 {percentile(values, 0.99) * 1e3:.1f} ms"
         f" (n={len(values)}, mean {statistics.fmean(values) * 1e3:.1f} ms)"
+    )
+
+
+def probe_profile(driver: int) -> ev.Event:
+    """The freshness probe's driver, alone in the group `probe`."""
+    now = datetime.now(UTC)
+    return ev.Event(
+        ev.Meta(TENANT, f"probe{driver}", now, now),
+        ev.UserUpserted(f"d{driver}", groups=("probe",)),
     )
