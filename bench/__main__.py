@@ -37,6 +37,7 @@ from bench.families import (
 from bench.harness import (
     TENANT,
     BackgroundLoad,
+    analyze,
     apply_events,
     database,
     engine_for,
@@ -90,6 +91,7 @@ async def bench_database(
             months=3,
             now=datetime.now(UTC),
         )
+        analyze(engine)
         say(f"seeded state in {time.perf_counter() - started:.1f} s")
 
         settings = bench_settings(broker.bootstrap_servers, url, f"b{uuid.uuid4().hex[:6]}.")
@@ -104,6 +106,7 @@ async def bench_database(
             f"{bare.per_second:,.0f}/s, ratio {podium.per_second / bare.per_second:.2f})"
         )
         apply_events(engine, [probe_profile(drivers + 1)])
+        analyze(engine)
         engine.dispose()
         await bench_queries(settings, podium.per_second, drivers, args)
 
@@ -202,6 +205,7 @@ async def bench_families(
         start, _ = seed_challenges(engine, now, challenges, registered)
         seed_paths(engine, now)
         seed_tasks(engine, now)
+        analyze(engine)
         settings = bench_settings(broker.bootstrap_servers, url, f"f{uuid.uuid4().hex[:6]}.")
         await ensure_topics(settings)
         servers = broker.bootstrap_servers

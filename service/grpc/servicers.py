@@ -112,8 +112,13 @@ async def get_driver_ranking(
 
 
 async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: QueryDeps) -> Reply:
-    task = await deps.read(lambda c: queries.get_task(c, who.tenant_id, request.task_id))
-    return convert.task_response(task)
+    tenant = who.tenant_id
+
+    async def build() -> Message:
+        task = await deps.read(lambda c: queries.get_task(c, tenant, request.task_id))
+        return convert.task_response(task)
+
+    return await deps.cached(("task", tenant, request.task_id), tenant, build)
 
 
 async def get_challenge_ranking(
@@ -136,25 +141,40 @@ async def get_challenge_ranking(
 async def get_challenge_progress(
     request: challenges_pb2.GetChallengeProgressRequest, who: Principal, deps: QueryDeps
 ) -> Reply:
-    now = deps.clock.now()
-    answer = await deps.read(
-        lambda c: queries.challenge_progress(
-            c, who.tenant_id, request.challenge_id, request.group, now, deps.rules
+    # Progress exists only once the challenge has ended, and time only moves on: a cached
+    # answer stays right until the state changes.
+    now, tenant = deps.clock.now(), who.tenant_id
+    key = ("challenge_progress", tenant, request.challenge_id, request.group)
+
+    async def build() -> Message:
+        answer = await deps.read(
+            lambda c: queries.challenge_progress(
+                c, tenant, request.challenge_id, request.group, now, deps.rules
+            )
         )
-    )
-    return convert.challenge_progress_response(answer)
+        return convert.challenge_progress_response(answer)
+
+    return await deps.cached(key, tenant, build)
 
 
 async def get_path_session_stats(
     request: paths_pb2.GetPathSessionStatsRequest, who: Principal, deps: QueryDeps
 ) -> Reply:
-    now = deps.clock.now()
-    answer = await deps.read(
-        lambda c: queries.path_session_stats(
-            c, who.tenant_id, request.session_id, request.user_email_or_id, now
+    # Due dates and the session's start and end make the answer depend on the time too: it is
+    # cached for the current second only.
+    now, tenant = deps.clock.now(), who.tenant_id
+    second = int(now.timestamp())
+    key = ("path_stats", tenant, request.session_id, request.user_email_or_id, second)
+
+    async def build() -> Message:
+        answer = await deps.read(
+            lambda c: queries.path_session_stats(
+                c, tenant, request.session_id, request.user_email_or_id, now
+            )
         )
-    )
-    return convert.path_stats_response(answer)
+        return convert.path_stats_response(answer)
+
+    return await deps.cached(key, tenant, build)
 
 
 ROUTES: dict[str, dict[str, Route]] = {
