@@ -18,6 +18,7 @@ from service.app.catalog import fold_users
 from service.app.challenges import fold_publications, fold_registrations, fold_trip_changes
 from service.app.paths import LEARNER_EVENTS, fold_learners, fold_path_sessions
 from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId
+from service.app.scopes import month_scope, profiles_scope
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
 from service.domain import events as ev
@@ -55,7 +56,8 @@ def apply_batch(
     with unit_of_work() as uow:
         tenants = {item.event.meta.tenant_id for item in received}
         uow.lock_tenants(tenants)
-        fold_users(uow, _of(received, ev.UserUpserted))
+        users = _of(received, ev.UserUpserted)
+        fold_users(uow, users)
         fold_publications(uow, _of(received, ev.ChallengePublished), rules)
         fold_registrations(uow, _of(received, ev.ChallengeRegistered), rules)
         fold_path_sessions(uow, _of(received, ev.PathSessionPublished))
@@ -67,7 +69,11 @@ def apply_batch(
         dead = (*batch.dead, *trips.rejected)
         _keep_dead_letters(uow, dead, batch.replaying, now)
         uow.offsets.advance(consumer_group, batch.offsets)
-        uow.versions.bump(tenants)
+        uow.versions.bump(
+            tenants
+            | {profiles_scope(i.event.meta.tenant_id) for i in users}
+            | {month_scope(tenant, month) for tenant, month in trips.months}
+        )
         uow.commit()
     return Applied(
         folded=len(received) - len(trips.rejected), dead_lettered=dead, ignored=tuple(ignored)

@@ -40,24 +40,35 @@ class DriverRanking:
     previous: MonthRanking
 
 
-def driver_ranking(
-    c: Connection, tenant_id: str, kind_value: int, group: str, now: datetime, rules: Rules
-) -> DriverRanking:
+def ranking_type(kind_value: int) -> ScoreKind:
     try:
-        kind = ScoreKind(kind_value)
+        return ScoreKind(kind_value)
     except ValueError:
         raise InvalidRankType() from None
+
+
+def month_ranking(
+    c: Connection, tenant_id: str, kind_value: int, group: str, month: Month, rules: Rules
+) -> MonthRanking:
+    kind = ranking_type(kind_value)
     if group and not views.group_exists(c, tenant_id, group):
         raise InvalidGroupLabel(group)
     people = views.profiles(c, tenant_id, group or None)
+    tallies = views.month_tallies(c, tenant_id, month, kind, group or None)
+    drivers = drivers_of_month(people, tallies)
+    return MonthRanking(month, rank_month(drivers, rules.driver_thresholds))
+
+
+def driver_ranking(
+    c: Connection, tenant_id: str, kind_value: int, group: str, now: datetime, rules: Rules
+) -> DriverRanking:
+    """The current month (of `now`) and the previous one."""
     current = Month.of(now)
-
-    def ranking_of(month: Month) -> MonthRanking:
-        tallies = views.month_tallies(c, tenant_id, month, kind, group or None)
-        drivers = drivers_of_month(people, tallies)
-        return MonthRanking(month, rank_month(drivers, rules.driver_thresholds))
-
-    return DriverRanking(kind, ranking_of(current), ranking_of(current.previous()))
+    return DriverRanking(
+        ranking_type(kind_value),
+        month_ranking(c, tenant_id, kind_value, group, current, rules),
+        month_ranking(c, tenant_id, kind_value, group, current.previous(), rules),
+    )
 
 
 def get_task(c: Connection, tenant_id: str, task_id: str) -> Task:

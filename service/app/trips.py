@@ -34,6 +34,8 @@ class TripChange:
 class TripFold:
     changes: list[TripChange] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
+    months: set[tuple[str, Month]] = field(default_factory=set)
+    """The driver months (by tenant) this fold changed."""
 
 
 def fold_trips(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rules) -> TripFold:
@@ -65,7 +67,9 @@ def fold_trips(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rules) -> T
         new={k: v for k, v in current.items() if k not in stored},
         changed={k: v for k, v in current.items() if k in stored and v != stored[k]},
     )
-    uow.driver_months.add(month_deltas(outcome.changes, rules))
+    deltas = month_deltas(outcome.changes, rules)
+    uow.driver_months.add(deltas)
+    outcome.months = {(tenant, month) for tenant, _, month in deltas}
     return outcome
 
 

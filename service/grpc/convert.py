@@ -26,12 +26,12 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 def driver_ranking_response(answer: DriverRanking) -> ranking_pb2.GetDriverRankingResponse:
     return ranking_pb2.GetDriverRankingResponse(
         type=f"RANKING_TYPE_{answer.kind.name}",
-        currentMonth=_month(answer.current),
-        previousMonth=_month(answer.previous),
+        currentMonth=month_ranking_message(answer.current),
+        previousMonth=month_ranking_message(answer.previous),
     )
 
 
-def _month(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
+def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
     standings = ranking.standings
     return ranking_pb2.MonthRanking(
         monthNumber=ranking.month.number,

@@ -28,8 +28,9 @@ class VersionWatcher:
         self._versions: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def version(self, tenant_id: str) -> int:
-        return self._versions.get(tenant_id, 0)
+    def version(self, scope: str) -> int:
+        """The version of a tenant, or of a finer scope (`service.app.scopes`)."""
+        return self._versions.get(scope, 0)
 
     async def refresh(self) -> None:
         self._versions = await asyncio.to_thread(self._read)
@@ -61,11 +62,11 @@ class ResponseCache:
     """
 
     def __init__(self, max_entries: int = 512, fresh_enough: float = FRESH_ENOUGH_SECONDS) -> None:
-        self._entries: OrderedDict[Hashable, tuple[int, float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Hashable, float, bytes]] = OrderedDict()
         self._max = max_entries
         self._fresh_enough = fresh_enough
 
-    def get(self, key: Hashable, version: int) -> bytes | None:
+    def get(self, key: Hashable, version: Hashable) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -82,7 +83,7 @@ class ResponseCache:
             return None
         return entry[2]
 
-    def put(self, key: Hashable, version: int, data: bytes) -> None:
+    def put(self, key: Hashable, version: Hashable, data: bytes) -> None:
         self._entries[key] = (version, time.monotonic(), data)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:

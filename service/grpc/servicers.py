@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from sqlalchemy import Connection, Engine
 
 from service.app import queries
+from service.app.scopes import month_scope, profiles_scope
 from service.clock import Clock
 from service.domain.auth import Principal
 from service.domain.errors import PodiumError, StateNotReady
@@ -56,13 +57,11 @@ class QueryDeps:
         return await asyncio.to_thread(run)
 
     async def cached(
-        self, key: tuple[Any, ...], tenant_id: str, build: Callable[[], Awaitable[Message]]
+        self, key: tuple[Any, ...], version: Hashable, build: Callable[[], Awaitable[Message]]
     ) -> bytes:
-        """The serialized answer for `key` at the tenant's current state version, built once
-        however many calls ask for it at the same time."""
-        # The version is read before building: if a batch lands meanwhile, the entry is
-        # already stale when stored and the next call rebuilds it.
-        version = self.versions.version(tenant_id)
+        """The serialized answer for `key` at a state version, built once however many calls
+        ask for it at the same time. Read the version before calling: if a batch lands while
+        the answer is built, the entry is already stale when stored, and is rebuilt."""
         data = self.cache.get(key, version)
         if data is not None:
             return data
@@ -74,7 +73,7 @@ class QueryDeps:
         return recent if recent is not None else await asyncio.shield(flight)
 
     async def _build(
-        self, key: tuple[Any, ...], version: int, build: Callable[[], Awaitable[Message]]
+        self, key: tuple[Any, ...], version: Hashable, build: Callable[[], Awaitable[Message]]
     ) -> bytes:
         try:
             data = (await build()).SerializeToString()
@@ -96,19 +95,55 @@ class Route:
 async def get_driver_ranking(
     request: driver_ranking_pb2.GetDriverRankingRequest, who: Principal, deps: QueryDeps
 ) -> Reply:
-    now = deps.clock.now()
+    """Each month's ranking is cached on its own, so the previous month (which rarely changes)
+    is not rebuilt whenever a trip of the current month arrives."""
     tenant = who.tenant_id
-    key = ("driver_ranking", tenant, request.type, request.group_label, Month.of(now))
+    kind = queries.ranking_type(request.type)
+    current = Month.of(deps.clock.now())
 
-    async def build() -> Message:
-        answer = await deps.read(
-            lambda c: queries.driver_ranking(
-                c, tenant, request.type, request.group_label, now, deps.rules
-            )
+    async def month(month: Month) -> bytes:
+        key = ("month_ranking", tenant, kind, request.group_label, month)
+        version = (
+            deps.versions.version(profiles_scope(tenant)),
+            deps.versions.version(month_scope(tenant, month)),
         )
-        return convert.driver_ranking_response(answer)
 
-    return await deps.cached(key, tenant, build)
+        async def build() -> Message:
+            answer = await deps.read(
+                lambda c: queries.month_ranking(
+                    c, tenant, kind, request.group_label, month, deps.rules
+                )
+            )
+            return convert.month_ranking_message(answer)
+
+        return await deps.cached(key, version, build)
+
+    head = driver_ranking_pb2.GetDriverRankingResponse(type=f"RANKING_TYPE_{kind.name}")
+    return b"".join(
+        (
+            head.SerializeToString(),
+            length_delimited(CURRENT_MONTH_FIELD, await month(current)),
+            length_delimited(PREVIOUS_MONTH_FIELD, await month(current.previous())),
+        )
+    )
+
+
+CURRENT_MONTH_FIELD = driver_ranking_pb2.GetDriverRankingResponse.CURRENTMONTH_FIELD_NUMBER
+PREVIOUS_MONTH_FIELD = driver_ranking_pb2.GetDriverRankingResponse.PREVIOUSMONTH_FIELD_NUMBER
+
+
+def length_delimited(field_number: int, payload: bytes) -> bytes:
+    """A message field in protobuf's wire format, so cached sub-answers join without parsing."""
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: QueryDeps) -> Reply:
@@ -118,7 +153,8 @@ async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: Quer
         task = await deps.read(lambda c: queries.get_task(c, tenant, request.task_id))
         return convert.task_response(task)
 
-    return await deps.cached(("task", tenant, request.task_id), tenant, build)
+    key = ("task", tenant, request.task_id)
+    return await deps.cached(key, deps.versions.version(tenant), build)
 
 
 async def get_challenge_ranking(
@@ -135,7 +171,7 @@ async def get_challenge_ranking(
         )
         return convert.challenge_ranking_response(answer)
 
-    return await deps.cached(key, tenant, build)
+    return await deps.cached(key, deps.versions.version(tenant), build)
 
 
 async def get_challenge_progress(
@@ -154,7 +190,7 @@ async def get_challenge_progress(
         )
         return convert.challenge_progress_response(answer)
 
-    return await deps.cached(key, tenant, build)
+    return await deps.cached(key, deps.versions.version(tenant), build)
 
 
 async def get_path_session_stats(
@@ -174,7 +210,7 @@ async def get_path_session_stats(
         )
         return convert.path_stats_response(answer)
 
-    return await deps.cached(key, tenant, build)
+    return await deps.cached(key, deps.versions.version(tenant), build)
 
 
 ROUTES: dict[str, dict[str, Route]] = {

@@ -138,8 +138,9 @@ class VersionStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def bump(self, tenant_ids: Iterable[str]) -> None:
-        rows = [{"tenant_id": t, "version": 1} for t in sorted(set(tenant_ids))]
+    def bump(self, scopes: Iterable[str]) -> None:
+        """Bump tenants' versions, and finer scopes' (see `service.app.scopes`)."""
+        rows = [{"tenant_id": t, "version": 1} for t in sorted(set(scopes))]
         upsert(self._c, tenant_versions, rows, keys=["tenant_id"], add=["version"])
 
 
