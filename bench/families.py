@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +9,9 @@ from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 from sqlalchemy import Engine
 
-from bench.harness import TENANT, apply_events
+from bench.harness import TENANT, apply_events, trip_message
 from service.domain import events as ev
-from service.gen.podium.events.v1 import enrollments_pb2, trips_pb2
+from service.gen.podium.events.v1 import enrollments_pb2
 
 CHALLENGES, REGISTERED = 50, 2_000
 SESSIONS, STEPS, LEARNERS = 100, 20, 10_000
@@ -57,20 +56,7 @@ def challenge_trip(
     ended = start + timedelta(minutes=n % (60 * 24 * 6))
     if n % 3 == 0:  # a third of the trips fall in the pre-challenge window
         ended -= timedelta(days=6)
-    envelope = trips_pb2.TripEvent(
-        event_id=f"ct{n}",
-        tenant_id=TENANT,
-        trip_completed=trips_pb2.TripCompleted(
-            trip_id=f"ct{n}-{uuid.uuid4().hex[:4]}",
-            user_id=user,
-            distance_km=3 + n % 11,
-            scores=trips_pb2.TripScores(safety=n % 100 / 10),
-        ),
-    )
-    envelope.occurred_at.FromDatetime(ended)
-    envelope.trip_completed.started_at.FromDatetime(ended - timedelta(minutes=10))
-    envelope.trip_completed.ended_at.FromDatetime(ended)
-    return user.encode(), envelope.SerializeToString()
+    return trip_message(n, 1, ended=ended, driver=user)
 
 
 def seed_paths(engine: Engine, now: datetime) -> None:
