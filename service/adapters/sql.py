@@ -1,22 +1,50 @@
-"""Small SQL helpers shared by the stores: dialect-neutral upserts and chunked lookups."""
+"""Small SQL helpers shared by the stores: set-based upserts and key lookups.
+
+Both are on the ingest hot path, where a batch writes tens of thousands of rows. Going through
+SQLAlchemy's per-row parameter handling (or psycopg's per-row pipeline) costs more than the
+database's own work, so:
+
+- an upsert is one statement per batch on PostgreSQL (`INSERT ... SELECT FROM unnest(arrays)`)
+  and one driver-level `executemany` of plain tuples on SQLite;
+- a lookup by many keys binds them as one list parameter (`= ANY(array)` on PostgreSQL,
+  `IN (SELECT value FROM json_each(?))` on SQLite) rather than hundreds of expanded binds.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Table, and_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    ColumnElement,
+    Connection,
+    Dialect,
+    String,
+    Table,
+    and_,
+    bindparam,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 T = TypeVar("T")
 CHUNK = 500
-"""Rows or keys per statement: well under SQLite's bound-parameter limit."""
+"""Rows per statement where rows still go one statement each (updates by key)."""
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# --- upserts -------------------------------------------------------------------------------
 
 
 def upsert(
@@ -29,35 +57,113 @@ def upsert(
     replace: Iterable[str] = (),
 ) -> None:
     """Insert rows; on a key conflict add the `add` columns to the stored ones and overwrite
-    the `replace` columns. All rows must have the same columns."""
+    the `replace` columns (neither: keep the stored row). All rows must have the same columns,
+    and no two rows the same key."""
     if not rows:
         return
-    key_list, add_list, replace_list = list(keys), list(add), list(replace)
+    columns = tuple(rows[0])
+    dialect = connection.dialect
+    statement = _upsert_statement(dialect, table, columns, tuple(keys), tuple(add), tuple(replace))
+    values = [_column_values(table, name, rows, dialect) for name in columns]
+    if dialect.name == "postgresql":
+        connection.exec_driver_sql(statement, tuple(values))
+    else:
+        connection.exec_driver_sql(statement, list(zip(*values, strict=True)))
 
-    def on_conflict(statement: Any) -> Any:
-        excluded = statement.excluded
-        updates = {name: table.c[name] + excluded[name] for name in add_list}
-        updates.update({name: excluded[name] for name in replace_list})
-        if updates:
-            return statement.on_conflict_do_update(index_elements=key_list, set_=updates)
-        return statement.on_conflict_do_nothing(index_elements=key_list)
 
-    dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = on_conflict(dialect_insert(table))
-    for part in chunks(rows):
-        connection.execute(statement, list(part))
+def _column_values(
+    table: Table, name: str, rows: Sequence[Mapping[str, Any]], dialect: Dialect
+) -> list[Any]:
+    """One column's values in the form the driver takes (times as microseconds, ...)."""
+    values = [row[name] for row in rows]
+    process = _bind_processor(table, name, dialect)
+    return values if process is None else list(map(process, values))
+
+
+@functools.lru_cache(maxsize=1024)
+def _bind_processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    return table.c[name].type.bind_processor(dialect)
+
+
+@functools.lru_cache(maxsize=1024)
+def _upsert_statement(
+    dialect: Dialect,
+    table: Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    add: tuple[str, ...],
+    replace: tuple[str, ...],
+) -> str:
+    quote = dialect.identifier_preparer.quote
+    name = dialect.identifier_preparer.format_table(table)
+    updates = [f"{quote(c)} = {name}.{quote(c)} + excluded.{quote(c)}" for c in add]
+    updates += [f"{quote(c)} = excluded.{quote(c)}" for c in replace]
+    action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
+    if dialect.name == "postgresql":
+        arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+        source = f"SELECT * FROM unnest({arrays})"
+    else:
+        source = f"VALUES ({', '.join('?' for _ in columns)})"
+    return (
+        f"INSERT INTO {name} ({', '.join(quote(c) for c in columns)}) {source} "
+        f"ON CONFLICT ({', '.join(quote(k) for k in keys)}) {action}"
+    )
+
+
+# --- lookups -------------------------------------------------------------------------------
+
+
+class _ValueList(TypeDecorator[list[Any]]):
+    """A list bound as one parameter: an array for psycopg, JSON text for SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(String()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> Any:
+        return value if dialect.name == "postgresql" else json.dumps(value)
+
+
+class InList(ColumnElement[bool]):
+    """`column IN values`, the values bound as one list parameter."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [  # SQLAlchemy's declaration of what makes the cache key
+        ("column", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], values: Iterable[Any]) -> None:
+        self.column = column
+        self.values = bindparam(None, list(values), type_=_ValueList(), unique=True)
+
+
+@compiles(InList, "postgresql")
+def _in_list_postgresql(element: InList, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} = ANY({values})"
+
+
+@compiles(InList)
+def _in_list_sqlite(element: InList, compiler: SQLCompiler, **kw: Any) -> str:
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
 
 
 def key_lookups(
     columns: Sequence[ColumnElement[Any]], keys: Iterable[tuple[Any, ...]]
 ) -> Iterator[ColumnElement[bool]]:
     """Conditions that select rows by composite keys, each able to use the key's index: the
-    leading columns by equality, the last one by IN, in chunks. (A row-value IN over a
-    composite key is planned badly by PostgreSQL: it scans.)"""
+    leading columns by equality, the last one in a list. (A row-value IN over a composite key
+    is planned badly by PostgreSQL: it scans.)"""
     groups: defaultdict[tuple[Any, ...], list[Any]] = defaultdict(list)
     for key in sorted(set(keys)):
         groups[key[:-1]].append(key[-1])
     for prefix, lasts in groups.items():
         leading = [column == value for column, value in zip(columns, prefix, strict=False)]
-        for part in chunks(lasts):
-            yield and_(*leading, columns[-1].in_(part))
+        yield and_(*leading, InList(columns[-1], lasts))

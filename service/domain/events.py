@@ -116,12 +116,11 @@ class Scores:
     speeding: float | None = None
 
     def of(self, kind: ScoreKind) -> float | None:
-        return {
-            ScoreKind.SAFETY: self.safety,
-            ScoreKind.ECO_DRIVING: self.eco_driving,
-            ScoreKind.DISTRACTION: self.distraction,
-            ScoreKind.SPEEDING: self.speeding,
-        }[kind]
+        return self.in_kind_order()[kind.value - 1]
+
+    def in_kind_order(self) -> tuple[float | None, float | None, float | None, float | None]:
+        """The four scores indexed by ScoreKind value - 1."""
+        return (self.safety, self.eco_driving, self.distraction, self.speeding)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ matching `Tally` and hands it to the shared competition ranking.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,12 +62,23 @@ class MonthTotals:
 
     @classmethod
     def of_trip(cls, trip: TripFacts) -> MonthTotals:
-        metres, units = trip.metres, trip.score_units
+        metres = trip.metres
+        a, b, c, d = trip.score_units
         return cls(
             1,
             metres,
-            _four(0 if u is None else u * metres for u in units),
-            _four(0 if u is None else metres for u in units),
+            (
+                0 if a is None else a * metres,
+                0 if b is None else b * metres,
+                0 if c is None else c * metres,
+                0 if d is None else d * metres,
+            ),
+            (
+                0 if a is None else metres,
+                0 if b is None else metres,
+                0 if c is None else metres,
+                0 if d is None else metres,
+            ),
         )
 
     @classmethod
@@ -74,11 +86,16 @@ class MonthTotals:
         """Many totals at once (one object built, not one per addition)."""
         if len(parts) == 1:
             return parts[0]
+        weighted, weight = [0, 0, 0, 0], [0, 0, 0, 0]
+        for part in parts:
+            for i in range(4):
+                weighted[i] += part.weighted[i]
+                weight[i] += part.weight[i]
         return cls(
             sum(p.trips for p in parts),
             sum(p.metres for p in parts),
-            _four(sum(column) for column in zip(*(p.weighted for p in parts), strict=True)),
-            _four(sum(column) for column in zip(*(p.weight for p in parts), strict=True)),
+            _four(weighted),
+            _four(weight),
         )
 
     def tally(self, kind: ScoreKind) -> Tally:
@@ -86,16 +103,11 @@ class MonthTotals:
         return Tally(self.trips, self.metres, self.weighted[i], self.weight[i])
 
     def __add__(self, other: MonthTotals) -> MonthTotals:
-        return MonthTotals(
-            self.trips + other.trips,
-            self.metres + other.metres,
-            _four(a + b for a, b in zip(self.weighted, other.weighted, strict=True)),
-            _four(a + b for a, b in zip(self.weight, other.weight, strict=True)),
-        )
+        return MonthTotals.sum((self, other))
 
     def __neg__(self) -> MonthTotals:
-        weighted, weight = _four(-w for w in self.weighted), _four(-w for w in self.weight)
-        return MonthTotals(-self.trips, -self.metres, weighted, weight)
+        (a, b, c, d), (e, f, g, h) = self.weighted, self.weight
+        return MonthTotals(-self.trips, -self.metres, (-a, -b, -c, -d), (-e, -f, -g, -h))
 
     def __sub__(self, other: MonthTotals) -> MonthTotals:
         return self + -other
@@ -104,15 +116,23 @@ class MonthTotals:
 NO_TOTALS = MonthTotals()
 
 
-def _four(values: Iterable[int]) -> tuple[int, int, int, int]:
-    a, b, c, d = values
-    return (a, b, c, d)
+def _four(values: Sequence[int]) -> tuple[int, int, int, int]:
+    return (values[0], values[1], values[2], values[3])
+
+
+@functools.lru_cache(maxsize=256)
+def _month_and_freeze(year: int, number: int, grace: timedelta) -> tuple[Month, datetime]:
+    month = Month(year, number)
+    return month, month.freezes_at(grace)
 
 
 def month_contribution(trip: TripFacts, grace: timedelta) -> tuple[Month, MonthTotals]:
     """What a trip (in its current state of deletion) adds to the month it ended in."""
-    month = Month.of(trip.ended_at)
-    counted = counts_by(trip, month.freezes_at(grace))
+    ended = trip.ended_at
+    if ended.tzinfo is not UTC:
+        ended = ended.astimezone(UTC)
+    month, freezes_at = _month_and_freeze(ended.year, ended.month, grace)
+    counted = counts_by(trip, freezes_at)
     return month, MonthTotals.of_trip(trip) if counted else NO_TOTALS
 
 

@@ -31,16 +31,16 @@ class TripFacts:
 
     @classmethod
     def from_event(cls, event: TripCompleted, arrived_at: datetime) -> TripFacts:
-        units = tuple(
+        a, b, c, d = (
             None if score is None else score_to_units(score)
-            for score in (event.scores.of(kind) for kind in ScoreKind)
+            for score in event.scores.in_kind_order()
         )
         return cls(
             trip_id=event.trip_id,
             user_id=event.user_id,
             ended_at=event.ended_at,
             metres=km_to_metres(event.distance_km),
-            score_units=(units[0], units[1], units[2], units[3]),
+            score_units=(a, b, c, d),
             arrived_at=arrived_at,
         )
 

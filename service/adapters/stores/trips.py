@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select, update
 
-from service.adapters.sql import chunks, key_lookups, upsert
+from service.adapters.sql import InList, chunks, key_lookups, upsert
 from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
-from service.domain.ranking import Month, MonthTotals
+from service.domain.ranking import NO_TOTALS, Month, MonthTotals
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 
 TripKey = tuple[str, str]
@@ -63,17 +63,14 @@ class TripStore:
 
     def of_users(self, tenant_id: str, user_ids: Iterable[str]) -> list[TripFacts]:
         """Every recorded trip of these users (deleted ones included: freezes decide)."""
-        result: list[TripFacts] = []
-        for part in chunks(sorted(set(user_ids))):
-            rows = self._c.execute(
-                select(trips).where(
-                    trips.c.tenant_id == tenant_id,
-                    trips.c.user_id.in_(part),
-                    trips.c.ended_at.is_not(None),
-                )
+        rows = self._c.execute(
+            select(trips).where(
+                trips.c.tenant_id == tenant_id,
+                InList(trips.c.user_id, sorted(set(user_ids))),
+                trips.c.ended_at.is_not(None),
             )
-            result.extend(t for t in map(trip_from_row, rows) if isinstance(t, TripFacts))
-        return result
+        )
+        return [t for t in map(trip_from_row, rows) if isinstance(t, TripFacts)]
 
     def save(
         self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
@@ -115,7 +112,8 @@ class DriverMonthStore:
         self._c = connection
 
     def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
-        """Add each delta to the driver's month (creating it at zero)."""
+        """Add each delta to the driver's month (creating it at zero). Row order does not
+        matter: writers of a tenant are serialized by its lock (`lock_tenants`)."""
         rows = [
             {
                 "tenant_id": tenant,
@@ -127,8 +125,8 @@ class DriverMonthStore:
                 **{f"{k}_weighted": totals.weighted[i] for i, k in enumerate(SCORE_COLUMNS)},
                 **{f"{k}_weight": totals.weight[i] for i, k in enumerate(SCORE_COLUMNS)},
             }
-            for (tenant, user, month), totals in sorted(deltas.items(), key=_month_key_order)
-            if totals != MonthTotals()
+            for (tenant, user, month), totals in deltas.items()
+            if totals != NO_TOTALS
         ]
         value_columns = [c.name for c in driver_months.c if not c.primary_key]
         upsert(
@@ -138,8 +136,3 @@ class DriverMonthStore:
             keys=["tenant_id", "year", "month", "user_id"],
             add=value_columns,
         )
-
-
-def _month_key_order(item: tuple[MonthKey, MonthTotals]) -> tuple[str, int, int, str]:
-    (tenant, user, month), _ = item
-    return (tenant, month.year, month.number, user)
