@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -64,6 +65,19 @@ def split(
     return received, dead
 
 
+Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+Decoded = dict[TopicPartition, tuple[int, int, list[Received], list[DeadLetter]]]
+"""Per partition: first offset, next offset, and its records decoded or rejected."""
+
+
+def _continues(
+    position: int | None, part: tuple[int, int, list[Received], list[DeadLetter]]
+) -> bool:
+    """Whether a fetched run of records starts where the partition's state stands (a partition
+    never stored starts wherever the log does)."""
+    return position is None or part[0] == position
+
+
 class ConsumerLoop:
     def __init__(
         self,
@@ -99,17 +113,38 @@ class ConsumerLoop:
         listener = ResumeFromDatabase(consumer, self._load_offsets, self._lock, self._assigned)
         consumer.subscribe(list(self._family_of), listener=listener)
         await consumer.start()
+        applying: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
-                batch = await consumer.getmany(
+                fetched = await consumer.getmany(
                     timeout_ms=POLL_MS, max_records=self._settings.batch_max_records
                 )
-                async with self._lock:
-                    if batch:
-                        await self._apply(consumer, listener, batch)
-                    self._check_caught_up(listener)
+                # Decoding is pure, so it runs while the previous batch is still being applied
+                # (on PostgreSQL that batch mostly waits on the server, with the GIL free).
+                decoded = await asyncio.to_thread(self._decode, fetched)
+                if applying is not None:
+                    await applying
+                applying = asyncio.create_task(self._apply_in_turn(consumer, listener, decoded))
         finally:
+            if applying is not None:
+                await applying
             await consumer.stop()
+
+    def _decode(self, fetched: Fetched) -> Decoded:
+        return {
+            tp: (messages[0].offset, messages[-1].offset + 1, *split(records, self._family_of))
+            for tp, messages in fetched.items()
+            if messages
+            for records in ([to_record(m) for m in messages],)
+        }
+
+    async def _apply_in_turn(
+        self, consumer: AIOKafkaConsumer, listener: ResumeFromDatabase, decoded: Decoded
+    ) -> None:
+        async with self._lock:
+            if decoded:
+                await self._apply(consumer, listener, decoded)
+            self._check_caught_up(listener)
 
     def _load_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         with self._engine.connect() as connection:
@@ -125,22 +160,24 @@ class ConsumerLoop:
             self._catch_up_targets = dict(ends)
 
     async def _apply(
-        self,
-        consumer: AIOKafkaConsumer,
-        listener: ResumeFromDatabase,
-        fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        self, consumer: AIOKafkaConsumer, listener: ResumeFromDatabase, decoded: Decoded
     ) -> None:
-        owned = {tp: msgs for tp, msgs in fetched.items() if tp in listener.positions and msgs}
+        owned = {tp: part for tp, part in decoded.items() if tp in listener.positions}
+        stale = [tp for tp, part in owned.items() if not _continues(listener.positions[tp], part)]
+        if stale:  # fetched before the partition was rewound (a failed or discarded batch)
+            await listener.resume(stale)
+        owned = {tp: part for tp, part in owned.items() if tp not in stale}
         if not owned:
             return
         moves = {
-            (tp.topic, tp.partition): (listener.positions[tp], msgs[-1].offset + 1)
-            for tp, msgs in owned.items()
+            (tp.topic, tp.partition): (listener.positions[tp], next_offset)
+            for tp, (_, next_offset, _, _) in owned.items()
         }
-        records = [to_record(m) for msgs in owned.values() for m in msgs]
+        received = [r for _, _, part, _ in owned.values() for r in part]
+        dead = [d for _, _, _, part in owned.values() for d in part]
         started = time.perf_counter()
         try:
-            applied = await asyncio.to_thread(self._apply_records, records, moves)
+            applied = await asyncio.to_thread(self._apply_records, received, dead, moves)
         except OffsetMoved as moved:
             log.warning("batch discarded, partition moved: %s", moved)
             await listener.resume(list(owned))
@@ -152,13 +189,15 @@ class ConsumerLoop:
             return
         for tp, (_, next_offset) in moves.items():
             listener.positions[TopicPartition(*tp)] = next_offset
-        self._count(records, applied, time.perf_counter() - started)
+        self._count(received, dead, applied, time.perf_counter() - started)
         await self._commit_to_kafka(consumer, moves)
 
     def _apply_records(
-        self, records: list[Record], moves: dict[tuple[str, int], tuple[int | None, int]]
+        self,
+        received: list[Received],
+        dead: list[DeadLetter],
+        moves: dict[tuple[str, int], tuple[int | None, int]],
     ) -> Applied:
-        received, dead = split(records, self._family_of)
         return apply_batch(
             lambda: SqlUnitOfWork(self._engine),
             Batch(received=received, dead=dead, offsets=moves),
@@ -167,18 +206,16 @@ class ConsumerLoop:
             now=self._clock.now(),
         )
 
-    def _count(self, records: list[Record], applied: Applied, seconds: float) -> None:
+    def _count(
+        self, received: list[Received], dead: list[DeadLetter], applied: Applied, seconds: float
+    ) -> None:
         self._metrics.batch_seconds.observe(seconds)
-        dead_by_topic: dict[str, int] = {}
-        for letter in applied.dead_lettered:
-            dead_by_topic[letter.record.topic] = dead_by_topic.get(letter.record.topic, 0) + 1
+        dead_by_topic: Counter[str] = Counter(d.record.topic for d in applied.dead_lettered)
         for topic, count in dead_by_topic.items():
             self._metrics.events_dead_lettered.labels(topic).inc(count)
-        by_topic: dict[str, int] = {}
-        for record in records:
-            by_topic[record.topic] = by_topic.get(record.topic, 0) + 1
+        by_topic = Counter([r.record.topic for r in received] + [d.record.topic for d in dead])
         for topic, count in by_topic.items():
-            self._metrics.events_folded.labels(topic).inc(count - dead_by_topic.get(topic, 0))
+            self._metrics.events_folded.labels(topic).inc(count - dead_by_topic[topic])
         for ignored in applied.ignored:
             self._metrics.events_ignored.labels(ignored.kind).inc()
 
