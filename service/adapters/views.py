@@ -52,26 +52,28 @@ def profiles(c: Connection, tenant_id: str, group: str | None) -> list[Profile]:
 def month_tallies(
     c: Connection, tenant_id: str, month: Month, kind: ScoreKind, group: str | None
 ) -> dict[str, Tally]:
-    """Each driver's month for one ranking type: trips, metres, and that score's sums."""
+    """Each driver's month for one ranking type: trips, metres, and that score's sums.
+
+    A group's query starts from its members and looks their months up by key, so its cost
+    follows the group's size, not the tenant's (a left join fixes that order on SQLite).
+    """
     name = SCORE_COLUMNS[kind.value - 1]
-    m = driver_months
-    query = select(
-        m.c.user_id, m.c.trips, m.c.metres, m.c[f"{name}_weighted"], m.c[f"{name}_weight"]
-    ).where(
-        driver_months.c.tenant_id == tenant_id,
-        driver_months.c.year == month.year,
-        driver_months.c.month == month.number,
-        driver_months.c.trips > 0,  # a month whose trips were all deleted never happened
-    )
+    m, g = driver_months, user_groups
+    columns = (m.c.trips, m.c.metres, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
+    of_month = (m.c.tenant_id == tenant_id) & (m.c.year == month.year)
+    of_month &= m.c.month == month.number
     if group:
-        query = query.join(
-            user_groups,
-            (user_groups.c.tenant_id == driver_months.c.tenant_id)
-            & (user_groups.c.user_id == driver_months.c.user_id),
-        ).where(user_groups.c.group_label == group)
+        query = (
+            select(g.c.user_id, *columns)
+            .select_from(g.outerjoin(m, of_month & (m.c.user_id == g.c.user_id)))
+            .where(g.c.tenant_id == tenant_id, g.c.group_label == group)
+        )
+    else:
+        query = select(m.c.user_id, *columns).where(of_month)
     return {
         user: Tally(trips, metres, weighted, weight)
         for user, trips, metres, weighted, weight in c.execute(query)
+        if trips  # no month, or one whose trips were all deleted: it never happened
     }
 
 

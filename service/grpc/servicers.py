@@ -47,17 +47,8 @@ class QueryDeps:
     metrics: Metrics
     in_flight: dict[tuple[Any, ...], asyncio.Future[bytes]] = field(default_factory=dict)
 
-    async def read(self, query: Callable[[Connection], Any]) -> Any:
-        """Run a read-only query on a worker thread, off the event loop."""
-
-        def run() -> Any:
-            with self.engine.connect() as connection:
-                return query(connection)
-
-        return await asyncio.to_thread(run)
-
     async def cached(
-        self, key: tuple[Any, ...], version: Hashable, build: Callable[[], Awaitable[Message]]
+        self, key: tuple[Any, ...], version: Hashable, build: Callable[[Connection], Message]
     ) -> bytes:
         """The serialized answer for `key` at a state version, built once however many calls
         ask for it at the same time. Read the version before calling: if a batch lands while
@@ -73,10 +64,17 @@ class QueryDeps:
         return recent if recent is not None else await asyncio.shield(flight)
 
     async def _build(
-        self, key: tuple[Any, ...], version: Hashable, build: Callable[[], Awaitable[Message]]
+        self, key: tuple[Any, ...], version: Hashable, build: Callable[[Connection], Message]
     ) -> bytes:
+        """Query, convert and serialize on a worker thread: a big answer's protobuf building
+        would otherwise hold up every call on the event loop."""
+
+        def run() -> bytes:
+            with self.engine.connect() as connection:
+                return build(connection).SerializeToString()
+
         try:
-            data = (await build()).SerializeToString()
+            data = await asyncio.to_thread(run)
             self.cache.put(key, version, data)
             return data
         finally:
@@ -108,12 +106,8 @@ async def get_driver_ranking(
             deps.versions.version(month_scope(tenant, month)),
         )
 
-        async def build() -> Message:
-            answer = await deps.read(
-                lambda c: queries.month_ranking(
-                    c, tenant, kind, request.group_label, month, deps.rules
-                )
-            )
+        def build(c: Connection) -> Message:
+            answer = queries.month_ranking(c, tenant, kind, request.group_label, month, deps.rules)
             return convert.month_ranking_message(answer)
 
         return await deps.cached(key, version, build)
@@ -149,9 +143,8 @@ def _varint(value: int) -> bytes:
 async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: QueryDeps) -> Reply:
     tenant = who.tenant_id
 
-    async def build() -> Message:
-        task = await deps.read(lambda c: queries.get_task(c, tenant, request.task_id))
-        return convert.task_response(task)
+    def build(c: Connection) -> Message:
+        return convert.task_response(queries.get_task(c, tenant, request.task_id))
 
     key = ("task", tenant, request.task_id)
     return await deps.cached(key, deps.versions.version(tenant), build)
@@ -163,11 +156,9 @@ async def get_challenge_ranking(
     tenant = who.tenant_id
     key = ("challenge_ranking", tenant, request.challenge_id, request.group)
 
-    async def build() -> Message:
-        answer = await deps.read(
-            lambda c: queries.challenge_ranking(
-                c, tenant, request.challenge_id, request.group, deps.rules
-            )
+    def build(c: Connection) -> Message:
+        answer = queries.challenge_ranking(
+            c, tenant, request.challenge_id, request.group, deps.rules
         )
         return convert.challenge_ranking_response(answer)
 
@@ -182,11 +173,9 @@ async def get_challenge_progress(
     now, tenant = deps.clock.now(), who.tenant_id
     key = ("challenge_progress", tenant, request.challenge_id, request.group)
 
-    async def build() -> Message:
-        answer = await deps.read(
-            lambda c: queries.challenge_progress(
-                c, tenant, request.challenge_id, request.group, now, deps.rules
-            )
+    def build(c: Connection) -> Message:
+        answer = queries.challenge_progress(
+            c, tenant, request.challenge_id, request.group, now, deps.rules
         )
         return convert.challenge_progress_response(answer)
 
@@ -202,11 +191,9 @@ async def get_path_session_stats(
     second = int(now.timestamp())
     key = ("path_stats", tenant, request.session_id, request.user_email_or_id, second)
 
-    async def build() -> Message:
-        answer = await deps.read(
-            lambda c: queries.path_session_stats(
-                c, tenant, request.session_id, request.user_email_or_id, now
-            )
+    def build(c: Connection) -> Message:
+        answer = queries.path_session_stats(
+            c, tenant, request.session_id, request.user_email_or_id, now
         )
         return convert.path_stats_response(answer)
 
