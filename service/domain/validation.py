@@ -57,14 +57,11 @@ def _trip_completed(e: ev.TripCompleted) -> str | None:
 
 def _trip_scores(scores: ev.Scores) -> str | None:
     low, high = TRIP_SCORE_RANGE
-    for kind, value in zip(ev.ScoreKind, _score_values(scores), strict=True):
+    for index, value in enumerate(scores.in_kind_order()):
         if value is not None and not low <= value <= high:  # NaN fails too
-            return _in_range(f"scores.{kind.name.lower()}", value, TRIP_SCORE_RANGE)
+            name = ev.ScoreKind(index + 1).name.lower()
+            return _in_range(f"scores.{name}", value, TRIP_SCORE_RANGE)
     return None
-
-
-def _score_values(scores: ev.Scores) -> tuple[float | None, ...]:
-    return (scores.safety, scores.eco_driving, scores.distraction, scores.speeding)
 
 
 def _trip_deleted(e: ev.TripDeleted) -> str | None:
