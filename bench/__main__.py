@@ -1,11 +1,19 @@
 """`make bench`: every figure beside a ceiling measured in the same run, and their ratio.
 
-    python -m bench [--quick] [--databases sqlite,postgresql] [--drivers N]
+    python -m bench [--quick] [--growth] [--databases sqlite,postgresql] [--drivers N]
 
-Sections: ingest (Podium's consumer loop against a bare aiokafka consumer on the same topic),
-big answers (GetDriverRanking for a 10,000-driver group at 16 in flight, while ingest runs at a
-tenth of its rate, against a trivial unary method of the same server), and freshness (event
-produced to visible in GetDriverRanking, while ingest runs at half its rate).
+For each database:
+- drivers: realistic state (100,000 drivers in 20 groups, `group-0` holding 10,000 of them,
+  10 trips each over 3 months) seeded through the fold; then ingest (Podium's consumer loop
+  against a bare aiokafka consumer reading the same topic); then a real `podium serve`
+  process answering GetDriverRanking for `group-0` at 16 in flight while trips arrive at a
+  tenth of the ingest rate (against a trivial unary method of the same server), freshness
+  (produced to visible while trips arrive at half the ingest rate), and the server's peak
+  memory.
+- families: challenge and step ingest with live state, and the single-entity queries against
+  the trivial ceiling.
+`--growth` runs the drivers section again at 10x the drivers (group-0 stays 10,000) and
+prints each figure at both sizes with their factor. `--quick` divides the sizes by 10.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import asyncio
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,17 +50,18 @@ from bench.harness import (
     apply_events,
     database,
     engine_for,
+    percentile,
     probe_profile,
     produce_trips,
     seed_state,
     summary,
     trip_message,
 )
-from bench.ingest import bare_consumer_rate, bench_settings, podium_ingest_rate
-from bench.queries import HEALTH, load
+from bench.ingest import Rate, bare_consumer_rate, bench_settings, podium_ingest_rate
+from bench.queries import HEALTH, Load, load
+from bench.server import PodiumServe, Stopped
 from consumers.topics import ensure_topics
 from service.adapters.keys import create_key
-from service.bootstrap import Podium
 from service.clock import SystemClock
 from service.config import Settings
 from service.gen.podium.v1 import (
@@ -66,33 +76,46 @@ from service.local_broker import LocalBroker
 BIG_GROUP = "group-0"
 PROBE_GROUP = "probe"
 PROBE_TIMEOUT_SECONDS = 20.0
+RANKING = "/podium.v1.DriverRankingService/GetDriverRanking"
+SCOPES = "ranking,challenges,tasks,paths"
 
 
 def say(text: str) -> None:
     print(text, flush=True)
 
 
-async def bench_database(
-    kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace
-) -> None:
-    drivers, groups = args.drivers, max(1, args.drivers // 10_000)
+@dataclass(frozen=True)
+class DriverFigures:
+    drivers: int
+    ingest: Rate
+    bare: Rate
+    trivial: Load
+    ranking: Load
+    freshness: list[float]
+    server: Stopped
+
+
+async def bench_drivers(
+    kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace, drivers: int
+) -> DriverFigures:
     say(
-        f"\n== {kind}: {drivers:,} drivers, {groups} groups of {drivers // groups:,}, "
+        f"\n== {kind}: {drivers:,} drivers in 20 groups ({BIG_GROUP}: {args.big_group:,}), "
         f"{args.trips_per_driver} trips each over 3 months =="
     )
     with database(kind, folder) as url:
         engine = engine_for(url)
         started = time.perf_counter()
-        seed_state(
+        seeded = seed_state(
             engine,
             drivers=drivers,
             trips_per_driver=args.trips_per_driver,
-            groups=groups,
-            months=3,
+            big_group=args.big_group,
             now=datetime.now(UTC),
         )
         analyze(engine)
-        say(f"seeded state in {time.perf_counter() - started:.1f} s")
+        seconds = time.perf_counter() - started
+        rate = seeded / seconds
+        say(f"seeded {seeded:,} events through the fold in {seconds:.0f} s ({rate:,.0f}/s)")
 
         settings = bench_settings(broker.bootstrap_servers, url, f"b{uuid.uuid4().hex[:6]}.")
         await ensure_topics(settings)
@@ -100,54 +123,56 @@ async def bench_database(
         await produce_trips(broker.bootstrap_servers, topic, args.events, drivers)
         say(f"produced {args.events:,} trip events to {topic}")
         bare = await bare_consumer_rate(broker.bootstrap_servers, topic, args.events)
-        podium = await podium_ingest_rate(settings, engine, args.events)
+        ingest = await podium_ingest_rate(settings, engine, args.events)
         say(
-            f"ingest: podium {podium.per_second:,.0f} trip events/s (bare aiokafka consumer "
-            f"{bare.per_second:,.0f}/s, ratio {podium.per_second / bare.per_second:.2f})"
+            f"ingest: podium {ingest.per_second:,.0f} trip events/s (bare aiokafka consumer "
+            f"{bare.per_second:,.0f}/s, ratio {ingest.per_second / bare.per_second:.2f})"
         )
         apply_events(engine, [probe_profile(drivers + 1)])
         analyze(engine)
+        key = create_key(engine, TENANT, SCOPES, SystemClock().now())
         engine.dispose()
-        await bench_queries(settings, podium.per_second, drivers, args)
-
-
-async def bench_queries(
-    settings: Settings, ingest_rate: float, drivers: int, args: argparse.Namespace
-) -> None:
-    podium = Podium(settings)
-    await podium.start()
-    try:
-        await asyncio.wait_for(podium.ready.wait(), 120)
-        key = create_key(
-            podium.engine, TENANT, "ranking,challenges,tasks,paths", SystemClock().now()
+        trivial, ranking, delays, server = await bench_ranking(
+            settings, key, ingest.per_second, drivers, args
         )
-        address = f"127.0.0.1:{podium.port}"
-        request = driver_ranking_pb2.GetDriverRankingRequest(
-            type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
-        ).SerializeToString()
-        method = "/podium.v1.DriverRankingService/GetDriverRanking"
-        servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
+    return DriverFigures(drivers, ingest, bare, trivial, ranking, delays, server)
 
+
+async def bench_ranking(
+    settings: Settings, key: str, ingest_rate: float, drivers: int, args: argparse.Namespace
+) -> tuple[Load, Load, list[float], Stopped]:
+    request = driver_ranking_pb2.GetDriverRankingRequest(
+        type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
+    ).SerializeToString()
+    servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
+    async with PodiumServe(settings) as server:
+        cold = await load(server.address, RANKING, request, key, concurrency=1, calls=1)
+        say(cold.line(f"GetDriverRanking {BIG_GROUP}, first call (answer built cold)"))
         async with BackgroundLoad(servers, topic, ingest_rate / 10, drivers):
-            trivial = await load(address, HEALTH, b"", "", seconds=args.seconds)
-            ranking = await load(address, method, request, key, seconds=args.seconds)
+            trivial = await load(server.address, HEALTH, b"", "", seconds=args.seconds)
+            ranking = await load(server.address, RANKING, request, key, seconds=args.seconds)
         say(trivial.line("trivial unary (health check), 16 in flight"))
         say(
             ranking.line(
-                f"GetDriverRanking, {BIG_GROUP} of {drivers // max(1, drivers // 10_000):,} "
-                "drivers, 16 in flight, ingest at 1/10 rate"
+                f"GetDriverRanking, {BIG_GROUP} of {args.big_group:,} drivers, 16 in flight, "
+                "ingest at 1/10 rate"
             )
         )
         say(f"  ratio to the trivial ceiling: {ranking.per_second / trivial.per_second:.2f}")
-
         async with BackgroundLoad(servers, topic, ingest_rate / 2, drivers):
-            delays = await freshness(address, key, servers, topic, drivers, args.probes)
+            delays = await freshness(server.address, key, servers, topic, drivers, args.probes)
         say(
             "freshness at 1/2 ingest rate, produced to visible in GetDriverRanking: "
             + summary(delays)
         )
-    finally:
-        await podium.stop()
+    assert server.stopped is not None
+    say(server_line(server.stopped))
+    return trivial, ranking, delays, server.stopped
+
+
+def server_line(stopped: Stopped) -> str:
+    exit_note = "exit 0 on SIGTERM" if stopped.exit_code == 0 else f"EXIT {stopped.exit_code}"
+    return f"podium serve: peak memory {stopped.peak_memory_mib:,.0f} MiB (VmHWM), {exit_note}"
 
 
 async def freshness(
@@ -191,6 +216,37 @@ async def freshness(
     return delays
 
 
+def growth_report(kind: str, base: DriverFigures, grown: DriverFigures) -> None:
+    """Each figure at both sizes; "within 2x" means the larger state costs at most twice."""
+    say(f"\n== {kind}: growth, {base.drivers:,} -> {grown.drivers:,} drivers ==")
+    rows = (
+        ("ingest, trip events/s", base.ingest.per_second, grown.ingest.per_second, True),
+        ("GetDriverRanking calls/s", base.ranking.per_second, grown.ranking.per_second, True),
+        (
+            "GetDriverRanking p99 ms",
+            percentile(base.ranking.latencies, 0.99) * 1e3,
+            percentile(grown.ranking.latencies, 0.99) * 1e3,
+            False,
+        ),
+        (
+            "freshness p99 ms",
+            percentile(base.freshness, 0.99) * 1e3,
+            percentile(grown.freshness, 0.99) * 1e3,
+            False,
+        ),
+        (
+            "peak memory MiB",
+            base.server.peak_memory_mib,
+            grown.server.peak_memory_mib,
+            False,
+        ),
+    )
+    for name, small, large, higher_is_better in rows:
+        factor = small / large if higher_is_better else large / small
+        verdict = "within 2x" if factor <= 2 else "NOT within 2x"
+        say(f"{name}: {small:,.1f} -> {large:,.1f}, {factor:.2f}x worse, {verdict}")
+
+
 async def bench_families(
     kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace
 ) -> None:
@@ -225,69 +281,65 @@ async def bench_families(
                 f"ingest, {label}: podium {podium.per_second:,.0f}/s (bare aiokafka consumer "
                 f"{bare.per_second:,.0f}/s, ratio {podium.per_second / bare.per_second:.2f})"
             )
+        key = create_key(engine, TENANT, SCOPES, SystemClock().now())
         engine.dispose()
-        await bench_small_answers(settings, args)
+        await bench_small_answers(settings, key, args)
 
 
-async def bench_small_answers(settings: Settings, args: argparse.Namespace) -> None:
-    podium = Podium(settings)
-    await podium.start()
-    try:
-        await asyncio.wait_for(podium.ready.wait(), 300)
-        key = create_key(
-            podium.engine, TENANT, "ranking,challenges,tasks,paths", SystemClock().now()
-        )
-        address = f"127.0.0.1:{podium.port}"
-        trivial = await load(address, HEALTH, b"", "", seconds=args.seconds)
+async def bench_small_answers(settings: Settings, key: str, args: argparse.Namespace) -> None:
+    calls = (
+        ("GetTask", "/podium.v1.TaskService/GetTask", tasks_pb2.GetTaskRequest(task_id="task7")),
+        (
+            "GetPathSessionStats",
+            "/podium.v1.PathService/GetPathSessionStats",
+            paths_pb2.GetPathSessionStatsRequest(session_id="ps7", user_email_or_id="l7"),
+        ),
+        (
+            "GetChallengeRanking",
+            "/podium.v1.ChallengeService/GetChallengeRanking",
+            challenges_pb2.GetChallengeRankingRequest(challenge_id="c1"),
+        ),
+        (
+            "GetChallengeProgress",
+            "/podium.v1.ChallengeService/GetChallengeProgress",
+            challenges_pb2.GetChallengeProgressRequest(challenge_id="c1"),
+        ),
+    )
+    async with PodiumServe(settings) as server:
+        trivial = await load(server.address, HEALTH, b"", "", seconds=args.seconds)
         say(trivial.line("trivial unary (health check), 16 in flight"))
-        calls = (
-            (
-                "GetTask",
-                "/podium.v1.TaskService/GetTask",
-                tasks_pb2.GetTaskRequest(task_id="task7"),
-            ),
-            (
-                "GetPathSessionStats",
-                "/podium.v1.PathService/GetPathSessionStats",
-                paths_pb2.GetPathSessionStatsRequest(session_id="ps7", user_email_or_id="l7"),
-            ),
-            (
-                "GetChallengeRanking",
-                "/podium.v1.ChallengeService/GetChallengeRanking",
-                challenges_pb2.GetChallengeRankingRequest(challenge_id="c1"),
-            ),
-            (
-                "GetChallengeProgress",
-                "/podium.v1.ChallengeService/GetChallengeProgress",
-                challenges_pb2.GetChallengeProgressRequest(challenge_id="c1"),
-            ),
-        )
         for name, method, request in calls:
             measured = await load(
-                address, method, request.SerializeToString(), key, seconds=args.seconds
+                server.address, method, request.SerializeToString(), key, seconds=args.seconds
             )
             say(
                 measured.line(f"{name}, 16 in flight")
                 + f", ratio to trivial {measured.per_second / trivial.per_second:.2f}"
             )
-    finally:
-        await podium.stop()
+    assert server.stopped is not None
+    say(server_line(server.stopped))
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--quick", action="store_true", help="small sizes, a minute or two")
+    parser.add_argument("--quick", action="store_true", help="sizes divided by 10")
+    parser.add_argument("--growth", action="store_true", help="drivers again at 10x the state")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--drivers", type=int)
     args = parser.parse_args()
-    args.drivers = args.drivers or (10_000 if args.quick else 100_000)
-    args.trips_per_driver = 3 if args.quick else 6
+    scale = 10 if args.quick else 1
+    args.drivers = args.drivers or 100_000 // scale
+    args.big_group = min(args.drivers, 10_000 // scale)
+    args.trips_per_driver = 10
     args.events = 50_000 if args.quick else 200_000
     args.seconds = 3.0 if args.quick else 8.0
     args.probes = 10 if args.quick else 30
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
-            await bench_database(kind, broker, Path(folder), args)
+            base = await bench_drivers(kind, broker, Path(folder), args, args.drivers)
+            if args.growth:
+                grown = await bench_drivers(kind, broker, Path(folder), args, 10 * args.drivers)
+                growth_report(kind, base, grown)
             await bench_families(kind, broker, Path(folder), args)
 
 

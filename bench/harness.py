@@ -21,6 +21,7 @@ from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.ingest import Batch, apply_batch
 from service.app.records import Received, Record
 from service.domain import events as ev
+from service.domain.ranking import Month
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
 from service.gen.podium.events.v1 import trips_pb2
@@ -59,41 +60,68 @@ def analyze(engine: Engine) -> None:
             c.exec_driver_sql("ANALYZE")
 
 
-def group_of(driver: int, groups: int) -> str:
-    return f"group-{driver % groups}"
+GROUPS = 20
+SEED_BATCH = 20_000
+
+
+def group_of(driver: int, big_group: int) -> str:
+    """`group-0` holds the first `big_group` drivers (the group whose ranking is measured);
+    the others are spread over the 19 other groups."""
+    return "group-0" if driver < big_group else f"group-{1 + driver % (GROUPS - 1)}"
 
 
 def seed_state(
-    engine: Engine, *, drivers: int, trips_per_driver: int, groups: int, months: int, now: datetime
-) -> None:
-    """Realistic state straight through the fold (no broker): profiles, then trips spread
-    over the last `months` months."""
-    profiles = [
-        ev.Event(
-            ev.Meta(TENANT, f"u{d}", now, now),
-            ev.UserUpserted(
-                f"d{d}",
-                f"d{d}@example.com",
-                f"First{d}",
-                f"Last{d}",
-                f"p{d}",
-                (group_of(d, groups),),
-            ),
+    engine: Engine, *, drivers: int, trips_per_driver: int, big_group: int, now: datetime
+) -> int:
+    """Realistic state straight through the fold (no broker), streamed in batches: profiles,
+    then each driver's trips over the last three months (half in the current month, most of
+    the rest in the previous one). Returns how many events were folded."""
+    folded = 0
+    for first in range(0, drivers, SEED_BATCH):
+        apply_events(
+            engine,
+            [_profile(d, big_group, now) for d in range(first, min(drivers, first + SEED_BATCH))],
         )
-        for d in range(drivers)
-    ]
-    apply_events(engine, profiles)
+        folded += min(drivers, first + SEED_BATCH) - first
     batch: list[ev.Event] = []
     for d in range(drivers):
         for t in range(trips_per_driver):
-            ended = now - timedelta(
-                days=(t * 29 * months) // max(trips_per_driver, 1) % (30 * months), minutes=d % 600
+            batch.append(
+                _trip_event(f"s{d}-{t}", f"d{d}", _seeded_end(now, d, t, trips_per_driver), now)
             )
-            batch.append(_trip_event(f"s{d}-{t}", f"d{d}", ended, now))
-            if len(batch) >= 20_000:
-                apply_events(engine, batch)
-                batch = []
+        if len(batch) >= SEED_BATCH:
+            apply_events(engine, batch)
+            folded, batch = folded + len(batch), []
     apply_events(engine, batch)
+    return folded + len(batch)
+
+
+def _profile(driver: int, big_group: int, now: datetime) -> ev.Event:
+    return ev.Event(
+        ev.Meta(TENANT, f"u{driver}", now, now),
+        ev.UserUpserted(
+            f"d{driver}",
+            f"d{driver}@example.com",
+            f"First{driver}",
+            f"Last{driver}",
+            f"p{driver}",
+            (group_of(driver, big_group),),
+        ),
+    )
+
+
+def _seeded_end(now: datetime, driver: int, trip: int, trips: int) -> datetime:
+    """When a seeded trip ended: trips [0, trips/2) in the current month (before now), the
+    next ones in the previous month, the last in the month before; spread by driver."""
+    half = trips // 2
+    months_back = 0 if trip < half else 1 if trip < trips - 1 or trips < 3 else 2
+    month = Month.of(now)
+    for _ in range(months_back):
+        month = month.previous()
+    start = month.starts_at
+    end = now if months_back == 0 else month.next().starts_at
+    fraction = (driver * 7919 + trip * 104_729) % 1000 / 1000
+    return start + (end - start) * fraction
 
 
 def _trip_event(trip_id: str, user_id: str, ended: datetime, arrived: datetime) -> ev.Event:

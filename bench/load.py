@@ -1,5 +1,9 @@
 """A closed-loop gRPC load generator, run in its own process so it does not share the
-server's event loop: `python -m bench.load ADDRESS METHOD REQUEST_HEX KEY CONCURRENCY SECONDS`.
+server's event loop:
+
+    python -m bench.load ADDRESS METHOD REQUEST_HEX KEY CONCURRENCY SECONDS [CALLS]
+
+(CALLS > 0: stop after that many calls).
 
 Prints one JSON line: calls, seconds, and each call's latency."""
 
@@ -14,7 +18,13 @@ import grpc
 
 
 async def run(
-    address: str, method: str, request: bytes, key: str, concurrency: int, seconds: float
+    address: str,
+    method: str,
+    request: bytes,
+    key: str,
+    concurrency: int,
+    seconds: float,
+    calls: int = 0,
 ) -> dict[str, object]:
     channel = grpc.aio.insecure_channel(address)
     call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
@@ -25,7 +35,7 @@ async def run(
 
     async def worker() -> None:
         nonlocal errors
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and not (calls and len(latencies) >= calls):
             started = time.perf_counter()
             try:
                 await call(request, metadata=metadata)
@@ -43,8 +53,10 @@ async def run(
 
 def main() -> None:
     address, method, request_hex, key, concurrency, seconds = sys.argv[1:7]
+    calls = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+    request = bytes.fromhex(request_hex)
     result = asyncio.run(
-        run(address, method, bytes.fromhex(request_hex), key, int(concurrency), float(seconds))
+        run(address, method, request, key, int(concurrency), float(seconds), calls)
     )
     print(json.dumps(result))
 

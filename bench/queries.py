@@ -39,7 +39,9 @@ async def load(
     *,
     concurrency: int = 16,
     seconds: float = 5.0,
+    calls: int = 0,
 ) -> Load:
+    """Calls for `seconds` (or until `calls` calls, when given) at `concurrency` in flight."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -50,6 +52,7 @@ async def load(
         key,
         str(concurrency),
         str(seconds),
+        str(calls),
         stdout=asyncio.subprocess.PIPE,
     )
     output, _ = await process.communicate()
