@@ -1,0 +1,91 @@
+"""The set-based SQL helpers every store writes and looks up through, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select
+
+from service.adapters.sql import InList, key_lookups, upsert
+from service.adapters.tables import consumer_offsets, service_state, tenant_versions, trips
+
+AT = datetime(2026, 11, 3, 8, 30, 0, 123456, tzinfo=UTC)
+
+
+def _trip(trip_id: str, user_id: str) -> dict[str, object]:
+    return {
+        "tenant_id": "acme",
+        "trip_id": trip_id,
+        "user_id": user_id,
+        "ended_at": AT,
+        "metres": 12_000,
+        "safety": 81_000,
+        "eco_driving": None,
+        "distraction": None,
+        "speeding": None,
+        "arrived_at": AT,
+        "deleted_arrived_at": None,
+    }
+
+
+def test_an_upsert_adds_to_the_stored_counters_and_inserts_the_missing_ones(
+    engine: Engine,
+) -> None:
+    with engine.begin() as c:
+        upsert(c, tenant_versions, [{"tenant_id": "a", "version": 1}], keys=["tenant_id"])
+        rows = [{"tenant_id": "a", "version": 2}, {"tenant_id": "b", "version": 5}]
+        upsert(c, tenant_versions, rows, keys=["tenant_id"], add=["version"])
+        query = select(tenant_versions.c.tenant_id, tenant_versions.c.version)
+        stored = {tenant: version for tenant, version in c.execute(query)}
+    assert stored == {"a": 3, "b": 5}
+
+
+def test_an_upsert_replaces_the_named_columns_or_keeps_the_stored_row(engine: Engine) -> None:
+    with engine.begin() as c:
+        upsert(c, service_state, [{"name": "n", "value": "first"}], keys=["name"])
+        upsert(c, service_state, [{"name": "n", "value": "kept"}], keys=["name"])
+        kept = c.execute(select(service_state.c.value)).scalar_one()
+        upsert(c, service_state, [{"name": "n", "value": "new"}], keys=["name"], replace=["value"])
+        replaced = c.execute(select(service_state.c.value)).scalar_one()
+    assert (kept, replaced) == ("first", "new")
+
+
+def test_an_upsert_quotes_reserved_column_names(engine: Engine) -> None:
+    row = {"consumer_group": "g", "topic": "t", "partition": 3, "next_offset": 10}
+    with engine.begin() as c:
+        upsert(c, consumer_offsets, [row], keys=["consumer_group", "topic", "partition"])
+        upsert(
+            c,
+            consumer_offsets,
+            [{**row, "next_offset": 42}],
+            keys=["consumer_group", "topic", "partition"],
+            replace=["next_offset"],
+        )
+        stored = c.execute(select(consumer_offsets.c.partition, consumer_offsets.c.next_offset))
+        assert list(stored) == [(3, 42)]
+
+
+def test_upserted_times_and_nulls_read_back_as_written(engine: Engine) -> None:
+    with engine.begin() as c:
+        upsert(c, trips, [_trip("t1", "ann")], keys=["tenant_id", "trip_id"])
+        row = c.execute(select(trips)).one()
+    assert (row.ended_at, row.arrived_at, row.deleted_arrived_at) == (AT, AT, None)
+    assert (row.safety, row.eco_driving) == (81_000, None)
+
+
+def test_key_lookups_find_exactly_the_rows_of_the_keys_asked(engine: Engine) -> None:
+    rows = [_trip(f"t{n}", f"u{n % 3}") for n in range(1_200)]
+    with engine.begin() as c:
+        upsert(c, trips, rows, keys=["tenant_id", "trip_id"])
+        wanted = {("acme", f"t{n}") for n in range(0, 1_200, 7)} | {("acme", "absent")}
+        wanted |= {("other", "t1")}
+        found = {
+            (row.tenant_id, row.trip_id)
+            for condition in key_lookups((trips.c.tenant_id, trips.c.trip_id), wanted)
+            for row in c.execute(select(trips.c.tenant_id, trips.c.trip_id).where(condition))
+        }
+        of_users = c.execute(select(trips.c.trip_id).where(InList(trips.c.user_id, ["u1"])))
+        nobody = c.execute(select(trips.c.trip_id).where(InList(trips.c.user_id, [])))
+        assert len(list(of_users)) == 400
+        assert list(nobody) == []
+    assert found == {("acme", f"t{n}") for n in range(0, 1_200, 7)}
