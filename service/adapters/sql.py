@@ -133,6 +133,9 @@ class InList(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
+    _is_implicitly_boolean = True
+    """A predicate: without this, SQLite (no native booleans) gets `... IN (...) = 1`, which
+    hides the IN from the planner, and each lookup scans the tenant's rows."""
     _traverse_internals = [  # SQLAlchemy's declaration of what makes the cache key
         ("column", InternalTraversal.dp_clauseelement),
         ("values", InternalTraversal.dp_clauseelement),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
@@ -89,3 +90,15 @@ def test_key_lookups_find_exactly_the_rows_of_the_keys_asked(engine: Engine) -> 
         assert len(list(of_users)) == 400
         assert list(nobody) == []
     assert found == {("acme", f"t{n}") for n in range(0, 1_200, 7)}
+
+
+def test_a_key_lookup_on_sqlite_searches_the_key_index_rather_than_scanning(
+    memory_engine: Engine,
+) -> None:
+    (condition,) = key_lookups((trips.c.tenant_id, trips.c.trip_id), [("acme", "t1")])
+    compiled = select(trips.c.trip_id).where(condition).compile(dialect=memory_engine.dialect)
+    parameters = ("acme", json.dumps(["t1"]))  # as bound: the list travels as JSON text
+    with memory_engine.connect() as c:
+        rows = c.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", parameters)
+        plan = " ".join(str(row[3]) for row in rows)
+    assert "(tenant_id=? AND trip_id=?)" in plan
