@@ -3,17 +3,27 @@
     python -m bench [--quick] [--growth] [--databases sqlite,postgresql] [--drivers N]
 
 For each database:
-- drivers: realistic state (100,000 drivers in 20 groups, `group-0` holding 10,000 of them,
-  10 trips each over 3 months) seeded through the fold; then ingest (Podium's consumer loop
-  against a bare aiokafka consumer reading the same topic); then a real `podium serve`
-  process answering GetDriverRanking for `group-0` at 16 in flight while trips arrive at a
-  tenth of the ingest rate (against a trivial unary method of the same server), freshness
-  (produced to visible while trips arrive at half the ingest rate), and the server's peak
-  memory.
-- families: challenge and step ingest with live state, and the single-entity queries against
-  the trivial ceiling.
-`--growth` runs the drivers section again at 10x the drivers (group-0 stays 10,000) and
-prints each figure at both sizes with their factor. `--quick` divides the sizes by 10.
+- drivers: the issue's state (100,000 drivers in 20 groups, `group-0` holding 10,000 of them
+  and the rest spread over the 19 others, 10 trips each over 3 months) seeded straight
+  through the fold in streamed batches (seeding time and rate printed); then ingest (Podium's
+  consumer loop, the code `podium serve` runs, driven in the bench process) against a bare
+  aiokafka consumer reading the same topic; then a real `podium serve` process, configured
+  through its environment only, answering GetDriverRanking for `group-0` at 16 in flight
+  while trips arrive at a tenth of the ingest rate, against a trivial unary method of the
+  same server (the grpc.health.v1 check); freshness (produced to visible in the ranking while
+  trips arrive at half the ingest rate); and the server's peak memory (VmHWM, read just
+  before SIGTERM, after which it must exit 0).
+- families: challenge and step ingest with live state, and the single-entity queries
+  (tasks, path sessions, challenges) against the trivial ceiling, on their own server.
+
+Flags:
+- `--quick`: a tenth of the drivers (10,000, `group-0` 1,000), 3 trips each, fewer events,
+  shorter load phases; runnable in a couple of minutes.
+- `--growth`: the drivers section at the base size and again at 10x the drivers (`group-0`
+  stays the same), then each figure at both sizes with the factor between them and whether
+  it is within 2x (with `--quick`: 10,000 -> 100,000 drivers).
+- `--databases`: comma-separated, `sqlite` and/or `postgresql` (127.0.0.1:5432, db `test`).
+- `--drivers N`: another base size.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+from sqlalchemy import Engine
 
 from bench.families import (
     CHALLENGES,
@@ -104,19 +115,7 @@ async def bench_drivers(
     )
     with database(kind, folder) as url:
         engine = engine_for(url)
-        started = time.perf_counter()
-        seeded = seed_state(
-            engine,
-            drivers=drivers,
-            trips_per_driver=args.trips_per_driver,
-            big_group=args.big_group,
-            now=datetime.now(UTC),
-        )
-        analyze(engine)
-        seconds = time.perf_counter() - started
-        rate = seeded / seconds
-        say(f"seeded {seeded:,} events through the fold in {seconds:.0f} s ({rate:,.0f}/s)")
-
+        seed(engine, drivers, args)
         settings = bench_settings(broker.bootstrap_servers, url, f"b{uuid.uuid4().hex[:6]}.")
         await ensure_topics(settings)
         topic = settings.topic("trips")
@@ -138,6 +137,23 @@ async def bench_drivers(
     return DriverFigures(drivers, ingest, bare, trivial, ranking, delays, server)
 
 
+def seed(engine: Engine, drivers: int, args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    seeded = seed_state(
+        engine,
+        drivers=drivers,
+        trips_per_driver=args.trips_per_driver,
+        big_group=args.big_group,
+        now=datetime.now(UTC),
+    )
+    analyze(engine)
+    seconds = time.perf_counter() - started
+    say(
+        f"seeded {seeded:,} events ({drivers:,} profiles, {seeded - drivers:,} trips) through "
+        f"the fold in {seconds:,.1f} s ({seeded / seconds:,.0f} events/s)"
+    )
+
+
 async def bench_ranking(
     settings: Settings, key: str, ingest_rate: float, drivers: int, args: argparse.Namespace
 ) -> tuple[Load, Load, list[float], Stopped]:
@@ -146,8 +162,15 @@ async def bench_ranking(
     ).SerializeToString()
     servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
     async with PodiumServe(settings) as server:
+        say(
+            f"podium serve SERVING {server.ready_seconds:.1f} s after start "
+            "(consumer group join included)"
+        )
         cold = await load(server.address, RANKING, request, key, concurrency=1, calls=1)
-        say(cold.line(f"GetDriverRanking {BIG_GROUP}, first call (answer built cold)"))
+        say(
+            f"GetDriverRanking {BIG_GROUP}, first call (answer built cold): "
+            f"{percentile(cold.latencies, 0.5) * 1e3:.1f} ms, errors {cold.errors}"
+        )
         async with BackgroundLoad(servers, topic, ingest_rate / 10, drivers):
             trivial = await load(server.address, HEALTH, b"", "", seconds=args.seconds)
             ranking = await load(server.address, RANKING, request, key, seconds=args.seconds)
@@ -166,13 +189,16 @@ async def bench_ranking(
             + summary(delays)
         )
     assert server.stopped is not None
-    say(server_line(server.stopped))
+    report_stopped(server.stopped)
     return trivial, ranking, delays, server.stopped
 
 
-def server_line(stopped: Stopped) -> str:
-    exit_note = "exit 0 on SIGTERM" if stopped.exit_code == 0 else f"EXIT {stopped.exit_code}"
-    return f"podium serve: peak memory {stopped.peak_memory_mib:,.0f} MiB (VmHWM), {exit_note}"
+def report_stopped(stopped: Stopped) -> None:
+    say(f"peak memory of podium serve: {stopped.peak_memory_mib:,.0f} MiB (VmHWM)")
+    if stopped.exit_code is None:
+        say("WARNING: podium serve did not exit within a minute of SIGTERM and was killed")
+    elif stopped.exit_code != 0:
+        say(f"WARNING: podium serve exited {stopped.exit_code} on SIGTERM (expected 0)")
 
 
 async def freshness(
@@ -211,40 +237,84 @@ async def freshness(
                 while await trips_of_probe() == before and time.perf_counter() < deadline:  # noqa: ASYNC110
                     await asyncio.sleep(0.005)
                 delays.append(time.perf_counter() - started)
+                if delays[-1] >= PROBE_TIMEOUT_SECONDS:
+                    say(f"WARNING: probe trip {n} not visible after {PROBE_TIMEOUT_SECONDS} s")
         finally:
             await producer.stop()
     return delays
 
 
+@dataclass(frozen=True)
+class Growth:
+    """One figure at both sizes, with the same run's ceiling at both sizes when it has one."""
+
+    name: str
+    base: float
+    grown: float
+    higher_is_better: bool
+    ceiling: tuple[str, float, float] | None = None
+
+    @property
+    def factor(self) -> float:
+        """How many times worse the 10x state does (below 1: it did better)."""
+        return self.base / self.grown if self.higher_is_better else self.grown / self.base
+
+    def line(self) -> str:
+        verdict = "within 2x" if self.factor <= 2 else "NOT within 2x"
+        text = (
+            f"{self.name}: {self.base:,.1f} -> {self.grown:,.1f}, "
+            f"{self.factor:.2f}x worse, {verdict}"
+        )
+        if self.ceiling is not None:
+            label, base, grown = self.ceiling
+            text += (
+                f" (ceiling, {label}: {base:,.1f} -> {grown:,.1f}; "
+                f"ratio to it {self.base / base:.2f} -> {self.grown / grown:.2f})"
+            )
+        return text
+
+
+def p99_ms(values: list[float]) -> float:
+    return percentile(values, 0.99) * 1e3
+
+
 def growth_report(kind: str, base: DriverFigures, grown: DriverFigures) -> None:
-    """Each figure at both sizes; "within 2x" means the larger state costs at most twice."""
+    """Each figure at both sizes; "within 2x" means the 10x state costs at most twice as much
+    (half the rate, or twice the latency or memory). The ceilings are printed beside so that
+    a shift in the machine's load between the two runs can be told from a cost of the state."""
     say(f"\n== {kind}: growth, {base.drivers:,} -> {grown.drivers:,} drivers ==")
     rows = (
-        ("ingest, trip events/s", base.ingest.per_second, grown.ingest.per_second, True),
-        ("GetDriverRanking calls/s", base.ranking.per_second, grown.ranking.per_second, True),
-        (
+        Growth(
+            "ingest, trip events/s",
+            base.ingest.per_second,
+            grown.ingest.per_second,
+            True,
+            ("bare consumer", base.bare.per_second, grown.bare.per_second),
+        ),
+        Growth(
+            "GetDriverRanking calls/s",
+            base.ranking.per_second,
+            grown.ranking.per_second,
+            True,
+            ("health check", base.trivial.per_second, grown.trivial.per_second),
+        ),
+        Growth(
             "GetDriverRanking p99 ms",
-            percentile(base.ranking.latencies, 0.99) * 1e3,
-            percentile(grown.ranking.latencies, 0.99) * 1e3,
+            p99_ms(base.ranking.latencies),
+            p99_ms(grown.ranking.latencies),
             False,
+            ("health check", p99_ms(base.trivial.latencies), p99_ms(grown.trivial.latencies)),
         ),
-        (
-            "freshness p99 ms",
-            percentile(base.freshness, 0.99) * 1e3,
-            percentile(grown.freshness, 0.99) * 1e3,
-            False,
-        ),
-        (
-            "peak memory MiB",
+        Growth("freshness p99 ms", p99_ms(base.freshness), p99_ms(grown.freshness), False),
+        Growth(
+            "peak memory of podium serve MiB",
             base.server.peak_memory_mib,
             grown.server.peak_memory_mib,
             False,
         ),
     )
-    for name, small, large, higher_is_better in rows:
-        factor = small / large if higher_is_better else large / small
-        verdict = "within 2x" if factor <= 2 else "NOT within 2x"
-        say(f"{name}: {small:,.1f} -> {large:,.1f}, {factor:.2f}x worse, {verdict}")
+    for row in rows:
+        say(row.line())
 
 
 async def bench_families(
@@ -317,7 +387,7 @@ async def bench_small_answers(settings: Settings, key: str, args: argparse.Names
                 + f", ratio to trivial {measured.per_second / trivial.per_second:.2f}"
             )
     assert server.stopped is not None
-    say(server_line(server.stopped))
+    report_stopped(server.stopped)
 
 
 async def main() -> None:
@@ -330,7 +400,7 @@ async def main() -> None:
     scale = 10 if args.quick else 1
     args.drivers = args.drivers or 100_000 // scale
     args.big_group = min(args.drivers, 10_000 // scale)
-    args.trips_per_driver = 10
+    args.trips_per_driver = 3 if args.quick else 10
     args.events = 50_000 if args.quick else 200_000
     args.seconds = 3.0 if args.quick else 8.0
     args.probes = 10 if args.quick else 30
