@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, select
 
 from service.adapters.stores.challenges import ChallengeStore, entry_from_row
 from service.adapters.stores.paths import session_from_row
@@ -27,13 +27,6 @@ from service.domain.events import PathSessionPublished, ScoreKind
 from service.domain.ranking import Month, Profile
 from service.domain.standings import Tally
 from service.domain.tasks import Task
-
-
-def group_exists(c: Connection, tenant_id: str, group: str) -> bool:
-    query = select(
-        exists().where(user_groups.c.tenant_id == tenant_id, user_groups.c.group_label == group)
-    )
-    return bool(c.execute(query).scalar())
 
 
 def profiles(c: Connection, tenant_id: str, group: str | None) -> list[Profile]:

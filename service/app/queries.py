@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,13 +48,29 @@ def ranking_type(kind_value: int) -> ScoreKind:
         raise InvalidRankType() from None
 
 
-def month_ranking(
-    c: Connection, tenant_id: str, kind_value: int, group: str, month: Month, rules: Rules
-) -> MonthRanking:
-    kind = ranking_type(kind_value)
-    if group and not views.group_exists(c, tenant_id, group):
-        raise InvalidGroupLabel(group)
+def group_profiles(c: Connection, tenant_id: str, group: str) -> list[Profile]:
+    """The drivers a ranking lists: the group's members, or every profile of the tenant. A
+    group is known when a current profile lists it, so a group without members is unknown."""
     people = views.profiles(c, tenant_id, group or None)
+    if group and not people:
+        raise InvalidGroupLabel(group)
+    return people
+
+
+def month_ranking(
+    c: Connection,
+    tenant_id: str,
+    kind_value: int,
+    group: str,
+    month: Month,
+    rules: Rules,
+    people: Sequence[Profile] | None = None,
+) -> MonthRanking:
+    """`people`: the group's profiles when the caller already has them (they change far less
+    often than the month's tallies)."""
+    kind = ranking_type(kind_value)
+    if people is None:
+        people = group_profiles(c, tenant_id, group)
     tallies = views.month_tallies(c, tenant_id, month, kind, group or None)
     drivers = drivers_of_month(people, tallies)
     return MonthRanking(month, rank_month(drivers, rules.driver_thresholds))

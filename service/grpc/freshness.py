@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 VERSION_POLL_SECONDS = 0.1
 """How often an API instance learns that consumers changed a tenant's state."""
@@ -89,3 +93,25 @@ class ResponseCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
+
+
+class Memo(Generic[T]):
+    """Values loaded once per key, the key naming the state version they were read at (so a
+    new version loads anew and old ones fall out); shared by the worker threads."""
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._entries: OrderedDict[Hashable, T] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        value = load()
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return value

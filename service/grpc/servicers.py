@@ -22,13 +22,13 @@ from service.app.scopes import month_scope, profiles_scope
 from service.clock import Clock
 from service.domain.auth import Principal
 from service.domain.errors import PodiumError, StateNotReady
-from service.domain.ranking import Month
+from service.domain.ranking import Month, Profile
 from service.domain.rules import Rules
 from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 from service.grpc import convert
 from service.grpc.auth import current_principal
 from service.grpc.errors import abort, status_code_of
-from service.grpc.freshness import WHILE_REBUILDING_SECONDS, ResponseCache, VersionWatcher
+from service.grpc.freshness import WHILE_REBUILDING_SECONDS, Memo, ResponseCache, VersionWatcher
 from service.metrics import Metrics
 
 RETRY_WHILE_CATCHING_UP = timedelta(seconds=2)
@@ -46,6 +46,9 @@ class QueryDeps:
     cache: ResponseCache
     metrics: Metrics
     in_flight: dict[tuple[Any, ...], asyncio.Future[bytes]] = field(default_factory=dict)
+    profiles: Memo[list[Profile]] = field(default_factory=Memo)
+    """A ranking's profiles by (tenant, group, profiles version): a month's tallies change
+    with every batch of trips, its drivers' profiles seldom."""
 
     async def cached(
         self, key: tuple[Any, ...], version: Hashable, build: Callable[[Connection], Message]
@@ -95,19 +98,21 @@ async def get_driver_ranking(
 ) -> Reply:
     """Each month's ranking is cached on its own, so the previous month (which rarely changes)
     is not rebuilt whenever a trip of the current month arrives."""
-    tenant = who.tenant_id
+    tenant, group = who.tenant_id, request.group_label
     kind = queries.ranking_type(request.type)
     current = Month.of(deps.clock.now())
+    profiles_version = deps.versions.version(profiles_scope(tenant))
 
     async def month(month: Month) -> bytes:
-        key = ("month_ranking", tenant, kind, request.group_label, month)
-        version = (
-            deps.versions.version(profiles_scope(tenant)),
-            deps.versions.version(month_scope(tenant, month)),
-        )
+        key = ("month_ranking", tenant, kind, group, month)
+        version = (profiles_version, deps.versions.version(month_scope(tenant, month)))
 
         def build(c: Connection) -> Message:
-            answer = queries.month_ranking(c, tenant, kind, request.group_label, month, deps.rules)
+            people = deps.profiles.get(
+                (tenant, group, profiles_version),
+                lambda: queries.group_profiles(c, tenant, group),
+            )
+            answer = queries.month_ranking(c, tenant, kind, group, month, deps.rules, people)
             return convert.month_ranking_message(answer)
 
         return await deps.cached(key, version, build)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from service.grpc.freshness import ResponseCache
+from service.grpc.freshness import Memo, ResponseCache
 
 
 def test_an_answer_is_served_while_its_state_version_holds() -> None:
@@ -41,3 +42,22 @@ def test_a_recent_answer_of_any_version_can_stand_in_while_the_next_is_built() -
     assert cache.recent("ranking", max_age=60.0) == b"answer"
     assert cache.recent("ranking", max_age=0.0) is None
     assert cache.recent("other", max_age=60.0) is None
+
+
+def test_a_memo_loads_once_per_key_and_forgets_the_oldest_keys() -> None:
+    loads: list[str] = []
+    memo: Memo[str] = Memo(max_entries=2)
+
+    def loader(value: str) -> Callable[[], str]:
+        def load() -> str:
+            loads.append(value)
+            return value
+
+        return load
+
+    assert memo.get(("acme", 1), loader("v1")) == "v1"
+    assert memo.get(("acme", 1), loader("again")) == "v1"
+    assert memo.get(("acme", 2), loader("v2")) == "v2"
+    memo.get(("beta", 1), loader("b1"))
+    assert memo.get(("acme", 1), loader("v1 reloaded")) == "v1 reloaded"
+    assert loads == ["v1", "v2", "b1", "v1 reloaded"]
