@@ -65,6 +65,23 @@ def split(
     return received, dead
 
 
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop the consumer (leaving its group), whatever its fetcher was doing.
+
+    aiokafka 0.14's `Fetcher.close` cancels its pending fetches and awaits them; one that is
+    sleeping in its retry back-off after a failed fetch re-raises the CancelledError, and
+    `stop()` then skips closing the client. Only a cancellation of our own task is passed on.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        log.warning("a failed fetch was retrying as the consumer stopped; closing its client")
+        await consumer._client.close()  # what stop() would have done next
+
+
 Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 Decoded = dict[TopicPartition, tuple[int, int, list[Received], list[DeadLetter]]]
 """Per partition: first offset, next offset, and its records decoded or rejected."""
@@ -128,7 +145,7 @@ class ConsumerLoop:
         finally:
             if applying is not None:
                 await applying
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     def _decode(self, fetched: Fetched) -> Decoded:
         return {
