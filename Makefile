@@ -55,8 +55,9 @@ lint: install
 	$(BIN)/lint-imports
 	cd protos && ../$(BIN)/buf lint
 
+# make bench BENCH_ARGS='--quick' | '--growth' | '--databases sqlite'
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(GEN)/podium $(GEN_STAMP) .pytest_cache .mypy_cache .hypothesis
