@@ -100,7 +100,7 @@ def _upsert_statement(
     updates += [f"{quote(c)} = excluded.{quote(c)}" for c in replace]
     action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"%b::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+        arrays = ", ".join(f"%b::{_array_type(table, c, dialect)}" for c in columns)
         source = f"SELECT * FROM unnest({arrays})"
     else:
         source = f"VALUES ({', '.join('?' for _ in columns)})"
@@ -108,6 +108,54 @@ def _upsert_statement(
         f"INSERT INTO {name} ({', '.join(quote(c) for c in columns)}) {source} "
         f"ON CONFLICT ({', '.join(quote(k) for k in keys)}) {action}"
     )
+
+
+def add_to_rows(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    keys: Iterable[str],
+) -> None:
+    """Add each row's other columns to the stored row with its key (rows that are not stored
+    change nothing). All rows must have the same columns."""
+    if not rows:
+        return
+    key_list = tuple(keys)
+    added = tuple(c for c in rows[0] if c not in key_list)
+    dialect = connection.dialect
+    statement = _add_statement(dialect, table, key_list, added)
+    if dialect.name == "postgresql":
+        columns = (*key_list, *added)
+        connection.exec_driver_sql(
+            statement, tuple(_column_values(table, c, rows, dialect) for c in columns)
+        )
+    else:
+        columns = (*added, *key_list)
+        values = [_column_values(table, c, rows, dialect) for c in columns]
+        connection.exec_driver_sql(statement, list(zip(*values, strict=True)))
+
+
+@functools.lru_cache(maxsize=256)
+def _add_statement(
+    dialect: Dialect, table: Table, keys: tuple[str, ...], added: tuple[str, ...]
+) -> str:
+    quote = dialect.identifier_preparer.quote
+    name = dialect.identifier_preparer.format_table(table)
+    if dialect.name == "postgresql":
+        columns = (*keys, *added)
+        arrays = ", ".join(f"%b::{_array_type(table, c, dialect)}" for c in columns)
+        aliases = ", ".join(quote(c) for c in columns)
+        sets = ", ".join(f"{quote(c)} = {name}.{quote(c)} + v.{quote(c)}" for c in added)
+        matches = " AND ".join(f"{name}.{quote(k)} = v.{quote(k)}" for k in keys)
+        return f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS v({aliases}) WHERE {matches}"
+    sets = ", ".join(f"{quote(c)} = {quote(c)} + ?" for c in added)
+    matches = " AND ".join(f"{quote(k)} = ?" for k in keys)
+    return f"UPDATE {name} SET {sets} WHERE {matches}"
+
+
+def _array_type(table: Table, column: str, dialect: Dialect) -> str:
+    return f"{table.c[column].type.compile(dialect=dialect)}[]"
 
 
 # --- lookups -------------------------------------------------------------------------------

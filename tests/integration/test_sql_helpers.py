@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
-from service.adapters.sql import InList, key_lookups, upsert
+from service.adapters.sql import InList, add_to_rows, key_lookups, upsert
 from service.adapters.tables import consumer_offsets, service_state, tenant_versions, trips
 
 AT = datetime(2026, 11, 3, 8, 30, 0, 123456, tzinfo=UTC)
@@ -102,3 +102,14 @@ def test_a_key_lookup_on_sqlite_searches_the_key_index_rather_than_scanning(
         rows = c.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", parameters)
         plan = " ".join(str(row[3]) for row in rows)
     assert "(tenant_id=? AND trip_id=?)" in plan
+
+
+def test_adding_to_rows_changes_only_the_stored_rows_named(engine: Engine) -> None:
+    with engine.begin() as c:
+        rows = [{"tenant_id": "a", "version": 1}, {"tenant_id": "b", "version": 1}]
+        upsert(c, tenant_versions, rows, keys=["tenant_id"])
+        deltas = [{"tenant_id": "a", "version": 4}, {"tenant_id": "absent", "version": 9}]
+        add_to_rows(c, tenant_versions, deltas, keys=["tenant_id"])
+        query = select(tenant_versions.c.tenant_id, tenant_versions.c.version)
+        stored = {tenant: version for tenant, version in c.execute(query)}
+    assert stored == {"a": 5, "b": 1}

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, select, update
+from sqlalchemy import Connection, Row, delete, select
 
-from service.adapters.sql import chunks, key_lookups, upsert
+from service.adapters.sql import add_to_rows, key_lookups, upsert
 from service.adapters.tables import challenge_entries, challenge_groups, challenges
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import ChallengeTheme
@@ -181,27 +181,14 @@ class ChallengeStore:
 
     def add_to_entries(self, deltas: Mapping[EntryKey, tuple[Tally, Tally]]) -> None:
         """Add (during, before) deltas to stored registrations."""
-        if not deltas:
-            return
-        columns = [f"{p}_{f}" for p in ("during", "before") for f in TALLY_FIELDS]
-        statement = (
-            update(challenge_entries)
-            .where(
-                challenge_entries.c.tenant_id == bindparam("k_tenant"),
-                challenge_entries.c.challenge_id == bindparam("k_challenge"),
-                challenge_entries.c.user_id == bindparam("k_user"),
-            )
-            .values({c: challenge_entries.c[c] + bindparam(f"d_{c}") for c in columns})
-        )
         rows = [
             {
-                "k_tenant": tenant,
-                "k_challenge": challenge_id,
-                "k_user": user,
-                **{f"d_{k}": v for k, v in _tally_values("during", during).items()},
-                **{f"d_{k}": v for k, v in _tally_values("before", before).items()},
+                "tenant_id": tenant,
+                "challenge_id": challenge_id,
+                "user_id": user,
+                **_tally_values("during", during),
+                **_tally_values("before", before),
             }
-            for (tenant, challenge_id, user), (during, before) in sorted(deltas.items())
+            for (tenant, challenge_id, user), (during, before) in deltas.items()
         ]
-        for part in chunks(rows):
-            self._c.execute(statement, list(part))
+        add_to_rows(self._c, challenge_entries, rows, keys=["tenant_id", "challenge_id", "user_id"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Row, select
 
-from service.adapters.sql import InList, chunks, key_lookups, upsert
+from service.adapters.sql import InList, key_lookups, upsert
 from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
 from service.domain.ranking import NO_TOTALS, Month, MonthTotals
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
@@ -75,36 +75,12 @@ class TripStore:
     def save(
         self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
     ) -> None:
-        upsert(
-            self._c,
-            trips,
-            [_trip_row(tenant, trip) for (tenant, _), trip in sorted(new.items())],
-            keys=["tenant_id", "trip_id"],
-        )
-        if changed:
-            columns = [
-                c
-                for c in _trip_row("", next(iter(changed.values())))
-                if c not in ("tenant_id", "trip_id")
-            ]
-            statement = (
-                update(trips)
-                .where(
-                    trips.c.tenant_id == bindparam("k_tenant"),
-                    trips.c.trip_id == bindparam("k_trip"),
-                )
-                .values({c: bindparam(c) for c in columns})
-            )
-            rows = [
-                {**_without_keys(_trip_row(tenant, trip)), "k_tenant": tenant, "k_trip": trip_id}
-                for (tenant, trip_id), trip in sorted(changed.items())
-            ]
-            for part in chunks(rows):
-                self._c.execute(statement, list(part))
+        """Write new and changed trips in one statement (a changed row is replaced whole)."""
+        rows = [_trip_row(tenant, trip) for (tenant, _), trip in {**new, **changed}.items()]
+        upsert(self._c, trips, rows, keys=["tenant_id", "trip_id"], replace=_TRIP_VALUES)
 
 
-def _without_keys(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in ("tenant_id", "trip_id")}
+_TRIP_VALUES = [c.name for c in trips.c if not c.primary_key]
 
 
 class DriverMonthStore:
