@@ -11,7 +11,7 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -42,15 +42,7 @@ def free_port() -> int:
 
 def environment(settings: Settings, port: int) -> dict[str, str]:
     """The bench process's environment with Podium's settings replaced by the bench's."""
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
-        "PODIUM_TOPIC_PREFIX": settings.topic_prefix,
-        "PODIUM_CONSUMER_GROUP": settings.consumer_group,
-        "PODIUM_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "PODIUM_GRPC_ADDRESS": f"127.0.0.1:{port}",
-    }
+    return {**os.environ, **replace(settings, grpc_address=f"127.0.0.1:{port}").to_env()}
 
 
 class PodiumServe:

@@ -65,6 +65,25 @@ class Settings:
             ),
         )
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that give these settings (for starting `podium serve`)."""
+        optional = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "PODIUM_METRICS_ADDRESS": self.metrics_address,
+        }
+        return {
+            "DATABASE_URL": self.database_url,
+            "PODIUM_GRPC_ADDRESS": self.grpc_address,
+            "PODIUM_TOPIC_PREFIX": self.topic_prefix,
+            "PODIUM_CONSUMER_GROUP": self.consumer_group,
+            "PODIUM_MIN_TRIPS": str(self.min_trips),
+            "PODIUM_MIN_DISTANCE_KM": repr(self.min_distance_km),
+            "PODIUM_LATE_EVENT_GRACE_SECONDS": repr(self.late_event_grace.total_seconds()),
+            "PODIUM_TOPIC_PARTITIONS": str(self.topic_partitions),
+            "PODIUM_BATCH_MAX_RECORDS": str(self.batch_max_records),
+            **{name: value for name, value in optional.items() if value is not None},
+        }
+
     def topic(self, name: str) -> str:
         """The Kafka topic of a family: `catalog`, `trips`, `enrollments` or `tasks`."""
         return f"{self.topic_prefix}{name}"

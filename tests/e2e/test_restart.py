@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -35,16 +36,8 @@ PODIUM = str(Path(sys.executable).parent / "podium")
 
 
 def _environment(settings: Settings, port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
-        "PODIUM_TOPIC_PREFIX": settings.topic_prefix,
-        "PODIUM_CONSUMER_GROUP": settings.consumer_group,
-        "PODIUM_GRPC_ADDRESS": f"127.0.0.1:{port}",
-        "PODIUM_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "PODIUM_BATCH_MAX_RECORDS": "100",
-    }
+    small_batches = replace(settings, grpc_address=f"127.0.0.1:{port}", batch_max_records=100)
+    return {**os.environ, **small_batches.to_env()}
 
 
 async def _serve(settings: Settings, port: int) -> asyncio.subprocess.Process:

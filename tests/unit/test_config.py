@@ -46,3 +46,18 @@ def test_settings_are_read_from_the_environment() -> None:
 def test_a_bad_setting_stops_start_up_naming_it(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_settings_written_as_environment_read_back_the_same() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://podium@db/podium",
+            "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+            "PODIUM_METRICS_ADDRESS": "0.0.0.0:9100",
+            "PODIUM_MIN_DISTANCE_KM": "12.5",
+            "PODIUM_LATE_EVENT_GRACE_SECONDS": "90.25",
+            "PODIUM_BATCH_MAX_RECORDS": "300",
+        }
+    )
+    assert Settings.from_env(settings.to_env()) == settings
+    assert Settings.from_env(Settings().to_env()) == Settings()
