@@ -26,6 +26,10 @@ FRESH_ENOUGH_SECONDS = 0.25
 ingest a big answer is then rebuilt at most four times a second, and a query still reflects an
 event well within a second (batch commit + version poll + this)."""
 
+BUILD_COST_FACTOR = 4
+"""An answer's own window is at most this many times what it took to build: the window bounds
+the time spent rebuilding expensive answers, and a cheap one need not wait for it."""
+
 
 class VersionWatcher:
     def __init__(self, read_versions: Callable[[], dict[str, int]]) -> None:
@@ -67,7 +71,7 @@ class ResponseCache:
     """
 
     def __init__(self, max_entries: int = 512, fresh_enough: float = FRESH_ENOUGH_SECONDS) -> None:
-        self._entries: OrderedDict[Hashable, tuple[Hashable, float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Hashable, float, bytes, float]] = OrderedDict()
         self._max = max_entries
         self._fresh_enough = fresh_enough
 
@@ -75,8 +79,8 @@ class ResponseCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        built_version, built_at, data = entry
-        if built_version != version and time.monotonic() - built_at >= self._fresh_enough:
+        built_version, built_at, data, window = entry
+        if built_version != version and time.monotonic() - built_at >= window:
             return None
         self._entries.move_to_end(key)
         return data
@@ -88,8 +92,14 @@ class ResponseCache:
             return None
         return entry[2]
 
-    def put(self, key: Hashable, version: Hashable, data: bytes) -> None:
-        self._entries[key] = (version, time.monotonic(), data)
+    def put(
+        self, key: Hashable, version: Hashable, data: bytes, build_seconds: float | None = None
+    ) -> None:
+        """`build_seconds`: what building `data` took (unknown: the whole window applies)."""
+        window = self._fresh_enough
+        if build_seconds is not None:
+            window = min(window, BUILD_COST_FACTOR * build_seconds)
+        self._entries[key] = (version, time.monotonic(), data, window)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

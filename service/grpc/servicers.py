@@ -72,13 +72,15 @@ class QueryDeps:
         """Query, convert and serialize on a worker thread: a big answer's protobuf building
         would otherwise hold up every call on the event loop."""
 
-        def run() -> bytes:
+        def run() -> tuple[bytes, float]:
+            started = time.perf_counter()
             with self.engine.connect() as connection:
-                return build(connection).SerializeToString()
+                data = build(connection).SerializeToString()
+            return data, time.perf_counter() - started
 
         try:
-            data = await asyncio.to_thread(run)
-            self.cache.put(key, version, data)
+            data, seconds = await asyncio.to_thread(run)
+            self.cache.put(key, version, data, build_seconds=seconds)
             return data
         finally:
             self.in_flight.pop((key, version), None)

@@ -61,3 +61,12 @@ def test_a_memo_loads_once_per_key_and_forgets_the_oldest_keys() -> None:
     memo.get(("beta", 1), loader("b1"))
     assert memo.get(("acme", 1), loader("v1 reloaded")) == "v1 reloaded"
     assert loads == ["v1", "v2", "b1", "v1 reloaded"]
+
+
+def test_a_cheap_answer_is_rebuilt_as_soon_as_the_state_moves() -> None:
+    cache = ResponseCache(fresh_enough=60.0)
+    cache.put("probe", 3, b"cheap", build_seconds=0.001)
+    cache.put("big", 3, b"expensive", build_seconds=30.0)
+    time.sleep(0.01)
+    assert cache.get("probe", 4) is None
+    assert cache.get("big", 4) == b"expensive"
