@@ -7,6 +7,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -83,16 +84,26 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
 
 
 Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-Decoded = dict[TopicPartition, tuple[int, int, list[Received], list[DeadLetter]]]
-"""Per partition: first offset, next offset, and its records decoded or rejected."""
 
 
-def _continues(
-    position: int | None, part: tuple[int, int, list[Received], list[DeadLetter]]
-) -> bool:
-    """Whether a fetched run of records starts where the partition's state stands (a partition
-    never stored starts wherever the log does)."""
-    return position is None or part[0] == position
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A partition's fetched records, decoded: where they start and the offset after them."""
+
+    first_offset: int
+    next_offset: int
+    received: list[Received]
+    dead: list[DeadLetter]
+
+    def continues(self, position: int | None) -> bool:
+        """Whether the run starts where the partition's state stands (a partition never
+        stored starts wherever the log does)."""
+        return position is None or self.first_offset == position
+
+
+def decode_run(messages: list[ConsumerRecord[bytes, bytes]], family_of: dict[str, str]) -> Run:
+    received, dead = split([to_record(m) for m in messages], family_of)
+    return Run(messages[0].offset, messages[-1].offset + 1, received, dead)
 
 
 class ConsumerLoop:
@@ -147,16 +158,14 @@ class ConsumerLoop:
                 await applying
             await stop_consumer(consumer)
 
-    def _decode(self, fetched: Fetched) -> Decoded:
-        return {
-            tp: (messages[0].offset, messages[-1].offset + 1, *split(records, self._family_of))
-            for tp, messages in fetched.items()
-            if messages
-            for records in ([to_record(m) for m in messages],)
-        }
+    def _decode(self, fetched: Fetched) -> dict[TopicPartition, Run]:
+        return {tp: decode_run(msgs, self._family_of) for tp, msgs in fetched.items() if msgs}
 
     async def _apply_in_turn(
-        self, consumer: AIOKafkaConsumer, listener: ResumeFromDatabase, decoded: Decoded
+        self,
+        consumer: AIOKafkaConsumer,
+        listener: ResumeFromDatabase,
+        decoded: dict[TopicPartition, Run],
     ) -> None:
         async with self._lock:
             if decoded:
@@ -177,21 +186,24 @@ class ConsumerLoop:
             self._catch_up_targets = dict(ends)
 
     async def _apply(
-        self, consumer: AIOKafkaConsumer, listener: ResumeFromDatabase, decoded: Decoded
+        self,
+        consumer: AIOKafkaConsumer,
+        listener: ResumeFromDatabase,
+        decoded: dict[TopicPartition, Run],
     ) -> None:
-        owned = {tp: part for tp, part in decoded.items() if tp in listener.positions}
-        stale = [tp for tp, part in owned.items() if not _continues(listener.positions[tp], part)]
+        owned = {tp: run for tp, run in decoded.items() if tp in listener.positions}
+        stale = [tp for tp, run in owned.items() if not run.continues(listener.positions[tp])]
         if stale:  # fetched before the partition was rewound (a failed or discarded batch)
             await listener.resume(stale)
-        owned = {tp: part for tp, part in owned.items() if tp not in stale}
+        owned = {tp: run for tp, run in owned.items() if tp not in stale}
         if not owned:
             return
         moves = {
-            (tp.topic, tp.partition): (listener.positions[tp], next_offset)
-            for tp, (_, next_offset, _, _) in owned.items()
+            (tp.topic, tp.partition): (listener.positions[tp], run.next_offset)
+            for tp, run in owned.items()
         }
-        received = [r for _, _, part, _ in owned.values() for r in part]
-        dead = [d for _, _, _, part in owned.values() for d in part]
+        received = [r for run in owned.values() for r in run.received]
+        dead = [d for run in owned.values() for d in run.dead]
         started = time.perf_counter()
         try:
             applied = await asyncio.to_thread(self._apply_records, received, dead, moves)
