@@ -46,6 +46,7 @@ class QueryDeps:
     cache: ResponseCache
     metrics: Metrics
     in_flight: dict[tuple[Any, ...], asyncio.Future[bytes]] = field(default_factory=dict)
+    """The build under way for each answer: at most one at a time, whatever its version."""
     profiles: Memo[list[Profile]] = field(default_factory=Memo)
     """A ranking's profiles by (tenant, group, profiles version): a month's tallies change
     with every batch of trips, its drivers' profiles seldom."""
@@ -55,14 +56,19 @@ class QueryDeps:
     ) -> bytes:
         """The serialized answer for `key` at a state version, built once however many calls
         ask for it at the same time. Read the version before calling: if a batch lands while
-        the answer is built, the entry is already stale when stored, and is rebuilt."""
+        the answer is built, the entry is already stale when stored, and is rebuilt.
+
+        One build per answer at a time: under steady ingest the version moves every batch,
+        and starting a build per version would run several at once, each slowing the others
+        (and every call) down. While one runs, callers get the previous answer, or wait for
+        this one if there is none; the next call after it lands builds the newer state."""
         data = self.cache.get(key, version)
         if data is not None:
             return data
-        flight = self.in_flight.get((key, version))
+        flight = self.in_flight.get(key)
         if flight is None:
             flight = asyncio.ensure_future(self._build(key, version, build))
-            self.in_flight[(key, version)] = flight
+            self.in_flight[key] = flight
         recent = self.cache.recent(key, WHILE_REBUILDING_SECONDS)
         return recent if recent is not None else await asyncio.shield(flight)
 
@@ -83,7 +89,7 @@ class QueryDeps:
             self.cache.put(key, version, data, build_seconds=seconds)
             return data
         finally:
-            self.in_flight.pop((key, version), None)
+            self.in_flight.pop(key, None)
 
 
 Handler = Callable[[Any, Principal, QueryDeps], Awaitable[Reply]]
