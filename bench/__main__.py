@@ -73,6 +73,7 @@ from bench.queries import HEALTH, Load, load
 from bench.server import PodiumServe, Stopped
 from consumers.topics import ensure_topics
 from service.adapters.keys import create_key
+from service.bootstrap import collect_garbage_less_often
 from service.clock import SystemClock
 from service.config import Settings
 from service.gen.podium.v1 import (
@@ -404,6 +405,7 @@ async def main() -> None:
     args.events = 50_000 if args.quick else 200_000
     args.seconds = 3.0 if args.quick else 8.0
     args.probes = 10 if args.quick else 30
+    collect_garbage_less_often()  # the consumer loop runs here as it does in `podium serve`
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
             base = await bench_drivers(kind, broker, Path(folder), args, args.drivers)

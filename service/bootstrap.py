@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -34,6 +35,21 @@ T = TypeVar("T")
 
 ROLES = ("all", "api", "consumers")
 SHUTDOWN_GRACE_SECONDS = 5.0
+GC_FIRST_GENERATION_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
+
+
+def collect_garbage_less_often() -> None:
+    """Collect cyclic garbage in larger, rarer steps, and never over the startup heap.
+
+    A batch of events and a big answer each allocate tens of thousands of objects that live
+    until the batch or the answer is done. At CPython's default the collector runs every 700
+    allocations and carries those survivors into older generations, where it traverses them
+    again and again: half of ranking a 10,000-driver month (39 -> 19 ms measured). Cycles are
+    still collected, only less often; `freeze` keeps the modules, tables and compiled queries
+    loaded at startup out of every collection."""
+    gc.freeze()
+    gc.set_threshold(GC_FIRST_GENERATION_THRESHOLD, 20, 20)
 
 
 def rules_from(settings: Settings) -> Rules:
@@ -164,6 +180,7 @@ class Podium:
 async def serve(settings: Settings, role: str, stop: asyncio.Event) -> None:
     podium = Podium(settings, role)
     await podium.start()
+    collect_garbage_less_often()
     if podium.port:
         log.info("gRPC API on %s (port %d)", settings.grpc_address, podium.port)
     try:

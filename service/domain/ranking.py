@@ -176,12 +176,13 @@ def rank_month(drivers: Iterable[DriverMonth], thresholds: Thresholds) -> Standi
 
 
 def drivers_of_month(
-    profiles: Iterable[Profile], tallies: Mapping[str, Tally]
+    profiles: Sequence[Profile], tallies: Mapping[str, Tally]
 ) -> list[DriverMonth]:
-    """Every known driver (profiles, zero trips included) and every driver with trips."""
-    by_id = {p.user_id: p for p in profiles}
-    ids = sorted(by_id.keys() | tallies.keys())
-    return [DriverMonth(by_id.get(i, Profile(i)), tallies.get(i, EMPTY_TALLY)) for i in ids]
+    """Every known driver (profiles, zero trips included) and every driver with trips, in no
+    particular order (ranking orders them)."""
+    known = [DriverMonth(p, tallies.get(p.user_id, EMPTY_TALLY)) for p in profiles]
+    listed = {p.user_id for p in profiles}
+    return known + [DriverMonth(Profile(i), t) for i, t in tallies.items() if i not in listed]
 
 
 __all__ = [

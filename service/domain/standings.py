@@ -135,26 +135,30 @@ def rank_entrants(
     Ties list by distance descending, then by key. Entrants that are not eligible or have no
     score are listed apart, by distance descending then key. Input order never matters.
     """
-    admitted: list[tuple[int, int, str, K]] = []
-    rest: list[tuple[int, str, K]] = []
-    for entrant in entrants:
+    listed = list(entrants)
+    admitted: list[tuple[int, int, str, int]] = []
+    rest: list[tuple[int, str, int]] = []
+    # Sort keys end with the entrant's position in `listed`, so the sort compares plain
+    # numbers and strings only (and never reaches the position, keys being unique).
+    for position, entrant in enumerate(listed):
         hundredths, metres, key = score_of(entrant), metres_of(entrant), key_of(entrant)
         if hundredths is not None and is_eligible(entrant):
-            admitted.append((-hundredths, -metres, key, entrant))
+            admitted.append((-hundredths, -metres, key, position))
         else:
-            rest.append((-metres, key, entrant))
-    admitted.sort(key=lambda row: row[:3])
-    rest.sort(key=lambda row: row[:2])
+            rest.append((-metres, key, position))
+    admitted.sort()
+    rest.sort()
     return Standings(
-        ranked=_placed([(-row[0], row[3]) for row in admitted]),
-        not_ranked=tuple(row[2] for row in rest),
+        ranked=_placed([(-row[0], listed[row[3]]) for row in admitted]),
+        not_ranked=tuple(listed[row[2]] for row in rest),
     )
 
 
 def _placed(ordered: Sequence[tuple[int, K]]) -> tuple[Placed[K], ...]:
     placed: list[Placed[K]] = []
+    rank, previous = 0, None
     for position, (hundredths, entrant) in enumerate(ordered, start=1):
-        shares_rank = bool(placed) and placed[-1].score_hundredths == hundredths
-        rank = placed[-1].rank if shares_rank else position
+        if hundredths != previous:
+            rank, previous = position, hundredths
         placed.append(Placed(entrant, rank, hundredths))
     return tuple(placed)

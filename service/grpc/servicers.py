@@ -28,7 +28,13 @@ from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2,
 from service.grpc import convert
 from service.grpc.auth import current_principal
 from service.grpc.errors import abort, status_code_of
-from service.grpc.freshness import WHILE_REBUILDING_SECONDS, Memo, ResponseCache, VersionWatcher
+from service.grpc.freshness import (
+    WHILE_REBUILDING_SECONDS,
+    Assembled,
+    Memo,
+    ResponseCache,
+    VersionWatcher,
+)
 from service.metrics import Metrics
 
 RETRY_WHILE_CATCHING_UP = timedelta(seconds=2)
@@ -47,6 +53,7 @@ class QueryDeps:
     metrics: Metrics
     in_flight: dict[tuple[Any, ...], asyncio.Future[bytes]] = field(default_factory=dict)
     """The build under way for each answer: at most one at a time, whatever its version."""
+    assembled: Assembled = field(default_factory=Assembled)
     profiles: Memo[list[Profile]] = field(default_factory=Memo)
     """A ranking's profiles by (tenant, group, profiles version): a month's tallies change
     with every batch of trips, its drivers' profiles seldom."""
@@ -125,14 +132,19 @@ async def get_driver_ranking(
 
         return await deps.cached(key, version, build)
 
-    head = driver_ranking_pb2.GetDriverRankingResponse(type=f"RANKING_TYPE_{kind.name}")
-    return b"".join(
-        (
-            head.SerializeToString(),
-            length_delimited(CURRENT_MONTH_FIELD, await month(current)),
-            length_delimited(PREVIOUS_MONTH_FIELD, await month(current.previous())),
+    months = (await month(current), await month(current.previous()))
+
+    def join() -> bytes:
+        head = driver_ranking_pb2.GetDriverRankingResponse(type=f"RANKING_TYPE_{kind.name}")
+        return b"".join(
+            (
+                head.SerializeToString(),
+                length_delimited(CURRENT_MONTH_FIELD, months[0]),
+                length_delimited(PREVIOUS_MONTH_FIELD, months[1]),
+            )
         )
-    )
+
+    return deps.assembled.get(("driver_ranking", tenant, kind, group, current), months, join)
 
 
 CURRENT_MONTH_FIELD = driver_ranking_pb2.GetDriverRankingResponse.CURRENTMONTH_FIELD_NUMBER

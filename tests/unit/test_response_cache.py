@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from service.grpc.freshness import Memo, ResponseCache
+from service.grpc.freshness import Assembled, Memo, ResponseCache
 
 
 def test_an_answer_is_served_while_its_state_version_holds() -> None:
@@ -70,3 +70,28 @@ def test_a_cheap_answer_is_rebuilt_as_soon_as_the_state_moves() -> None:
     time.sleep(0.01)
     assert cache.get("probe", 4) is None
     assert cache.get("big", 4) == b"expensive"
+
+
+def test_a_response_is_joined_once_while_its_parts_are_the_same_answers() -> None:
+    assembled, joins = Assembled(), []
+    current, previous = bytes(range(200)), b"previous month"
+
+    def join() -> bytes:
+        joins.append(1)
+        return current + previous
+
+    first = assembled.get("ranking", (current, previous), join)
+    again = assembled.get("ranking", (current, previous), join)
+
+    assert again is first
+    assert len(joins) == 1
+
+
+def test_a_new_answer_among_the_parts_joins_the_response_anew() -> None:
+    assembled = Assembled()
+    older, newer = bytes(range(200)), bytes(range(200))  # equal figures, another build
+    assembled.get("ranking", (older,), lambda: b"from the older build")
+
+    assert assembled.get("ranking", (newer,), lambda: b"from the newer build") == (
+        b"from the newer build"
+    )
