@@ -8,11 +8,13 @@ For each database:
   through the fold in streamed batches (seeding time and rate printed); then ingest (Podium's
   consumer loop, the code `podium serve` runs, driven in the bench process) against a bare
   aiokafka consumer reading the same topic; then a real `podium serve` process, configured
-  through its environment only, answering GetDriverRanking for `group-0` at 16 in flight
-  while trips arrive at a tenth of the ingest rate, against a trivial unary method of the
-  same server (the grpc.health.v1 check); freshness (produced to visible in the ranking while
-  trips arrive at half the ingest rate); and the server's peak memory (VmHWM, read just
-  before SIGTERM, after which it must exit 0).
+  through its environment only, answering GetDriverRanking for `group-0` at 16 in flight:
+  at rest (no ingest, the answer cached: what serving those bytes costs), then while trips
+  arrive at a tenth of the ingest rate, against a trivial unary method of the same server
+  (the grpc.health.v1 check); freshness (produced to visible in the ranking while trips
+  arrive at half the ingest rate); the server's peak memory (VmHWM, read just before
+  SIGTERM, after which it must exit 0); and the ranking load again with ingest and queries
+  in two processes (`--role consumers`, `--role api`).
 - families: challenge and step ingest with live state, and the single-entity queries
   (tasks, path sessions, challenges) against the trivial ceiling, on their own server.
 
@@ -103,6 +105,7 @@ class DriverFigures:
     bare: Rate
     trivial: Load
     ranking: Load
+    split: Load
     freshness: list[float]
     server: Stopped
 
@@ -135,7 +138,8 @@ async def bench_drivers(
         trivial, ranking, delays, server = await bench_ranking(
             settings, key, ingest.per_second, drivers, args
         )
-    return DriverFigures(drivers, ingest, bare, trivial, ranking, delays, server)
+        split = await bench_split_roles(settings, key, ingest.per_second, drivers, args)
+    return DriverFigures(drivers, ingest, bare, trivial, ranking, split, delays, server)
 
 
 def seed(engine: Engine, drivers: int, args: argparse.Namespace) -> None:
@@ -172,6 +176,13 @@ async def bench_ranking(
             f"GetDriverRanking {BIG_GROUP}, first call (answer built cold): "
             f"{percentile(cold.latencies, 0.5) * 1e3:.1f} ms, errors {cold.errors}"
         )
+        at_rest = await load(server.address, RANKING, request, key, seconds=args.seconds)
+        say(
+            at_rest.line(
+                f"GetDriverRanking at rest (no ingest, answer cached: this answer's own "
+                f"ceiling, {len(await ranking_answer(server.address, key)):,} bytes)"
+            )
+        )
         async with BackgroundLoad(servers, topic, ingest_rate / 10, drivers):
             trivial = await load(server.address, HEALTH, b"", "", seconds=args.seconds)
             ranking = await load(server.address, RANKING, request, key, seconds=args.seconds)
@@ -182,7 +193,10 @@ async def bench_ranking(
                 "ingest at 1/10 rate"
             )
         )
-        say(f"  ratio to the trivial ceiling: {ranking.per_second / trivial.per_second:.2f}")
+        say(
+            f"  ratio to the trivial ceiling: {ranking.per_second / trivial.per_second:.2f}; "
+            f"to the answer at rest: {ranking.per_second / at_rest.per_second:.2f}"
+        )
         async with BackgroundLoad(servers, topic, ingest_rate / 2, drivers):
             delays = await freshness(server.address, key, servers, topic, drivers, args.probes)
         say(
@@ -194,12 +208,55 @@ async def bench_ranking(
     return trivial, ranking, delays, server.stopped
 
 
-def report_stopped(stopped: Stopped) -> None:
-    say(f"peak memory of podium serve: {stopped.peak_memory_mib:,.0f} MiB (VmHWM)")
+async def ranking_answer(address: str, key: str) -> bytes:
+    """The serialized GetDriverRanking answer for the big group."""
+    request = driver_ranking_pb2.GetDriverRankingRequest(
+        type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
+    )
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(channel)
+        answer = await stub.GetDriverRanking(request, metadata=(("x-api-key", key),))
+    return answer.SerializeToString()
+
+
+async def bench_split_roles(
+    settings: Settings, key: str, ingest_rate: float, drivers: int, args: argparse.Namespace
+) -> Load:
+    """The same load with ingest and queries in two processes (`--role consumers` and
+    `--role api`): what a deployment with heavy query traffic runs."""
+    request = driver_ranking_pb2.GetDriverRankingRequest(
+        type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
+    ).SerializeToString()
+    servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
+    async with (
+        PodiumServe(settings, role="consumers") as consumers,
+        PodiumServe(settings, role="api") as api,
+        BackgroundLoad(servers, topic, ingest_rate / 10, drivers),
+    ):
+        trivial = await load(api.address, HEALTH, b"", "", seconds=args.seconds)
+        ranking = await load(api.address, RANKING, request, key, seconds=args.seconds)
+    say(
+        ranking.line(
+            "GetDriverRanking, roles split (podium serve --role consumers / --role api), "
+            "16 in flight, ingest at 1/10 rate"
+        )
+    )
+    say(
+        f"  ratio to the trivial ceiling of the api process "
+        f"({trivial.per_second:,.0f} calls/s): {ranking.per_second / trivial.per_second:.2f}"
+    )
+    for role, process in (("consumers", consumers), ("api", api)):
+        assert process.stopped is not None
+        report_stopped(process.stopped, f"podium serve --role {role}")
+    return ranking
+
+
+def report_stopped(stopped: Stopped, name: str = "podium serve") -> None:
+    say(f"peak memory of {name}: {stopped.peak_memory_mib:,.0f} MiB (VmHWM)")
     if stopped.exit_code is None:
-        say("WARNING: podium serve did not exit within a minute of SIGTERM and was killed")
+        say(f"WARNING: {name} did not exit within a minute of SIGTERM and was killed")
     elif stopped.exit_code != 0:
-        say(f"WARNING: podium serve exited {stopped.exit_code} on SIGTERM (expected 0)")
+        say(f"WARNING: {name} exited {stopped.exit_code} on SIGTERM (expected 0)")
 
 
 async def freshness(
@@ -298,6 +355,12 @@ def growth_report(kind: str, base: DriverFigures, grown: DriverFigures) -> None:
             grown.ranking.per_second,
             True,
             ("health check", base.trivial.per_second, grown.trivial.per_second),
+        ),
+        Growth(
+            "GetDriverRanking calls/s, roles split",
+            base.split.per_second,
+            grown.split.per_second,
+            True,
         ),
         Growth(
             "GetDriverRanking p99 ms",

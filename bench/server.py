@@ -46,13 +46,15 @@ def environment(settings: Settings, port: int) -> dict[str, str]:
 
 
 class PodiumServe:
-    """`async with PodiumServe(settings) as server:` starts `podium serve`, waits until it
-    reports SERVING on grpc.health.v1, and stops it with SIGTERM when the block ends;
-    `server.stopped` then tells its exit code and peak memory, `server.ready_seconds` how
-    long it took to become SERVING. Its log is kept (and its path printed) only if it fails."""
+    """`async with PodiumServe(settings, role) as server:` starts `podium serve --role ROLE`,
+    waits until it reports SERVING on grpc.health.v1 (unless it only consumes), and stops it
+    with SIGTERM when the block ends; `server.stopped` then tells its exit code and peak
+    memory, `server.ready_seconds` how long it took to become SERVING. Its log is kept (and its
+    path printed) only if it fails."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: str = "all") -> None:
         self._settings = settings
+        self._role = role
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._log = Path(tempfile.mkstemp(prefix=f"podium-serve-{self.port}-", suffix=".log")[1])
@@ -67,12 +69,15 @@ class PodiumServe:
             self._process = await asyncio.create_subprocess_exec(
                 str(podium),
                 "serve",
+                "--role",
+                self._role,
                 env=environment(self._settings, self.port),
                 stdout=log,
                 stderr=log,
             )
         try:
-            await self._wait_until_serving()
+            if self._role != "consumers":  # a consumers-only instance serves no gRPC
+                await self._wait_until_serving()
         except BaseException:
             await self._kill()
             raise
