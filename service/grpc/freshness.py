@@ -129,7 +129,7 @@ class Memo(Generic[T]):
 
 class Assembled:
     """Responses joined from cached answers, kept while those answers are the very same
-    objects: a 1.2 MB ranking (two months) is joined once per new month answer instead of
+    objects: a 1 MB ranking (two months) is joined once per new month answer instead of
     being copied anew, into freshly allocated memory, for every call."""
 
     def __init__(self, max_entries: int = 512) -> None:
