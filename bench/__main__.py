@@ -91,6 +91,10 @@ BIG_GROUP = "group-0"
 PROBE_GROUP = "probe"
 PROBE_TIMEOUT_SECONDS = 20.0
 RANKING = "/podium.v1.DriverRankingService/GetDriverRanking"
+RANKING_REQUEST = driver_ranking_pb2.GetDriverRankingRequest(
+    type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
+).SerializeToString()
+"""The measured call: the big group's safety ranking."""
 SCOPES = "ranking,challenges,tasks,paths"
 
 
@@ -162,21 +166,18 @@ def seed(engine: Engine, drivers: int, args: argparse.Namespace) -> None:
 async def bench_ranking(
     settings: Settings, key: str, ingest_rate: float, drivers: int, args: argparse.Namespace
 ) -> tuple[Load, Load, list[float], Stopped]:
-    request = driver_ranking_pb2.GetDriverRankingRequest(
-        type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
-    ).SerializeToString()
     servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
     async with PodiumServe(settings) as server:
         say(
             f"podium serve SERVING {server.ready_seconds:.1f} s after start "
             "(consumer group join included)"
         )
-        cold = await load(server.address, RANKING, request, key, concurrency=1, calls=1)
+        cold = await load(server.address, RANKING, RANKING_REQUEST, key, concurrency=1, calls=1)
         say(
             f"GetDriverRanking {BIG_GROUP}, first call (answer built cold): "
             f"{percentile(cold.latencies, 0.5) * 1e3:.1f} ms, errors {cold.errors}"
         )
-        at_rest = await load(server.address, RANKING, request, key, seconds=args.seconds)
+        at_rest = await load(server.address, RANKING, RANKING_REQUEST, key, seconds=args.seconds)
         say(
             at_rest.line(
                 f"GetDriverRanking at rest (no ingest, answer cached: this answer's own "
@@ -185,7 +186,9 @@ async def bench_ranking(
         )
         async with BackgroundLoad(servers, topic, ingest_rate / 10, drivers):
             trivial = await load(server.address, HEALTH, b"", "", seconds=args.seconds)
-            ranking = await load(server.address, RANKING, request, key, seconds=args.seconds)
+            ranking = await load(
+                server.address, RANKING, RANKING_REQUEST, key, seconds=args.seconds
+            )
         say(trivial.line("trivial unary (health check), 16 in flight"))
         say(
             ranking.line(
@@ -209,24 +212,17 @@ async def bench_ranking(
 
 
 async def ranking_answer(address: str, key: str) -> bytes:
-    """The serialized GetDriverRanking answer for the big group."""
-    request = driver_ranking_pb2.GetDriverRankingRequest(
-        type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
-    )
+    """The serialized GetDriverRanking answer for the big group, as it goes over the wire."""
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(channel)
-        answer = await stub.GetDriverRanking(request, metadata=(("x-api-key", key),))
-    return answer.SerializeToString()
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(RANKING)
+        return await call(RANKING_REQUEST, metadata=(("x-api-key", key),))
 
 
 async def bench_split_roles(
     settings: Settings, key: str, ingest_rate: float, drivers: int, args: argparse.Namespace
 ) -> Load:
     """The same load with ingest and queries in two processes (`--role consumers` and
-    `--role api`): what a deployment with heavy query traffic runs."""
-    request = driver_ranking_pb2.GetDriverRankingRequest(
-        type="RANKING_TYPE_SAFETY", group_label=BIG_GROUP
-    ).SerializeToString()
+    `--role api`), the other way to deploy Podium."""
     servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
     async with (
         PodiumServe(settings, role="consumers") as consumers,
@@ -234,7 +230,7 @@ async def bench_split_roles(
         BackgroundLoad(servers, topic, ingest_rate / 10, drivers),
     ):
         trivial = await load(api.address, HEALTH, b"", "", seconds=args.seconds)
-        ranking = await load(api.address, RANKING, request, key, seconds=args.seconds)
+        ranking = await load(api.address, RANKING, RANKING_REQUEST, key, seconds=args.seconds)
     say(
         ranking.line(
             "GetDriverRanking, roles split (podium serve --role consumers / --role api), "

@@ -16,7 +16,7 @@ import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
@@ -33,16 +33,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
-
-T = TypeVar("T")
-CHUNK = 500
-"""Rows per statement where rows still go one statement each (updates by key)."""
-
-
-def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
 
 # --- upserts -------------------------------------------------------------------------------
 
@@ -64,6 +54,19 @@ def upsert(
     columns = tuple(rows[0])
     dialect = connection.dialect
     statement = _upsert_statement(dialect, table, columns, tuple(keys), tuple(add), tuple(replace))
+    _execute_by_columns(connection, statement, table, columns, rows)
+
+
+def _execute_by_columns(
+    connection: Connection,
+    statement: str,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Run `statement` over `rows`, its parameters being `columns` in that order: one array
+    per column on PostgreSQL (one execution), one tuple per row on SQLite (executemany)."""
+    dialect = connection.dialect
     values = [_column_values(table, name, rows, dialect) for name in columns]
     if dialect.name == "postgresql":
         connection.exec_driver_sql(statement, tuple(values))
@@ -125,15 +128,9 @@ def add_to_rows(
     added = tuple(c for c in rows[0] if c not in key_list)
     dialect = connection.dialect
     statement = _add_statement(dialect, table, key_list, added)
-    if dialect.name == "postgresql":
-        columns = (*key_list, *added)
-        connection.exec_driver_sql(
-            statement, tuple(_column_values(table, c, rows, dialect) for c in columns)
-        )
-    else:
-        columns = (*added, *key_list)
-        values = [_column_values(table, c, rows, dialect) for c in columns]
-        connection.exec_driver_sql(statement, list(zip(*values, strict=True)))
+    # PostgreSQL's statement binds the key arrays first; SQLite's the SET values first.
+    columns = (*key_list, *added) if dialect.name == "postgresql" else (*added, *key_list)
+    _execute_by_columns(connection, statement, table, columns, rows)
 
 
 @functools.lru_cache(maxsize=256)

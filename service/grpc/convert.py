@@ -6,7 +6,7 @@ from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
-from service.app.queries import ChallengeProgress, ChallengeRanking, DriverRanking, MonthRanking
+from service.app.queries import ChallengeProgress, ChallengeRanking, MonthRanking
 from service.domain.challenges import Entry, ProgressLine
 from service.domain.events import TaskStatus
 from service.domain.paths import PathStats
@@ -21,14 +21,6 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(moment)
     return stamp
-
-
-def driver_ranking_response(answer: DriverRanking) -> ranking_pb2.GetDriverRankingResponse:
-    return ranking_pb2.GetDriverRankingResponse(
-        type=f"RANKING_TYPE_{answer.kind.name}",
-        currentMonth=month_ranking_message(answer.current),
-        previousMonth=month_ranking_message(answer.previous),
-    )
 
 
 def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:

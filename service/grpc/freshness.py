@@ -11,6 +11,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 VERSION_POLL_SECONDS = 0.1
 """How often an API instance learns that consumers changed a tenant's state."""
@@ -99,10 +100,7 @@ class ResponseCache:
         window = self._fresh_enough
         if build_seconds is not None:
             window = min(window, BUILD_COST_FACTOR * build_seconds)
-        self._entries[key] = (version, time.monotonic(), data, window)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        _keep(self._entries, key, (version, time.monotonic(), data, window), self._max)
 
 
 class Memo(Generic[T]):
@@ -121,9 +119,7 @@ class Memo(Generic[T]):
                 return self._entries[key]
         value = load()
         with self._lock:
-            self._entries[key] = value
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            _keep(self._entries, key, value, self._max)
         return value
 
 
@@ -142,12 +138,17 @@ class Assembled:
             self._entries.move_to_end(key)
             return entry[1]
         data = join()
-        self._entries[key] = (parts, data)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        _keep(self._entries, key, (parts, data), self._max)
         return data
 
 
 def _same_objects(these: tuple[bytes, ...], those: tuple[bytes, ...]) -> bool:
     return len(these) == len(those) and all(a is b for a, b in zip(these, those, strict=True))
+
+
+def _keep(entries: OrderedDict[Hashable, V], key: Hashable, value: V, max_entries: int) -> None:
+    """Store `value` as the most recently used entry, letting the least recently used go."""
+    entries[key] = value
+    entries.move_to_end(key)
+    while len(entries) > max_entries:
+        entries.popitem(last=False)
