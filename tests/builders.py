@@ -167,19 +167,30 @@ def deletion_envelope(trip_id: str, user_id: str, *, tenant: str = TENANT) -> tr
     return envelope
 
 
+def envelope_value(message: Message, *, as_json: bool) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A record's value and headers as producers write them: the binary envelope, or its
+    proto3 JSON form with the `content-type: application/json` header."""
+    if as_json:
+        return json_format.MessageToJson(message).encode(), [("content-type", b"application/json")]
+    return message.SerializeToString(), []
+
+
 async def produce(
-    bootstrap: str, topic: str, messages: Sequence[tuple[bytes, Message]], *, as_json: bool = False
+    bootstrap: str,
+    topic: str,
+    messages: Sequence[tuple[bytes, Message]],
+    *,
+    as_json: bool = False,
+    compression_type: str | None = None,
 ) -> None:
     """Write envelopes as producers do: binary, or proto3 JSON with its content-type header."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, compression_type=compression_type
+    )
     await producer.start()
     try:
         for key, message in messages:
-            if as_json:
-                value = json_format.MessageToJson(message).encode()
-                headers = [("content-type", b"application/json")]
-            else:
-                value, headers = message.SerializeToString(), []
+            value, headers = envelope_value(message, as_json=as_json)
             await producer.send(topic, value, key=key, headers=headers)
         await producer.flush()
     finally:
