@@ -1,10 +1,12 @@
-"""Fixtures: databases (SQLite file and PostgreSQL schema), the real broker, clocks."""
+"""Fixtures: databases (SQLite file and PostgreSQL schema), the real broker (also behind a
+fault-injecting proxy), clocks."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -12,7 +14,8 @@ import pytest
 from sqlalchemy import Engine
 
 from service.adapters.database import create_database_engine, migrate
-from service.local_broker import LocalBroker
+from service.local_broker import LocalBroker, free_port
+from tests.proxy import ThreadedTcpProxy
 from tests.services_up import POSTGRES_URL
 
 DATABASES = ["sqlite", "postgresql"]
@@ -74,3 +77,28 @@ def memory_engine() -> Iterator[Engine]:
 def broker() -> Iterator[LocalBroker]:
     with LocalBroker() as running:
         yield running
+
+
+@dataclass(frozen=True)
+class ProxiedBroker:
+    """A broker of its own reached only through `proxy`: it advertises the proxy's port, so
+    clients come back through the proxy after bootstrapping, and a cut reaches every link."""
+
+    broker: LocalBroker
+    proxy: ThreadedTcpProxy
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.proxy.address
+
+
+@pytest.fixture
+def proxied_broker() -> Iterator[ProxiedBroker]:
+    """The proxy runs in a thread of its own, so sync tests, async tests of any loop scope and
+    tests driving Podium in a subprocess can all cut it (`cut` and `restore` block briefly)."""
+    broker_port = free_port()
+    with (
+        ThreadedTcpProxy("127.0.0.1", broker_port) as proxy,
+        LocalBroker(broker_port, advertised_port=proxy.port) as broker,
+    ):
+        yield ProxiedBroker(broker, proxy)

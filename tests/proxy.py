@@ -271,6 +271,10 @@ class ThreadedTcpProxy:
     def address(self) -> str:
         return self.proxy.address
 
+    @property
+    def connections(self) -> int:
+        return self.proxy.connections
+
     def start(self) -> ThreadedTcpProxy:
         loop = asyncio.new_event_loop()
         self._loop = loop
