@@ -27,7 +27,8 @@ class Record:
     timestamp_ms: int
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    """Kafka allows a header without a value (None)."""
 
     @property
     def id(self) -> RecordId:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from service.adapters.stores.operations import decode_headers, encode_headers
 from service.app.records import Rejected
 from service.domain.bounds import ID_MAX_LENGTH, REASON_MAX_LENGTH, TENANT_ID_MAX_LENGTH
 
@@ -25,3 +26,8 @@ def test_a_rejection_reason_is_cut_to_its_bound_and_escapes_nul_and_lone_surroga
     assert len(long) == REASON_MAX_LENGTH
     assert long.endswith("…")
     assert Rejected("short").reason == "short"
+
+
+def test_headers_without_a_value_are_kept_as_such_in_the_dead_letter_store() -> None:
+    headers = (("content-type", b"application/json"), ("x-empty", None), ("x-bytes", b"\xff\x00"))
+    assert decode_headers(encode_headers(headers)) == headers
