@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from service.app.records import Rejected
+from service.domain import bounds
 from service.domain import events as ev
 from service.domain.validation import problem_with
 from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
@@ -28,6 +29,17 @@ ENVELOPES: dict[str, type[Message]] = {
 
 JSON = b"application/json"
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_RECORD_TIME_MS = ((bounds.TIME_MIN - EPOCH) // _MS, (bounds.TIME_MAX - EPOCH) // _MS)
+TIME_RANGE = f"{bounds.TIME_MIN:%Y-%m-%d}..{bounds.TIME_MAX:%Y-%m-%d}"
+
+# What protobuf's well-known types allow (google/protobuf/timestamp.proto, duration.proto);
+# a broken producer can send anything, which Python's datetime cannot always hold.
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)  # 0001-01-01 .. 9999-12-31
+_DURATION_SECONDS = 315_576_000_000  # 10,000 years either way
+_NANOS = 999_999_999
+
 
 class _Invalid(Exception):
     """A field the rules need is missing or unusable."""
@@ -36,8 +48,32 @@ class _Invalid(Exception):
 def decode(
     family: str,
     value: bytes,
-    headers: Iterable[tuple[str, bytes]],
-    arrived_at: datetime,
+    headers: Iterable[tuple[str, bytes | None]],
+    timestamp_ms: int,
+) -> ev.Event | Rejected:
+    """The record's event, or why it is rejected. Never raises: whatever goes wrong decoding
+    one record makes that record's Rejected, so one bad record cannot stop consumption.
+
+    `timestamp_ms` is the record's Kafka timestamp, the event's arrival time (SPEC section 4).
+    """
+    try:
+        return _decode(family, value, headers, timestamp_ms)
+    except Exception as error:  # the last resort: any surprise is this record's problem
+        return Rejected(f"cannot decode the record: {_describe(error)}")
+
+
+def _describe(error: Exception) -> str:
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:  # an exception whose message cannot be rendered
+        return type(error).__name__
+
+
+def _decode(
+    family: str,
+    value: bytes,
+    headers: Iterable[tuple[str, bytes | None]],
+    timestamp_ms: int,
 ) -> ev.Event | Rejected:
     envelope_type = ENVELOPES.get(family)
     if envelope_type is None:
@@ -49,19 +85,25 @@ def decode(
         return Rejected(f"undecodable {envelope_type.__name__}: {error}".strip())
     tenant_id: str = envelope.tenant_id
     event_id: str = envelope.event_id
+    if not _RECORD_TIME_MS[0] <= timestamp_ms < _RECORD_TIME_MS[1]:
+        reason = f"record timestamp {timestamp_ms} ms is outside {TIME_RANGE}"
+        return Rejected(reason, tenant_id, event_id)
+    arrived_at = EPOCH + timedelta(milliseconds=timestamp_ms)
     try:
         event = _to_event(envelope, arrived_at)
     except _Invalid as error:
-        return Rejected(str(error), tenant_id or None, event_id or None)
+        return Rejected(str(error), tenant_id, event_id)
     problem = problem_with(event.payload)
     if problem:
         return Rejected(problem, tenant_id, event_id)
     return event
 
 
-def _is_json(headers: Iterable[tuple[str, bytes]]) -> bool:
+def _is_json(headers: Iterable[tuple[str, bytes | None]]) -> bool:
     return any(
-        name.lower() == "content-type" and value.split(b";")[0].strip().lower() == JSON
+        name.lower() == "content-type"
+        and value is not None
+        and value.split(b";")[0].strip().lower() == JSON
         for name, value in headers
     )
 
@@ -93,15 +135,15 @@ def _to_event(envelope: Any, arrived_at: datetime) -> ev.Event:
 # --- field helpers -------------------------------------------------------------------------
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _time(message: Any, field: str) -> datetime | None:
     if not message.HasField(field):
         return None
     stamp = getattr(message, field)
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not (_TIMESTAMP_SECONDS[0] <= seconds <= _TIMESTAMP_SECONDS[1] and 0 <= nanos <= _NANOS):
+        raise _Invalid(f"{field} is not a valid Timestamp (seconds {seconds}, nanos {nanos})")
     # Cheaper than Timestamp.ToDatetime on the ingest path; microsecond precision, like it.
-    return EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+    return EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 def _required_time(message: Any, field: str) -> datetime:
@@ -114,7 +156,12 @@ def _required_time(message: Any, field: str) -> datetime:
 def _duration(message: Any, field: str) -> timedelta | None:
     if not message.HasField(field):
         return None
-    return getattr(message, field).ToTimedelta()  # type: ignore[no-any-return]
+    span = getattr(message, field)
+    seconds, nanos = span.seconds, span.nanos
+    same_sign = seconds == 0 or nanos == 0 or (seconds < 0) == (nanos < 0)
+    if not (abs(seconds) <= _DURATION_SECONDS and abs(nanos) <= _NANOS and same_sign):
+        raise _Invalid(f"{field} is not a valid Duration (seconds {seconds}, nanos {nanos})")
+    return span.ToTimedelta()  # type: ignore[no-any-return]
 
 
 def _optional(message: Any, field: str) -> Any:

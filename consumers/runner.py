@@ -45,7 +45,7 @@ def to_record(message: ConsumerRecord[bytes, bytes]) -> Record:
 
 def decode_record(record: Record, family_of: dict[str, str]) -> Received | DeadLetter:
     decoded = decode(
-        family_of.get(record.topic, ""), record.value, record.headers, record.arrived_at
+        family_of.get(record.topic, ""), record.value, record.headers, record.timestamp_ms
     )
     if isinstance(decoded, Rejected):
         return DeadLetter(record, decoded)

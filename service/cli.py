@@ -197,7 +197,7 @@ def _as_json(letter: Letter) -> dict[str, object]:
         "attempts": letter.attempts,
         "firstFailedAt": letter.first_failed_at.isoformat(),
         "lastFailedAt": letter.last_failed_at.isoformat(),
-        "headers": {k: v.decode("utf-8", "replace") for k, v in r.headers},
+        "headers": {k: None if v is None else v.decode("utf-8", "replace") for k, v in r.headers},
         "value": r.value.decode("utf-8", "replace") if _is_text(r.value) else r.value.hex(),
     }
 

@@ -152,7 +152,13 @@ def _add_statement(
 
 
 def _array_type(table: Table, column: str, dialect: Dialect) -> str:
-    return f"{table.c[column].type.compile(dialect=dialect)}[]"
+    """The array a column's values are bound as. Strings go as `text[]`: a cast to
+    `VARCHAR(n)[]` would cut a longer value silently (only assignment to the column checks
+    the length), so a too-long id would be stored cut while lookups use it whole."""
+    column_type = table.c[column].type
+    if isinstance(column_type, String):
+        return "text[]"
+    return f"{column_type.compile(dialect=dialect)}[]"
 
 
 # --- lookups -------------------------------------------------------------------------------

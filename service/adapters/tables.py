@@ -25,6 +25,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
+from service.domain.bounds import EMAIL_MAX_LENGTH, ID_MAX_LENGTH, NAME_MAX_LENGTH
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -51,7 +53,8 @@ class Instant(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
-Id = String(200)
+Id = String(ID_MAX_LENGTH)
+"""Ids and group labels; the bounds module says why, and validation keeps longer ones out."""
 
 
 def _tally_columns(prefix: str) -> list[Column[Any]]:
@@ -140,11 +143,11 @@ users = Table(
     metadata,
     Column("tenant_id", Id, primary_key=True),
     Column("user_id", Id, primary_key=True),
-    Column("email", String(320), nullable=False),
-    Column("email_lower", String(320), nullable=False),
-    Column("firstname", String(200), nullable=False),
-    Column("lastname", String(200), nullable=False),
-    Column("pseudo", String(200), nullable=False),
+    Column("email", String(EMAIL_MAX_LENGTH), nullable=False),
+    Column("email_lower", String(EMAIL_MAX_LENGTH), nullable=False),
+    Column("firstname", String(NAME_MAX_LENGTH), nullable=False),
+    Column("lastname", String(NAME_MAX_LENGTH), nullable=False),
+    Column("pseudo", String(NAME_MAX_LENGTH), nullable=False),
     Column("version_at", Instant, nullable=False),
     Column("version_event", Id, nullable=False),
     Index("ix_users_email", "tenant_id", "email_lower"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from service.domain.bounds import ID_MAX_LENGTH, REASON_MAX_LENGTH, TENANT_ID_MAX_LENGTH
 from service.domain.events import Event
+from service.domain.validation import NUL, id_problem
 
 FAMILIES = ("catalog", "trips", "enrollments", "tasks")
 """The topics' names after the configurable prefix."""
@@ -25,7 +27,8 @@ class Record:
     timestamp_ms: int
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    """Kafka allows a header without a value (None)."""
 
     @property
     def id(self) -> RecordId:
@@ -38,11 +41,41 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """Why a record cannot be folded; it goes to the dead-letter store."""
+    """Why a record cannot be folded; it goes to the dead-letter store.
+
+    Always storable, whatever it is built from (a rejection may quote the very value that
+    broke the rules): `tenant_id` and `event_id` are kept only when they are valid ids (within
+    their bounds, no NUL), else None; `reason` has no NUL character or unpaired surrogate
+    (they are escaped) and is at most REASON_MAX_LENGTH (1,000) characters, cut with '…'.
+    """
 
     reason: str
     tenant_id: str | None = None
     event_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # The one place rejections are made storable: every constructor call goes through it.
+        object.__setattr__(self, "reason", _storable_reason(self.reason))
+        object.__setattr__(self, "tenant_id", _valid_id(self.tenant_id, TENANT_ID_MAX_LENGTH))
+        object.__setattr__(self, "event_id", _valid_id(self.event_id))
+
+
+def _storable_reason(reason: str) -> str:
+    text = reason.replace(NUL, "\\x00")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > REASON_MAX_LENGTH:
+        text = text[: REASON_MAX_LENGTH - 1] + "…"
+    return text
+
+
+def _valid_id(value: str | None, max_length: int = ID_MAX_LENGTH) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate: no database could store it
+        return None
+    return value if id_problem("id", value, max_length) is None else None
 
 
 @dataclass(frozen=True, slots=True)

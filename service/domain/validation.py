@@ -7,9 +7,23 @@ from collections.abc import Callable
 from datetime import datetime
 
 from service.domain import events as ev
+from service.domain.bounds import ID_MAX_BYTES, ID_MAX_LENGTH, STEP_SCORE_RANGE, TRIP_SCORE_RANGE
 
-TRIP_SCORE_RANGE = (0.0, 10.0)
-STEP_SCORE_RANGE = (0.0, 100.0)
+NUL = "\x00"
+
+
+def id_problem(name: str, value: str, max_length: int = ID_MAX_LENGTH) -> str | None:
+    """Why `value` cannot be an id (bounds: `service.domain.bounds`), or None."""
+    if not value:
+        return f"missing {name}"
+    if len(value) > max_length:
+        return f"{name} is longer than {max_length} characters"
+    if NUL in value:
+        return f"{name} contains a NUL character"
+    # A character is at most 4 bytes of UTF-8: only a long id can exceed the byte bound.
+    if len(value) * 4 > ID_MAX_BYTES and len(value.encode("utf-8")) > ID_MAX_BYTES:
+        return f"{name} is longer than {ID_MAX_BYTES} bytes of UTF-8"
+    return None
 
 
 def problem_with(payload: ev.Payload) -> str | None:

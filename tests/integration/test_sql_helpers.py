@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DataError
 
 from service.adapters.sql import InList, add_to_rows, key_lookups, upsert
 from service.adapters.tables import consumer_offsets, service_state, tenant_versions, trips
@@ -113,3 +115,30 @@ def test_adding_to_rows_changes_only_the_stored_rows_named(engine: Engine) -> No
         query = select(tenant_versions.c.tenant_id, tenant_versions.c.version)
         stored = {tenant: version for tenant, version in c.execute(query)}
     assert stored == {"a": 5, "b": 1}
+
+
+def test_an_id_longer_than_its_column_fails_an_upsert_rather_than_being_cut(
+    engine: Engine,
+) -> None:
+    """Validation keeps such ids out; this guards the mechanism: on PostgreSQL the values
+    travel as arrays, and a cast to VARCHAR(200)[] would have cut the id to 200 characters."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce a VARCHAR length")
+    too_long = "t" * 250
+    with pytest.raises(DataError, match="too long"), engine.begin() as c:
+        upsert(c, trips, [_trip(too_long, "ann")], keys=["tenant_id", "trip_id"])
+    with engine.connect() as c:
+        assert c.execute(select(trips.c.trip_id)).all() == []
+
+
+def test_adding_to_a_row_by_an_over_long_key_changes_no_row_sharing_its_prefix(
+    engine: Engine,
+) -> None:
+    prefix = "k" * 200
+    with engine.begin() as c:
+        upsert(c, tenant_versions, [{"tenant_id": prefix, "version": 1}], keys=["tenant_id"])
+        add_to_rows(
+            c, tenant_versions, [{"tenant_id": prefix + "x", "version": 5}], keys=["tenant_id"]
+        )
+        stored = c.execute(select(tenant_versions.c.version)).scalar_one()
+    assert stored == 1

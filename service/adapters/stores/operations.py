@@ -123,12 +123,18 @@ class DeadLetterStore:
         )
 
 
-def encode_headers(headers: Iterable[tuple[str, bytes]]) -> str:
-    return json.dumps([[name, value.decode("latin-1")] for name, value in headers])
+def encode_headers(headers: Iterable[tuple[str, bytes | None]]) -> str:
+    """A header without a value (Kafka allows it) is kept as null."""
+    return json.dumps(
+        [[name, None if value is None else value.decode("latin-1")] for name, value in headers]
+    )
 
 
-def decode_headers(raw: str) -> tuple[tuple[str, bytes], ...]:
-    return tuple((name, value.encode("latin-1")) for name, value in json.loads(raw))
+def decode_headers(raw: str) -> tuple[tuple[str, bytes | None], ...]:
+    return tuple(
+        (name, None if value is None else value.encode("latin-1"))
+        for name, value in json.loads(raw)
+    )
 
 
 class VersionStore:

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from service.adapters.stores.operations import decode_headers, encode_headers
+from service.app.records import Rejected
+from service.domain.bounds import ID_MAX_LENGTH, REASON_MAX_LENGTH, TENANT_ID_MAX_LENGTH
+
+
+def test_a_rejection_keeps_valid_ids_and_drops_the_ones_no_column_could_hold() -> None:
+    assert Rejected("r", "acme", "e1") == Rejected("r", "acme", "e1")
+    assert (Rejected("r", "acme", "e1").tenant_id, Rejected("r", "acme", "e1").event_id) == (
+        "acme",
+        "e1",
+    )
+    for bad in ("", "a\x00b", "x" * (ID_MAX_LENGTH + 1), "\U0001f600" * 151, "\ud800"):
+        rejected = Rejected("r", bad, bad)
+        assert (rejected.tenant_id, rejected.event_id) == (None, None), repr(bad)
+    longest_tenant = "t" * TENANT_ID_MAX_LENGTH
+    assert Rejected("r", longest_tenant).tenant_id == longest_tenant
+    assert Rejected("r", longest_tenant + "t").tenant_id is None
+    assert Rejected("r", None, "e" * ID_MAX_LENGTH).event_id == "e" * ID_MAX_LENGTH
+
+
+def test_a_rejection_reason_is_cut_to_its_bound_and_escapes_nul_and_lone_surrogates() -> None:
+    assert Rejected("bad \x00 value \ud800").reason == "bad \\x00 value \\ud800"
+    long = Rejected("why " * 1_000).reason
+    assert len(long) == REASON_MAX_LENGTH
+    assert long.endswith("…")
+    assert Rejected("short").reason == "short"
+
+
+def test_headers_without_a_value_are_kept_as_such_in_the_dead_letter_store() -> None:
+    headers = (("content-type", b"application/json"), ("x-empty", None), ("x-bytes", b"\xff\x00"))
+    assert decode_headers(encode_headers(headers)) == headers
