@@ -16,7 +16,8 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine
 
-from service.adapters.database import create_database_engine, migrate
+import migrations
+from service.adapters.database import create_database_engine
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.ingest import Batch, apply_batch
 from service.app.records import Received, Record
@@ -48,7 +49,7 @@ def database(kind: str, folder: Path) -> Iterator[str]:
 
 def engine_for(url: str) -> Engine:
     engine = create_database_engine(url)
-    migrate(engine)
+    migrations.upgrade(engine)
     return engine
 
 

@@ -1,4 +1,18 @@
-"""The one consumer loop for every topic: getmany -> decode -> apply -> commit."""
+"""The one consumer loop for every topic: getmany -> decode -> apply -> commit.
+
+The state and the offsets commit in one transaction, so the database, not Kafka, says where
+each partition stands (`consumers.positions`). Around that the loop keeps three promises:
+
+- **Nothing is lost.** A run of records is applied only if it was fetched since the partition
+  was last sought (`Positions.is_current`); a partition never stored starts at the log's
+  start; an offset outside the log stops its partition with an alarm instead of skipping.
+- **Nothing stalls silently.** A batch that fails because of the database (`StorageUnavailable`)
+  is retried as it is, with a capped exponential back-off, while the group membership is kept
+  alive; a batch that fails because of its records has them found (`consumers.poison`) and
+  dead-lettered, and the rest is folded. Every stall shows in the log, the metrics and the
+  report the composition root turns into health.
+- **Nothing escapes decoding**: a record that cannot be decoded becomes a dead letter.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +20,82 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
+from aiokafka import errors as kafka_errors
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy import Engine
 
 from consumers.decode import decode
-from consumers.rebalance import ResumeFromDatabase
-from service.adapters.stores.operations import OffsetMoved, OffsetStore
-from service.adapters.unit_of_work import SqlUnitOfWork
-from service.app.ingest import Applied, Batch, apply_batch
-from service.app.records import FAMILIES, DeadLetter, Received, Record, Rejected
-from service.clock import Clock
-from service.config import Settings
-from service.domain.rules import Rules
+from consumers.poison import Unresolvable, describe, find_poison
+from consumers.positions import Positions, Status
+from consumers.rebalance import TrackAssignments
+from service.app.ingest import Applied, Batch
+from service.app.ports import OffsetMoved, StorageUnavailable
+from service.app.records import DeadLetter, Received, Record, Rejected
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 200
-RETRY_SECONDS = 1.0
+FIRST_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 30.0
+RECHECK_SECONDS = 5.0
+"""How often the stored offsets of owned partitions are read again: an operator may have moved
+one (a stalled partition, or a replay from the start)."""
+UNREADABLE_PAUSE_SECONDS = 1.0
+
+
+class Consumer(Protocol):
+    """The part of aiokafka's `AIOKafkaConsumer` the loop uses (a fake stands in for tests)."""
+
+    def subscribe(self, topics: list[str], *, listener: Any) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    def pause(self, *partitions: TopicPartition) -> None: ...
+    def resume(self, *partitions: TopicPartition) -> None: ...
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+    async def position(self, partition: TopicPartition) -> int: ...
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+
+ApplyBatch = Callable[[Batch, bool], Applied]
+"""Fold a batch in one transaction, `True` for a dry run that is rolled back. Raises
+`OffsetMoved` when fenced out, `StorageUnavailable` when the database fails; anything else is
+the batch's own fault."""
+
+LoadOffsets = Callable[[list[TopicPartition]], dict[TopicPartition, int]]
+"""The stored next offsets of these partitions (absent: never stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    caught_up: bool
+    """The first catch-up is done: the state reflects the log as it was at the first
+    assignment (stalled partitions aside: they are reported on their own)."""
+    backing_off: str | None
+    """Why the database is being retried, while it is."""
+    stalled: Mapping[TopicPartition, str] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.caught_up and self.backing_off is None and not self.stalled
 
 
 def to_record(message: ConsumerRecord[bytes, bytes]) -> Record:
-    headers = tuple((name, bytes(value)) for name, value in message.headers or ())
+    headers = tuple(
+        (name, None if value is None else bytes(value)) for name, value in message.headers or ()
+    )
     return Record(
         topic=message.topic,
         partition=message.partition,
@@ -43,7 +107,7 @@ def to_record(message: ConsumerRecord[bytes, bytes]) -> Record:
     )
 
 
-def decode_record(record: Record, family_of: dict[str, str]) -> Received | DeadLetter:
+def decode_record(record: Record, family_of: Mapping[str, str]) -> Received | DeadLetter:
     decoded = decode(
         family_of.get(record.topic, ""), record.value, record.headers, record.timestamp_ms
     )
@@ -53,8 +117,9 @@ def decode_record(record: Record, family_of: dict[str, str]) -> Received | DeadL
 
 
 def split(
-    records: list[Record], family_of: dict[str, str]
+    records: Sequence[Record], family_of: Mapping[str, str]
 ) -> tuple[list[Received], list[DeadLetter]]:
+    """Decode each record: the ones that become events, and the ones that become dead letters."""
     received: list[Received] = []
     dead: list[DeadLetter] = []
     for record in records:
@@ -66,7 +131,7 @@ def split(
     return received, dead
 
 
-async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+async def stop_consumer(consumer: Consumer) -> None:
     """Stop the consumer (leaving its group), whatever its fetcher was doing.
 
     aiokafka 0.14's `Fetcher.close` cancels its pending fetches and awaits them; one that is
@@ -80,189 +145,449 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         if current is not None and current.cancelling():
             raise
         log.warning("a failed fetch was retrying as the consumer stopped; closing its client")
-        await consumer._client.close()  # what stop() would have done next
-
-
-Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+        await consumer._client.close()  # type: ignore[attr-defined]  # what stop() does next
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """A partition's fetched records, decoded: where they start and the offset after them."""
+    """A partition's fetched records, decoded, with the epoch they were fetched in."""
 
+    partition: TopicPartition
+    epoch: int
     first_offset: int
     next_offset: int
     received: list[Received]
     dead: list[DeadLetter]
 
-    def continues(self, position: int | None) -> bool:
-        """Whether the run starts where the partition's state stands (a partition never
-        stored starts wherever the log does)."""
-        return position is None or self.first_offset == position
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    partition: TopicPartition
+    epoch: int
+    messages: list[ConsumerRecord[bytes, bytes]]
 
 
-def decode_run(messages: list[ConsumerRecord[bytes, bytes]], family_of: dict[str, str]) -> Run:
-    received, dead = split([to_record(m) for m in messages], family_of)
-    return Run(messages[0].offset, messages[-1].offset + 1, received, dead)
+def decode_runs(fetched: Sequence[Fetched], family_of: Mapping[str, str]) -> list[Run]:
+    runs = []
+    for item in fetched:
+        received, dead = split([to_record(m) for m in item.messages], family_of)
+        first, last = item.messages[0].offset, item.messages[-1].offset
+        runs.append(Run(item.partition, item.epoch, first, last + 1, received, dead))
+    return runs
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A batch the database failed to take: retried as it is, after `delay` seconds."""
+
+    runs: list[Run]
+    why: str
+
+
+class Backoff:
+    def __init__(self, first: float = FIRST_BACKOFF_SECONDS, cap: float = MAX_BACKOFF_SECONDS):
+        self._first, self._cap = first, cap
+        self._next = first
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self._cap)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self._first
 
 
 class ConsumerLoop:
     def __init__(
         self,
-        settings: Settings,
-        engine: Engine,
-        rules: Rules,
-        clock: Clock,
+        consumer: Consumer,
+        family_of: Mapping[str, str],
+        apply: ApplyBatch,
+        load_offsets: LoadOffsets,
         metrics: Metrics,
-        on_caught_up: Callable[[], None] = lambda: None,
+        *,
+        max_records: int,
+        report: Callable[[IngestReport], None] = lambda _: None,
+        first_backoff: float = FIRST_BACKOFF_SECONDS,
+        recheck_seconds: float = RECHECK_SECONDS,
     ) -> None:
-        self._settings = settings
-        self._engine = engine
-        self._rules = rules
-        self._clock = clock
+        self._consumer = consumer
+        self._family_of = dict(family_of)
+        self._apply_batch = apply
+        self._load_offsets = load_offsets
         self._metrics = metrics
-        self._on_caught_up = on_caught_up
-        self._family_of = {settings.topic(f): f for f in FAMILIES}
+        self._max_records = max_records
+        self._report = report
         self._lock = asyncio.Lock()
-        self._catch_up_targets: dict[TopicPartition, int] | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self.positions = Positions()
+        self._listener = TrackAssignments(consumer, self.positions, self._lock)
+        self._targets: dict[TopicPartition, int] = {}
+        """The first catch-up: each partition's log end (its high watermark) as first seen."""
         self.caught_up = asyncio.Event()
+        self._backing_off: str | None = None
+        self._resolve_after = 0.0
+        self._recheck_at = 0.0
+        self._first_backoff = first_backoff
+        self._recheck_seconds = recheck_seconds
+        self._resolve_backoff = Backoff(first_backoff)
+        self._last_report: IngestReport | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is applied before returning."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
-            group_id=self._settings.consumer_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        self._consumer = consumer
-        listener = ResumeFromDatabase(consumer, self._load_offsets, self._lock, self._assigned)
-        consumer.subscribe(list(self._family_of), listener=listener)
-        await consumer.start()
-        applying: asyncio.Task[None] | None = None
+        self._consumer.subscribe(list(self._family_of), listener=self._listener)
+        await self._consumer.start()
+        applying: asyncio.Task[Retry | None] | None = None
+        self._publish()
         try:
             while not stop.is_set():
-                fetched = await consumer.getmany(
-                    timeout_ms=POLL_MS, max_records=self._settings.batch_max_records
-                )
+                await self._resolve()
+                fetched = await self._fetch()
                 # Decoding is pure, so it runs while the previous batch is still being applied
                 # (on PostgreSQL that batch mostly waits on the server, with the GIL free).
-                decoded = await asyncio.to_thread(self._decode, fetched)
+                decoding = (
+                    asyncio.create_task(asyncio.to_thread(decode_runs, fetched, self._family_of))
+                    if fetched
+                    else None
+                )
                 if applying is not None:
-                    await applying
-                applying = asyncio.create_task(self._apply_in_turn(consumer, listener, decoded))
+                    await self._settle(applying, stop)
+                    applying = None
+                if decoding is not None:
+                    applying = asyncio.create_task(self._apply(await decoding))
+                self._check_caught_up()
+                self._publish()
         finally:
             if applying is not None:
-                await applying
-            await stop_consumer(consumer)
+                await self._settle(applying, stop)
+            await stop_consumer(self._consumer)
 
-    def _decode(self, fetched: Fetched) -> dict[TopicPartition, Run]:
-        return {tp: decode_run(msgs, self._family_of) for tp, msgs in fetched.items() if msgs}
+    # --- partitions --------------------------------------------------------------------------
 
-    async def _apply_in_turn(
-        self,
-        consumer: AIOKafkaConsumer,
-        listener: ResumeFromDatabase,
-        decoded: dict[TopicPartition, Run],
-    ) -> None:
-        async with self._lock:
-            if decoded:
-                await self._apply(consumer, listener, decoded)
-            self._check_caught_up(listener)
-
-    def _load_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        with self._engine.connect() as connection:
-            stored = OffsetStore(connection).load(
-                self._settings.consumer_group, ((p.topic, p.partition) for p in partitions)
-            )
-        return {TopicPartition(t, p): o for (t, p), o in stored.items()}
-
-    async def _assigned(self, partitions: list[TopicPartition]) -> None:
-        """The first assignment fixes what "caught up" means: the high watermarks now."""
-        if self._catch_up_targets is None and self._consumer is not None:
-            ends = await self._consumer.end_offsets(partitions) if partitions else {}
-            self._catch_up_targets = dict(ends)
-
-    async def _apply(
-        self,
-        consumer: AIOKafkaConsumer,
-        listener: ResumeFromDatabase,
-        decoded: dict[TopicPartition, Run],
-    ) -> None:
-        owned = {tp: run for tp, run in decoded.items() if tp in listener.positions}
-        stale = [tp for tp, run in owned.items() if not run.continues(listener.positions[tp])]
-        if stale:  # fetched before the partition was rewound (a failed or discarded batch)
-            await listener.resume(stale)
-        owned = {tp: run for tp, run in owned.items() if tp not in stale}
-        if not owned:
+    async def _resolve(self) -> None:
+        """Seek newly assigned partitions to their stored offsets, after checking those are
+        inside the log; every few seconds, look again at the owned ones whose stored offset
+        an operator may have moved (`podium offsets reset`), a stalled one included."""
+        now = time.monotonic()
+        if now < self._resolve_after:
             return
-        moves = {
-            (tp.topic, tp.partition): (listener.positions[tp], run.next_offset)
-            for tp, run in owned.items()
-        }
-        received = [r for run in owned.values() for r in run.received]
-        dead = [d for run in owned.values() for d in run.dead]
-        started = time.perf_counter()
+        unresolved = self.positions.with_status(Status.UNRESOLVED)
+        settled: list[TopicPartition] = []
+        if now >= self._recheck_at:
+            self._recheck_at = now + self._recheck_seconds
+            settled = self.positions.with_status(Status.READY)
+            settled += self.positions.with_status(Status.STALLED)
+        if not unresolved and not settled:
+            return
+        log.debug("resolving %s and rechecking %s", unresolved, settled)
         try:
-            applied = await asyncio.to_thread(self._apply_records, received, dead, moves)
-        except OffsetMoved as moved:
-            log.warning("batch discarded, partition moved: %s", moved)
-            await listener.resume(list(owned))
+            stored = await asyncio.to_thread(self._load_offsets, unresolved + settled)
+            moved = [p for p in settled if self._moved_by_operator(p, stored.get(p))]
+            todo = unresolved + moved
+            starts = await self._consumer.beginning_offsets(todo) if todo else {}
+        except (StorageUnavailable, kafka_errors.KafkaError) as error:
+            delay = self._resolve_backoff.next()
+            log.warning(
+                "cannot resolve partitions yet (%s); again in %.1f s", describe(error), delay
+            )
+            self._resolve_after = now + delay
             return
-        except Exception:
-            log.exception("batch failed; retrying from the stored offsets")
-            await asyncio.sleep(RETRY_SECONDS)
-            await listener.resume(list(owned))
-            return
-        for tp, (_, next_offset) in moves.items():
-            listener.positions[TopicPartition(*tp)] = next_offset
-        self._count(received, dead, applied, time.perf_counter() - started)
-        await self._commit_to_kafka(consumer, moves)
+        self._resolve_backoff.reset()
+        for partition in moved:
+            log.warning("%s[%d] was moved to %s by an operator", *partition, stored.get(partition))
+        for partition in todo:
+            self._place(partition, stored.get(partition), starts[partition])
 
-    def _apply_records(
-        self,
-        received: list[Received],
-        dead: list[DeadLetter],
-        moves: dict[tuple[str, int], tuple[int | None, int]],
-    ) -> Applied:
-        return apply_batch(
-            lambda: SqlUnitOfWork(self._engine),
-            Batch(received=received, dead=dead, offsets=moves),
-            rules=self._rules,
-            consumer_group=self._settings.consumer_group,
-            now=self._clock.now(),
+    def _moved_by_operator(self, partition: TopicPartition, stored: int | None) -> bool:
+        """The stored offset is not where this loop left it (a batch in hand would find out
+        by itself: its commit is fenced)."""
+        if partition not in self.positions:
+            return False
+        position = self.positions[partition]
+        if position.status is Status.READY and position.in_hand:
+            return False
+        return stored != position.stored
+
+    def _place(self, partition: TopicPartition, stored: int | None, start: int) -> None:
+        """Seek to the stored offset, unless it is below the log's start (records deleted
+        before they were folded). One past the log's end is found by the first fetch, from
+        its high watermark (`_measure`): brokers do not all report the end right otherwise."""
+        if partition not in self.positions:
+            return  # revoked meanwhile
+        if stored is not None and stored < start:
+            self._stall(
+                partition, stored, f"stored offset {stored} is before the log's start {start}"
+            )
+            return
+        fetch_from = start if stored is None else stored
+        self._consumer.seek(partition, fetch_from)
+        self.positions.resolve(partition, stored, fetch_from)
+        self._consumer.resume(partition)
+
+    def _stall(self, partition: TopicPartition, stored: int | None, why: str) -> None:
+        log.error(
+            "partition %s[%d] stopped: %s (stored offset %s). Nothing of it is folded until an "
+            "operator moves it: podium offsets show / podium offsets reset",
+            partition.topic,
+            partition.partition,
+            why,
+            stored,
         )
+        self.positions.stall(partition, why)
+        self.positions[partition].stored = stored
+        self._consumer.pause(partition)
 
-    def _count(
-        self, received: list[Received], dead: list[DeadLetter], applied: Applied, seconds: float
-    ) -> None:
+    # --- fetching ----------------------------------------------------------------------------
+
+    async def _fetch(self) -> list[Fetched]:
+        try:
+            batch = await self._consumer.getmany(timeout_ms=POLL_MS, max_records=self._max_records)
+        except kafka_errors.OffsetOutOfRangeError as error:
+            await self._out_of_range(list(error.args[0]) if error.args else [])
+            return []
+        except kafka_errors.NoOffsetForPartitionError:
+            return []  # a new partition not sought yet: `_resolve` seeks it
+        except kafka_errors.KafkaError as error:
+            await self._unreadable(error)
+            return []
+        fetched = []
+        for partition, messages in batch.items():
+            if partition not in self.positions or self.positions[partition].status is not (
+                Status.READY
+            ):
+                continue  # revoked, stalled or not resolved since: fetched anew once it is
+            position = self.positions[partition]
+            fresh = [m for m in messages if m.offset >= position.fetched]
+            if fresh:
+                fetched.append(Fetched(partition, position.epoch, fresh))
+                position.fetched = fresh[-1].offset + 1
+        await self._measure(batch)
+        return fetched
+
+    async def _measure(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """From each partition's high watermark: the lag, the first catch-up's target, and
+        whether the partition stands past the log's end (a log that restarted or was
+        re-created: skipping to where new records reach the old offset would lose them). A
+        partition whose log moved on without records for us (transaction markers,
+        compaction) counts as consumed that far."""
+        for partition in self.positions.with_status(Status.READY):
+            position = self.positions[partition]
+            highwater = self._consumer.highwater(partition)
+            if highwater is None:
+                continue
+            if not position.in_hand and position.fetched > highwater:
+                self._stall(
+                    partition,
+                    position.stored,
+                    f"offset {position.fetched} is past the log's end {highwater}",
+                )
+                continue
+            if not self.caught_up.is_set():
+                self._targets.setdefault(partition, highwater)
+            if not position.in_hand and partition not in batch and highwater > position.consumed:
+                position.skipped_to = max(
+                    position.skipped_to, await self._consumer.position(partition)
+                )
+            lag = max(highwater - position.consumed, 0)
+            self._metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(lag)
+
+    async def _out_of_range(self, partitions: list[TopicPartition]) -> None:
+        mine = [p for p in partitions if p in self.positions]
+        if not mine:
+            return
+        try:
+            starts = await self._consumer.beginning_offsets(mine)
+            ends = await self._consumer.end_offsets(mine)
+        except kafka_errors.KafkaError:
+            starts, ends = {}, {}
+        for partition in mine:
+            position = self.positions[partition]
+            span = f"[{starts.get(partition, '?')}, {ends.get(partition, '?')}]"
+            self._stall(
+                partition,
+                position.stored,
+                f"offset {position.fetched} is no longer in the log {span} "
+                "(retention, or a re-created topic)",
+            )
+
+    async def _unreadable(self, error: kafka_errors.KafkaError) -> None:
+        """A fetch failed on records the client cannot read (corrupt, an unknown codec, too
+        large): find the partition by asking each alone, stall it, and fetch the others again
+        from where the loop stands (the failed call may have dropped records it had read)."""
+        log.warning("fetch failed: %s", describe(error))
+        for partition in self.positions.with_status(Status.READY):
+            try:
+                await self._consumer.getmany(partition, timeout_ms=0)
+            except kafka_errors.KafkaError as again:
+                self._stall(
+                    partition,
+                    self.positions[partition].stored,
+                    f"records at offset {self.positions[partition].fetched} cannot be read: "
+                    f"{describe(again)}",
+                )
+        for partition in self.positions.with_status(Status.READY):
+            self._consumer.seek(partition, self.positions[partition].fetched)
+        await asyncio.sleep(UNREADABLE_PAUSE_SECONDS)
+
+    # --- applying ----------------------------------------------------------------------------
+
+    async def _apply(self, runs: list[Run]) -> Retry | None:
+        async with self._lock:
+            current = [r for r in runs if self.positions.is_current(r.partition, r.epoch)]
+            if not current:
+                return None
+            batch = Batch(
+                received=[item for run in current for item in run.received],
+                dead=[item for run in current for item in run.dead],
+                offsets={
+                    (r.partition.topic, r.partition.partition): (
+                        self.positions[r.partition].stored,
+                        r.next_offset,
+                    )
+                    for r in current
+                },
+            )
+            started = time.perf_counter()
+            try:
+                applied = await asyncio.to_thread(self._apply_isolating, batch)
+            except OffsetMoved as moved:
+                log.warning("batch discarded, another consumer moved a partition: %s", moved)
+                for run in current:
+                    self.positions.unresolve(run.partition)
+                    self._consumer.pause(run.partition)
+                return None
+            except StorageUnavailable as error:
+                return Retry(current, describe(error.__cause__ or error))
+            except Unresolvable as error:
+                for run in current:
+                    self._stall(run.partition, self.positions[run.partition].stored, str(error))
+                return None
+            for run in current:
+                self.positions.committed(run.partition, run.next_offset)
+            self._count(batch, applied, time.perf_counter() - started)
+        await self._mirror({r.partition: r.next_offset for r in current})
+        return None
+
+    def _apply_isolating(self, batch: Batch) -> Applied:
+        """Apply the batch; if its records make it fail, dead-letter those and apply the rest."""
+        try:
+            return self._apply_batch(batch, False)
+        except (OffsetMoved, StorageUnavailable):
+            raise
+        except Exception as error:
+            log.warning("a batch failed to fold (%s); isolating its records", describe(error))
+        received = list(batch.received)
+        poison = find_poison(received, lambda items: self._dry_run(items))
+        poisoned = {index for index, _ in poison}
+        dead = [
+            DeadLetter(
+                received[index].record,
+                Rejected(
+                    f"cannot be folded: {why}",
+                    received[index].event.meta.tenant_id,
+                    received[index].event.meta.event_id,
+                ),
+            )
+            for index, why in poison
+        ]
+        remaining = [item for index, item in enumerate(received) if index not in poisoned]
+        try:
+            return self._apply_batch(
+                replace(batch, received=remaining, dead=[*batch.dead, *dead]), False
+            )
+        except (OffsetMoved, StorageUnavailable):
+            raise
+        except Exception as error:
+            raise Unresolvable(
+                f"the batch fails even without its bad records: {describe(error)}"
+            ) from error
+
+    def _dry_run(self, items: Sequence[Received]) -> None:
+        self._apply_batch(Batch(received=items), True)
+
+    async def _settle(self, applying: asyncio.Task[Retry | None], stop: asyncio.Event) -> None:
+        """Wait for a batch; while the database fails, retry it with a growing back-off, the
+        group membership kept alive. On stop, a failing batch is left for the next start."""
+        retry = await applying
+        backoff = Backoff(self._first_backoff)
+        while retry is not None and not stop.is_set():
+            delay = backoff.next()
+            if self._backing_off is None:
+                log.error("the database failed a batch (%s); retrying it", retry.why)
+            else:
+                log.warning("retrying a batch in %.1f s (%s)", delay, retry.why)
+            self._backing_off = retry.why
+            self._publish()
+            await self._keep_alive(delay, stop)
+            retry = await self._apply(retry.runs)
+        if self._backing_off is not None and retry is None:
+            log.warning("the database took the batch; consuming again")
+            self._backing_off = None
+            ready = self.positions.with_status(Status.READY)
+            if ready:
+                self._consumer.resume(*ready)
+            self._publish()
+
+    async def _keep_alive(self, seconds: float, stop: asyncio.Event) -> None:
+        """Wait, calling getmany with every partition paused: a consumer that stops polling
+        for `max_poll_interval_ms` is put out of its group. Buffered records are dropped by
+        aiokafka without moving its position, so nothing is lost."""
+        owned = self.positions.owned()
+        if owned:
+            self._consumer.pause(*owned)
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            try:
+                await self._consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000) + 1)
+            except kafka_errors.KafkaError:
+                await asyncio.sleep(min(left, 0.2))
+
+    def _count(self, batch: Batch, applied: Applied, seconds: float) -> None:
         self._metrics.batch_seconds.observe(seconds)
         dead_by_topic: Counter[str] = Counter(d.record.topic for d in applied.dead_lettered)
         for topic, count in dead_by_topic.items():
             self._metrics.events_dead_lettered.labels(topic).inc(count)
-        by_topic = Counter([r.record.topic for r in received] + [d.record.topic for d in dead])
+        by_topic = Counter(
+            [r.record.topic for r in batch.received] + [d.record.topic for d in batch.dead]
+        )
         for topic, count in by_topic.items():
             self._metrics.events_folded.labels(topic).inc(count - dead_by_topic[topic])
         for ignored in applied.ignored:
             self._metrics.events_ignored.labels(ignored.kind).inc()
 
-    async def _commit_to_kafka(
-        self, consumer: AIOKafkaConsumer, moves: dict[tuple[str, int], tuple[int | None, int]]
-    ) -> None:
+    async def _mirror(self, offsets: dict[TopicPartition, int]) -> None:
         """Mirror the offsets to Kafka so the usual lag tools see them. The database copy is
         the one Podium resumes from, so a failure here loses nothing."""
         try:
-            await consumer.commit({TopicPartition(*tp): nxt for tp, (_, nxt) in moves.items()})
+            await self._consumer.commit(offsets)
         except Exception as error:  # a rebalance in progress, typically
             log.debug("offsets not mirrored to Kafka: %s", error)
 
-    def _check_caught_up(self, listener: ResumeFromDatabase) -> None:
-        targets = self._catch_up_targets
-        if self.caught_up.is_set() or targets is None:
+    # --- reporting ---------------------------------------------------------------------------
+
+    def _check_caught_up(self) -> None:
+        if self.caught_up.is_set() or not self._listener.joined.is_set():
             return
-        owned = {tp: end for tp, end in targets.items() if tp in listener.positions}
-        if all((listener.positions[tp] or 0) >= end for tp, end in owned.items()):
-            self.caught_up.set()
-            self._on_caught_up()
+        if self.positions.with_status(Status.UNRESOLVED):
+            return
+        for partition in self.positions.with_status(Status.READY):
+            target = self._targets.get(partition)
+            if target is None or self.positions[partition].consumed < target:
+                return  # not fetched from yet, or behind
+        self.caught_up.set()
+        log.info("caught up with the topics as they were at start")
+
+    def _publish(self) -> None:
+        stalled = {
+            p: self.positions[p].why_stalled for p in self.positions.with_status(Status.STALLED)
+        }
+        report = IngestReport(self.caught_up.is_set(), self._backing_off, stalled)
+        if report == self._last_report:
+            return
+        previous = self._last_report.stalled if self._last_report else {}
+        for partition in set(previous) | set(stalled):
+            flag = 1 if partition in stalled else 0
+            self._metrics.partition_stalled.labels(partition.topic, str(partition.partition)).set(
+                flag
+            )
+        self._last_report = report
+        self._report(report)

@@ -6,27 +6,32 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import grpc
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from grpc_health.v1 import health as grpc_health
 from prometheus_client import start_http_server
 from sqlalchemy import Connection, Engine
 
-from consumers.runner import ConsumerLoop
+import migrations
+from consumers.runner import ConsumerLoop, IngestReport
 from consumers.topics import ensure_topics
 from service.adapters import views
-from service.adapters.database import create_database_engine, migrate
+from service.adapters.database import create_database_engine, storage_failures_as_unavailable
 from service.adapters.keys import find_principal
-from service.adapters.stores.operations import mark_caught_up
+from service.adapters.stores.operations import OffsetStore, mark_caught_up
+from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ingest import Applied, Batch, apply_batch
+from service.app.records import FAMILIES
 from service.clock import Clock, SystemClock
 from service.config import Settings
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds, km_to_metres
 from service.grpc.auth import PrincipalCache
 from service.grpc.freshness import ResponseCache, VersionWatcher
-from service.grpc.server import create_server, set_serving
+from service.grpc.server import API_HEALTH, INGEST_HEALTH, QUERY_SERVICES, create_server, set_health
 from service.grpc.servicers import QueryDeps
 from service.metrics import Metrics
 
@@ -37,6 +42,7 @@ ROLES = ("all", "api", "consumers")
 SHUTDOWN_GRACE_SECONDS = 5.0
 GC_FIRST_GENERATION_THRESHOLD = 50_000
 """Allocations between two collections of the youngest generation (CPython's default: 700)."""
+MAX_PARTITION_FETCH_BYTES = 4 * 1024 * 1024
 
 
 def collect_garbage_less_often() -> None:
@@ -59,8 +65,60 @@ def rules_from(settings: Settings) -> Rules:
     )
 
 
+def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
+    tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
+    which stops the partition and raises the alarm, instead of being silently moved."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="none",
+        max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+    )
+
+
+def consumer_loop(
+    settings: Settings,
+    engine: Engine,
+    clock: Clock,
+    metrics: Metrics,
+    report: Callable[[IngestReport], None] = lambda _: None,
+) -> ConsumerLoop:
+    """The consumer loop over the real broker and database."""
+    rules = rules_from(settings)
+
+    def apply(batch: Batch, dry_run: bool) -> Applied:
+        with storage_failures_as_unavailable():
+            return apply_batch(
+                lambda: SqlUnitOfWork(engine),
+                batch,
+                rules=rules,
+                consumer_group=settings.consumer_group,
+                now=clock.now(),
+                dry_run=dry_run,
+            )
+
+    def load_offsets(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        with storage_failures_as_unavailable(), engine.connect() as connection:
+            stored = OffsetStore(connection).load(
+                settings.consumer_group, ((p.topic, p.partition) for p in partitions)
+            )
+        return {TopicPartition(t, p): offset for (t, p), offset in stored.items()}
+
+    return ConsumerLoop(
+        kafka_consumer(settings),
+        {settings.topic(f): f for f in FAMILIES},
+        apply,
+        load_offsets,
+        metrics,
+        max_records=settings.batch_max_records,
+        report=report,
+    )
+
+
 class Podium:
-    """One running instance: the API, the consumers, or both."""
+    """One running instance: the API, the consumers, or both. Every role serves health."""
 
     def __init__(self, settings: Settings, role: str = "all", clock: Clock | None = None) -> None:
         if role not in ROLES:
@@ -75,37 +133,51 @@ class Podium:
         self.rules = rules_from(settings)
         self.port = 0
         self.ready = asyncio.Event()
+        """Queries answer: the state has caught up once (here, or in another instance)."""
+        self.failed = asyncio.Event()
+        """The consumer loop died: the process must stop (never a zombie API)."""
+        self.loop: ConsumerLoop | None = None
         self._stop_consuming = asyncio.Event()
         self._consumer_task: asyncio.Task[None] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._server: grpc.aio.Server | None = None
         self._health: grpc_health.aio.HealthServicer | None = None
         self._versions: VersionWatcher | None = None
 
+    @property
+    def _serves_api(self) -> bool:
+        return self.role in ("all", "api")
+
+    @property
+    def _consumes(self) -> bool:
+        return self.role in ("all", "consumers")
+
+    @property
+    def _api_health(self) -> tuple[str, ...]:
+        return ("", API_HEALTH, *QUERY_SERVICES) if self._serves_api else ()
+
+    @property
+    def _ingest_health(self) -> tuple[str, ...]:
+        return (INGEST_HEALTH,) if self._serves_api else ("", INGEST_HEALTH)
+
     async def start(self) -> None:
-        await asyncio.to_thread(migrate, self.engine)
+        await asyncio.to_thread(migrations.upgrade, self.engine)
         if self.settings.metrics_address:
             host, _, port = self.settings.metrics_address.rpartition(":")
             start_http_server(int(port), host, registry=self.metrics.registry)
-        consumer = None
-        if self.role in ("all", "consumers"):
-            await ensure_topics(self.settings)
-            consumer = ConsumerLoop(
-                self.settings,
-                self.engine,
-                self.rules,
-                self.clock,
-                self.metrics,
-                on_caught_up=self._record_caught_up,
-            )
-            self._consumer_task = asyncio.create_task(consumer.run(self._stop_consuming))
-        if self.role in ("all", "api"):
-            await self._start_api(consumer)
-        else:
-            assert consumer is not None
-            self._tasks.append(asyncio.create_task(self._when(consumer.caught_up, None)))
+        queries = await self._query_deps() if self._serves_api else None
+        server, self.port, health = create_server(self.settings.grpc_address, queries)
+        await server.start()
+        self._server, self._health = server, health
+        await set_health(health, self._api_health, False)
+        if self._consumes:
+            await set_health(health, self._ingest_health, False)
+            await self._start_consumers()
+        if self._serves_api:
+            caught_up = self.loop.caught_up if self.loop else await self._database_caught_up()
+            self._spawn(self._when_caught_up(caught_up))
 
-    async def _start_api(self, consumer: ConsumerLoop | None) -> None:
+    async def _query_deps(self) -> tuple[QueryDeps, PrincipalCache]:
         versions = VersionWatcher(lambda: self._read(views.tenant_versions_now))
         await versions.start()
         self._versions = versions
@@ -118,14 +190,49 @@ class Podium:
             cache=ResponseCache(),
             metrics=self.metrics,
         )
-        principals = PrincipalCache(lambda key: find_principal(self.engine, key))
-        server, self.port, health = create_server(self.settings.grpc_address, deps, principals)
-        await server.start()
-        self._server = server
-        self._health = health
-        await set_serving(health, False)
-        caught_up = consumer.caught_up if consumer else await self._database_caught_up()
-        self._tasks.append(asyncio.create_task(self._when(caught_up, health)))
+        return deps, PrincipalCache(lambda key: find_principal(self.engine, key))
+
+    async def _start_consumers(self) -> None:
+        created = await ensure_topics(self.settings)
+        if created:
+            await asyncio.to_thread(self._forget_offsets, created)
+        self.loop = consumer_loop(
+            self.settings, self.engine, self.clock, self.metrics, self._ingest_changed
+        )
+        self._consumer_task = asyncio.create_task(
+            self._supervise(self.loop.run(self._stop_consuming)), name="consumer-loop"
+        )
+        self._spawn(self._record_caught_up(self.loop.caught_up))
+
+    def _forget_offsets(self, topics: list[str]) -> None:
+        """Topics this start created are new logs: offsets stored for an older log of the same
+        name (a local broker that started empty, a re-created topic) would skip its first
+        records, so they are dropped and the new logs read from their start."""
+        with self.engine.begin() as connection:
+            store = OffsetStore(connection)
+            stale = sorted({t for t, _ in store.load(self.settings.consumer_group) if t in topics})
+            store.forget(self.settings.consumer_group, topics)
+        if stale:
+            log.warning(
+                "created topics %s, which had stored offsets from an older log; "
+                "reading the new ones from their start",
+                ", ".join(stale),
+            )
+
+    async def _supervise(self, run: Coroutine[Any, Any, None]) -> None:
+        try:
+            await run
+        except Exception:
+            log.critical("the consumer loop failed; stopping Podium", exc_info=True)
+            self.failed.set()
+            return
+        if not self._stop_consuming.is_set():
+            log.critical("the consumer loop ended on its own; stopping Podium")
+            self.failed.set()
+
+    def _ingest_changed(self, report: IngestReport) -> None:
+        if self._health is not None:
+            self._spawn(set_health(self._health, self._ingest_health, report.healthy))
 
     async def _database_caught_up(self) -> asyncio.Event:
         """API-only instances are ready once some consumer of the group has caught up once."""
@@ -139,21 +246,30 @@ class Podium:
                 else:
                     await asyncio.sleep(0.5)
 
-        self._tasks.append(asyncio.create_task(poll()))
+        self._spawn(poll())
         return event
 
-    async def _when(
-        self, caught_up: asyncio.Event, health: grpc_health.aio.HealthServicer | None
-    ) -> None:
+    async def _when_caught_up(self, caught_up: asyncio.Event) -> None:
         await caught_up.wait()
         self.ready.set()
-        if health is not None:
-            await set_serving(health, True)
+        if self._health is not None:
+            await set_health(self._health, self._api_health, True)
         log.info("state caught up; serving")
 
-    def _record_caught_up(self) -> None:
-        with self.engine.begin() as connection:
-            mark_caught_up(connection, self.settings.consumer_group, self.clock.now())
+    async def _record_caught_up(self, caught_up: asyncio.Event) -> None:
+        """Tell API-only instances of the group that the state is complete."""
+        await caught_up.wait()
+
+        def record() -> None:
+            with self.engine.begin() as connection:
+                mark_caught_up(connection, self.settings.consumer_group, self.clock.now())
+
+        await asyncio.to_thread(record)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _read(self, query: Callable[[Connection], T]) -> T:
         with self.engine.connect() as connection:
@@ -162,7 +278,7 @@ class Podium:
     async def stop(self) -> None:
         """Stop taking calls, let the batch in hand commit, then close everything."""
         if self._health is not None:
-            await set_serving(self._health, False)
+            await set_health(self._health, (*self._api_health, *self._ingest_health), False)
         if self._server is not None:
             await self._server.stop(SHUTDOWN_GRACE_SECONDS)
         if self._versions is not None:
@@ -170,20 +286,26 @@ class Podium:
         self._stop_consuming.set()
         if self._consumer_task is not None:
             await self._consumer_task
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.engine.dispose()
 
 
-async def serve(settings: Settings, role: str, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, role: str, stop: asyncio.Event) -> int:
+    """Run until `stop` is set (0) or the consumer loop dies (1, after a clean gRPC stop)."""
     podium = Podium(settings, role)
-    await podium.start()
-    collect_garbage_less_often()
-    if podium.port:
-        log.info("gRPC API on %s (port %d)", settings.grpc_address, podium.port)
     try:
-        await stop.wait()
+        await podium.start()
+        collect_garbage_less_often()
+        if podium.port:
+            log.info("gRPC on %s (port %d)", settings.grpc_address, podium.port)
+        stopping = asyncio.ensure_future(stop.wait())
+        failing = asyncio.ensure_future(podium.failed.wait())
+        await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (stopping, failing):
+            waiter.cancel()
     finally:
         await podium.stop()
+    return 1 if podium.failed.is_set() else 0

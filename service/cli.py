@@ -14,12 +14,17 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from sqlalchemy import Engine
 
+import migrations
 from consumers.runner import decode_record
+from consumers.topics import log_ranges
 from service.adapters import views
-from service.adapters.database import create_database_engine, migrate
+from service.adapters.database import create_database_engine
 from service.adapters.keys import create_key
+from service.adapters.stores.operations import OffsetStore
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.dead_letters import Letter, LetterFilter, list_letters, replay
+from service.app.offsets import OffsetRow, offset_rows, reset_target
+from service.app.ports import OffsetMoved
 from service.app.records import FAMILIES
 from service.bootstrap import ROLES, rules_from, serve
 from service.clock import SystemClock
@@ -34,7 +39,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         settings = Settings.from_env(os.environ if env is None else env)
         result: int = args.run(settings, args)
         return result
-    except (SettingsError, ValueError) as error:
+    except (SettingsError, ValueError, migrations.SchemaBehind, OffsetMoved) as error:
         print(f"podium: {error}", file=sys.stderr)
         return 2
 
@@ -74,6 +79,20 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--limit", type=int)
         sub.add_argument("--json", action="store_true", help="one JSON object per line")
         sub.set_defaults(run=run)
+    offsets = commands.add_parser(
+        "offsets", help="consumed positions stored with the state"
+    ).add_subparsers(required=True)
+    show = offsets.add_parser("show", help="stored offsets beside each log's range")
+    show.add_argument("--json", action="store_true", help="one JSON object per line")
+    show.set_defaults(run=_offsets_show)
+    reset = offsets.add_parser(
+        "reset", help="move stored offsets (a running consumer follows within seconds)"
+    )
+    reset.add_argument("--topic", required=True, help="a topic, or its family (trips, ...)")
+    reset.add_argument("--partition", type=int, help="one partition (default: all of the topic)")
+    reset.add_argument("--to", required=True, help="earliest, latest, or an offset")
+    reset.set_defaults(run=_offsets_reset)
+
     ignored = commands.add_parser(
         "ignored", help="valid events a rule ignored (a task leaving a terminal state, ...)"
     ).add_subparsers(required=True)
@@ -99,16 +118,15 @@ def _ignored_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    asyncio.run(_serve_until_signalled(settings, args.role))
-    return 0
+    return asyncio.run(_serve_until_signalled(settings, args.role))
 
 
-async def _serve_until_signalled(settings: Settings, role: str) -> None:
+async def _serve_until_signalled(settings: Settings, role: str) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await serve(settings, role, stop)
+    return await serve(settings, role, stop)
 
 
 def _run_local(settings: Settings, args: argparse.Namespace) -> int:
@@ -123,19 +141,89 @@ def _run_local(settings: Settings, args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _database(settings: Settings) -> Iterator[Engine]:
-    """The database, migrated to the newest schema, closed afterwards."""
+def _database(settings: Settings, *, migrate: bool = False) -> Iterator[Engine]:
+    """The database, closed afterwards. Only `podium migrate` (and `podium serve`) migrate;
+    other commands refuse a schema that is behind."""
     engine = create_database_engine(settings.database_url)
     try:
-        migrate(engine)
+        if migrate:
+            migrations.upgrade(engine)
+        else:
+            migrations.check_current(engine)
         yield engine
     finally:
         engine.dispose()
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings):
+    with _database(settings, migrate=True):
         print("podium: schema is up to date")
+    return 0
+
+
+def _our_topics(settings: Settings) -> list[str]:
+    return [settings.topic(f) for f in FAMILIES]
+
+
+def _logs(settings: Settings, topics: list[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    if not settings.kafka_bootstrap_servers:
+        return {}
+    return asyncio.run(log_ranges(settings, topics))
+
+
+def _offsets_show(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as engine, engine.connect() as c:
+        stored = OffsetStore(c).load(settings.consumer_group)
+    rows = offset_rows(stored, _logs(settings, _our_topics(settings)))
+    if not settings.kafka_bootstrap_servers:
+        print("podium: KAFKA_BOOTSTRAP_SERVERS is unset: log ranges unknown", file=sys.stderr)
+    for row in rows:
+        print(json.dumps(_offset_json(row)) if args.json else _offset_line(row))
+    return 0 if all(row.inside_log for row in rows) else 1
+
+
+def _offset_json(row: OffsetRow) -> dict[str, object]:
+    return {
+        "topic": row.topic,
+        "partition": row.partition,
+        "stored": row.stored,
+        "logStart": row.log[0] if row.log else None,
+        "logEnd": row.log[1] if row.log else None,
+        "lag": row.lag,
+        "insideLog": row.inside_log,
+    }
+
+
+def _offset_line(row: OffsetRow) -> str:
+    def shown(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    start, end = row.log if row.log else (None, None)
+    cells = (row.topic, str(row.partition), shown(row.stored), shown(start), shown(end))
+    return "\t".join((*cells, shown(row.lag), row.note)).rstrip()
+
+
+def _offsets_reset(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.kafka_bootstrap_servers:
+        raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is needed to read the logs' ranges")
+    topic = settings.topic(args.topic) if args.topic in FAMILIES else args.topic
+    logs = {
+        tp: span
+        for tp, span in _logs(settings, [topic]).items()
+        if args.partition is None or tp[1] == args.partition
+    }
+    if not logs:
+        raise ValueError(f"no such partition: {topic} {args.partition or ''}".rstrip())
+    targets = {tp: reset_target(args.to, span) for tp, span in sorted(logs.items())}
+    with _database(settings) as engine, engine.begin() as c:
+        store = OffsetStore(c)
+        stored = store.load(settings.consumer_group, targets)
+        # Compare-and-set, as a batch commits: a consumer that moved meanwhile fails the reset.
+        store.advance(
+            settings.consumer_group, {tp: (stored.get(tp), to) for tp, to in targets.items()}
+        )
+    for (name, number), to in targets.items():
+        print(f"{name}\t{number}\t{stored.get((name, number), '-')} -> {to}")
     return 0
 
 

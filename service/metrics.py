@@ -33,6 +33,13 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.partition_stalled = Gauge(
+            "podium_partition_stalled",
+            "1 while a partition is stopped for an operator (offset outside the log, unreadable"
+            " or unfoldable records)",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.requests = Counter(
             "podium_grpc_requests",
             "gRPC calls by method and status code",

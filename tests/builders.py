@@ -203,11 +203,12 @@ _TEMPLATE: list[Engine] = []
 def fresh_memory_engine() -> Engine:
     """An in-memory SQLite database with the schema, copied from one migrated template (a
     property test makes hundreds; running the migrations for each would dominate)."""
-    from service.adapters.database import create_database_engine, migrate
+    import migrations
+    from service.adapters.database import create_database_engine
 
     if not _TEMPLATE:
         template = create_database_engine("sqlite://")
-        migrate(template)
+        migrations.upgrade(template)
         _TEMPLATE.append(template)
     engine = create_database_engine("sqlite://")
     source = _TEMPLATE[0].raw_connection()

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from service.adapters.database import create_database_engine, migrate
+import migrations
+from service.adapters.database import create_database_engine
 from service.local_broker import LocalBroker, free_port
 from tests.proxy import ThreadedTcpProxy
 from tests.services_up import POSTGRES_URL
@@ -59,7 +60,7 @@ def shared_database_url(
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     engine = create_database_engine(database_url)
-    migrate(engine)
+    migrations.upgrade(engine)
     yield engine
     engine.dispose()
 
@@ -68,7 +69,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 def memory_engine() -> Iterator[Engine]:
     """An in-memory SQLite database: the fast stand-in for use-case tests."""
     engine = create_database_engine("sqlite://")
-    migrate(engine)
+    migrations.upgrade(engine)
     yield engine
     engine.dispose()
 

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-import migrations
+from service.app.ports import StorageUnavailable
 
 WRITER = {"podium_writer": True}
 """Execution options of a connection that will write: on SQLite it takes the write lock at
 BEGIN, so concurrent writers queue instead of failing halfway through a batch."""
 
 
+LOCK_TIMEOUT = "15s"
+"""How long a PostgreSQL statement waits for a lock (a tenant's, held by another instance's
+batch) before failing; the batch is then retried with a back-off."""
+IDLE_IN_TRANSACTION_TIMEOUT = "60s"
+"""A session idle this long inside a transaction is ended by PostgreSQL, its locks released:
+an instance frozen mid-batch (SIGSTOP, a VM pause) cannot hold its tenants' locks forever. A
+batch's fold works between its statements for well under a second."""
+
+
 def create_database_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
+        engine = create_engine(
             parsed.set(drivername="postgresql+psycopg"),
             pool_size=8,
             pool_pre_ping=True,
@@ -29,6 +38,8 @@ def create_database_engine(url: str) -> Engine:
             # prepared while a table was empty keeps scanning it once it is large.
             connect_args={"prepare_threshold": None},
         )
+        _configure_postgresql(engine)
+        return engine
     if parsed.get_backend_name() != "sqlite":
         raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
     in_memory = parsed.database in (None, "", ":memory:")
@@ -39,6 +50,17 @@ def create_database_engine(url: str) -> Engine:
     )
     _configure_sqlite(engine, wal=not in_memory)
     return engine
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+            cursor.execute(
+                f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'"
+            )
+        dbapi_connection.commit()
 
 
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
@@ -60,14 +82,34 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
+RECORD_CAUSED = frozenset({"22", "23"})
+"""PostgreSQL error classes a batch's own data causes: data exceptions (a value out of range,
+too long, a NUL byte) and integrity violations. Every other database error says nothing about
+the records (a lost connection, a lock or statement timeout, a serialization failure, a
+missing table): the batch is retried, never dead-lettered."""
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
-    config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+def is_storage_failure(error: BaseException) -> bool:
+    """Whether `error` is the database's fault rather than the batch's."""
+    if isinstance(error, sa_exc.DBAPIError):
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        if sqlstate:
+            return str(sqlstate)[:2] not in RECORD_CAUSED
+        return not isinstance(
+            error, sa_exc.DataError | sa_exc.IntegrityError | sa_exc.ProgrammingError
+        )
+    return isinstance(
+        error, sa_exc.DisconnectionError | sa_exc.TimeoutError | ConnectionError | TimeoutError
+    )
+
+
+@contextlib.contextmanager
+def storage_failures_as_unavailable() -> Iterator[None]:
+    """Re-raise the database's own failures as `StorageUnavailable` (retry, don't blame the
+    batch); anything else goes through as it is."""
+    try:
+        yield
+    except Exception as error:
+        if is_storage_failure(error):
+            raise StorageUnavailable(str(getattr(error, "orig", error))) from error
+        raise

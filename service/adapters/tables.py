@@ -107,7 +107,7 @@ dead_letters = Table(
     Column("topic", Id, nullable=False),
     Column("partition", Integer, nullable=False),
     Column("offset", BigInteger, nullable=False),
-    Column("record_timestamp", Instant, nullable=False),
+    Column("record_timestamp_ms", BigInteger, nullable=False),
     Column("key", LargeBinary, nullable=True),
     Column("value", LargeBinary, nullable=False),
     Column("headers", Text, nullable=False),
@@ -119,6 +119,7 @@ dead_letters = Table(
     Column("attempts", Integer, nullable=False),
     Index("ix_dead_letters_topic", "topic"),
     Index("ix_dead_letters_tenant", "tenant_id"),
+    Index("uq_dead_letters_record", "topic", "partition", "offset", unique=True),
 )
 
 ignored_events = Table(
@@ -134,6 +135,7 @@ ignored_events = Table(
     Column("reason", Text, nullable=False),
     Column("ignored_at", Instant, nullable=False),
     Index("ix_ignored_events_tenant", "tenant_id"),
+    Index("uq_ignored_events_record", "topic", "partition", "offset", unique=True),
 )
 
 # --- catalog -------------------------------------------------------------------------------

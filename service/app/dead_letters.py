@@ -58,7 +58,7 @@ def _letter(row: Row[Any]) -> Letter:
         topic=row.topic,
         partition=row.partition,
         offset=row.offset,
-        timestamp_ms=int(row.record_timestamp.timestamp() * 1000),
+        timestamp_ms=row.record_timestamp_ms,
         key=row.key,
         value=row.value,
         headers=decode_headers(row.headers),

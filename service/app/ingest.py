@@ -51,7 +51,10 @@ def apply_batch(
     rules: Rules,
     consumer_group: str,
     now: datetime,
+    dry_run: bool = False,
 ) -> Applied:
+    """Fold the batch and commit, or with `dry_run` roll it all back (to find out whether a
+    part of a failing batch folds)."""
     received = batch.received
     with unit_of_work() as uow:
         tenants = {item.event.meta.tenant_id for item in received}
@@ -74,7 +77,8 @@ def apply_batch(
             | {profiles_scope(i.event.meta.tenant_id) for i in users}
             | {month_scope(tenant, month) for tenant, month in trips.months}
         )
-        uow.commit()
+        if not dry_run:
+            uow.commit()
     return Applied(
         folded=len(received) - len(trips.rejected), dead_lettered=dead, ignored=tuple(ignored)
     )

@@ -16,7 +16,8 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select
 
-from service.adapters.database import create_database_engine, migrate
+import migrations
+from service.adapters.database import create_database_engine
 from service.adapters.keys import create_key
 from service.adapters.tables import trips
 from service.bootstrap import Podium
@@ -145,7 +146,7 @@ async def test_a_restart_mid_stream_equals_an_uninterrupted_run(
                 await _until_all_trips(restarted_url)
                 await _until_all_trips(steady_url)
                 engine = create_database_engine(restarted_url)
-                migrate(engine)
+                migrations.upgrade(engine)
                 key = create_key(engine, TENANT, "ranking", SystemClock().now())
                 engine.dispose()
                 steady_key = create_key(

@@ -10,21 +10,20 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 
 from service.adapters.sql import upsert
 from service.adapters.tables import consumer_offsets, dead_letters, service_state, tenant_versions
+from service.app.ports import OffsetMoved
 from service.app.records import DeadLetter
 
 TopicPartition = tuple[str, int]
-
-
-class OffsetMoved(RuntimeError):
-    """Another consumer committed this partition since we read it: our batch is stale."""
 
 
 class OffsetStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def load(self, group: str, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        wanted = set(partitions)
+    def load(
+        self, group: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
+        """Stored next offsets of the group (of these partitions only, when given)."""
         rows = self._c.execute(
             select(
                 consumer_offsets.c.topic,
@@ -32,7 +31,22 @@ class OffsetStore:
                 consumer_offsets.c.next_offset,
             ).where(consumer_offsets.c.consumer_group == group)
         )
-        return {(t, p): o for t, p, o in rows if (t, p) in wanted}
+        stored = {(t, p): o for t, p, o in rows}
+        if partitions is None:
+            return stored
+        return {tp: stored[tp] for tp in set(partitions) if tp in stored}
+
+    def forget(self, group: str, topics: Iterable[str]) -> None:
+        """Drop the stored offsets of these topics: a log that was just created cannot have
+        been consumed, whatever an older log of the same name left here."""
+        names = sorted(set(topics))
+        if names:
+            self._c.execute(
+                delete(consumer_offsets).where(
+                    consumer_offsets.c.consumer_group == group,
+                    consumer_offsets.c.topic.in_(names),
+                )
+            )
 
     def advance(
         self,
@@ -81,16 +95,16 @@ class DeadLetterStore:
         self._c = connection
 
     def add(self, letters: Sequence[DeadLetter], now: datetime) -> None:
-        if not letters:
-            return
-        self._c.execute(
-            insert(dead_letters),
+        """Keep each record's letter once: a replay of the same offsets adds nothing."""
+        upsert(
+            self._c,
+            dead_letters,
             [
                 {
                     "topic": d.record.topic,
                     "partition": d.record.partition,
                     "offset": d.record.offset,
-                    "record_timestamp": d.record.arrived_at,
+                    "record_timestamp_ms": d.record.timestamp_ms,
                     "key": d.record.key,
                     "value": d.record.value,
                     "headers": encode_headers(d.record.headers),
@@ -101,8 +115,9 @@ class DeadLetterStore:
                     "last_failed_at": now,
                     "attempts": 1,
                 }
-                for d in letters
+                for d in _one_per_record(letters)
             ],
+            keys=["topic", "partition", "offset"],
         )
 
     def remove(self, ids: Iterable[int]) -> None:
@@ -123,8 +138,13 @@ class DeadLetterStore:
         )
 
 
+def _one_per_record(letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    return list({d.record.id: d for d in letters}.values())
+
+
 def encode_headers(headers: Iterable[tuple[str, bytes | None]]) -> str:
-    """A header without a value (Kafka allows it) is kept as null."""
+    """Headers as JSON text (a null value stays null); bytes as latin-1, which maps each byte
+    to one character and back."""
     return json.dumps(
         [[name, None if value is None else value.decode("latin-1")] for name, value in headers]
     )

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, select
 
 from service.adapters.sql import key_lookups, upsert
 from service.adapters.tables import ignored_events, tasks
@@ -83,10 +83,10 @@ class IgnoredEventStore:
         self._c = connection
 
     def add(self, ignored: Sequence[IgnoredEvent], now: datetime) -> None:
-        if not ignored:
-            return
-        self._c.execute(
-            insert(ignored_events),
+        """Keep each record once: a replay of the same offsets adds nothing."""
+        upsert(
+            self._c,
+            ignored_events,
             [
                 {
                     "topic": i.record.topic,
@@ -98,6 +98,7 @@ class IgnoredEventStore:
                     "reason": i.reason,
                     "ignored_at": now,
                 }
-                for i in ignored
+                for i in {i.record.id: i for i in ignored}.values()
             ],
+            keys=["topic", "partition", "offset"],
         )

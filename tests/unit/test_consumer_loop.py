@@ -1,0 +1,294 @@
+"""The consumer loop against a fake consumer and an in-memory store: what it applies, what it
+dead-letters, when it retries, when it stops a partition, and what it reports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka import TopicPartition
+from aiokafka import errors as kafka_errors
+
+from consumers.runner import ConsumerLoop, IngestReport
+from service.app.ingest import Applied, Batch
+from service.app.ports import OffsetMoved, StorageUnavailable
+from service.app.records import RecordId
+from service.metrics import Metrics
+from tests.builders import trip_envelope
+from tests.fake_kafka import FakeConsumer
+
+TRIPS = "podium.trips"
+P0, P1 = TopicPartition(TRIPS, 0), TopicPartition(TRIPS, 1)
+NOW_MS = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
+
+
+@dataclass
+class FakeStore:
+    """Applies batches as the database does: all or nothing, offsets compared and set."""
+
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    folded: list[RecordId] = field(default_factory=list)
+    dead: dict[RecordId, str] = field(default_factory=dict)
+    poison: set[RecordId] = field(default_factory=set)
+    """Records whose fold fails (a deterministic error)."""
+    unavailable: int = 0
+    """The next this many applies fail as a lost database does."""
+    applies: int = 0
+    gate: asyncio.Event | None = None
+
+    def apply(self, batch: Batch, dry_run: bool) -> Applied:
+        self.applies += 1
+        if self.unavailable:
+            self.unavailable -= 1
+            raise StorageUnavailable("connection refused")
+        if any(item.record.id in self.poison for item in batch.received):
+            raise OverflowError("int too large to convert")
+        for partition, (expected, _) in batch.offsets.items():
+            if self.offsets.get(partition) != expected:
+                raise OffsetMoved(f"{partition} is no longer at {expected}")
+        if not dry_run:
+            self.offsets.update({tp: after for tp, (_, after) in batch.offsets.items()})
+            self.folded += [item.record.id for item in batch.received]
+            self.dead.update({d.record.id: d.rejection.reason for d in batch.dead})
+        return Applied(len(batch.received), tuple(batch.dead))
+
+    def load(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {
+            p: self.offsets[(p.topic, p.partition)]
+            for p in partitions
+            if (p.topic, p.partition) in self.offsets
+        }
+
+
+def trip(n: int) -> bytes:
+    return trip_envelope(f"trip-{n}", f"driver-{n % 3}").SerializeToString()
+
+
+@dataclass
+class Harness:
+    consumer: FakeConsumer
+    store: FakeStore
+    loop: ConsumerLoop
+    reports: list[IngestReport]
+
+    def produce(self, partition: TopicPartition, count: int) -> list[int]:
+        return [self.consumer.append(partition, trip(n), timestamp_ms=NOW_MS) for n in range(count)]
+
+    def produce_bytes(self, partition: TopicPartition, value: bytes) -> int:
+        return self.consumer.append(partition, value, timestamp_ms=NOW_MS)
+
+    def ids(self, partition: TopicPartition, offsets: list[int]) -> list[RecordId]:
+        return [(partition.topic, partition.partition, o) for o in offsets]
+
+    @property
+    def last(self) -> IngestReport:
+        return self.reports[-1]
+
+
+@asynccontextmanager
+async def running(
+    store: FakeStore | None = None,
+    partitions: tuple[TopicPartition, ...] = (P0, P1),
+    max_records: int = 100,
+    before: Callable[[Harness], None] = lambda _: None,
+) -> AsyncIterator[Harness]:
+    consumer = FakeConsumer(partitions)
+    store = store or FakeStore()
+    reports: list[IngestReport] = []
+    loop = ConsumerLoop(
+        consumer,
+        {TRIPS: "trips"},
+        store.apply,
+        store.load,
+        Metrics(),
+        max_records=max_records,
+        report=reports.append,
+        first_backoff=0.01,
+        recheck_seconds=0.05,
+    )
+    harness = Harness(consumer, store, loop, reports)
+    before(harness)
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        yield harness
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def until(check: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the condition did not hold in time")
+        await asyncio.sleep(0.005)
+
+
+def settled(h: Harness, *expected: RecordId) -> Callable[[], bool]:
+    return lambda: set(expected) <= set(h.store.folded) | set(h.store.dead)
+
+
+async def test_every_record_is_folded_once_and_the_offsets_follow() -> None:
+    async with running() as h:
+        first, second = h.produce(P0, 250), h.produce(P1, 40)
+        await until(settled(h, *h.ids(P0, first), *h.ids(P1, second)))
+        await until(lambda: h.loop.caught_up.is_set())
+    assert sorted(h.store.folded) == sorted(h.ids(P0, first) + h.ids(P1, second))
+    assert h.store.offsets == {(TRIPS, 0): 250, (TRIPS, 1): 40}
+    assert h.consumer.committed[P0] == 250
+
+
+async def test_an_empty_log_is_caught_up_at_once_and_reported_healthy() -> None:
+    async with running() as h:
+        await until(lambda: h.loop.caught_up.is_set())
+        await until(lambda: bool(h.reports) and h.last.healthy)
+
+
+async def test_a_partition_never_stored_starts_at_the_log_start_not_where_kafka_says() -> None:
+    def retained(h: Harness) -> None:
+        h.produce(P0, 10)
+        h.consumer.retain_from(P0, 4)
+
+    async with running(before=retained) as h:
+        await until(settled(h, *h.ids(P0, list(range(4, 10)))))
+    assert sorted(h.store.folded) == h.ids(P0, list(range(4, 10)))
+
+
+async def test_a_failing_first_batch_loses_nothing_of_the_batches_fetched_behind_it() -> None:
+    """Batches of 100 from a partition never stored, a record of the first batch unfoldable:
+    it is dead-lettered, and the 299 others are folded (none skipped by a later batch)."""
+    store = FakeStore(poison={(TRIPS, 0, 50)})
+    async with running(store, max_records=100) as h:
+        offsets = h.produce(P0, 300)
+        await until(settled(h, *h.ids(P0, offsets)))
+    assert sorted(h.store.folded) == [i for i in h.ids(P0, offsets) if i != (TRIPS, 0, 50)]
+    assert list(h.store.dead) == [(TRIPS, 0, 50)]
+    assert "OverflowError" in h.store.dead[(TRIPS, 0, 50)]
+    assert h.store.offsets[(TRIPS, 0)] == 300
+
+
+async def test_a_database_outage_retries_the_same_batch_and_reports_it_meanwhile() -> None:
+    store = FakeStore(unavailable=3)
+    async with running(store) as h:
+        offsets = h.produce(P0, 20)
+        await until(settled(h, *h.ids(P0, offsets)))
+        await until(lambda: h.last.healthy)
+    assert any("connection refused" in (r.backing_off or "") for r in h.reports)
+    assert not h.store.dead
+    assert sorted(h.store.folded) == h.ids(P0, offsets)
+
+
+async def test_records_that_break_the_fold_are_dead_lettered_and_the_rest_folded() -> None:
+    bad = {(TRIPS, 0, 3), (TRIPS, 1, 7), (TRIPS, 0, 4)}
+    store = FakeStore(poison=bad)
+    async with running(store) as h:
+        first, second = h.produce(P0, 10), h.produce(P1, 10)
+        everything = h.ids(P0, first) + h.ids(P1, second)
+        await until(settled(h, *everything))
+    assert set(h.store.dead) == bad
+    assert sorted(h.store.folded) == sorted(set(everything) - bad)
+
+
+async def test_a_batch_that_fails_whatever_its_records_stops_its_partitions() -> None:
+    """Every record failing says the fault is not the data's: nothing is dead-lettered."""
+    store = FakeStore()
+    async with running(store) as h:
+        offsets = h.produce(P0, 5)
+        store.poison = set(h.ids(P0, offsets))
+        await until(lambda: bool(h.reports) and P0 in h.last.stalled)
+        assert "every record" in h.last.stalled[P0]
+        assert not h.store.dead
+        assert not h.store.folded
+        assert not h.last.healthy
+
+
+async def test_an_undecodable_record_is_dead_lettered_and_consumption_goes_on() -> None:
+    async with running() as h:
+        before = h.produce(P0, 3)
+        junk = h.produce_bytes(P0, b"\xff\x00 not a protobuf")
+        after = h.produce(P0, 3)
+        await until(settled(h, *h.ids(P0, [*before, junk, *after])))
+    assert list(h.store.dead) == [(TRIPS, 0, junk)]
+    assert len(h.store.folded) == 6
+
+
+async def test_a_stored_offset_beyond_the_log_stops_the_partition_until_it_is_reset() -> None:
+    """A broker that lost its log (or a re-created topic): skipping would lose the new records
+    silently, so the partition stops with the alarm, and resumes once an operator moves it."""
+    store = FakeStore(offsets={(TRIPS, 0): 500})
+    async with running(store) as h:
+        offsets = h.produce(P0, 6)
+        other = h.produce(P1, 2)
+        await until(lambda: bool(h.reports) and P0 in h.last.stalled)
+        assert "past the log's end 6" in h.last.stalled[P0]
+        await until(settled(h, *h.ids(P1, other)))
+        assert not h.last.healthy
+        store.offsets[(TRIPS, 0)] = 0  # podium offsets reset --to earliest
+        await until(settled(h, *h.ids(P0, offsets)))
+        await until(lambda: h.last.healthy)
+    assert sorted(h.store.folded) == sorted(h.ids(P0, offsets) + h.ids(P1, other))
+
+
+async def test_a_position_retention_overtook_stops_the_partition() -> None:
+    async with running() as h:
+        first = h.produce(P0, 5)
+        await until(settled(h, *h.ids(P0, first)))
+        h.produce(P0, 5)
+        h.consumer.retain_from(P0, 8)  # before the loop fetched 5..9: those are gone
+        await until(lambda: bool(h.reports) and P0 in h.last.stalled)
+        assert "no longer in the log [8, 10]" in h.last.stalled[P0]
+        assert h.store.offsets[(TRIPS, 0)] == 5
+
+
+async def test_unreadable_records_stop_their_partition_only() -> None:
+    async with running() as h:
+        h.consumer.broken[P0] = kafka_errors.UnsupportedCodecError("lz4 is not available")
+        other = h.produce(P1, 4)
+        h.produce(P0, 4)
+        await until(lambda: bool(h.reports) and P0 in h.last.stalled)
+        assert "cannot be read" in h.last.stalled[P0]
+        await until(settled(h, *h.ids(P1, other)))
+    assert all(p == 1 for _, p, _ in h.store.folded)
+
+
+async def test_a_batch_fenced_out_by_another_consumer_writes_nothing_and_resumes_from_there() -> (
+    None
+):
+    """Another instance committed the partition meanwhile: our batch is stale; we re-read
+    the stored offset and go on from there, applying nothing twice."""
+    async with running() as h:
+        first = h.produce(P0, 5)
+        await until(settled(h, *h.ids(P0, first)))
+        later = h.produce(P0, 5)
+        h.store.offsets[(TRIPS, 0)] = 8  # the other instance folded 5..7
+        await until(lambda: h.store.offsets[(TRIPS, 0)] == 10)
+    assert h.store.folded == h.ids(P0, first) + h.ids(P0, later[3:])
+
+
+async def test_a_revocation_waits_for_the_batch_in_hand_and_a_reassignment_resumes() -> None:
+    async with running() as h:
+        first = h.produce(P0, 5)
+        await until(settled(h, *h.ids(P0, first)))
+        await h.consumer.rebalance(revoke=[P0])
+        later = h.produce(P0, 5)
+        await asyncio.sleep(0.05)
+        assert P0 not in h.loop.positions
+        assert set(h.store.folded) == set(h.ids(P0, first))
+        await h.consumer.rebalance(assign=[P0])
+        await until(settled(h, *h.ids(P0, later)))
+    assert h.store.folded == h.ids(P0, first) + h.ids(P0, later)
+
+
+async def test_records_fetched_before_a_rewind_are_never_applied() -> None:
+    """A run decoded while the batch before it was fenced out belongs to the old position:
+    after the rewind only what is fetched anew is applied."""
+    store = FakeStore()
+    async with running(store, max_records=3) as h:
+        offsets = h.produce(P0, 9)
+        store.offsets[(TRIPS, 0)] = 0  # stored by "someone else" before our first commit
+        await until(lambda: store.offsets.get((TRIPS, 0)) == 9)
+    assert store.folded == h.ids(P0, offsets)
