@@ -73,6 +73,12 @@ class Harness:
     store: FakeStore
     loop: ConsumerLoop
     reports: list[IngestReport]
+    metrics: Metrics
+
+    def lag(self, partition: TopicPartition) -> float | None:
+        return self.metrics.registry.get_sample_value(
+            "podium_consumer_lag", {"topic": partition.topic, "partition": str(partition.partition)}
+        )
 
     def produce(self, partition: TopicPartition, count: int) -> list[int]:
         return [self.consumer.append(partition, trip(n), timestamp_ms=NOW_MS) for n in range(count)]
@@ -98,18 +104,19 @@ async def running(
     consumer = FakeConsumer(partitions)
     store = store or FakeStore()
     reports: list[IngestReport] = []
+    metrics = Metrics()
     loop = ConsumerLoop(
         consumer,
         {TRIPS: "trips"},
         store.apply,
         store.load,
-        Metrics(),
+        metrics,
         max_records=max_records,
         report=reports.append,
         first_backoff=0.01,
         recheck_seconds=0.05,
     )
-    harness = Harness(consumer, store, loop, reports)
+    harness = Harness(consumer, store, loop, reports, metrics)
     before(harness)
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop))
@@ -292,3 +299,14 @@ async def test_records_fetched_before_a_rewind_are_never_applied() -> None:
         store.offsets[(TRIPS, 0)] = 0  # stored by "someone else" before our first commit
         await until(lambda: store.offsets.get((TRIPS, 0)) == 9)
     assert store.folded == h.ids(P0, offsets)
+
+
+async def test_the_lag_is_what_the_log_holds_beyond_the_stored_offset() -> None:
+    store = FakeStore(unavailable=10**6)
+    async with running(store) as h:
+        offsets = h.produce(P0, 20)
+        await until(lambda: h.lag(P0) == 20)
+        assert h.lag(P1) == 0
+        store.unavailable = 0
+        await until(settled(h, *h.ids(P0, offsets)))
+        await until(lambda: h.lag(P0) == 0)
