@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 
 import migrations
 from service.adapters.database import create_database_engine
-from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.ingest import Batch, apply_batch
 from service.app.records import Received, Record
+from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.ranking import Month
 from service.domain.rules import Rules
@@ -143,7 +143,7 @@ def apply_events(engine: Engine, events: Sequence[ev.Event], batch: int = 20_000
         part = events[first : first + batch]
         received = [Received(e, Record("seed", 0, i, 0, None, b"")) for i, e in enumerate(part)]
         apply_batch(
-            lambda: SqlUnitOfWork(engine),
+            Storage(engine).unit_of_work,
             Batch(received=received),
             rules=RULES,
             consumer_group="seed",

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import Engine
 
 from consumers.topics import ensure_topics
-from service.bootstrap import consumer_loop
+from service.bootstrap import Storage, consumer_loop
 from service.clock import SystemClock
 from service.config import Settings
 from service.metrics import Metrics
@@ -72,7 +72,7 @@ async def podium_ingest_rate(
     """Fold every record through Podium's consumer loop into the database, timed from the
     first committed batch to the last."""
     metrics = Metrics()
-    loop = consumer_loop(settings, engine, SystemClock(), metrics)
+    loop = consumer_loop(settings, Storage(engine), SystemClock(), metrics)
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop))
     folded = metrics.events_folded.labels(settings.topic(family))

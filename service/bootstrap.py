@@ -1,4 +1,6 @@
-"""The composition root: builds the engine, consumer loop and gRPC server from Settings."""
+"""The composition root: the one place that builds adapters (the database and what stands on
+it, the Kafka consumer and its loop, the gRPC server) from Settings and wires them to the use
+cases. `podium serve`, the operator commands, the bench and the tests all start here."""
 
 from __future__ import annotations
 
@@ -7,32 +9,39 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from grpc_health.v1 import health as grpc_health
 from prometheus_client import start_http_server
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 import migrations
 from consumers.runner import ConsumerLoop, IngestReport
 from consumers.topics import ensure_topics
-from service.adapters import views
+from service.adapters import keys
 from service.adapters.database import create_database_engine, storage_failures_as_unavailable
-from service.adapters.keys import find_principal
-from service.adapters.stores.operations import OffsetStore, mark_caught_up
+from service.adapters.read_model import read_model
+from service.adapters.stores.service_state import mark_caught_up
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.ingest import Applied, Batch, apply_batch
+from service.app.offsets import forget_new_logs
+from service.app.ports import ReadModel, UnitOfWork
 from service.app.records import FAMILIES
 from service.clock import Clock, SystemClock
 from service.config import Settings
+from service.domain.auth import Principal
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds, km_to_metres
+from service.grpc.answers import Answers, ResponseCache
 from service.grpc.auth import PrincipalCache
-from service.grpc.freshness import ResponseCache, VersionWatcher
 from service.grpc.server import API_HEALTH, INGEST_HEALTH, QUERY_SERVICES, create_server, set_health
 from service.grpc.servicers import QueryDeps
+from service.grpc.state_versions import StateVersions
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -65,6 +74,56 @@ def rules_from(settings: Settings) -> Rules:
     )
 
 
+@dataclass(frozen=True)
+class Storage:
+    """The database and the ports built over it."""
+
+    engine: Engine
+
+    def unit_of_work(self) -> UnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    def read(self) -> AbstractContextManager[ReadModel]:
+        return read_model(self.engine)
+
+    def mark_caught_up(self, group: str, now: datetime) -> None:
+        with self.engine.begin() as connection:
+            mark_caught_up(connection, group, now)
+
+    def create_key(self, tenant_id: str, scopes: str, now: datetime) -> str:
+        return keys.create_key(self.engine, tenant_id, scopes, now)
+
+    def find_principal(self, key: str) -> Principal | None:
+        return keys.find_principal(self.engine, key)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_storage(database_url: str, *, migrate: bool = False) -> Storage:
+    """The database at `database_url`: migrated first (`podium migrate`, `podium serve`), or
+    checked to be current (every other command refuses a schema that is behind)."""
+    engine = create_database_engine(database_url)
+    try:
+        if migrate:
+            migrations.upgrade(engine)
+        else:
+            migrations.check_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Storage(engine)
+
+
+@contextlib.contextmanager
+def storage(database_url: str, *, migrate: bool = False) -> Any:
+    opened = open_storage(database_url, migrate=migrate)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
     tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
@@ -80,7 +139,7 @@ def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
 
 def consumer_loop(
     settings: Settings,
-    engine: Engine,
+    store: Storage,
     clock: Clock,
     metrics: Metrics,
     report: Callable[[IngestReport], None] = lambda _: None,
@@ -91,7 +150,7 @@ def consumer_loop(
     def apply(batch: Batch, dry_run: bool) -> Applied:
         with storage_failures_as_unavailable():
             return apply_batch(
-                lambda: SqlUnitOfWork(engine),
+                store.unit_of_work,
                 batch,
                 rules=rules,
                 consumer_group=settings.consumer_group,
@@ -100,11 +159,10 @@ def consumer_loop(
             )
 
     def load_offsets(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        with storage_failures_as_unavailable(), engine.connect() as connection:
-            stored = OffsetStore(connection).load(
-                settings.consumer_group, ((p.topic, p.partition) for p in partitions)
-            )
-        return {TopicPartition(t, p): offset for (t, p), offset in stored.items()}
+        wanted = {(p.topic, p.partition) for p in partitions}
+        with storage_failures_as_unavailable(), store.read() as read:
+            stored = read.stored_offsets(settings.consumer_group)
+        return {TopicPartition(*tp): offset for tp, offset in stored.items() if tp in wanted}
 
     return ConsumerLoop(
         kafka_consumer(settings),
@@ -129,7 +187,7 @@ class Podium:
         self.role = role
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
-        self.engine: Engine = create_database_engine(settings.database_url)
+        self.storage = Storage(create_database_engine(settings.database_url))
         self.rules = rules_from(settings)
         self.port = 0
         self.ready = asyncio.Event()
@@ -142,7 +200,7 @@ class Podium:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: grpc.aio.Server | None = None
         self._health: grpc_health.aio.HealthServicer | None = None
-        self._versions: VersionWatcher | None = None
+        self._versions: StateVersions | None = None
 
     @property
     def _serves_api(self) -> bool:
@@ -161,7 +219,7 @@ class Podium:
         return (INGEST_HEALTH,) if self._serves_api else ("", INGEST_HEALTH)
 
     async def start(self) -> None:
-        await asyncio.to_thread(migrations.upgrade, self.engine)
+        await asyncio.to_thread(migrations.upgrade, self.storage.engine)
         if self.settings.metrics_address:
             host, _, port = self.settings.metrics_address.rpartition(":")
             start_http_server(int(port), host, registry=self.metrics.registry)
@@ -178,26 +236,25 @@ class Podium:
             self._spawn(self._when_caught_up(caught_up))
 
     async def _query_deps(self) -> tuple[QueryDeps, PrincipalCache]:
-        versions = VersionWatcher(lambda: self._read(views.tenant_versions_now))
+        versions = StateVersions(lambda: self._read(lambda read: read.state_versions()))
         await versions.start()
         self._versions = versions
         deps = QueryDeps(
-            engine=self.engine,
+            answers=Answers(self.storage.read, ResponseCache()),
+            versions=versions,
             clock=self.clock,
             rules=self.rules,
             is_ready=self.ready.is_set,
-            versions=versions,
-            cache=ResponseCache(),
             metrics=self.metrics,
         )
-        return deps, PrincipalCache(lambda key: find_principal(self.engine, key))
+        return deps, PrincipalCache(self.storage.find_principal)
 
     async def _start_consumers(self) -> None:
         created = await ensure_topics(self.settings)
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
         self.loop = consumer_loop(
-            self.settings, self.engine, self.clock, self.metrics, self._ingest_changed
+            self.settings, self.storage, self.clock, self.metrics, self._ingest_changed
         )
         self._consumer_task = asyncio.create_task(
             self._supervise(self.loop.run(self._stop_consuming)), name="consumer-loop"
@@ -205,13 +262,7 @@ class Podium:
         self._spawn(self._record_caught_up(self.loop.caught_up))
 
     def _forget_offsets(self, topics: list[str]) -> None:
-        """Topics this start created are new logs: offsets stored for an older log of the same
-        name (a local broker that started empty, a re-created topic) would skip its first
-        records, so they are dropped and the new logs read from their start."""
-        with self.engine.begin() as connection:
-            store = OffsetStore(connection)
-            stale = sorted({t for t, _ in store.load(self.settings.consumer_group) if t in topics})
-            store.forget(self.settings.consumer_group, topics)
+        stale = forget_new_logs(self.storage.unit_of_work, self.settings.consumer_group, topics)
         if stale:
             log.warning(
                 "created topics %s, which had stored offsets from an older log; "
@@ -241,7 +292,7 @@ class Podium:
 
         async def poll() -> None:
             while not event.is_set():
-                if await asyncio.to_thread(self._read, lambda c: views.has_caught_up(c, group)):
+                if await asyncio.to_thread(self._read, lambda read: read.has_caught_up(group)):
                     event.set()
                 else:
                     await asyncio.sleep(0.5)
@@ -260,20 +311,18 @@ class Podium:
         """Tell API-only instances of the group that the state is complete."""
         await caught_up.wait()
 
-        def record() -> None:
-            with self.engine.begin() as connection:
-                mark_caught_up(connection, self.settings.consumer_group, self.clock.now())
-
-        await asyncio.to_thread(record)
+        await asyncio.to_thread(
+            self.storage.mark_caught_up, self.settings.consumer_group, self.clock.now()
+        )
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _read(self, query: Callable[[Connection], T]) -> T:
-        with self.engine.connect() as connection:
-            return query(connection)
+    def _read(self, query: Callable[[ReadModel], T]) -> T:
+        with self.storage.read() as read:
+            return query(read)
 
     async def stop(self) -> None:
         """Stop taking calls, let the batch in hand commit, then close everything."""
@@ -290,7 +339,7 @@ class Podium:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.engine.dispose()
+        self.storage.close()
 
 
 async def serve(settings: Settings, role: str, stop: asyncio.Event) -> int:

@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-
-from sqlalchemy import Engine
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 
 import migrations
 from consumers.runner import decode_record
 from consumers.topics import log_ranges
-from service.adapters import views
-from service.adapters.database import create_database_engine
-from service.adapters.keys import create_key
-from service.adapters.stores.operations import OffsetStore
-from service.adapters.unit_of_work import SqlUnitOfWork
-from service.app.dead_letters import Letter, LetterFilter, list_letters, replay
-from service.app.offsets import OffsetRow, offset_rows, reset_target
-from service.app.ports import OffsetMoved
+from service.app.dead_letters import list_letters, replay
+from service.app.offsets import OffsetRow, offset_rows, reset_offsets, reset_target
+from service.app.ports import IgnoredEntry, Letter, LetterFilter, OffsetMoved
 from service.app.records import FAMILIES
-from service.bootstrap import ROLES, rules_from, serve
+from service.bootstrap import ROLES, Storage, rules_from, serve, storage
 from service.clock import SystemClock
 from service.config import Settings, SettingsError
 from service.local_broker import LocalBroker
@@ -106,15 +99,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ignored_list(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine, engine.connect() as c:
-        events = views.ignored_events_list(c, args.tenant, args.kind, args.limit)
+    with _database(settings) as store, store.read() as read:
+        events = read.ignored_events(args.tenant, args.kind, args.limit)
     for event in events:
-        print(
-            json.dumps(event)
-            if args.json
-            else "\t".join(str(event[k]) for k in ("id", "tenantId", "eventId", "kind", "reason"))
-        )
+        print(json.dumps(_ignored_json(event)) if args.json else _ignored_line(event))
     return 0
+
+
+def _ignored_json(event: IgnoredEntry) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "topic": event.record.topic,
+        "partition": event.record.partition,
+        "offset": event.record.offset,
+        "tenantId": event.tenant_id,
+        "eventId": event.event_id,
+        "kind": event.kind,
+        "reason": event.reason,
+        "ignoredAt": event.ignored_at.isoformat(),
+    }
+
+
+def _ignored_line(event: IgnoredEntry) -> str:
+    return "\t".join((str(event.id), event.tenant_id, event.event_id, event.kind, event.reason))
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -140,19 +147,10 @@ def _run_local(settings: Settings, args: argparse.Namespace) -> int:
         return _serve(local, argparse.Namespace(role="all"))
 
 
-@contextlib.contextmanager
-def _database(settings: Settings, *, migrate: bool = False) -> Iterator[Engine]:
+def _database(settings: Settings, *, migrate: bool = False) -> AbstractContextManager[Storage]:
     """The database, closed afterwards. Only `podium migrate` (and `podium serve`) migrate;
     other commands refuse a schema that is behind."""
-    engine = create_database_engine(settings.database_url)
-    try:
-        if migrate:
-            migrations.upgrade(engine)
-        else:
-            migrations.check_current(engine)
-        yield engine
-    finally:
-        engine.dispose()
+    return storage(settings.database_url, migrate=migrate)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -172,8 +170,8 @@ def _logs(settings: Settings, topics: list[str]) -> dict[tuple[str, int], tuple[
 
 
 def _offsets_show(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine, engine.connect() as c:
-        stored = OffsetStore(c).load(settings.consumer_group)
+    with _database(settings) as store, store.read() as read:
+        stored = read.stored_offsets(settings.consumer_group)
     rows = offset_rows(stored, _logs(settings, _our_topics(settings)))
     if not settings.kafka_bootstrap_servers:
         print("podium: KAFKA_BOOTSTRAP_SERVERS is unset: log ranges unknown", file=sys.stderr)
@@ -215,21 +213,17 @@ def _offsets_reset(settings: Settings, args: argparse.Namespace) -> int:
     if not logs:
         raise ValueError(f"no such partition: {topic} {args.partition or ''}".rstrip())
     targets = {tp: reset_target(args.to, span) for tp, span in sorted(logs.items())}
-    with _database(settings) as engine, engine.begin() as c:
-        store = OffsetStore(c)
-        stored = store.load(settings.consumer_group, targets)
-        # Compare-and-set, as a batch commits: a consumer that moved meanwhile fails the reset.
-        store.advance(
-            settings.consumer_group, {tp: (stored.get(tp), to) for tp, to in targets.items()}
-        )
+    with _database(settings) as store:
+        before = reset_offsets(store.unit_of_work, settings.consumer_group, targets)
     for (name, number), to in targets.items():
-        print(f"{name}\t{number}\t{stored.get((name, number), '-')} -> {to}")
+        was = before[(name, number)]
+        print(f"{name}\t{number}\t{'-' if was is None else was} -> {to}")
     return 0
 
 
 def _create_key(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine:
-        print(create_key(engine, args.tenant, args.scopes, SystemClock().now()))
+    with _database(settings) as store:
+        print(store.create_key(args.tenant, args.scopes, SystemClock().now()))
     return 0
 
 
@@ -238,8 +232,8 @@ def _filter(args: argparse.Namespace) -> LetterFilter:
 
 
 def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings) as engine, engine.connect() as c:
-        letters = list_letters(c, _filter(args))
+    with _database(settings) as store, store.read() as read:
+        letters = list_letters(read, _filter(args))
     for letter in letters:
         print(json.dumps(_as_json(letter)) if args.json else _as_line(letter))
     if not args.json:
@@ -249,11 +243,11 @@ def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
     family_of = {settings.topic(f): f for f in FAMILIES}
-    with _database(settings) as engine:
-        with engine.connect() as c:
-            letters = list_letters(c, _filter(args))
+    with _database(settings) as store:
+        with store.read() as read:
+            letters = list_letters(read, _filter(args))
         outcome = replay(
-            lambda: SqlUnitOfWork(engine),
+            store.unit_of_work,
             letters,
             lambda record: decode_record(record, family_of),
             rules=rules_from(settings),

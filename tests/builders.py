@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -12,9 +14,11 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from sqlalchemy import Engine
 
-from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.ingest import Applied, Batch, apply_batch
+from service.app.ports import ReadModel
+from service.app.queries import MonthRanking, month_ranking, ranking_months
 from service.app.records import Received, Record
+from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
@@ -96,11 +100,34 @@ def received(events: Iterable[ev.Event], topic: str = "podium.trips") -> list[Re
 
 def apply(engine: Engine, *events: ev.Event, rules: Rules = RULES) -> Applied:
     return apply_batch(
-        lambda: SqlUnitOfWork(engine),
+        Storage(engine).unit_of_work,
         Batch(received=received(events)),
         rules=rules,
         consumer_group="test",
         now=T0,
+    )
+
+
+def read(engine: Engine) -> AbstractContextManager[ReadModel]:
+    """The read model over `engine`, for one answer."""
+    return Storage(engine).read()
+
+
+@dataclass(frozen=True)
+class DriverRanking:
+    """What GetDriverRanking answers: the month of `now` and the one before."""
+
+    current: MonthRanking
+    previous: MonthRanking
+
+
+def driver_ranking(
+    reading: ReadModel, tenant: str, kind: ev.ScoreKind, group: str, now: datetime, rules: Rules
+) -> DriverRanking:
+    current, previous = ranking_months(now)
+    return DriverRanking(
+        month_ranking(reading, tenant, kind, group, current, rules),
+        month_ranking(reading, tenant, kind, group, previous, rules),
     )
 
 

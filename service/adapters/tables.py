@@ -6,6 +6,7 @@ scores as integer units, so SQLite and PostgreSQL store and compare them identic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import (
 )
 
 from service.domain.bounds import EMAIL_MAX_LENGTH, ID_MAX_LENGTH, NAME_MAX_LENGTH
+from service.domain.events import SCORE_KINDS, ScoreKind
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -93,10 +95,10 @@ service_state = Table(
     Column("value", Text, nullable=False),
 )
 
-tenant_versions = Table(
-    "tenant_versions",
+state_versions = Table(
+    "state_versions",
     metadata,
-    Column("tenant_id", Id, primary_key=True),
+    Column("key", Id, primary_key=True),
     Column("version", BigInteger, nullable=False),
 )
 
@@ -166,6 +168,14 @@ user_groups = Table(
 
 # --- trips and driver ranking --------------------------------------------------------------
 
+SCORE_COLUMNS: Mapping[ScoreKind, str] = {
+    ScoreKind.SAFETY: "safety",
+    ScoreKind.ECO_DRIVING: "eco_driving",
+    ScoreKind.DISTRACTION: "distraction",
+    ScoreKind.SPEEDING: "speeding",
+}
+"""The columns of each score, for trips and driver months."""
+
 trips = Table(
     "trips",
     metadata,
@@ -175,16 +185,12 @@ trips = Table(
     # Null until the trip_completed event is seen (a deletion may come first).
     Column("ended_at", Instant, nullable=True),
     Column("metres", BigInteger, nullable=True),
-    Column("safety", BigInteger, nullable=True),
-    Column("eco_driving", BigInteger, nullable=True),
-    Column("distraction", BigInteger, nullable=True),
-    Column("speeding", BigInteger, nullable=True),
+    *(Column(SCORE_COLUMNS[kind], BigInteger, nullable=True) for kind in SCORE_KINDS),
     Column("arrived_at", Instant, nullable=True),
     Column("deleted_arrived_at", Instant, nullable=True),
     Index("ix_trips_user_ended", "tenant_id", "user_id", "ended_at"),
 )
 
-SCORE_COLUMNS = ("safety", "eco_driving", "distraction", "speeding")
 
 driver_months = Table(
     "driver_months",
@@ -195,8 +201,8 @@ driver_months = Table(
     Column("user_id", Id, primary_key=True),
     Column("trips", Integer, nullable=False),
     Column("metres", BigInteger, nullable=False),
-    *(Column(f"{kind}_weighted", BigInteger, nullable=False) for kind in SCORE_COLUMNS),
-    *(Column(f"{kind}_weight", BigInteger, nullable=False) for kind in SCORE_COLUMNS),
+    *(Column(f"{SCORE_COLUMNS[k]}_weighted", BigInteger, nullable=False) for k in SCORE_KINDS),
+    *(Column(f"{SCORE_COLUMNS[k]}_weight", BigInteger, nullable=False) for k in SCORE_KINDS),
 )
 
 # --- challenges ----------------------------------------------------------------------------

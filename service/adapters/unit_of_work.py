@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import zlib
-from types import TracebackType
+from collections.abc import Iterable
 
 from sqlalchemy import Connection, Engine, text
 
 from service.adapters.database import WRITER
-from service.adapters.stores import (
-    DeadLetterStore,
-    DriverMonthStore,
-    OffsetStore,
-    TripStore,
-    UserStore,
-    VersionStore,
-)
-from service.adapters.stores.challenges import ChallengeStore
-from service.adapters.stores.paths import PathStore
-from service.adapters.stores.tasks import IgnoredEventStore, TaskStore
+from service.adapters.stores.challenges import SqlChallengeStore
+from service.adapters.stores.dead_letters import SqlDeadLetterStore
+from service.adapters.stores.ignored_events import SqlIgnoredEventStore
+from service.adapters.stores.offsets import SqlOffsetStore
+from service.adapters.stores.paths import SqlPathStore
+from service.adapters.stores.state_versions import SqlStateVersionStore
+from service.adapters.stores.tasks import SqlTaskStore
+from service.adapters.stores.trips import SqlDriverMonthStore, SqlTripStore
+from service.adapters.stores.users import SqlUserStore
 
 
 class SqlUnitOfWork:
+    """The stores of one transaction, opened by `with`; anything not committed is rolled back
+    when the block ends."""
+
+    users: SqlUserStore
+    trips: SqlTripStore
+    driver_months: SqlDriverMonthStore
+    challenges: SqlChallengeStore
+    paths: SqlPathStore
+    tasks: SqlTaskStore
+    ignored_events: SqlIgnoredEventStore
+    offsets: SqlOffsetStore
+    dead_letters: SqlDeadLetterStore
+    versions: SqlStateVersionStore
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: Connection | None = None
@@ -30,24 +42,19 @@ class SqlUnitOfWork:
         connection = self._engine.connect().execution_options(**WRITER)
         connection.begin()
         self._connection = connection
-        self.users = UserStore(connection)
-        self.trips = TripStore(connection)
-        self.driver_months = DriverMonthStore(connection)
-        self.challenges = ChallengeStore(connection)
-        self.paths = PathStore(connection)
-        self.tasks = TaskStore(connection)
-        self.ignored_events = IgnoredEventStore(connection)
-        self.offsets = OffsetStore(connection)
-        self.dead_letters = DeadLetterStore(connection)
-        self.versions = VersionStore(connection)
+        self.users = SqlUserStore(connection)
+        self.trips = SqlTripStore(connection)
+        self.driver_months = SqlDriverMonthStore(connection)
+        self.challenges = SqlChallengeStore(connection)
+        self.paths = SqlPathStore(connection)
+        self.tasks = SqlTaskStore(connection)
+        self.ignored_events = SqlIgnoredEventStore(connection)
+        self.offsets = SqlOffsetStore(connection)
+        self.dead_letters = SqlDeadLetterStore(connection)
+        self.versions = SqlStateVersionStore(connection)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         connection = self._connection
         self._connection = None
         if connection is None:
@@ -58,7 +65,7 @@ class SqlUnitOfWork:
         finally:
             connection.close()
 
-    def lock_tenants(self, tenant_ids: set[str]) -> None:
+    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
         """Serialize writers per tenant across instances (PostgreSQL; SQLite has one writer).
 
         Folds read state and then write what they derived from it (a registration reads the
@@ -68,7 +75,7 @@ class SqlUnitOfWork:
         connection = self._require()
         if connection.dialect.name != "postgresql":
             return
-        for tenant in sorted(tenant_ids):
+        for tenant in sorted(set(tenant_ids)):
             key = zlib.crc32(tenant.encode()) - 2**31
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 

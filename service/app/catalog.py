@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ports import UnitOfWork
 from service.app.records import Received
 from service.domain.events import UserUpserted
 from service.domain.versions import Version
 
 
-def fold_users(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
+def fold_users(uow: UnitOfWork, items: Sequence[Received]) -> None:
     """Replace each profile by the newest `user_upserted` (by occurred_at, then event_id), so
     the outcome does not depend on the order the events arrive in."""
     newest: dict[tuple[str, str], tuple[UserUpserted, Version]] = {}

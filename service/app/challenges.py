@@ -7,8 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from service.adapters.stores.challenges import EntryKey
-from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ports import EntryKey, UnitOfWork
 from service.app.records import Received
 from service.app.trips import TripChange
 from service.domain import events as ev
@@ -19,7 +18,7 @@ from service.domain.trips import StoredTrip, TripFacts
 from service.domain.versions import Version
 
 
-def fold_publications(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rules) -> None:
+def fold_publications(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> None:
     """Replace each challenge by its newest publication (by occurred_at, then event_id) and
     recompute its registrations. A challenge already frozen when a publication arrives stays."""
     newest: dict[tuple[str, str], tuple[Challenge, Version, datetime]] = {}
@@ -47,7 +46,7 @@ def fold_publications(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rule
         )
 
 
-def fold_registrations(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rules) -> None:
+def fold_registrations(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> None:
     """Record each registration (the earliest registration time wins, whatever the order) and
     compute its tallies from the user's stored trips."""
     earliest: dict[EntryKey, tuple[datetime, datetime]] = {}
@@ -75,7 +74,7 @@ def fold_registrations(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rul
             _recompute(uow, tenant, known[0], entries, rules)
 
 
-def fold_trip_changes(uow: SqlUnitOfWork, changes: Sequence[TripChange], rules: Rules) -> None:
+def fold_trip_changes(uow: UnitOfWork, changes: Sequence[TripChange], rules: Rules) -> None:
     """Add what each changed trip now contributes, less what it contributed before, to the
     registrations of its user."""
     users = {(c.tenant_id, c.after.user_id) for c in changes}
@@ -118,7 +117,7 @@ def _contribution(
 
 
 def _recompute(
-    uow: SqlUnitOfWork,
+    uow: UnitOfWork,
     tenant: str,
     challenge: Challenge,
     entries: Sequence[tuple[Entry, datetime]],

@@ -8,17 +8,16 @@ the arrival order); it only lets later folds see what earlier ones wrote.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from service.adapters.stores.operations import TopicPartition
-from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.catalog import fold_users
 from service.app.challenges import fold_publications, fold_registrations, fold_trip_changes
 from service.app.paths import LEARNER_EVENTS, fold_learners, fold_path_sessions
+from service.app.ports import OffsetMove, TopicPartition, UnitOfWork, UnitsOfWork
 from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId
-from service.app.scopes import month_scope, profiles_scope
+from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
 from service.domain import events as ev
@@ -29,7 +28,7 @@ from service.domain.rules import Rules
 class Batch:
     received: Sequence[Received] = ()
     dead: Sequence[DeadLetter] = ()
-    offsets: Mapping[TopicPartition, tuple[int | None, int]] = field(default_factory=dict)
+    offsets: Mapping[TopicPartition, OffsetMove] = field(default_factory=dict)
     """Per partition: the offset the batch starts from as stored (None: never stored), and
     the next offset to consume once the batch is applied."""
     replaying: Mapping[RecordId, int] = field(default_factory=dict)
@@ -45,7 +44,7 @@ class Applied:
 
 
 def apply_batch(
-    unit_of_work: Callable[[], SqlUnitOfWork],
+    unit_of_work: UnitsOfWork,
     batch: Batch,
     *,
     rules: Rules,
@@ -73,9 +72,9 @@ def apply_batch(
         _keep_dead_letters(uow, dead, batch.replaying, now)
         uow.offsets.advance(consumer_group, batch.offsets)
         uow.versions.bump(
-            tenants
-            | {profiles_scope(i.event.meta.tenant_id) for i in users}
-            | {month_scope(tenant, month) for tenant, month in trips.months}
+            {tenant_key(t) for t in tenants}
+            | {profiles_key(i.event.meta.tenant_id) for i in users}
+            | {month_key(tenant, month) for tenant, month in trips.months}
         )
         if not dry_run:
             uow.commit()
@@ -85,7 +84,7 @@ def apply_batch(
 
 
 def _keep_dead_letters(
-    uow: SqlUnitOfWork,
+    uow: UnitOfWork,
     dead: Sequence[DeadLetter],
     replaying: Mapping[RecordId, int],
     now: datetime,

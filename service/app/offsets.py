@@ -1,12 +1,13 @@
-"""The operator's view of consumed positions: stored offsets beside each log's range, and
-where a reset moves a partition. Pure: the caller reads the database and the broker."""
+"""Consumed positions as operators see and move them: stored offsets beside each log's range,
+resets fenced like a batch, and the offsets of logs that were just created forgotten."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-TopicPartition = tuple[str, int]
+from service.app.ports import TopicPartition, UnitsOfWork
+
 LogRange = tuple[int, int]
 """A partition's first offset and the offset after its last record."""
 
@@ -69,3 +70,27 @@ def reset_target(to: str, log: LogRange) -> int:
     if not start <= offset <= end:
         raise BadReset(f"offset {offset} is outside the log [{start}, {end}]")
     return offset
+
+
+def reset_offsets(
+    unit_of_work: UnitsOfWork, group: str, targets: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int | None]:
+    """Move stored offsets to `targets`, compare-and-set as a batch commits (a consumer that
+    moves one meanwhile fails the reset with `OffsetMoved`); returns where each stood."""
+    with unit_of_work() as uow:
+        stored = uow.offsets.load(group, targets)
+        uow.offsets.advance(group, {tp: (stored.get(tp), to) for tp, to in targets.items()})
+        uow.commit()
+    return {tp: stored.get(tp) for tp in targets}
+
+
+def forget_new_logs(unit_of_work: UnitsOfWork, group: str, topics: Sequence[str]) -> list[str]:
+    """Topics just created are new logs: offsets stored for an older log of the same name (a
+    local broker that started empty, a re-created topic) would skip their first records, so
+    they are dropped and the new logs read from their start. Returns the topics that had
+    offsets."""
+    with unit_of_work() as uow:
+        stale = sorted({t for t, _ in uow.offsets.load(group) if t in topics})
+        uow.offsets.forget(group, topics)
+        uow.commit()
+    return stale

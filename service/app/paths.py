@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.adapters.stores.paths import LearnerKey
-from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ports import LearnerKey, UnitOfWork
 from service.app.records import Received
 from service.domain import events as ev
 from service.domain.paths import Attempt, Correction, LearnerState, fold, merge_correction
@@ -15,7 +14,7 @@ from service.domain.versions import Version
 LEARNER_EVENTS = (ev.PathEnrolled, ev.PathUnenrolled, ev.StepAttempted, ev.StepCorrected)
 
 
-def fold_path_sessions(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
+def fold_path_sessions(uow: UnitOfWork, items: Sequence[Received]) -> None:
     """Replace each session by its newest publication (by occurred_at, then event_id)."""
     newest: dict[tuple[str, str], tuple[ev.PathSessionPublished, Version]] = {}
     for item in items:
@@ -36,7 +35,7 @@ def fold_path_sessions(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
     )
 
 
-def fold_learners(uow: SqlUnitOfWork, items: Sequence[Received]) -> None:
+def fold_learners(uow: UnitOfWork, items: Sequence[Received]) -> None:
     enrollment_keys: set[LearnerKey] = set()
     correction_keys: set[tuple[str, str, str, str]] = set()
     for item in items:

@@ -1,4 +1,5 @@
-"""The read use cases: each checks the request, reads its tables, and calls the rules."""
+"""The read use cases: each checks the request against the state, reads what it needs from
+the read model, and calls the rules (docs/rules.md)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
-
-from service.adapters import views
-from service.adapters.stores.paths import learner_state
+from service.app.ports import ReadModel
 from service.domain import challenges as ch
 from service.domain.errors import (
     InvalidGroupLabel,
-    InvalidRankType,
     challenge_not_found,
     path_session_not_found,
     task_not_found,
@@ -34,33 +31,25 @@ class MonthRanking:
     standings: Standings[DriverMonth]
 
 
-@dataclass(frozen=True, slots=True)
-class DriverRanking:
-    kind: ScoreKind
-    current: MonthRanking
-    previous: MonthRanking
+def ranking_months(now: datetime) -> tuple[Month, Month]:
+    """The months a driver ranking answers for: the month of `now`, and the one before."""
+    current = Month.of(now)
+    return current, current.previous()
 
 
-def ranking_type(kind_value: int) -> ScoreKind:
-    try:
-        return ScoreKind(kind_value)
-    except ValueError:
-        raise InvalidRankType() from None
-
-
-def group_profiles(c: Connection, tenant_id: str, group: str) -> list[Profile]:
+def group_profiles(read: ReadModel, tenant_id: str, group: str) -> list[Profile]:
     """The drivers a ranking lists: the group's members, or every profile of the tenant. A
     group is known when a current profile lists it, so a group without members is unknown."""
-    people = views.profiles(c, tenant_id, group or None)
+    people = read.profiles(tenant_id, group or None)
     if group and not people:
         raise InvalidGroupLabel(group)
     return people
 
 
 def month_ranking(
-    c: Connection,
+    read: ReadModel,
     tenant_id: str,
-    kind_value: int,
+    kind: ScoreKind,
     group: str,
     month: Month,
     rules: Rules,
@@ -68,28 +57,15 @@ def month_ranking(
 ) -> MonthRanking:
     """`people`: the group's profiles when the caller already has them (they change far less
     often than the month's tallies)."""
-    kind = ranking_type(kind_value)
     if people is None:
-        people = group_profiles(c, tenant_id, group)
-    tallies = views.month_tallies(c, tenant_id, month, kind, group or None)
+        people = group_profiles(read, tenant_id, group)
+    tallies = read.month_tallies(tenant_id, month, kind, group or None)
     drivers = drivers_of_month(people, tallies)
     return MonthRanking(month, rank_month(drivers, rules.driver_thresholds))
 
 
-def driver_ranking(
-    c: Connection, tenant_id: str, kind_value: int, group: str, now: datetime, rules: Rules
-) -> DriverRanking:
-    """The current month (of `now`) and the previous one."""
-    current = Month.of(now)
-    return DriverRanking(
-        ranking_type(kind_value),
-        month_ranking(c, tenant_id, kind_value, group, current, rules),
-        month_ranking(c, tenant_id, kind_value, group, current.previous(), rules),
-    )
-
-
-def get_task(c: Connection, tenant_id: str, task_id: str) -> Task:
-    found = views.task(c, tenant_id, task_id) if task_id else None
+def get_task(read: ReadModel, tenant_id: str, task_id: str) -> Task:
+    found = read.task(tenant_id, task_id) if task_id else None
     if found is None:
         raise task_not_found(task_id)
     return found
@@ -112,21 +88,26 @@ class ChallengeProgress:
     profiles: dict[str, Profile]
 
 
-def _challenge_and_entries(
-    c: Connection, tenant_id: str, challenge_id: str, group: str, rules: Rules
-) -> tuple[ch.Challenge, list[tuple[ch.Entry, Profile]]]:
-    challenge = views.challenge(c, tenant_id, challenge_id) if challenge_id else None
+def _challenge(read: ReadModel, tenant_id: str, challenge_id: str) -> ch.Challenge:
+    challenge = read.challenge(tenant_id, challenge_id) if challenge_id else None
     if challenge is None:
         raise challenge_not_found(challenge_id)
-    ch.check_group(challenge, group, views.known_groups(c, tenant_id) if group else frozenset())
+    return challenge
+
+
+def _entries(
+    read: ReadModel, tenant_id: str, challenge: ch.Challenge, group: str, rules: Rules
+) -> list[tuple[ch.Entry, Profile]]:
+    ch.check_group(challenge, group, read.known_groups(tenant_id) if group else frozenset())
     frozen_at = challenge.freezes_at(rules.late_event_grace)
-    return challenge, views.challenge_entries(c, tenant_id, challenge_id, frozen_at, group or None)
+    return read.challenge_entries(tenant_id, challenge.challenge_id, frozen_at, group or None)
 
 
 def challenge_ranking(
-    c: Connection, tenant_id: str, challenge_id: str, group: str, rules: Rules
+    read: ReadModel, tenant_id: str, challenge_id: str, group: str, rules: Rules
 ) -> ChallengeRanking:
-    challenge, rows = _challenge_and_entries(c, tenant_id, challenge_id, group, rules)
+    challenge = _challenge(read, tenant_id, challenge_id)
+    rows = _entries(read, tenant_id, challenge, group, rules)
     entries = [entry for entry, _ in rows]
     return ChallengeRanking(
         challenge,
@@ -138,14 +119,13 @@ def challenge_ranking(
 
 
 def challenge_progress(
-    c: Connection, tenant_id: str, challenge_id: str, group: str, now: datetime, rules: Rules
+    read: ReadModel, tenant_id: str, challenge_id: str, group: str, now: datetime, rules: Rules
 ) -> ChallengeProgress:
-    challenge = views.challenge(c, tenant_id, challenge_id) if challenge_id else None
-    if challenge is None:
-        raise challenge_not_found(challenge_id)
-    if challenge.theme is ChallengeTheme.DISTANCE:  # never applicable: say so first
+    """Errors come in this order: not found, not applicable, invalid group, not available."""
+    challenge = _challenge(read, tenant_id, challenge_id)
+    if challenge.theme is ChallengeTheme.DISTANCE:
         ch.check_progress_available(challenge, now)
-    challenge, rows = _challenge_and_entries(c, tenant_id, challenge_id, group, rules)
+    rows = _entries(read, tenant_id, challenge, group, rules)
     entries = [entry for entry, _ in rows]
     return ChallengeProgress(
         challenge, group, ch.progress(challenge, entries, now), {p.user_id: p for _, p in rows}
@@ -153,16 +133,16 @@ def challenge_progress(
 
 
 def path_session_stats(
-    c: Connection, tenant_id: str, session_id: str, user_email_or_id: str, now: datetime
+    read: ReadModel, tenant_id: str, session_id: str, user_email_or_id: str, now: datetime
 ) -> PathStats:
     """path_session_not_found wins over user_not_found, which wins over user_not_enrolled."""
-    session = views.path_session(c, tenant_id, session_id) if session_id else None
+    session = read.path_session(tenant_id, session_id) if session_id else None
     if session is None:
         raise path_session_not_found(session_id)
-    user_id = views.resolve_user(c, tenant_id, user_email_or_id) if user_email_or_id else None
+    user_id = read.resolve_user(tenant_id, user_email_or_id) if user_email_or_id else None
     if user_id is None:
         raise user_not_found(user_email_or_id)
-    state = learner_state(c, tenant_id, session_id, user_id)
+    state = read.learner_state(tenant_id, session_id, user_id)
     if state is None:
         raise user_not_enrolled(user_email_or_id, session_id)
     return stats(session, state, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -100,3 +101,19 @@ class IgnoredEvent:
     event_id: str
     kind: str
     reason: str
+
+
+def split(
+    records: Sequence[Record], decode: Callable[[Record], Received | DeadLetter]
+) -> tuple[list[Received], list[DeadLetter]]:
+    """Decode each record: the ones that become events, and the ones that become dead letters
+    (the consumer loop and a dead-letter replay decode the same way)."""
+    received: list[Received] = []
+    dead: list[DeadLetter] = []
+    for record in records:
+        outcome = decode(record)
+        if isinstance(outcome, DeadLetter):
+            dead.append(outcome)
+        else:
+            received.append(outcome)
+    return received, dead

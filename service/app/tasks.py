@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.adapters.stores.tasks import TaskKey
-from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ports import TaskKey, UnitOfWork
 from service.app.records import IgnoredEvent, Received
 from service.domain import events as ev
 from service.domain.tasks import Ignored, PerTaskEvent, Task, apply, cancel_paused
@@ -20,7 +19,7 @@ PER_TASK_EVENTS = (
 TASK_EVENTS = (*PER_TASK_EVENTS, ev.PushServicePaused)
 
 
-def fold_tasks(uow: SqlUnitOfWork, items: Sequence[Received]) -> list[IgnoredEvent]:
+def fold_tasks(uow: UnitOfWork, items: Sequence[Received]) -> list[IgnoredEvent]:
     """Apply each event in arrival order; return the events the machine ignored."""
     keys = {
         (i.event.meta.tenant_id, i.event.payload.task_id)
@@ -56,7 +55,7 @@ def _apply(
 
 
 def _cancel(
-    uow: SqlUnitOfWork,
+    uow: UnitOfWork,
     tenant_id: str,
     paused: ev.PushServicePaused,
     current: dict[TaskKey, Task],

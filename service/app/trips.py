@@ -6,8 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from service.adapters.stores.trips import MonthKey, TripKey
-from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app.ports import MonthKey, TripKey, UnitOfWork
 from service.app.records import DeadLetter, Received, Rejected
 from service.domain.events import TripCompleted, TripDeleted
 from service.domain.ranking import NO_TOTALS, Month, MonthTotals, month_contribution
@@ -38,7 +37,7 @@ class TripFold:
     """The driver months (by tenant) this fold changed."""
 
 
-def fold_trips(uow: SqlUnitOfWork, items: Sequence[Received], rules: Rules) -> TripFold:
+def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> TripFold:
     keys = {(i.event.meta.tenant_id, _trip_id(i)) for i in items}
     stored = uow.trips.load(keys)
     current: dict[TripKey, StoredTrip] = dict(stored)

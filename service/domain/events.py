@@ -16,6 +16,12 @@ class ScoreKind(enum.IntEnum):
     SPEEDING = 4
 
 
+SCORE_KINDS = (ScoreKind.SAFETY, ScoreKind.ECO_DRIVING, ScoreKind.DISTRACTION, ScoreKind.SPEEDING)
+"""The order a trip's four scores are kept in, wherever they travel together (a trip's score
+units, a driver's month totals, their columns)."""
+SCORE_POSITION = {kind: position for position, kind in enumerate(SCORE_KINDS)}
+
+
 class ChallengeTheme(enum.IntEnum):
     SAFETY = 1
     ECO_DRIVING = 2
@@ -115,11 +121,8 @@ class Scores:
     distraction: float | None = None
     speeding: float | None = None
 
-    def of(self, kind: ScoreKind) -> float | None:
-        return self.in_kind_order()[kind.value - 1]
-
     def in_kind_order(self) -> tuple[float | None, float | None, float | None, float | None]:
-        """The four scores indexed by ScoreKind value - 1."""
+        """The four scores in `SCORE_KINDS` order."""
         return (self.safety, self.eco_driving, self.distraction, self.speeding)
 
 

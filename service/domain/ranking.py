@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from service.domain.events import ScoreKind
+from service.domain.events import SCORE_POSITION, ScoreKind
 from service.domain.standings import (
     EMPTY_TALLY,
     Placed,
@@ -22,8 +22,6 @@ from service.domain.standings import (
     rank_entrants,
 )
 from service.domain.trips import TripFacts, counts_by
-
-KINDS = tuple(ScoreKind)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -99,7 +97,7 @@ class MonthTotals:
         )
 
     def tally(self, kind: ScoreKind) -> Tally:
-        i = kind.value - 1
+        i = SCORE_POSITION[kind]
         return Tally(self.trips, self.metres, self.weighted[i], self.weight[i])
 
     def __add__(self, other: MonthTotals) -> MonthTotals:

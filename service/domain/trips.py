@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from service.domain.events import ScoreKind, TripCompleted
+from service.domain.events import SCORE_POSITION, ScoreKind, TripCompleted
 from service.domain.standings import EMPTY_TALLY, Tally, km_to_metres, score_to_units, trip_tally
 
 ScoreUnits = tuple[int | None, int | None, int | None, int | None]
-"""Score units of a trip, indexed by ScoreKind value - 1."""
+"""Score units of a trip, in `SCORE_KINDS` order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ class TripFacts:
         )
 
     def units_of(self, kind: ScoreKind) -> int | None:
-        return self.score_units[kind.value - 1]
+        return self.score_units[SCORE_POSITION[kind]]
 
     def tally(self, kind: ScoreKind | None) -> Tally:
         """This trip's tally for one score (None: distance only)."""

@@ -1,26 +1,108 @@
-"""Domain answers -> protobuf responses (the API's one conversion boundary)."""
+"""The API's one conversion boundary: protobuf requests to domain values, domain answers to
+protobuf responses. Every enum crosses through an explicit table (never by number or by
+name), and a test checks each table covers its proto enum both ways."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
 
 from service.app.queries import ChallengeProgress, ChallengeRanking, MonthRanking
+from service.domain import events as ev
 from service.domain.challenges import Entry, ProgressLine
-from service.domain.events import TaskStatus
-from service.domain.paths import PathStats
+from service.domain.errors import InvalidRankType
+from service.domain.paths import (
+    DetailedStatusReason,
+    DetailedStatusType,
+    PathResult,
+    PathStats,
+    PathStatus,
+)
 from service.domain.ranking import Profile
 from service.domain.standings import Placed, metres_to_km
 from service.domain.tasks import Task
-from service.gen.podium.v1 import challenges_pb2, paths_pb2, tasks_pb2
+from service.gen.podium.v1 import challenges_pb2, common_pb2, paths_pb2, tasks_pb2
 from service.gen.podium.v1 import driver_ranking_pb2 as ranking_pb2
+
+E = TypeVar("E")
+P = TypeVar("P", bound=int)
+
+# --- enums -----------------------------------------------------------------------------------
+
+RANKING_TYPES: Mapping[ev.ScoreKind, common_pb2.RankingType] = {
+    ev.ScoreKind.SAFETY: common_pb2.RANKING_TYPE_SAFETY,
+    ev.ScoreKind.ECO_DRIVING: common_pb2.RANKING_TYPE_ECO_DRIVING,
+    ev.ScoreKind.DISTRACTION: common_pb2.RANKING_TYPE_DISTRACTION,
+    ev.ScoreKind.SPEEDING: common_pb2.RANKING_TYPE_SPEEDING,
+}
+CHALLENGE_THEMES: Mapping[ev.ChallengeTheme, common_pb2.ChallengeTheme] = {
+    ev.ChallengeTheme.SAFETY: common_pb2.CHALLENGE_THEME_SAFETY,
+    ev.ChallengeTheme.ECO_DRIVING: common_pb2.CHALLENGE_THEME_ECO_DRIVING,
+    ev.ChallengeTheme.DISTRACTION: common_pb2.CHALLENGE_THEME_DISTRACTION,
+    ev.ChallengeTheme.SPEEDING: common_pb2.CHALLENGE_THEME_SPEEDING,
+    ev.ChallengeTheme.DISTANCE: common_pb2.CHALLENGE_THEME_DISTANCE,
+}
+TASK_TYPES: Mapping[ev.TaskType, common_pb2.TaskType] = {
+    ev.TaskType.PUSH_FAILED_TRIPS: common_pb2.TASK_TYPE_PUSH_FAILED_TRIPS,
+    ev.TaskType.PUSH_FAILED_CRASHES: common_pb2.TASK_TYPE_PUSH_FAILED_CRASHES,
+}
+TASK_STATUSES: Mapping[ev.TaskStatus, common_pb2.TaskStatus] = {
+    ev.TaskStatus.PENDING: common_pb2.TASK_STATUS_PENDING,
+    ev.TaskStatus.IN_PROGRESS: common_pb2.TASK_STATUS_IN_PROGRESS,
+    ev.TaskStatus.COMPLETED: common_pb2.TASK_STATUS_COMPLETED,
+    ev.TaskStatus.CANCELED: common_pb2.TASK_STATUS_CANCELED,
+    ev.TaskStatus.FAILED: common_pb2.TASK_STATUS_FAILED,
+}
+PATH_STATUSES: Mapping[PathStatus, paths_pb2.PathStatus] = {
+    PathStatus.ON_TIME: paths_pb2.PATH_STATUS_ON_TIME,
+    PathStatus.LATE: paths_pb2.PATH_STATUS_LATE,
+    PathStatus.COMPLETED: paths_pb2.PATH_STATUS_COMPLETED,
+    PathStatus.AWAITING_CORRECTION: paths_pb2.PATH_STATUS_AWAITING_CORRECTION,
+}
+PATH_RESULTS: Mapping[PathResult, paths_pb2.PathResult] = {
+    PathResult.SUCCESSFUL: paths_pb2.PATH_RESULT_SUCCESSFUL,
+    PathResult.UNSUCCESSFUL: paths_pb2.PATH_RESULT_UNSUCCESSFUL,
+    PathResult.RETAKE: paths_pb2.PATH_RESULT_RETAKE,
+}
+DETAILED_TYPES: Mapping[DetailedStatusType, paths_pb2.DetailedStatusType] = {
+    DetailedStatusType.AWAITING_CORRECTION: paths_pb2.DETAILED_STATUS_TYPE_AWAITING_CORRECTION,
+    DetailedStatusType.LATE: paths_pb2.DETAILED_STATUS_TYPE_LATE,
+    DetailedStatusType.NOT_YET_STARTED: paths_pb2.DETAILED_STATUS_TYPE_NOT_YET_STARTED,
+    DetailedStatusType.ON_TIME: paths_pb2.DETAILED_STATUS_TYPE_ON_TIME,
+    DetailedStatusType.SESSION_NOT_OPENED: paths_pb2.DETAILED_STATUS_TYPE_SESSION_NOT_OPENED,
+    DetailedStatusType.SUCCESSFUL: paths_pb2.DETAILED_STATUS_TYPE_SUCCESSFUL,
+    DetailedStatusType.TO_RETAKE: paths_pb2.DETAILED_STATUS_TYPE_TO_RETAKE,
+    DetailedStatusType.UNSUCCESSFUL: paths_pb2.DETAILED_STATUS_TYPE_UNSUCCESSFUL,
+}
+DETAILED_REASONS: Mapping[DetailedStatusReason, paths_pb2.DetailedStatusReason] = {
+    DetailedStatusReason.SESSION_ENDED: paths_pb2.DETAILED_STATUS_REASON_SESSION_ENDED,
+    DetailedStatusReason.MANDATORY_REPLAY: paths_pb2.DETAILED_STATUS_REASON_MANDATORY_REPLAY,
+}
+_SCORE_KINDS: Mapping[int, ev.ScoreKind] = {int(n): kind for kind, n in RANKING_TYPES.items()}
+
+
+def ranking_type(number: int) -> ev.ScoreKind:
+    """A request's ranking type; unspecified or unknown is the caller's error."""
+    kind = _SCORE_KINDS.get(number)
+    if kind is None:
+        raise InvalidRankType()
+    return kind
+
+
+def _optional(table: Mapping[E, P], value: E | None, unspecified: P) -> P:
+    return unspecified if value is None else table[value]
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+# --- driver ranking ----------------------------------------------------------------------------
 
 
 def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
@@ -58,21 +140,58 @@ def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
     return message
 
 
+CURRENT_MONTH_FIELD = ranking_pb2.GetDriverRankingResponse.CURRENTMONTH_FIELD_NUMBER
+PREVIOUS_MONTH_FIELD = ranking_pb2.GetDriverRankingResponse.PREVIOUSMONTH_FIELD_NUMBER
+
+
+def driver_ranking_bytes(kind: ev.ScoreKind, current: bytes, previous: bytes) -> bytes:
+    """`GetDriverRankingResponse` from its two months already serialized: protobuf's wire
+    format lets message fields be joined without parsing them again."""
+    head = ranking_pb2.GetDriverRankingResponse(type=RANKING_TYPES[kind])
+    return b"".join(
+        (
+            head.SerializeToString(),
+            length_delimited(CURRENT_MONTH_FIELD, current),
+            length_delimited(PREVIOUS_MONTH_FIELD, previous),
+        )
+    )
+
+
+def length_delimited(field_number: int, payload: bytes) -> bytes:
+    """A message field in protobuf's wire format."""
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
 def task_response(task: Task) -> tasks_pb2.GetTaskResponse:
     response = tasks_pb2.GetTaskResponse(
         taskId=task.task_id,
         createdAt=timestamp(task.created_at),
-        type=f"TASK_TYPE_{task.type.name}",
-        status=f"TASK_STATUS_{task.status.name}",
+        type=TASK_TYPES[task.type],
+        status=TASK_STATUSES[task.status],
         nbItems=task.nb_items,
         nbRemainingItems=task.nb_remaining_items,
     )
-    if task.status is TaskStatus.COMPLETED and task.completed_at is not None:
+    if task.status is ev.TaskStatus.COMPLETED and task.completed_at is not None:
         response.completedAt.CopyFrom(timestamp(task.completed_at))
     return response
 
 
-def _profile(profiles: dict[str, Profile], user_id: str) -> Profile:
+# --- challenges --------------------------------------------------------------------------------
+
+
+def _profile(profiles: Mapping[str, Profile], user_id: str) -> Profile:
     return profiles.get(user_id, Profile(user_id))
 
 
@@ -110,7 +229,7 @@ def challenge_ranking_response(
     return challenges_pb2.GetChallengeRankingResponse(
         challengeId=challenge.challenge_id,
         group=answer.group,
-        theme=f"CHALLENGE_THEME_{challenge.theme.name}",
+        theme=CHALLENGE_THEMES[challenge.theme],
         startDate=timestamp(challenge.start_at),
         endDate=timestamp(challenge.end_at),
         registeredUsers=answer.registered,
@@ -152,21 +271,24 @@ def challenge_progress_response(
     )
 
 
+# --- path sessions -----------------------------------------------------------------------------
+
+
 def path_stats_response(answer: PathStats) -> paths_pb2.GetPathSessionStatsResponse:
     response = paths_pb2.GetPathSessionStatsResponse(
         progress=answer.progress,
         globalTime=answer.global_time_ms,
         score=answer.score,
-        status=f"PATH_STATUS_{answer.status.name}",
+        status=PATH_STATUSES[answer.status],
         detailedStatus=paths_pb2.DetailedStatus(
-            type=f"DETAILED_STATUS_TYPE_{answer.detailed_type.name}",
-            reason=(
-                f"DETAILED_STATUS_REASON_{answer.detailed_reason.name}"
-                if answer.detailed_reason
-                else "DETAILED_STATUS_REASON_UNSPECIFIED"
+            type=DETAILED_TYPES[answer.detailed_type],
+            reason=_optional(
+                DETAILED_REASONS,
+                answer.detailed_reason,
+                paths_pb2.DETAILED_STATUS_REASON_UNSPECIFIED,
             ),
         ),
-        result=f"PATH_RESULT_{answer.result.name}" if answer.result else "PATH_RESULT_UNSPECIFIED",
+        result=_optional(PATH_RESULTS, answer.result, paths_pb2.PATH_RESULT_UNSPECIFIED),
     )
     if answer.completed_at is not None:
         response.completedAt.CopyFrom(timestamp(answer.completed_at))

@@ -12,7 +12,6 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from service.adapters.keys import create_key
 from service.bootstrap import Podium
 from service.clock import SystemClock
 from service.config import Settings
@@ -33,7 +32,7 @@ class Running:
 
     def for_new_tenant(self, scopes: str = "ranking,challenges,tasks,paths") -> Running:
         tenant = f"tenant-{uuid.uuid4().hex[:8]}"
-        key = create_key(self.podium.engine, tenant, scopes, SystemClock().now())
+        key = self.podium.storage.create_key(tenant, scopes, SystemClock().now())
         return Running(self.podium, self.settings, key, self.channel, tenant)
 
     @property
@@ -72,7 +71,7 @@ async def server(broker: LocalBroker, shared_database_url: str) -> AsyncIterator
     settings = isolated_settings(broker, shared_database_url)
     podium = Podium(settings)
     await podium.start()
-    key = create_key(podium.engine, "acme", "ranking,challenges,tasks,paths", SystemClock().now())
+    key = podium.storage.create_key("acme", "ranking,challenges,tasks,paths", SystemClock().now())
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{podium.port}")
     try:
         await asyncio.wait_for(podium.ready.wait(), 60)

@@ -133,7 +133,7 @@ async def test_a_bad_event_is_dead_lettered_and_consumption_goes_on(running: Run
         return answer.currentMonth.driverRankedNumber
 
     assert await eventually(ranked, lambda n: n == 1) == 1
-    with running.podium.engine.connect() as c:
+    with running.podium.storage.engine.connect() as c:
         rows = c.execute(
             select(dead_letters.c.topic, dead_letters.c.reason, dead_letters.c.value)
         ).all()

@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from consumers.runner import ConsumerLoop
 from service import cli
-from service.adapters.keys import create_key
 from service.adapters.tables import dead_letters
 from service.bootstrap import Podium, serve
 from service.clock import SystemClock
@@ -85,7 +84,7 @@ def letters_of(podium: Podium, tenant: str | None = None) -> list[tuple[str, int
     query = select(dead_letters.c.topic, dead_letters.c.offset, dead_letters.c.reason)
     if tenant is not None:
         query = query.where(dead_letters.c.tenant_id == tenant)
-    with podium.engine.connect() as c:
+    with podium.storage.engine.connect() as c:
         return [(r.topic, r.offset, r.reason) for r in c.execute(query.order_by("offset"))]
 
 
@@ -120,7 +119,7 @@ async def test_a_bad_record_in_a_first_batch_is_dead_lettered_and_nothing_is_ski
     with empty_database(kind, tmp_path) as url:
         settings = replace(isolated_settings(broker, url), batch_max_records=100)
         async with podium_running(settings) as podium:
-            key = create_key(podium.engine, TENANT, "ranking", SystemClock().now())
+            key = podium.storage.create_key(TENANT, "ranking", SystemClock().now())
             await asyncio.wait_for(podium.ready.wait(), 60)
             trips: list[tuple[bytes, Message]] = []
             for n in range(300):
@@ -243,7 +242,7 @@ async def test_a_broker_that_restarted_empty_skips_none_of_the_new_events(
         with LocalBroker() as first:
             settings = isolated_settings(first, url)
             async with podium_running(settings) as podium:
-                key = create_key(podium.engine, TENANT, "ranking", SystemClock().now())
+                key = podium.storage.create_key(TENANT, "ranking", SystemClock().now())
                 await asyncio.wait_for(podium.ready.wait(), 60)
                 await produce(
                     first.bootstrap_servers,
@@ -279,7 +278,7 @@ async def test_a_stored_offset_outside_the_log_stops_the_partition_until_an_oper
         with LocalBroker() as first:
             settings = isolated_settings(first, url)
             async with podium_running(settings) as podium:
-                key = create_key(podium.engine, TENANT, "ranking", SystemClock().now())
+                key = podium.storage.create_key(TENANT, "ranking", SystemClock().now())
                 await asyncio.wait_for(podium.ready.wait(), 60)
                 await produce(
                     first.bootstrap_servers,

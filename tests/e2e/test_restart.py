@@ -150,7 +150,7 @@ async def test_a_restart_mid_stream_equals_an_uninterrupted_run(
                 key = create_key(engine, TENANT, "ranking", SystemClock().now())
                 engine.dispose()
                 steady_key = create_key(
-                    uninterrupted.engine, TENANT, "ranking", SystemClock().now()
+                    uninterrupted.storage.engine, TENANT, "ranking", SystemClock().now()
                 )
                 await asyncio.wait_for(uninterrupted.ready.wait(), 30)
                 await _serving(port)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.adapters import views
 from service.domain import events as ev
 from service.domain.challenges import Challenge, entry_from_trips
 from service.domain.trips import TripFacts
@@ -18,6 +17,7 @@ from tests.builders import (
     challenge,
     deletion,
     fresh_memory_engine,
+    read,
     registration,
     trip,
 )
@@ -105,11 +105,11 @@ def test_incremental_tallies_equal_a_recomputation_in_any_arrival_order(
     try:
         for batch in batches:
             apply(engine, *batch)
-        with engine.connect() as c:
-            stored = views.challenge(c, "acme", "c1")
+        with read(engine) as reading:
+            stored = reading.challenge("acme", "c1")
             assert stored is not None
             frozen = stored.freezes_at(RULES.late_event_grace)
-            rows = views.challenge_entries(c, "acme", "c1", frozen, None)
+            rows = reading.challenge_entries("acme", "c1", frozen, None)
         assert {e.user_id: (e.during, e.before) for e, _ in rows} == expected(events)
     finally:
         engine.dispose()

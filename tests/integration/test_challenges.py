@@ -15,7 +15,7 @@ from service.domain.errors import (
     ProgressNotAvailable,
 )
 from service.domain.events import ChallengeTheme
-from tests.builders import RULES, apply, challenge, deletion, registration, trip, user
+from tests.builders import RULES, apply, challenge, deletion, read, registration, trip, user
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 END = datetime(2026, 11, 8, tzinfo=UTC)
@@ -25,8 +25,8 @@ REPUBLISHED = START + timedelta(days=1)
 
 
 def ranking(engine: Engine, group: str = "", tenant: str = "acme") -> queries.ChallengeRanking:
-    with engine.connect() as c:
-        return queries.challenge_ranking(c, tenant, "c1", group, RULES)
+    with read(engine) as reading:
+        return queries.challenge_ranking(reading, tenant, "c1", group, RULES)
 
 
 def ranked(engine: Engine, group: str = "") -> list[tuple[str, int, int, float]]:
@@ -37,8 +37,8 @@ def ranked(engine: Engine, group: str = "") -> list[tuple[str, int, int, float]]
 
 
 def progress(engine: Engine, now: datetime = AFTER, group: str = "") -> queries.ChallengeProgress:
-    with engine.connect() as c:
-        return queries.challenge_progress(c, "acme", "c1", group, now, RULES)
+    with read(engine) as reading:
+        return queries.challenge_progress(reading, "acme", "c1", group, now, RULES)
 
 
 def week_trips(user_id: str, safety: float, count: int = 2, *, day: int = 2) -> list:  # type: ignore[type-arg]

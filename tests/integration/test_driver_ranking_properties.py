@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.app import queries
 from service.domain import events as ev
 from service.domain.events import ScoreKind
 from service.domain.ranking import (
@@ -20,7 +19,17 @@ from service.domain.ranking import (
 )
 from service.domain.standings import Standings
 from service.domain.trips import TripFacts
-from tests.builders import RULES, apply, arrival_batches, deletion, fresh_memory_engine, trip, user
+from tests.builders import (
+    RULES,
+    apply,
+    arrival_batches,
+    deletion,
+    driver_ranking,
+    fresh_memory_engine,
+    read,
+    trip,
+    user,
+)
 
 USERS = ["u0", "u1", "u2", "u3"]
 GROUPS = ["g0", "g1"]
@@ -115,9 +124,9 @@ def test_incremental_state_equals_a_recomputation_in_any_arrival_order(
     try:
         for batch in batches:
             apply(engine, *batch)
-        with engine.connect() as c:
+        with read(engine) as reading:
             for group in ["", *sorted(_current_groups(events))]:
-                answer = queries.driver_ranking(c, "acme", 1, group, NOW, RULES)
+                answer = driver_ranking(reading, "acme", ev.ScoreKind.SAFETY, group, NOW, RULES)
                 for ranking in (answer.current, answer.previous):
                     assert _flatten(ranking.standings) == recomputed(events, group, ranking.month)
     finally:

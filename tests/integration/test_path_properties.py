@@ -13,7 +13,7 @@ from service.app import queries
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import LearnerState, fold, stats
-from tests.builders import apply, arrival_batches, fresh_memory_engine, path_event
+from tests.builders import apply, arrival_batches, fresh_memory_engine, path_event, read
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 TIMES = st.integers(-200, 0).map(lambda h: NOW + timedelta(hours=h))
@@ -72,7 +72,7 @@ def test_the_stats_are_the_same_for_every_arrival_order(
             apply(engine, *(path_event(p) for p in batch))
         apply(engine, path_event(SESSION))
         folded = reduce(fold, events, LearnerState())  # type: ignore[arg-type]
-        with engine.connect() as c:
+        with read(engine) as c:
             if folded.enrolled_at is None and folded.unenrolled_at is None:
                 # Attempts alone enroll nobody: the learner is unknown to the platform.
                 with pytest.raises(NotFound, match="User 'u1' not found"):

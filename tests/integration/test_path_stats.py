@@ -11,7 +11,7 @@ from service.app import queries
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import DetailedStatusType, PathStatus
-from tests.builders import apply, path_event, user
+from tests.builders import apply, path_event, read, user
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 SESSION = ev.PathSessionPublished(
@@ -25,8 +25,8 @@ SESSION = ev.PathSessionPublished(
 
 
 def stats(engine: Engine, who: str = "ann", session: str = "p1", tenant: str = "acme"):  # type: ignore[no-untyped-def]
-    with engine.connect() as c:
-        return queries.path_session_stats(c, tenant, session, who, NOW)
+    with read(engine) as reading:
+        return queries.path_session_stats(reading, tenant, session, who, NOW)
 
 
 def reason(engine: Engine, who: str, session: str = "p1", tenant: str = "acme") -> str:

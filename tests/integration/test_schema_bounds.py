@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, String, insert, inspect, select
 
-from service.adapters.tables import metadata, step_attempts, tenant_versions
-from service.app.scopes import month_scope, profiles_scope
+from service.adapters.tables import metadata, state_versions, step_attempts
+from service.app.state_versions import month_key, profiles_key
 from service.domain import bounds
 from service.domain.ranking import Month
 
@@ -33,9 +33,9 @@ def test_the_migrated_string_columns_are_as_wide_as_the_tables_say(engine: Engin
 def test_the_longest_scope_of_the_longest_tenant_id_fits_its_column() -> None:
     tenant = "t" * bounds.TENANT_ID_MAX_LENGTH
     last_month = Month.of(bounds.TIME_MAX).previous()
-    scopes = [tenant, profiles_scope(tenant), month_scope(tenant, last_month)]
+    scopes = [tenant, profiles_key(tenant), month_key(tenant, last_month)]
     assert max(len(s) for s in scopes) <= bounds.ID_MAX_LENGTH
-    assert tenant_versions.c.tenant_id.type.length == bounds.ID_MAX_LENGTH  # type: ignore[attr-defined]
+    assert state_versions.c.key.type.length == bounds.ID_MAX_LENGTH  # type: ignore[attr-defined]
 
 
 def test_the_widest_key_of_ids_at_their_byte_bound_fits_a_postgresql_index_entry(

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DataError
 
 from service.adapters.sql import InList, add_to_rows, key_lookups, upsert
-from service.adapters.tables import consumer_offsets, service_state, tenant_versions, trips
+from service.adapters.tables import consumer_offsets, service_state, state_versions, trips
 
 AT = datetime(2026, 11, 3, 8, 30, 0, 123456, tzinfo=UTC)
 
@@ -35,10 +35,10 @@ def test_an_upsert_adds_to_the_stored_counters_and_inserts_the_missing_ones(
     engine: Engine,
 ) -> None:
     with engine.begin() as c:
-        upsert(c, tenant_versions, [{"tenant_id": "a", "version": 1}], keys=["tenant_id"])
-        rows = [{"tenant_id": "a", "version": 2}, {"tenant_id": "b", "version": 5}]
-        upsert(c, tenant_versions, rows, keys=["tenant_id"], add=["version"])
-        query = select(tenant_versions.c.tenant_id, tenant_versions.c.version)
+        upsert(c, state_versions, [{"key": "a", "version": 1}], keys=["key"])
+        rows = [{"key": "a", "version": 2}, {"key": "b", "version": 5}]
+        upsert(c, state_versions, rows, keys=["key"], add=["version"])
+        query = select(state_versions.c.key, state_versions.c.version)
         stored = {tenant: version for tenant, version in c.execute(query)}
     assert stored == {"a": 3, "b": 5}
 
@@ -108,11 +108,11 @@ def test_a_key_lookup_on_sqlite_searches_the_key_index_rather_than_scanning(
 
 def test_adding_to_rows_changes_only_the_stored_rows_named(engine: Engine) -> None:
     with engine.begin() as c:
-        rows = [{"tenant_id": "a", "version": 1}, {"tenant_id": "b", "version": 1}]
-        upsert(c, tenant_versions, rows, keys=["tenant_id"])
-        deltas = [{"tenant_id": "a", "version": 4}, {"tenant_id": "absent", "version": 9}]
-        add_to_rows(c, tenant_versions, deltas, keys=["tenant_id"])
-        query = select(tenant_versions.c.tenant_id, tenant_versions.c.version)
+        rows = [{"key": "a", "version": 1}, {"key": "b", "version": 1}]
+        upsert(c, state_versions, rows, keys=["key"])
+        deltas = [{"key": "a", "version": 4}, {"key": "absent", "version": 9}]
+        add_to_rows(c, state_versions, deltas, keys=["key"])
+        query = select(state_versions.c.key, state_versions.c.version)
         stored = {tenant: version for tenant, version in c.execute(query)}
     assert stored == {"a": 5, "b": 1}
 
@@ -136,9 +136,7 @@ def test_adding_to_a_row_by_an_over_long_key_changes_no_row_sharing_its_prefix(
 ) -> None:
     prefix = "k" * 200
     with engine.begin() as c:
-        upsert(c, tenant_versions, [{"tenant_id": prefix, "version": 1}], keys=["tenant_id"])
-        add_to_rows(
-            c, tenant_versions, [{"tenant_id": prefix + "x", "version": 5}], keys=["tenant_id"]
-        )
-        stored = c.execute(select(tenant_versions.c.version)).scalar_one()
+        upsert(c, state_versions, [{"key": prefix, "version": 1}], keys=["key"])
+        add_to_rows(c, state_versions, [{"key": prefix + "x", "version": 5}], keys=["key"])
+        stored = c.execute(select(state_versions.c.version)).scalar_one()
     assert stored == 1

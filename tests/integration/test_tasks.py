@@ -6,14 +6,13 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from service.adapters.tables import ignored_events
 from service.app import queries
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.events import TaskStatus, TaskType
-from tests.builders import T0, apply, meta
+from tests.builders import T0, apply, meta, read
 
 TRIPS = TaskType.PUSH_FAILED_TRIPS
 
@@ -24,11 +23,11 @@ def event(payload: ev.Payload, tenant: str = "acme") -> ev.Event:
 
 def test_a_task_goes_from_pending_to_completed(engine: Engine) -> None:
     apply(engine, event(ev.TaskCreated("k1", TRIPS, 321, T0)))
-    with engine.connect() as c:
-        assert queries.get_task(c, "acme", "k1").status is TaskStatus.PENDING
+    with read(engine) as reading:
+        assert queries.get_task(reading, "acme", "k1").status is TaskStatus.PENDING
     apply(engine, event(ev.TaskStarted("k1", T0)), event(ev.TaskProgressed("k1", 12)))
-    with engine.connect() as c:
-        running = queries.get_task(c, "acme", "k1")
+    with read(engine) as reading:
+        running = queries.get_task(reading, "acme", "k1")
     assert (running.status, running.nb_items, running.nb_remaining_items) == (
         TaskStatus.IN_PROGRESS,
         321,
@@ -36,9 +35,9 @@ def test_a_task_goes_from_pending_to_completed(engine: Engine) -> None:
     )
     done_at = T0 + timedelta(minutes=5)
     apply(engine, event(ev.TaskCompleted("k1", done_at)), event(ev.TaskProgressed("k1", 3)))
-    with engine.connect() as c:
-        done = queries.get_task(c, "acme", "k1")
-        kept = c.execute(select(ignored_events.c.kind, ignored_events.c.reason)).all()
+    with read(engine) as reading:
+        done = queries.get_task(reading, "acme", "k1")
+        kept = [(e.kind, e.reason) for e in reversed(reading.ignored_events(None, None, None))]
     assert (done.status, done.nb_remaining_items, done.completed_at) == (
         TaskStatus.COMPLETED,
         0,
@@ -59,9 +58,9 @@ def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(engine: Engine) 
         event(ev.TaskStarted("k1", T0), tenant="other"),
     )
     outcome = apply(engine, event(ev.PushServicePaused(TRIPS)), event(ev.TaskStarted("k2", T0)))
-    with engine.connect() as c:
-        statuses = {k: queries.get_task(c, "acme", k).status for k in ("k1", "k2", "k3")}
-        other = queries.get_task(c, "other", "k1").status
+    with read(engine) as reading:
+        statuses = {k: queries.get_task(reading, "acme", k).status for k in ("k1", "k2", "k3")}
+        other = queries.get_task(reading, "other", "k1").status
     assert statuses == {
         "k1": TaskStatus.CANCELED,
         "k2": TaskStatus.IN_PROGRESS,
@@ -78,8 +77,8 @@ def test_events_for_unknown_tasks_are_ignored_and_counted(engine: Engine) -> Non
 
 def test_another_tenants_task_is_not_found(engine: Engine) -> None:
     apply(engine, event(ev.TaskCreated("k1", TRIPS, 5, T0), tenant="other"))
-    with engine.connect() as c, pytest.raises(NotFound) as missing:
-        queries.get_task(c, "acme", "k1")
+    with read(engine) as reading, pytest.raises(NotFound) as missing:
+        queries.get_task(reading, "acme", "k1")
     assert missing.value.reason == "task_not_found"
 
 

@@ -1,34 +1,27 @@
-"""QueryDeps.cached: one build per answer at a time, whatever the state version."""
+"""Answers: one build per answer at a time, whatever the state version."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 from google.protobuf.message import Message
 from google.protobuf.wrappers_pb2 import StringValue
-from sqlalchemy import Connection, create_engine
 
-from service.clock import FixedClock
-from service.domain.rules import Rules
-from service.domain.standings import Thresholds
-from service.grpc.freshness import ResponseCache, VersionWatcher
-from service.grpc.servicers import QueryDeps
-from service.metrics import Metrics
+from service.app.ports import ReadModel
+from service.grpc.answers import Answers, ResponseCache
 
 
-def query_deps() -> QueryDeps:
-    return QueryDeps(
-        engine=create_engine("sqlite://"),
-        clock=FixedClock(datetime(2026, 11, 24, tzinfo=UTC)),
-        rules=Rules(Thresholds(5, 20_000), timedelta(hours=24)),
-        is_ready=lambda: True,
-        versions=VersionWatcher(dict),
-        cache=ResponseCache(fresh_enough=0.0),
-        metrics=Metrics(),
-    )
+@contextlib.contextmanager
+def no_database() -> Iterator[ReadModel]:
+    yield cast(ReadModel, cast(Any, None))
+
+
+def answers() -> Answers:
+    return Answers(no_database, ResponseCache(fresh_enough=0.0))
 
 
 class GatedBuild:
@@ -39,8 +32,8 @@ class GatedBuild:
         self.release = threading.Event()
         self.versions_built: list[int] = []
 
-    def of(self, version: int) -> Callable[[Connection], Message]:
-        def build(_: Connection) -> Message:
+    def of(self, version: int) -> Callable[[ReadModel], Message]:
+        def build(_: ReadModel) -> Message:
             self.versions_built.append(version)
             self.started.set()
             self.release.wait(timeout=10)
@@ -49,40 +42,43 @@ class GatedBuild:
         return build
 
 
+def text(answer: bytes) -> str:
+    return StringValue.FromString(answer).value
+
+
 async def test_a_newer_version_waits_for_the_build_under_way_rather_than_start_one() -> None:
-    deps, builds = query_deps(), GatedBuild()
-    first = asyncio.create_task(deps.cached(("ranking",), 1, builds.of(1)))
+    cache, builds = answers(), GatedBuild()
+    first = asyncio.create_task(cache.get(("ranking",), 1, builds.of(1)))
     await asyncio.to_thread(builds.started.wait, 10)
-    second = asyncio.create_task(deps.cached(("ranking",), 2, builds.of(2)))
-    await asyncio.sleep(0.05)
+    second = asyncio.create_task(cache.get(("ranking",), 2, builds.of(2)))
     builds.release.set()
 
-    answers = await asyncio.gather(first, second)
+    replies = await asyncio.gather(first, second)
 
     assert builds.versions_built == [1]
-    assert [StringValue.FromString(a).value for a in answers] == ["v1", "v1"]
+    assert [text(a) for a in replies] == ["v1", "v1"]
 
 
 async def test_the_next_call_after_a_build_lands_builds_the_newer_state() -> None:
-    deps, builds = query_deps(), GatedBuild()
+    cache, builds = answers(), GatedBuild()
     builds.release.set()
-    await deps.cached(("ranking",), 1, builds.of(1))
+    await cache.get(("ranking",), 1, builds.of(1))
 
-    answer = await deps.cached(("ranking",), 2, builds.of(2))
+    reply = await cache.get(("ranking",), 2, builds.of(2))
 
-    assert StringValue.FromString(answer).value == "v1"  # standing in while v2 builds
-    await asyncio.sleep(0.05)
-    assert StringValue.FromString(await deps.cached(("ranking",), 2, builds.of(2))).value == "v2"
+    assert text(reply) == "v1"  # standing in while v2 builds
+    await cache.settled()
+    assert text(await cache.get(("ranking",), 2, builds.of(2))) == "v2"
     assert builds.versions_built == [1, 2]
 
 
 async def test_different_answers_build_side_by_side() -> None:
-    deps, builds = query_deps(), GatedBuild()
+    cache, builds = answers(), GatedBuild()
     builds.release.set()
-    one = deps.cached(("ranking", "group-1"), 1, builds.of(1))
-    two = deps.cached(("ranking", "group-2"), 1, builds.of(1))
+    one = cache.get(("ranking", "group-1"), 1, builds.of(1))
+    two = cache.get(("ranking", "group-2"), 1, builds.of(1))
 
-    answers = await asyncio.gather(one, two)
+    replies = await asyncio.gather(one, two)
 
-    assert [StringValue.FromString(a).value for a in answers] == ["v1", "v1"]
+    assert [text(a) for a in replies] == ["v1", "v1"]
     assert builds.versions_built == [1, 1]

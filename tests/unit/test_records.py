@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from service.adapters.stores.operations import decode_headers, encode_headers
+from service.adapters.stores.dead_letters import decode_headers, encode_headers
 from service.app.records import Rejected
 from service.domain.bounds import ID_MAX_LENGTH, REASON_MAX_LENGTH, TENANT_ID_MAX_LENGTH
 

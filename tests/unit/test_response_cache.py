@@ -1,9 +1,18 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-from service.grpc.freshness import Assembled, Memo, ResponseCache
+from service.grpc.answers import Assembled, Memo, ResponseCache
+
+
+class Ticking:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_an_answer_is_served_while_its_state_version_holds() -> None:
@@ -20,9 +29,10 @@ def test_a_very_young_answer_is_served_even_after_the_state_moved() -> None:
 
 
 def test_an_older_answer_is_rebuilt_once_the_state_moved() -> None:
-    cache = ResponseCache(fresh_enough=0.01)
+    clock = Ticking()
+    cache = ResponseCache(fresh_enough=0.01, clock=clock)
     cache.put("ranking", 3, b"answer")
-    time.sleep(0.02)
+    clock.now += 0.02
     assert cache.get("ranking", 4) is None
     assert cache.get("ranking", 3) == b"answer"
 
@@ -64,10 +74,11 @@ def test_a_memo_loads_once_per_key_and_forgets_the_oldest_keys() -> None:
 
 
 def test_a_cheap_answer_is_rebuilt_as_soon_as_the_state_moves() -> None:
-    cache = ResponseCache(fresh_enough=60.0)
+    clock = Ticking()
+    cache = ResponseCache(fresh_enough=60.0, clock=clock)
     cache.put("probe", 3, b"cheap", build_seconds=0.001)
     cache.put("big", 3, b"expensive", build_seconds=30.0)
-    time.sleep(0.01)
+    clock.now += 0.01
     assert cache.get("probe", 4) is None
     assert cache.get("big", 4) == b"expensive"
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from service.domain.events import ScoreKind
 from service.gen.podium.v1 import driver_ranking_pb2 as pb
-from service.grpc.servicers import CURRENT_MONTH_FIELD, PREVIOUS_MONTH_FIELD, length_delimited
+from service.grpc.convert import driver_ranking_bytes
 
 
 def test_cached_month_answers_join_into_the_same_bytes_a_whole_message_parses_from() -> None:
@@ -12,11 +13,8 @@ def test_cached_month_answers_join_into_the_same_bytes_a_whole_message_parses_fr
         monthNumber=11, year=2026, driverRankedNumber=300, driverRanked=drivers
     )
     previous = pb.MonthRanking(monthNumber=10, year=2026)
-    head = pb.GetDriverRankingResponse(type="RANKING_TYPE_SAFETY")
-    joined = (
-        head.SerializeToString()
-        + length_delimited(CURRENT_MONTH_FIELD, current.SerializeToString())
-        + length_delimited(PREVIOUS_MONTH_FIELD, previous.SerializeToString())
+    joined = driver_ranking_bytes(
+        ScoreKind.SAFETY, current.SerializeToString(), previous.SerializeToString()
     )
     assert pb.GetDriverRankingResponse.FromString(joined) == pb.GetDriverRankingResponse(
         type="RANKING_TYPE_SAFETY", currentMonth=current, previousMonth=previous

@@ -10,15 +10,11 @@ from sqlalchemy import Connection, Row, delete, select
 
 from service.adapters.sql import add_to_rows, key_lookups, upsert
 from service.adapters.tables import challenge_entries, challenge_groups, challenges
+from service.app.ports import ChallengeKey, EntryKey, TenantUser
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import ChallengeTheme
 from service.domain.standings import Tally
 from service.domain.versions import Version
-
-ChallengeKey = tuple[str, str]
-"""(tenant_id, challenge_id)"""
-EntryKey = tuple[str, str, str]
-"""(tenant_id, challenge_id, user_id)"""
 
 TALLY_FIELDS = ("trips", "metres", "weighted", "weight")
 
@@ -50,7 +46,7 @@ def _tally_values(prefix: str, tally: Tally) -> dict[str, int]:
     return {f"{prefix}_{f}": getattr(tally, f) for f in TALLY_FIELDS}
 
 
-class ChallengeStore:
+class SqlChallengeStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
@@ -140,7 +136,7 @@ class ChallengeStore:
         )
         return [(entry_from_row(row), row.arrived_at) for row in rows]
 
-    def entries_of_users(self, users: Iterable[tuple[str, str]]) -> list[tuple[str, str, Entry]]:
+    def entries_of_users(self, users: Iterable[TenantUser]) -> list[tuple[str, str, Entry]]:
         """Registrations of these users to published challenges: (tenant, challenge_id, entry)."""
         found: list[tuple[str, str, Entry]] = []
         published = (challenges.c.tenant_id == challenge_entries.c.tenant_id) & (

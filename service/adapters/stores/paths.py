@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,14 +18,10 @@ from service.adapters.tables import (
     step_corrections,
     to_micros,
 )
+from service.app.ports import CorrectionKey, LearnerKey, SessionKey
 from service.domain.events import PathSessionPublished, Step
-from service.domain.paths import Attempt, Correction, LearnerState
+from service.domain.paths import Attempt, Correction
 from service.domain.versions import Version
-
-SessionKey = tuple[str, str]
-"""(tenant_id, session_id)"""
-LearnerKey = tuple[str, str, str]
-"""(tenant_id, session_id, user_id)"""
 
 
 def steps_to_json(steps: Sequence[Step]) -> str:
@@ -87,7 +83,7 @@ def session_from_row(row: Any) -> PathSessionPublished:
     )
 
 
-class PathStore:
+class SqlPathStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
@@ -138,7 +134,7 @@ class PathStore:
         return found
 
     def put_enrollments(
-        self, learners: dict[LearnerKey, tuple[datetime | None, datetime | None]]
+        self, learners: Mapping[LearnerKey, tuple[datetime | None, datetime | None]]
     ) -> None:
         rows = [
             {"tenant_id": t, "session_id": s, "user_id": u, "enrolled_at": e, "unenrolled_at": x}
@@ -173,10 +169,8 @@ class PathStore:
             self._c, step_attempts, rows, keys=["tenant_id", "session_id", "user_id", "attempt_id"]
         )
 
-    def corrections(
-        self, keys: Iterable[tuple[str, str, str, str]]
-    ) -> dict[tuple[str, str, str, str], Correction]:
-        found: dict[tuple[str, str, str, str], Correction] = {}
+    def corrections(self, keys: Iterable[CorrectionKey]) -> dict[CorrectionKey, Correction]:
+        found: dict[CorrectionKey, Correction] = {}
         t = step_corrections
         columns = (t.c.tenant_id, t.c.session_id, t.c.user_id, t.c.attempt_id)
         for condition in key_lookups(columns, keys):
@@ -207,45 +201,13 @@ class PathStore:
         )
 
 
-def learner_state(
-    c: Connection, tenant_id: str, session_id: str, user_id: str
-) -> LearnerState | None:
-    """The learner's folded facts, or None when no enrollment of theirs was seen."""
-    enrolment = c.execute(
-        select(path_learners.c.enrolled_at, path_learners.c.unenrolled_at).where(
-            path_learners.c.tenant_id == tenant_id,
-            path_learners.c.session_id == session_id,
-            path_learners.c.user_id == user_id,
-        )
-    ).first()
-    if enrolment is None:
-        return None
-
-    def mine(table: Any) -> Any:
-        return (
-            select(table)
-            .where(
-                table.c.tenant_id == tenant_id,
-                table.c.session_id == session_id,
-                table.c.user_id == user_id,
-            )
-            .order_by(table.c.attempt_id)
-        )
-
-    attempts = tuple(
-        Attempt(
-            r.step_id,
-            r.attempt_id,
-            r.started_at,
-            r.ended_at,
-            r.time_spent_ms,
-            r.score,
-            r.outside_path,
-        )
-        for r in c.execute(mine(step_attempts))
+def attempt_from_row(row: Any) -> Attempt:
+    return Attempt(
+        row.step_id,
+        row.attempt_id,
+        row.started_at,
+        row.ended_at,
+        row.time_spent_ms,
+        row.score,
+        row.outside_path,
     )
-    corrections = tuple(
-        Correction(r.step_id, r.attempt_id, r.score, r.corrected_at)
-        for r in c.execute(mine(step_corrections))
-    )
-    return LearnerState(enrolment.enrolled_at, enrolment.unenrolled_at, attempts, corrections)

@@ -1,21 +1,17 @@
-"""Tasks (the task state machine's state) and the valid events the rules ignored."""
+"""Tasks: the task state machine's state."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
 from service.adapters.sql import key_lookups, upsert
-from service.adapters.tables import ignored_events, tasks
-from service.app.records import IgnoredEvent
+from service.adapters.tables import tasks
+from service.app.ports import TaskKey
 from service.domain.events import TaskStatus, TaskType
 from service.domain.tasks import Task
-
-TaskKey = tuple[str, str]
-"""(tenant_id, task_id)"""
 
 
 def task_from_row(row: Row[Any]) -> Task:
@@ -33,7 +29,7 @@ def task_from_row(row: Row[Any]) -> Task:
     )
 
 
-class TaskStore:
+class SqlTaskStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
@@ -73,32 +69,3 @@ class TaskStore:
         ]
         values = [c.name for c in tasks.c if not c.primary_key]
         upsert(self._c, tasks, rows, keys=["tenant_id", "task_id"], replace=values)
-
-
-class IgnoredEventStore:
-    """Valid events that changed nothing by rule (a task leaving a terminal state, ...), kept
-    so an operator can see them."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._c = connection
-
-    def add(self, ignored: Sequence[IgnoredEvent], now: datetime) -> None:
-        """Keep each record once: a replay of the same offsets adds nothing."""
-        upsert(
-            self._c,
-            ignored_events,
-            [
-                {
-                    "topic": i.record.topic,
-                    "partition": i.record.partition,
-                    "offset": i.record.offset,
-                    "tenant_id": i.tenant_id,
-                    "event_id": i.event_id,
-                    "kind": i.kind,
-                    "reason": i.reason,
-                    "ignored_at": now,
-                }
-                for i in {i.record.id: i for i in ignored}.values()
-            ],
-            keys=["topic", "partition", "offset"],
-        )

@@ -9,13 +9,10 @@ from sqlalchemy import Connection, Row, select
 
 from service.adapters.sql import InList, key_lookups, upsert
 from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
-from service.domain.ranking import NO_TOTALS, Month, MonthTotals
+from service.app.ports import MonthKey, TripKey
+from service.domain.events import SCORE_KINDS
+from service.domain.ranking import NO_TOTALS, MonthTotals
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
-
-TripKey = tuple[str, str]
-"""(tenant_id, trip_id)"""
-MonthKey = tuple[str, str, Month]
-"""(tenant_id, user_id, month)"""
 
 
 def trip_from_row(row: Row[Any]) -> StoredTrip:
@@ -44,12 +41,15 @@ def _trip_row(tenant_id: str, trip: StoredTrip) -> dict[str, Any]:
         ended_at=facts.ended_at if facts else None,
         metres=facts.metres if facts else None,
         arrived_at=facts.arrived_at if facts else None,
-        **{name: facts.score_units[i] if facts else None for i, name in enumerate(SCORE_COLUMNS)},
+        **{
+            SCORE_COLUMNS[kind]: facts.score_units[i] if facts else None
+            for i, kind in enumerate(SCORE_KINDS)
+        },
     )
     return row
 
 
-class TripStore:
+class SqlTripStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
@@ -83,7 +83,7 @@ class TripStore:
 _TRIP_VALUES = [c.name for c in trips.c if not c.primary_key]
 
 
-class DriverMonthStore:
+class SqlDriverMonthStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
@@ -98,8 +98,14 @@ class DriverMonthStore:
                 "user_id": user,
                 "trips": totals.trips,
                 "metres": totals.metres,
-                **{f"{k}_weighted": totals.weighted[i] for i, k in enumerate(SCORE_COLUMNS)},
-                **{f"{k}_weight": totals.weight[i] for i, k in enumerate(SCORE_COLUMNS)},
+                **{
+                    f"{SCORE_COLUMNS[kind]}_weighted": totals.weighted[i]
+                    for i, kind in enumerate(SCORE_KINDS)
+                },
+                **{
+                    f"{SCORE_COLUMNS[kind]}_weight": totals.weight[i]
+                    for i, kind in enumerate(SCORE_KINDS)
+                },
             }
             for (tenant, user, month), totals in deltas.items()
             if totals != NO_TOTALS

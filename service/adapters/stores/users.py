@@ -8,13 +8,12 @@ from sqlalchemy import Connection, delete, select
 
 from service.adapters.sql import key_lookups, upsert
 from service.adapters.tables import user_groups, users
+from service.app.ports import TenantUser
 from service.domain.events import UserUpserted
 from service.domain.versions import Version
 
-TenantUser = tuple[str, str]
 
-
-class UserStore:
+class SqlUserStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 

@@ -1,20 +1,27 @@
-"""Per-tenant state versions, and the cache of serialized answers they keep honest."""
+"""Answers as serialized bytes: cached by the state version they were built from, built once
+for all the callers that ask at the same time, on a worker thread.
+
+Big answers (a 10,000-driver ranking is about 1 MB) cost tens of milliseconds to build and
+serialize; serving the same bytes until the state changes is what lets the API keep up.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from google.protobuf.message import Message
+
+from service.app.ports import ReadModel, ReadModels
+
 T = TypeVar("T")
 V = TypeVar("V")
 
-VERSION_POLL_SECONDS = 0.1
-"""How often an API instance learns that consumers changed a tenant's state."""
+Monotonic = Callable[[], float]
 
 WHILE_REBUILDING_SECONDS = 5.0
 """While the next answer is being built, callers get the previous one if it is younger than
@@ -31,57 +38,86 @@ BUILD_COST_FACTOR = 4
 """An answer's own window is at most this many times what it took to build: the window bounds
 the time spent rebuilding expensive answers, and a cheap one need not wait for it."""
 
+Build = Callable[[ReadModel], Message]
 
-class VersionWatcher:
-    def __init__(self, read_versions: Callable[[], dict[str, int]]) -> None:
-        self._read = read_versions
-        self._versions: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    def version(self, scope: str) -> int:
-        """The version of a tenant, or of a finer scope (`service.app.scopes`)."""
-        return self._versions.get(scope, 0)
+class Answers:
+    """One build per answer at a time, whatever its version: under steady ingest the version
+    moves every batch, and starting a build per version would run several at once, each
+    slowing the others (and every call) down. While one runs, callers get the previous
+    answer, or wait for this one if there is none; the next call after it lands builds the
+    newer state."""
 
-    async def refresh(self) -> None:
-        self._versions = await asyncio.to_thread(self._read)
+    def __init__(
+        self,
+        read_models: ReadModels,
+        cache: ResponseCache,
+        *,
+        while_rebuilding: float = WHILE_REBUILDING_SECONDS,
+    ) -> None:
+        self._read_models = read_models
+        self._cache = cache
+        self._while_rebuilding = while_rebuilding
+        self._in_flight: dict[Hashable, asyncio.Future[bytes]] = {}
 
-    async def start(self) -> None:
-        await self.refresh()
-        self._task = asyncio.create_task(self._poll(), name="version-watcher")
+    async def get(self, key: Hashable, version: Hashable, build: Build) -> bytes:
+        """The serialized answer for `key` at a state version. Read the version before
+        calling: if a batch lands while the answer is built, the entry is already stale when
+        stored, and is rebuilt."""
+        data = self._cache.get(key, version)
+        if data is not None:
+            return data
+        flight = self._in_flight.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._build(key, version, build))
+            self._in_flight[key] = flight
+        recent = self._cache.recent(key, self._while_rebuilding)
+        return recent if recent is not None else await asyncio.shield(flight)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def settled(self) -> None:
+        """Wait for the builds under way (a clean stop, or a test that must see their end)."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(VERSION_POLL_SECONDS)
-            try:
-                await self.refresh()
-            except Exception:  # a database hiccup: keep the last versions and try again
-                await asyncio.sleep(1)
+    async def _build(self, key: Hashable, version: Hashable, build: Build) -> bytes:
+        """Query, convert and serialize on a worker thread: a big answer's protobuf building
+        would otherwise hold up every call on the event loop."""
+
+        def run() -> tuple[bytes, float]:
+            started = time.perf_counter()
+            with self._read_models() as read:
+                data = build(read).SerializeToString()
+            return data, time.perf_counter() - started
+
+        try:
+            data, seconds = await asyncio.to_thread(run)
+            self._cache.put(key, version, data, build_seconds=seconds)
+            return data
+        finally:
+            self._in_flight.pop(key, None)
 
 
 class ResponseCache:
-    """Serialized responses by request, valid while their tenant's version is unchanged.
+    """Serialized responses by request, valid while their state version is unchanged (or for
+    a short window after it moved: see `FRESH_ENOUGH_SECONDS`)."""
 
-    Big answers (a 10,000-driver ranking) cost milliseconds to build and serialize; serving
-    the same bytes until the state changes is what lets the API keep up.
-    """
-
-    def __init__(self, max_entries: int = 512, fresh_enough: float = FRESH_ENOUGH_SECONDS) -> None:
+    def __init__(
+        self,
+        max_entries: int = 512,
+        fresh_enough: float = FRESH_ENOUGH_SECONDS,
+        clock: Monotonic = time.monotonic,
+    ) -> None:
         self._entries: OrderedDict[Hashable, tuple[Hashable, float, bytes, float]] = OrderedDict()
         self._max = max_entries
         self._fresh_enough = fresh_enough
+        self._clock = clock
 
     def get(self, key: Hashable, version: Hashable) -> bytes | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
         built_version, built_at, data, window = entry
-        if built_version != version and time.monotonic() - built_at >= window:
+        if built_version != version and self._clock() - built_at >= window:
             return None
         self._entries.move_to_end(key)
         return data
@@ -89,7 +125,7 @@ class ResponseCache:
     def recent(self, key: Hashable, max_age: float) -> bytes | None:
         """Whatever answer is cached for `key` if it is younger than `max_age` seconds."""
         entry = self._entries.get(key)
-        if entry is None or time.monotonic() - entry[1] >= max_age:
+        if entry is None or self._clock() - entry[1] >= max_age:
             return None
         return entry[2]
 
@@ -100,7 +136,7 @@ class ResponseCache:
         window = self._fresh_enough
         if build_seconds is not None:
             window = min(window, BUILD_COST_FACTOR * build_seconds)
-        _keep(self._entries, key, (version, time.monotonic(), data, window), self._max)
+        _keep(self._entries, key, (version, self._clock(), data, window), self._max)
 
 
 class Memo(Generic[T]):

@@ -1,0 +1,269 @@
+"""The read model over SQL: queries on tables shaped for the answers (no replay, no
+recomputation), on one connection."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, select
+
+from service.adapters.stores.challenges import challenge_from_row, entry_from_row
+from service.adapters.stores.dead_letters import decode_headers
+from service.adapters.stores.paths import attempt_from_row, session_from_row
+from service.adapters.stores.service_state import CAUGHT_UP
+from service.adapters.stores.tasks import task_from_row
+from service.adapters.tables import (
+    SCORE_COLUMNS,
+    challenge_entries,
+    challenge_groups,
+    challenges,
+    consumer_offsets,
+    dead_letters,
+    driver_months,
+    ignored_events,
+    path_learners,
+    path_sessions,
+    service_state,
+    state_versions,
+    step_attempts,
+    step_corrections,
+    tasks,
+    user_groups,
+    users,
+)
+from service.app.ports import IgnoredEntry, Letter, LetterFilter, ReadModel, TopicPartition
+from service.app.records import Record
+from service.domain.challenges import Challenge, Entry
+from service.domain.events import PathSessionPublished, ScoreKind
+from service.domain.paths import Correction, LearnerState
+from service.domain.ranking import Month, Profile
+from service.domain.standings import Tally
+from service.domain.tasks import Task
+
+
+@contextlib.contextmanager
+def read_model(engine: Engine) -> Iterator[ReadModel]:
+    with engine.connect() as connection:
+        yield SqlReadModel(connection)
+
+
+class SqlReadModel:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def profiles(self, tenant_id: str, group: str | None) -> list[Profile]:
+        query = select(users.c.user_id, users.c.firstname, users.c.lastname, users.c.pseudo)
+        query = query.where(users.c.tenant_id == tenant_id)
+        if group:
+            query = query.join(
+                user_groups,
+                (user_groups.c.tenant_id == users.c.tenant_id)
+                & (user_groups.c.user_id == users.c.user_id),
+            ).where(user_groups.c.group_label == group)
+        return [Profile(*row) for row in self._c.execute(query)]
+
+    def month_tallies(
+        self, tenant_id: str, month: Month, kind: ScoreKind, group: str | None
+    ) -> dict[str, Tally]:
+        """A group's query starts from its members and looks their months up by key, so its
+        cost follows the group's size, not the tenant's (a left join fixes that order on
+        SQLite)."""
+        name = SCORE_COLUMNS[kind]
+        m, g = driver_months, user_groups
+        columns = (m.c.trips, m.c.metres, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
+        of_month = (m.c.tenant_id == tenant_id) & (m.c.year == month.year)
+        of_month &= m.c.month == month.number
+        if group:
+            query = (
+                select(g.c.user_id, *columns)
+                .select_from(g.outerjoin(m, of_month & (m.c.user_id == g.c.user_id)))
+                .where(g.c.tenant_id == tenant_id, g.c.group_label == group)
+            )
+        else:
+            query = select(m.c.user_id, *columns).where(of_month)
+        return {
+            user: Tally(trips, metres, weighted, weight)
+            for user, trips, metres, weighted, weight in self._c.execute(query)
+            if trips  # no month, or one whose trips were all deleted: it never happened
+        }
+
+    def task(self, tenant_id: str, task_id: str) -> Task | None:
+        row = self._c.execute(
+            select(tasks).where(tasks.c.tenant_id == tenant_id, tasks.c.task_id == task_id)
+        ).first()
+        return None if row is None else task_from_row(row)
+
+    def known_groups(self, tenant_id: str) -> frozenset[str]:
+        query = select(user_groups.c.group_label).where(user_groups.c.tenant_id == tenant_id)
+        return frozenset(self._c.execute(query.distinct()).scalars())
+
+    def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None:
+        key = (challenges.c.tenant_id == tenant_id) & (challenges.c.challenge_id == challenge_id)
+        row = self._c.execute(select(challenges).where(key)).first()
+        if row is None:
+            return None
+        groups = self._c.execute(
+            select(challenge_groups.c.group_label).where(
+                challenge_groups.c.tenant_id == tenant_id,
+                challenge_groups.c.challenge_id == challenge_id,
+            )
+        ).scalars()
+        return challenge_from_row(row, list(groups))
+
+    def challenge_entries(
+        self, tenant_id: str, challenge_id: str, arrived_before: datetime, group: str | None
+    ) -> list[tuple[Entry, Profile]]:
+        e, u = challenge_entries, users
+        query = (
+            select(e, u.c.firstname, u.c.lastname, u.c.pseudo)
+            .outerjoin(u, (u.c.tenant_id == e.c.tenant_id) & (u.c.user_id == e.c.user_id))
+            .where(
+                e.c.tenant_id == tenant_id,
+                e.c.challenge_id == challenge_id,
+                e.c.arrived_at < arrived_before,
+            )
+        )
+        if group:
+            query = query.join(
+                user_groups,
+                (user_groups.c.tenant_id == e.c.tenant_id) & (user_groups.c.user_id == e.c.user_id),
+            ).where(user_groups.c.group_label == group)
+        return [
+            (
+                entry_from_row(row),
+                Profile(row.user_id, row.firstname or "", row.lastname or "", row.pseudo or ""),
+            )
+            for row in self._c.execute(query)
+        ]
+
+    def path_session(self, tenant_id: str, session_id: str) -> PathSessionPublished | None:
+        row = self._c.execute(
+            select(path_sessions).where(
+                path_sessions.c.tenant_id == tenant_id, path_sessions.c.session_id == session_id
+            )
+        ).first()
+        return None if row is None else session_from_row(row)
+
+    def resolve_user(self, tenant_id: str, email_or_id: str) -> str | None:
+        by_profile = self._c.execute(
+            select(users.c.user_id)
+            .where(
+                users.c.tenant_id == tenant_id,
+                (users.c.user_id == email_or_id) | (users.c.email_lower == email_or_id.lower()),
+            )
+            .order_by((users.c.user_id != email_or_id), users.c.user_id)
+        ).first()
+        if by_profile is not None:
+            return str(by_profile.user_id)
+        by_enrollment = self._c.execute(
+            select(path_learners.c.user_id)
+            .where(path_learners.c.tenant_id == tenant_id, path_learners.c.user_id == email_or_id)
+            .limit(1)
+        ).first()
+        return None if by_enrollment is None else str(by_enrollment.user_id)
+
+    def learner_state(self, tenant_id: str, session_id: str, user_id: str) -> LearnerState | None:
+        enrolment = self._c.execute(
+            select(path_learners.c.enrolled_at, path_learners.c.unenrolled_at).where(
+                path_learners.c.tenant_id == tenant_id,
+                path_learners.c.session_id == session_id,
+                path_learners.c.user_id == user_id,
+            )
+        ).first()
+        if enrolment is None:
+            return None
+
+        def mine(table: Any) -> Any:
+            return (
+                select(table)
+                .where(
+                    table.c.tenant_id == tenant_id,
+                    table.c.session_id == session_id,
+                    table.c.user_id == user_id,
+                )
+                .order_by(table.c.attempt_id)
+            )
+
+        attempts = tuple(attempt_from_row(r) for r in self._c.execute(mine(step_attempts)))
+        corrections = tuple(
+            Correction(r.step_id, r.attempt_id, r.score, r.corrected_at)
+            for r in self._c.execute(mine(step_corrections))
+        )
+        return LearnerState(enrolment.enrolled_at, enrolment.unenrolled_at, attempts, corrections)
+
+    def state_versions(self) -> dict[str, int]:
+        query = select(state_versions.c.key, state_versions.c.version)
+        return {key: version for key, version in self._c.execute(query)}
+
+    def has_caught_up(self, group: str) -> bool:
+        query = select(service_state.c.value).where(
+            service_state.c.name == CAUGHT_UP.format(group=group)
+        )
+        return self._c.execute(query).first() is not None
+
+    def dead_letters(self, which: LetterFilter) -> list[Letter]:
+        query = select(dead_letters).order_by(dead_letters.c.id)
+        if which.ids:
+            query = query.where(dead_letters.c.id.in_(which.ids))
+        if which.topic:
+            query = query.where(dead_letters.c.topic == which.topic)
+        if which.tenant_id:
+            query = query.where(dead_letters.c.tenant_id == which.tenant_id)
+        letters = [_letter(row) for row in self._c.execute(query)]
+        if which.reason:
+            wanted = which.reason.lower()
+            letters = [x for x in letters if wanted in x.reason.lower()]
+        return letters[: which.limit] if which.limit else letters
+
+    def ignored_events(
+        self, tenant_id: str | None, kind: str | None, limit: int | None
+    ) -> list[IgnoredEntry]:
+        query = select(ignored_events).order_by(ignored_events.c.id.desc())
+        if tenant_id:
+            query = query.where(ignored_events.c.tenant_id == tenant_id)
+        if kind:
+            query = query.where(ignored_events.c.kind == kind)
+        if limit:
+            query = query.limit(limit)
+        return [
+            IgnoredEntry(
+                row.id,
+                Record(row.topic, row.partition, row.offset, 0, None, b""),
+                row.tenant_id,
+                row.event_id,
+                row.kind,
+                row.reason,
+                row.ignored_at,
+            )
+            for row in self._c.execute(query)
+        ]
+
+    def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
+        o = consumer_offsets
+        query = select(o.c.topic, o.c.partition, o.c.next_offset).where(o.c.consumer_group == group)
+        return {(topic, partition): offset for topic, partition, offset in self._c.execute(query)}
+
+
+def _letter(row: Row[Any]) -> Letter:
+    record = Record(
+        topic=row.topic,
+        partition=row.partition,
+        offset=row.offset,
+        timestamp_ms=row.record_timestamp_ms,
+        key=row.key,
+        value=row.value,
+        headers=decode_headers(row.headers),
+    )
+    return Letter(
+        row.id,
+        record,
+        row.reason,
+        row.tenant_id,
+        row.event_id,
+        row.first_failed_at,
+        row.last_failed_at,
+        row.attempts,
+    )

@@ -1,0 +1,20 @@
+"""The state's versions, moved on by every batch that changes a part of the state, so that API
+instances know when a cached answer is stale (`service.app.state_versions` names them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection
+
+from service.adapters.sql import upsert
+from service.adapters.tables import state_versions
+
+
+class SqlStateVersionStore:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def bump(self, keys: Iterable[str]) -> None:
+        rows = [{"key": key, "version": 1} for key in sorted(set(keys))]
+        upsert(self._c, state_versions, rows, keys=["key"], add=["version"])
