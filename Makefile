@@ -36,13 +36,8 @@ $(GEN_STAMP): $(PROTOS) $(STAMP)
 run: install
 	$(BIN)/podium run-local
 
-test: install
+test: lint
 	$(BIN)/python -m tests.services_up
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
-	$(BIN)/lint-imports
-	cd protos && ../$(BIN)/buf lint
 	$(BIN)/pytest -q
 
 test-fast: install
@@ -53,6 +48,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/vulture
 	cd protos && ../$(BIN)/buf lint
 
 # make bench BENCH_ARGS='--quick' | '--growth' | '--databases sqlite'

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
-from google.protobuf.message import Message
 from sqlalchemy import Engine
 
 from bench.harness import TENANT, apply_events, trip_message
@@ -140,10 +139,6 @@ async def produce_messages(
         await producer.flush()
     finally:
         await producer.stop()
-
-
-def serialized(message: Message) -> bytes:
-    return message.SerializeToString()
 
 
 def utc_now() -> datetime:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import Engine
 
-from consumers.topics import ensure_topics
 from service.bootstrap import Storage, consumer_loop
 from service.clock import SystemClock
 from service.config import Settings
@@ -89,7 +88,3 @@ async def podium_ingest_rate(
     finally:
         stop.set()
         await task
-
-
-async def ensure(settings: Settings) -> None:
-    await ensure_topics(settings)

@@ -154,7 +154,6 @@ class Run:
 
     partition: TopicPartition
     epoch: int
-    first_offset: int
     next_offset: int
     received: list[Received]
     dead: list[DeadLetter]
@@ -171,8 +170,8 @@ def decode_runs(fetched: Sequence[Fetched], family_of: Mapping[str, str]) -> lis
     runs = []
     for item in fetched:
         received, dead = split([to_record(m) for m in item.messages], family_of)
-        first, last = item.messages[0].offset, item.messages[-1].offset
-        runs.append(Run(item.partition, item.epoch, first, last + 1, received, dead))
+        next_offset = item.messages[-1].offset + 1
+        runs.append(Run(item.partition, item.epoch, next_offset, received, dead))
     return runs
 
 

@@ -47,6 +47,8 @@ class FakeConsumer:
         self.broken: dict[TopicPartition, Exception] = {}
         """Partitions whose next fetch raises (records the client cannot read)."""
         self.listener: Any = None
+        self.polls = 0
+        """How many times getmany was called: a test can wait for the loop to poll again."""
         self.started = asyncio.Event()
         self.stopped = False
 
@@ -95,6 +97,7 @@ class FakeConsumer:
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        self.polls += 1
         await asyncio.sleep(0)
         chosen = list(partitions) or list(self.assigned)
         fetchable = [p for p in chosen if p not in self.paused and p in self.positions]

@@ -8,42 +8,49 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from service.app.ports import EntryKey, UnitOfWork
-from service.app.records import Received
+from service.app.records import Received, version_of
 from service.app.trips import TripChange
 from service.domain import events as ev
 from service.domain.challenges import Challenge, Entry, contribution, entry_from_trips
 from service.domain.rules import Rules
 from service.domain.standings import EMPTY_TALLY, Tally
 from service.domain.trips import StoredTrip, TripFacts
-from service.domain.versions import Version
+from service.domain.versions import newest, replacing
 
 
 def fold_publications(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> None:
     """Replace each challenge by its newest publication (by occurred_at, then event_id) and
-    recompute its registrations. A challenge already frozen when a publication arrives stays."""
-    newest: dict[tuple[str, str], tuple[Challenge, Version, datetime]] = {}
-    for item in items:
-        payload = item.event.payload
-        assert isinstance(payload, ev.ChallengePublished)
-        meta = item.event.meta
-        key = (meta.tenant_id, payload.challenge_id)
-        version = Version(meta.occurred_at, meta.event_id)
-        if key not in newest or version > newest[key][1]:
-            newest[key] = (Challenge.from_event(payload), version, meta.arrived_at)
-    stored = uow.challenges.load(newest)
-    accepted: list[tuple[str, Challenge, Version]] = []
-    for key, (challenge, version, arrived_at) in sorted(newest.items()):
-        current = stored.get(key)
-        if current is not None and (
-            version <= current[1] or arrived_at >= current[0].freezes_at(rules.late_event_grace)
-        ):
-            continue
-        accepted.append((key[0], challenge, version))
-    uow.challenges.replace(accepted)
-    for tenant, challenge, _ in accepted:
-        _recompute(
-            uow, tenant, challenge, uow.challenges.entries_of(tenant, challenge.challenge_id), rules
-        )
+    recompute its registrations. A publication arriving once the stored challenge froze
+    changes nothing."""
+    published = [i for i in items if isinstance(i.event.payload, ev.ChallengePublished)]
+    stored = uow.challenges.load({(i.event.meta.tenant_id, _challenge_id(i)) for i in published})
+    frozen_at = {key: c.freezes_at(rules.late_event_grace) for key, (c, _) in stored.items()}
+
+    def in_time(item: Received) -> bool:
+        key = (item.event.meta.tenant_id, _challenge_id(item))
+        return key not in frozen_at or item.event.meta.arrived_at < frozen_at[key]
+
+    candidates = newest(
+        ((i.event.meta.tenant_id, _challenge_id(i)), version_of(i), _challenge(i))
+        for i in published
+        if in_time(i)
+    )
+    accepted = replacing(candidates, {key: version for key, (_, version) in stored.items()})
+    uow.challenges.replace([(key[0], challenge, version) for key, version, challenge in accepted])
+    for (tenant, challenge_id), _, challenge in accepted:
+        _recompute(uow, tenant, challenge, uow.challenges.entries_of(tenant, challenge_id), rules)
+
+
+def _challenge_id(item: Received) -> str:
+    payload = item.event.payload
+    assert isinstance(payload, ev.ChallengePublished)
+    return payload.challenge_id
+
+
+def _challenge(item: Received) -> Challenge:
+    payload = item.event.payload
+    assert isinstance(payload, ev.ChallengePublished)
+    return Challenge.from_event(payload)
 
 
 def fold_registrations(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> None:

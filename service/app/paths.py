@@ -6,31 +6,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from service.app.ports import LearnerKey, UnitOfWork
-from service.app.records import Received
+from service.app.records import Received, version_of
 from service.domain import events as ev
 from service.domain.paths import Attempt, Correction, LearnerState, fold, merge_correction
-from service.domain.versions import Version
+from service.domain.versions import newest, replacing
 
 LEARNER_EVENTS = (ev.PathEnrolled, ev.PathUnenrolled, ev.StepAttempted, ev.StepCorrected)
 
 
 def fold_path_sessions(uow: UnitOfWork, items: Sequence[Received]) -> None:
     """Replace each session by its newest publication (by occurred_at, then event_id)."""
-    newest: dict[tuple[str, str], tuple[ev.PathSessionPublished, Version]] = {}
-    for item in items:
-        payload = item.event.payload
-        assert isinstance(payload, ev.PathSessionPublished)
-        key = (item.event.meta.tenant_id, payload.session_id)
-        version = Version(item.event.meta.occurred_at, item.event.meta.event_id)
-        if key not in newest or version > newest[key][1]:
-            newest[key] = (payload, version)
-    stored = uow.paths.session_versions(newest)
+    candidates = newest(
+        ((i.event.meta.tenant_id, p.session_id), version_of(i), p)
+        for i in items
+        if isinstance(p := i.event.payload, ev.PathSessionPublished)
+    )
+    stored = uow.paths.session_versions(candidates)
     uow.paths.replace_sessions(
         [
             (tenant, session, version)
-            for (tenant, _), (session, version) in sorted(newest.items())
-            if (tenant, session.session_id) not in stored
-            or version > stored[(tenant, session.session_id)]
+            for (tenant, _), version, session in replacing(candidates, stored)
         ]
     )
 
@@ -59,20 +54,7 @@ def fold_learners(uow: UnitOfWork, items: Sequence[Received]) -> None:
         if isinstance(payload, ev.PathEnrolled | ev.PathUnenrolled):
             enrollments[key] = fold(enrollments.get(key, LearnerState()), payload)
         elif isinstance(payload, ev.StepAttempted):
-            attempts.append(
-                (
-                    key,
-                    Attempt(
-                        payload.step_id,
-                        payload.attempt_id,
-                        payload.started_at,
-                        payload.ended_at,
-                        payload.time_spent_ms,
-                        payload.score,
-                        payload.outside_path,
-                    ),
-                )
-            )
+            attempts.append((key, Attempt.from_event(payload)))
         else:
             _merge(corrections, key, payload)
     uow.paths.put_enrollments({k: (s.enrolled_at, s.unenrolled_at) for k, s in enrollments.items()})

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from service.domain.bounds import ID_MAX_LENGTH, REASON_MAX_LENGTH, TENANT_ID_MAX_LENGTH
 from service.domain.events import Event
 from service.domain.validation import NUL, id_problem
+from service.domain.versions import Version
 
 FAMILIES = ("catalog", "trips", "enrollments", "tasks")
 """The topics' names after the configurable prefix."""
@@ -83,6 +84,11 @@ def _valid_id(value: str | None, max_length: int = ID_MAX_LENGTH) -> str | None:
 class Received:
     event: Event
     record: Record
+
+
+def version_of(item: Received) -> Version:
+    """The version an entity-replacing event gives its entity."""
+    return Version(item.event.meta.occurred_at, item.event.meta.event_id)
 
 
 @dataclass(frozen=True, slots=True)

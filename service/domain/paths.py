@@ -58,6 +58,18 @@ class Attempt:
     score: float | None = None
     outside_path: bool = False
 
+    @classmethod
+    def from_event(cls, e: ev.StepAttempted) -> Attempt:
+        return cls(
+            e.step_id,
+            e.attempt_id,
+            e.started_at,
+            e.ended_at,
+            e.time_spent_ms,
+            e.score,
+            e.outside_path,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Correction:
@@ -86,15 +98,7 @@ def fold(state: LearnerState, event: LearnerEvent) -> LearnerState:
     if isinstance(event, ev.PathUnenrolled):
         return replace(state, unenrolled_at=_latest(state.unenrolled_at, event.unenrolled_at))
     if isinstance(event, ev.StepAttempted):
-        attempt = Attempt(
-            event.step_id,
-            event.attempt_id,
-            event.started_at,
-            event.ended_at,
-            event.time_spent_ms,
-            event.score,
-            event.outside_path,
-        )
+        attempt = Attempt.from_event(event)
         return replace(state, attempts=merge_attempt(state.attempts, attempt))
     correction = Correction(event.step_id, event.attempt_id, event.score, event.corrected_at)
     return replace(state, corrections=merge_correction(state.corrections, correction))
@@ -133,11 +137,6 @@ def archived_at(state: LearnerState) -> datetime | None:
     if state.enrolled_at is not None and state.enrolled_at > state.unenrolled_at:
         return None
     return state.unenrolled_at
-
-
-def is_enrolled(state: LearnerState) -> bool:
-    """Some enrollment (or unenrollment) was seen; attempts alone do not enroll anyone."""
-    return state.enrolled_at is not None or state.unenrolled_at is not None
 
 
 # --- one step ------------------------------------------------------------------------------

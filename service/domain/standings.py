@@ -81,10 +81,6 @@ class Tally:
         hundredths = self.score_hundredths
         return None if hundredths is None else hundredths / 100
 
-    @property
-    def km(self) -> float:
-        return metres_to_km(self.metres)
-
 
 EMPTY_TALLY = Tally()
 

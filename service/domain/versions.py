@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
+
+K = TypeVar("K", bound=tuple[str, ...])
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -12,3 +17,23 @@ class Version:
 
     at: datetime
     event_id: str
+
+
+def newest(items: Iterable[tuple[K, Version, T]]) -> dict[K, tuple[Version, T]]:
+    """Each key's newest value among `items`, whatever order they come in."""
+    found: dict[K, tuple[Version, T]] = {}
+    for key, version, value in items:
+        if key not in found or version > found[key][0]:
+            found[key] = (version, value)
+    return found
+
+
+def replacing(
+    candidates: Mapping[K, tuple[Version, T]], stored: Mapping[K, Version]
+) -> list[tuple[K, Version, T]]:
+    """The candidates newer than what is stored (or with nothing stored), in key order."""
+    return [
+        (key, version, value)
+        for key, (version, value) in sorted(candidates.items(), key=lambda item: item[0])
+        if key not in stored or version > stored[key]
+    ]

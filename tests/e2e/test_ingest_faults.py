@@ -222,7 +222,6 @@ async def test_podium_serve_stops_with_a_failure_code_when_its_consumer_loop_die
     """Never a zombie API answering from a state nobody updates any more."""
 
     async def broken(self: ConsumerLoop, stop: asyncio.Event) -> None:
-        await asyncio.sleep(0.5)
         raise RuntimeError("a bug in the loop")
 
     monkeypatch.setattr(ConsumerLoop, "run", broken)

@@ -34,7 +34,6 @@ from tests.builders import (
 USERS = ["u0", "u1", "u2", "u3"]
 GROUPS = ["g0", "g1"]
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
-OCT_FREEZE = Month(2026, 10).freezes_at(RULES.late_event_grace)
 # Arrivals straddle October's freeze so that late trips and deletions are exercised.
 ARRIVALS = st.integers(0, 12 * 24).map(
     lambda h: datetime(2026, 10, 28, tzinfo=UTC) + timedelta(hours=h)

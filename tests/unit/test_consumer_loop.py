@@ -4,6 +4,7 @@ dead-letters, when it retries, when it stops a partition, and what it reports.""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -36,11 +37,14 @@ class FakeStore:
     """Records whose fold fails (a deterministic error)."""
     unavailable: int = 0
     """The next this many applies fail as a lost database does."""
-    applies: int = 0
-    gate: asyncio.Event | None = None
+    gate: threading.Event | None = None
+    """When set, an apply waits for it to open (`entered` tells it has begun)."""
+    entered: threading.Event = field(default_factory=threading.Event)
 
     def apply(self, batch: Batch, dry_run: bool) -> Applied:
-        self.applies += 1
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(timeout=10)
         if self.unavailable:
             self.unavailable -= 1
             raise StorageUnavailable("connection refused")
@@ -277,14 +281,23 @@ async def test_a_batch_fenced_out_by_another_consumer_writes_nothing_and_resumes
 
 
 async def test_a_revocation_waits_for_the_batch_in_hand_and_a_reassignment_resumes() -> None:
-    async with running() as h:
+    gate = threading.Event()
+    store = FakeStore(gate=gate)
+    async with running(store) as h:
         first = h.produce(P0, 5)
-        await until(settled(h, *h.ids(P0, first)))
-        await h.consumer.rebalance(revoke=[P0])
-        later = h.produce(P0, 5)
-        await asyncio.sleep(0.05)
+        await asyncio.to_thread(store.entered.wait, 10)  # the batch is being applied
+        revoking = asyncio.create_task(h.consumer.rebalance(revoke=[P0]))
+        for _ in range(20):
+            await asyncio.sleep(0)  # let the revocation run as far as it can
+        assert not revoking.done()
+        gate.set()
+        await revoking
+        assert store.folded == h.ids(P0, first)
         assert P0 not in h.loop.positions
-        assert set(h.store.folded) == set(h.ids(P0, first))
+        later = h.produce(P0, 5)
+        polled = h.consumer.polls
+        await until(lambda: h.consumer.polls >= polled + 3)
+        assert store.folded == h.ids(P0, first)
         await h.consumer.rebalance(assign=[P0])
         await until(settled(h, *h.ids(P0, later)))
     assert h.store.folded == h.ids(P0, first) + h.ids(P0, later)
