@@ -1,4 +1,5 @@
-"""The one settings object, built from an injected environment mapping (SPEC section 6)."""
+"""The one settings object, built from an injected environment mapping (every variable: the
+README, "Configuration"; the rule settings: docs/rules.md#settings)."""
 
 from __future__ import annotations
 

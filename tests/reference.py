@@ -1,10 +1,11 @@
 """A mixed event stream for fault tests, and the answers recomputed from it in the test's own
 words: the reference Podium's answers are compared with after kills, freezes and outages.
 
-The reference reads the spec, not Podium's code: a driver's month counts its trips that
-ended in it and were not deleted; the score is the distance-weighted mean of the safety
-score, rounded half up to 2 decimals (exact fractions here); ranked drivers have at least
-5 trips and 20 km and a score; ranks are shared by equal rounded scores.
+The reference reads the rules (docs/rules.md#driver-ranking), not Podium's code: a driver's
+month counts its trips that ended in it and were not deleted; the score is the
+distance-weighted mean of the safety score, rounded half up to 2 decimals (exact fractions
+here); ranked drivers have at least 5 trips and 20 km and a score; ranks are shared by equal
+rounded scores.
 """
 
 from __future__ import annotations

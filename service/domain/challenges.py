@@ -1,4 +1,4 @@
-"""Challenges (SPEC section 4, "Challenges"): windows, tallies, live ranking and progress.
+"""Challenges (docs/rules.md#challenges): windows, tallies, live ranking and progress.
 
 Per registration Podium keeps two tallies: trips during the challenge (from the later of its
 start and the registration, to its end) and trips of the pre-challenge window. Storage adds a

@@ -1,7 +1,8 @@
-"""What can go wrong for a caller, in the product's words (SPEC section 3).
+"""What can go wrong for a caller, in the product's words (docs/rules.md#errors).
 
-Each error names the seed's `messageKey` as `reason` and its numeric `code` where the seed has
-one; `service.grpc.errors` is the one place that turns them into gRPC statuses.
+Each error names its `reason` (the `messageKey` of the public API the family is modelled on)
+and its numeric `code` where that API has one; `service.grpc.errors` is the one place that
+turns them into gRPC statuses.
 """
 
 from __future__ import annotations

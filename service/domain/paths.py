@@ -1,4 +1,4 @@
-"""A learner's stats on a path session (SPEC section 4, "Path-session stats").
+"""A learner's stats on a path session (docs/rules.md#path-session-stats).
 
 The learner's facts (enrollment times, attempts, corrections) fold into a `LearnerState` in any
 order; `stats` reads them against the session's current steps at a given moment. Everything
@@ -329,7 +329,7 @@ def _detailed_status(
     required: Sequence[StepProgress],
     now: datetime,
 ) -> tuple[DetailedStatusType, DetailedStatusReason | None]:
-    """The first rule that holds, in the order of SPEC section 4."""
+    """The first rule that holds, in the order of docs/rules.md#detailed-status."""
     all_done = bool(required) and all(p.completed for p in required)
     failing = [p for p in required if not p.successful]
     if session.starts_at is not None and now < session.starts_at:

@@ -1,4 +1,4 @@
-"""Monthly driver ranking (SPEC section 4, "Driver ranking").
+"""Monthly driver ranking (docs/rules.md#driver-ranking).
 
 A driver's month holds, as integers, their trip count and metres plus, per score kind, the
 weighted sum and weight of the trips that carry that score; the ranking of one kind reads the

@@ -1,4 +1,4 @@
-"""The rule settings of SPEC section 4, as the rules receive them."""
+"""The rule settings (docs/rules.md#settings), as the rules receive them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tallies of trips and the competition ranking shared by driver and challenge rankings.
+"""Tallies of trips and the competition ranking shared by driver and challenge rankings
+(docs/rules.md#conventions, docs/rules.md#ranking-order).
 
 Figures are kept as integers (metres, score units) so that adding a trip and later taking it
 away again returns the tally to exactly what it was: incremental state then equals a

@@ -1,4 +1,4 @@
-"""The task state machine (SPEC section 4, "Tasks"), as one explicit transition table.
+"""The task state machine (docs/rules.md#tasks), as one explicit transition table.
 
 PENDING on task_created, IN_PROGRESS on task_started, nbRemainingItems from task_progressed
 (never above nbItems, never rising), COMPLETED (nothing remaining) on task_completed, FAILED on

@@ -1,4 +1,5 @@
-"""A trip as the rules see it, and when it counts toward a frozen window.
+"""A trip as the rules see it, and when it counts toward a frozen window
+(docs/rules.md#arrival-time-and-freezes, docs/rules.md#re-sent-events-and-convergence).
 
 Every window (a month of the driver ranking, a challenge) freezes at a moment fixed by its end
 plus the late-event grace. Whether a trip counts in it depends only on when the trip and its

@@ -1,4 +1,5 @@
-"""Which event an entity was last replaced by: the newest wins, whatever the arrival order."""
+"""Which event an entity was last replaced by: the newest wins, whatever the arrival order
+(docs/rules.md#re-sent-events-and-convergence)."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ async def test_trips_in_binary_and_json_reach_the_ranking(running: Running) -> N
     assert [(d.userId, d.tripNumber) for d in answer.currentMonth.driverNotRanked] == [("ann", 4)]
 
 
-async def test_errors_carry_the_seeds_reason_and_code(running: Running) -> None:
+async def test_errors_carry_their_reason_domain_and_numeric_code(running: Running) -> None:
     stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(running.channel)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.GetDriverRanking(ranking_request("atlantis"), metadata=running.auth)

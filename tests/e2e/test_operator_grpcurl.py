@@ -48,7 +48,7 @@ async def test_health_says_serving(running: Running) -> None:
     assert json.loads(output) == {"status": "SERVING"}
 
 
-async def test_a_ranking_reads_like_the_seed(running: Running) -> None:
+async def test_grpcurl_prints_a_ranking_with_the_public_api_field_names(running: Running) -> None:
     await produce(
         running.servers,
         running.settings.topic("catalog"),

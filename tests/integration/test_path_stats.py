@@ -78,7 +78,7 @@ def test_a_learners_stats_follow_their_attempts_and_corrections(engine: Engine) 
     assert done.completed_at == NOW - timedelta(hours=1)
 
 
-def test_not_found_reasons_come_in_the_seeds_order(engine: Engine) -> None:
+def test_not_found_reasons_come_session_first_then_user_then_enrolment(engine: Engine) -> None:
     apply(
         engine,
         user("ann"),

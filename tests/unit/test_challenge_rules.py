@@ -1,3 +1,5 @@
+"""Challenge windows, tallies, ranking and progress (docs/rules.md#challenges)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -1,3 +1,5 @@
+"""Settings from the environment (docs/rules.md#settings for the rule settings)."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,7 +9,7 @@ import pytest
 from service.config import Settings, SettingsError
 
 
-def test_defaults_follow_the_spec() -> None:
+def test_defaults_are_sqlite_local_podium_topics_5_trips_20_km_and_a_24_hour_grace() -> None:
     settings = Settings.from_env({})
     assert settings.database_url == "sqlite:///podium.db"
     assert settings.grpc_address == "127.0.0.1:50051"

@@ -1,3 +1,6 @@
+"""Decoding records into events, or into the reason they are dead-lettered
+(docs/rules.md#validation-and-dead-letters)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -1,3 +1,5 @@
+"""A learner's path-session stats (docs/rules.md#path-session-stats)."""
+
 from __future__ import annotations
 
 from dataclasses import replace

@@ -1,3 +1,6 @@
+"""Driver months, their freezes and the monthly ranking (docs/rules.md#driver-ranking,
+docs/rules.md#arrival-time-and-freezes)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

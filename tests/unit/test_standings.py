@@ -1,3 +1,6 @@
+"""Tallies, rounding and the shared competition ranking (docs/rules.md#conventions,
+docs/rules.md#ranking-order)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

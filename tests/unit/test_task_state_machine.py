@@ -1,3 +1,5 @@
+"""The task state machine (docs/rules.md#tasks)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
