@@ -49,7 +49,11 @@ class Challenge:
             groups=tuple(sorted(set(e.groups))),
             min_trips=e.min_trips,
             min_metres=km_to_metres(e.min_distance_km),
-            pre_period=e.pre_challenge_period or (e.end_at - e.start_at),
+            pre_period=(
+                e.end_at - e.start_at
+                if e.pre_challenge_period is None
+                else e.pre_challenge_period
+            ),
             pre_min_trips=e.pre_challenge_min_trips,
         )
 

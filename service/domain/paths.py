@@ -169,12 +169,20 @@ class StepProgress:
 
     @property
     def awaits_correction(self) -> bool:
-        return not self.completed and len(self.attempts) > len(self.graded)
+        """An attempt waits for an assessor, and none has succeeded yet (a retake after a
+        failed graded attempt awaits its correction too)."""
+        return len(self.attempts) > len(self.graded) and not self.successful
+
+    @property
+    def attempts_left(self) -> bool:
+        limit = self.step.max_attempts
+        return not limit or len(self.attempts) < limit
 
     @property
     def out_of_attempts(self) -> bool:
-        limit = self.step.max_attempts
-        return bool(limit) and len(self.attempts) >= (limit or 0) and not self.successful
+        """Every allowed attempt is used and graded, none successful: a learner waiting for
+        an assessor is never failed for it."""
+        return not (self.attempts_left or self.successful or self.awaits_correction)
 
     @property
     def below_min_score(self) -> bool:
@@ -261,16 +269,17 @@ def stats(session: ev.PathSessionPublished, state: LearnerState, now: datetime) 
         c.attempt_id: c for c in state.corrections if archive is None or c.corrected_at <= archive
     }
     steps = [step_progress(s, attempts, corrections, state.enrolled_at) for s in session.steps]
-    # A session that marks no step mandatory asks for every step.
-    required = [p for p in steps if p.step.mandatory] or steps
-    detailed, reason = _detailed_status(session, steps, required, moment)
+    mandatory = [p for p in steps if p.step.mandatory]
+    # Success asks for every mandatory step, and for every step when none is mandatory.
+    required = mandatory or steps
+    detailed, reason = _detailed_status(session, steps, mandatory, required, moment)
     return PathStats(
         progress=_progress(steps),
         global_time_ms=sum(
             p.attempts[i].time_spent_ms for p in steps for i in range(len(p.attempts))
         ),
         score=_score(steps),
-        status=_status(steps, required, moment),
+        status=_status(steps, mandatory, moment),
         completed_at=_completed_at(required),
         detailed_type=detailed,
         detailed_reason=reason,
@@ -295,13 +304,14 @@ def _score(steps: Sequence[StepProgress]) -> int:
 
 
 def _status(
-    steps: Sequence[StepProgress], required: Sequence[StepProgress], now: datetime
+    steps: Sequence[StepProgress], mandatory: Sequence[StepProgress], now: datetime
 ) -> PathStatus:
+    """Optional steps never make a learner late or awaiting correction."""
     if steps and all(p.completed for p in steps):
         return PathStatus.COMPLETED
-    if any(p.awaits_correction for p in required):
+    if any(p.awaits_correction for p in mandatory):
         return PathStatus.AWAITING_CORRECTION
-    if any(p.past_due(now) for p in required):
+    if any(p.past_due(now) for p in mandatory):
         return PathStatus.LATE
     return PathStatus.ON_TIME
 
@@ -311,7 +321,7 @@ def _result(steps: Sequence[StepProgress]) -> PathResult | None:
         return PathResult.SUCCESSFUL
     if any(p.below_min_score and p.out_of_attempts for p in steps):
         return PathResult.UNSUCCESSFUL
-    if any(p.below_min_score and not p.out_of_attempts for p in steps):
+    if any(p.below_min_score and p.attempts_left for p in steps):
         return PathResult.RETAKE
     return None
 
@@ -326,18 +336,22 @@ def _completed_at(required: Sequence[StepProgress]) -> datetime | None:
 def _detailed_status(
     session: ev.PathSessionPublished,
     steps: Sequence[StepProgress],
+    mandatory: Sequence[StepProgress],
     required: Sequence[StepProgress],
     now: datetime,
 ) -> tuple[DetailedStatusType, DetailedStatusReason | None]:
-    """The first rule that holds, in the order of docs/rules.md#detailed-status."""
-    all_done = bool(required) and all(p.completed for p in required)
-    failing = [p for p in required if not p.successful]
+    """The first rule that holds (docs/rules.md#detailed-status): `required` are the steps
+    success asks for; every other rule looks at the mandatory steps only."""
+    failing = [p for p in mandatory if not p.successful]
+    all_done = all(p.completed for p in mandatory)
     if session.starts_at is not None and now < session.starts_at:
         return DetailedStatusType.SESSION_NOT_OPENED, None
-    if required and not failing:
+    if required and all(p.successful for p in required):
         return DetailedStatusType.SUCCESSFUL, None
     if all_done and any(p.out_of_attempts for p in failing):
         return DetailedStatusType.UNSUCCESSFUL, None
+    if any(p.awaits_correction for p in mandatory):
+        return DetailedStatusType.AWAITING_CORRECTION, None
     if session.ends_at is not None and session.ends_at <= now:
         return DetailedStatusType.UNSUCCESSFUL, DetailedStatusReason.SESSION_ENDED
     if all_done and failing:
@@ -346,10 +360,8 @@ def _detailed_status(
             DetailedStatusType.TO_RETAKE,
             DetailedStatusReason.MANDATORY_REPLAY if replay else None,
         )
-    if any(p.awaits_correction for p in required):
-        return DetailedStatusType.AWAITING_CORRECTION, None
     if not any(p.attempts for p in steps):
         return DetailedStatusType.NOT_YET_STARTED, None
-    if any(p.past_due(now) for p in required):
+    if any(p.past_due(now) for p in mandatory):
         return DetailedStatusType.LATE, None
     return DetailedStatusType.ON_TIME, None

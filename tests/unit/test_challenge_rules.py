@@ -18,7 +18,7 @@ from service.domain.challenges import (
 )
 from service.domain.errors import InvalidGroupLabel, NotApplicableForChallenge, ProgressNotAvailable
 from service.domain.events import ChallengePublished, ChallengeTheme, Scores, TripCompleted
-from service.domain.standings import Tally, km_to_metres, score_to_units, trip_tally
+from service.domain.standings import EMPTY_TALLY, Tally, km_to_metres, score_to_units, trip_tally
 from service.domain.trips import TripFacts
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -67,6 +67,15 @@ def tally(*trips: tuple[float, float]) -> Tally:
 def test_the_pre_challenge_period_defaults_to_the_challenges_length() -> None:
     assert make().pre_start == START - timedelta(days=7)
     assert make(pre_challenge_period=timedelta(days=30)).pre_start == START - timedelta(days=30)
+
+
+def test_an_explicit_pre_challenge_period_of_zero_is_kept_not_replaced_by_the_default() -> None:
+    challenge = make(pre_challenge_period=timedelta(0))
+    assert challenge.pre_start == START
+    assert contribution(challenge, START, trip(START - timedelta(hours=1)), GRACE) == (
+        EMPTY_TALLY,
+        EMPTY_TALLY,
+    )
 
 
 @pytest.mark.parametrize(

@@ -127,6 +127,39 @@ DETAILED = {
         learner(attempt()),
         (DetailedStatusType.SUCCESSFUL, None),
     ),
+    "awaiting-correction-is-never-failed-when-the-session-ends": (
+        session(ASSESSED, ends_at=NOW - HOUR),
+        learner(attempt()),
+        (DetailedStatusType.AWAITING_CORRECTION, None),
+    ),
+    "a-retake-awaiting-correction-awaits-it": (
+        session(step(min_score=80, max_attempts=3, requires_correction=True)),
+        learner(
+            attempt(ended=NOW - 2 * HOUR),
+            attempt(attempt_id="a2"),
+            corrections=(Correction("s1", "a1", 50, NOW - 2 * HOUR),),
+        ),
+        (DetailedStatusType.AWAITING_CORRECTION, None),
+    ),
+    "a-last-attempt-awaiting-correction-is-not-failed-yet": (
+        session(step(min_score=80, max_attempts=2, requires_correction=True)),
+        learner(
+            attempt(ended=NOW - 2 * HOUR),
+            attempt(attempt_id="a2"),
+            corrections=(Correction("s1", "a1", 50, NOW - 2 * HOUR),),
+        ),
+        (DetailedStatusType.AWAITING_CORRECTION, None),
+    ),
+    "an-optional-step-awaiting-correction-does-not-hold-success": (
+        session(step(), step("s2", mandatory=False, requires_correction=True)),
+        learner(attempt(), attempt("s2", "a2")),
+        (DetailedStatusType.SUCCESSFUL, None),
+    ),
+    "optional-steps-past-due-are-on-time-when-none-is-mandatory": (
+        session(step(due_at=NOW - HOUR, mandatory=False), step("s2", mandatory=False)),
+        learner(attempt("s2")),
+        (DetailedStatusType.ON_TIME, None),
+    ),
 }
 
 
@@ -152,6 +185,16 @@ STATUS = {
         PathStatus.ON_TIME,
     ),
     "on-time": (session(step(due_at=NOW)), learner(), PathStatus.ON_TIME),
+    "optional-steps-never-make-a-learner-late-even-when-none-is-mandatory": (
+        session(step(due_at=NOW - HOUR, mandatory=False), step("s2", mandatory=False)),
+        learner(),
+        PathStatus.ON_TIME,
+    ),
+    "an-optional-step-awaiting-correction-is-not-awaiting": (
+        session(step(), step("s2", mandatory=False, requires_correction=True)),
+        learner(attempt(), attempt("s2", "a2")),
+        PathStatus.ON_TIME,
+    ),
 }
 
 
@@ -174,6 +217,15 @@ RESULT = {
     "absent-when-an-optional-step-is-not-done": (
         session(step(), step("s2", mandatory=False)),
         learner(attempt()),
+        None,
+    ),
+    "neither-failed-nor-retake-while-the-last-attempt-awaits-correction": (
+        session(step(min_score=80, max_attempts=2, requires_correction=True)),
+        learner(
+            attempt(ended=NOW - 2 * HOUR),
+            attempt(attempt_id="a2"),
+            corrections=(Correction("s1", "a1", 50, NOW - 2 * HOUR),),
+        ),
         None,
     ),
     "time-limit-failure-is-not-below-min-score": (
