@@ -240,7 +240,11 @@ class Podium:
         await versions.start()
         self._versions = versions
         deps = QueryDeps(
-            answers=Answers(self.storage.read, ResponseCache()),
+            answers=Answers(
+                self.storage.read,
+                ResponseCache(),
+                while_rebuilding=self.settings.max_staleness_seconds,
+            ),
             versions=versions,
             clock=self.clock,
             rules=self.rules,

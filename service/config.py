@@ -31,6 +31,9 @@ class Settings:
     batch_max_records: int = 20_000
     """Under a backlog, bigger batches spread each transaction's fixed cost over more events;
     when the consumer keeps up, a batch holds only what arrived since the last one."""
+    max_staleness_seconds: float = 1.0
+    """While an answer is rebuilt, callers get the previous one if it is at most this old
+    (else they wait for the build): a query reflects an event within about a second."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -64,6 +67,9 @@ class Settings:
             batch_max_records=read(
                 "PODIUM_BATCH_MAX_RECORDS", _positive_int, defaults.batch_max_records
             ),
+            max_staleness_seconds=read(
+                "PODIUM_MAX_STALENESS_SECONDS", _positive_float, defaults.max_staleness_seconds
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -82,6 +88,7 @@ class Settings:
             "PODIUM_LATE_EVENT_GRACE_SECONDS": repr(self.late_event_grace.total_seconds()),
             "PODIUM_TOPIC_PARTITIONS": str(self.topic_partitions),
             "PODIUM_BATCH_MAX_RECORDS": str(self.batch_max_records),
+            "PODIUM_MAX_STALENESS_SECONDS": repr(self.max_staleness_seconds),
             **{name: value for name, value in optional.items() if value is not None},
         }
 
@@ -121,6 +128,13 @@ def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if not value >= 0:
         raise ValueError("must be >= 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a number > 0")
     return value
 
 

@@ -17,6 +17,17 @@ class PodiumError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.metadata: dict[str, str] = {}
+        """More for the caller, beside the reason and the code."""
+
+
+class InternalError(PodiumError):
+    """Anything unexpected. The caller gets a generic message and an error id, which the log
+    has beside the whole story; nothing of the failure itself (a statement, a host) leaks."""
+
+    def __init__(self, error_id: str) -> None:
+        super().__init__(f"Internal error (error id {error_id})")
+        self.metadata["error_id"] = error_id
 
 
 class Unauthenticated(PodiumError):
@@ -72,6 +83,7 @@ class ProgressNotAvailable(PodiumError):
         super().__init__(f"Progress is not available before {available_at.isoformat()}")
         self.available_at = available_at
         self.retry_after = max(available_at - now, timedelta(0))
+        self.metadata["retry_after"] = available_at.isoformat().replace("+00:00", "Z")
 
 
 class NotApplicableForChallenge(PodiumError):

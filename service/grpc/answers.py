@@ -23,11 +23,11 @@ V = TypeVar("V")
 
 Monotonic = Callable[[], float]
 
-WHILE_REBUILDING_SECONDS = 5.0
+WHILE_REBUILDING_SECONDS = 1.0
 """While the next answer is being built, callers get the previous one if it is younger than
-this, rather than all waiting for the build. A 10,000-driver month takes about 100 ms to
-build, but several seconds when the machine is saturated; callers then keep getting an
-answer at once (a few seconds old at worst) instead of queueing behind the build."""
+this (`PODIUM_MAX_STALENESS_SECONDS`), rather than all waiting for the build: a
+10,000-driver month takes tens of milliseconds to build, and much more when the machine is
+saturated; callers then get an answer at once, at most this old."""
 
 FRESH_ENOUGH_SECONDS = 0.25
 """A cached answer younger than this is served even if the state moved on since: under steady

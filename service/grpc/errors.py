@@ -33,15 +33,15 @@ def status_code_of(error: errors.PodiumError) -> grpc.StatusCode:
 
 def to_status(error: errors.PodiumError) -> grpc.Status:
     code = status_code_of(error)
-    metadata = {} if error.code is None else {"code": str(error.code)}
+    metadata = dict(error.metadata)
+    if error.code is not None:
+        metadata["code"] = str(error.code)
     details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)]
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         delay = duration_pb2.Duration()
         delay.FromTimedelta(retry_after)
         details.append(error_details_pb2.RetryInfo(retry_delay=delay))
-    if isinstance(error, errors.ProgressNotAvailable):
-        details[0].metadata["retry_after"] = error.available_at.isoformat().replace("+00:00", "Z")
     packed = []
     for detail in details:
         holder = any_pb2.Any()

@@ -8,7 +8,9 @@ them as they are.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,7 +24,7 @@ from service.app.ports import ReadModel
 from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.clock import Clock
 from service.domain.auth import Principal
-from service.domain.errors import PodiumError, StateNotReady
+from service.domain.errors import InternalError, PodiumError, StateNotReady
 from service.domain.ranking import Month, Profile
 from service.domain.rules import Rules
 from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
@@ -32,6 +34,8 @@ from service.grpc.auth import current_principal
 from service.grpc.errors import abort, status_code_of
 from service.grpc.state_versions import StateVersions
 from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 RETRY_WHILE_CATCHING_UP = timedelta(seconds=2)
 
@@ -199,6 +203,11 @@ def _behaviour(
         except PodiumError as error:
             code = status_code_of(error)
             await abort(context, error)
+        except Exception:
+            error_id = uuid.uuid4().hex[:16]
+            log.exception("internal error %s in %s", error_id, method)
+            code = grpc.StatusCode.INTERNAL
+            await abort(context, InternalError(error_id))
         finally:
             deps.metrics.requests.labels(method, code.name).inc()
             deps.metrics.request_seconds.labels(method).observe(time.perf_counter() - started)

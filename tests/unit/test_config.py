@@ -17,6 +17,7 @@ def test_defaults_are_sqlite_local_podium_topics_5_trips_20_km_and_a_24_hour_gra
     assert (settings.min_trips, settings.min_distance_km) == (5, 20.0)
     assert settings.late_event_grace == timedelta(hours=24)
     assert settings.kafka_bootstrap_servers is None
+    assert settings.max_staleness_seconds == 1.0
 
 
 def test_settings_are_read_from_the_environment() -> None:
@@ -43,6 +44,8 @@ def test_settings_are_read_from_the_environment() -> None:
         ("PODIUM_GRPC_ADDRESS", "localhost"),
         ("PODIUM_METRICS_ADDRESS", "0.0.0.0:http"),
         ("PODIUM_LATE_EVENT_GRACE_SECONDS", "-5"),
+        ("PODIUM_MAX_STALENESS_SECONDS", "0"),
+        ("PODIUM_MAX_STALENESS_SECONDS", "inf"),
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_it(name: str, value: str) -> None:
@@ -59,6 +62,7 @@ def test_settings_written_as_environment_read_back_the_same() -> None:
             "PODIUM_MIN_DISTANCE_KM": "12.5",
             "PODIUM_LATE_EVENT_GRACE_SECONDS": "90.25",
             "PODIUM_BATCH_MAX_RECORDS": "300",
+            "PODIUM_MAX_STALENESS_SECONDS": "0.5",
         }
     )
     assert Settings.from_env(settings.to_env()) == settings
