@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
 
 from service.app import queries
+from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import DetailedStatusType, PathStatus
@@ -24,23 +24,23 @@ SESSION = ev.PathSessionPublished(
 )
 
 
-def stats(engine: Engine, who: str = "ann", session: str = "p1", tenant: str = "acme"):  # type: ignore[no-untyped-def]
-    with read(engine) as reading:
+def stats(storage: Storage, who: str = "ann", session: str = "p1", tenant: str = "acme"):  # type: ignore[no-untyped-def]
+    with read(storage) as reading:
         return queries.path_session_stats(reading, tenant, session, who, NOW)
 
 
-def reason(engine: Engine, who: str, session: str = "p1", tenant: str = "acme") -> str:
+def reason(storage: Storage, who: str, session: str = "p1", tenant: str = "acme") -> str:
     with pytest.raises(NotFound) as missing:
-        stats(engine, who, session, tenant)
+        stats(storage, who, session, tenant)
     return missing.value.reason
 
 
-def test_a_learners_stats_follow_their_attempts_and_corrections(engine: Engine) -> None:
+def test_a_learners_stats_follow_their_attempts_and_corrections(storage: Storage) -> None:
     attempt = ev.StepAttempted(
         "p1", "ann", "s2", "a2", NOW - timedelta(hours=3), NOW - timedelta(hours=2), 120_000
     )
     apply(
-        engine,
+        storage,
         user("ann", email="Ann.Lee@Example.com"),
         path_event(SESSION),
         path_event(attempt),  # before the enrollment: order does not matter
@@ -58,17 +58,17 @@ def test_a_learners_stats_follow_their_attempts_and_corrections(engine: Engine) 
             )
         ),
     )
-    waiting = stats(engine)
+    waiting = stats(storage)
     assert (waiting.progress, waiting.global_time_ms, waiting.status) == (
         50,
         180_000,
         PathStatus.AWAITING_CORRECTION,
     )
     apply(
-        engine,
+        storage,
         path_event(ev.StepCorrected("p1", "ann", "s2", "a2", 90.0, NOW - timedelta(hours=1))),
     )
-    done = stats(engine, "ann.lee@example.COM")
+    done = stats(storage, "ann.lee@example.COM")
     assert (done.progress, done.score, done.status, done.detailed_type) == (
         100,
         85,
@@ -78,9 +78,9 @@ def test_a_learners_stats_follow_their_attempts_and_corrections(engine: Engine) 
     assert done.completed_at == NOW - timedelta(hours=1)
 
 
-def test_not_found_reasons_come_in_the_seeds_order(engine: Engine) -> None:
+def test_not_found_reasons_come_in_the_seeds_order(storage: Storage) -> None:
     apply(
-        engine,
+        storage,
         user("ann"),
         user("bob"),
         path_event(SESSION),
@@ -88,18 +88,18 @@ def test_not_found_reasons_come_in_the_seeds_order(engine: Engine) -> None:
         path_event(SESSION, tenant="other"),
         user("zed", tenant="other"),
     )
-    assert reason(engine, "nobody", session="nope") == "path_session_not_found"
-    assert reason(engine, "nobody") == "user_not_found"
-    assert reason(engine, "bob") == "user_not_enrolled"
-    assert reason(engine, "zed") == "user_not_found"
-    assert reason(engine, "ann", tenant="other") == "user_not_found"
-    assert stats(engine).detailed_type is DetailedStatusType.NOT_YET_STARTED
+    assert reason(storage, "nobody", session="nope") == "path_session_not_found"
+    assert reason(storage, "nobody") == "user_not_found"
+    assert reason(storage, "bob") == "user_not_enrolled"
+    assert reason(storage, "zed") == "user_not_found"
+    assert reason(storage, "ann", tenant="other") == "user_not_found"
+    assert stats(storage).detailed_type is DetailedStatusType.NOT_YET_STARTED
 
 
-def test_unenrolling_archives_the_stats(engine: Engine) -> None:
+def test_unenrolling_archives_the_stats(storage: Storage) -> None:
     left = NOW - timedelta(hours=6)
     apply(
-        engine,
+        storage,
         user("ann"),
         path_event(SESSION),
         path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(days=2))),
@@ -117,8 +117,8 @@ def test_unenrolling_archives_the_stats(engine: Engine) -> None:
             )
         ),
     )
-    archived = stats(engine)
+    archived = stats(storage)
     assert (archived.archived_at, archived.progress) == (left, 0)
-    apply(engine, path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(minutes=30))))
-    again = stats(engine)
+    apply(storage, path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(minutes=30))))
+    again = stats(storage)
     assert (again.archived_at, again.progress) == (None, 50)
