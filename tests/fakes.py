@@ -190,11 +190,7 @@ class FakeUserStore(_Store):
     def replace(self, profiles: Sequence[tuple[str, UserUpserted, Version]]) -> None:
         _one_each((tenant, p.user_id) for tenant, p, _ in profiles)
         for tenant, profile, version in profiles:
-            groups = tuple(sorted(set(profile.groups)))
-            self._state.users[(tenant, profile.user_id)] = (
-                dataclasses.replace(profile, groups=groups),
-                version,
-            )
+            self._state.users[(tenant, profile.user_id)] = (profile, version)
 
 
 class FakeTripStore(_Store):
@@ -220,8 +216,7 @@ class FakeDriverMonthStore(_Store):
     def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
         months = self._state.driver_months
         for key, delta in deltas.items():
-            if delta != NO_TOTALS:
-                months[key] = months.get(key, NO_TOTALS) + delta
+            months[key] = months.get(key, NO_TOTALS) + delta
 
 
 class FakeChallengeStore(_Store):

@@ -98,9 +98,8 @@ class TripStore(Protocol):
 
 class DriverMonthStore(Protocol):
     def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
-        """Add each delta to the driver's month (creating it at zero; a zero delta creates
-        nothing). A month whose trips fall back to zero stays stored, and `month_tallies`
-        leaves it out."""
+        """Add each delta to the driver's month (creating it at zero). A month whose trips
+        fall back to zero stays stored, and `month_tallies` leaves it out."""
 
 
 class ChallengeStore(Protocol):
@@ -296,7 +295,8 @@ class IgnoredEntry:
 
 
 class ReadModel(Protocol):
-    """Tables shaped for the answers, read at one moment (a connection, a snapshot)."""
+    """Tables shaped for the answers, read on one connection. Not necessarily one snapshot:
+    a batch committed while an answer is read may show in its later reads only."""
 
     def profiles(self, tenant_id: str, group: str | None) -> list[Profile]:
         """The group's members, or every profile of the tenant."""
