@@ -1,4 +1,4 @@
-"""GetPathSessionStats through the ingest and query use cases, on both databases."""
+"""GetPathSessionStats through the ingest and query use cases, on the fakes."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service.app import queries
-from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import DetailedStatusType, PathStatus
 from tests.builders import apply, path_event, read, user
+from tests.fakes import FakePorts
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 SESSION = ev.PathSessionPublished(
@@ -24,23 +24,23 @@ SESSION = ev.PathSessionPublished(
 )
 
 
-def stats(storage: Storage, who: str = "ann", session: str = "p1", tenant: str = "acme"):  # type: ignore[no-untyped-def]
-    with read(storage) as reading:
+def stats(ports: FakePorts, who: str = "ann", session: str = "p1", tenant: str = "acme"):  # type: ignore[no-untyped-def]
+    with read(ports) as reading:
         return queries.path_session_stats(reading, tenant, session, who, NOW)
 
 
-def reason(storage: Storage, who: str, session: str = "p1", tenant: str = "acme") -> str:
+def reason(ports: FakePorts, who: str, session: str = "p1", tenant: str = "acme") -> str:
     with pytest.raises(NotFound) as missing:
-        stats(storage, who, session, tenant)
+        stats(ports, who, session, tenant)
     return missing.value.reason
 
 
-def test_a_learners_stats_follow_their_attempts_and_corrections(storage: Storage) -> None:
+def test_a_learners_stats_follow_their_attempts_and_corrections(ports: FakePorts) -> None:
     attempt = ev.StepAttempted(
         "p1", "ann", "s2", "a2", NOW - timedelta(hours=3), NOW - timedelta(hours=2), 120_000
     )
     apply(
-        storage,
+        ports,
         user("ann", email="Ann.Lee@Example.com"),
         path_event(SESSION),
         path_event(attempt),  # before the enrollment: order does not matter
@@ -58,17 +58,17 @@ def test_a_learners_stats_follow_their_attempts_and_corrections(storage: Storage
             )
         ),
     )
-    waiting = stats(storage)
+    waiting = stats(ports)
     assert (waiting.progress, waiting.global_time_ms, waiting.status) == (
         50,
         180_000,
         PathStatus.AWAITING_CORRECTION,
     )
     apply(
-        storage,
+        ports,
         path_event(ev.StepCorrected("p1", "ann", "s2", "a2", 90.0, NOW - timedelta(hours=1))),
     )
-    done = stats(storage, "ann.lee@example.COM")
+    done = stats(ports, "ann.lee@example.COM")
     assert (done.progress, done.score, done.status, done.detailed_type) == (
         100,
         85,
@@ -78,9 +78,9 @@ def test_a_learners_stats_follow_their_attempts_and_corrections(storage: Storage
     assert done.completed_at == NOW - timedelta(hours=1)
 
 
-def test_not_found_reasons_come_in_the_seeds_order(storage: Storage) -> None:
+def test_not_found_reasons_come_in_the_seeds_order(ports: FakePorts) -> None:
     apply(
-        storage,
+        ports,
         user("ann"),
         user("bob"),
         path_event(SESSION),
@@ -88,18 +88,18 @@ def test_not_found_reasons_come_in_the_seeds_order(storage: Storage) -> None:
         path_event(SESSION, tenant="other"),
         user("zed", tenant="other"),
     )
-    assert reason(storage, "nobody", session="nope") == "path_session_not_found"
-    assert reason(storage, "nobody") == "user_not_found"
-    assert reason(storage, "bob") == "user_not_enrolled"
-    assert reason(storage, "zed") == "user_not_found"
-    assert reason(storage, "ann", tenant="other") == "user_not_found"
-    assert stats(storage).detailed_type is DetailedStatusType.NOT_YET_STARTED
+    assert reason(ports, "nobody", session="nope") == "path_session_not_found"
+    assert reason(ports, "nobody") == "user_not_found"
+    assert reason(ports, "bob") == "user_not_enrolled"
+    assert reason(ports, "zed") == "user_not_found"
+    assert reason(ports, "ann", tenant="other") == "user_not_found"
+    assert stats(ports).detailed_type is DetailedStatusType.NOT_YET_STARTED
 
 
-def test_unenrolling_archives_the_stats(storage: Storage) -> None:
+def test_unenrolling_archives_the_stats(ports: FakePorts) -> None:
     left = NOW - timedelta(hours=6)
     apply(
-        storage,
+        ports,
         user("ann"),
         path_event(SESSION),
         path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(days=2))),
@@ -117,8 +117,8 @@ def test_unenrolling_archives_the_stats(storage: Storage) -> None:
             )
         ),
     )
-    archived = stats(storage)
+    archived = stats(ports)
     assert (archived.archived_at, archived.progress) == (left, 0)
-    apply(storage, path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(minutes=30))))
-    again = stats(storage)
+    apply(ports, path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(minutes=30))))
+    again = stats(ports)
     assert (again.archived_at, again.progress) == (None, 50)
