@@ -53,6 +53,7 @@ from service.domain.trips import StoredTrip, TripFacts
 from service.domain.versions import Version
 
 K = TypeVar("K")
+R = TypeVar("R", DeadLetter, IgnoredEvent)
 Times = tuple[datetime | None, datetime | None]
 """A learner's (enrolled_at, unenrolled_at)."""
 
@@ -80,7 +81,7 @@ class State:
     versions: dict[str, int] = field(default_factory=dict)
     caught_up: dict[str, datetime] = field(default_factory=dict)
     last_ids: dict[str, int] = field(default_factory=dict)
-    """The last id given per table (ids are never reused, as a sequence's)."""
+    """The last id given per table (never reused, as a PostgreSQL sequence's)."""
 
     def copy(self) -> State:
         return State(**{f.name: copy.copy(getattr(self, f.name)) for f in dataclasses.fields(self)})
@@ -118,8 +119,9 @@ class FakePorts:
 class FakeUnitOfWork:
     """One transaction: the stores write to a copy of the state, published on `commit()`.
 
-    One writer at a time, as on SQLite: a commit after another unit of work's is refused
-    rather than losing what that one wrote."""
+    Units of work may overlap, but a commit after another one's commit (since this one
+    began) is refused rather than losing what that one wrote: where the databases would
+    make one wait for the other, the fake has nobody to wait for."""
 
     def __init__(self, ports: FakePorts) -> None:
         self._ports = ports
@@ -409,9 +411,6 @@ class FakeStateVersionStore(_Store):
         versions = self._state.versions
         for key in set(keys):
             versions[key] = versions.get(key, 0) + 1
-
-
-R = TypeVar("R", DeadLetter, IgnoredEvent)
 
 
 def _last_per_record(items: Sequence[R]) -> list[R]:

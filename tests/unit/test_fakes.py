@@ -27,7 +27,7 @@ def test_a_commit_over_another_units_commit_is_refused_rather_than_losing_it(
         with ports.unit_of_work() as second:
             second.versions.bump(["second"])
             second.commit()
-        with pytest.raises(RuntimeError, match="one writer at a time"):
+        with pytest.raises(RuntimeError, match="committed meanwhile"):
             first.commit()
     with ports.read() as read:
         assert read.state_versions() == {"second": 1}
