@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from google.protobuf import json_format
@@ -15,7 +16,7 @@ from google.protobuf.message import Message
 from sqlalchemy import Engine
 
 from service.app.ingest import Applied, Batch, apply_batch
-from service.app.ports import ReadModel
+from service.app.ports import ReadModel, UnitOfWork
 from service.app.queries import MonthRanking, month_ranking, ranking_months
 from service.app.records import Received, Record
 from service.bootstrap import Storage
@@ -98,9 +99,19 @@ def received(events: Iterable[ev.Event], topic: str = "podium.trips") -> list[Re
     ]
 
 
-def apply(engine: Engine, *events: ev.Event, rules: Rules = RULES) -> Applied:
+class Ports(Protocol):
+    """What a test folds events into and reads answers from: the database (`Storage`) or
+    memory (`tests.fakes.FakePorts`)."""
+
+    def unit_of_work(self) -> UnitOfWork: ...
+    def read(self) -> AbstractContextManager[ReadModel]: ...
+    def mark_caught_up(self, group: str, now: datetime) -> None: ...
+
+
+def apply(ports: Ports, *events: ev.Event, rules: Rules = RULES) -> Applied:
+    """Fold `events` as one consumed batch, through the ingest use case."""
     return apply_batch(
-        Storage(engine).unit_of_work,
+        ports.unit_of_work,
         Batch(received=received(events)),
         rules=rules,
         consumer_group="test",
@@ -108,9 +119,9 @@ def apply(engine: Engine, *events: ev.Event, rules: Rules = RULES) -> Applied:
     )
 
 
-def read(engine: Engine) -> AbstractContextManager[ReadModel]:
-    """The read model over `engine`, for one answer."""
-    return Storage(engine).read()
+def read(ports: Ports) -> AbstractContextManager[ReadModel]:
+    """The read model, for one answer."""
+    return ports.read()
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,16 @@ def fresh_memory_engine() -> Engine:
         source.close()
         target.close()
     return engine
+
+
+@contextlib.contextmanager
+def memory_storage() -> Iterator[Storage]:
+    """`Storage` over a fresh in-memory SQLite database (`fresh_memory_engine`)."""
+    engine = fresh_memory_engine()
+    try:
+        yield Storage(engine)
+    finally:
+        engine.dispose()
 
 
 def task_envelope(task_id: str, tenant: str = TENANT, **event: Any) -> Message:

@@ -1,5 +1,5 @@
-"""Fixtures: databases (SQLite file and PostgreSQL schema), the real broker (also behind a
-fault-injecting proxy), clocks."""
+"""Fixtures: in-memory ports, databases (SQLite file and PostgreSQL schema) and the ports over
+them, the real broker (also behind a fault-injecting proxy)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from sqlalchemy import Engine
 
 import migrations
 from service.adapters.database import create_database_engine
+from service.bootstrap import Storage
 from service.local_broker import LocalBroker, free_port
+from tests.fakes import FakePorts
 from tests.proxy import ThreadedTcpProxy
 from tests.services_up import POSTGRES_URL
 
@@ -66,8 +68,20 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def storage(engine: Engine) -> Storage:
+    """The ports over `engine`, as `podium` builds them (for tests of storage itself)."""
+    return Storage(engine)
+
+
+@pytest.fixture
+def ports() -> FakePorts:
+    """In-memory ports: what use-case tests fold events into and read answers from."""
+    return FakePorts()
+
+
+@pytest.fixture
 def memory_engine() -> Iterator[Engine]:
-    """An in-memory SQLite database: the fast stand-in for use-case tests."""
+    """An in-memory SQLite database."""
     engine = create_database_engine("sqlite://")
     migrations.upgrade(engine)
     yield engine

@@ -1,6 +1,10 @@
 """What the use cases need from the outside world, as protocols: the unit of work and its
 stores (the write side), the read model (the query side), and the failures that are not a
-batch's fault. `service.adapters` implements them over SQL; `tests/fakes.py` in memory.
+batch's fault. `service.adapters` implements them over SQL; `tests/fakes.py` in memory, and
+`tests/integration/test_ports_contract.py` holds both to what the docstrings here say.
+
+Lookups by keys return only the keys that are stored. Lists come in no particular order
+unless their docstring gives one.
 
 Nothing here knows SQL, Kafka or gRPC (an import-linter contract keeps it so).
 """
@@ -70,54 +74,71 @@ class StorageUnavailable(RuntimeError):
 
 
 class UserStore(Protocol):
-    def versions(self, keys: Iterable[TenantUser]) -> dict[TenantUser, Version]: ...
+    def versions(self, keys: Iterable[TenantUser]) -> dict[TenantUser, Version]:
+        """The version of each stored profile among `keys`."""
+
     def replace(self, profiles: Sequence[tuple[str, UserUpserted, Version]]) -> None:
-        """Replace whole profiles, group membership included."""
+        """Replace whole profiles, group membership included (a group listed twice counts
+        once). No two profiles of one user in one call."""
 
 
 class TripStore(Protocol):
-    def load(self, keys: Iterable[TripKey]) -> dict[TripKey, StoredTrip]: ...
+    def load(self, keys: Iterable[TripKey]) -> dict[TripKey, StoredTrip]:
+        """Stored trips: facts, or tombstones of deletions seen before their trip."""
+
     def of_users(self, tenant_id: str, user_ids: Iterable[str]) -> list[TripFacts]:
-        """Every recorded trip of these users (deleted ones included: freezes decide)."""
+        """Every recorded trip of these users (deleted ones included: freezes decide;
+        tombstones left out)."""
 
     def save(
         self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
-    ) -> None: ...
+    ) -> None:
+        """Write trips whole (a changed one replaces what is stored)."""
 
 
 class DriverMonthStore(Protocol):
     def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
-        """Add each delta to the driver's month (creating it at zero)."""
+        """Add each delta to the driver's month (creating it at zero). A month whose trips
+        fall back to zero stays stored, and `month_tallies` leaves it out."""
 
 
 class ChallengeStore(Protocol):
-    def load(
-        self, keys: Iterable[ChallengeKey]
-    ) -> dict[ChallengeKey, tuple[Challenge, Version]]: ...
+    def load(self, keys: Iterable[ChallengeKey]) -> dict[ChallengeKey, tuple[Challenge, Version]]:
+        """Stored challenges (their groups sorted, each once) with the version that
+        published them."""
+
     def replace(self, published: Sequence[tuple[str, Challenge, Version]]) -> None:
-        """Replace whole challenges, their groups included."""
+        """Replace whole challenges, their groups included. No two of one challenge in one
+        call. Registrations are kept."""
 
     def registrations(self, keys: Iterable[EntryKey]) -> dict[EntryKey, tuple[datetime, datetime]]:
-        """Stored registrations: (registered_at, arrived_at)."""
+        """Stored registrations, of published challenges or not: (registered_at, arrived_at)."""
 
     def entries_of(self, tenant_id: str, challenge_id: str) -> list[tuple[Entry, datetime]]:
-        """Every registration of a challenge, with when it arrived."""
+        """Every registration of a challenge (published or not), with when it arrived."""
 
     def entries_of_users(self, users: Iterable[TenantUser]) -> list[tuple[str, str, Entry]]:
-        """Registrations of these users to published challenges: (tenant, challenge_id, entry)."""
+        """Registrations of these users to published challenges only (a registration that
+        came before its challenge is left out): (tenant, challenge_id, entry)."""
 
     def put_entries(self, entries: Sequence[tuple[str, str, Entry, datetime]]) -> None:
-        """Write registrations with their tallies: (tenant, challenge_id, entry, arrived_at)."""
+        """Write registrations whole, tallies included: (tenant, challenge_id, entry,
+        arrived_at). No two of one registration in one call."""
 
     def add_to_entries(self, deltas: Mapping[EntryKey, tuple[Tally, Tally]]) -> None:
-        """Add (during, before) deltas to stored registrations."""
+        """Add (during, before) deltas to stored registrations; a delta for a registration
+        that is not stored changes nothing (it creates no row)."""
 
 
 class PathStore(Protocol):
-    def session_versions(self, keys: Iterable[SessionKey]) -> dict[SessionKey, Version]: ...
+    def session_versions(self, keys: Iterable[SessionKey]) -> dict[SessionKey, Version]:
+        """The version of each stored session among `keys`."""
+
     def replace_sessions(
         self, sessions: Sequence[tuple[str, PathSessionPublished, Version]]
-    ) -> None: ...
+    ) -> None:
+        """Replace whole sessions, steps included. No two of one session in one call."""
+
     def enrollments(
         self, keys: Iterable[LearnerKey]
     ) -> dict[LearnerKey, tuple[datetime | None, datetime | None]]:
@@ -125,23 +146,35 @@ class PathStore(Protocol):
 
     def put_enrollments(
         self, learners: Mapping[LearnerKey, tuple[datetime | None, datetime | None]]
-    ) -> None: ...
-    def add_attempts(self, attempts: Sequence[tuple[LearnerKey, Attempt]]) -> None:
-        """Record attempts once each (a re-sent attempt changes nothing)."""
+    ) -> None:
+        """Replace both times of each learner (a None replaces a stored time too)."""
 
-    def corrections(self, keys: Iterable[CorrectionKey]) -> dict[CorrectionKey, Correction]: ...
-    def put_corrections(self, corrections: Sequence[tuple[LearnerKey, Correction]]) -> None: ...
+    def add_attempts(self, attempts: Sequence[tuple[LearnerKey, Attempt]]) -> None:
+        """Record attempts once each, by attempt id: a re-sent attempt changes nothing, and
+        of one listed twice the first counts."""
+
+    def corrections(self, keys: Iterable[CorrectionKey]) -> dict[CorrectionKey, Correction]:
+        """Stored corrections, by (tenant, session, user, attempt id)."""
+
+    def put_corrections(self, corrections: Sequence[tuple[LearnerKey, Correction]]) -> None:
+        """Replace each attempt's correction whole. No two of one attempt in one call."""
 
 
 class TaskStore(Protocol):
     def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, Task]: ...
-    def in_progress(self, tenant_id: str, task_type: TaskType) -> dict[TaskKey, Task]: ...
-    def save(self, changed: Mapping[TaskKey, Task]) -> None: ...
+    def in_progress(self, tenant_id: str, task_type: TaskType) -> dict[TaskKey, Task]:
+        """The tenant's stored IN_PROGRESS tasks of this type."""
+
+    def save(self, changed: Mapping[TaskKey, Task]) -> None:
+        """Write tasks whole."""
 
 
 class IgnoredEventStore(Protocol):
     def add(self, ignored: Sequence[IgnoredEvent], now: datetime) -> None:
-        """Keep each record once: a replay of the same offsets adds nothing."""
+        """Keep each record (topic, partition, offset) once, ignored `now`: a record already
+        kept keeps its entry, so a replay of the same offsets adds nothing; of one record
+        listed twice in a call, the last counts. New entries get ids above every stored
+        one, in the order listed."""
 
 
 class OffsetStore(Protocol):
@@ -151,28 +184,40 @@ class OffsetStore(Protocol):
         """Stored next offsets of the group (of these partitions only, when given)."""
 
     def advance(self, group: str, moves: Mapping[TopicPartition, OffsetMove]) -> None:
-        """Compare-and-set each partition's stored offset; `OffsetMoved` if one moved."""
+        """Compare-and-set each partition's stored offset: from `None` only if none is
+        stored, else only from the stored one. `OffsetMoved` otherwise, and then the unit
+        of work must not commit (partitions set before the failing one are not undone)."""
 
-    def forget(self, group: str, topics: Iterable[str]) -> None: ...
+    def forget(self, group: str, topics: Iterable[str]) -> None:
+        """Drop the group's stored offsets of these topics (every partition)."""
 
 
 class DeadLetterStore(Protocol):
     def add(self, letters: Sequence[DeadLetter], now: datetime) -> None:
-        """Keep each record's letter once: a replay of the same offsets adds nothing."""
+        """Keep each record's (topic, partition, offset) letter once: a record that has a
+        letter keeps it as it is (reason and attempts too), so a replay of the same offsets
+        adds nothing; of one record listed twice in a call, the last counts. A new letter
+        failed first and last `now`, one attempt, with an id above every stored one."""
 
     def remove(self, ids: Iterable[int]) -> None:
-        """Remove replayed letters; `LetterGone` if another replay got there first."""
+        """Remove replayed letters; `LetterGone` if one is gone already (another replay got
+        there first), and then the unit of work must not commit."""
 
-    def failed_again(self, letter_id: int, reason: str, now: datetime) -> None: ...
+    def failed_again(self, letter_id: int, reason: str, now: datetime) -> None:
+        """A replayed letter failed again: its new reason, last failed `now`, one more
+        attempt (a letter that is gone changes nothing)."""
 
 
 class StateVersionStore(Protocol):
     def bump(self, keys: Iterable[str]) -> None:
-        """Move these state versions on (`service.app.state_versions`)."""
+        """Move each of these state versions on by one (`service.app.state_versions`); a key
+        never bumped is at 0."""
 
 
 class UnitOfWork(Protocol):
-    """One transaction: every store's writes and the offsets commit together, or none."""
+    """One transaction: every store's writes and the offsets commit together, or none. The
+    stores read the transaction's own writes; nobody else sees them before `commit()`. Used
+    only inside its `with` block (else RuntimeError)."""
 
     @property
     def users(self) -> UserStore: ...
@@ -202,7 +247,8 @@ class UnitOfWork(Protocol):
     def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
         """Serialize writers of these tenants across instances until the transaction ends."""
 
-    def commit(self) -> None: ...
+    def commit(self) -> None:
+        """Make the writes so far the state; writes after it need a commit of their own."""
 
 
 class LetterGone(RuntimeError):
@@ -214,12 +260,15 @@ class LetterGone(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class LetterFilter:
+    """Which dead letters to list: each field given (not empty) narrows the list."""
+
     ids: tuple[int, ...] = ()
     topic: str | None = None
     tenant_id: str | None = None
     reason: str | None = None
     """A part of the reason, case-insensitive."""
     limit: int | None = None
+    """The first this many, by id (None or 0: all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +295,8 @@ class IgnoredEntry:
 
 
 class ReadModel(Protocol):
-    """Tables shaped for the answers, read at one moment (a connection, a snapshot)."""
+    """Tables shaped for the answers, read on one connection. Not necessarily one snapshot:
+    a batch committed while an answer is read may show in its later reads only."""
 
     def profiles(self, tenant_id: str, group: str | None) -> list[Profile]:
         """The group's members, or every profile of the tenant."""
@@ -254,35 +304,51 @@ class ReadModel(Protocol):
     def month_tallies(
         self, tenant_id: str, month: Month, kind: ScoreKind, group: str | None
     ) -> dict[str, Tally]:
-        """Each driver's month with trips, for one ranking type."""
+        """Each driver's month with trips, for one ranking type: a month whose trips were
+        all deleted (0 trips) is left out, as if it never happened; for a group, only its
+        members' months."""
 
     def task(self, tenant_id: str, task_id: str) -> Task | None: ...
-    def known_groups(self, tenant_id: str) -> frozenset[str]: ...
-    def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None: ...
+    def known_groups(self, tenant_id: str) -> frozenset[str]:
+        """The groups some current profile of the tenant lists."""
+
+    def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None:
+        """The published challenge, its groups sorted."""
+
     def challenge_entries(
         self, tenant_id: str, challenge_id: str, arrived_before: datetime, group: str | None
     ) -> list[tuple[Entry, Profile]]:
-        """Registrations that arrived before `arrived_before`, with the users' profiles."""
+        """Registrations that arrived before `arrived_before`, with the users' profiles (a
+        user without one: a profile of their id alone); for a group, its members' only."""
 
     def path_session(self, tenant_id: str, session_id: str) -> PathSessionPublished | None: ...
     def resolve_user(self, tenant_id: str, email_or_id: str) -> str | None:
-        """A user id from an id or an email (case-insensitive); learners known only from
-        their enrollments are found by id."""
+        """A user id from an id or an email (case-insensitive): a profile of that id first,
+        else the profile of that email (the smallest id if several share it); learners
+        known only from their enrollments are found by id (exactly)."""
 
     def learner_state(self, tenant_id: str, session_id: str, user_id: str) -> LearnerState | None:
-        """The learner's folded facts, or None when no enrollment of theirs was seen."""
+        """The learner's folded facts, attempts and corrections by attempt id, or None when
+        no enrollment of theirs was seen (attempts alone enroll nobody)."""
 
-    def state_versions(self) -> dict[str, int]: ...
+    def state_versions(self) -> dict[str, int]:
+        """Every state version that was ever bumped."""
+
     def has_caught_up(self, group: str) -> bool:
         """Whether a consumer of the group has finished a first catch-up."""
 
-    def dead_letters(self, which: LetterFilter) -> list[Letter]: ...
+    def dead_letters(self, which: LetterFilter) -> list[Letter]:
+        """The letters `which` selects, by id."""
+
     def ignored_events(
         self, tenant_id: str | None, kind: str | None, limit: int | None
     ) -> list[IgnoredEntry]:
-        """Valid events a rule ignored, newest first."""
+        """Valid events a rule ignored, newest (highest id) first; of one tenant and one
+        kind when given, at most `limit` when given (not 0). An entry's record has only its
+        topic, partition and offset."""
 
-    def stored_offsets(self, group: str) -> dict[TopicPartition, int]: ...
+    def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """Every stored next offset of the group."""
 
 
 UnitsOfWork: TypeAlias = Callable[[], UnitOfWork]

@@ -16,7 +16,7 @@ from tests.builders import (
     arrival_batches,
     challenge,
     deletion,
-    fresh_memory_engine,
+    memory_storage,
     read,
     registration,
     trip,
@@ -101,15 +101,12 @@ def test_incremental_tallies_equal_a_recomputation_in_any_arrival_order(
     events: list[ev.Event], data: st.DataObject
 ) -> None:
     batches = arrival_batches(data, events)
-    engine = fresh_memory_engine()
-    try:
+    with memory_storage() as storage:
         for batch in batches:
-            apply(engine, *batch)
-        with read(engine) as reading:
+            apply(storage, *batch)
+        with read(storage) as reading:
             stored = reading.challenge("acme", "c1")
             assert stored is not None
             frozen = stored.freezes_at(RULES.late_event_grace)
             rows = reading.challenge_entries("acme", "c1", frozen, None)
-        assert {e.user_id: (e.during, e.before) for e, _ in rows} == expected(events)
-    finally:
-        engine.dispose()
+    assert {e.user_id: (e.during, e.before) for e, _ in rows} == expected(events)

@@ -25,7 +25,7 @@ from tests.builders import (
     arrival_batches,
     deletion,
     driver_ranking,
-    fresh_memory_engine,
+    memory_storage,
     read,
     trip,
     user,
@@ -119,14 +119,11 @@ def test_incremental_state_equals_a_recomputation_in_any_arrival_order(
     events: list[ev.Event], data: st.DataObject
 ) -> None:
     batches = arrival_batches(data, events)
-    engine = fresh_memory_engine()
-    try:
+    with memory_storage() as storage:
         for batch in batches:
-            apply(engine, *batch)
-        with read(engine) as reading:
+            apply(storage, *batch)
+        with read(storage) as reading:
             for group in ["", *sorted(_current_groups(events))]:
                 answer = driver_ranking(reading, "acme", ev.ScoreKind.SAFETY, group, NOW, RULES)
                 for ranking in (answer.current, answer.previous):
                     assert _flatten(ranking.standings) == recomputed(events, group, ranking.month)
-    finally:
-        engine.dispose()

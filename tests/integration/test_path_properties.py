@@ -13,7 +13,7 @@ from service.app import queries
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import LearnerState, fold, stats
-from tests.builders import apply, arrival_batches, fresh_memory_engine, path_event, read
+from tests.builders import apply, arrival_batches, memory_storage, path_event, read
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 TIMES = st.integers(-200, 0).map(lambda h: NOW + timedelta(hours=h))
@@ -66,19 +66,16 @@ def test_the_stats_are_the_same_for_every_arrival_order(
     events: list[ev.Payload], data: st.DataObject
 ) -> None:
     batches = arrival_batches(data, events)
-    engine = fresh_memory_engine()
-    try:
+    with memory_storage() as storage:
         for batch in batches:
-            apply(engine, *(path_event(p) for p in batch))
-        apply(engine, path_event(SESSION))
+            apply(storage, *(path_event(p) for p in batch))
+        apply(storage, path_event(SESSION))
         folded = reduce(fold, events, LearnerState())  # type: ignore[arg-type]
-        with read(engine) as c:
+        with read(storage) as c:
             if folded.enrolled_at is None and folded.unenrolled_at is None:
                 # Attempts alone enroll nobody: the learner is unknown to the platform.
                 with pytest.raises(NotFound, match="User 'u1' not found"):
                     queries.path_session_stats(c, "acme", "p1", "u1", NOW)
                 return
             answer = queries.path_session_stats(c, "acme", "p1", "u1", NOW)
-        assert answer == stats(SESSION, folded, NOW)
-    finally:
-        engine.dispose()
+    assert answer == stats(SESSION, folded, NOW)

@@ -1,11 +1,10 @@
-"""Challenges through the ingest and query use cases, on SQLite and PostgreSQL."""
+"""Challenges through the ingest and query use cases, on the fakes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
 
 from service.app import queries
 from service.domain.errors import (
@@ -16,6 +15,7 @@ from service.domain.errors import (
 )
 from service.domain.events import ChallengeTheme
 from tests.builders import RULES, apply, challenge, deletion, read, registration, trip, user
+from tests.fakes import FakePorts
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 END = datetime(2026, 11, 8, tzinfo=UTC)
@@ -24,20 +24,20 @@ PUBLISHED = START - timedelta(days=10)
 REPUBLISHED = START + timedelta(days=1)
 
 
-def ranking(engine: Engine, group: str = "", tenant: str = "acme") -> queries.ChallengeRanking:
-    with read(engine) as reading:
+def ranking(ports: FakePorts, group: str = "", tenant: str = "acme") -> queries.ChallengeRanking:
+    with read(ports) as reading:
         return queries.challenge_ranking(reading, tenant, "c1", group, RULES)
 
 
-def ranked(engine: Engine, group: str = "") -> list[tuple[str, int, int, float]]:
+def ranked(ports: FakePorts, group: str = "") -> list[tuple[str, int, int, float]]:
     return [
         (p.entrant.user_id, p.rank, p.entrant.during.trips, p.score_hundredths / 100)
-        for p in ranking(engine, group).standings.ranked
+        for p in ranking(ports, group).standings.ranked
     ]
 
 
-def progress(engine: Engine, now: datetime = AFTER, group: str = "") -> queries.ChallengeProgress:
-    with read(engine) as reading:
+def progress(ports: FakePorts, now: datetime = AFTER, group: str = "") -> queries.ChallengeProgress:
+    with read(ports) as reading:
         return queries.challenge_progress(reading, "acme", "c1", group, now, RULES)
 
 
@@ -61,79 +61,79 @@ def history(user_id: str, safety: float, count: int = 10) -> list:  # type: igno
 
 
 def test_trips_already_consumed_count_for_a_later_registration_and_publication(
-    engine: Engine,
+    ports: FakePorts,
 ) -> None:
-    apply(engine, user("ann"), user("bob"), *week_trips("ann", 9.0), *week_trips("bob", 7.0))
+    apply(ports, user("ann"), user("bob"), *week_trips("ann", 9.0), *week_trips("bob", 7.0))
     apply(
-        engine,
+        ports,
         registration("c1", "ann", registered_at=START),
         registration("c1", "bob", registered_at=START),
     )
-    apply(engine, challenge("c1", start=START, end=END))
-    assert ranked(engine) == [("ann", 1, 2, 9.0), ("bob", 2, 2, 7.0)]
+    apply(ports, challenge("c1", start=START, end=END))
+    assert ranked(ports) == [("ann", 1, 2, 9.0), ("bob", 2, 2, 7.0)]
 
 
-def test_the_registration_date_bounds_the_counted_trips(engine: Engine) -> None:
+def test_the_registration_date_bounds_the_counted_trips(ports: FakePorts) -> None:
     apply(
-        engine,
+        ports,
         challenge("c1", start=START, end=END),
         *week_trips("ann", 9.0, day=1),
         *week_trips("ann", 5.0, day=4),
         registration("c1", "ann", registered_at=START + timedelta(days=3)),
     )
-    assert ranked(engine) == [("ann", 1, 2, 5.0)]
+    assert ranked(ports) == [("ann", 1, 2, 5.0)]
 
 
-def test_trips_after_the_registration_are_added_incrementally(engine: Engine) -> None:
+def test_trips_after_the_registration_are_added_incrementally(ports: FakePorts) -> None:
     apply(
-        engine,
+        ports,
         challenge("c1", start=START, end=END),
         registration("c1", "ann", registered_at=START),
     )
-    apply(engine, *week_trips("ann", 8.0))
-    apply(engine, trip("late-one", "ann", safety=2.0, ended_at=START + timedelta(days=5)))
-    assert ranked(engine) == [("ann", 1, 3, 6.0)]
-    apply(engine, deletion("late-one", "ann", arrived_at=START + timedelta(days=5)))
-    assert ranked(engine) == [("ann", 1, 2, 8.0)]
+    apply(ports, *week_trips("ann", 8.0))
+    apply(ports, trip("late-one", "ann", safety=2.0, ended_at=START + timedelta(days=5)))
+    assert ranked(ports) == [("ann", 1, 3, 6.0)]
+    apply(ports, deletion("late-one", "ann", arrived_at=START + timedelta(days=5)))
+    assert ranked(ports) == [("ann", 1, 2, 8.0)]
 
 
-def test_a_republished_challenge_recomputes_what_it_changes(engine: Engine) -> None:
+def test_a_republished_challenge_recomputes_what_it_changes(ports: FakePorts) -> None:
     apply(
-        engine,
+        ports,
         challenge("c1", start=START, end=END, at=PUBLISHED),
         registration("c1", "ann", registered_at=START - timedelta(days=3)),
         *week_trips("ann", 9.0),
         *history("ann", 4.0, 2),
     )
-    assert ranked(engine) == [("ann", 1, 2, 9.0)]
+    assert ranked(ports) == [("ann", 1, 2, 9.0)]
     apply(
-        engine,
+        ports,
         challenge("c1", start=START - timedelta(days=3), end=END, at=REPUBLISHED),
     )
-    assert ranked(engine) == [("ann", 1, 4, 6.5)]
+    assert ranked(ports) == [("ann", 1, 4, 6.5)]
 
 
-def test_the_challenge_freezes_at_its_end_plus_the_grace(engine: Engine) -> None:
+def test_the_challenge_freezes_at_its_end_plus_the_grace(ports: FakePorts) -> None:
     frozen = END + RULES.late_event_grace
     apply(
-        engine,
+        ports,
         challenge("c1", start=START, end=END),
         registration("c1", "ann", registered_at=START),
         *week_trips("ann", 8.0),
     )
     apply(
-        engine,
+        ports,
         trip("too-late", "ann", safety=1.0, ended_at=START + timedelta(days=6), arrived_at=frozen),
         deletion("ann-2-0", "ann", arrived_at=frozen),
         registration("c1", "bob", registered_at=START, arrived_at=frozen),
     )
-    assert ranked(engine) == [("ann", 1, 2, 8.0)]
-    assert ranking(engine).registered == 1
+    assert ranked(ports) == [("ann", 1, 2, 8.0)]
+    assert ranking(ports).registered == 1
 
 
-def test_progress_compares_with_the_pre_challenge_window(engine: Engine) -> None:
+def test_progress_compares_with_the_pre_challenge_window(ports: FakePorts) -> None:
     apply(
-        engine,
+        ports,
         user("ann", "north", firstname="Ann"),
         user("bob", "north"),
         user("cyd", "south"),
@@ -146,7 +146,7 @@ def test_progress_compares_with_the_pre_challenge_window(engine: Engine) -> None
         *week_trips("cyd", 9.5),
         *history("cyd", 3.0, count=3),
     )
-    answer = progress(engine).progress
+    answer = progress(ports).progress
     assert [(line.entry.user_id, line.evolution_hundredths / 100) for line in answer.users] == [
         ("ann", 3.0),
         ("bob", 0.5),
@@ -157,19 +157,19 @@ def test_progress_compares_with_the_pre_challenge_window(engine: Engine) -> None
         2,
     )
     assert (answer.total_trips, answer.total_metres) == (6, 60_000)
-    north = progress(engine, group="north").progress
+    north = progress(ports, group="north").progress
     assert north.registered_users == 2
     with pytest.raises(InvalidGroupLabel):
-        progress(engine, group="west")
+        progress(ports, group="west")
 
 
-def test_progress_waits_for_the_end_and_never_applies_to_distance(engine: Engine) -> None:
-    apply(engine, challenge("c1", start=START, end=END, at=PUBLISHED))
+def test_progress_waits_for_the_end_and_never_applies_to_distance(ports: FakePorts) -> None:
+    apply(ports, challenge("c1", start=START, end=END, at=PUBLISHED))
     with pytest.raises(ProgressNotAvailable) as early:
-        progress(engine, now=END - timedelta(minutes=1))
+        progress(ports, now=END - timedelta(minutes=1))
     assert early.value.available_at == END
     apply(
-        engine,
+        ports,
         challenge(
             "c1",
             start=START,
@@ -179,20 +179,20 @@ def test_progress_waits_for_the_end_and_never_applies_to_distance(engine: Engine
         ),
     )
     with pytest.raises(NotApplicableForChallenge):
-        progress(engine, now=END - timedelta(minutes=1))
+        progress(ports, now=END - timedelta(minutes=1))
 
 
-def test_another_tenants_challenge_is_not_found(engine: Engine) -> None:
-    apply(engine, challenge("c1", start=START, end=END, tenant="other"))
+def test_another_tenants_challenge_is_not_found(ports: FakePorts) -> None:
+    apply(ports, challenge("c1", start=START, end=END, tenant="other"))
     with pytest.raises(NotFound) as missing:
-        ranking(engine)
+        ranking(ports)
     assert missing.value.reason == "challenge_not_found"
 
 
-def test_a_publication_arriving_after_the_freeze_changes_nothing(engine: Engine) -> None:
-    apply(engine, challenge("c1", start=START, end=END, at=PUBLISHED))
+def test_a_publication_arriving_after_the_freeze_changes_nothing(ports: FakePorts) -> None:
+    apply(ports, challenge("c1", start=START, end=END, at=PUBLISHED))
     apply(
-        engine,
+        ports,
         challenge("c1", start=START, end=END + timedelta(days=30), at=END + timedelta(days=3)),
     )
-    assert ranking(engine).challenge.end_at == END
+    assert ranking(ports).challenge.end_at == END

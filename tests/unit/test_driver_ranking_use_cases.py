@@ -1,11 +1,10 @@
-"""Driver ranking through the ingest and query use cases, on SQLite and PostgreSQL."""
+"""Driver ranking through the ingest and query use cases, on the fakes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
 
 from service.domain.errors import InvalidGroupLabel
 from service.domain.events import ScoreKind
@@ -20,17 +19,18 @@ from tests.builders import (
     trip,
     user,
 )
+from tests.fakes import FakePorts
 
 
 def ranking(
-    engine: Engine,
+    ports: FakePorts,
     group: str = "",
     *,
     now: datetime = T0,
     tenant: str = "acme",
     kind: ScoreKind = ScoreKind.SAFETY,
 ) -> DriverRanking:
-    with read(engine) as reading:
+    with read(ports) as reading:
         return driver_ranking(reading, tenant, kind, group, now, RULES)
 
 
@@ -55,9 +55,9 @@ def five_trips(user_id: str, safety: float, km: float = 5.0, prefix: str = "") -
     return [trip(f"{prefix}{user_id}-{i}", user_id, km=km, safety=safety) for i in range(5)]
 
 
-def test_drivers_need_five_trips_and_twenty_km_to_be_ranked(engine: Engine) -> None:
+def test_drivers_need_five_trips_and_twenty_km_to_be_ranked(ports: FakePorts) -> None:
     apply(
-        engine,
+        ports,
         user("ann"),
         user("bob"),
         user("cyd"),
@@ -65,7 +65,7 @@ def test_drivers_need_five_trips_and_twenty_km_to_be_ranked(engine: Engine) -> N
         *five_trips("bob", 8.0, km=3.0),
         *five_trips("cyd", 7.0)[:4],
     )
-    answer = ranking(engine)
+    answer = ranking(ports)
     assert ranked(answer) == [("ann", 1, 9.0, 25.0, 5)]
     assert not_ranked(answer) == ["cyd", "bob"]
     assert answer.current.month.number == 11
@@ -74,88 +74,88 @@ def test_drivers_need_five_trips_and_twenty_km_to_be_ranked(engine: Engine) -> N
 
 
 def test_a_group_ranking_lists_only_the_group_and_every_member_without_trips(
-    engine: Engine,
+    ports: FakePorts,
 ) -> None:
     apply(
-        engine,
+        ports,
         user("ann", "north"),
         user("bob", "south"),
         user("dee", "north"),
         *five_trips("ann", 9.0),
         *five_trips("bob", 9.5),
     )
-    answer = ranking(engine, "north")
+    answer = ranking(ports, "north")
     assert [r[0] for r in ranked(answer)] == ["ann"]
     assert not_ranked(answer) == ["dee"]
 
 
-def test_an_unknown_group_is_refused(engine: Engine) -> None:
-    apply(engine, user("ann", "north"))
+def test_an_unknown_group_is_refused(ports: FakePorts) -> None:
+    apply(ports, user("ann", "north"))
     with pytest.raises(InvalidGroupLabel):
-        ranking(engine, "atlantis")
+        ranking(ports, "atlantis")
 
 
-def test_a_trip_before_its_drivers_profile_counts_once_the_profile_comes(engine: Engine) -> None:
-    apply(engine, *five_trips("ann", 9.0))
-    assert ranked(ranking(engine))[0][0] == "ann"
-    apply(engine, user("ann", "north", firstname="Annie"))
-    answer = ranking(engine, "north")
+def test_a_trip_before_its_drivers_profile_counts_once_the_profile_comes(ports: FakePorts) -> None:
+    apply(ports, *five_trips("ann", 9.0))
+    assert ranked(ranking(ports))[0][0] == "ann"
+    apply(ports, user("ann", "north", firstname="Annie"))
+    answer = ranking(ports, "north")
     assert ranked(answer) == [("ann", 1, 9.0, 25.0, 5)]
     assert answer.current.standings.ranked[0].entrant.profile.firstname == "Annie"
 
 
-def test_a_deleted_trip_leaves_the_ranking_as_if_it_never_came(engine: Engine) -> None:
-    apply(engine, user("ann"), *five_trips("ann", 9.0), trip("extra", "ann", km=100, safety=1.0))
-    apply(engine, deletion("extra", "ann", arrived_at=T0 + timedelta(hours=1)))
-    assert ranked(ranking(engine)) == [("ann", 1, 9.0, 25.0, 5)]
+def test_a_deleted_trip_leaves_the_ranking_as_if_it_never_came(ports: FakePorts) -> None:
+    apply(ports, user("ann"), *five_trips("ann", 9.0), trip("extra", "ann", km=100, safety=1.0))
+    apply(ports, deletion("extra", "ann", arrived_at=T0 + timedelta(hours=1)))
+    assert ranked(ranking(ports)) == [("ann", 1, 9.0, 25.0, 5)]
 
 
-def test_duplicates_change_nothing(engine: Engine) -> None:
+def test_duplicates_change_nothing(ports: FakePorts) -> None:
     events = [user("ann"), *five_trips("ann", 9.0)]
-    apply(engine, *events)
-    apply(engine, *events, *events)
-    assert ranked(ranking(engine)) == [("ann", 1, 9.0, 25.0, 5)]
+    apply(ports, *events)
+    apply(ports, *events, *events)
+    assert ranked(ranking(ports)) == [("ann", 1, 9.0, 25.0, 5)]
 
 
-def test_a_conflicting_resend_of_a_trip_is_dead_lettered(engine: Engine) -> None:
-    apply(engine, trip("t1", "ann", km=10))
-    outcome = apply(engine, trip("t1", "ann", km=11))
+def test_a_conflicting_resend_of_a_trip_is_dead_lettered(ports: FakePorts) -> None:
+    apply(ports, trip("t1", "ann", km=10))
+    outcome = apply(ports, trip("t1", "ann", km=11))
     assert [d.rejection.reason for d in outcome.dead_lettered] == [
         "trip 't1' is already recorded with other figures"
     ]
 
 
-def test_a_frozen_month_ignores_trips_and_deletions_that_arrive_late(engine: Engine) -> None:
+def test_a_frozen_month_ignores_trips_and_deletions_that_arrive_late(ports: FakePorts) -> None:
     october = datetime(2026, 10, 20, tzinfo=UTC)
     late = datetime(2026, 11, 2, 0, 0, 1, tzinfo=UTC)
     apply(
-        engine,
+        ports,
         user("ann"),
         *[trip(f"o{i}", "ann", km=5, safety=9.0, ended_at=october) for i in range(5)],
     )
     apply(
-        engine,
+        ports,
         trip("late", "ann", km=50, safety=1.0, ended_at=october, arrived_at=late),
         deletion("o0", "ann", arrived_at=late),
     )
-    previous = ranking(engine).previous.standings.ranked
+    previous = ranking(ports).previous.standings.ranked
     assert [(p.entrant.tally.trips, p.score_hundredths) for p in previous] == [(5, 900)]
 
 
-def test_tenants_never_see_each_others_drivers(engine: Engine) -> None:
+def test_tenants_never_see_each_others_drivers(ports: FakePorts) -> None:
     apply(
-        engine, user("ann", "north"), *five_trips("ann", 9.0), user("zed", "north", tenant="other")
+        ports, user("ann", "north"), *five_trips("ann", 9.0), user("zed", "north", tenant="other")
     )
-    assert not_ranked(ranking(engine, "north", tenant="other")) == ["zed"]
+    assert not_ranked(ranking(ports, "north", tenant="other")) == ["zed"]
     with pytest.raises(InvalidGroupLabel):
-        ranking(engine, "north", tenant="nobody")
+        ranking(ports, "north", tenant="nobody")
 
 
-def test_the_newest_profile_wins_whatever_the_arrival_order(engine: Engine) -> None:
+def test_the_newest_profile_wins_whatever_the_arrival_order(ports: FakePorts) -> None:
     newer = user("ann", "south", at=T0 + timedelta(minutes=5))
     older = user("ann", "north", at=T0)
-    apply(engine, newer)
-    apply(engine, older)
+    apply(ports, newer)
+    apply(ports, older)
     with pytest.raises(InvalidGroupLabel):
-        ranking(engine, "north")
-    assert not_ranked(ranking(engine, "south")) == ["ann"]
+        ranking(ports, "north")
+    assert not_ranked(ranking(ports, "south")) == ["ann"]

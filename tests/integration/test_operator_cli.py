@@ -1,4 +1,6 @@
-"""The operator's dead-letter tools, through the `podium dlq` command, on both databases."""
+"""The operator's tools for what ingest set aside, through `podium dlq` and `podium ignored`,
+on both databases (the replay's orchestration is tested on the fakes, in
+tests/unit/test_dead_letter_replay.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ from sqlalchemy import Engine, func, select
 
 from consumers.runner import split
 from service.adapters.tables import dead_letters, trips
-from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.ingest import Batch, apply_batch
 from service.app.records import DeadLetter, Record, Rejected
+from service.bootstrap import Storage
 from service.cli import main
-from tests.builders import RULES, trip_envelope
+from service.domain import events as ev
+from tests.builders import RULES, T0, apply, meta, trip_envelope
 
 FAMILIES = {f"podium.{f}": f for f in ("catalog", "trips", "enrollments", "tasks")}
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -24,10 +27,10 @@ def record(value: bytes, offset: int, tenant_key: bytes = b"ann") -> Record:
     return Record("podium.trips", 0, offset, int(NOW.timestamp() * 1000), tenant_key, value)
 
 
-def consume(engine: Engine, *records: Record) -> None:
+def consume(storage: Storage, *records: Record) -> None:
     received, dead = split(list(records), FAMILIES)
     apply_batch(
-        lambda: SqlUnitOfWork(engine),
+        storage.unit_of_work,
         Batch(received=received, dead=dead),
         rules=RULES,
         consumer_group="podium",
@@ -46,11 +49,11 @@ def trip_count(engine: Engine) -> int:
 
 
 def test_a_bad_event_is_listed_and_replaying_it_unchanged_keeps_it(
-    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+    storage: Storage, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     broken = trip_envelope("bad", "ann", safety=8.0)
     broken.trip_completed.scores.safety = 42.0
-    consume(engine, record(broken.SerializeToString(), 7), record(b"\x00garbage", 8))
+    consume(storage, record(broken.SerializeToString(), 7), record(b"\x00garbage", 8))
 
     code, out = podium(database_url, capsys, "dlq", "list", "--json")
     letters = [json.loads(line) for line in out.splitlines()]
@@ -73,17 +76,18 @@ def test_a_bad_event_is_listed_and_replaying_it_unchanged_keeps_it(
     again = [json.loads(line) for line in out.splitlines()]
     assert [(x["offset"], x["attempts"]) for x in again] == [(7, 2), (8, 1)]
     assert again[0]["reason"] == letters[0]["reason"]
-    assert trip_count(engine) == 0
+    assert trip_count(storage.engine) == 0
 
 
 def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(
-    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+    storage: Storage, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # As after a bug that has since been fixed: a sound event sits in the store.
     sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
-    with SqlUnitOfWork(engine) as uow:
+    with storage.unit_of_work() as uow:
         uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
         uow.commit()
+    engine = storage.engine
 
     code, out = podium(database_url, capsys, "dlq", "replay", "--topic", "podium.trips")
     assert code == 0
@@ -95,3 +99,17 @@ def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(
     code, out = podium(database_url, capsys, "dlq", "replay", "--topic", "podium.trips")
     assert (code, out) == (0, "")
     assert trip_count(engine) == 1
+
+
+def test_an_operator_lists_the_ignored_events(
+    storage: Storage, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def event(payload: ev.Payload) -> ev.Event:
+        return ev.Event(meta("acme"), payload)
+
+    apply(storage, event(ev.TaskStarted("ghost", T0)), event(ev.TaskProgressed("ghost", 3)))
+    code, out = podium(database_url, capsys, "ignored", "list", "--json", "--tenant", "acme")
+    assert code == 0
+    listed = [json.loads(line) for line in out.splitlines()]
+    assert [(x["kind"], x["tenantId"]) for x in listed] == [("unknown_task", "acme")] * 2
+    assert listed[0]["reason"] == "no task 'ghost' was created"

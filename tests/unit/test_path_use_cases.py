@@ -1,17 +1,17 @@
-"""GetPathSessionStats through the ingest and query use cases, on both databases."""
+"""GetPathSessionStats through the ingest and query use cases, on the fakes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
 
 from service.app import queries
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import DetailedStatusType, PathStatus
 from tests.builders import apply, path_event, read, user
+from tests.fakes import FakePorts
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 SESSION = ev.PathSessionPublished(
@@ -24,23 +24,23 @@ SESSION = ev.PathSessionPublished(
 )
 
 
-def stats(engine: Engine, who: str = "ann", session: str = "p1", tenant: str = "acme"):  # type: ignore[no-untyped-def]
-    with read(engine) as reading:
+def stats(ports: FakePorts, who: str = "ann", session: str = "p1", tenant: str = "acme"):  # type: ignore[no-untyped-def]
+    with read(ports) as reading:
         return queries.path_session_stats(reading, tenant, session, who, NOW)
 
 
-def reason(engine: Engine, who: str, session: str = "p1", tenant: str = "acme") -> str:
+def reason(ports: FakePorts, who: str, session: str = "p1", tenant: str = "acme") -> str:
     with pytest.raises(NotFound) as missing:
-        stats(engine, who, session, tenant)
+        stats(ports, who, session, tenant)
     return missing.value.reason
 
 
-def test_a_learners_stats_follow_their_attempts_and_corrections(engine: Engine) -> None:
+def test_a_learners_stats_follow_their_attempts_and_corrections(ports: FakePorts) -> None:
     attempt = ev.StepAttempted(
         "p1", "ann", "s2", "a2", NOW - timedelta(hours=3), NOW - timedelta(hours=2), 120_000
     )
     apply(
-        engine,
+        ports,
         user("ann", email="Ann.Lee@Example.com"),
         path_event(SESSION),
         path_event(attempt),  # before the enrollment: order does not matter
@@ -58,17 +58,17 @@ def test_a_learners_stats_follow_their_attempts_and_corrections(engine: Engine) 
             )
         ),
     )
-    waiting = stats(engine)
+    waiting = stats(ports)
     assert (waiting.progress, waiting.global_time_ms, waiting.status) == (
         50,
         180_000,
         PathStatus.AWAITING_CORRECTION,
     )
     apply(
-        engine,
+        ports,
         path_event(ev.StepCorrected("p1", "ann", "s2", "a2", 90.0, NOW - timedelta(hours=1))),
     )
-    done = stats(engine, "ann.lee@example.COM")
+    done = stats(ports, "ann.lee@example.COM")
     assert (done.progress, done.score, done.status, done.detailed_type) == (
         100,
         85,
@@ -78,9 +78,9 @@ def test_a_learners_stats_follow_their_attempts_and_corrections(engine: Engine) 
     assert done.completed_at == NOW - timedelta(hours=1)
 
 
-def test_not_found_reasons_come_session_first_then_user_then_enrolment(engine: Engine) -> None:
+def test_not_found_reasons_come_session_first_then_user_then_enrolment(ports: FakePorts) -> None:
     apply(
-        engine,
+        ports,
         user("ann"),
         user("bob"),
         path_event(SESSION),
@@ -88,18 +88,18 @@ def test_not_found_reasons_come_session_first_then_user_then_enrolment(engine: E
         path_event(SESSION, tenant="other"),
         user("zed", tenant="other"),
     )
-    assert reason(engine, "nobody", session="nope") == "path_session_not_found"
-    assert reason(engine, "nobody") == "user_not_found"
-    assert reason(engine, "bob") == "user_not_enrolled"
-    assert reason(engine, "zed") == "user_not_found"
-    assert reason(engine, "ann", tenant="other") == "user_not_found"
-    assert stats(engine).detailed_type is DetailedStatusType.NOT_YET_STARTED
+    assert reason(ports, "nobody", session="nope") == "path_session_not_found"
+    assert reason(ports, "nobody") == "user_not_found"
+    assert reason(ports, "bob") == "user_not_enrolled"
+    assert reason(ports, "zed") == "user_not_found"
+    assert reason(ports, "ann", tenant="other") == "user_not_found"
+    assert stats(ports).detailed_type is DetailedStatusType.NOT_YET_STARTED
 
 
-def test_unenrolling_archives_the_stats(engine: Engine) -> None:
+def test_unenrolling_archives_the_stats(ports: FakePorts) -> None:
     left = NOW - timedelta(hours=6)
     apply(
-        engine,
+        ports,
         user("ann"),
         path_event(SESSION),
         path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(days=2))),
@@ -117,8 +117,8 @@ def test_unenrolling_archives_the_stats(engine: Engine) -> None:
             )
         ),
     )
-    archived = stats(engine)
+    archived = stats(ports)
     assert (archived.archived_at, archived.progress) == (left, 0)
-    apply(engine, path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(minutes=30))))
-    again = stats(engine)
+    apply(ports, path_event(ev.PathEnrolled("p1", "ann", NOW - timedelta(minutes=30))))
+    again = stats(ports)
     assert (again.archived_at, again.progress) == (None, 50)

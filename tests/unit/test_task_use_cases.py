@@ -1,18 +1,17 @@
-"""Task events through the ingest use case, GetTask through the query, on both databases."""
+"""Task events through the ingest use case, GetTask through the query, on the fakes."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
 
 from service.app import queries
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.events import TaskStatus, TaskType
 from tests.builders import T0, apply, meta, read
+from tests.fakes import FakePorts
 
 TRIPS = TaskType.PUSH_FAILED_TRIPS
 
@@ -21,12 +20,12 @@ def event(payload: ev.Payload, tenant: str = "acme") -> ev.Event:
     return ev.Event(meta(tenant), payload)
 
 
-def test_a_task_goes_from_pending_to_completed(engine: Engine) -> None:
-    apply(engine, event(ev.TaskCreated("k1", TRIPS, 321, T0)))
-    with read(engine) as reading:
+def test_a_task_goes_from_pending_to_completed(ports: FakePorts) -> None:
+    apply(ports, event(ev.TaskCreated("k1", TRIPS, 321, T0)))
+    with read(ports) as reading:
         assert queries.get_task(reading, "acme", "k1").status is TaskStatus.PENDING
-    apply(engine, event(ev.TaskStarted("k1", T0)), event(ev.TaskProgressed("k1", 12)))
-    with read(engine) as reading:
+    apply(ports, event(ev.TaskStarted("k1", T0)), event(ev.TaskProgressed("k1", 12)))
+    with read(ports) as reading:
         running = queries.get_task(reading, "acme", "k1")
     assert (running.status, running.nb_items, running.nb_remaining_items) == (
         TaskStatus.IN_PROGRESS,
@@ -34,8 +33,8 @@ def test_a_task_goes_from_pending_to_completed(engine: Engine) -> None:
         12,
     )
     done_at = T0 + timedelta(minutes=5)
-    apply(engine, event(ev.TaskCompleted("k1", done_at)), event(ev.TaskProgressed("k1", 3)))
-    with read(engine) as reading:
+    apply(ports, event(ev.TaskCompleted("k1", done_at)), event(ev.TaskProgressed("k1", 3)))
+    with read(ports) as reading:
         done = queries.get_task(reading, "acme", "k1")
         kept = [(e.kind, e.reason) for e in reversed(reading.ignored_events(None, None, None))]
     assert (done.status, done.nb_remaining_items, done.completed_at) == (
@@ -46,9 +45,9 @@ def test_a_task_goes_from_pending_to_completed(engine: Engine) -> None:
     assert [k for k, _ in kept] == ["terminal_state"]
 
 
-def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(engine: Engine) -> None:
+def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(ports: FakePorts) -> None:
     apply(
-        engine,
+        ports,
         event(ev.TaskCreated("k1", TRIPS, 5, T0)),
         event(ev.TaskStarted("k1", T0)),
         event(ev.TaskCreated("k2", TRIPS, 5, T0)),
@@ -57,8 +56,8 @@ def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(engine: Engine) 
         event(ev.TaskCreated("k1", TRIPS, 5, T0), tenant="other"),
         event(ev.TaskStarted("k1", T0), tenant="other"),
     )
-    outcome = apply(engine, event(ev.PushServicePaused(TRIPS)), event(ev.TaskStarted("k2", T0)))
-    with read(engine) as reading:
+    outcome = apply(ports, event(ev.PushServicePaused(TRIPS)), event(ev.TaskStarted("k2", T0)))
+    with read(ports) as reading:
         statuses = {k: queries.get_task(reading, "acme", k).status for k in ("k1", "k2", "k3")}
         other = queries.get_task(reading, "other", "k1").status
     assert statuses == {
@@ -70,28 +69,13 @@ def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(engine: Engine) 
     assert outcome.ignored == ()
 
 
-def test_events_for_unknown_tasks_are_ignored_and_counted(engine: Engine) -> None:
-    outcome = apply(engine, event(ev.TaskStarted("ghost", T0)))
+def test_events_for_unknown_tasks_are_ignored_and_counted(ports: FakePorts) -> None:
+    outcome = apply(ports, event(ev.TaskStarted("ghost", T0)))
     assert [(i.kind, i.tenant_id) for i in outcome.ignored] == [("unknown_task", "acme")]
 
 
-def test_another_tenants_task_is_not_found(engine: Engine) -> None:
-    apply(engine, event(ev.TaskCreated("k1", TRIPS, 5, T0), tenant="other"))
-    with read(engine) as reading, pytest.raises(NotFound) as missing:
+def test_another_tenants_task_is_not_found(ports: FakePorts) -> None:
+    apply(ports, event(ev.TaskCreated("k1", TRIPS, 5, T0), tenant="other"))
+    with read(ports) as reading, pytest.raises(NotFound) as missing:
         queries.get_task(reading, "acme", "k1")
     assert missing.value.reason == "task_not_found"
-
-
-def test_an_operator_lists_the_ignored_events(
-    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from service.cli import main
-
-    apply(engine, event(ev.TaskStarted("ghost", T0)), event(ev.TaskProgressed("ghost", 3)))
-    assert (
-        main(["ignored", "list", "--json", "--tenant", "acme"], env={"DATABASE_URL": database_url})
-        == 0
-    )
-    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(x["kind"], x["tenantId"]) for x in listed] == [("unknown_task", "acme")] * 2
-    assert listed[0]["reason"] == "no task 'ghost' was created"

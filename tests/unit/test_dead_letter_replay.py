@@ -1,0 +1,106 @@
+"""Dead letters listed and replayed through the use cases (`service.app.dead_letters`), on the
+fakes; `podium dlq` itself is tested on both databases in tests/integration/test_operator_cli.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from consumers.runner import decode_record, split
+from service.app.dead_letters import list_letters, replay
+from service.app.ingest import Applied, Batch, apply_batch
+from service.app.ports import Letter, LetterFilter, LetterGone
+from service.app.records import DeadLetter, Record, Rejected
+from tests.builders import RULES, trip_envelope
+from tests.fakes import FakePorts
+
+FAMILIES = {f"podium.{f}": f for f in ("catalog", "trips", "enrollments", "tasks")}
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+
+
+def record(value: bytes, offset: int, tenant_key: bytes = b"ann") -> Record:
+    return Record("podium.trips", 0, offset, int(NOW.timestamp() * 1000), tenant_key, value)
+
+
+def consume(ports: FakePorts, *records: Record) -> None:
+    received, dead = split(list(records), FAMILIES)
+    apply_batch(
+        ports.unit_of_work,
+        Batch(received=received, dead=dead),
+        rules=RULES,
+        consumer_group="podium",
+        now=NOW,
+    )
+
+
+def listed(ports: FakePorts, which: LetterFilter | None = None) -> list[Letter]:
+    with ports.read() as read:
+        return list_letters(read, which or LetterFilter())
+
+
+def replayed(ports: FakePorts, letters: list[Letter]) -> Applied:
+    return replay(
+        ports.unit_of_work,
+        letters,
+        lambda r: decode_record(r, FAMILIES),
+        rules=RULES,
+        consumer_group="podium",
+        now=LATER,
+    )
+
+
+def test_a_bad_event_is_listed_and_replaying_it_unchanged_keeps_it(ports: FakePorts) -> None:
+    broken = trip_envelope("bad", "ann", safety=8.0)
+    broken.trip_completed.scores.safety = 42.0
+    consume(ports, record(broken.SerializeToString(), 7), record(b"\x00garbage", 8))
+
+    letters = listed(ports)
+    assert [(x.record.topic, x.record.offset, x.tenant_id, x.attempts) for x in letters] == [
+        ("podium.trips", 7, "acme", 1),
+        ("podium.trips", 8, None, 1),
+    ]
+    assert letters[0].reason == "scores.safety 42.0 is out of range [0, 10]"
+    undecodable = listed(ports, LetterFilter(reason="UNDECODABLE"))
+    assert [x.record.offset for x in undecodable] == [8]
+    assert len(listed(ports, LetterFilter(tenant_id="acme"))) == 1
+
+    outcome = replayed(ports, letters[:1])
+    assert [d.record.id for d in outcome.dead_lettered] == [letters[0].record.id]
+    again = listed(ports)
+    assert [(x.record.offset, x.attempts) for x in again] == [(7, 2), (8, 1)]
+    assert again[0].reason == letters[0].reason
+    assert (again[0].first_failed_at, again[0].last_failed_at) == (NOW, LATER)
+    assert ports.state.trips == {}
+
+
+def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(ports: FakePorts) -> None:
+    # As after a bug that has since been fixed: a sound event sits in the store.
+    sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
+    with ports.unit_of_work() as uow:
+        uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
+        uow.commit()
+
+    letters = listed(ports, LetterFilter(topic="podium.trips"))
+    outcome = replayed(ports, letters)
+    assert (outcome.folded, outcome.dead_lettered) == (1, ())
+    assert list(ports.state.trips) == [("acme", "t1")]
+    assert listed(ports) == []
+
+    assert replayed(ports, listed(ports, LetterFilter(topic="podium.trips"))).folded == 0
+    assert list(ports.state.trips) == [("acme", "t1")]
+
+
+def test_a_letter_another_replay_applied_first_is_not_applied_again(ports: FakePorts) -> None:
+    sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
+    with ports.unit_of_work() as uow:
+        uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
+        uow.commit()
+    letters = listed(ports)
+    replayed(ports, letters)
+    state, commits = ports.state, ports.commits
+
+    with pytest.raises(LetterGone):
+        replayed(ports, letters)  # the same listing, replayed again
+    assert (ports.state, ports.commits) == (state, commits)

@@ -1,0 +1,67 @@
+"""One consumed batch through `apply_batch`, on the fakes: one transaction, offsets fenced,
+tenants locked, versions moved for what changed, nothing kept by a dry run."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.app.ingest import Batch, apply_batch
+from service.app.ports import OffsetMoved
+from service.app.state_versions import month_key, profiles_key, tenant_key
+from service.domain.ranking import Month
+from tests.builders import RULES, T0, received, trip, user
+from tests.fakes import FakePorts, State
+
+TRIPS = ("podium.trips", 0)
+
+
+def test_a_batch_commits_its_state_and_its_offsets_together(ports: FakePorts) -> None:
+    batch = Batch(received=received([trip("t1", "ann")]), offsets={TRIPS: (None, 8)})
+    applied = apply_batch(ports.unit_of_work, batch, rules=RULES, consumer_group="g", now=T0)
+    assert (applied.folded, ports.commits) == (1, 1)
+    assert list(ports.state.trips) == [("acme", "t1")]
+    with ports.read() as read:
+        assert read.stored_offsets("g") == {TRIPS: 8}
+
+
+def test_a_dry_run_folds_the_batch_and_keeps_nothing(ports: FakePorts) -> None:
+    batch = Batch(received=received([user("ann"), trip("t1", "ann")]), offsets={TRIPS: (None, 8)})
+    applied = apply_batch(
+        ports.unit_of_work, batch, rules=RULES, consumer_group="g", now=T0, dry_run=True
+    )
+    assert applied.folded == 2
+    assert (ports.state, ports.commits) == (State(), 0)
+
+
+def test_a_batch_whose_partition_another_consumer_moved_writes_nothing(ports: FakePorts) -> None:
+    first = Batch(received=received([trip("t1", "ann")]), offsets={TRIPS: (None, 8)})
+    apply_batch(ports.unit_of_work, first, rules=RULES, consumer_group="g", now=T0)
+    before = ports.state
+    stale = Batch(received=received([trip("t2", "ann")]), offsets={TRIPS: (5, 9)})
+    with pytest.raises(OffsetMoved):
+        apply_batch(ports.unit_of_work, stale, rules=RULES, consumer_group="g", now=T0)
+    assert ports.state is before
+
+
+def test_a_batch_locks_its_tenants_and_moves_the_versions_of_what_it_changed(
+    ports: FakePorts,
+) -> None:
+    events = [user("ann", tenant="beta"), trip("t1", "ann"), trip("t2", "bob", tenant="gamma")]
+    apply_batch(
+        ports.unit_of_work,
+        Batch(received=received(events)),
+        rules=RULES,
+        consumer_group="g",
+        now=T0,
+    )
+    assert ports.locked == [("acme", "beta", "gamma")]
+    november = Month(2026, 11)
+    with ports.read() as read:
+        assert read.state_versions() == {
+            tenant_key("acme"): 1,
+            tenant_key("beta"): 1,
+            tenant_key("gamma"): 1,
+            profiles_key("beta"): 1,
+            month_key("acme", november): 1,
+            month_key("gamma", november): 1,
+        }
