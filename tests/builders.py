@@ -137,8 +137,8 @@ def driver_ranking(
 ) -> DriverRanking:
     current, previous = ranking_months(now)
     return DriverRanking(
-        month_ranking(reading, tenant, kind, group, current, rules),
-        month_ranking(reading, tenant, kind, group, previous, rules),
+        month_ranking(reading, tenant, kind, group, current, rules, now),
+        month_ranking(reading, tenant, kind, group, previous, rules, now),
     )
 
 

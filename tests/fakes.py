@@ -30,8 +30,10 @@ from service.app.ports import (
     MonthKey,
     OffsetMove,
     OffsetMoved,
+    Registration,
     SessionKey,
     TaskKey,
+    TaskTypeKey,
     TenantUser,
     TopicPartition,
     TripKey,
@@ -41,14 +43,13 @@ from service.domain.challenges import Challenge, Entry
 from service.domain.events import (
     PathSessionPublished,
     ScoreKind,
-    TaskStatus,
     TaskType,
     UserUpserted,
 )
 from service.domain.paths import Attempt, Correction, LearnerState
 from service.domain.ranking import NO_TOTALS, Month, MonthTotals, Profile
 from service.domain.standings import Tally
-from service.domain.tasks import Task
+from service.domain.tasks import TaskFacts
 from service.domain.trips import StoredTrip, TripFacts
 from service.domain.versions import Version
 
@@ -64,16 +65,23 @@ class State:
     dict copies the state."""
 
     users: dict[TenantUser, tuple[UserUpserted, Version]] = field(default_factory=dict)
+    profile_versions: dict[tuple[str, str, Version], tuple[frozenset[str], datetime]] = field(
+        default_factory=dict
+    )
+    """(tenant, user, version) -> the version's groups and when it arrived."""
     trips: dict[TripKey, StoredTrip] = field(default_factory=dict)
     driver_months: dict[MonthKey, MonthTotals] = field(default_factory=dict)
     challenges: dict[ChallengeKey, tuple[Challenge, Version]] = field(default_factory=dict)
     entries: dict[EntryKey, tuple[Entry, datetime]] = field(default_factory=dict)
-    """Registrations with their tallies, and when they arrived."""
+    """Entries of published challenges with their tallies, and when their registration
+    arrived."""
+    registrations: set[tuple[EntryKey, Registration]] = field(default_factory=set)
     sessions: dict[SessionKey, tuple[PathSessionPublished, Version]] = field(default_factory=dict)
     learners: dict[LearnerKey, Times] = field(default_factory=dict)
     attempts: dict[CorrectionKey, Attempt] = field(default_factory=dict)
     corrections: dict[CorrectionKey, Correction] = field(default_factory=dict)
-    tasks: dict[TaskKey, Task] = field(default_factory=dict)
+    tasks: dict[TaskKey, TaskFacts] = field(default_factory=dict)
+    pauses: set[tuple[str, TaskType, datetime]] = field(default_factory=set)
     ignored_events: dict[int, IgnoredEntry] = field(default_factory=dict)
     offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)
     """(consumer group, topic, partition) -> the next offset to consume."""
@@ -90,8 +98,21 @@ class State:
         self.last_ids[table] = self.last_ids.get(table, 0) + 1
         return self.last_ids[table]
 
-    def members(self, tenant_id: str, group: str) -> set[str]:
-        return {u for (t, u), (p, _) in self.users.items() if t == tenant_id and group in p.groups}
+    def members(self, tenant_id: str, group: str, as_of: datetime | None = None) -> set[str]:
+        if as_of is None:
+            users = self.users.items()
+            return {u for (t, u), (p, _) in users if t == tenant_id and group in p.groups}
+        return {u for u, groups in self.groups_as_of(tenant_id, as_of).items() if group in groups}
+
+    def groups_as_of(self, tenant_id: str, as_of: datetime) -> dict[str, frozenset[str]]:
+        """Each user's groups in their newest version that arrived before `as_of`."""
+        newest: dict[str, tuple[Version, frozenset[str]]] = {}
+        for (tenant, user, version), (groups, arrived_at) in self.profile_versions.items():
+            if (tenant == tenant_id and arrived_at < as_of) and (
+                user not in newest or version > newest[user][0]
+            ):
+                newest[user] = (version, groups)
+        return {user: groups for user, (_, groups) in newest.items()}
 
 
 class FakePorts:
@@ -189,6 +210,14 @@ class FakeUserStore(_Store):
         users = self._state.users
         return {key: users[key][1] for key in keys if key in users}
 
+    def record_versions(
+        self, versions: Sequence[tuple[str, UserUpserted, Version, datetime]]
+    ) -> None:
+        for tenant, profile, version, arrived_at in versions:
+            self._state.profile_versions.setdefault(
+                (tenant, profile.user_id, version), (frozenset(profile.groups), arrived_at)
+            )
+
     def replace(self, profiles: Sequence[tuple[str, UserUpserted, Version]]) -> None:
         _one_each((tenant, p.user_id) for tenant, p, _ in profiles)
         for tenant, profile, version in profiles:
@@ -235,18 +264,40 @@ class FakeChallengeStore(_Store):
                 version,
             )
 
-    def registrations(self, keys: Iterable[EntryKey]) -> dict[EntryKey, tuple[datetime, datetime]]:
-        entries = self._state.entries
-        return {
-            key: (entries[key][0].registered_at, entries[key][1]) for key in keys if key in entries
-        }
+    def add_registrations(self, registrations: Iterable[tuple[EntryKey, Registration]]) -> None:
+        self._state.registrations.update(registrations)
 
-    def entries_of(self, tenant_id: str, challenge_id: str) -> list[tuple[Entry, datetime]]:
-        return [
-            stored
-            for (tenant, challenge, _), stored in self._state.entries.items()
-            if (tenant, challenge) == (tenant_id, challenge_id)
-        ]
+    def registrations(self, keys: Iterable[EntryKey]) -> dict[EntryKey, list[Registration]]:
+        wanted = set(keys)
+        found: dict[EntryKey, list[Registration]] = {}
+        for key, registration in self._state.registrations:
+            if key in wanted:
+                found.setdefault(key, []).append(registration)
+        return {key: sorted(times) for key, times in found.items()}
+
+    def registrations_of(self, tenant_id: str, challenge_id: str) -> dict[str, list[Registration]]:
+        found: dict[str, list[Registration]] = {}
+        for (tenant, challenge, user), registration in self._state.registrations:
+            if (tenant, challenge) == (tenant_id, challenge_id):
+                found.setdefault(user, []).append(registration)
+        return {user: sorted(times) for user, times in found.items()}
+
+    def entries(self, keys: Iterable[EntryKey]) -> dict[EntryKey, tuple[Entry, datetime]]:
+        entries = self._state.entries
+        return {key: entries[key] for key in keys if key in entries}
+
+    def replace_entries(
+        self, tenant_id: str, challenge_id: str, entries: Sequence[tuple[Entry, datetime]]
+    ) -> None:
+        _one_each(entry.user_id for entry, _ in entries)
+        kept = {
+            key: stored
+            for key, stored in self._state.entries.items()
+            if key[:2] != (tenant_id, challenge_id)
+        }
+        for entry, arrived_at in entries:
+            kept[(tenant_id, challenge_id, entry.user_id)] = (entry, arrived_at)
+        self._state.entries = kept
 
     def entries_of_users(self, users: Iterable[TenantUser]) -> list[tuple[str, str, Entry]]:
         wanted = set(users)
@@ -308,21 +359,23 @@ class FakePathStore(_Store):
 
 
 class FakeTaskStore(_Store):
-    def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, Task]:
+    def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, TaskFacts]:
         tasks = self._state.tasks
         return {key: tasks[key] for key in keys if key in tasks}
 
-    def in_progress(self, tenant_id: str, task_type: TaskType) -> dict[TaskKey, Task]:
-        return {
-            (tenant, task_id): task
-            for (tenant, task_id), task in self._state.tasks.items()
-            if tenant == tenant_id
-            and task.type is task_type
-            and task.status is TaskStatus.IN_PROGRESS
-        }
+    def save(self, facts: Mapping[TaskKey, TaskFacts]) -> None:
+        self._state.tasks.update(facts)
 
-    def save(self, changed: Mapping[TaskKey, Task]) -> None:
-        self._state.tasks.update(changed)
+    def add_pauses(self, pauses: Iterable[tuple[str, TaskType, datetime]]) -> None:
+        self._state.pauses.update(pauses)
+
+    def pauses(self, keys: Iterable[TaskTypeKey]) -> dict[TaskTypeKey, list[datetime]]:
+        wanted = set(keys)
+        found: dict[TaskTypeKey, list[datetime]] = {}
+        for tenant, task_type, at in self._state.pauses:
+            if (tenant, task_type) in wanted:
+                found.setdefault((tenant, task_type), []).append(at)
+        return {key: sorted(times) for key, times in found.items()}
 
 
 class FakeIgnoredEventStore(_Store):
@@ -429,17 +482,27 @@ class FakeReadModel:
     def __init__(self, state: State) -> None:
         self._state = state
 
-    def profiles(self, tenant_id: str, group: str | None) -> list[Profile]:
+    def profiles(
+        self, tenant_id: str, group: str | None, as_of: datetime | None = None
+    ) -> list[Profile]:
+        known = None if as_of is None else self._state.groups_as_of(tenant_id, as_of)
         return [
             Profile(user, p.firstname, p.lastname, p.pseudo)
             for (tenant, user), (p, _) in self._state.users.items()
-            if tenant == tenant_id and (not group or group in p.groups)
+            if tenant == tenant_id
+            and (known is None or user in known)
+            and (not group or group in (p.groups if known is None else known[user]))
         ]
 
     def month_tallies(
-        self, tenant_id: str, month: Month, kind: ScoreKind, group: str | None
+        self,
+        tenant_id: str,
+        month: Month,
+        kind: ScoreKind,
+        group: str | None,
+        as_of: datetime | None = None,
     ) -> dict[str, Tally]:
-        members = self._state.members(tenant_id, group) if group else None
+        members = self._state.members(tenant_id, group, as_of) if group else None
         return {
             user: totals.tally(kind)
             for (tenant, user, of), totals in self._state.driver_months.items()
@@ -448,10 +511,17 @@ class FakeReadModel:
             and (members is None or user in members)
         }
 
-    def task(self, tenant_id: str, task_id: str) -> Task | None:
+    def task_facts(self, tenant_id: str, task_id: str) -> TaskFacts | None:
         return self._state.tasks.get((tenant_id, task_id))
 
-    def known_groups(self, tenant_id: str) -> frozenset[str]:
+    def task_pauses(self, tenant_id: str, task_type: TaskType) -> list[datetime]:
+        return sorted(
+            at for t, kind, at in self._state.pauses if (t, kind) == (tenant_id, task_type)
+        )
+
+    def known_groups(self, tenant_id: str, as_of: datetime | None = None) -> frozenset[str]:
+        if as_of is not None:
+            return frozenset().union(*self._state.groups_as_of(tenant_id, as_of).values())
         return frozenset(
             g
             for (tenant, _), (p, _) in self._state.users.items()
@@ -464,10 +534,15 @@ class FakeReadModel:
         return None if stored is None else stored[0]
 
     def challenge_entries(
-        self, tenant_id: str, challenge_id: str, arrived_before: datetime, group: str | None
+        self,
+        tenant_id: str,
+        challenge_id: str,
+        arrived_before: datetime,
+        group: str | None,
+        as_of: datetime | None = None,
     ) -> list[tuple[Entry, Profile]]:
         users = self._state.users
-        members = self._state.members(tenant_id, group) if group else None
+        members = self._state.members(tenant_id, group, as_of) if group else None
         found: list[tuple[Entry, Profile]] = []
         for (tenant, challenge, user), (entry, arrived_at) in self._state.entries.items():
             if (tenant, challenge) != (tenant_id, challenge_id) or arrived_at >= arrived_before:

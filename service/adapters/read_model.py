@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, func, select
 
 from service.adapters.stores.challenges import challenge_from_row, entry_from_row
 from service.adapters.stores.dead_letters import decode_headers
 from service.adapters.stores.paths import attempt_from_row, session_from_row
 from service.adapters.stores.service_state import CAUGHT_UP
-from service.adapters.stores.tasks import task_from_row
+from service.adapters.stores.tasks import facts_from_row
 from service.adapters.tables import (
     SCORE_COLUMNS,
     challenge_entries,
@@ -26,10 +26,13 @@ from service.adapters.tables import (
     ignored_events,
     path_learners,
     path_sessions,
+    profile_version_groups,
+    profile_versions,
     service_state,
     state_versions,
     step_attempts,
     step_corrections,
+    task_pauses,
     tasks,
     user_groups,
     users,
@@ -37,11 +40,11 @@ from service.adapters.tables import (
 from service.app.ports import IgnoredEntry, Letter, LetterFilter, ReadModel, TopicPartition
 from service.app.records import Record
 from service.domain.challenges import Challenge, Entry
-from service.domain.events import PathSessionPublished, ScoreKind
+from service.domain.events import PathSessionPublished, ScoreKind, TaskType
 from service.domain.paths import Correction, LearnerState
 from service.domain.ranking import Month, Profile
 from service.domain.standings import Tally
-from service.domain.tasks import Task
+from service.domain.tasks import TaskFacts
 
 
 @contextlib.contextmanager
@@ -54,10 +57,15 @@ class SqlReadModel:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def profiles(self, tenant_id: str, group: str | None) -> list[Profile]:
+    def profiles(
+        self, tenant_id: str, group: str | None, as_of: datetime | None = None
+    ) -> list[Profile]:
         query = select(users.c.user_id, users.c.firstname, users.c.lastname, users.c.pseudo)
         query = query.where(users.c.tenant_id == tenant_id)
-        if group:
+        if as_of is not None:
+            members = _members_as_of(tenant_id, as_of, group or None).subquery()
+            query = query.join(members, members.c.user_id == users.c.user_id)
+        elif group:
             query = query.join(
                 user_groups,
                 (user_groups.c.tenant_id == users.c.tenant_id)
@@ -66,7 +74,12 @@ class SqlReadModel:
         return [Profile(*row) for row in self._c.execute(query)]
 
     def month_tallies(
-        self, tenant_id: str, month: Month, kind: ScoreKind, group: str | None
+        self,
+        tenant_id: str,
+        month: Month,
+        kind: ScoreKind,
+        group: str | None,
+        as_of: datetime | None = None,
     ) -> dict[str, Tally]:
         """A group's query starts from its members and looks their months up by key, so its
         cost follows the group's size, not the tenant's (a left join fixes that order on
@@ -76,7 +89,12 @@ class SqlReadModel:
         columns = (m.c.trips, m.c.metres, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
         of_month = (m.c.tenant_id == tenant_id) & (m.c.year == month.year)
         of_month &= m.c.month == month.number
-        if group:
+        if group and as_of is not None:
+            members = _members_as_of(tenant_id, as_of, group).subquery()
+            query = select(members.c.user_id, *columns).select_from(
+                members.outerjoin(m, of_month & (m.c.user_id == members.c.user_id))
+            )
+        elif group:
             query = (
                 select(g.c.user_id, *columns)
                 .select_from(g.outerjoin(m, of_month & (m.c.user_id == g.c.user_id)))
@@ -90,14 +108,25 @@ class SqlReadModel:
             if trips  # no month, or one whose trips were all deleted: it never happened
         }
 
-    def task(self, tenant_id: str, task_id: str) -> Task | None:
+    def task_facts(self, tenant_id: str, task_id: str) -> TaskFacts | None:
         row = self._c.execute(
             select(tasks).where(tasks.c.tenant_id == tenant_id, tasks.c.task_id == task_id)
         ).first()
-        return None if row is None else task_from_row(row)
+        return None if row is None else facts_from_row(row)
 
-    def known_groups(self, tenant_id: str) -> frozenset[str]:
-        query = select(user_groups.c.group_label).where(user_groups.c.tenant_id == tenant_id)
+    def task_pauses(self, tenant_id: str, task_type: TaskType) -> list[datetime]:
+        p = task_pauses
+        query = select(p.c.paused_at).where(p.c.tenant_id == tenant_id, p.c.type == task_type.value)
+        return list(self._c.execute(query.order_by(p.c.paused_at)).scalars())
+
+    def known_groups(self, tenant_id: str, as_of: datetime | None = None) -> frozenset[str]:
+        if as_of is not None:
+            newest = _newest_versions(tenant_id, as_of).subquery()
+            vg = profile_version_groups
+            query = select(vg.c.group_label).join(newest, _same_version(vg, newest, tenant_id))
+        else:
+            g = user_groups
+            query = select(g.c.group_label).where(g.c.tenant_id == tenant_id)
         return frozenset(self._c.execute(query.distinct()).scalars())
 
     def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None:
@@ -114,7 +143,12 @@ class SqlReadModel:
         return challenge_from_row(row, list(groups))
 
     def challenge_entries(
-        self, tenant_id: str, challenge_id: str, arrived_before: datetime, group: str | None
+        self,
+        tenant_id: str,
+        challenge_id: str,
+        arrived_before: datetime,
+        group: str | None,
+        as_of: datetime | None = None,
     ) -> list[tuple[Entry, Profile]]:
         e, u = challenge_entries, users
         query = (
@@ -126,7 +160,10 @@ class SqlReadModel:
                 e.c.arrived_at < arrived_before,
             )
         )
-        if group:
+        if group and as_of is not None:
+            members = _members_as_of(tenant_id, as_of, group).subquery()
+            query = query.join(members, members.c.user_id == e.c.user_id)
+        elif group:
             query = query.join(
                 user_groups,
                 (user_groups.c.tenant_id == e.c.tenant_id) & (user_groups.c.user_id == e.c.user_id),
@@ -266,4 +303,50 @@ def _letter(row: Row[Any]) -> Letter:
         row.first_failed_at,
         row.last_failed_at,
         row.attempts,
+    )
+
+
+def _newest_versions(tenant_id: str, as_of: datetime) -> Select[Any]:
+    """Each user's newest profile version among those that arrived before `as_of`."""
+    v = profile_versions
+    ranked = (
+        select(
+            v.c.user_id,
+            v.c.version_at,
+            v.c.version_event,
+            func.row_number()
+            .over(
+                partition_by=v.c.user_id,
+                order_by=(v.c.version_at.desc(), v.c.version_event.desc()),
+            )
+            .label("newest_first"),
+        )
+        .where(v.c.tenant_id == tenant_id, v.c.arrived_at < as_of)
+        .subquery()
+    )
+    return select(ranked.c.user_id, ranked.c.version_at, ranked.c.version_event).where(
+        ranked.c.newest_first == 1
+    )
+
+
+def _same_version(groups: Any, newest: Any, tenant_id: str) -> ColumnElement[bool]:
+    return and_(
+        groups.c.tenant_id == tenant_id,
+        groups.c.user_id == newest.c.user_id,
+        groups.c.version_at == newest.c.version_at,
+        groups.c.version_event == newest.c.version_event,
+    )
+
+
+def _members_as_of(tenant_id: str, as_of: datetime, group: str | None) -> Select[Any]:
+    """The users known as of `as_of` (their newest version that arrived before it); with a
+    group, those whose version lists it."""
+    newest = _newest_versions(tenant_id, as_of).subquery()
+    if group is None:
+        return select(newest.c.user_id)
+    vg = profile_version_groups
+    return (
+        select(newest.c.user_id)
+        .join(vg, _same_version(vg, newest, tenant_id))
+        .where(vg.c.group_label == group)
     )

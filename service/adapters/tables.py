@@ -157,6 +157,29 @@ users = Table(
     Index("ix_users_email", "tenant_id", "email_lower"),
 )
 
+profile_versions = Table(
+    "profile_versions",
+    metadata,
+    # Every version of every profile, with when it arrived: a frozen window keeps the group
+    # membership of the versions that arrived before its freeze.
+    Column("tenant_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Column("version_at", Instant, primary_key=True),
+    Column("version_event", Id, primary_key=True),
+    Column("arrived_at", Instant, nullable=False),
+    Index("ix_profile_versions_arrival", "tenant_id", "arrived_at"),
+)
+
+profile_version_groups = Table(
+    "profile_version_groups",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Column("version_at", Instant, primary_key=True),
+    Column("version_event", Id, primary_key=True),
+    Column("group_label", Id, primary_key=True),
+)
+
 user_groups = Table(
     "user_groups",
     metadata,
@@ -232,6 +255,18 @@ challenge_groups = Table(
     Column("group_label", Id, primary_key=True),
 )
 
+challenge_registrations = Table(
+    "challenge_registrations",
+    metadata,
+    # Every registration as it came: a challenge's entry is the earliest that arrived before
+    # the challenge froze, whatever order they came in.
+    Column("tenant_id", Id, primary_key=True),
+    Column("challenge_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+    Column("registered_at", Instant, primary_key=True),
+    Column("arrived_at", Instant, primary_key=True),
+)
+
 challenge_entries = Table(
     "challenge_entries",
     metadata,
@@ -303,16 +338,27 @@ step_corrections = Table(
 tasks = Table(
     "tasks",
     metadata,
+    # A task's facts (service.domain.tasks.TaskFacts); its status is read from them and from
+    # the pauses. The creation is null while only later events of the task have come.
     Column("tenant_id", Id, primary_key=True),
     Column("task_id", Id, primary_key=True),
-    Column("type", Integer, nullable=False),
-    Column("status", Integer, nullable=False),
-    Column("nb_items", Integer, nullable=False),
-    Column("nb_remaining_items", Integer, nullable=False),
-    Column("created_at", Instant, nullable=False),
+    Column("type", Integer, nullable=True),
+    Column("nb_items", Integer, nullable=True),
+    Column("created_at", Instant, nullable=True),
+    Column("created_version_at", Instant, nullable=True),
+    Column("created_version_event", Id, nullable=True),
     Column("started_at", Instant, nullable=True),
+    Column("lowest_remaining", Integer, nullable=True),
     Column("completed_at", Instant, nullable=True),
     Column("failed_at", Instant, nullable=True),
     Column("failure_reason", Text, nullable=False),
-    Index("ix_tasks_type_status", "tenant_id", "type", "status"),
+    Column("canceled_at", Instant, nullable=True),
+)
+
+task_pauses = Table(
+    "task_pauses",
+    metadata,
+    Column("tenant_id", Id, primary_key=True),
+    Column("type", Integer, primary_key=True, autoincrement=False),
+    Column("paused_at", Instant, primary_key=True),
 )

@@ -1,17 +1,24 @@
-"""Fold challenge events: publications and registrations recompute the registrations they
-touch from the stored trips; trip changes add their contribution to existing registrations."""
+"""Fold challenge events (docs/rules.md#challenges): publications and registrations recompute
+the entries they touch from the stored trips; trip changes add their contribution to the
+existing entries."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from service.app.ports import EntryKey, UnitOfWork
-from service.app.records import Received, version_of
+from service.app.ports import EntryKey, Registration, UnitOfWork
+from service.app.records import IgnoredEvent, Received, version_of
 from service.app.trips import TripChange
 from service.domain import events as ev
-from service.domain.challenges import Challenge, Entry, contribution, entry_from_trips
+from service.domain.challenges import (
+    Challenge,
+    Entry,
+    contribution,
+    entry_from_trips,
+    first_registration,
+)
 from service.domain.rules import Rules
 from service.domain.standings import EMPTY_TALLY, Tally
 from service.domain.trips import StoredTrip, TripFacts
@@ -20,8 +27,8 @@ from service.domain.versions import newest, replacing
 
 def fold_publications(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> None:
     """Replace each challenge by its newest publication (by occurred_at, then event_id) and
-    recompute its registrations. A publication arriving once the stored challenge froze
-    changes nothing."""
+    recompute its entries from its registrations. A publication arriving once the stored
+    challenge froze changes nothing."""
     published = [i for i in items if isinstance(i.event.payload, ev.ChallengePublished)]
     stored = uow.challenges.load({(i.event.meta.tenant_id, _challenge_id(i)) for i in published})
     frozen_at = {key: c.freezes_at(rules.late_event_grace) for key, (c, _) in stored.items()}
@@ -38,12 +45,14 @@ def fold_publications(uow: UnitOfWork, items: Sequence[Received], rules: Rules) 
     accepted = replacing(candidates, {key: version for key, (_, version) in stored.items()})
     uow.challenges.replace([(key[0], challenge, version) for key, version, challenge in accepted])
     for (tenant, challenge_id), _, challenge in accepted:
-        _recompute(uow, tenant, challenge, uow.challenges.entries_of(tenant, challenge_id), rules)
+        registrations = uow.challenges.registrations_of(tenant, challenge_id)
+        entries = _entries(uow, tenant, challenge, registrations, rules)
+        uow.challenges.replace_entries(tenant, challenge_id, entries)
 
 
 def _challenge_id(item: Received) -> str:
     payload = item.event.payload
-    assert isinstance(payload, ev.ChallengePublished)
+    assert isinstance(payload, ev.ChallengePublished | ev.ChallengeRegistered)
     return payload.challenge_id
 
 
@@ -53,32 +62,55 @@ def _challenge(item: Received) -> Challenge:
     return Challenge.from_event(payload)
 
 
-def fold_registrations(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> None:
-    """Record each registration (the earliest registration time wins, whatever the order) and
-    compute its tallies from the user's stored trips."""
-    earliest: dict[EntryKey, tuple[datetime, datetime]] = {}
-    for item in items:
-        payload = item.event.payload
-        assert isinstance(payload, ev.ChallengeRegistered)
-        key = (item.event.meta.tenant_id, payload.challenge_id, payload.user_id)
-        seen = (payload.registered_at, item.event.meta.arrived_at)
-        earliest[key] = min(earliest.get(key, seen), seen)
-    stored = uow.challenges.registrations(earliest)
-    changed = {
-        key: min(value, stored[key]) if key in stored else value
-        for key, value in earliest.items()
-        if key not in stored or min(value, stored[key]) != stored[key]
-    }
-    challenges = uow.challenges.load({(t, c) for t, c, _ in changed})
-    by_challenge: defaultdict[tuple[str, str], list[tuple[Entry, datetime]]] = defaultdict(list)
-    for (tenant, challenge_id, user), (registered_at, arrived_at) in sorted(changed.items()):
-        by_challenge[(tenant, challenge_id)].append((Entry(user, registered_at), arrived_at))
-    for (tenant, challenge_id), entries in sorted(by_challenge.items()):
-        known = challenges.get((tenant, challenge_id))
-        if known is None:  # not published yet: its publication will compute the tallies
-            uow.challenges.put_entries([(tenant, challenge_id, e, a) for e, a in entries])
-        else:
-            _recompute(uow, tenant, known[0], entries, rules)
+def fold_registrations(
+    uow: UnitOfWork, items: Sequence[Received], rules: Rules
+) -> list[IgnoredEvent]:
+    """Record each registration as it came; a published challenge's entry is the earliest
+    registration that arrived before the challenge froze, whatever order they come in. One
+    arriving later changes nothing, and is returned for operators."""
+    came = [(_registration_key(i), _registration(i), i) for i in items]
+    uow.challenges.add_registrations((key, registration) for key, registration, _ in came)
+    challenges = uow.challenges.load({(t, c) for (t, c, _), _, _ in came})
+    grace = rules.late_event_grace
+    late = [
+        IgnoredEvent(
+            item.record,
+            key[0],
+            item.event.meta.event_id,
+            "after_freeze",
+            f"the registration arrived after challenge {key[1]!r} froze",
+        )
+        for key, (_, arrived_at), item in came
+        if (known := challenges.get(key[:2])) is not None
+        and arrived_at >= known[0].freezes_at(grace)
+    ]
+    keys = {key for key, _, _ in came if key[:2] in challenges}
+    registrations = uow.challenges.registrations(keys)
+    stored = uow.challenges.entries(keys)
+    changed: defaultdict[tuple[str, str], dict[str, list[Registration]]] = defaultdict(dict)
+    for key in sorted(keys):
+        challenge = challenges[key[:2]][0]
+        first = first_registration(registrations.get(key, []), challenge.freezes_at(grace))
+        entry = stored.get(key)
+        if first is not None and (entry is None or (entry[0].registered_at, entry[1]) != first):
+            changed[key[:2]][key[2]] = [first]
+    for (tenant, challenge_id), by_user in sorted(changed.items()):
+        challenge = challenges[(tenant, challenge_id)][0]
+        entries = _entries(uow, tenant, challenge, by_user, rules)
+        uow.challenges.put_entries([(tenant, challenge_id, e, a) for e, a in entries])
+    return late
+
+
+def _registration_key(item: Received) -> EntryKey:
+    payload = item.event.payload
+    assert isinstance(payload, ev.ChallengeRegistered)
+    return (item.event.meta.tenant_id, payload.challenge_id, payload.user_id)
+
+
+def _registration(item: Received) -> Registration:
+    payload = item.event.payload
+    assert isinstance(payload, ev.ChallengeRegistered)
+    return (payload.registered_at, item.event.meta.arrived_at)
 
 
 def fold_trip_changes(uow: UnitOfWork, changes: Sequence[TripChange], rules: Rules) -> None:
@@ -123,24 +155,23 @@ def _contribution(
     return contribution(challenge, entry.registered_at, trip, grace)
 
 
-def _recompute(
+def _entries(
     uow: UnitOfWork,
     tenant: str,
     challenge: Challenge,
-    entries: Sequence[tuple[Entry, datetime]],
+    registrations: Mapping[str, Sequence[Registration]],
     rules: Rules,
-) -> None:
-    trips = uow.trips.of_users(tenant, [e.user_id for e, _ in entries])
-    uow.challenges.put_entries(
-        [
-            (
-                tenant,
-                challenge.challenge_id,
-                entry_from_trips(
-                    challenge, e.user_id, e.registered_at, trips, rules.late_event_grace
-                ),
-                a,
-            )
-            for e, a in entries
-        ]
-    )
+) -> list[tuple[Entry, datetime]]:
+    """Each registered user's entry, its tallies computed from their trips, with when the
+    registration it stands on arrived."""
+    grace = rules.late_event_grace
+    firsts = {
+        user: first
+        for user, theirs in sorted(registrations.items())
+        if (first := first_registration(theirs, challenge.freezes_at(grace))) is not None
+    }
+    trips = uow.trips.of_users(tenant, list(firsts))
+    return [
+        (entry_from_trips(challenge, user, registered_at, trips, grace), arrived_at)
+        for user, (registered_at, arrived_at) in firsts.items()
+    ]

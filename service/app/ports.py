@@ -23,7 +23,7 @@ from service.domain.events import PathSessionPublished, ScoreKind, TaskType, Use
 from service.domain.paths import Attempt, Correction, LearnerState
 from service.domain.ranking import Month, MonthTotals, Profile
 from service.domain.standings import Tally
-from service.domain.tasks import Task
+from service.domain.tasks import TaskFacts
 from service.domain.trips import StoredTrip, TripFacts
 from service.domain.versions import Version
 
@@ -47,8 +47,12 @@ CorrectionKey = tuple[str, str, str, str]
 """(tenant_id, session_id, user_id, attempt_id)"""
 TaskKey = tuple[str, str]
 """(tenant_id, task_id)"""
+TaskTypeKey = tuple[str, TaskType]
+"""(tenant_id, task type): the tasks a pause is about"""
 TopicPartition = tuple[str, int]
 """(topic, partition)"""
+Registration = tuple[datetime, datetime]
+"""A registration as it came: (registered_at, arrived_at)."""
 OffsetMove = tuple[int | None, int]
 """A partition's stored next offset as a batch found it (None: never stored), and after it."""
 
@@ -76,6 +80,12 @@ class StorageUnavailable(RuntimeError):
 class UserStore(Protocol):
     def versions(self, keys: Iterable[TenantUser]) -> dict[TenantUser, Version]:
         """The version of each stored profile among `keys`."""
+
+    def record_versions(
+        self, versions: Sequence[tuple[str, UserUpserted, Version, datetime]]
+    ) -> None:
+        """Record each profile version (tenant, profile, version, arrived_at) with its groups,
+        once: a re-sent version changes nothing. Older versions are recorded too."""
 
     def replace(self, profiles: Sequence[tuple[str, UserUpserted, Version]]) -> None:
         """Replace whole profiles, group membership included (a group listed twice counts
@@ -111,11 +121,24 @@ class ChallengeStore(Protocol):
         """Replace whole challenges, their groups included. No two of one challenge in one
         call. Registrations are kept."""
 
-    def registrations(self, keys: Iterable[EntryKey]) -> dict[EntryKey, tuple[datetime, datetime]]:
-        """Stored registrations, of published challenges or not: (registered_at, arrived_at)."""
+    def add_registrations(self, registrations: Iterable[tuple[EntryKey, Registration]]) -> None:
+        """Record each registration as it came, once: a re-sent one changes nothing."""
 
-    def entries_of(self, tenant_id: str, challenge_id: str) -> list[tuple[Entry, datetime]]:
-        """Every registration of a challenge (published or not), with when it arrived."""
+    def registrations(self, keys: Iterable[EntryKey]) -> dict[EntryKey, list[Registration]]:
+        """Every recorded registration of these users to these challenges, published or
+        not, in time order (only the keys that have some)."""
+
+    def registrations_of(self, tenant_id: str, challenge_id: str) -> dict[str, list[Registration]]:
+        """Every recorded registration to a challenge, by user, in time order."""
+
+    def entries(self, keys: Iterable[EntryKey]) -> dict[EntryKey, tuple[Entry, datetime]]:
+        """Stored entries (a user's registration and tallies in a published challenge), with
+        when their registration arrived."""
+
+    def replace_entries(
+        self, tenant_id: str, challenge_id: str, entries: Sequence[tuple[Entry, datetime]]
+    ) -> None:
+        """Make these the challenge's entries: others are removed. No user twice."""
 
     def entries_of_users(self, users: Iterable[TenantUser]) -> list[tuple[str, str, Entry]]:
         """Registrations of these users to published challenges only (a registration that
@@ -161,12 +184,17 @@ class PathStore(Protocol):
 
 
 class TaskStore(Protocol):
-    def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, Task]: ...
-    def in_progress(self, tenant_id: str, task_type: TaskType) -> dict[TaskKey, Task]:
-        """The tenant's stored IN_PROGRESS tasks of this type."""
+    def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, TaskFacts]:
+        """Stored facts of these tasks, created or not yet (only the keys that are stored)."""
 
-    def save(self, changed: Mapping[TaskKey, Task]) -> None:
-        """Write tasks whole."""
+    def save(self, facts: Mapping[TaskKey, TaskFacts]) -> None:
+        """Write each task's facts whole."""
+
+    def add_pauses(self, pauses: Iterable[tuple[str, TaskType, datetime]]) -> None:
+        """Record each pause (tenant, type, when) once: a re-sent pause changes nothing."""
+
+    def pauses(self, keys: Iterable[TaskTypeKey]) -> dict[TaskTypeKey, list[datetime]]:
+        """Each (tenant, type)'s pauses, earliest first (only the keys that have some)."""
 
 
 class IgnoredEventStore(Protocol):
@@ -298,28 +326,45 @@ class ReadModel(Protocol):
     """Tables shaped for the answers, read on one connection. Not necessarily one snapshot:
     a batch committed while an answer is read may show in its later reads only."""
 
-    def profiles(self, tenant_id: str, group: str | None) -> list[Profile]:
-        """The group's members, or every profile of the tenant."""
+    def profiles(
+        self, tenant_id: str, group: str | None, as_of: datetime | None = None
+    ) -> list[Profile]:
+        """The group's members, or every profile of the tenant. `as_of`: as the profile
+        versions that arrived before it made them (a frozen window); names stay current."""
 
     def month_tallies(
-        self, tenant_id: str, month: Month, kind: ScoreKind, group: str | None
+        self,
+        tenant_id: str,
+        month: Month,
+        kind: ScoreKind,
+        group: str | None,
+        as_of: datetime | None = None,
     ) -> dict[str, Tally]:
         """Each driver's month with trips, for one ranking type: a month whose trips were
         all deleted (0 trips) is left out, as if it never happened; for a group, only its
-        members' months."""
+        members' months (members as of `as_of`, as for `profiles`)."""
 
-    def task(self, tenant_id: str, task_id: str) -> Task | None: ...
-    def known_groups(self, tenant_id: str) -> frozenset[str]:
-        """The groups some current profile of the tenant lists."""
+    def task_facts(self, tenant_id: str, task_id: str) -> TaskFacts | None: ...
+    def task_pauses(self, tenant_id: str, task_type: TaskType) -> list[datetime]:
+        """The tenant's pauses of one task type, earliest first."""
+
+    def known_groups(self, tenant_id: str, as_of: datetime | None = None) -> frozenset[str]:
+        """The groups some profile of the tenant lists (as of `as_of`, as for `profiles`)."""
 
     def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None:
         """The published challenge, its groups sorted."""
 
     def challenge_entries(
-        self, tenant_id: str, challenge_id: str, arrived_before: datetime, group: str | None
+        self,
+        tenant_id: str,
+        challenge_id: str,
+        arrived_before: datetime,
+        group: str | None,
+        as_of: datetime | None = None,
     ) -> list[tuple[Entry, Profile]]:
         """Registrations that arrived before `arrived_before`, with the users' profiles (a
-        user without one: a profile of their id alone); for a group, its members' only."""
+        user without one: a profile of their id alone); for a group, its members' only
+        (members as of `as_of`, as for `profiles`)."""
 
     def path_session(self, tenant_id: str, session_id: str) -> PathSessionPublished | None: ...
     def resolve_user(self, tenant_id: str, email_or_id: str) -> str | None:

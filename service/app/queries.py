@@ -22,7 +22,7 @@ from service.domain.paths import PathStats, stats
 from service.domain.ranking import DriverMonth, Month, Profile, drivers_of_month, rank_month
 from service.domain.rules import Rules
 from service.domain.standings import Standings
-from service.domain.tasks import Task
+from service.domain.tasks import Task, task_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +37,20 @@ def ranking_months(now: datetime) -> tuple[Month, Month]:
     return current, current.previous()
 
 
-def group_profiles(read: ReadModel, tenant_id: str, group: str) -> list[Profile]:
+def membership_as_of(freezes_at: datetime, now: datetime) -> datetime | None:
+    """A frozen window keeps the group membership it had when it froze; a live one follows
+    today's (None)."""
+    return freezes_at if now >= freezes_at else None
+
+
+def group_profiles(
+    read: ReadModel, tenant_id: str, group: str, as_of: datetime | None = None
+) -> list[Profile]:
     """The drivers a ranking lists: the group's members, or every profile of the tenant. A
-    group is known when a current profile lists it, so a group without members is unknown."""
-    people = read.profiles(tenant_id, group or None)
-    if group and not people:
+    group is known when a current profile lists it, so a group without members now is
+    unknown; a frozen month lists its members as of its freeze (`as_of`)."""
+    people = read.profiles(tenant_id, group or None, as_of)
+    if group and not people and (as_of is None or not read.profiles(tenant_id, group)):
         raise InvalidGroupLabel(group)
     return people
 
@@ -53,22 +62,27 @@ def month_ranking(
     group: str,
     month: Month,
     rules: Rules,
+    now: datetime,
     people: Sequence[Profile] | None = None,
 ) -> MonthRanking:
-    """`people`: the group's profiles when the caller already has them (they change far less
-    often than the month's tallies)."""
+    """`people`: the month's profiles (`month_people`) when the caller already has them: they
+    change far less often than the month's tallies."""
+    as_of = membership_as_of(month.freezes_at(rules.late_event_grace), now)
     if people is None:
-        people = group_profiles(read, tenant_id, group)
-    tallies = read.month_tallies(tenant_id, month, kind, group or None)
+        people = group_profiles(read, tenant_id, group, as_of)
+    tallies = read.month_tallies(tenant_id, month, kind, group or None, as_of)
     drivers = drivers_of_month(people, tallies)
     return MonthRanking(month, rank_month(drivers, rules.driver_thresholds))
 
 
 def get_task(read: ReadModel, tenant_id: str, task_id: str) -> Task:
-    found = read.task(tenant_id, task_id) if task_id else None
-    if found is None:
+    facts = read.task_facts(tenant_id, task_id) if task_id else None
+    task = None
+    if facts is not None and facts.creation is not None:
+        task = task_of(facts, read.task_pauses(tenant_id, facts.creation.type))
+    if task is None:
         raise task_not_found(task_id)
-    return found
+    return task
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +110,33 @@ def _challenge(read: ReadModel, tenant_id: str, challenge_id: str) -> ch.Challen
 
 
 def _entries(
-    read: ReadModel, tenant_id: str, challenge: ch.Challenge, group: str, rules: Rules
+    read: ReadModel,
+    tenant_id: str,
+    challenge: ch.Challenge,
+    group: str,
+    rules: Rules,
+    now: datetime,
 ) -> list[tuple[ch.Entry, Profile]]:
-    ch.check_group(challenge, group, read.known_groups(tenant_id) if group else frozenset())
+    """A frozen challenge's group is its members as of the freeze; a group of an open
+    challenge is known if a profile lists it now or did when the challenge froze."""
     frozen_at = challenge.freezes_at(rules.late_event_grace)
-    return read.challenge_entries(tenant_id, challenge.challenge_id, frozen_at, group or None)
+    as_of = membership_as_of(frozen_at, now)
+    known: frozenset[str] = frozenset()
+    if group and not challenge.groups:
+        known = read.known_groups(tenant_id)
+        if as_of is not None:
+            known |= read.known_groups(tenant_id, as_of)
+    ch.check_group(challenge, group, known)
+    return read.challenge_entries(
+        tenant_id, challenge.challenge_id, frozen_at, group or None, as_of
+    )
 
 
 def challenge_ranking(
-    read: ReadModel, tenant_id: str, challenge_id: str, group: str, rules: Rules
+    read: ReadModel, tenant_id: str, challenge_id: str, group: str, now: datetime, rules: Rules
 ) -> ChallengeRanking:
     challenge = _challenge(read, tenant_id, challenge_id)
-    rows = _entries(read, tenant_id, challenge, group, rules)
+    rows = _entries(read, tenant_id, challenge, group, rules, now)
     entries = [entry for entry, _ in rows]
     return ChallengeRanking(
         challenge,
@@ -125,7 +154,7 @@ def challenge_progress(
     challenge = _challenge(read, tenant_id, challenge_id)
     if challenge.theme is ChallengeTheme.DISTANCE:
         ch.check_progress_available(challenge, now)
-    rows = _entries(read, tenant_id, challenge, group, rules)
+    rows = _entries(read, tenant_id, challenge, group, rules, now)
     entries = [entry for entry, _ in rows]
     return ChallengeProgress(
         challenge, group, ch.progress(challenge, entries, now), {p.user_id: p for _, p in rows}

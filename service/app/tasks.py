@@ -1,13 +1,14 @@
-"""Fold task events through the task state machine."""
+"""Fold task events into each task's facts, and pauses into their tenant and type's pauses
+(docs/rules.md#tasks). A pause's moment is its envelope's `occurred_at`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from service.app.ports import TaskKey, UnitOfWork
-from service.app.records import IgnoredEvent, Received
+from service.app.records import IgnoredEvent, Received, version_of
 from service.domain import events as ev
-from service.domain.tasks import Ignored, PerTaskEvent, Task, apply, cancel_paused
+from service.domain.tasks import PerTaskEvent, TaskFacts, fold, ignored, task_of
 
 PER_TASK_EVENTS = (
     ev.TaskCreated,
@@ -20,50 +21,53 @@ TASK_EVENTS = (*PER_TASK_EVENTS, ev.PushServicePaused)
 
 
 def fold_tasks(uow: UnitOfWork, items: Sequence[Received]) -> list[IgnoredEvent]:
-    """Apply each event in arrival order; return the events the machine ignored."""
-    keys = {
-        (i.event.meta.tenant_id, i.event.payload.task_id)
-        for i in items
-        if isinstance(i.event.payload, PER_TASK_EVENTS)
-    }
-    current: dict[TaskKey, Task] = uow.tasks.load(keys)
-    changed: dict[TaskKey, Task] = {}
-    ignored: list[IgnoredEvent] = []
-    for item in items:
-        meta, payload = item.event.meta, item.event.payload
-        if isinstance(payload, ev.PushServicePaused):
-            _cancel(uow, meta.tenant_id, payload, current, changed)
-        elif isinstance(payload, PER_TASK_EVENTS):
-            outcome = _apply(current, (meta.tenant_id, payload.task_id), payload)
-            if isinstance(outcome, Ignored):
-                ignored.append(
-                    IgnoredEvent(
-                        item.record, meta.tenant_id, meta.event_id, outcome.kind, outcome.reason
-                    )
-                )
-            else:
-                current[outcome[0]] = changed[outcome[0]] = outcome[1]
-    uow.tasks.save(changed)
-    return ignored
+    """Fold the batch's task events; return the valid ones that changed nothing of an
+    existing task (kept for operators)."""
+    uow.tasks.add_pauses(
+        {
+            (i.event.meta.tenant_id, i.event.payload.type, i.event.meta.occurred_at)
+            for i in items
+            if isinstance(i.event.payload, ev.PushServicePaused)
+        }
+    )
+    per_task = [i for i in items if isinstance(i.event.payload, PER_TASK_EVENTS)]
+    keys = {_key(i) for i in per_task}
+    stored = uow.tasks.load(keys)
+    current = {key: stored.get(key, TaskFacts(key[1])) for key in keys}
+    steps: list[tuple[Received, TaskFacts, TaskFacts]] = []
+    for item in per_task:
+        key = _key(item)
+        before = current[key]
+        current[key] = fold(before, _payload(item), version_of(item))
+        steps.append((item, before, current[key]))
+    uow.tasks.save({key: facts for key, facts in current.items() if facts != stored.get(key)})
+    return _ignored(uow, steps)
 
 
-def _apply(
-    current: dict[TaskKey, Task], key: TaskKey, payload: PerTaskEvent
-) -> tuple[TaskKey, Task] | Ignored:
-    outcome = apply(current.get(key), payload)
-    return outcome if isinstance(outcome, Ignored) else (key, outcome.task)
+def _ignored(
+    uow: UnitOfWork, steps: Sequence[tuple[Received, TaskFacts, TaskFacts]]
+) -> list[IgnoredEvent]:
+    created = [(i.event.meta.tenant_id, after.creation) for i, _, after in steps]
+    pauses = uow.tasks.pauses({(tenant, c.type) for tenant, c in created if c is not None})
+    found: list[IgnoredEvent] = []
+    for item, before, after in steps:
+        meta, creation = item.event.meta, after.creation
+        if creation is None:
+            continue  # waits for its task
+        of_type = pauses.get((meta.tenant_id, creation.type), [])
+        why = ignored(task_of(before, of_type), task_of(after, of_type), _payload(item))
+        if why is not None:
+            found.append(
+                IgnoredEvent(item.record, meta.tenant_id, meta.event_id, why.kind, why.reason)
+            )
+    return found
 
 
-def _cancel(
-    uow: UnitOfWork,
-    tenant_id: str,
-    paused: ev.PushServicePaused,
-    current: dict[TaskKey, Task],
-    changed: dict[TaskKey, Task],
-) -> None:
-    """Cancel the tenant's IN_PROGRESS tasks of the type, stored or folded in this batch."""
-    candidates = uow.tasks.in_progress(tenant_id, paused.type)
-    candidates.update({k: t for k, t in current.items() if k[0] == tenant_id})
-    for task in cancel_paused(candidates.values(), paused):
-        key = (tenant_id, task.task_id)
-        current[key] = changed[key] = task
+def _payload(item: Received) -> PerTaskEvent:
+    payload = item.event.payload
+    assert isinstance(payload, PER_TASK_EVENTS)
+    return payload
+
+
+def _key(item: Received) -> TaskKey:
+    return (item.event.meta.tenant_id, _payload(item).task_id)

@@ -78,6 +78,16 @@ class Entry:
     before: Tally = EMPTY_TALLY
 
 
+def first_registration(
+    registrations: Iterable[tuple[datetime, datetime]], freezes_at: datetime
+) -> tuple[datetime, datetime] | None:
+    """Of a user's registrations to a challenge, (registered_at, arrived_at) each, the one
+    that counts: the earliest registered among those that arrived before the challenge froze
+    (ties: the earliest arrived). None when all came too late."""
+    in_time = [r for r in registrations if r[1] < freezes_at]
+    return min(in_time) if in_time else None
+
+
 def contribution(
     challenge: Challenge, registered_at: datetime, trip: TripFacts, grace: timedelta
 ) -> tuple[Tally, Tally]:

@@ -1,25 +1,56 @@
-"""The task state machine (docs/rules.md#tasks), as one explicit transition table.
+"""The task state machine (docs/rules.md#tasks): what a task's events say, and its status.
 
-PENDING on task_created, IN_PROGRESS on task_started, nbRemainingItems from task_progressed
-(never above nbItems, never rising), COMPLETED (nothing remaining) on task_completed, FAILED on
-task_failed, CANCELED for IN_PROGRESS tasks of a paused type. COMPLETED, CANCELED and FAILED
-are terminal. An event the table does not allow is ignored, with a reason.
+A task's events fold into `TaskFacts` (the first creation, the earliest start, the lowest
+remaining count, the earliest completion and failure), so the facts are the same whatever
+order the events arrive in, events for a task that is not created yet included. `task_of`
+reads the task from its facts and its tenant's pauses of the task's type:
+
+- PENDING once created, IN_PROGRESS once started;
+- the earliest terminal moment wins, each at its own time: `completed_at` (COMPLETED),
+  `failed_at` (FAILED), or the first pause at or after the start (CANCELED). A pause cancels
+  a task that had started by then and was not terminal; a task started after it goes on.
+  COMPLETED, CANCELED and FAILED are terminal: what comes later changes nothing;
+- `nbRemainingItems`: the lowest count reported once the task started, never above
+  `nbItems` (a count above it is ignored), 0 once completed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from service.domain import events as ev
 from service.domain.events import TaskStatus
+from service.domain.versions import Version
 
 TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELED, TaskStatus.FAILED})
 
 PerTaskEvent = (
     ev.TaskCreated | ev.TaskStarted | ev.TaskProgressed | ev.TaskCompleted | ev.TaskFailed
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    type: ev.TaskType
+    nb_items: int
+    created_at: datetime
+    version: Version
+    """A task created twice keeps the creation of the oldest version."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFacts:
+    task_id: str
+    creation: Creation | None = None
+    started_at: datetime | None = None
+    lowest_remaining: int | None = None
+    completed_at: datetime | None = None
+    failed_at: datetime | None = None
+    failure_reason: str = ""
+    canceled_at: datetime | None = None
+    """Tasks canceled before pauses were kept (schema 0004): when they were canceled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,103 +68,123 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
-class Applied:
-    task: Task
-
-
-@dataclass(frozen=True, slots=True)
 class Ignored:
     kind: str
-    """Stable, for metrics: unknown_task, already_exists, terminal_state, not_pending,
-    not_started, progress_rising, progress_above_total."""
+    """Stable, for metrics: already_exists, terminal_state, not_pending, progress_rising,
+    progress_above_total."""
     reason: str
 
 
-Outcome = Applied | Ignored
-
-
-def _create(task: Task | None, e: ev.TaskCreated) -> Outcome:
-    if task is not None:
-        return Ignored("already_exists", f"task {e.task_id!r} already exists")
-    if e.nb_items < 0:
-        return Ignored("invalid_count", f"nb_items {e.nb_items} is negative")
-    return Applied(
-        Task(e.task_id, e.type, TaskStatus.PENDING, e.nb_items, e.nb_items, e.created_at)
-    )
-
-
-def _start(task: Task, e: ev.TaskStarted) -> Outcome:
-    if task.status is not TaskStatus.PENDING:
-        return Ignored("not_pending", f"task is {task.status.name}, only a PENDING task starts")
-    return Applied(replace(task, status=TaskStatus.IN_PROGRESS, started_at=e.started_at))
-
-
-def _progress(task: Task, e: ev.TaskProgressed) -> Outcome:
-    remaining = e.nb_remaining_items
-    if task.status is not TaskStatus.IN_PROGRESS:
-        return Ignored("not_started", f"task is {task.status.name}, progress needs IN_PROGRESS")
-    if remaining < 0 or remaining > task.nb_items:
-        return Ignored(
-            "progress_above_total", f"nb_remaining_items {remaining} is outside 0..{task.nb_items}"
-        )
-    if remaining > task.nb_remaining_items:
-        return Ignored(
-            "progress_rising",
-            f"nb_remaining_items would rise from {task.nb_remaining_items} to {remaining}",
-        )
-    return Applied(replace(task, nb_remaining_items=remaining))
-
-
-def _complete(task: Task, e: ev.TaskCompleted) -> Outcome:
-    return Applied(
-        replace(
-            task, status=TaskStatus.COMPLETED, nb_remaining_items=0, completed_at=e.completed_at
-        )
-    )
-
-
-def _fail(task: Task, e: ev.TaskFailed) -> Outcome:
-    return Applied(
-        replace(task, status=TaskStatus.FAILED, failed_at=e.failed_at, failure_reason=e.reason)
-    )
-
-
-Transition = Callable[[Task, "PerTaskEvent"], Outcome]
-
-# (status, event) -> transition. A pair that is not here is ignored (see `apply`).
-TRANSITIONS: dict[tuple[TaskStatus, type], Transition] = {
-    (TaskStatus.PENDING, ev.TaskStarted): _start,  # type: ignore[dict-item]
-    (TaskStatus.PENDING, ev.TaskCompleted): _complete,  # type: ignore[dict-item]
-    (TaskStatus.PENDING, ev.TaskFailed): _fail,  # type: ignore[dict-item]
-    (TaskStatus.PENDING, ev.TaskProgressed): _progress,  # type: ignore[dict-item]
-    (TaskStatus.IN_PROGRESS, ev.TaskStarted): _start,  # type: ignore[dict-item]
-    (TaskStatus.IN_PROGRESS, ev.TaskProgressed): _progress,  # type: ignore[dict-item]
-    (TaskStatus.IN_PROGRESS, ev.TaskCompleted): _complete,  # type: ignore[dict-item]
-    (TaskStatus.IN_PROGRESS, ev.TaskFailed): _fail,  # type: ignore[dict-item]
-}
-
-
-def apply(task: Task | None, event: PerTaskEvent) -> Outcome:
-    """The task once `event` is folded, or why the event changes nothing."""
+def fold(facts: TaskFacts, event: PerTaskEvent, version: Version) -> TaskFacts:
+    """The facts once `event` (of `version`) is known; folding the same events in another
+    order, or one of them twice, gives the same facts."""
     if isinstance(event, ev.TaskCreated):
-        return _create(task, event)
-    if task is None:
-        return Ignored("unknown_task", f"no task {event.task_id!r} was created")
-    if task.status in TERMINAL:
-        return Ignored("terminal_state", f"task is {task.status.name}, a terminal state")
-    transition = TRANSITIONS.get((task.status, type(event)))
-    if transition is None:  # pragma: no cover - every live pair is in the table
-        return Ignored(
-            "not_allowed", f"{type(event).__name__} is not allowed in {task.status.name}"
+        creation = Creation(event.type, event.nb_items, event.created_at, version)
+        kept = facts.creation
+        return replace(facts, creation=creation if kept is None else min(kept, creation, key=_v))
+    if isinstance(event, ev.TaskStarted):
+        return replace(facts, started_at=_earliest(facts.started_at, event.started_at))
+    if isinstance(event, ev.TaskProgressed):
+        lowest = facts.lowest_remaining
+        remaining = event.nb_remaining_items
+        return replace(
+            facts, lowest_remaining=remaining if lowest is None else min(lowest, remaining)
         )
-    return transition(task, event)
+    if isinstance(event, ev.TaskCompleted):
+        return replace(facts, completed_at=_earliest(facts.completed_at, event.completed_at))
+    failure = (event.failed_at, event.reason)
+    if facts.failed_at is None or failure < (facts.failed_at, facts.failure_reason):
+        return replace(facts, failed_at=event.failed_at, failure_reason=event.reason)
+    return facts
 
 
-def cancel_paused(tasks: Iterable[Task], paused: ev.PushServicePaused) -> tuple[Task, ...]:
-    """The IN_PROGRESS tasks of the paused type, CANCELED; others are left out."""
-    cancelled = [
-        replace(t, status=TaskStatus.CANCELED)
-        for t in tasks
-        if t.type is paused.type and t.status is TaskStatus.IN_PROGRESS
-    ]
-    return tuple(sorted(cancelled, key=lambda t: t.task_id))
+def task_of(facts: TaskFacts, pauses: Iterable[datetime]) -> Task | None:
+    """The task its facts describe, with the pauses of its tenant and type; None until it is
+    created (its other events wait for the creation)."""
+    creation = facts.creation
+    if creation is None:
+        return None
+    status, ended_at = _terminal(facts, pauses)
+    if status is None:
+        status = TaskStatus.PENDING if facts.started_at is None else TaskStatus.IN_PROGRESS
+    return Task(
+        task_id=facts.task_id,
+        type=creation.type,
+        status=status,
+        nb_items=creation.nb_items,
+        nb_remaining_items=_remaining(facts, creation.nb_items, status),
+        created_at=creation.created_at,
+        started_at=facts.started_at,
+        completed_at=ended_at if status is TaskStatus.COMPLETED else None,
+        failed_at=ended_at if status is TaskStatus.FAILED else None,
+        failure_reason=facts.failure_reason if status is TaskStatus.FAILED else "",
+    )
+
+
+# Terminal moments that fall at the same time: completing or failing first (the task was
+# terminal at that moment, so a pause then does not cancel it).
+_TIE_ORDER = {TaskStatus.COMPLETED: 0, TaskStatus.FAILED: 1, TaskStatus.CANCELED: 2}
+
+
+def _terminal(
+    facts: TaskFacts, pauses: Iterable[datetime]
+) -> tuple[TaskStatus | None, datetime | None]:
+    moments: list[tuple[datetime, TaskStatus]] = []
+    if facts.completed_at is not None:
+        moments.append((facts.completed_at, TaskStatus.COMPLETED))
+    if facts.failed_at is not None:
+        moments.append((facts.failed_at, TaskStatus.FAILED))
+    if facts.canceled_at is not None:
+        moments.append((facts.canceled_at, TaskStatus.CANCELED))
+    if facts.started_at is not None:
+        started = facts.started_at
+        paused = min((p for p in pauses if p >= started), default=None)
+        if paused is not None:
+            moments.append((paused, TaskStatus.CANCELED))
+    if not moments:
+        return None, None
+    at, status = min(moments, key=lambda m: (m[0], _TIE_ORDER[m[1]]))
+    return status, at
+
+
+def _remaining(facts: TaskFacts, nb_items: int, status: TaskStatus) -> int:
+    if status is TaskStatus.COMPLETED:
+        return 0
+    lowest = facts.lowest_remaining
+    if facts.started_at is None or lowest is None or lowest > nb_items:
+        return nb_items
+    return lowest
+
+
+def ignored(before: Task | None, after: Task | None, event: PerTaskEvent) -> Ignored | None:
+    """Why a valid event changed nothing of a task that exists, for operators; None when it
+    changed the task, or when it waits for the task's creation."""
+    if before is None or after != before:
+        return None
+    if isinstance(event, ev.TaskCreated):
+        return Ignored("already_exists", f"task {event.task_id!r} already exists")
+    if before.status in TERMINAL:
+        return Ignored("terminal_state", f"task is {before.status.name}, a terminal state")
+    if isinstance(event, ev.TaskStarted):
+        return Ignored("not_pending", "the task had started already")
+    if isinstance(event, ev.TaskProgressed):
+        remaining = event.nb_remaining_items
+        if remaining > before.nb_items:
+            return Ignored(
+                "progress_above_total",
+                f"nb_remaining_items {remaining} is above nb_items {before.nb_items}",
+            )
+        if remaining > before.nb_remaining_items:
+            return Ignored(
+                "progress_rising",
+                f"nb_remaining_items would rise from {before.nb_remaining_items} to {remaining}",
+            )
+    return None
+
+
+def _earliest(current: datetime | None, new: datetime) -> datetime:
+    return new if current is None else min(current, new)
+
+
+def _v(creation: Creation) -> Version:
+    return creation.version

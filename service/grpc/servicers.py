@@ -63,20 +63,26 @@ async def get_driver_ranking(
     """Each month is cached on its own, so the previous month (which rarely changes) is not
     rebuilt whenever a trip of the current month arrives."""
     tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
-    current, previous = queries.ranking_months(deps.clock.now())
+    now = deps.clock.now()
+    current, previous = queries.ranking_months(now)
     profiles_version = deps.versions.version(profiles_key(tenant))
 
     async def month(month: Month) -> bytes:
+        as_of = queries.membership_as_of(month.freezes_at(deps.rules.late_event_grace), now)
+
         def build(read: ReadModel) -> Message:
             people = deps.profiles.get(
-                (tenant, group, profiles_version),
-                lambda: queries.group_profiles(read, tenant, group),
+                (tenant, group, as_of, profiles_version),
+                lambda: queries.group_profiles(read, tenant, group, as_of),
             )
-            answer = queries.month_ranking(read, tenant, kind, group, month, deps.rules, people)
+            answer = queries.month_ranking(
+                read, tenant, kind, group, month, deps.rules, now, people
+            )
             return convert.month_ranking_message(answer)
 
         version = (profiles_version, deps.versions.version(month_key(tenant, month)))
-        return await deps.answers.get(("month", tenant, kind, group, month), version, build)
+        key = ("month", tenant, kind, group, month, as_of)
+        return await deps.answers.get(key, version, build)
 
     months = (await month(current), await month(previous))
     return deps.assembled.get(
@@ -99,23 +105,26 @@ async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: Quer
 async def get_challenge_ranking(
     request: challenges_pb2.GetChallengeRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    tenant = who.tenant_id
+    """A challenge's groups are read as of its freeze once it froze: an answer is rebuilt at
+    least once a minute, so the freeze shows within a minute even if nothing else changes."""
+    now, tenant = deps.clock.now(), who.tenant_id
 
     def build(read: ReadModel) -> Message:
         answer = queries.challenge_ranking(
-            read, tenant, request.challenge_id, request.group, deps.rules
+            read, tenant, request.challenge_id, request.group, now, deps.rules
         )
         return convert.challenge_ranking_response(answer)
 
-    key = ("challenge_ranking", tenant, request.challenge_id, request.group)
+    minute = int(now.timestamp()) // 60
+    key = ("challenge_ranking", tenant, request.challenge_id, request.group, minute)
     return await deps.answers.get(key, deps.versions.version(tenant_key(tenant)), build)
 
 
 async def get_challenge_progress(
     request: challenges_pb2.GetChallengeProgressRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    """Progress exists only once the challenge has ended, and time only moves on: a cached
-    answer stays right until the state changes."""
+    """Progress exists only once the challenge has ended; its groups are read as of the
+    freeze once it froze (rebuilt at least once a minute, as the ranking)."""
     now, tenant = deps.clock.now(), who.tenant_id
 
     def build(read: ReadModel) -> Message:
@@ -124,7 +133,8 @@ async def get_challenge_progress(
         )
         return convert.challenge_progress_response(answer)
 
-    key = ("challenge_progress", tenant, request.challenge_id, request.group)
+    minute = int(now.timestamp()) // 60
+    key = ("challenge_progress", tenant, request.challenge_id, request.group, minute)
     return await deps.answers.get(key, deps.versions.version(tenant_key(tenant)), build)
 
 

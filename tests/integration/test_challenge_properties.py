@@ -82,16 +82,16 @@ def expected(events: list[ev.Event]) -> dict[str, tuple[object, object]]:
             trips[e.payload.trip_id] = trips[e.payload.trip_id].deleted(e.meta.arrived_at)
     registrations: dict[str, tuple[datetime, datetime]] = {}
     for e in events:
-        if isinstance(e.payload, ev.ChallengeRegistered):
+        # Of a user's registrations that arrived before the freeze, the earliest counts.
+        if isinstance(e.payload, ev.ChallengeRegistered) and e.meta.arrived_at < frozen:
             seen = (e.payload.registered_at, e.meta.arrived_at)
             registrations[e.payload.user_id] = min(registrations.get(e.payload.user_id, seen), seen)
     answer: dict[str, tuple[object, object]] = {}
-    for user, (registered_at, arrived_at) in registrations.items():
-        if arrived_at < frozen:
-            entry = entry_from_trips(
-                definition, user, registered_at, trips.values(), RULES.late_event_grace
-            )
-            answer[user] = (entry.during, entry.before)
+    for user, (registered_at, _) in registrations.items():
+        entry = entry_from_trips(
+            definition, user, registered_at, trips.values(), RULES.late_event_grace
+        )
+        answer[user] = (entry.during, entry.before)
     return answer
 
 

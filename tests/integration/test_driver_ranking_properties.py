@@ -58,9 +58,11 @@ def streams(draw: st.DrawFn) -> list[ev.Event]:
         if draw(st.integers(0, 3)) == 0:
             events.append(deletion(f"t{index}", user_id, arrived_at=draw(ARRIVALS)))
     for user_id in USERS:
-        for version in range(draw(st.integers(0, 2))):
+        for _ in range(draw(st.integers(0, 2))):
             groups = draw(st.lists(st.sampled_from(GROUPS), unique=True))
-            events.append(user(user_id, *groups, at=NOW + timedelta(minutes=version)))
+            # Versions straddle October's freeze too: its ranking keeps the membership of the
+            # versions that arrived before it.
+            events.append(user(user_id, *groups, at=draw(ARRIVALS)))
     return events
 
 
@@ -80,21 +82,34 @@ def recomputed(events: list[ev.Event], group: str, month: Month) -> list[tuple[s
         assert isinstance(e.payload, ev.TripDeleted)
         if e.payload.trip_id in trips:
             trips[e.payload.trip_id] = trips[e.payload.trip_id].deleted(e.meta.arrived_at)
-    profiles: dict[str, tuple[tuple[datetime, str], ev.UserUpserted]] = {}
-    for e in events:
-        if isinstance(e.payload, ev.UserUpserted):
-            version = (e.meta.occurred_at, e.meta.event_id)
-            if e.payload.user_id not in profiles or version > profiles[e.payload.user_id][0]:
-                profiles[e.payload.user_id] = (version, e.payload)
-    members = [p for _, p in profiles.values() if not group or group in p.groups]
+    freeze = month.freezes_at(RULES.late_event_grace)
+    current = _newest_profiles(events, None)
+    as_of = _newest_profiles(events, freeze) if freeze <= NOW else current
+    members = [u for u, p in as_of.items() if not group or group in p.groups]
     totals = {
         user_id: t.tally(ScoreKind.SAFETY)
         for (user_id, m), t in totals_from_trips(trips.values(), RULES.late_event_grace).items()
-        if m == month and (not group or user_id in {p.user_id for p in members})
+        if m == month and (not group or user_id in members)
     }
-    people = [Profile(p.user_id, p.firstname, p.lastname, p.pseudo) for p in members]
+    names = [current[u] for u in members]  # a frozen month's names are today's
+    people = [Profile(p.user_id, p.firstname, p.lastname, p.pseudo) for p in names]
     standings = rank_month(drivers_of_month(people, totals), RULES.driver_thresholds)
     return _flatten(standings)
+
+
+def _newest_profiles(
+    events: list[ev.Event], arrived_before: datetime | None
+) -> dict[str, ev.UserUpserted]:
+    """Each user's newest profile among those that arrived before `arrived_before` (all)."""
+    newest: dict[str, tuple[tuple[datetime, str], ev.UserUpserted]] = {}
+    for e in events:
+        if isinstance(e.payload, ev.UserUpserted) and (
+            arrived_before is None or e.meta.arrived_at < arrived_before
+        ):
+            version = (e.meta.occurred_at, e.meta.event_id)
+            if e.payload.user_id not in newest or version > newest[e.payload.user_id][0]:
+                newest[e.payload.user_id] = (version, e.payload)
+    return {user: profile for user, (_, profile) in newest.items()}
 
 
 def _current_groups(events: list[ev.Event]) -> set[str]:

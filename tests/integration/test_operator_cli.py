@@ -5,7 +5,7 @@ tests/unit/test_dead_letter_replay.py)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -107,9 +107,15 @@ def test_an_operator_lists_the_ignored_events(
     def event(payload: ev.Payload) -> ev.Event:
         return ev.Event(meta("acme"), payload)
 
-    apply(storage, event(ev.TaskStarted("ghost", T0)), event(ev.TaskProgressed("ghost", 3)))
+    apply(
+        storage,
+        event(ev.TaskCreated("k1", ev.TaskType.PUSH_FAILED_TRIPS, 5, T0)),
+        event(ev.TaskCompleted("k1", T0)),
+    )
+    failed = ev.TaskFailed("k1", T0 + timedelta(hours=1), "too late")
+    apply(storage, event(ev.TaskProgressed("k1", 3)), event(failed))
     code, out = podium(database_url, capsys, "ignored", "list", "--json", "--tenant", "acme")
     assert code == 0
     listed = [json.loads(line) for line in out.splitlines()]
-    assert [(x["kind"], x["tenantId"]) for x in listed] == [("unknown_task", "acme")] * 2
-    assert listed[0]["reason"] == "no task 'ghost' was created"
+    assert [(x["kind"], x["tenantId"]) for x in listed] == [("terminal_state", "acme")] * 2
+    assert listed[0]["reason"] == "task is COMPLETED, a terminal state"

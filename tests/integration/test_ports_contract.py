@@ -34,14 +34,13 @@ from service.domain.events import (
     PathSessionPublished,
     ScoreKind,
     Step,
-    TaskStatus,
     TaskType,
     UserUpserted,
 )
 from service.domain.paths import Attempt, Correction, LearnerState
 from service.domain.ranking import Month, MonthTotals, Profile
 from service.domain.standings import Tally
-from service.domain.tasks import Task
+from service.domain.tasks import Creation, TaskFacts
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 from service.domain.versions import Version
 from tests.builders import Ports
@@ -170,12 +169,13 @@ def correction(attempt_id: str, score: float = 90.0) -> Correction:
     return Correction("s2", attempt_id, score, AT + HOUR)
 
 
-def task(
-    task_id: str,
-    status: TaskStatus = TaskStatus.IN_PROGRESS,
-    task_type: TaskType = TaskType.PUSH_FAILED_TRIPS,
-) -> Task:
-    return Task(task_id, task_type, status, 40, 12, AT, AT + HOUR)
+def task(task_id: str, task_type: TaskType = TaskType.PUSH_FAILED_TRIPS) -> TaskFacts:
+    return TaskFacts(
+        task_id,
+        Creation(task_type, 40, AT, Version(AT, f"created-{task_id}")),
+        started_at=AT + HOUR,
+        lowest_remaining=12,
+    )
 
 
 def record(offset: int, topic: str = "podium.trips") -> Record:
@@ -373,6 +373,52 @@ def test_a_groups_tallies_are_its_members_months_only(ports: Ports) -> None:
     assert sorted(everyone) == ["ann", "bob", "dee", "eve"]
 
 
+def test_a_frozen_membership_is_each_users_newest_version_that_arrived_before_it(
+    ports: Ports,
+) -> None:
+    """Names stay today's; groups are those of the newest version among the ones that had
+    arrived (an older version arriving later does not win over a newer one)."""
+    v0, v3 = Version(AT - HOUR, "e0"), Version(AT + 3 * HOUR, "e3")
+    with committing(ports) as uow:
+        uow.users.record_versions(
+            [
+                ("acme", profile("ann", "north"), V1, AT),
+                ("acme", profile("ann", "west"), v0, AT + HOUR / 2),
+                ("acme", profile("ann", "south", firstname="Annie"), V2, AT + 2 * HOUR),
+                ("acme", profile("bob", "north"), v3, AT + 3 * HOUR),
+                ("other", profile("dee", "north"), V1, AT),
+            ]
+        )
+        uow.users.record_versions([("acme", profile("ann", "north"), V1, AT + 9 * HOUR)])
+        uow.users.replace(
+            [
+                ("acme", profile("ann", "south", firstname="Annie"), V2),
+                ("acme", profile("bob", "north"), v3),
+                ("other", profile("dee", "north"), V1),
+            ]
+        )
+        uow.driver_months.add(
+            {("acme", user, NOVEMBER): totals(1, 1_000) for user in ("ann", "bob")}
+        )
+        uow.challenges.put_entries([("acme", "c1", entry(u), AT) for u in ("ann", "bob")])
+    early, late = AT + HOUR, AT + 4 * HOUR
+    with ports.read() as read:
+        assert [p.user_id for p in read.profiles("acme", "north", early)] == ["ann"]
+        assert read.profiles("acme", None, early) == [Profile("ann", "Annie", "Doe", "ann")]
+        assert read.profiles("acme", "south", early) == []
+        assert read.known_groups("acme", early) == frozenset({"north"})
+        assert sorted(read.known_groups("acme", late)) == ["north", "south"]
+        assert sorted(p.user_id for p in read.profiles("acme", "north", late)) == ["bob"]
+        tallies = read.month_tallies("acme", NOVEMBER, ScoreKind.SAFETY, "north", early)
+        assert sorted(tallies) == ["ann"]
+        frozen = read.challenge_entries("acme", "c1", AT + HOUR, "north", early)
+        assert [e.user_id for e, _ in frozen] == ["ann"]
+        assert [e.user_id for e, _ in read.challenge_entries("acme", "c1", late, "north")] == [
+            "bob"
+        ]
+        assert read.profiles("acme", "north", AT) == []
+
+
 # --- challenges ------------------------------------------------------------------------------
 
 
@@ -399,10 +445,12 @@ def test_replacing_a_challenge_replaces_its_groups_and_keeps_its_registrations(
         uow.challenges.replace([("acme", republished, V2)])
     with ports.unit_of_work() as uow:
         assert uow.challenges.load([("acme", "c1")]) == {("acme", "c1"): (republished, V2)}
-        assert uow.challenges.entries_of("acme", "c1") == [(entry("ann", 2), AT)]
+        assert uow.challenges.entries([("acme", "c1", "ann")]) == {
+            ("acme", "c1", "ann"): (entry("ann", 2), AT)
+        }
 
 
-def test_registrations_are_read_back_with_when_they_arrived_published_or_not(
+def test_entries_are_read_back_whole_with_when_their_registration_arrived(
     ports: Ports,
 ) -> None:
     with committing(ports) as uow:
@@ -415,26 +463,63 @@ def test_registrations_are_read_back_with_when_they_arrived_published_or_not(
         )
     with ports.unit_of_work() as uow:
         keys = [("acme", "c1", "ann"), ("acme", "c1", "bob"), ("acme", "c1", "cyd")]
-        assert uow.challenges.registrations(keys) == {
-            ("acme", "c1", "ann"): (AT, AT + HOUR),
-            ("acme", "c1", "bob"): (AT - HOUR, AT),
+        assert uow.challenges.entries(keys) == {
+            ("acme", "c1", "ann"): (entry("ann", 2, 1), AT + HOUR),
+            ("acme", "c1", "bob"): (replace(entry("bob"), registered_at=AT - HOUR), AT),
         }
-        found = sorted(uow.challenges.entries_of("acme", "c1"), key=lambda e: e[0].user_id)
-        assert found == [
-            (entry("ann", 2, 1), AT + HOUR),
-            (replace(entry("bob"), registered_at=AT - HOUR), AT),
-        ]
-        assert uow.challenges.entries_of("other", "c1") == []
 
 
-def test_putting_a_registration_replaces_it_whole(ports: Ports) -> None:
+def test_registrations_are_recorded_once_each_and_read_back_in_time_order(
+    ports: Ports,
+) -> None:
+    early, late = (AT - HOUR, AT + HOUR), (AT, AT)
+    with committing(ports) as uow:
+        uow.challenges.add_registrations(
+            [(("acme", "c1", "ann"), late), (("acme", "c1", "ann"), early)]
+        )
+        uow.challenges.add_registrations(
+            [(("acme", "c1", "ann"), late), (("acme", "c1", "bob"), late)]
+        )
+        uow.challenges.add_registrations([(("acme", "c2", "ann"), late)])
+    with ports.unit_of_work() as uow:
+        keys = [("acme", "c1", "ann"), ("acme", "c1", "cyd"), ("other", "c1", "ann")]
+        assert uow.challenges.registrations(keys) == {("acme", "c1", "ann"): [early, late]}
+        assert uow.challenges.registrations_of("acme", "c1") == {
+            "ann": [early, late],
+            "bob": [late],
+        }
+        assert uow.challenges.registrations_of("other", "c1") == {}
+
+
+def test_replacing_a_challenges_entries_removes_those_left_out(ports: Ports) -> None:
+    with committing(ports) as uow:
+        uow.challenges.put_entries(
+            [
+                ("acme", "c1", entry("ann", 2), AT),
+                ("acme", "c1", entry("bob", 1), AT),
+                ("acme", "c2", entry("ann", 3), AT),
+            ]
+        )
+    with committing(ports) as uow:
+        uow.challenges.replace_entries("acme", "c1", [(entry("bob", 7), AT + HOUR)])
+    with ports.unit_of_work() as uow:
+        keys = [("acme", "c1", "ann"), ("acme", "c1", "bob"), ("acme", "c2", "ann")]
+        assert uow.challenges.entries(keys) == {
+            ("acme", "c1", "bob"): (entry("bob", 7), AT + HOUR),
+            ("acme", "c2", "ann"): (entry("ann", 3), AT),
+        }
+
+
+def test_putting_an_entry_replaces_it_whole(ports: Ports) -> None:
     with committing(ports) as uow:
         uow.challenges.put_entries([("acme", "c1", entry("ann", 2, 1), AT)])
     again = replace(entry("ann", 5), registered_at=AT - HOUR)
     with committing(ports) as uow:
         uow.challenges.put_entries([("acme", "c1", again, AT + HOUR)])
     with ports.unit_of_work() as uow:
-        assert uow.challenges.entries_of("acme", "c1") == [(again, AT + HOUR)]
+        assert uow.challenges.entries([("acme", "c1", "ann")]) == {
+            ("acme", "c1", "ann"): (again, AT + HOUR)
+        }
 
 
 def test_adding_to_entries_only_touches_stored_rows(ports: Ports) -> None:
@@ -448,8 +533,9 @@ def test_adding_to_entries_only_touches_stored_rows(ports: Ports) -> None:
     stored = entry("ann", 2, 1)
     added = replace(stored, during=stored.during + during, before=stored.before + before)
     with ports.unit_of_work() as uow:
-        assert uow.challenges.entries_of("acme", "c1") == [(added, AT)]
-        assert uow.challenges.registrations([("acme", "c1", "bob")]) == {}
+        assert uow.challenges.entries([("acme", "c1", "ann"), ("acme", "c1", "bob")]) == {
+            ("acme", "c1", "ann"): (added, AT)
+        }
 
 
 def test_entries_of_users_only_returns_registrations_of_published_challenges(
@@ -640,40 +726,39 @@ def test_a_learner_known_only_from_an_enrollment_is_resolved_by_id_exactly(ports
 # --- tasks -----------------------------------------------------------------------------------
 
 
-def test_tasks_are_saved_whole_and_loaded_by_key(ports: Ports) -> None:
+def test_task_facts_are_saved_whole_and_loaded_by_key(ports: Ports) -> None:
+    waiting = TaskFacts("k2", started_at=AT, lowest_remaining=3)
     with committing(ports) as uow:
         uow.tasks.save(
-            {("acme", "k1"): task("k1"), ("other", "k1"): task("k1", TaskStatus.PENDING)}
+            {("acme", "k1"): task("k1"), ("other", "k1"): task("k1"), ("acme", "k2"): waiting}
         )
-    done = replace(
-        task("k1", TaskStatus.FAILED), failed_at=AT + 2 * HOUR, failure_reason="it broke"
-    )
+    done = replace(task("k1"), failed_at=AT + 2 * HOUR, failure_reason="it broke")
     with committing(ports) as uow:
         uow.tasks.save({("acme", "k1"): done})
     with ports.unit_of_work() as uow:
-        assert uow.tasks.load([("acme", "k1"), ("acme", "k2"), ("other", "k1")]) == {
+        assert uow.tasks.load([("acme", "k1"), ("acme", "k2"), ("acme", "k3")]) == {
             ("acme", "k1"): done,
-            ("other", "k1"): task("k1", TaskStatus.PENDING),
+            ("acme", "k2"): waiting,
         }
     with ports.read() as read:
-        assert read.task("acme", "k1") == done
-        assert read.task("acme", "k2") is None
+        assert read.task_facts("acme", "k1") == done
+        assert read.task_facts("acme", "k2") == waiting
+        assert read.task_facts("acme", "k3") is None
 
 
-def test_in_progress_tasks_are_the_tenants_running_ones_of_one_type(ports: Ports) -> None:
+def test_pauses_are_kept_once_each_per_tenant_and_type_earliest_first(ports: Ports) -> None:
+    trips, crashes = TaskType.PUSH_FAILED_TRIPS, TaskType.PUSH_FAILED_CRASHES
     with committing(ports) as uow:
-        uow.tasks.save(
-            {
-                ("acme", "k1"): task("k1"),
-                ("acme", "k2"): task("k2", TaskStatus.PENDING),
-                ("acme", "k3"): task("k3", task_type=TaskType.PUSH_FAILED_CRASHES),
-                ("acme", "k4"): task("k4", TaskStatus.COMPLETED),
-                ("other", "k5"): task("k5"),
-            }
-        )
+        uow.tasks.add_pauses([("acme", trips, AT + HOUR), ("acme", trips, AT)])
+        uow.tasks.add_pauses([("acme", trips, AT), ("acme", crashes, AT), ("other", trips, AT)])
     with ports.unit_of_work() as uow:
-        running = uow.tasks.in_progress("acme", TaskType.PUSH_FAILED_TRIPS)
-    assert running == {("acme", "k1"): task("k1")}
+        assert uow.tasks.pauses([("acme", trips), ("acme", crashes), ("nobody", trips)]) == {
+            ("acme", trips): [AT, AT + HOUR],
+            ("acme", crashes): [AT],
+        }
+    with ports.read() as read:
+        assert read.task_pauses("acme", trips) == [AT, AT + HOUR]
+        assert read.task_pauses("nobody", trips) == []
 
 
 # --- ignored events --------------------------------------------------------------------------

@@ -24,9 +24,11 @@ PUBLISHED = START - timedelta(days=10)
 REPUBLISHED = START + timedelta(days=1)
 
 
-def ranking(ports: FakePorts, group: str = "", tenant: str = "acme") -> queries.ChallengeRanking:
+def ranking(
+    ports: FakePorts, group: str = "", tenant: str = "acme", now: datetime = AFTER
+) -> queries.ChallengeRanking:
     with read(ports) as reading:
-        return queries.challenge_ranking(reading, tenant, "c1", group, RULES)
+        return queries.challenge_ranking(reading, tenant, "c1", group, now, RULES)
 
 
 def ranked(ports: FakePorts, group: str = "") -> list[tuple[str, int, int, float]]:
@@ -134,9 +136,9 @@ def test_the_challenge_freezes_at_its_end_plus_the_grace(ports: FakePorts) -> No
 def test_progress_compares_with_the_pre_challenge_window(ports: FakePorts) -> None:
     apply(
         ports,
-        user("ann", "north", firstname="Ann"),
-        user("bob", "north"),
-        user("cyd", "south"),
+        user("ann", "north", firstname="Ann", at=PUBLISHED),
+        user("bob", "north", at=PUBLISHED),
+        user("cyd", "south", at=PUBLISHED),
         challenge("c1", start=START, end=END, groups=("north", "south")),
         *(registration("c1", u, registered_at=START) for u in ("ann", "bob", "cyd")),
         *week_trips("ann", 9.0),
@@ -196,3 +198,54 @@ def test_a_publication_arriving_after_the_freeze_changes_nothing(ports: FakePort
         challenge("c1", start=START, end=END + timedelta(days=30), at=END + timedelta(days=3)),
     )
     assert ranking(ports).challenge.end_at == END
+
+
+def test_a_registration_arriving_after_the_freeze_changes_nothing_and_is_listed(
+    ports: FakePorts,
+) -> None:
+    """A duplicate registration dated earlier but arriving late must not replace the one
+    that counted: the user would vanish from the frozen challenge."""
+    frozen = END + RULES.late_event_grace
+    apply(
+        ports,
+        challenge("c1", start=START, end=END, at=PUBLISHED),
+        registration("c1", "ann", registered_at=START + timedelta(days=1)),
+        *week_trips("ann", 8.0),
+    )
+    before = ranking(ports)
+    late = apply(
+        ports,
+        registration("c1", "ann", registered_at=START - timedelta(days=1), arrived_at=frozen),
+        registration("c1", "bob", registered_at=START, arrived_at=frozen + timedelta(hours=1)),
+    )
+    assert ranking(ports) == before
+    assert [(i.kind, i.tenant_id) for i in late.ignored] == [("after_freeze", "acme")] * 2
+
+
+def test_of_registrations_arriving_in_time_the_earliest_counts_in_any_order(
+    ports: FakePorts,
+) -> None:
+    later, earlier = START + timedelta(days=2), START
+    apply(ports, registration("c1", "ann", registered_at=later), *week_trips("ann", 8.0))
+    apply(ports, challenge("c1", start=START, end=END, at=PUBLISHED))
+    apply(ports, registration("c1", "ann", registered_at=earlier))
+    entry = ranking(ports).standings.ranked[0].entrant
+    assert (entry.registered_at, entry.during.trips) == (earlier, 2)
+
+
+def test_a_frozen_challenges_group_is_its_members_when_it_froze(ports: FakePorts) -> None:
+    frozen = END + RULES.late_event_grace
+    apply(
+        ports,
+        user("ann", "north", at=PUBLISHED),
+        user("bob", "north", at=PUBLISHED),
+        challenge("c1", start=START, end=END, at=PUBLISHED),
+        *(registration("c1", u, registered_at=START) for u in ("ann", "bob")),
+        *week_trips("ann", 9.0),
+        *week_trips("bob", 7.0),
+    )
+    apply(ports, user("bob", "south", at=frozen + timedelta(days=1)))  # moved after the freeze
+    north = [p.entrant.user_id for p in ranking(ports, "north").standings.ranked]
+    assert north == ["ann", "bob"]
+    live = ranking(ports, "north", now=START + timedelta(days=3))
+    assert [p.entrant.user_id for p in live.standings.ranked] == ["ann"]

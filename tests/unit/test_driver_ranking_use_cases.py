@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.domain import events as ev
 from service.domain.errors import InvalidGroupLabel
 from service.domain.events import ScoreKind
 from tests.builders import (
@@ -51,8 +52,13 @@ def not_ranked(answer: DriverRanking) -> list[str]:
     return [d.profile.user_id for d in answer.current.standings.not_ranked]
 
 
-def five_trips(user_id: str, safety: float, km: float = 5.0, prefix: str = "") -> list:  # type: ignore[type-arg]
-    return [trip(f"{prefix}{user_id}-{i}", user_id, km=km, safety=safety) for i in range(5)]
+def five_trips(
+    user_id: str, safety: float, km: float = 5.0, prefix: str = "", ended_at: datetime = T0
+) -> list[ev.Event]:
+    return [
+        trip(f"{prefix}{user_id}-{i}", user_id, km=km, safety=safety, ended_at=ended_at)
+        for i in range(5)
+    ]
 
 
 def test_drivers_need_five_trips_and_twenty_km_to_be_ranked(ports: FakePorts) -> None:
@@ -159,3 +165,23 @@ def test_the_newest_profile_wins_whatever_the_arrival_order(ports: FakePorts) ->
     with pytest.raises(InvalidGroupLabel):
         ranking(ports, "north")
     assert not_ranked(ranking(ports, "south")) == ["ann"]
+
+
+def test_a_frozen_month_keeps_the_membership_it_had_when_it_froze(ports: FakePorts) -> None:
+    """October freezes on November 2nd (its end plus the grace): a driver who moved from
+    west to east after that stays in October's west ranking, and is in November's east."""
+    october = datetime(2026, 10, 10, tzinfo=UTC)
+    apply(
+        ports,
+        user("ann", "west", at=october, firstname="Ann"),
+        user("bob", "west", at=october),
+        *five_trips("ann", 9.0, prefix="oct-", ended_at=october),
+        *five_trips("bob", 8.0, prefix="oct-", ended_at=october),
+    )
+    apply(ports, user("ann", "east", at=T0, firstname="Annie"))
+    west, east = ranking(ports, "west"), ranking(ports, "east")
+    assert [p.entrant.profile.user_id for p in west.previous.standings.ranked] == ["ann", "bob"]
+    assert west.previous.standings.ranked[0].entrant.profile.firstname == "Annie"  # names: today's
+    assert [d.profile.user_id for d in west.current.standings.not_ranked] == ["bob"]
+    assert [d.profile.user_id for d in east.current.standings.not_ranked] == ["ann"]
+    assert east.previous.standings.ranked == ()

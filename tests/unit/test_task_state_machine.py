@@ -1,105 +1,168 @@
-"""The task state machine (docs/rules.md#tasks)."""
+"""The task rules (docs/rules.md#tasks): facts folded in any order, the status read from them
+and from the tenant's pauses."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import reduce
 
-import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.domain import events as ev
 from service.domain.events import TaskStatus, TaskType
-from service.domain.tasks import Applied, Ignored, PerTaskEvent, Task, apply, cancel_paused
+from service.domain.tasks import PerTaskEvent, Task, TaskFacts, fold, ignored, task_of
+from service.domain.versions import Version
 
 AT = datetime(2026, 11, 20, 9, tzinfo=UTC)
-TRIPS, CRASHES = TaskType.PUSH_FAILED_TRIPS, TaskType.PUSH_FAILED_CRASHES
-
-EVENTS: dict[str, PerTaskEvent] = {
-    "created": ev.TaskCreated("k", TRIPS, 10, AT),
-    "started": ev.TaskStarted("k", AT),
-    "progressed": ev.TaskProgressed("k", 4),
-    "completed": ev.TaskCompleted("k", AT),
-    "failed": ev.TaskFailed("k", AT, "boom"),
-}
+MIN = timedelta(minutes=1)
+TRIPS = TaskType.PUSH_FAILED_TRIPS
 
 
-def task(status: TaskStatus, remaining: int = 10) -> Task:
-    return Task("k", TRIPS, status, 10, remaining, AT)
+def folded(*events: PerTaskEvent) -> TaskFacts:
+    return reduce(
+        lambda facts, pair: fold(facts, pair[1], Version(AT, f"e{pair[0]}")),
+        enumerate(events),
+        TaskFacts("k"),
+    )
 
 
-# Every status (None: no such task) x every event: the status after, or the ignored kind.
-MATRIX: dict[tuple[TaskStatus | None, str], TaskStatus | str] = {
-    (None, "created"): TaskStatus.PENDING,
-    (None, "started"): "unknown_task",
-    (None, "progressed"): "unknown_task",
-    (None, "completed"): "unknown_task",
-    (None, "failed"): "unknown_task",
-    (TaskStatus.PENDING, "created"): "already_exists",
-    (TaskStatus.PENDING, "started"): TaskStatus.IN_PROGRESS,
-    (TaskStatus.PENDING, "progressed"): "not_started",
-    (TaskStatus.PENDING, "completed"): TaskStatus.COMPLETED,
-    (TaskStatus.PENDING, "failed"): TaskStatus.FAILED,
-    (TaskStatus.IN_PROGRESS, "created"): "already_exists",
-    (TaskStatus.IN_PROGRESS, "started"): "not_pending",
-    (TaskStatus.IN_PROGRESS, "progressed"): TaskStatus.IN_PROGRESS,
-    (TaskStatus.IN_PROGRESS, "completed"): TaskStatus.COMPLETED,
-    (TaskStatus.IN_PROGRESS, "failed"): TaskStatus.FAILED,
-    **{
-        (terminal, name): ("already_exists" if name == "created" else "terminal_state")
-        for terminal in (TaskStatus.COMPLETED, TaskStatus.CANCELED, TaskStatus.FAILED)
-        for name in EVENTS
-    },
-}
+def task(*events: PerTaskEvent, pauses: tuple[datetime, ...] = ()) -> Task | None:
+    return task_of(folded(*events), pauses)
 
 
-@pytest.mark.parametrize(
-    ("status", "event", "expected"),
-    [(s, e, x) for (s, e), x in MATRIX.items()],
-    ids=[f"{s.name if s else 'unknown'}-{e}" for (s, e) in MATRIX],
-)
-def test_the_transition_matrix(status: TaskStatus | None, event: str, expected: object) -> None:
-    outcome = apply(None if status is None else task(status), EVENTS[event])
-    if isinstance(expected, TaskStatus):
-        assert isinstance(outcome, Applied)
-        assert outcome.task.status is expected
-    else:
-        assert isinstance(outcome, Ignored)
-        assert outcome.kind == expected
+CREATED = ev.TaskCreated("k", TRIPS, 10, AT)
+STARTED = ev.TaskStarted("k", AT + 10 * MIN)
+
+
+def status(*events: PerTaskEvent, pauses: tuple[datetime, ...] = ()) -> TaskStatus | None:
+    found = task(*events, pauses=pauses)
+    return None if found is None else found.status
 
 
 def test_a_created_task_is_pending_with_every_item_remaining() -> None:
-    outcome = apply(None, EVENTS["created"])
-    assert isinstance(outcome, Applied)
-    assert outcome.task == Task("k", TRIPS, TaskStatus.PENDING, 10, 10, AT)
+    assert task(CREATED) == Task("k", TRIPS, TaskStatus.PENDING, 10, 10, AT)
 
 
-def test_remaining_items_never_rise_nor_exceed_the_total() -> None:
-    running = task(TaskStatus.IN_PROGRESS, remaining=5)
-    rising = apply(running, ev.TaskProgressed("k", 6))
-    above = apply(running, ev.TaskProgressed("k", 11))
-    same = apply(running, ev.TaskProgressed("k", 5))
-    assert isinstance(rising, Ignored)
-    assert rising.kind == "progress_rising"
-    assert isinstance(above, Ignored)
-    assert above.kind == "progress_above_total"
-    assert same == Applied(running)
+def test_a_started_task_is_in_progress_and_its_remaining_items_only_go_down() -> None:
+    running = task(CREATED, STARTED, ev.TaskProgressed("k", 4), ev.TaskProgressed("k", 6))
+    assert running is not None
+    assert (running.status, running.nb_remaining_items) == (TaskStatus.IN_PROGRESS, 4)
+    assert running.started_at == AT + 10 * MIN
+
+
+def test_a_count_above_the_total_is_ignored() -> None:
+    running = task(CREATED, STARTED, ev.TaskProgressed("k", 11))
+    assert running is not None
+    assert running.nb_remaining_items == 10
 
 
 def test_completion_zeroes_the_remaining_items_and_dates_it() -> None:
-    outcome = apply(task(TaskStatus.IN_PROGRESS, remaining=3), ev.TaskCompleted("k", AT))
-    assert isinstance(outcome, Applied)
-    assert (outcome.task.nb_remaining_items, outcome.task.completed_at) == (0, AT)
+    done = task(CREATED, STARTED, ev.TaskProgressed("k", 3), ev.TaskCompleted("k", AT + 20 * MIN))
+    assert done is not None
+    assert (done.status, done.nb_remaining_items, done.completed_at) == (
+        TaskStatus.COMPLETED,
+        0,
+        AT + 20 * MIN,
+    )
 
 
-def test_a_pause_cancels_only_in_progress_tasks_of_its_type() -> None:
-    tasks = [
-        Task("b", TRIPS, TaskStatus.IN_PROGRESS, 3, 2, AT),
-        Task("a", TRIPS, TaskStatus.IN_PROGRESS, 3, 1, AT),
-        Task("c", TRIPS, TaskStatus.PENDING, 3, 3, AT),
-        Task("d", CRASHES, TaskStatus.IN_PROGRESS, 3, 3, AT),
-        Task("e", TRIPS, TaskStatus.COMPLETED, 3, 0, AT),
-    ]
-    cancelled = cancel_paused(tasks, ev.PushServicePaused(TRIPS))
-    assert [(t.task_id, t.status) for t in cancelled] == [
-        ("a", TaskStatus.CANCELED),
-        ("b", TaskStatus.CANCELED),
-    ]
+def test_a_pending_task_may_complete_or_fail_without_starting() -> None:
+    assert status(CREATED, ev.TaskCompleted("k", AT + MIN)) is TaskStatus.COMPLETED
+    failed = task(CREATED, ev.TaskFailed("k", AT + MIN, "quota"))
+    assert failed is not None
+    assert (failed.status, failed.failure_reason, failed.nb_remaining_items) == (
+        TaskStatus.FAILED,
+        "quota",
+        10,
+    )
+
+
+def test_the_earliest_terminal_moment_wins_whatever_arrives_first() -> None:
+    completed, failed = ev.TaskCompleted("k", AT + 30 * MIN), ev.TaskFailed("k", AT + 20 * MIN)
+    assert status(CREATED, STARTED, completed, failed) is TaskStatus.FAILED
+    assert status(CREATED, STARTED, failed, completed) is TaskStatus.FAILED
+
+
+def test_a_pause_cancels_a_task_started_before_it_and_not_terminal_then() -> None:
+    pause = AT + 30 * MIN
+    assert status(CREATED, STARTED, pauses=(pause,)) is TaskStatus.CANCELED
+    assert status(CREATED, ev.TaskStarted("k", pause), pauses=(pause,)) is TaskStatus.CANCELED
+    late_completion = ev.TaskCompleted("k", AT + 40 * MIN)
+    assert status(CREATED, STARTED, late_completion, pauses=(pause,)) is TaskStatus.CANCELED
+
+
+def test_a_pause_spares_a_task_that_started_after_it_or_was_done_before_it() -> None:
+    pause = AT + 5 * MIN
+    assert status(CREATED, STARTED, pauses=(pause,)) is TaskStatus.IN_PROGRESS
+    assert status(CREATED, pauses=(pause,)) is TaskStatus.PENDING
+    done = ev.TaskCompleted("k", AT + 20 * MIN)
+    assert status(CREATED, STARTED, done, pauses=(AT + 20 * MIN,)) is TaskStatus.COMPLETED
+
+
+def test_a_resent_pause_changes_nothing() -> None:
+    pause = AT + 30 * MIN
+    once = task(CREATED, STARTED, pauses=(pause,))
+    assert task(CREATED, STARTED, pauses=(pause, pause)) == once
+
+
+def test_events_before_their_task_wait_for_it() -> None:
+    early = folded(STARTED, ev.TaskProgressed("k", 7))
+    assert task_of(early, ()) is None
+    running = task_of(fold(early, CREATED, Version(AT, "late")), ())
+    assert running is not None
+    assert (running.status, running.nb_remaining_items) == (TaskStatus.IN_PROGRESS, 7)
+
+
+def test_a_task_created_twice_keeps_the_creation_of_the_older_version() -> None:
+    facts = fold(TaskFacts("k"), ev.TaskCreated("k", TRIPS, 20, AT), Version(AT + MIN, "b"))
+    facts = fold(facts, CREATED, Version(AT, "a"))
+    found = task_of(facts, ())
+    assert found is not None
+    assert found.nb_items == 10
+
+
+def test_events_that_change_nothing_say_why() -> None:
+    running = task(CREATED, STARTED, ev.TaskProgressed("k", 5))
+    done = task(CREATED, STARTED, ev.TaskCompleted("k", AT + MIN))
+
+    def why(before: Task | None, event: PerTaskEvent) -> str | None:
+        outcome = ignored(before, before, event)
+        return None if outcome is None else outcome.kind
+
+    assert why(running, CREATED) == "already_exists"
+    assert why(running, STARTED) == "not_pending"
+    assert why(running, ev.TaskProgressed("k", 6)) == "progress_rising"
+    assert why(running, ev.TaskProgressed("k", 11)) == "progress_above_total"
+    assert why(running, ev.TaskProgressed("k", 5)) is None  # the same count is accepted
+    assert why(done, ev.TaskFailed("k", AT + 2 * MIN)) == "terminal_state"
+    assert why(None, STARTED) is None  # waits for its task
+    assert ignored(running, done, ev.TaskCompleted("k", AT + MIN)) is None
+
+
+minutes = st.integers(min_value=0, max_value=60).map(lambda m: AT + m * MIN)
+task_events = st.lists(
+    st.one_of(
+        st.builds(
+            ev.TaskCreated, st.just("k"), st.sampled_from(TaskType), st.integers(0, 20), minutes
+        ),
+        st.builds(ev.TaskStarted, st.just("k"), minutes),
+        st.builds(ev.TaskProgressed, st.just("k"), st.integers(0, 25)),
+        st.builds(ev.TaskCompleted, st.just("k"), minutes),
+        st.builds(ev.TaskFailed, st.just("k"), minutes, st.sampled_from(["", "quota"])),
+    ),
+    max_size=8,
+)
+
+
+@given(events=task_events, pauses=st.lists(minutes, max_size=3), data=st.data())
+def test_the_task_is_the_same_whatever_order_its_events_and_pauses_come_in(
+    events: list[PerTaskEvent], pauses: list[datetime], data: st.DataObject
+) -> None:
+    versioned = [(event, Version(AT, f"e{i}")) for i, event in enumerate(events)]
+    shuffled = data.draw(st.permutations(versioned))
+    in_order = reduce(lambda f, p: fold(f, *p), versioned, TaskFacts("k"))
+    any_order = reduce(lambda f, p: fold(f, *p), shuffled, TaskFacts("k"))
+    again = reduce(lambda f, p: fold(f, *p), shuffled + shuffled, TaskFacts("k"))
+    assert any_order == in_order == again
+    assert task_of(any_order, data.draw(st.permutations(pauses))) == task_of(in_order, pauses)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -16,8 +16,8 @@ from tests.fakes import FakePorts
 TRIPS = TaskType.PUSH_FAILED_TRIPS
 
 
-def event(payload: ev.Payload, tenant: str = "acme") -> ev.Event:
-    return ev.Event(meta(tenant), payload)
+def event(payload: ev.Payload, tenant: str = "acme", at: datetime = T0) -> ev.Event:
+    return ev.Event(meta(tenant, at=at), payload)
 
 
 def test_a_task_goes_from_pending_to_completed(ports: FakePorts) -> None:
@@ -45,7 +45,10 @@ def test_a_task_goes_from_pending_to_completed(ports: FakePorts) -> None:
     assert [k for k, _ in kept] == ["terminal_state"]
 
 
-def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(ports: FakePorts) -> None:
+def test_a_pause_cancels_the_tasks_of_its_tenant_and_type_that_had_started_by_then(
+    ports: FakePorts,
+) -> None:
+    paused = T0 + timedelta(minutes=30)
     apply(
         ports,
         event(ev.TaskCreated("k1", TRIPS, 5, T0)),
@@ -56,7 +59,11 @@ def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(ports: FakePorts
         event(ev.TaskCreated("k1", TRIPS, 5, T0), tenant="other"),
         event(ev.TaskStarted("k1", T0), tenant="other"),
     )
-    outcome = apply(ports, event(ev.PushServicePaused(TRIPS)), event(ev.TaskStarted("k2", T0)))
+    outcome = apply(
+        ports,
+        event(ev.PushServicePaused(TRIPS), at=paused),
+        event(ev.TaskStarted("k2", paused + timedelta(minutes=15))),
+    )
     with read(ports) as reading:
         statuses = {k: queries.get_task(reading, "acme", k).status for k in ("k1", "k2", "k3")}
         other = queries.get_task(reading, "other", "k1").status
@@ -69,9 +76,34 @@ def test_a_pause_cancels_the_tenants_running_tasks_of_that_type(ports: FakePorts
     assert outcome.ignored == ()
 
 
-def test_events_for_unknown_tasks_are_ignored_and_counted(ports: FakePorts) -> None:
-    outcome = apply(ports, event(ev.TaskStarted("ghost", T0)))
-    assert [(i.kind, i.tenant_id) for i in outcome.ignored] == [("unknown_task", "acme")]
+def test_a_pause_folded_before_the_tasks_it_cancels_cancels_them_all_the_same(
+    ports: FakePorts,
+) -> None:
+    paused = T0 + timedelta(minutes=30)
+    apply(ports, event(ev.PushServicePaused(TRIPS), at=paused))
+    apply(ports, event(ev.TaskCreated("k1", TRIPS, 5, T0)), event(ev.TaskStarted("k1", T0)))
+    apply(ports, event(ev.PushServicePaused(TRIPS), at=paused))  # re-sent: changes nothing
+    apply(
+        ports,
+        event(ev.TaskCreated("k2", TRIPS, 5, T0)),
+        event(ev.TaskStarted("k2", paused + timedelta(minutes=1))),
+    )
+    with read(ports) as reading:
+        assert queries.get_task(reading, "acme", "k1").status is TaskStatus.CANCELED
+        assert queries.get_task(reading, "acme", "k2").status is TaskStatus.IN_PROGRESS
+
+
+def test_events_before_their_task_wait_for_it_and_count_once_it_comes(
+    ports: FakePorts,
+) -> None:
+    early = apply(ports, event(ev.TaskStarted("late", T0)), event(ev.TaskProgressed("late", 3)))
+    assert early.ignored == ()
+    with read(ports) as reading, pytest.raises(NotFound):
+        queries.get_task(reading, "acme", "late")
+    apply(ports, event(ev.TaskCreated("late", TRIPS, 5, T0)))
+    with read(ports) as reading:
+        task = queries.get_task(reading, "acme", "late")
+    assert (task.status, task.nb_remaining_items) == (TaskStatus.IN_PROGRESS, 3)
 
 
 def test_another_tenants_task_is_not_found(ports: FakePorts) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,14 +10,20 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, select
 
 from service.adapters.sql import add_to_rows, key_lookups, upsert
-from service.adapters.tables import challenge_entries, challenge_groups, challenges
-from service.app.ports import ChallengeKey, EntryKey, TenantUser
+from service.adapters.tables import (
+    challenge_entries,
+    challenge_groups,
+    challenge_registrations,
+    challenges,
+)
+from service.app.ports import ChallengeKey, EntryKey, Registration, TenantUser
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import ChallengeTheme
 from service.domain.standings import Tally
 from service.domain.versions import Version
 
 TALLY_FIELDS = ("trips", "metres", "weighted", "weight")
+_REGISTRATION_KEY = ["tenant_id", "challenge_id", "user_id", "registered_at", "arrived_at"]
 
 
 def challenge_from_row(row: Row[Any], groups: Sequence[str]) -> Challenge:
@@ -108,33 +115,60 @@ class SqlChallengeStore:
             keys=["tenant_id", "challenge_id", "group_label"],
         )
 
-    def registrations(self, keys: Iterable[EntryKey]) -> dict[EntryKey, tuple[datetime, datetime]]:
-        """Stored registrations: (registered_at, arrived_at)."""
-        found: dict[EntryKey, tuple[datetime, datetime]] = {}
-        columns = (
-            challenge_entries.c.tenant_id,
-            challenge_entries.c.challenge_id,
-            challenge_entries.c.user_id,
-        )
-        for condition in key_lookups(columns, keys):
-            rows = self._c.execute(
-                select(
-                    *columns, challenge_entries.c.registered_at, challenge_entries.c.arrived_at
-                ).where(condition)
+    def add_registrations(self, registrations: Iterable[tuple[EntryKey, Registration]]) -> None:
+        rows = [
+            {
+                "tenant_id": tenant,
+                "challenge_id": challenge_id,
+                "user_id": user,
+                "registered_at": registered_at,
+                "arrived_at": arrived_at,
+            }
+            for (tenant, challenge_id, user), (registered_at, arrived_at) in sorted(
+                set(registrations)
             )
-            for tenant, challenge_id, user, registered_at, arrived_at in rows:
-                found[(tenant, challenge_id, user)] = (registered_at, arrived_at)
+        ]
+        upsert(self._c, challenge_registrations, rows, keys=_REGISTRATION_KEY)
+
+    def registrations(self, keys: Iterable[EntryKey]) -> dict[EntryKey, list[Registration]]:
+        r = challenge_registrations
+        columns = (r.c.tenant_id, r.c.challenge_id, r.c.user_id)
+        found: defaultdict[EntryKey, list[Registration]] = defaultdict(list)
+        for condition in key_lookups(columns, keys):
+            query = select(*columns, r.c.registered_at, r.c.arrived_at).where(condition)
+            for tenant, challenge_id, user, registered_at, arrived_at in self._c.execute(query):
+                found[(tenant, challenge_id, user)].append((registered_at, arrived_at))
+        return {key: sorted(times) for key, times in found.items()}
+
+    def registrations_of(self, tenant_id: str, challenge_id: str) -> dict[str, list[Registration]]:
+        r = challenge_registrations
+        query = select(r.c.user_id, r.c.registered_at, r.c.arrived_at).where(
+            r.c.tenant_id == tenant_id, r.c.challenge_id == challenge_id
+        )
+        found: defaultdict[str, list[Registration]] = defaultdict(list)
+        for user, registered_at, arrived_at in self._c.execute(query):
+            found[user].append((registered_at, arrived_at))
+        return {user: sorted(times) for user, times in found.items()}
+
+    def entries(self, keys: Iterable[EntryKey]) -> dict[EntryKey, tuple[Entry, datetime]]:
+        e = challenge_entries
+        found: dict[EntryKey, tuple[Entry, datetime]] = {}
+        for condition in key_lookups((e.c.tenant_id, e.c.challenge_id, e.c.user_id), keys):
+            for row in self._c.execute(select(e).where(condition)):
+                found[(row.tenant_id, row.challenge_id, row.user_id)] = (
+                    entry_from_row(row),
+                    row.arrived_at,
+                )
         return found
 
-    def entries_of(self, tenant_id: str, challenge_id: str) -> list[tuple[Entry, datetime]]:
-        """Every registration of a challenge, with when it arrived."""
-        rows = self._c.execute(
-            select(challenge_entries).where(
-                challenge_entries.c.tenant_id == tenant_id,
-                challenge_entries.c.challenge_id == challenge_id,
-            )
+    def replace_entries(
+        self, tenant_id: str, challenge_id: str, entries: Sequence[tuple[Entry, datetime]]
+    ) -> None:
+        e = challenge_entries
+        self._c.execute(
+            delete(e).where(e.c.tenant_id == tenant_id, e.c.challenge_id == challenge_id)
         )
-        return [(entry_from_row(row), row.arrived_at) for row in rows]
+        self.put_entries([(tenant_id, challenge_id, entry, at) for entry, at in entries])
 
     def entries_of_users(self, users: Iterable[TenantUser]) -> list[tuple[str, str, Entry]]:
         """Registrations of these users to published challenges: (tenant, challenge_id, entry)."""

@@ -1,71 +1,95 @@
-"""Tasks: the task state machine's state."""
+"""Tasks: each task's facts (docs/rules.md#tasks), and the pauses of each tenant and type."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
 from service.adapters.sql import key_lookups, upsert
-from service.adapters.tables import tasks
-from service.app.ports import TaskKey
-from service.domain.events import TaskStatus, TaskType
-from service.domain.tasks import Task
+from service.adapters.tables import task_pauses, tasks
+from service.app.ports import TaskKey, TaskTypeKey
+from service.domain.events import TaskType
+from service.domain.tasks import Creation, TaskFacts
+from service.domain.versions import Version
 
 
-def task_from_row(row: Row[Any]) -> Task:
-    return Task(
+def facts_from_row(row: Row[Any]) -> TaskFacts:
+    creation = None
+    if row.type is not None:
+        creation = Creation(
+            TaskType(row.type),
+            row.nb_items,
+            row.created_at,
+            Version(row.created_version_at, row.created_version_event),
+        )
+    return TaskFacts(
         task_id=row.task_id,
-        type=TaskType(row.type),
-        status=TaskStatus(row.status),
-        nb_items=row.nb_items,
-        nb_remaining_items=row.nb_remaining_items,
-        created_at=row.created_at,
+        creation=creation,
         started_at=row.started_at,
+        lowest_remaining=row.lowest_remaining,
         completed_at=row.completed_at,
         failed_at=row.failed_at,
         failure_reason=row.failure_reason,
+        canceled_at=row.canceled_at,
     )
+
+
+def _row(tenant_id: str, facts: TaskFacts) -> dict[str, Any]:
+    creation = facts.creation
+    return {
+        "tenant_id": tenant_id,
+        "task_id": facts.task_id,
+        "type": None if creation is None else creation.type.value,
+        "nb_items": None if creation is None else creation.nb_items,
+        "created_at": None if creation is None else creation.created_at,
+        "created_version_at": None if creation is None else creation.version.at,
+        "created_version_event": None if creation is None else creation.version.event_id,
+        "started_at": facts.started_at,
+        "lowest_remaining": facts.lowest_remaining,
+        "completed_at": facts.completed_at,
+        "failed_at": facts.failed_at,
+        "failure_reason": facts.failure_reason,
+        "canceled_at": facts.canceled_at,
+    }
+
+
+_VALUES = [c.name for c in tasks.c if not c.primary_key]
 
 
 class SqlTaskStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, Task]:
-        found: dict[TaskKey, Task] = {}
+    def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, TaskFacts]:
+        found: dict[TaskKey, TaskFacts] = {}
         for condition in key_lookups((tasks.c.tenant_id, tasks.c.task_id), keys):
             rows = self._c.execute(select(tasks).where(condition))
-            found.update({(row.tenant_id, row.task_id): task_from_row(row) for row in rows})
+            found.update({(row.tenant_id, row.task_id): facts_from_row(row) for row in rows})
         return found
 
-    def in_progress(self, tenant_id: str, task_type: TaskType) -> dict[TaskKey, Task]:
-        rows = self._c.execute(
-            select(tasks).where(
-                tasks.c.tenant_id == tenant_id,
-                tasks.c.type == task_type.value,
-                tasks.c.status == TaskStatus.IN_PROGRESS.value,
-            )
-        )
-        return {(row.tenant_id, row.task_id): task_from_row(row) for row in rows}
+    def save(self, facts: Mapping[TaskKey, TaskFacts]) -> None:
+        rows = [_row(tenant, f) for (tenant, _), f in sorted(facts.items())]
+        upsert(self._c, tasks, rows, keys=["tenant_id", "task_id"], replace=_VALUES)
 
-    def save(self, changed: Mapping[TaskKey, Task]) -> None:
+    def add_pauses(self, pauses: Iterable[tuple[str, TaskType, datetime]]) -> None:
         rows = [
-            {
-                "tenant_id": tenant,
-                "task_id": task.task_id,
-                "type": task.type.value,
-                "status": task.status.value,
-                "nb_items": task.nb_items,
-                "nb_remaining_items": task.nb_remaining_items,
-                "created_at": task.created_at,
-                "started_at": task.started_at,
-                "completed_at": task.completed_at,
-                "failed_at": task.failed_at,
-                "failure_reason": task.failure_reason,
-            }
-            for (tenant, _), task in sorted(changed.items())
+            {"tenant_id": tenant, "type": task_type.value, "paused_at": at}
+            for tenant, task_type, at in sorted(set(pauses))
         ]
-        values = [c.name for c in tasks.c if not c.primary_key]
-        upsert(self._c, tasks, rows, keys=["tenant_id", "task_id"], replace=values)
+        upsert(self._c, task_pauses, rows, keys=["tenant_id", "type", "paused_at"])
+
+    def pauses(self, keys: Iterable[TaskTypeKey]) -> dict[TaskTypeKey, list[datetime]]:
+        found: defaultdict[TaskTypeKey, list[datetime]] = defaultdict(list)
+        p = task_pauses
+        for tenant, task_type in sorted(set(keys)):
+            query = (
+                select(p.c.paused_at)
+                .where(p.c.tenant_id == tenant, p.c.type == task_type.value)
+                .order_by(p.c.paused_at)
+            )
+            found[(tenant, task_type)].extend(self._c.execute(query).scalars())
+        return {key: times for key, times in found.items() if times}

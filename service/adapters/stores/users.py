@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import Connection, delete, select
 
 from service.adapters.sql import key_lookups, upsert
-from service.adapters.tables import user_groups, users
+from service.adapters.tables import profile_version_groups, profile_versions, user_groups, users
 from service.app.ports import TenantUser
 from service.domain.events import UserUpserted
 from service.domain.versions import Version
@@ -28,6 +29,43 @@ class SqlUserStore:
             for tenant, user, at, event_id in rows:
                 found[(tenant, user)] = Version(at, event_id)
         return found
+
+    def record_versions(
+        self, versions: Sequence[tuple[str, UserUpserted, Version, datetime]]
+    ) -> None:
+        unique = {(tenant, p.user_id, v): (p, at) for tenant, p, v, at in versions}
+        key = ("tenant_id", "user_id", "version_at", "version_event")
+        upsert(
+            self._c,
+            profile_versions,
+            [
+                {
+                    "tenant_id": tenant,
+                    "user_id": user,
+                    "version_at": v.at,
+                    "version_event": v.event_id,
+                    "arrived_at": at,
+                }
+                for (tenant, user, v), (_, at) in sorted(unique.items())
+            ],
+            keys=key,
+        )
+        upsert(
+            self._c,
+            profile_version_groups,
+            [
+                {
+                    "tenant_id": tenant,
+                    "user_id": user,
+                    "version_at": v.at,
+                    "version_event": v.event_id,
+                    "group_label": group,
+                }
+                for (tenant, user, v), (p, _) in sorted(unique.items())
+                for group in sorted(set(p.groups))
+            ],
+            keys=[*key, "group_label"],
+        )
 
     def replace(self, profiles: Sequence[tuple[str, UserUpserted, Version]]) -> None:
         """Replace whole profiles, group membership included."""
