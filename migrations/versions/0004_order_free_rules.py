@@ -150,7 +150,9 @@ def _profile_versions() -> None:
             [*key, "arrived_at"], sa.select(*(users.c[c] for c in key), users.c.version_at)
         )
     )
-    groups = sa.table("user_groups", *(sa.column(c) for c in ("tenant_id", "user_id", "group_label")))
+    groups = sa.table(
+        "user_groups", *(sa.column(c) for c in ("tenant_id", "user_id", "group_label"))
+    )
     version_groups = sa.table(
         "profile_version_groups", *(sa.column(c) for c in (*key, "group_label"))
     )
