@@ -151,6 +151,7 @@ def user_envelope(
     tenant: str = TENANT,
     firstname: str = "",
     event_id: str | None = None,
+    at: datetime | None = None,
 ) -> catalog_pb2.CatalogEvent:
     envelope = catalog_pb2.CatalogEvent(
         event_id=event_id or f"user-{user_id}-{next(_ids)}",
@@ -164,7 +165,7 @@ def user_envelope(
             groups=list(groups),
         ),
     )
-    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    envelope.occurred_at.FromDatetime(at or datetime.now(UTC))
     return envelope
 
 
@@ -220,16 +221,19 @@ async def produce(
     *,
     as_json: bool = False,
     compression_type: str | None = None,
+    arrived_at: datetime | None = None,
 ) -> None:
-    """Write envelopes as producers do: binary, or proto3 JSON with its content-type header."""
+    """Write envelopes as producers do: binary, or proto3 JSON with its content-type header.
+    `arrived_at`: the records' timestamp (their arrival time for Podium), else now."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=5, compression_type=compression_type
     )
+    timestamp_ms = None if arrived_at is None else int(arrived_at.timestamp() * 1000)
     await producer.start()
     try:
         for key, message in messages:
             value, headers = envelope_value(message, as_json=as_json)
-            await producer.send(topic, value, key=key, headers=headers)
+            await producer.send(topic, value, key=key, headers=headers, timestamp_ms=timestamp_ms)
         await producer.flush()
     finally:
         await producer.stop()

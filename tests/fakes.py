@@ -519,14 +519,12 @@ class FakeReadModel:
             at for t, kind, at in self._state.pauses if (t, kind) == (tenant_id, task_type)
         )
 
-    def known_groups(self, tenant_id: str, as_of: datetime | None = None) -> frozenset[str]:
-        if as_of is not None:
-            return frozenset().union(*self._state.groups_as_of(tenant_id, as_of).values())
+    def known_groups(self, tenant_id: str) -> frozenset[str]:
         return frozenset(
-            g
-            for (tenant, _), (p, _) in self._state.users.items()
+            group
+            for (tenant, _, _), (groups, _) in self._state.profile_versions.items()
             if tenant == tenant_id
-            for g in p.groups
+            for group in groups
         )
 
     def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None:

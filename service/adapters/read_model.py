@@ -119,15 +119,10 @@ class SqlReadModel:
         query = select(p.c.paused_at).where(p.c.tenant_id == tenant_id, p.c.type == task_type.value)
         return list(self._c.execute(query.order_by(p.c.paused_at)).scalars())
 
-    def known_groups(self, tenant_id: str, as_of: datetime | None = None) -> frozenset[str]:
-        if as_of is not None:
-            newest = _newest_versions(tenant_id, as_of).subquery()
-            vg = profile_version_groups
-            query = select(vg.c.group_label).join(newest, _same_version(vg, newest, tenant_id))
-        else:
-            g = user_groups
-            query = select(g.c.group_label).where(g.c.tenant_id == tenant_id)
-        return frozenset(self._c.execute(query.distinct()).scalars())
+    def known_groups(self, tenant_id: str) -> frozenset[str]:
+        vg = profile_version_groups
+        query = select(vg.c.group_label).where(vg.c.tenant_id == tenant_id).distinct()
+        return frozenset(self._c.execute(query).scalars())
 
     def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None:
         key = (challenges.c.tenant_id == tenant_id) & (challenges.c.challenge_id == challenge_id)

@@ -348,8 +348,9 @@ class ReadModel(Protocol):
     def task_pauses(self, tenant_id: str, task_type: TaskType) -> list[datetime]:
         """The tenant's pauses of one task type, earliest first."""
 
-    def known_groups(self, tenant_id: str, as_of: datetime | None = None) -> frozenset[str]:
-        """The groups some profile of the tenant lists (as of `as_of`, as for `profiles`)."""
+    def known_groups(self, tenant_id: str) -> frozenset[str]:
+        """The groups any profile version of the tenant ever listed: a label stays known
+        after its members left (a frozen window may still list them)."""
 
     def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None:
         """The published challenge, its groups sorted."""

@@ -46,11 +46,11 @@ def membership_as_of(freezes_at: datetime, now: datetime) -> datetime | None:
 def group_profiles(
     read: ReadModel, tenant_id: str, group: str, as_of: datetime | None = None
 ) -> list[Profile]:
-    """The drivers a ranking lists: the group's members, or every profile of the tenant. A
-    group is known when a current profile lists it, so a group without members now is
-    unknown; a frozen month lists its members as of its freeze (`as_of`)."""
+    """The drivers a ranking lists: the group's members, or every profile of the tenant; a
+    frozen month lists its members as of its freeze (`as_of`). A group is known once some
+    profile listed it, and stays known after its members left."""
     people = read.profiles(tenant_id, group or None, as_of)
-    if group and not people and (as_of is None or not read.profiles(tenant_id, group)):
+    if group and not people and group not in read.known_groups(tenant_id):
         raise InvalidGroupLabel(group)
     return people
 
@@ -118,14 +118,10 @@ def _entries(
     now: datetime,
 ) -> list[tuple[ch.Entry, Profile]]:
     """A frozen challenge's group is its members as of the freeze; a group of an open
-    challenge is known if a profile lists it now or did when the challenge froze."""
+    challenge is one some profile listed."""
     frozen_at = challenge.freezes_at(rules.late_event_grace)
     as_of = membership_as_of(frozen_at, now)
-    known: frozenset[str] = frozenset()
-    if group and not challenge.groups:
-        known = read.known_groups(tenant_id)
-        if as_of is not None:
-            known |= read.known_groups(tenant_id, as_of)
+    known = read.known_groups(tenant_id) if group and not challenge.groups else frozenset()
     ch.check_group(challenge, group, known)
     return read.challenge_entries(
         tenant_id, challenge.challenge_id, frozen_at, group or None, as_of

@@ -226,8 +226,6 @@ def test_a_profile_is_read_back_with_its_version_and_its_groups_once_each(ports:
         assert read.profiles("acme", None) == [Profile("ann", "Ann", "Doe", "ann")]
         assert read.profiles("acme", "north") == [Profile("ann", "Ann", "Doe", "ann")]
         assert read.profiles("acme", "east") == []
-        assert read.known_groups("acme") == {"north", "south"}
-        assert read.known_groups("other") == frozenset()
 
 
 def test_replacing_a_profile_replaces_its_group_membership_whatever_the_version(
@@ -243,7 +241,20 @@ def test_replacing_a_profile_replaces_its_group_membership_whatever_the_version(
         assert read.profiles("acme", "north") == []
         assert read.profiles("acme", "south") == [Profile("ann", "Annie", "Doe", "ann")]
         assert sorted(p.user_id for p in read.profiles("acme", None)) == ["ann", "bob"]
-        assert read.known_groups("acme") == {"south"}
+
+
+def test_a_group_stays_known_once_a_profile_version_listed_it(ports: Ports) -> None:
+    with committing(ports) as uow:
+        uow.users.record_versions(
+            [
+                ("acme", profile("ann", "north", "south"), V1, AT),
+                ("acme", profile("ann", "east"), V2, AT + HOUR),
+                ("other", profile("bob", "west"), V1, AT),
+            ]
+        )
+    with ports.read() as read:
+        assert read.known_groups("acme") == {"north", "south", "east"}
+        assert read.known_groups("nobody") == frozenset()
 
 
 def test_two_rows_of_one_key_in_one_replace_are_refused(ports: Ports) -> None:
@@ -406,8 +417,7 @@ def test_a_frozen_membership_is_each_users_newest_version_that_arrived_before_it
         assert [p.user_id for p in read.profiles("acme", "north", early)] == ["ann"]
         assert read.profiles("acme", None, early) == [Profile("ann", "Annie", "Doe", "ann")]
         assert read.profiles("acme", "south", early) == []
-        assert read.known_groups("acme", early) == frozenset({"north"})
-        assert sorted(read.known_groups("acme", late)) == ["north", "south"]
+        assert sorted(read.known_groups("acme")) == ["north", "south", "west"]
         assert sorted(p.user_id for p in read.profiles("acme", "north", late)) == ["bob"]
         tallies = read.month_tallies("acme", NOVEMBER, ScoreKind.SAFETY, "north", early)
         assert sorted(tallies) == ["ann"]
