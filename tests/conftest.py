@@ -80,6 +80,17 @@ def ports() -> FakePorts:
 
 
 @pytest.fixture
+def postgresql_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated PostgreSQL schema, for what only PostgreSQL enforces (column widths, index
+    entry sizes)."""
+    with empty_database("postgresql", tmp_path) as url:
+        engine = create_database_engine(url)
+        migrations.upgrade(engine)
+        yield engine
+        engine.dispose()
+
+
+@pytest.fixture
 def memory_engine() -> Iterator[Engine]:
     """An in-memory SQLite database."""
     engine = create_database_engine("sqlite://")

@@ -257,11 +257,10 @@ def test_a_group_stays_known_once_a_profile_version_listed_it(ports: Ports) -> N
         assert read.known_groups("nobody") == frozenset()
 
 
+@pytest.mark.parametrize("ports", ["fake", "postgresql"], indirect=True)
 def test_two_rows_of_one_key_in_one_replace_are_refused(ports: Ports) -> None:
     """The use cases never ask for it; PostgreSQL refuses it and the fakes too (SQLite would
-    keep the last)."""
-    if isinstance(ports, Storage) and ports.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite keeps the last row of a key")
+    keep the last, so it is not asked)."""
     with pytest.raises((ValueError, DBAPIError)), ports.unit_of_work() as uow:
         uow.users.replace([("acme", profile("ann"), V1), ("acme", profile("ann"), V2)])
 

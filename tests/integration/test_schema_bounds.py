@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import Engine, String, insert, inspect, select
 
 from service.adapters.tables import metadata, state_versions, step_attempts
@@ -39,12 +38,11 @@ def test_the_longest_scope_of_the_longest_tenant_id_fits_its_column() -> None:
 
 
 def test_the_widest_key_of_ids_at_their_byte_bound_fits_a_postgresql_index_entry(
-    engine: Engine,
+    postgresql_engine: Engine,
 ) -> None:
     """Four ids of random 4-byte characters, as long as the bounds let them be (they hardly
-    compress, unlike repeated characters)."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no limit on an index entry")
+    compress, unlike repeated characters). SQLite has no limit on an index entry."""
+    engine = postgresql_engine
     chars = bounds.ID_MAX_BYTES // 4
     rng = random.Random(7)
 
