@@ -1,0 +1,118 @@
+"""A ranking as a board to page through and to look one entrant up in
+(docs/rules.md#boards-pages-and-neighbours).
+
+A board keeps the standings in their order with an index by user id, so a page and an
+entrant's neighbours cost a binary search or a lookup, whatever the board's size. Pages are
+cut by keyset, the sort key of the last entrant shown: a page starts strictly after it, so
+pages read one after the other list every entrant once when nothing changes between them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from service.domain.standings import Placed, Standings, Tally, Thresholds
+
+K = TypeVar("K")
+
+SortKey = tuple[int | str, ...]
+"""Where an entrant stands: ranked ones by (-score, -metres, user id), the others by
+(-metres, user id). Unique, since a user appears once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Board(Generic[K]):
+    standings: Standings[K]
+    ranked_keys: tuple[SortKey, ...]
+    other_keys: tuple[SortKey, ...]
+    where: dict[str, tuple[bool, int]]
+    """A user id's place: (ranked, index in its list)."""
+
+
+def board_of(
+    standings: Standings[K], metres_of: Callable[[K], int], user_of: Callable[[K], str]
+) -> Board[K]:
+    ranked_keys = tuple(
+        (-p.score_hundredths, -metres_of(p.entrant), user_of(p.entrant)) for p in standings.ranked
+    )
+    other_keys = tuple((-metres_of(e), user_of(e)) for e in standings.not_ranked)
+    where = {user_of(p.entrant): (True, i) for i, p in enumerate(standings.ranked)}
+    where.update({user_of(e): (False, i) for i, e in enumerate(standings.not_ranked)})
+    return Board(standings, ranked_keys, other_keys, where)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[K]):
+    ranked: tuple[Placed[K], ...]
+    not_ranked: tuple[K, ...]
+    after: SortKey | None
+    """The key to start the next page after; None on the last page."""
+
+
+def page(board: Board[K], *, not_ranked: bool, after: SortKey | None, size: int) -> Page[K]:
+    """Up to `size` entrants after `after` (from the first when None), ranked ones or the
+    others."""
+    keys = board.other_keys if not_ranked else board.ranked_keys
+    start = 0 if after is None else bisect.bisect_right(keys, after)
+    end = min(start + size, len(keys))
+    following = keys[end - 1] if end < len(keys) else None
+    if not_ranked:
+        return Page((), board.standings.not_ranked[start:end], following)
+    return Page(board.standings.ranked[start:end], (), following)
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """Why an entrant is not ranked: what they lack of the thresholds (0 when they have it),
+    and whether they have no score at all (no trip with a distance carries one)."""
+
+    trips_short: int
+    metres_short: int
+    no_score: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Around(Generic[K]):
+    """One entrant: ranked with up to `neighbors` ranked entrants above and below, or not
+    ranked with why (and no neighbours)."""
+
+    placed: Placed[K] | None
+    entrant: K
+    above: tuple[Placed[K], ...] = ()
+    below: tuple[Placed[K], ...] = ()
+    shortfall: Shortfall | None = None
+
+
+def around(
+    board: Board[K],
+    user_id: str,
+    neighbors: int,
+    tally_of: Callable[[K], Tally],
+    thresholds: Thresholds,
+    has_score: Callable[[K], bool],
+) -> Around[K] | None:
+    """The entrant `user_id` and their neighbours; None when the board does not list them."""
+    place = board.where.get(user_id)
+    if place is None:
+        return None
+    ranked, index = place
+    if ranked:
+        ranked_list = board.standings.ranked
+        placed = ranked_list[index]
+        return Around(
+            placed,
+            placed.entrant,
+            ranked_list[max(0, index - neighbors) : index],
+            ranked_list[index + 1 : index + 1 + neighbors],
+        )
+    entrant = board.standings.not_ranked[index]
+    tally = tally_of(entrant)
+    shortfall = Shortfall(
+        max(thresholds.min_trips - tally.trips, 0),
+        max(thresholds.min_metres - tally.metres, 0),
+        not has_score(entrant),
+    )
+    return Around(None, entrant, shortfall=shortfall)

@@ -1,0 +1,105 @@
+"""Boards (docs/rules.md#boards-pages-and-neighbours): pages by keyset and an entrant with
+their neighbours, from the same standings as the whole list."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.domain.boards import Board, Page, around, board_of, page
+from service.domain.ranking import DriverMonth, Profile, rank_month
+from service.domain.standings import Tally, Thresholds
+
+THRESHOLDS = Thresholds(min_trips=2, min_metres=10_000)
+
+
+def driver(user: str, trips: int, metres: int, score: int | None) -> DriverMonth:
+    units = 0 if score is None else score * 100
+    weight = 0 if score is None else metres
+    return DriverMonth(Profile(user), Tally(trips, metres, units * metres, weight))
+
+
+def board(drivers: list[DriverMonth]) -> Board[DriverMonth]:
+    standings = rank_month(drivers, THRESHOLDS)
+    return board_of(standings, lambda d: d.tally.metres, lambda d: d.profile.user_id)
+
+
+def all_pages(b: Board[DriverMonth], not_ranked: bool, size: int) -> list[Page[DriverMonth]]:
+    pages, after = [page(b, not_ranked=not_ranked, after=None, size=size)], None
+    while (after := pages[-1].after) is not None:
+        pages.append(page(b, not_ranked=not_ranked, after=after, size=size))
+    return pages
+
+
+drivers = st.lists(
+    st.builds(
+        driver,
+        st.text("abcdef", min_size=1, max_size=3),
+        st.integers(0, 5),
+        st.integers(0, 30_000),
+        st.none() | st.integers(0, 1000),
+    ),
+    max_size=40,
+    unique_by=lambda d: d.profile.user_id,
+)
+
+
+@given(drivers=drivers, size=st.integers(1, 7))
+def test_pages_read_one_after_the_other_are_the_whole_list_once(
+    drivers: list[DriverMonth], size: int
+) -> None:
+    b = board(drivers)
+    ranked = [p for one in all_pages(b, False, size) for p in one.ranked]
+    others = [d for one in all_pages(b, True, size) for d in one.not_ranked]
+    assert tuple(ranked) == b.standings.ranked
+    assert tuple(others) == b.standings.not_ranked
+    assert all(len(one.ranked) <= size for one in all_pages(b, False, size))
+
+
+@given(drivers=drivers, neighbors=st.integers(0, 5))
+def test_an_entrants_neighbours_are_the_slice_of_the_whole_list_around_them(
+    drivers: list[DriverMonth], neighbors: int
+) -> None:
+    b = board(drivers)
+    ranked = list(b.standings.ranked)
+    for index, placed in enumerate(ranked):
+        found = around(
+            b,
+            placed.entrant.profile.user_id,
+            neighbors,
+            lambda d: d.tally,
+            THRESHOLDS,
+            lambda d: d.tally.weight > 0,
+        )
+        assert found is not None
+        assert found.placed == placed
+        assert list(found.above) == ranked[max(0, index - neighbors) : index]
+        assert list(found.below) == ranked[index + 1 : index + 1 + neighbors]
+
+
+def test_a_driver_not_ranked_says_what_they_lack_and_has_no_neighbours() -> None:
+    b = board(
+        [
+            driver("ann", 2, 12_000, 9),
+            driver("bob", 1, 3_000, 8),
+            driver("cyd", 3, 15_000, None),
+        ]
+    )
+    bob = around(b, "bob", 3, lambda d: d.tally, THRESHOLDS, lambda d: d.tally.weight > 0)
+    cyd = around(b, "cyd", 3, lambda d: d.tally, THRESHOLDS, lambda d: d.tally.weight > 0)
+    assert bob is not None
+    assert cyd is not None
+    assert (bob.placed, bob.above, bob.below) == (None, (), ())
+    assert bob.shortfall is not None
+    assert (bob.shortfall.trips_short, bob.shortfall.metres_short, bob.shortfall.no_score) == (
+        1,
+        7_000,
+        False,
+    )
+    assert cyd.shortfall is not None
+    assert (cyd.shortfall.trips_short, cyd.shortfall.metres_short, cyd.shortfall.no_score) == (
+        0,
+        0,
+        True,
+    )
+    assert around(b, "dee", 3, lambda d: d.tally, THRESHOLDS, lambda d: True) is None
