@@ -74,8 +74,7 @@ from bench.ingest import Rate, bare_consumer_rate, bench_settings, podium_ingest
 from bench.queries import HEALTH, Load, load
 from bench.server import PodiumServe, Stopped
 from consumers.topics import ensure_topics
-from service.adapters.keys import create_key
-from service.bootstrap import collect_garbage_less_often
+from service.bootstrap import Storage, collect_garbage_less_often
 from service.clock import SystemClock
 from service.config import Settings
 from service.gen.podium.v1 import (
@@ -137,7 +136,7 @@ async def bench_drivers(
         )
         apply_events(engine, [probe_profile(drivers + 1)])
         analyze(engine)
-        key = create_key(engine, TENANT, SCOPES, SystemClock().now())
+        key = Storage(engine).create_key(TENANT, SCOPES, SystemClock().now())
         engine.dispose()
         trivial, ranking, delays, server = await bench_ranking(
             settings, key, ingest.per_second, drivers, args
@@ -411,7 +410,7 @@ async def bench_families(
                 f"ingest, {label}: podium {podium.per_second:,.0f}/s (bare aiokafka consumer "
                 f"{bare.per_second:,.0f}/s, ratio {podium.per_second / bare.per_second:.2f})"
             )
-        key = create_key(engine, TENANT, SCOPES, SystemClock().now())
+        key = Storage(engine).create_key(TENANT, SCOPES, SystemClock().now())
         engine.dispose()
         await bench_small_answers(settings, key, args)
 

@@ -45,8 +45,15 @@ from service.domain.tasks import Task
 
 
 @contextlib.contextmanager
-def read_model(engine: Engine) -> Iterator[ReadModel]:
+def read_model(engine: Engine, statement_timeout: float | None = None) -> Iterator[ReadModel]:
+    """The read model on one connection, in one transaction; on PostgreSQL its statements
+    are cancelled after `statement_timeout` seconds (each), when given."""
     with engine.connect() as connection:
+        if statement_timeout is not None and connection.dialect.name == "postgresql":
+            milliseconds = max(1, round(statement_timeout * 1000))
+            # SET LOCAL lasts until the transaction ends, so the pooled connection goes back
+            # to the pool without it.
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
         yield SqlReadModel(connection)
 
 

@@ -50,9 +50,7 @@ class Challenge:
             min_trips=e.min_trips,
             min_metres=km_to_metres(e.min_distance_km),
             pre_period=(
-                e.end_at - e.start_at
-                if e.pre_challenge_period is None
-                else e.pre_challenge_period
+                e.end_at - e.start_at if e.pre_challenge_period is None else e.pre_challenge_period
             ),
             pre_min_trips=e.pre_challenge_min_trips,
         )

@@ -22,6 +22,10 @@ _CODES: list[tuple[type[errors.PodiumError], grpc.StatusCode]] = [
     (errors.ProgressNotAvailable, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotApplicableForChallenge, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.InvalidId, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.RequestTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.TooManyCalls, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
 ]
 
 
