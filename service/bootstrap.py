@@ -222,7 +222,7 @@ class Podium:
         self._versions: StateVersions | None = None
         self._api_workers: ThreadPoolExecutor | None = None
         self._key_workers: ThreadPoolExecutor | None = None
-        self._key_uses: KeyUses | None = None
+        self.key_uses: KeyUses | None = None
 
     @property
     def _serves_api(self) -> bool:
@@ -293,15 +293,15 @@ class Podium:
             fresh = versions.age() < STALE_VERSIONS_SECONDS
             return versions.version(keys_key()) if fresh else None
 
-        self._key_uses = KeyUses(store.record_use, run=on_key_workers)
-        self._spawn(self._key_uses.run())
+        self.key_uses = KeyUses(store.record_use, run=on_key_workers)
+        self._spawn(self.key_uses.run())
         guard = Guard(
             keys=KeyCache(lambda key: keys.find_key(store, key), keys_version, run=on_key_workers),
             clock=self.clock,
             max_request_bytes=settings.max_request_bytes,
             max_concurrent_calls=settings.max_concurrent_calls,
             rates=TokenBuckets(settings.rate_limit_per_key),
-            uses=self._key_uses,
+            uses=self.key_uses,
         )
         return deps, guard
 
