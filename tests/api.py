@@ -82,12 +82,15 @@ def guard(
     *,
     clock: Clock | None = None,
     rate: float = 0.0,
+    refusal_delay: float = 0.0,
     **limits: Any,
 ) -> Guard:
+    """Refusals of keys answer at once unless `refusal_delay` is given."""
     return Guard(
         keys=KeyCache(find or known_key()),
         clock=clock or Clock(),
         rates=TokenBuckets(rate),
+        refusal_delay=refusal_delay,
         **limits,
     )
 

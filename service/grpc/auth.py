@@ -63,6 +63,13 @@ KNOWN_KEY_SECONDS = 60.0
 does not wait for it: it moves the keys' version, which empties the cache."""
 UNKNOWN_KEY_SECONDS = 5.0
 """How long an unknown key is remembered (creating a key also empties the cache)."""
+REFUSAL_DELAY_SECONDS = 1.0
+"""An unknown, revoked or expired key is refused after this long: a client trying keys one
+after the other (a flood of random keys) then costs the instance a sleeping call a second
+each rather than all it can answer. A call with a usable key never waits."""
+MAX_DELAYED_REFUSALS = 1_000
+"""Refusals waiting out their delay at most; beyond, refusals answer at once (the delay
+must not become a way to pile up calls in memory)."""
 STALE_VERSIONS_SECONDS = 4.0
 """When the keys' version could not be read for this long, the cache is not trusted (every
 call asks the database): a revocation then still reaches this instance within 5 s."""
@@ -240,11 +247,14 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         clock: Clock,
         rates: TokenBuckets | None = None,
         uses: KeyUses | None = None,
+        refusal_delay: float = REFUSAL_DELAY_SECONDS,
     ) -> None:
         self._keys = keys
         self._clock = clock
         self._rates = rates or TokenBuckets(0)
         self._uses = uses
+        self._refusal_delay = refusal_delay
+        self._delayed = 0
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -262,6 +272,8 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         async def as_principal(request: Any, context: Context) -> Any:
             principal = await self._principal(presented)
             error = self._refusal(principal, scope)
+            if principal is None:
+                await self._delay_refusal()
             if error is not None:
                 await abort(context, error)
             assert principal is not None
@@ -272,6 +284,15 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
                 CURRENT_PRINCIPAL.reset(token)
 
         return as_principal
+
+    async def _delay_refusal(self) -> None:
+        if self._refusal_delay <= 0 or self._delayed >= MAX_DELAYED_REFUSALS:
+            return
+        self._delayed += 1
+        try:
+            await asyncio.sleep(self._refusal_delay)
+        finally:
+            self._delayed -= 1
 
     async def _principal(self, presented: str | None) -> Principal | None:
         if not presented:

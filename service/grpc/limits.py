@@ -3,7 +3,8 @@ request and metadata, how many calls run at once, and ids no longer than their b
 refusal is a domain error turned into a status in `service.grpc.errors`. Health and
 reflection stay free of them.
 
-The per-key rate is checked with the key (`service.grpc.auth`)."""
+The per-key rate is checked with the key (`service.grpc.auth`), which comes before the count
+of calls at once: a refused key waits out its delay without holding a call's place."""
 
 from __future__ import annotations
 
@@ -69,19 +70,12 @@ def grpc_options(max_request_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
-class CallLimits(grpc.aio.ServerInterceptor):
-    """The outermost interceptor: counts the call against `max_calls` for as long as it runs
-    (key look-up included), refuses an oversized request or metadata, and notes the call's
-    deadline for the statements it will run."""
+class MetadataSize(grpc.aio.ServerInterceptor):
+    """The outermost interceptor: metadata over the limit is refused as the call comes in,
+    before its key is looked at."""
 
-    def __init__(self, max_calls: int, max_request_bytes: int) -> None:
-        self._max_calls = max_calls
+    def __init__(self, max_request_bytes: int) -> None:
         self._max_bytes = max_request_bytes
-        self._running = 0
-
-    @property
-    def running(self) -> int:
-        return self._running
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -95,6 +89,25 @@ class CallLimits(grpc.aio.ServerInterceptor):
         )
         if size > self._max_bytes:
             return refusal(handler, RequestTooLarge("metadata", size, self._max_bytes))
+        return handler
+
+
+class CallLimits(grpc.aio.ServerInterceptor):
+    """Counts an authenticated call against `max_calls` for as long as it runs, refuses an
+    oversized request message (never parsed), and notes the call's deadline for the
+    statements it will run."""
+
+    def __init__(self, max_calls: int, max_request_bytes: int) -> None:
+        self._max_calls = max_calls
+        self._max_bytes = max_request_bytes
+        self._running = 0
+
+    async def intercept_service(
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> Handler | None:
+        handler = await continuation(details)
+        if handler is None or not is_query(details):
+            return handler
         parse: Any = handler.request_deserializer
         limit = self._max_bytes
 

@@ -16,8 +16,15 @@ from service.gen.podium.v1 import (  # noqa: F401  (registers the descriptors fo
     paths_pb2,
     tasks_pb2,
 )
-from service.grpc.auth import SCOPE_OF_SERVICE, ApiKeyInterceptor, KeyCache, KeyUses, TokenBuckets
-from service.grpc.limits import CallLimits, IdBounds, grpc_options
+from service.grpc.auth import (
+    REFUSAL_DELAY_SECONDS,
+    SCOPE_OF_SERVICE,
+    ApiKeyInterceptor,
+    KeyCache,
+    KeyUses,
+    TokenBuckets,
+)
+from service.grpc.limits import CallLimits, IdBounds, MetadataSize, grpc_options
 from service.grpc.servicers import QueryDeps, generic_handlers
 
 QUERY_SERVICES = tuple(SCOPE_OF_SERVICE)
@@ -38,12 +45,16 @@ class Guard:
     rates: TokenBuckets | None = None
     uses: KeyUses | None = None
 
+    refusal_delay: float = REFUSAL_DELAY_SECONDS
+
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        """Outermost first: the call counts against the limits from its start, the key is
-        checked before anything is looked up for it, ids last."""
+        """Outermost first: the key (its refusals delayed, so they must not hold a call
+        slot), then the limits (a call counts from there on), ids last. Oversized metadata
+        is refused before anything else, when the call comes in."""
         return [
+            MetadataSize(self.max_request_bytes),
+            ApiKeyInterceptor(self.keys, self.clock, self.rates, self.uses, self.refusal_delay),
             CallLimits(self.max_concurrent_calls, self.max_request_bytes),
-            ApiKeyInterceptor(self.keys, self.clock, self.rates, self.uses),
             IdBounds(),
         ]
 

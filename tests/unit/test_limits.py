@@ -137,6 +137,30 @@ async def test_unknown_keys_are_refused_before_any_rate_is_counted() -> None:
         assert (await refused(get_task(channel))).code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_refused_key_waits_out_its_delay_without_holding_a_calls_place() -> None:
+    gate, entered = threading.Event(), threading.Event()
+    with held_reads(gate, entered) as read:
+        async with (
+            api(query_deps(read), guard(max_concurrent_calls=1, refusal_delay=0.3)) as port,
+            channel_to(port) as channel,
+        ):
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            unknown = asyncio.ensure_future(
+                refused(get_task(channel, metadata=(("x-api-key", "pod_x"),)))
+            )
+            known = asyncio.ensure_future(get_task(channel, "t1"))
+            await asyncio.to_thread(entered.wait, 10)  # the known key's call runs meanwhile
+            gate.set()
+            error = await unknown
+            took = loop.time() - started
+            with pytest.raises(grpc.aio.AioRpcError) as not_found:
+                await known
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert took >= 0.3
+    assert not_found.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 @pytest.mark.parametrize(
     ("method", "request_message", "field"),
     [
