@@ -205,7 +205,8 @@ def _behaviour(
             await abort(context, error)
         except Exception:
             error_id = uuid.uuid4().hex[:16]
-            log.exception("internal error %s in %s", error_id, method)
+            key_id = current_principal().key_id or "-"
+            log.exception("internal error %s in %s (key %s)", error_id, method, key_id)
             code = grpc.StatusCode.INTERNAL
             await abort(context, InternalError(error_id))
         finally:

@@ -1,22 +1,25 @@
 """API keys over SQL and through `podium keys`: made, listed, revoked, expiring, their last
-use recorded; keys made before keys had ids keep working (docs/rules.md#api-keys)."""
+use recorded; keys made before keys had ids keep working (docs/rules.md#api-keys). And the
+read model's statement timeout (docs/rules.md#limits)."""
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 import migrations
 from service import cli
 from service.adapters.database import create_database_engine
 from service.adapters.keys import SqlKeyStore
-from service.adapters.read_model import read_model
+from service.adapters.read_model import SqlReadModel, read_model
 from service.adapters.tables import api_keys
 from service.app.keys import create_key, find_key, list_keys, revoke_key
 from service.app.state_versions import keys_key
@@ -118,3 +121,17 @@ def test_an_expiry_must_be_a_positive_duration_with_its_unit(expires_in: str) ->
     with pytest.raises(SystemExit):
         run("sqlite://", "keys", "create", "--tenant", "a", "--scopes", "ranking",
             "--expires-in", expires_in)  # fmt: skip
+
+
+def test_on_postgresql_an_answers_statements_stop_at_its_statement_timeout(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no statement timeout")
+    started = time.monotonic()
+    with read_model(engine, 0.05) as read:
+        assert isinstance(read, SqlReadModel)
+        with pytest.raises(OperationalError, match="statement timeout"):
+            read._c.exec_driver_sql("SELECT pg_sleep(5)")
+    assert time.monotonic() - started < 2
+    with read_model(engine) as read:  # the connection went back to the pool without it
+        assert isinstance(read, SqlReadModel)
+        assert read._c.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
