@@ -255,6 +255,8 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
         self._uses = uses
         self._refusal_delay = refusal_delay
         self._delayed = 0
+        self._logged: dict[str, datetime] = {}
+        """When a stored key's refusal was last logged (stored keys only: bounded)."""
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -299,11 +301,23 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
             return None
         key = await self._keys.key(presented)
         now = self._clock.now()
-        if key is None or not key.usable(now):
+        if key is None:
+            return None
+        if not key.usable(now):
+            self._note_refused(key, now)
             return None
         if self._uses is not None:
             self._uses.used(key.key_id, now)
         return key.principal
+
+    def _note_refused(self, key: ApiKey, now: datetime) -> None:
+        """Log a stored key's refusal by its id, once a minute per key at most."""
+        last = self._logged.get(key.key_id)
+        if last is not None and now - last < timedelta(minutes=1):
+            return
+        self._logged[key.key_id] = now
+        why = "revoked" if key.revoked_at is not None else "expired"
+        log.info("refused key %s of tenant %s: %s", key.key_id, key.tenant_id, why)
 
     def _refusal(self, principal: Principal | None, scope: str) -> PodiumError | None:
         if principal is None:
