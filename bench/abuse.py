@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import sys
 import time
@@ -58,6 +59,10 @@ class Phase:
     second: Load
     ingest_per_second: float
     flood: dict[str, int]
+    memory: list[float]
+    """The server's resident MiB every 5 s of the phase."""
+    cpu: float
+    """The server's CPU time a second (1.0: one core all the time)."""
 
 
 async def bench_abuse(
@@ -93,18 +98,27 @@ async def bench_abuse(
             topic = settings.topic("trips")
             producing = time.perf_counter()
             await asyncio.to_thread(produce_quickly, broker_servers, topic, messages)
+            messages.clear()  # a million objects this process's collector need not walk
             say(
                 f"produced {backlog:,} trip events in {time.perf_counter() - producing:.1f} s "
                 f"(librdkafka), {folded(metrics, settings):,} folded meanwhile"
             )
             before_memory = memory_mib(server.pid)
-            phases = [await phase("quiet, before", server.address, key, metrics, settings, quiet)]
+            phases = [
+                await phase(
+                    "quiet, before", server.address, key, metrics, settings, quiet, server.pid
+                )
+            ]
             phases.append(
-                await phase("flood", server.address, key, metrics, settings, flood, CLIENTS)
+                await phase(
+                    "flood", server.address, key, metrics, settings, flood, server.pid, CLIENTS
+                )
             )
             after_memory = memory_mib(server.pid)
             phases.append(
-                await phase("quiet, after", server.address, key, metrics, settings, quiet)
+                await phase(
+                    "quiet, after", server.address, key, metrics, settings, quiet, server.pid
+                )
             )
             at_end = memory_mib(server.pid)
             left = backlog - folded(metrics, settings)
@@ -119,6 +133,7 @@ async def phase(
     metrics: str,
     settings: Settings,
     seconds: float,
+    pid: int | None,
     clients: int = 0,
 ) -> Phase:
     requests = [
@@ -132,16 +147,23 @@ async def phase(
         )  # fmt: skip
         await asyncio.sleep(1.0)  # the flood under way before the measurement starts
     start_count, started = folded(metrics, settings), time.perf_counter()
+    cpu_before = cpu_seconds(pid)
+    memory: list[float] = []
+    sampling = asyncio.ensure_future(sample_memory(pid, memory))
     second = await load(
         address, GET_TASK, requests[0], key, concurrency=8, seconds=seconds - 2 if clients else
         seconds, rate=SECOND_TENANT_RATE, more_requests=tuple(requests[1:]),
     )  # fmt: skip
-    ingest = (folded(metrics, settings) - start_count) / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    ingest = (folded(metrics, settings) - start_count) / elapsed
+    cpu = (cpu_seconds(pid) - cpu_before) / elapsed
+    sampling.cancel()
+    await asyncio.gather(sampling, return_exceptions=True)
     codes: dict[str, int] = {}
     if flood is not None:
         output, _ = await flood.communicate()
         codes = json.loads(output)
-    return Phase(name, second, ingest, codes)
+    return Phase(name, second, ingest, codes, memory, cpu)
 
 
 def produce_quickly(servers: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -178,6 +200,20 @@ def folded(metrics: str, settings: Settings) -> int:
     return 0
 
 
+async def sample_memory(pid: int | None, samples: list[float]) -> None:
+    while True:
+        samples.append(memory_mib(pid))
+        await asyncio.sleep(5)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time the process has used (user and system), in seconds."""
+    if pid is None:
+        return float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_mib(pid: int | None) -> float:
     """Resident memory now (VmRSS), in MiB."""
     if pid is None:
@@ -194,6 +230,10 @@ def report(phases: list[Phase], memory: tuple[float, float, float], peak: float,
         say(
             p.second.line(f"{p.name}: tenant {SECOND_TENANT!r} GetTask")
             + f"; ingest {p.ingest_per_second:,.0f} trip events/s"
+        )
+        say(
+            f"  server CPU {p.cpu:.2f} cores; memory every 5 s (MiB): "
+            + ", ".join(f"{m:,.0f}" for m in p.memory)
         )
         if p.flood:
             total = sum(p.flood.values())

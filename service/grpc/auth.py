@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,13 @@ import grpc
 
 from service.clock import Clock
 from service.domain.auth import ApiKey, Principal, hash_key, well_formed
-from service.domain.errors import FeatureDisabled, PodiumError, RateLimited, Unauthenticated
+from service.domain.errors import (
+    FeatureDisabled,
+    InternalError,
+    PodiumError,
+    RateLimited,
+    Unauthenticated,
+)
 from service.grpc.errors import abort
 from service.grpc.intercept import (
     Behaviour,
@@ -272,7 +279,12 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
 
     def _checked(self, behaviour: Behaviour, scope: str, presented: str | None) -> Behaviour:
         async def as_principal(request: Any, context: Context) -> Any:
-            principal = await self._principal(presented)
+            try:
+                principal = await self._principal(presented)
+            except Exception:  # the key could not be looked up (the database is away)
+                error_id = uuid.uuid4().hex[:16]
+                log.exception("internal error %s looking a key up", error_id)
+                await abort(context, InternalError(error_id))
             error = self._refusal(principal, scope)
             if principal is None:
                 await self._delay_refusal()
