@@ -134,7 +134,9 @@ async def test_an_operator_reaches_the_mutual_tls_api_with_grpcurl(
             address, "podium.v1.TaskService/GetTask",
         )  # fmt: skip
         stranger = ("-cacert", str(ca.cert), "-cert", str(untrusted.cert))
-        refused = await grpcurl(*stranger, "-key", str(untrusted.key), address, "list")
+        refused = await grpcurl(
+            *stranger, "-key", str(untrusted.key), "-connect-timeout", "2", address, "list"
+        )
     assert listed[0] == 0, listed[1]
     assert "podium.v1.TaskService" in listed[1].split()
     assert json.loads(checked[1]) == {"status": "SERVING"}
