@@ -1,6 +1,7 @@
 """`make bench`: every figure beside a ceiling measured in the same run, and their ratio.
 
     python -m bench [--quick] [--growth] [--databases sqlite,postgresql] [--drivers N]
+                    [--section all|drivers|families|abuse]
 
 For each database:
 - drivers: the issue's state (100,000 drivers in 20 groups, `group-0` holding 10,000 of them
@@ -17,6 +18,8 @@ For each database:
   in two processes (`--role consumers`, `--role api`).
 - families: challenge and step ingest with live state, and the single-entity queries
   (tasks, path sessions, challenges) against the trivial ceiling, on their own server.
+- abuse: 50 clients flooding the API with random keys while a second tenant queries and
+  ingest runs, beside the same load without the flood (`bench/abuse.py`).
 
 Flags:
 - `--quick`: a tenth of the drivers (10,000, `group-0` 1,000), 3 trips each, fewer events,
@@ -26,6 +29,7 @@ Flags:
   it is within 2x (with `--quick`: 10,000 -> 100,000 drivers).
 - `--databases`: comma-separated, `sqlite` and/or `postgresql` (127.0.0.1:5432, db `test`).
 - `--drivers N`: another base size.
+- `--section`: one section only (default: all three).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from pathlib import Path
 import grpc
 from sqlalchemy import Engine
 
+from bench.abuse import bench_abuse
 from bench.families import (
     CHALLENGES,
     LEARNERS,
@@ -74,8 +79,7 @@ from bench.ingest import Rate, bare_consumer_rate, bench_settings, podium_ingest
 from bench.queries import HEALTH, Load, load
 from bench.server import PodiumServe, Stopped
 from consumers.topics import ensure_topics
-from service.adapters.keys import create_key
-from service.bootstrap import collect_garbage_less_often
+from service.bootstrap import Storage, collect_garbage_less_often
 from service.clock import SystemClock
 from service.config import Settings
 from service.gen.podium.v1 import (
@@ -137,7 +141,7 @@ async def bench_drivers(
         )
         apply_events(engine, [probe_profile(drivers + 1)])
         analyze(engine)
-        key = create_key(engine, TENANT, SCOPES, SystemClock().now())
+        key = Storage(engine).create_key(TENANT, SCOPES, SystemClock().now())
         engine.dispose()
         trivial, ranking, delays, server = await bench_ranking(
             settings, key, ingest.per_second, drivers, args
@@ -411,7 +415,7 @@ async def bench_families(
                 f"ingest, {label}: podium {podium.per_second:,.0f}/s (bare aiokafka consumer "
                 f"{bare.per_second:,.0f}/s, ratio {podium.per_second / bare.per_second:.2f})"
             )
-        key = create_key(engine, TENANT, SCOPES, SystemClock().now())
+        key = Storage(engine).create_key(TENANT, SCOPES, SystemClock().now())
         engine.dispose()
         await bench_small_answers(settings, key, args)
 
@@ -456,6 +460,7 @@ async def main() -> None:
     parser.add_argument("--growth", action="store_true", help="drivers again at 10x the state")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--drivers", type=int)
+    parser.add_argument("--section", choices=("all", "drivers", "families", "abuse"), default="all")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     args.drivers = args.drivers or 100_000 // scale
@@ -467,11 +472,15 @@ async def main() -> None:
     collect_garbage_less_often()  # the consumer loop runs here as it does in `podium serve`
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
-            base = await bench_drivers(kind, broker, Path(folder), args, args.drivers)
-            if args.growth:
-                grown = await bench_drivers(kind, broker, Path(folder), args, 10 * args.drivers)
-                growth_report(kind, base, grown)
-            await bench_families(kind, broker, Path(folder), args)
+            if args.section in ("all", "drivers"):
+                base = await bench_drivers(kind, broker, Path(folder), args, args.drivers)
+                if args.growth:
+                    grown = await bench_drivers(kind, broker, Path(folder), args, 10 * args.drivers)
+                    growth_report(kind, base, grown)
+            if args.section in ("all", "families"):
+                await bench_families(kind, broker, Path(folder), args)
+            if args.section in ("all", "abuse"):
+                await bench_abuse(kind, broker.bootstrap_servers, Path(folder), args)
 
 
 if __name__ == "__main__":

@@ -113,17 +113,17 @@ def step_message(n: int, now: datetime) -> tuple[bytes, bytes]:
     return f"l{learner}".encode(), envelope.SerializeToString()
 
 
-def seed_tasks(engine: Engine, now: datetime, count: int = 1_000) -> None:
+def seed_tasks(engine: Engine, now: datetime, count: int = 1_000, tenant: str = TENANT) -> None:
     events = []
     for t in range(count):
         events.append(
             ev.Event(
-                ev.Meta(TENANT, f"tc{t}", now, now),
+                ev.Meta(tenant, f"tc{t}", now, now),
                 ev.TaskCreated(f"task{t}", ev.TaskType.PUSH_FAILED_TRIPS, 500, now),
             )
         )
         events.append(
-            ev.Event(ev.Meta(TENANT, f"ts{t}", now, now), ev.TaskStarted(f"task{t}", now))
+            ev.Event(ev.Meta(tenant, f"ts{t}", now, now), ev.TaskStarted(f"task{t}", now))
         )
     apply_events(engine, events)
 

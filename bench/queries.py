@@ -40,19 +40,24 @@ async def load(
     concurrency: int = 16,
     seconds: float = 5.0,
     calls: int = 0,
+    rate: float = 0.0,
+    more_requests: tuple[bytes, ...] = (),
 ) -> Load:
-    """Calls for `seconds` (or until `calls` calls, when given) at `concurrency` in flight."""
+    """Calls for `seconds` (or until `calls` calls, when given) at `concurrency` in flight
+    (at `rate` calls a second when given, an open loop; cycling through `request` and
+    `more_requests`)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.load",
         address,
         method,
-        request.hex(),
+        ",".join(r.hex() for r in (request, *more_requests)),
         key,
         str(concurrency),
         str(seconds),
         str(calls),
+        str(rate),
         stdout=asyncio.subprocess.PIPE,
     )
     output, _ = await process.communicate()

@@ -62,6 +62,10 @@ class PodiumServe:
         self.ready_seconds = float("nan")
         self.stopped: Stopped | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     async def __aenter__(self) -> PodiumServe:
         podium = Path(sys.executable).parent / "podium"
         started = time.perf_counter()

@@ -9,9 +9,11 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -23,23 +25,32 @@ from sqlalchemy import Engine
 import migrations
 from consumers.runner import ConsumerLoop, IngestReport
 from consumers.topics import ensure_topics
-from service.adapters import keys
 from service.adapters.database import create_database_engine, storage_failures_as_unavailable
+from service.adapters.keys import SqlKeyStore
 from service.adapters.read_model import read_model
 from service.adapters.stores.service_state import mark_caught_up
 from service.adapters.unit_of_work import SqlUnitOfWork
+from service.app import keys
 from service.app.ingest import Applied, Batch, apply_batch
+from service.app.key_store import KeyStore
 from service.app.offsets import forget_new_logs
 from service.app.ports import ReadModel, UnitOfWork
 from service.app.records import FAMILIES
+from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
-from service.config import Settings
-from service.domain.auth import Principal
+from service.config import Settings, SettingsError
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds, km_to_metres
 from service.grpc.answers import Answers, ResponseCache
-from service.grpc.auth import PrincipalCache
-from service.grpc.server import API_HEALTH, INGEST_HEALTH, QUERY_SERVICES, create_server, set_health
+from service.grpc.auth import STALE_VERSIONS_SECONDS, KeyCache, KeyUses, TokenBuckets
+from service.grpc.server import (
+    API_HEALTH,
+    INGEST_HEALTH,
+    QUERY_SERVICES,
+    Guard,
+    create_server,
+    set_health,
+)
 from service.grpc.servicers import QueryDeps
 from service.grpc.state_versions import StateVersions
 from service.metrics import Metrics
@@ -52,6 +63,12 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 GC_FIRST_GENERATION_THRESHOLD = 50_000
 """Allocations between two collections of the youngest generation (CPython's default: 700)."""
 MAX_PARTITION_FETCH_BYTES = 4 * 1024 * 1024
+API_WORKERS = 4
+"""Threads building answers (and reading state versions) for the API: its own, so a flood of
+calls queues there and never in front of ingest, which folds on asyncio's default workers."""
+KEY_WORKERS = 2
+"""Threads looking keys up and recording their use: apart from the answers' workers, so a
+flood of unknown keys waits behind itself, not in front of other tenants' answers."""
 
 
 def collect_garbage_less_often() -> None:
@@ -83,18 +100,20 @@ class Storage:
     def unit_of_work(self) -> UnitOfWork:
         return SqlUnitOfWork(self.engine)
 
-    def read(self) -> AbstractContextManager[ReadModel]:
-        return read_model(self.engine)
+    def read(self, *, statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
+        return read_model(self.engine, statement_timeout)
 
     def mark_caught_up(self, group: str, now: datetime) -> None:
         with self.engine.begin() as connection:
             mark_caught_up(connection, group, now)
 
-    def create_key(self, tenant_id: str, scopes: str, now: datetime) -> str:
-        return keys.create_key(self.engine, tenant_id, scopes, now)
+    def keys(self) -> KeyStore:
+        return SqlKeyStore(self.engine)
 
-    def find_principal(self, key: str) -> Principal | None:
-        return keys.find_principal(self.engine, key)
+    def create_key(
+        self, tenant_id: str, scopes: str, now: datetime, expires_in: timedelta | None = None
+    ) -> str:
+        return keys.create_key(self.keys(), tenant_id, scopes, now, expires_in)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -201,6 +220,9 @@ class Podium:
         self._server: grpc.aio.Server | None = None
         self._health: grpc_health.aio.HealthServicer | None = None
         self._versions: StateVersions | None = None
+        self._api_workers: ThreadPoolExecutor | None = None
+        self._key_workers: ThreadPoolExecutor | None = None
+        self.key_uses: KeyUses | None = None
 
     @property
     def _serves_api(self) -> bool:
@@ -224,7 +246,9 @@ class Podium:
             host, _, port = self.settings.metrics_address.rpartition(":")
             start_http_server(int(port), host, registry=self.metrics.registry)
         queries = await self._query_deps() if self._serves_api else None
-        server, self.port, health = create_server(self.settings.grpc_address, queries)
+        server, self.port, health = create_server(
+            self.settings.grpc_address, queries, server_credentials(self.settings)
+        )
         await server.start()
         self._server, self._health = server, health
         await set_health(health, self._api_health, False)
@@ -235,15 +259,22 @@ class Podium:
             caught_up = self.loop.caught_up if self.loop else await self._database_caught_up()
             self._spawn(self._when_caught_up(caught_up))
 
-    async def _query_deps(self) -> tuple[QueryDeps, PrincipalCache]:
-        versions = StateVersions(lambda: self._read(lambda read: read.state_versions()))
+    async def _query_deps(self) -> tuple[QueryDeps, Guard]:
+        settings = self.settings
+        self._api_workers = ThreadPoolExecutor(API_WORKERS, thread_name_prefix="podium-api")
+        self._key_workers = ThreadPoolExecutor(KEY_WORKERS, thread_name_prefix="podium-keys")
+        versions = StateVersions(
+            lambda: self._read(lambda read: read.state_versions()), self._api_workers
+        )
         await versions.start()
         self._versions = versions
         deps = QueryDeps(
             answers=Answers(
                 self.storage.read,
                 ResponseCache(),
-                while_rebuilding=self.settings.max_staleness_seconds,
+                while_rebuilding=settings.max_staleness_seconds,
+                executor=self._api_workers,
+                statement_timeout=settings.statement_timeout_seconds,
             ),
             versions=versions,
             clock=self.clock,
@@ -251,7 +282,28 @@ class Podium:
             is_ready=self.ready.is_set,
             metrics=self.metrics,
         )
-        return deps, PrincipalCache(self.storage.find_principal)
+        store = self.storage.keys()
+        loop = asyncio.get_running_loop()
+        workers = self._key_workers
+
+        async def on_key_workers(work: Callable[[], T]) -> T:
+            return await loop.run_in_executor(workers, work)
+
+        def keys_version() -> int | None:
+            fresh = versions.age() < STALE_VERSIONS_SECONDS
+            return versions.version(keys_key()) if fresh else None
+
+        self.key_uses = KeyUses(store.record_use, run=on_key_workers)
+        self._spawn(self.key_uses.run())
+        guard = Guard(
+            keys=KeyCache(lambda key: keys.find_key(store, key), keys_version, run=on_key_workers),
+            clock=self.clock,
+            max_request_bytes=settings.max_request_bytes,
+            max_concurrent_calls=settings.max_concurrent_calls,
+            rates=TokenBuckets(settings.rate_limit_per_key),
+            uses=self.key_uses,
+        )
+        return deps, guard
 
     async def _start_consumers(self) -> None:
         created = await ensure_topics(self.settings)
@@ -343,7 +395,34 @@ class Podium:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for workers in (self._api_workers, self._key_workers):
+            if workers is not None:
+                workers.shutdown(wait=True)
         self.storage.close()
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS for the API when its certificate and key are set; with a client CA, mutual TLS
+    (a client must present a certificate that CA signed)."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    cert = _read_setting_file("PODIUM_TLS_CERT_FILE", settings.tls_cert_file)
+    key = _read_setting_file("PODIUM_TLS_KEY_FILE", settings.tls_key_file)
+    ca = (
+        None
+        if settings.tls_client_ca_file is None
+        else _read_setting_file("PODIUM_TLS_CLIENT_CA_FILE", settings.tls_client_ca_file)
+    )
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+def _read_setting_file(name: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise SettingsError(f"{name}={path!r} cannot be read: {error.strerror}") from None
 
 
 async def serve(settings: Settings, role: str, stop: asyncio.Event) -> int:

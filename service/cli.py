@@ -11,17 +11,20 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 
 import migrations
 from consumers.runner import decode_record
 from consumers.topics import log_ranges
 from service.app.dead_letters import list_letters, replay
+from service.app.keys import list_keys, revoke_key
 from service.app.offsets import OffsetRow, offset_rows, reset_offsets, reset_target
 from service.app.ports import IgnoredEntry, Letter, LetterFilter, OffsetMoved
 from service.app.records import FAMILIES
 from service.bootstrap import ROLES, Storage, rules_from, serve, storage
 from service.clock import SystemClock
 from service.config import Settings, SettingsError
+from service.domain.auth import ApiKey
 from service.local_broker import LocalBroker
 
 
@@ -57,7 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="create a key and print it (shown once)")
     create.add_argument("--tenant", required=True)
     create.add_argument("--scopes", required=True, help="ranking,challenges,tasks,paths")
+    create.add_argument(
+        "--expires-in", type=_duration, help="e.g. 90d, 12h, 30m (default: never expires)"
+    )
     create.set_defaults(run=_create_key)
+    key_list = keys.add_parser("list", help="keys with their id, never their secret")
+    key_list.add_argument("--tenant")
+    key_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    key_list.set_defaults(run=_list_keys)
+    revoke = keys.add_parser("revoke", help="refuse a key from now on, on every instance")
+    revoke.add_argument("key_id", metavar="ID", help="the key's id (from `podium keys list`)")
+    revoke.set_defaults(run=_revoke_key)
 
     dlq = commands.add_parser("dlq", help="the dead-letter store").add_subparsers(required=True)
     for name, run, help_text in (
@@ -223,7 +236,68 @@ def _offsets_reset(settings: Settings, args: argparse.Namespace) -> int:
 
 def _create_key(settings: Settings, args: argparse.Namespace) -> int:
     with _database(settings) as store:
-        print(store.create_key(args.tenant, args.scopes, SystemClock().now()))
+        print(store.create_key(args.tenant, args.scopes, SystemClock().now(), args.expires_in))
+    return 0
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def _duration(raw: str) -> timedelta:
+    """`90d`, `12h`, `30m`, `45s`, `2w`."""
+    number, unit = raw[:-1], raw[-1:].lower()
+    if unit not in _UNITS or not number.isdigit() or int(number) <= 0:
+        raise argparse.ArgumentTypeError(f"{raw!r}: expected a positive number and s, m, h, d or w")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+def _list_keys(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as store:
+        listed = list_keys(store.keys(), args.tenant)
+    now = SystemClock().now()
+    for key in listed:
+        print(json.dumps(_key_json(key, now)) if args.json else _key_line(key, now))
+    return 0
+
+
+def _key_json(key: ApiKey, now: datetime) -> dict[str, object]:
+    def moment(at: datetime | None) -> str | None:
+        return None if at is None else at.isoformat()
+
+    return {
+        "id": key.key_id,
+        "tenantId": key.tenant_id,
+        "scopes": sorted(key.scopes),
+        "createdAt": moment(key.created_at),
+        "lastUsedAt": moment(key.last_used_at),
+        "expiresAt": moment(key.expires_at),
+        "revokedAt": moment(key.revoked_at),
+        "usable": key.usable(now),
+    }
+
+
+def _key_line(key: ApiKey, now: datetime) -> str:
+    def moment(at: datetime | None) -> str:
+        return "-" if at is None else at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    state = "usable" if key.usable(now) else "revoked" if key.revoked_at else "expired"
+    return "\t".join(
+        (
+            key.key_id,
+            key.tenant_id,
+            ",".join(sorted(key.scopes)),
+            f"created {moment(key.created_at)}",
+            f"last used {moment(key.last_used_at)}",
+            f"expires {moment(key.expires_at)}",
+            state,
+        )
+    )
+
+
+def _revoke_key(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as store:
+        revoked = revoke_key(store.keys(), args.key_id, SystemClock().now())
+    print(_key_line(revoked, SystemClock().now()))
     return 0
 
 

@@ -34,6 +34,20 @@ class Settings:
     max_staleness_seconds: float = 1.0
     """While an answer is rebuilt, callers get the previous one if it is at most this old
     (else they wait for the build): a query reflects an event within about a second."""
+    tls_cert_file: str | None = None
+    """With `tls_key_file`: the API serves TLS only (PEM, the chain after the certificate)."""
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
+    """Also require client certificates signed by this CA (mutual TLS)."""
+    max_request_bytes: int = 16 * 1024
+    """A request message, and its metadata, at most this big (requests hold a few ids)."""
+    max_concurrent_calls: int = 256
+    """Calls an instance runs at once; beyond, `too_many_calls`."""
+    rate_limit_per_key: float = 1000.0
+    """Calls a second per key and instance (bursts of one second's worth); 0: no limit."""
+    statement_timeout_seconds: float = 10.0
+    """On PostgreSQL, a query's statements are cancelled after this, or after what is left
+    of the call's deadline when that is less."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -70,13 +84,48 @@ class Settings:
             max_staleness_seconds=read(
                 "PODIUM_MAX_STALENESS_SECONDS", _positive_float, defaults.max_staleness_seconds
             ),
-        )
+            tls_cert_file=read("PODIUM_TLS_CERT_FILE", _non_empty, None),
+            tls_key_file=read("PODIUM_TLS_KEY_FILE", _non_empty, None),
+            tls_client_ca_file=read("PODIUM_TLS_CLIENT_CA_FILE", _non_empty, None),
+            max_request_bytes=read(
+                "PODIUM_MAX_REQUEST_BYTES", _positive_int, defaults.max_request_bytes
+            ),
+            max_concurrent_calls=read(
+                "PODIUM_MAX_CONCURRENT_CALLS", _positive_int, defaults.max_concurrent_calls
+            ),
+            rate_limit_per_key=read(
+                "PODIUM_RATE_LIMIT_PER_KEY", _non_negative_float, defaults.rate_limit_per_key
+            ),
+            statement_timeout_seconds=read(
+                "PODIUM_STATEMENT_TIMEOUT_SECONDS",
+                _positive_float,
+                defaults.statement_timeout_seconds,
+            ),
+        )._checked()
+
+    def _checked(self) -> Settings:
+        """Settings that only make sense together."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            missing = "PODIUM_TLS_KEY_FILE" if self.tls_key_file is None else "PODIUM_TLS_CERT_FILE"
+            raise SettingsError(
+                f"{missing} is not set: PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE go together"
+            )
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise SettingsError(
+                "PODIUM_TLS_CLIENT_CA_FILE needs PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE"
+            )
+        if self.rate_limit_per_key == float("inf"):
+            raise SettingsError("PODIUM_RATE_LIMIT_PER_KEY must be finite (0: no limit)")
+        return self
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that give these settings (for starting `podium serve`)."""
         optional = {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "PODIUM_METRICS_ADDRESS": self.metrics_address,
+            "PODIUM_TLS_CERT_FILE": self.tls_cert_file,
+            "PODIUM_TLS_KEY_FILE": self.tls_key_file,
+            "PODIUM_TLS_CLIENT_CA_FILE": self.tls_client_ca_file,
         }
         return {
             "DATABASE_URL": self.database_url,
@@ -89,6 +138,10 @@ class Settings:
             "PODIUM_TOPIC_PARTITIONS": str(self.topic_partitions),
             "PODIUM_BATCH_MAX_RECORDS": str(self.batch_max_records),
             "PODIUM_MAX_STALENESS_SECONDS": repr(self.max_staleness_seconds),
+            "PODIUM_MAX_REQUEST_BYTES": str(self.max_request_bytes),
+            "PODIUM_MAX_CONCURRENT_CALLS": str(self.max_concurrent_calls),
+            "PODIUM_RATE_LIMIT_PER_KEY": repr(self.rate_limit_per_key),
+            "PODIUM_STATEMENT_TIMEOUT_SECONDS": repr(self.statement_timeout_seconds),
             **{name: value for name, value in optional.items() if value is not None},
         }
 

@@ -4,12 +4,14 @@ recomputation), on one connection."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, func, select
 
+from service.adapters.database import storage_failures_as_unavailable
 from service.adapters.stores.challenges import challenge_from_row, entry_from_row
 from service.adapters.stores.dead_letters import decode_headers
 from service.adapters.stores.paths import attempt_from_row, session_from_row
@@ -48,9 +50,41 @@ from service.domain.tasks import TaskFacts
 
 
 @contextlib.contextmanager
-def read_model(engine: Engine) -> Iterator[ReadModel]:
-    with engine.connect() as connection:
-        yield SqlReadModel(connection)
+def read_model(engine: Engine, statement_timeout: float | None = None) -> Iterator[ReadModel]:
+    """The read model on one connection, in one transaction. Given `statement_timeout`
+    seconds, PostgreSQL cancels each statement that runs longer; SQLite interrupts the
+    statement running when that much time has passed since the read model opened (SQLite has
+    no timeout of its own: a progress handler checks the clock every few thousand steps).
+    Whatever the database fails on its own (see `is_storage_failure`) is raised as
+    `StorageUnavailable`."""
+    with storage_failures_as_unavailable(), engine.connect() as connection:
+        if statement_timeout is None:
+            yield SqlReadModel(connection)
+        elif connection.dialect.name == "postgresql":
+            milliseconds = max(1, round(statement_timeout * 1000))
+            # SET LOCAL lasts until the transaction ends, so the pooled connection goes back
+            # to the pool without it.
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+            yield SqlReadModel(connection)
+        else:
+            with _interrupted_after(connection, statement_timeout):
+                yield SqlReadModel(connection)
+
+
+SQLITE_STEPS_PER_CHECK = 10_000
+"""How many SQLite virtual-machine steps run between two looks at the clock (a few hundred
+microseconds of work)."""
+
+
+@contextlib.contextmanager
+def _interrupted_after(connection: Connection, seconds: float) -> Iterator[None]:
+    driver: Any = connection.connection.driver_connection
+    deadline = time.monotonic() + seconds
+    driver.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_STEPS_PER_CHECK)
+    try:
+        yield
+    finally:
+        driver.set_progress_handler(None, 0)
 
 
 class SqlReadModel:

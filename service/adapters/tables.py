@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
+from service.domain.auth import KEY_ID_LENGTH
 from service.domain.bounds import EMAIL_MAX_LENGTH, ID_MAX_LENGTH, NAME_MAX_LENGTH
 from service.domain.events import SCORE_KINDS, ScoreKind
 
@@ -77,6 +78,10 @@ api_keys = Table(
     Column("tenant_id", Id, nullable=False),
     Column("scopes", String(200), nullable=False),
     Column("created_at", Instant, nullable=False),
+    Column("key_id", String(KEY_ID_LENGTH), nullable=False, unique=True),
+    Column("expires_at", Instant),
+    Column("revoked_at", Instant),
+    Column("last_used_at", Instant),
 )
 
 consumer_offsets = Table(

@@ -12,7 +12,6 @@ Nothing here knows SQL, Kafka or gRPC (an import-linter contract keeps it so).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeAlias
@@ -399,5 +398,3 @@ class ReadModel(Protocol):
 
 UnitsOfWork: TypeAlias = Callable[[], UnitOfWork]
 """Opens a new unit of work (one transaction)."""
-ReadModels: TypeAlias = Callable[[], AbstractContextManager[ReadModel]]
-"""Opens the read model for one answer (`with read_models() as read: ...`)."""

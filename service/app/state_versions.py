@@ -25,3 +25,9 @@ def profiles_key(tenant_id: str) -> str:
 def month_key(tenant_id: str, month: Month) -> str:
     """A tenant's driver months of one calendar month."""
     return f"{tenant_id}{SEPARATOR}month{SEPARATOR}{month.year}-{month.number:02d}"
+
+
+def keys_key() -> str:
+    """The API keys: moved by every key created or revoked, so API instances forget what
+    they cached about keys. It starts with the separator, so no tenant's key can be it."""
+    return f"{SEPARATOR}keys"

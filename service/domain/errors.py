@@ -30,6 +30,19 @@ class InternalError(PodiumError):
         self.metadata["error_id"] = error_id
 
 
+class StorageDown(PodiumError):
+    """The database failed the answer's statements (unreachable, a statement timeout): the
+    same call later may well succeed. Like an internal error, its id is in the log beside the
+    database's own message, which the caller never sees."""
+
+    reason = "storage_unavailable"
+
+    def __init__(self, error_id: str, retry_after: timedelta) -> None:
+        super().__init__(f"Storage is unavailable, please retry later (error id {error_id})")
+        self.metadata["error_id"] = error_id
+        self.retry_after = retry_after
+
+
 class Unauthenticated(PodiumError):
     reason = "invalid_api_key"
     code = 1
@@ -119,3 +132,53 @@ def user_not_enrolled(user: str, session_id: str) -> NotFound:
     return NotFound(
         "user_not_enrolled", f"User {user!r} is not enrolled in path session {session_id!r}"
     )
+
+
+class InvalidId(PodiumError):
+    """An id longer than its bound (or holding a NUL): no such id can be stored, so it is
+    refused before any look-up, and only its start is echoed."""
+
+    reason = "invalid_id"
+
+    def __init__(self, field: str, value: str, problem: str) -> None:
+        super().__init__(f"Invalid {field}: {shortened(value)} {problem}")
+        self.metadata["field"] = field
+
+
+class RequestTooLarge(PodiumError):
+    reason = "request_too_large"
+
+    def __init__(self, what: str, size: int, max_bytes: int) -> None:
+        super().__init__(f"Request too large: {what} of {size:,} bytes, at most {max_bytes:,}")
+        self.metadata["max_bytes"] = str(max_bytes)
+
+
+class TooManyCalls(PodiumError):
+    """This instance already runs as many calls as it may."""
+
+    reason = "too_many_calls"
+
+    def __init__(self, retry_after: timedelta) -> None:
+        super().__init__("Too many calls at once, please retry later")
+        self.retry_after = retry_after
+
+
+class RateLimited(PodiumError):
+    """The key is over its rate of calls a second."""
+
+    reason = "rate_limited"
+
+    def __init__(self, retry_after: timedelta) -> None:
+        super().__init__("Too many calls for this API key, please retry later")
+        self.retry_after = retry_after
+
+
+ECHOED_CHARACTERS = 40
+"""How much of a refused value a message quotes."""
+
+
+def shortened(value: str) -> str:
+    """`value` quoted, cut to its first characters with its length when it is long."""
+    if len(value) <= ECHOED_CHARACTERS:
+        return repr(value)
+    return f"{value[:ECHOED_CHARACTERS]!r}... ({len(value):,} characters)"

@@ -8,15 +8,18 @@ serialize; serving the same bytes until the state changes is what lets the API k
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager
+from typing import Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-from service.app.ports import ReadModel, ReadModels
+from service.app.ports import ReadModel
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -38,7 +41,26 @@ BUILD_COST_FACTOR = 4
 """An answer's own window is at most this many times what it took to build: the window bounds
 the time spent rebuilding expensive answers, and a cheap one need not wait for it."""
 
+STATEMENT_TIMEOUT_SECONDS = 10.0
+"""The longest an answer's statements may run when its call has no deadline
+(`PODIUM_STATEMENT_TIMEOUT_SECONDS`); a call's remaining deadline shortens it."""
+
+CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "call_deadline", default=None
+)
+"""When the current call's deadline passes, in the event loop's time (None: no deadline);
+set by `service.grpc.limits.CallLimits`."""
+
 Build = Callable[[ReadModel], Message]
+
+
+class TimedReadModels(Protocol):
+    """Opens the read model for one answer, its statements bounded by `statement_timeout`
+    seconds where the database can (PostgreSQL)."""
+
+    def __call__(
+        self, *, statement_timeout: float | None = None
+    ) -> AbstractContextManager[ReadModel]: ...
 
 
 class Answers:
@@ -50,14 +72,19 @@ class Answers:
 
     def __init__(
         self,
-        read_models: ReadModels,
+        read_models: TimedReadModels,
         cache: ResponseCache,
         *,
         while_rebuilding: float = WHILE_REBUILDING_SECONDS,
+        executor: Executor | None = None,
+        statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
+        """`executor`: the API's own workers (None: asyncio's default ones)."""
         self._read_models = read_models
         self._cache = cache
         self._while_rebuilding = while_rebuilding
+        self._executor = executor
+        self._statement_timeout = statement_timeout
         self._in_flight: dict[Hashable, asyncio.Future[bytes]] = {}
 
     async def get(self, key: Hashable, version: Hashable, build: Build) -> bytes:
@@ -69,7 +96,8 @@ class Answers:
             return data
         flight = self._in_flight.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(self._build(key, version, build))
+            timeout = self._timeout()
+            flight = asyncio.ensure_future(self._build(key, version, build, timeout))
             self._in_flight[key] = flight
         recent = self._cache.recent(key, self._while_rebuilding)
         return recent if recent is not None else await asyncio.shield(flight)
@@ -79,18 +107,31 @@ class Answers:
         while self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
-    async def _build(self, key: Hashable, version: Hashable, build: Build) -> bytes:
+    def _timeout(self) -> float:
+        """The statement timeout of a build started now: what is left of the call's
+        deadline, at most the default. A build shared by several callers runs under the
+        deadline of the one that started it."""
+        deadline = CALL_DEADLINE.get()
+        if deadline is None:
+            return self._statement_timeout
+        left = deadline - asyncio.get_running_loop().time()
+        return max(0.001, min(self._statement_timeout, left))
+
+    async def _build(
+        self, key: Hashable, version: Hashable, build: Build, statement_timeout: float
+    ) -> bytes:
         """Query, convert and serialize on a worker thread: a big answer's protobuf building
         would otherwise hold up every call on the event loop."""
 
         def run() -> tuple[bytes, float]:
             started = time.perf_counter()
-            with self._read_models() as read:
+            with self._read_models(statement_timeout=statement_timeout) as read:
                 data = build(read).SerializeToString()
             return data, time.perf_counter() - started
 
         try:
-            data, seconds = await asyncio.to_thread(run)
+            loop = asyncio.get_running_loop()
+            data, seconds = await loop.run_in_executor(self._executor, run)
             self._cache.put(key, version, data, build_seconds=seconds)
             return data
         finally:

@@ -19,9 +19,14 @@ _CODES: list[tuple[type[errors.PodiumError], grpc.StatusCode]] = [
     (errors.InvalidRankType, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.InvalidGroupLabel, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.StateNotReady, grpc.StatusCode.UNAVAILABLE),
+    (errors.StorageDown, grpc.StatusCode.UNAVAILABLE),
     (errors.ProgressNotAvailable, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotApplicableForChallenge, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.InvalidId, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.RequestTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.TooManyCalls, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
 ]
 
 

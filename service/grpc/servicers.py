@@ -20,11 +20,11 @@ import grpc
 from google.protobuf.message import Message
 
 from service.app import queries
-from service.app.ports import ReadModel
+from service.app.ports import ReadModel, StorageUnavailable
 from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.clock import Clock
 from service.domain.auth import Principal
-from service.domain.errors import InternalError, PodiumError, StateNotReady
+from service.domain.errors import InternalError, PodiumError, StateNotReady, StorageDown
 from service.domain.ranking import Month, Profile
 from service.domain.rules import Rules
 from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
@@ -38,6 +38,7 @@ from service.metrics import Metrics
 log = logging.getLogger(__name__)
 
 RETRY_WHILE_CATCHING_UP = timedelta(seconds=2)
+RETRY_WHILE_STORAGE_DOWN = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -213,9 +214,16 @@ def _behaviour(
         except PodiumError as error:
             code = status_code_of(error)
             await abort(context, error)
+        except StorageUnavailable as failure:
+            error_id = uuid.uuid4().hex[:16]
+            log.warning(
+                "storage unavailable %s in %s (key %s): %s", error_id, method, _key(), failure
+            )
+            code = grpc.StatusCode.UNAVAILABLE
+            await abort(context, StorageDown(error_id, RETRY_WHILE_STORAGE_DOWN))
         except Exception:
             error_id = uuid.uuid4().hex[:16]
-            log.exception("internal error %s in %s", error_id, method)
+            log.exception("internal error %s in %s (key %s)", error_id, method, _key())
             code = grpc.StatusCode.INTERNAL
             await abort(context, InternalError(error_id))
         finally:
@@ -223,3 +231,8 @@ def _behaviour(
             deps.metrics.request_seconds.labels(method).observe(time.perf_counter() - started)
 
     return behaviour
+
+
+def _key() -> str:
+    """The calling key's id, for the log (all an operator has to find the caller by)."""
+    return current_principal().key_id or "-"

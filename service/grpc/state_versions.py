@@ -5,23 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 VERSION_POLL_SECONDS = 0.1
 
 
 class StateVersions:
-    def __init__(self, read_versions: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self, read_versions: Callable[[], dict[str, int]], executor: Executor | None = None
+    ) -> None:
         self._read = read_versions
+        self._executor = executor
         self._versions: dict[str, int] = {}
+        self._read_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
 
     def version(self, key: str) -> int:
         """The version of a part of the state (`service.app.state_versions` names them)."""
         return self._versions.get(key, 0)
 
+    def age(self) -> float:
+        """Seconds since the versions were last read."""
+        return time.monotonic() - self._read_at
+
     async def refresh(self) -> None:
-        self._versions = await asyncio.to_thread(self._read)
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._versions = await loop.run_in_executor(self._executor, self._read)
+        self._read_at = started
 
     async def start(self) -> None:
         await self.refresh()

@@ -18,9 +18,8 @@ from sqlalchemy import func, select
 
 import migrations
 from service.adapters.database import create_database_engine
-from service.adapters.keys import create_key
 from service.adapters.tables import trips
-from service.bootstrap import Podium
+from service.bootstrap import Podium, Storage
 from service.clock import SystemClock
 from service.config import Settings
 from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
@@ -147,10 +146,10 @@ async def test_a_restart_mid_stream_equals_an_uninterrupted_run(
                 await _until_trips(steady_url, TRIPS)
                 engine = create_database_engine(restarted_url)
                 migrations.upgrade(engine)
-                key = create_key(engine, TENANT, "ranking", SystemClock().now())
+                key = Storage(engine).create_key(TENANT, "ranking", SystemClock().now())
                 engine.dispose()
-                steady_key = create_key(
-                    uninterrupted.storage.engine, TENANT, "ranking", SystemClock().now()
+                steady_key = uninterrupted.storage.create_key(
+                    TENANT, "ranking", SystemClock().now()
                 )
                 await asyncio.wait_for(uninterrupted.ready.wait(), 30)
                 await _serving(port)

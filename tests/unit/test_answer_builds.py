@@ -16,7 +16,7 @@ from service.grpc.answers import Answers, ResponseCache
 
 
 @contextlib.contextmanager
-def no_database() -> Iterator[ReadModel]:
+def no_database(statement_timeout: float | None = None) -> Iterator[ReadModel]:
     yield cast(ReadModel, cast(Any, None))
 
 

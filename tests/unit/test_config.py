@@ -18,6 +18,10 @@ def test_defaults_are_sqlite_local_podium_topics_5_trips_20_km_and_a_24_hour_gra
     assert settings.late_event_grace == timedelta(hours=24)
     assert settings.kafka_bootstrap_servers is None
     assert settings.max_staleness_seconds == 1.0
+    assert settings.tls_cert_file is None
+    assert (settings.max_request_bytes, settings.max_concurrent_calls) == (16_384, 256)
+    assert settings.rate_limit_per_key == 1000.0
+    assert settings.statement_timeout_seconds == 10.0
 
 
 def test_settings_are_read_from_the_environment() -> None:
@@ -46,6 +50,12 @@ def test_settings_are_read_from_the_environment() -> None:
         ("PODIUM_LATE_EVENT_GRACE_SECONDS", "-5"),
         ("PODIUM_MAX_STALENESS_SECONDS", "0"),
         ("PODIUM_MAX_STALENESS_SECONDS", "inf"),
+        ("PODIUM_MAX_REQUEST_BYTES", "0"),
+        ("PODIUM_MAX_CONCURRENT_CALLS", "-3"),
+        ("PODIUM_RATE_LIMIT_PER_KEY", "-1"),
+        ("PODIUM_RATE_LIMIT_PER_KEY", "inf"),
+        ("PODIUM_STATEMENT_TIMEOUT_SECONDS", "0"),
+        ("PODIUM_TLS_CERT_FILE", "server.crt"),
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_it(name: str, value: str) -> None:
@@ -63,6 +73,13 @@ def test_settings_written_as_environment_read_back_the_same() -> None:
             "PODIUM_LATE_EVENT_GRACE_SECONDS": "90.25",
             "PODIUM_BATCH_MAX_RECORDS": "300",
             "PODIUM_MAX_STALENESS_SECONDS": "0.5",
+            "PODIUM_TLS_CERT_FILE": "/etc/podium/server.crt",
+            "PODIUM_TLS_KEY_FILE": "/etc/podium/server.key",
+            "PODIUM_TLS_CLIENT_CA_FILE": "/etc/podium/clients.pem",
+            "PODIUM_MAX_REQUEST_BYTES": "4096",
+            "PODIUM_MAX_CONCURRENT_CALLS": "64",
+            "PODIUM_RATE_LIMIT_PER_KEY": "12.5",
+            "PODIUM_STATEMENT_TIMEOUT_SECONDS": "2.5",
         }
     )
     assert Settings.from_env(settings.to_env()) == settings

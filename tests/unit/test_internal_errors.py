@@ -1,62 +1,47 @@
-"""Anything unexpected answers INTERNAL with a generic message and an error id that the log
-has too, never the failure's own text; it is counted with its real code."""
+"""Anything unexpected answers INTERNAL, and a database failing the answer UNAVAILABLE, with a
+generic message and an error id that the log has too, never the failure's own text; each is
+counted with its real code."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from service.app.ports import ReadModel
-from service.domain.auth import Principal
-from service.domain.rules import Rules
-from service.domain.standings import Thresholds
+from service.app.ports import ReadModel, StorageUnavailable
 from service.gen.podium.v1 import tasks_pb2, tasks_pb2_grpc
-from service.grpc.answers import Answers, ResponseCache
-from service.grpc.auth import PrincipalCache
-from service.grpc.server import create_server
-from service.grpc.servicers import QueryDeps
-from service.grpc.state_versions import StateVersions
+from service.grpc.answers import TimedReadModels
 from service.metrics import Metrics
+from tests.api import KEY, api, channel_to, query_deps
 
 SECRET = "SELECT * FROM tasks WHERE tenant_id = 'acme' -- db.internal.example:5432"
 
 
-class Clock:
-    def now(self) -> datetime:
-        return datetime(2026, 11, 20, tzinfo=UTC)
-
-
-@contextlib.contextmanager
-def broken_database() -> Iterator[ReadModel]:
+def broken_database(statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
     raise RuntimeError(SECRET)
-    yield  # pragma: no cover
+
+
+def unreachable_database(
+    statement_timeout: float | None = None,
+) -> AbstractContextManager[ReadModel]:
+    raise StorageUnavailable(SECRET)
 
 
 @contextlib.asynccontextmanager
-async def server(metrics: Metrics) -> AsyncIterator[grpc.aio.Channel]:
-    deps = QueryDeps(
-        answers=Answers(broken_database, ResponseCache()),
-        versions=StateVersions(dict),
-        clock=Clock(),
-        rules=Rules(Thresholds(5, 20_000), timedelta(hours=24)),
-        is_ready=lambda: True,
-        metrics=metrics,
-    )
-    principals = PrincipalCache(lambda key: Principal("acme", frozenset({"tasks"})))
-    running, port, _ = create_server("127.0.0.1:0", (deps, principals))
-    await running.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield channel
-    finally:
-        await running.stop(0)
+async def server(
+    metrics: Metrics, database: TimedReadModels = broken_database
+) -> AsyncIterator[grpc.aio.Channel]:
+    async with (
+        api(query_deps(database, metrics=metrics)) as port,
+        channel_to(port) as channel,
+    ):
+        yield channel
 
 
 async def test_an_unexpected_failure_is_internal_with_an_error_id_and_no_detail(
@@ -66,7 +51,7 @@ async def test_an_unexpected_failure_is_internal_with_an_error_id_and_no_detail(
     async with server(metrics) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await tasks_pb2_grpc.TaskServiceStub(channel).GetTask(
-                tasks_pb2.GetTaskRequest(task_id="k1"), metadata=(("x-api-key", "k"),)
+                tasks_pb2.GetTaskRequest(task_id="k1"), metadata=(("x-api-key", KEY),)
             )
     error = failed.value
     assert error.code() == grpc.StatusCode.INTERNAL
@@ -85,5 +70,33 @@ async def test_an_unexpected_failure_is_internal_with_an_error_id_and_no_detail(
     counted = metrics.registry.get_sample_value(
         "podium_grpc_requests_total",
         {"method": "podium.v1.TaskService/GetTask", "code": "INTERNAL"},
+    )
+    assert counted == 1
+
+
+async def test_a_database_failing_the_answer_is_unavailable_to_retry_with_an_error_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+    async with server(metrics, unreachable_database) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await tasks_pb2_grpc.TaskServiceStub(channel).GetTask(
+                tasks_pb2.GetTaskRequest(task_id="k1"), metadata=(("x-api-key", KEY),)
+            )
+    error = failed.value
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "SELECT" not in (error.details() or "")
+    status = rpc_status.from_call(error)
+    assert status is not None
+    info, retry = error_details_pb2.ErrorInfo(), error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(info)
+    assert status.details[1].Unpack(retry)
+    assert (info.reason, retry.retry_delay.seconds) == ("storage_unavailable", 1)
+    error_id = info.metadata["error_id"]
+    [logged] = [r for r in caplog.records if error_id in r.getMessage()]
+    assert SECRET in logged.getMessage()
+    counted = metrics.registry.get_sample_value(
+        "podium_grpc_requests_total",
+        {"method": "podium.v1.TaskService/GetTask", "code": "UNAVAILABLE"},
     )
     assert counted == 1

@@ -1,0 +1,65 @@
+"""Helpers the interceptors share: wrap a unary method's behaviour, or replace it with a
+refusal (a domain error, turned into a status in `service.grpc.errors`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+import grpc
+
+from service.domain.errors import PodiumError
+from service.grpc.errors import abort
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Behaviour: TypeAlias = "Callable[[Any, Context], Awaitable[Any]]"
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
+
+QUERY_SERVICE_PREFIX = "podium.v1."
+"""Podium's own services: keys and limits apply to them; health and reflection stay free."""
+
+
+def service_of(method: str) -> str:
+    return method.lstrip("/").split("/", 1)[0]
+
+
+def is_query(details: grpc.HandlerCallDetails) -> bool:
+    return service_of(details.method).startswith(QUERY_SERVICE_PREFIX)
+
+
+def metadata_value(metadata: Any, name: str) -> str | None:
+    for key, value in metadata or ():
+        if key == name:
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return None
+
+
+def around(
+    handler: Handler,
+    wrap: Callable[[Behaviour], Behaviour],
+    request_deserializer: Callable[[bytes], Any] | None = None,
+) -> Handler:
+    """The same unary method with its behaviour wrapped (and its request read by
+    `request_deserializer`, when given)."""
+    behaviour: Any = handler.unary_unary
+    return grpc.unary_unary_rpc_method_handler(
+        wrap(behaviour),
+        request_deserializer=request_deserializer or handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def refusal(handler: Handler, error: PodiumError) -> Handler:
+    """The method answering `error` without running (nor reading its request)."""
+
+    async def refuse(request: Any, context: Context) -> Any:
+        await abort(context, error)
+
+    return grpc.unary_unary_rpc_method_handler(
+        refuse, request_deserializer=_ignored, response_serializer=handler.response_serializer
+    )
+
+
+def _ignored(data: bytes) -> None:
+    return None
