@@ -46,8 +46,11 @@ class Settings:
     rate_limit_per_key: float = 1000.0
     """Calls a second per key and instance (bursts of one second's worth); 0: no limit."""
     statement_timeout_seconds: float = 10.0
-    """On PostgreSQL, a query's statements are cancelled after this, or after what is left
-    of the call's deadline when that is less."""
+    """A query's statements are cancelled after this, or after what is left of the call's
+    deadline when that is less."""
+    max_watchers: int = 10_000
+    """Streams of `WatchDriverRanking` an instance serves at once; beyond, `too_many_watchers`
+    (they are not counted among `max_concurrent_calls`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -101,6 +104,7 @@ class Settings:
                 _positive_float,
                 defaults.statement_timeout_seconds,
             ),
+            max_watchers=read("PODIUM_MAX_WATCHERS", _positive_int, defaults.max_watchers),
         )._checked()
 
     def _checked(self) -> Settings:
@@ -142,6 +146,7 @@ class Settings:
             "PODIUM_MAX_CONCURRENT_CALLS": str(self.max_concurrent_calls),
             "PODIUM_RATE_LIMIT_PER_KEY": repr(self.rate_limit_per_key),
             "PODIUM_STATEMENT_TIMEOUT_SECONDS": repr(self.statement_timeout_seconds),
+            "PODIUM_MAX_WATCHERS": str(self.max_watchers),
             **{name: value for name, value in optional.items() if value is not None},
         }
 

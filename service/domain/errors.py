@@ -134,6 +134,60 @@ def user_not_enrolled(user: str, session_id: str) -> NotFound:
     )
 
 
+def driver_not_found(user_id: str) -> NotFound:
+    return NotFound("driver_not_found", f"Driver {user_id!r} not found in this ranking")
+
+
+def user_not_registered(user_id: str, challenge_id: str) -> NotFound:
+    return NotFound(
+        "user_not_registered",
+        f"User {user_id!r} is not registered in challenge {challenge_id!r} (or its group)",
+    )
+
+
+class InvalidArgument(PodiumError):
+    """A request field out of its range; `metadata.field` names it."""
+
+    def __init__(self, reason: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.metadata["field"] = field
+
+
+def invalid_month(year: int, number: int, why: str) -> InvalidArgument:
+    return InvalidArgument("invalid_month", "month", f"Invalid month {year}-{number:02d}: {why}")
+
+
+def invalid_page_size(size: int, most: int) -> InvalidArgument:
+    return InvalidArgument(
+        "invalid_page_size", "page_size", f"Invalid page size {size}: 0 (default) to {most}"
+    )
+
+
+def invalid_page_token(why: str) -> InvalidArgument:
+    return InvalidArgument("invalid_page_token", "page_token", f"Invalid page token: {why}")
+
+
+def invalid_neighbors(neighbors: int, most: int) -> InvalidArgument:
+    return InvalidArgument(
+        "invalid_neighbors", "neighbors", f"Invalid neighbors {neighbors}: 0 to {most}"
+    )
+
+
+def invalid_top(top: int, most: int) -> InvalidArgument:
+    return InvalidArgument("invalid_top", "top", f"Invalid top {top}: 1 to {most}")
+
+
+class TooManyWatchers(PodiumError):
+    """This instance already streams to as many watchers as it may."""
+
+    reason = "too_many_watchers"
+
+    def __init__(self, retry_after: timedelta) -> None:
+        super().__init__("Too many watchers on this instance, please retry later")
+        self.retry_after = retry_after
+
+
 class InvalidId(PodiumError):
     """An id longer than its bound (or holding a NUL): no such id can be stored, so it is
     refused before any look-up, and only its start is echoed."""
