@@ -13,6 +13,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from service.bootstrap import Podium
 from service.domain.ranking import Month
 from service.gen.podium.v1 import (
     challenges_pb2,
@@ -378,3 +379,45 @@ async def test_a_users_place_in_a_challenge_is_the_slice_of_its_ranking(running:
     outsider = challenges_pb2.GetChallengeRankRequest(challenge_id="c1", user_id="u11")
     refused = await refusal(challenges.GetChallengeRank(outsider, metadata=running.auth))
     assert (refused.code(), reason(refused)) == (grpc.StatusCode.NOT_FOUND, "user_not_registered")
+
+
+async def test_a_watcher_of_an_api_instance_sees_what_another_instance_folds(
+    running: Running,
+) -> None:
+    """A second instance serving the API only, on the same database: it folds nothing, and
+    learns of changes from the state versions the consuming instance moves."""
+    month = await seeded_now(running, "x")
+    api_only = Podium(running.settings, "api")
+    await api_only.start()
+    try:
+        await asyncio.wait_for(api_only.ready.wait(), 30)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{api_only.port}") as channel:
+            request = driver_ranking_pb2.WatchDriverRankingRequest(
+                type=SAFETY, group_label="x", top=1
+            )
+            stream = driver_ranking_pb2_grpc.DriverRankingServiceStub(channel).WatchDriverRanking(
+                request, metadata=running.auth
+            )
+            messages = aiter(stream)
+            first = await asyncio.wait_for(anext(messages), 30)
+            assert (first.year, first.monthNumber) == (month.year, month.number)
+            tenant = running.tenant
+            await produce(
+                running.servers,
+                running.settings.topic("catalog"),
+                [(b"top", user_envelope("top", "x", tenant=tenant))],
+            )
+            await produce(
+                running.servers,
+                running.settings.topic("trips"),
+                [
+                    (b"top", trip_envelope(f"top-{k}", "top", safety=10.0, tenant=tenant))
+                    for k in range(5)
+                ],
+            )
+            changed = await asyncio.wait_for(anext(messages), 30)
+            assert [d.userId for d in changed.driverRanked] == ["top"]
+            assert changed.driverRankedNumber == first.driverRankedNumber + 1
+            stream.cancel()
+    finally:
+        await api_only.stop()
