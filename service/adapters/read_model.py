@@ -350,9 +350,15 @@ def _letter(row: Row[Any]) -> Letter:
     )
 
 
-def _newest_versions(tenant_id: str, as_of: datetime) -> Select[Any]:
-    """Each user's newest profile version among those that arrived before `as_of`."""
+def _newest_versions(
+    tenant_id: str, as_of: datetime, among: Select[Any] | None = None
+) -> Select[Any]:
+    """Each user's newest profile version among those that arrived before `as_of` (of the
+    users `among` selects, when given)."""
     v = profile_versions
+    arrived = and_(v.c.tenant_id == tenant_id, v.c.arrived_at < as_of)
+    if among is not None:
+        arrived = and_(arrived, v.c.user_id.in_(among))
     ranked = (
         select(
             v.c.user_id,
@@ -365,7 +371,7 @@ def _newest_versions(tenant_id: str, as_of: datetime) -> Select[Any]:
             )
             .label("newest_first"),
         )
-        .where(v.c.tenant_id == tenant_id, v.c.arrived_at < as_of)
+        .where(arrived)
         .subquery()
     )
     return select(ranked.c.user_id, ranked.c.version_at, ranked.c.version_event).where(
@@ -384,11 +390,13 @@ def _same_version(groups: Any, newest: Any, tenant_id: str) -> ColumnElement[boo
 
 def _members_as_of(tenant_id: str, as_of: datetime, group: str | None) -> Select[Any]:
     """The users known as of `as_of` (their newest version that arrived before it); with a
-    group, those whose version lists it."""
-    newest = _newest_versions(tenant_id, as_of).subquery()
+    group, those whose version lists it: the newest versions are looked for only among the
+    users some version of whom ever listed the group."""
     if group is None:
-        return select(newest.c.user_id)
+        return select(_newest_versions(tenant_id, as_of).subquery().c.user_id)
     vg = profile_version_groups
+    ever_listed = select(vg.c.user_id).where(vg.c.tenant_id == tenant_id, vg.c.group_label == group)
+    newest = _newest_versions(tenant_id, as_of, ever_listed).subquery()
     return (
         select(newest.c.user_id)
         .join(vg, _same_version(vg, newest, tenant_id))

@@ -184,7 +184,7 @@ async def watch_driver_ranking(
             generation = deps.versions.generation
             now = deps.clock.now()
             loaded = await month_board(deps, tenant, kind, group, Month.of(now), now)
-            content = _top_drivers(deps, kind, group, top, loaded)
+            content = _top_drivers(deps, (tenant, kind, group, top), loaded)
             if content == last_sent:
                 with contextlib.suppress(TimeoutError):
                     moved = deps.versions.moved_since(generation)
@@ -197,12 +197,13 @@ async def watch_driver_ranking(
 
 
 def _top_drivers(
-    deps: QueryDeps, kind: ScoreKind, group: str, top: int, loaded: Loaded[queries.MonthBoard]
+    deps: QueryDeps, watched: tuple[str, ScoreKind, str, int], loaded: Loaded[queries.MonthBoard]
 ) -> bytes:
     """A board's top without its `asOf`, serialized once for all its watchers."""
+    _, kind, _, top = watched
     board = loaded.value
     return deps.assembled.get(
-        ("top", kind, group, top),
+        ("top", *watched),
         (loaded,),
         lambda: convert.top_drivers_response(kind, board, top).SerializeToString(),
     )
