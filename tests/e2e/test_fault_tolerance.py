@@ -32,6 +32,7 @@ from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
+from consumers.runner import SILENT_DATABASE_SECONDS
 from service import cli
 from service.adapters.database import create_database_engine
 from service.adapters.keys import create_key
@@ -646,7 +647,8 @@ async def _database_outage(
                     recovered = await podium.until_health(INGEST, SERVING, within=120)
                     print(f"{INGEST} SERVING {recovered:.1f} s after the restore")
                     await producing
-                if cut == "refuse":
+                # Refused: the first call fails. Blackholed: nothing fails, the wait is reported.
+                if cut == "refuse" or seconds > SILENT_DATABASE_SECONDS + 10:
                     assert any(status == "NOT_SERVING" for _, status in during), during
                 await _finish(podium, database, producer, stream)
             finally:
