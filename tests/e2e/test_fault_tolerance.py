@@ -6,8 +6,12 @@ the database or the broker out of reach), and ends by comparing Podium's answers
 stream's recomputation: the ranking of both months exactly, the trips of every driver not
 ranked, every task; 0 lost, 0 counted twice, and no dead letter (the stream is valid).
 
-The short forms run in `make test`; the long forms (`soak` marker) in `make soak`. Every
-random choice comes from one seed, printed; `PODIUM_FAULT_SEED=<seed>` replays it.
+The short forms run in `make test` (about three minutes); the long forms (`soak` marker) in
+`make soak` (about 25 minutes), with both freezes, which take one and two minutes (a member's
+session must expire, then the database's idle-in-transaction timeout). After a kill -9 the
+restarted instance folds again only some 19 s later: the local broker's join delay (5 s),
+the dead member's session timeout (10 s) and a second join. Every random choice comes from
+one seed, printed; `PODIUM_FAULT_SEED=<seed>` replays it.
 """
 
 from __future__ import annotations
@@ -350,8 +354,8 @@ class Freeze:
     database's idle-in-transaction timeout (60 s), which must end that transaction."""
 
 
-SHORT_FREEZE = Freeze(events=20_000, seconds=25.0, holding_locks=False)
-LONG_FREEZE = Freeze(events=60_000, seconds=80.0, holding_locks=True)
+BETWEEN_BATCHES = Freeze(events=20_000, seconds=25.0, holding_locks=False)
+INSIDE_A_TRANSACTION = Freeze(events=60_000, seconds=80.0, holding_locks=True)
 
 LOCK_HOLDERS = text(
     "SELECT a.state FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -505,7 +509,7 @@ async def _taken_over(
 async def test_soak_an_instance_frozen_past_its_session_timeout_is_fenced_out(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
-    await _freeze_one_of_two(broker, tmp_path, SHORT_FREEZE)
+    await _freeze_one_of_two(broker, tmp_path, BETWEEN_BATCHES)
 
 
 @pytest.mark.soak
@@ -513,7 +517,7 @@ async def test_soak_an_instance_frozen_past_its_session_timeout_is_fenced_out(
 async def test_soak_an_instance_frozen_inside_a_transaction_loses_its_locks_and_its_batch(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
-    await _freeze_one_of_two(broker, tmp_path, LONG_FREEZE)
+    await _freeze_one_of_two(broker, tmp_path, INSIDE_A_TRANSACTION)
 
 
 # --- 3. duplicates and a full replay -----------------------------------------------------------
