@@ -323,9 +323,7 @@ class Producer:
     _producer: AIOKafkaProducer | None = None
 
     async def __aenter__(self) -> Producer:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, linger_ms=5, enable_idempotence=False
-        )
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
         await self._producer.start()
         return self
 
