@@ -27,6 +27,8 @@ ENVELOPES: dict[str, type[Message]] = {
 }
 
 JSON = b"application/json"
+UNFORESEEN = "cannot decode the record"
+"""How the reason of a record that broke decoding in a way nobody foresaw begins."""
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -57,7 +59,7 @@ def decode(
     try:
         return _decode(family, value, headers, timestamp_ms)
     except Exception as error:  # the last resort: any surprise is this record's problem
-        return Rejected(f"cannot decode the record: {_describe(error)}")
+        return Rejected(f"{UNFORESEEN}: {_describe(error)}")
 
 
 def _describe(error: Exception) -> str:
