@@ -58,7 +58,7 @@ ENVELOPES: dict[str, type[Message]] = {
     "enrollments": enrollments_pb2.EnrollmentEvent,
     "tasks": tasks_pb2.TaskEvent,
 }
-EXAMPLES = {"sqlite": 1300, "postgresql": 800}
+EXAMPLES = {"sqlite": 1100, "postgresql": 650}
 """Tuned to keep the test within about a minute on two cores, both databases together."""
 
 # --- field values --------------------------------------------------------------------------
