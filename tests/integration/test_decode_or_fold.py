@@ -33,9 +33,11 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from consumers.decode import UNFORESEEN, decode
+from service.adapters.read_model import read_model
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app import queries
 from service.app.ingest import Batch, apply_batch
+from service.app.ports import ReadModel
 from service.app.records import DeadLetter, Received, Record, Rejected
 from service.domain import bounds
 from service.domain import events as ev
@@ -43,6 +45,7 @@ from service.domain.errors import PodiumError
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
 from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
+from service.grpc import convert
 
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 """The `now` of every fold and query; plausible times fall around it."""
@@ -437,23 +440,34 @@ def _answers(question: Callable[..., object], *args: object) -> None:
         question(*args)
 
 
+def driver_ranking(
+    read: ReadModel, tenant: str, kind_number: int, group: str, now: datetime, rules: Rules
+) -> None:
+    """Both months of a driver ranking as boards, and each of a few drivers' places."""
+    kind = convert.ranking_type(kind_number)
+    for month in queries.ranking_months(now):
+        board = queries.month_board(read, tenant, kind, group, month, rules, now)
+        for user in _some(board.board.where):
+            queries.driver_rank(board, user, 3, rules)
+
+
 def ask_everything(engine: Engine, seen: Seen) -> None:
-    with engine.connect() as c:
+    with read_model(engine) as read:
         for tenant, groups in sorted(seen.groups.items()):
             for kind in (0, 5):  # not ranking types
-                _answers(queries.driver_ranking, c, tenant, kind, "", T0, RULES)
+                _answers(driver_ranking, read, tenant, kind, "", T0, RULES)
             for group in ["", *_some(groups)]:
                 for kind in range(1, 5):
-                    _answers(queries.driver_ranking, c, tenant, kind, group, T0, RULES)
+                    _answers(driver_ranking, read, tenant, kind, group, T0, RULES)
             for challenge in _some(seen.challenges.get(tenant, ())):
                 for group in ["", *_some(groups)]:
-                    _answers(queries.challenge_ranking, c, tenant, challenge, group, RULES)
-                    _answers(queries.challenge_progress, c, tenant, challenge, group, T0, RULES)
+                    _answers(queries.challenge_ranking, read, tenant, challenge, group, T0, RULES)
+                    _answers(queries.challenge_progress, read, tenant, challenge, group, T0, RULES)
             for task in _some(seen.tasks.get(tenant, ())):
-                _answers(queries.get_task, c, tenant, task)
+                _answers(queries.get_task, read, tenant, task)
             for session in _some(seen.sessions.get(tenant, ())):
                 for user in _some(seen.learners.get(tenant, ())):
-                    _answers(queries.path_session_stats, c, tenant, session, user, T0)
+                    _answers(queries.path_session_stats, read, tenant, session, user, T0)
 
 
 def _storable(record: Record) -> bool:
