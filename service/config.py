@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+from service.domain.bounds import CHALLENGE_MIN_DISTANCE_MAX_KM, DURATION_MAX, ID_MAX_LENGTH
+
 
 class SettingsError(ValueError):
     """A setting is malformed; start-up stops with a message naming it."""
@@ -118,8 +120,14 @@ class Settings:
             raise SettingsError(
                 "PODIUM_TLS_CLIENT_CA_FILE needs PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE"
             )
-        if self.rate_limit_per_key == float("inf"):
-            raise SettingsError("PODIUM_RATE_LIMIT_PER_KEY must be finite (0: no limit)")
+        if self.min_distance_km > CHALLENGE_MIN_DISTANCE_MAX_KM:
+            raise SettingsError(
+                f"PODIUM_MIN_DISTANCE_KM must be at most {CHALLENGE_MIN_DISTANCE_MAX_KM:,.0f}"
+            )
+        if len(self.topic("enrollments")) > ID_MAX_LENGTH:
+            raise SettingsError(
+                f"PODIUM_TOPIC_PREFIX is too long: topic names must fit {ID_MAX_LENGTH} characters"
+            )
         return self
 
     def to_env(self) -> dict[str, str]:
@@ -184,8 +192,8 @@ def _positive_int(raw: str) -> int:
 
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
-    if not value >= 0:
-        raise ValueError("must be >= 0")
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be a number >= 0")
     return value
 
 
@@ -197,4 +205,9 @@ def _positive_float(raw: str) -> float:
 
 
 def _seconds(raw: str) -> timedelta:
-    return timedelta(seconds=_non_negative_float(raw))
+    """A duration within the bound of every duration (`bounds.DURATION_MAX`): the freeze
+    arithmetic adds it to times."""
+    value = _non_negative_float(raw)
+    if value > DURATION_MAX.total_seconds():
+        raise ValueError(f"must be at most {DURATION_MAX.total_seconds():.0f} (3,660 days)")
+    return timedelta(seconds=value)
