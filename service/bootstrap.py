@@ -23,6 +23,7 @@ from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
 import migrations
+from consumers.connection import kafka_options
 from consumers.runner import ConsumerLoop, IngestReport
 from consumers.topics import ensure_topics
 from service.adapters.database import create_database_engine, storage_failures_as_unavailable
@@ -148,7 +149,7 @@ def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
     tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
     which stops the partition and raises the alarm, instead of being silently moved."""
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings),
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="none",
@@ -275,12 +276,13 @@ class Podium:
                 while_rebuilding=settings.max_staleness_seconds,
                 executor=self._api_workers,
                 statement_timeout=settings.statement_timeout_seconds,
+                on_hit=lambda kind: self.metrics.answer_cache_hits.labels(kind).inc(),
+                on_build=lambda kind: self.metrics.answer_builds.labels(kind).inc(),
             ),
             versions=versions,
             clock=self.clock,
             rules=self.rules,
             is_ready=self.ready.is_set,
-            metrics=self.metrics,
         )
         store = self.storage.keys()
         loop = asyncio.get_running_loop()
@@ -302,6 +304,7 @@ class Podium:
             max_concurrent_calls=settings.max_concurrent_calls,
             rates=TokenBuckets(settings.rate_limit_per_key),
             uses=self.key_uses,
+            metrics=self.metrics,
         )
         return deps, guard
 
@@ -359,6 +362,7 @@ class Podium:
     async def _when_caught_up(self, caught_up: asyncio.Event) -> None:
         await caught_up.wait()
         self.ready.set()
+        self.metrics.caught_up.set(1)
         if self._health is not None:
             await set_health(self._health, self._api_health, True)
         log.info("state caught up; serving")

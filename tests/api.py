@@ -62,10 +62,7 @@ class _Empty:
 
 
 def query_deps(
-    read_models: TimedReadModels = empty_read_model,
-    *,
-    metrics: Metrics | None = None,
-    clock: Clock | None = None,
+    read_models: TimedReadModels = empty_read_model, *, clock: Clock | None = None
 ) -> QueryDeps:
     return QueryDeps(
         answers=Answers(read_models, ResponseCache()),
@@ -73,7 +70,6 @@ def query_deps(
         clock=clock or Clock(),
         rules=Rules(Thresholds(5, 20_000), timedelta(hours=24)),
         is_ready=lambda: True,
-        metrics=metrics or Metrics(),
     )
 
 
@@ -83,6 +79,7 @@ def guard(
     clock: Clock | None = None,
     rate: float = 0.0,
     refusal_delay: float = 0.0,
+    metrics: Metrics | None = None,
     **limits: Any,
 ) -> Guard:
     """Refusals of keys answer at once unless `refusal_delay` is given."""
@@ -90,6 +87,7 @@ def guard(
         keys=KeyCache(find or known_key()),
         clock=clock or Clock(),
         rates=TokenBuckets(rate),
+        metrics=metrics or Metrics(),
         refusal_delay=refusal_delay,
         **limits,
     )

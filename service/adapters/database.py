@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from service.app.ports import StorageUnavailable
+from service.logs import describe
 
 WRITER = {"podium_writer": True}
 """Execution options of a connection that will write: on SQLite it takes the write lock at
@@ -28,6 +29,8 @@ batch's fold works between its statements for well under a second."""
 
 
 def create_database_engine(url: str) -> Engine:
+    """`hide_parameters`: SQLAlchemy's errors never show a statement's parameters (names,
+    emails), whoever prints them."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         engine = create_engine(
@@ -37,6 +40,7 @@ def create_database_engine(url: str) -> Engine:
             # Plans for batch lookups must follow the tables as they grow: a generic plan
             # prepared while a table was empty keeps scanning it once it is large.
             connect_args={"prepare_threshold": None},
+            hide_parameters=True,
         )
         _configure_postgresql(engine)
         return engine
@@ -47,6 +51,7 @@ def create_database_engine(url: str) -> Engine:
         parsed,
         connect_args={"check_same_thread": False, "timeout": 30},
         poolclass=StaticPool if in_memory else None,
+        hide_parameters=True,
     )
     _configure_sqlite(engine, wal=not in_memory)
     return engine
@@ -111,5 +116,5 @@ def storage_failures_as_unavailable() -> Iterator[None]:
         yield
     except Exception as error:
         if is_storage_failure(error):
-            raise StorageUnavailable(str(getattr(error, "orig", error))) from error
+            raise StorageUnavailable(describe(error)) from error
         raise

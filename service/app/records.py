@@ -41,6 +41,12 @@ class Record:
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
 
+REJECTION_KINDS = ("undecodable", "invalid", "conflict", "unfoldable")
+"""Why records are rejected, in a word (a metric label: a bounded set): the bytes are not an
+envelope; the event breaks a rule; it contradicts what was folded before (a trip sent again
+with other figures); its fold fails (`consumers.poison`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """Why a record cannot be folded; it goes to the dead-letter store.
@@ -54,6 +60,8 @@ class Rejected:
     reason: str
     tenant_id: str | None = None
     event_id: str | None = None
+    kind: str = "invalid"
+    """One of REJECTION_KINDS."""
 
     def __post_init__(self) -> None:
         # The one place rejections are made storable: every constructor call goes through it.

@@ -53,6 +53,19 @@ set by `service.grpc.limits.CallLimits`."""
 
 Build = Callable[[ReadModel], Message]
 
+Count = Callable[[str], None]
+"""Counts one event of an answer of a kind (the first part of its key: `month`, `task`, ...)."""
+
+
+def _uncounted(kind: str) -> None:
+    return None
+
+
+def answer_kind(key: Hashable) -> str:
+    """The kind of answer a cache key names: its first part, by convention a short name."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    return first if isinstance(first, str) else "other"
+
 
 class TimedReadModels(Protocol):
     """Opens the read model for one answer, its statements bounded by `statement_timeout`
@@ -78,9 +91,15 @@ class Answers:
         while_rebuilding: float = WHILE_REBUILDING_SECONDS,
         executor: Executor | None = None,
         statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
+        on_hit: Count = _uncounted,
+        on_build: Count = _uncounted,
     ) -> None:
-        """`executor`: the API's own workers (None: asyncio's default ones)."""
+        """`executor`: the API's own workers (None: asyncio's default ones). `on_hit` counts
+        an answer served from the cache (the previous one while rebuilding included),
+        `on_build` one built from the database."""
         self._read_models = read_models
+        self._on_hit = on_hit
+        self._on_build = on_build
         self._cache = cache
         self._while_rebuilding = while_rebuilding
         self._executor = executor
@@ -93,6 +112,7 @@ class Answers:
         stored, and is rebuilt."""
         data = self._cache.get(key, version)
         if data is not None:
+            self._on_hit(answer_kind(key))
             return data
         flight = self._in_flight.get(key)
         if flight is None:
@@ -100,7 +120,10 @@ class Answers:
             flight = asyncio.ensure_future(self._build(key, version, build, timeout))
             self._in_flight[key] = flight
         recent = self._cache.recent(key, self._while_rebuilding)
-        return recent if recent is not None else await asyncio.shield(flight)
+        if recent is None:
+            return await asyncio.shield(flight)
+        self._on_hit(answer_kind(key))
+        return recent
 
     async def settled(self) -> None:
         """Wait for the builds under way (a clean stop, or a test that must see their end)."""
@@ -132,6 +155,7 @@ class Answers:
         try:
             loop = asyncio.get_running_loop()
             data, seconds = await loop.run_in_executor(self._executor, run)
+            self._on_build(answer_kind(key))
             self._cache.put(key, version, data, build_seconds=seconds)
             return data
         finally:

@@ -130,11 +130,16 @@ SLOW_STATEMENT = {
 }
 
 
-def test_an_answers_statements_stop_at_its_statement_timeout(engine: Engine) -> None:
-    started = time.monotonic()
-    with pytest.raises(StorageUnavailable), read_model(engine, 0.05) as read:
+def _slow_answer(engine: Engine, statement_timeout: float) -> None:
+    with read_model(engine, statement_timeout) as read:
         assert isinstance(read, SqlReadModel)
         read._c.exec_driver_sql(SLOW_STATEMENT[engine.dialect.name])
+
+
+def test_an_answers_statements_stop_at_its_statement_timeout(engine: Engine) -> None:
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable):
+        _slow_answer(engine, 0.05)
     assert time.monotonic() - started < 2
     with read_model(engine) as read:  # the connection went back to the pool without it
         assert isinstance(read, SqlReadModel)
