@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.structs import ConsumerRecord
+from opentelemetry.trace import Tracer
 
 from consumers.decode import decode
 from consumers.poison import Unresolvable, find_poison
@@ -37,6 +38,7 @@ from service.app.ports import OffsetMoved, StorageUnavailable
 from service.app.records import DeadLetter, Received, Record, Rejected
 from service.logs import Throttle, describe
 from service.metrics import Metrics
+from service.tracing import batch_span
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +215,7 @@ class ConsumerLoop:
         first_backoff: float = FIRST_BACKOFF_SECONDS,
         recheck_seconds: float = RECHECK_SECONDS,
         progress_seconds: float = PROGRESS_SECONDS,
+        tracer: Tracer | None = None,
     ) -> None:
         self._consumer = consumer
         self._family_of = dict(family_of)
@@ -241,6 +244,7 @@ class ConsumerLoop:
         self._applied = 0
         """Records applied (folded, ignored or dead-lettered) since the loop started."""
         self._dead_letter_lines = Throttle(1.0)
+        self._tracer = tracer
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is applied before returning."""
@@ -334,6 +338,7 @@ class ConsumerLoop:
         self._consumer.seek(partition, fetch_from)
         self.positions.resolve(partition, stored, fetch_from)
         self._consumer.resume(partition)
+        self._metrics.partition_stalled.labels(partition.topic, str(partition.partition)).set(0)
 
     def _stall(self, partition: TopicPartition, stored: int | None, why: str) -> None:
         log.error(
@@ -461,7 +466,7 @@ class ConsumerLoop:
             )
             started = time.perf_counter()
             try:
-                applied = await asyncio.to_thread(self._apply_isolating, batch)
+                applied = await self._traced_apply(batch)
             except OffsetMoved as moved:
                 log.warning("batch discarded, another consumer moved a partition: %s", moved)
                 for run in current:
@@ -479,6 +484,13 @@ class ConsumerLoop:
             self._count(batch, applied, time.perf_counter() - started)
         await self._mirror({r.partition: r.next_offset for r in current})
         return None
+
+    async def _traced_apply(self, batch: Batch) -> Applied:
+        if self._tracer is None:
+            return await asyncio.to_thread(self._apply_isolating, batch)
+        records = [r.record for r in batch.received] + [d.record for d in batch.dead]
+        with batch_span(self._tracer, records):
+            return await asyncio.to_thread(self._apply_isolating, batch)
 
     def _apply_isolating(self, batch: Batch) -> Applied:
         """Apply the batch; if its records make it fail, dead-letter those and apply the rest."""

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from grpc_health.v1 import health as grpc_health
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
@@ -55,6 +57,7 @@ from service.grpc.server import (
 from service.grpc.servicers import QueryDeps
 from service.grpc.state_versions import StateVersions
 from service.metrics import Metrics
+from service.tracing import tracer_of, tracer_provider
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -163,6 +166,7 @@ def consumer_loop(
     clock: Clock,
     metrics: Metrics,
     report: Callable[[IngestReport], None] = lambda _: None,
+    tracer: Tracer | None = None,
 ) -> ConsumerLoop:
     """The consumer loop over the real broker and database."""
     rules = rules_from(settings)
@@ -192,13 +196,22 @@ def consumer_loop(
         metrics,
         max_records=settings.batch_max_records,
         report=report,
+        tracer=tracer,
     )
 
 
 class Podium:
     """One running instance: the API, the consumers, or both. Every role serves health."""
 
-    def __init__(self, settings: Settings, role: str = "all", clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        role: str = "all",
+        clock: Clock | None = None,
+        tracing: TracerProvider | None = None,
+    ) -> None:
+        """`tracing`: where spans go (default: OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+        set, else no tracing at all)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if role != "api" and not settings.kafka_bootstrap_servers:
@@ -207,6 +220,8 @@ class Podium:
         self.role = role
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
+        self.tracing = tracing or tracer_provider(settings)
+        self._tracer = tracer_of(self.tracing)
         self.storage = Storage(create_database_engine(settings.database_url))
         self.rules = rules_from(settings)
         self.port = 0
@@ -305,6 +320,7 @@ class Podium:
             rates=TokenBuckets(settings.rate_limit_per_key),
             uses=self.key_uses,
             metrics=self.metrics,
+            tracer=self._tracer,
         )
         return deps, guard
 
@@ -313,7 +329,12 @@ class Podium:
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
         self.loop = consumer_loop(
-            self.settings, self.storage, self.clock, self.metrics, self._ingest_changed
+            self.settings,
+            self.storage,
+            self.clock,
+            self.metrics,
+            self._ingest_changed,
+            self._tracer,
         )
         self._consumer_task = asyncio.create_task(
             self._supervise(self.loop.run(self._stop_consuming)), name="consumer-loop"
@@ -402,6 +423,8 @@ class Podium:
         for workers in (self._api_workers, self._key_workers):
             if workers is not None:
                 workers.shutdown(wait=True)
+        if self.tracing is not None:
+            self.tracing.shutdown()
         self.storage.close()
 
 

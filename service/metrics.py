@@ -31,7 +31,7 @@ class Metrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         Info("podium_build", "The running Podium: its version and Python's", registry=r).info(
-            {"version": _version(), "python": platform.python_version()}
+            {"version": podium_version(), "python": platform.python_version()}
         )
         self.events_folded = Counter(
             "podium_events_folded", "Events folded into state", ["topic"], registry=r
@@ -106,7 +106,7 @@ class Metrics:
         )
 
 
-def _version() -> str:
+def podium_version() -> str:
     try:
         return metadata.version("podium")
     except metadata.PackageNotFoundError:  # running from a source tree that is not installed

@@ -94,7 +94,11 @@ class ServeProcess:
             raise AssertionError(f"podium serve did not stop on SIGTERM:\n{self.tail()}") from None
 
     def tail(self, characters: int = 4000) -> str:
-        return self._log.read_text(errors="replace")[-characters:]
+        return self.output()[-characters:]
+
+    def output(self) -> str:
+        """Everything the process wrote so far (stdout and stderr)."""
+        return self._log.read_text(errors="replace")
 
     async def __aenter__(self) -> ServeProcess:
         return await self.start()

@@ -1,16 +1,20 @@
 """What every query call leaves behind for operators: a count by method and the status code
-it really ended with (refusals of keys and limits included), and its latency."""
+it really ended with (refusals of keys and limits included), its latency and, when tracing is
+on, its span."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
 import grpc
+from opentelemetry.trace import Tracer
 
 from service.grpc.intercept import Behaviour, Context, Continuation, Handler, around, is_query
 from service.metrics import Metrics
+from service.tracing import call_span, end_call
 
 
 class CallMetrics(grpc.aio.ServerInterceptor):
@@ -18,8 +22,9 @@ class CallMetrics(grpc.aio.ServerInterceptor):
     not counted (probes would drown the calls); nor are methods that do not exist (their
     names are the caller's to choose, a label without bound)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, tracer: Tracer | None = None) -> None:
         self._metrics = metrics
+        self._tracer = tracer
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -28,25 +33,35 @@ class CallMetrics(grpc.aio.ServerInterceptor):
         if handler is None or not is_query(details) or handler.unary_unary is None:
             return handler
         method = details.method.lstrip("/")
-        return around(handler, lambda behaviour: self._observed(behaviour, method))
+        metadata = details.invocation_metadata
+        return around(handler, lambda behaviour: self._observed(behaviour, method, metadata))
 
-    def _observed(self, behaviour: Behaviour, method: str) -> Behaviour:
+    def _observed(self, behaviour: Behaviour, method: str, metadata: Any) -> Behaviour:
         async def observed(request: Any, context: Context) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.UNKNOWN
-            try:
-                answer = await behaviour(request, context)
-                code = ended_with(context, grpc.StatusCode.OK)
-                return answer
-            except asyncio.CancelledError:
-                code = ended_with(context, grpc.StatusCode.CANCELLED)
-                raise
-            except BaseException:
-                code = ended_with(context, grpc.StatusCode.UNKNOWN)
-                raise
-            finally:
-                self._metrics.requests.labels(method, code.name).inc()
-                self._metrics.request_seconds.labels(method).observe(time.perf_counter() - started)
+            traced = (
+                contextlib.nullcontext(None)
+                if self._tracer is None
+                else call_span(self._tracer, method, metadata)
+            )
+            with traced as span:
+                started = time.perf_counter()
+                code = grpc.StatusCode.UNKNOWN
+                try:
+                    answer = await behaviour(request, context)
+                    code = ended_with(context, grpc.StatusCode.OK)
+                    return answer
+                except asyncio.CancelledError:
+                    code = ended_with(context, grpc.StatusCode.CANCELLED)
+                    raise
+                except BaseException:
+                    code = ended_with(context, grpc.StatusCode.UNKNOWN)
+                    raise
+                finally:
+                    seconds = time.perf_counter() - started
+                    self._metrics.requests.labels(method, code.name).inc()
+                    self._metrics.request_seconds.labels(method).observe(seconds)
+                    if span is not None:
+                        end_call(span, code.name, code.value[0])
 
         return observed
 

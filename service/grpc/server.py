@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import Tracer
 
 from service.clock import Clock
 from service.gen.podium.v1 import (  # noqa: F401  (registers the descriptors for reflection)
@@ -48,6 +49,7 @@ class Guard:
     rates: TokenBuckets | None = None
     uses: KeyUses | None = None
     metrics: Metrics | None = None
+    tracer: Tracer | None = None
     refusal_delay: float = REFUSAL_DELAY_SECONDS
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
@@ -55,7 +57,7 @@ class Guard:
         included), the key (its refusals delayed, so they must not hold a call slot), then
         the limits (a call counts from there on), ids last. Oversized metadata is refused
         before anything else, when the call comes in."""
-        observed = [] if self.metrics is None else [CallMetrics(self.metrics)]
+        observed = [] if self.metrics is None else [CallMetrics(self.metrics, self.tracer)]
         return [
             *observed,
             MetadataSize(self.max_request_bytes),
