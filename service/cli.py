@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -27,6 +28,8 @@ from service.domain.auth import ApiKey
 from service.local_broker import LocalBroker
 from service.logs import configure_logging
 
+log = logging.getLogger("podium")
+
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -38,6 +41,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except (SettingsError, ValueError, migrations.SchemaBehind, OffsetMoved) as error:
         print(f"podium: {error}", file=sys.stderr)
         return 2
+    except Exception:
+        # Logged rather than left to Python, so the line is JSON like the others and the
+        # traceback as safe (`service.logs.safe_traceback`).
+        words = list(sys.argv[1:] if argv is None else argv)
+        log.critical("podium %s failed", words[0] if words else "", exc_info=True)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,7 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.bootstrap import storage
 from service.clock import SystemClock
-from service.gen.podium.events.v1 import catalog_pb2, tasks_pb2 as event_tasks_pb2
+from service.gen.podium.events.v1 import catalog_pb2
+from service.gen.podium.events.v1 import tasks_pb2 as event_tasks_pb2
 from service.gen.podium.v1 import (
     driver_ranking_pb2,
     driver_ranking_pb2_grpc,
@@ -147,7 +148,9 @@ def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     return samples
 
 
-def value(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str) -> float:
+def value(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
     return sum(v for got, v in samples.get(name, []) if labels.items() <= got.items())
 
 
