@@ -64,6 +64,8 @@ class Rejected:
     """One of REJECTION_KINDS."""
 
     def __post_init__(self) -> None:
+        if self.kind not in REJECTION_KINDS:
+            raise ValueError(f"unknown rejection kind {self.kind!r}")
         # The one place rejections are made storable: every constructor call goes through it.
         object.__setattr__(self, "reason", _storable_reason(self.reason))
         object.__setattr__(self, "tenant_id", _valid_id(self.tenant_id, TENANT_ID_MAX_LENGTH))
