@@ -1,6 +1,10 @@
 # Podium: the two commands a newcomer needs are `make run` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The newest supported Python installed (3.11 to 3.13): `make test` runs on whichever it is.
+# (A version manager's shim that is on the PATH but not selected does not count: it must run.)
+PYTHON ?= $(or $(firstword $(foreach v,3.13 3.12 3.11,\
+	$(shell python$(v) -c 'import sys; print(sys.executable)' 2>/dev/null))),\
+	$(error Podium needs Python 3.11, 3.12 or 3.13))
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -9,7 +13,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN := service/gen
 GEN_STAMP := $(GEN)/.generated
 
-.PHONY: install proto run test test-fast soak lint bench clean
+.PHONY: install proto run test test-fast soak lint bench wheel clean
 
 install: $(STAMP) $(GEN_STAMP)
 
@@ -21,16 +25,8 @@ $(STAMP): pyproject.toml
 
 proto: $(GEN_STAMP)
 
-# protoc writes `from podium.v1 import x_pb2`; the sed rewrites that prefix so the generated
-# modules live inside the `service` package (service.gen.podium...).
-$(GEN_STAMP): $(PROTOS) $(STAMP)
-	rm -rf $(GEN)/podium
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) \
-		--grpc_python_out=$(GEN) --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
-		--mypy_grpc_out=$(GEN) $(PROTOS)
-	find $(GEN)/podium -name '*.py*' -exec sed -i -E \
-		's/^(from|import) podium\./\1 service.gen.podium./' {} +
-	find $(GEN)/podium -type d -exec touch {}/__init__.py \;
+$(GEN_STAMP): $(PROTOS) tools/protogen.py $(STAMP)
+	$(PY) tools/protogen.py
 	touch $@
 
 run: install
@@ -55,10 +51,15 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/vulture
 	cd protos && ../$(BIN)/buf lint
+	tools/buf-breaking.sh $(BIN)/buf
 
 # make bench BENCH_ARGS='--quick' | '--growth' | '--databases sqlite'
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# A wheel with the generated code in it, built as a clean checkout builds it (into dist/).
+wheel: install
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) $(GEN)/podium $(GEN_STAMP) .pytest_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) $(GEN)/podium $(GEN_STAMP) .pytest_cache .mypy_cache .hypothesis dist build

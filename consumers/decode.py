@@ -18,6 +18,7 @@ from service.domain import bounds
 from service.domain import events as ev
 from service.domain.validation import TIME_RANGE, problem_with
 from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
+from service.logs import describe
 
 ENVELOPES: dict[str, type[Message]] = {
     "catalog": catalog_pb2.CatalogEvent,
@@ -59,14 +60,7 @@ def decode(
     try:
         return _decode(family, value, headers, timestamp_ms)
     except Exception as error:  # the last resort: any surprise is this record's problem
-        return Rejected(f"{UNFORESEEN}: {_describe(error)}")
-
-
-def _describe(error: Exception) -> str:
-    try:
-        return f"{type(error).__name__}: {error}"
-    except Exception:  # an exception whose message cannot be rendered
-        return type(error).__name__
+        return Rejected(f"{UNFORESEEN}: {describe(error)}", kind="undecodable")
 
 
 def _decode(
@@ -77,12 +71,13 @@ def _decode(
 ) -> ev.Event | Rejected:
     envelope_type = ENVELOPES.get(family)
     if envelope_type is None:
-        return Rejected(f"unknown topic family {family!r}")
+        return Rejected(f"unknown topic family {family!r}", kind="undecodable")
     envelope: Any = envelope_type()
     try:
         _parse(envelope, value, is_json=_is_json(headers))
     except (DecodeError, json_format.ParseError, UnicodeDecodeError) as error:
-        return Rejected(f"undecodable {envelope_type.__name__}: {error}".strip())
+        reason = f"undecodable {envelope_type.__name__}: {error}".strip()
+        return Rejected(reason, kind="undecodable")
     tenant_id: str = envelope.tenant_id
     event_id: str = envelope.event_id
     if not _RECORD_TIME_MS[0] <= timestamp_ms < _RECORD_TIME_MS[1]:

@@ -12,13 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from service.app.ports import OffsetMoved, StorageUnavailable
+from service.logs import describe
 
 T = TypeVar("T")
 
 Attempt = Callable[[Sequence[T]], None]
 """Fold these items in a transaction that is rolled back; raise what the fold raises."""
-
-REASON_LENGTH = 500
 
 
 class Unresolvable(RuntimeError):
@@ -74,13 +73,3 @@ def _failure(attempt: Callable[[list[int]], None], chosen: list[int]) -> str | N
     except Exception as error:
         return describe(error)
     return None
-
-
-def describe(error: BaseException) -> str:
-    """The error in a line, without the statement or its parameters (a database error's own
-    message, not SQLAlchemy's rendering of the SQL)."""
-    cause = getattr(error, "orig", None)
-    base = cause if isinstance(cause, BaseException) else error
-    lines = str(base).strip().splitlines()
-    text = f"{type(base).__name__}: {lines[0]}" if lines else type(base).__name__
-    return text[:REASON_LENGTH]

@@ -27,15 +27,18 @@ from typing import Any, Protocol, TypeVar
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.structs import ConsumerRecord
+from opentelemetry.trace import Tracer
 
 from consumers.decode import decode
-from consumers.poison import Unresolvable, describe, find_poison
+from consumers.poison import Unresolvable, find_poison
 from consumers.positions import Positions, Status
 from consumers.rebalance import TrackAssignments
 from service.app.ingest import Applied, Batch
 from service.app.ports import OffsetMoved, StorageUnavailable
 from service.app.records import DeadLetter, Received, Record, Rejected
+from service.logs import Throttle, describe
 from service.metrics import Metrics
+from service.tracing import batch_span
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +55,8 @@ SILENT_DATABASE_SECONDS = 30.0
 answered: a server or a link that stops answering without failing (hung storage, a middlebox
 that swallows traffic) raises nothing, and ingest would stall while health says SERVING. Twice
 PostgreSQL's lock timeout, so a batch queued behind another instance's is not reported."""
+PROGRESS_SECONDS = 5.0
+"""How often the first catch-up's progress is logged."""
 
 
 class Consumer(Protocol):
@@ -216,6 +221,8 @@ class ConsumerLoop:
         first_backoff: float = FIRST_BACKOFF_SECONDS,
         recheck_seconds: float = RECHECK_SECONDS,
         silent_seconds: float = SILENT_DATABASE_SECONDS,
+        progress_seconds: float = PROGRESS_SECONDS,
+        tracer: Tracer | None = None,
     ) -> None:
         self._consumer = consumer
         self._family_of = dict(family_of)
@@ -238,6 +245,14 @@ class ConsumerLoop:
         self._silent_seconds = silent_seconds
         self._resolve_backoff = Backoff(first_backoff)
         self._last_report: IngestReport | None = None
+        self._progress_seconds = progress_seconds
+        self._lags: dict[TopicPartition, int] = {}
+        self._folded = 0
+        """Events folded since the loop started."""
+        self._applied = 0
+        """Records applied (folded, ignored or dead-lettered) since the loop started."""
+        self._dead_letter_lines = Throttle(1.0)
+        self._tracer = tracer
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is applied before returning."""
@@ -245,6 +260,7 @@ class ConsumerLoop:
         await self._consumer.start()
         applying: asyncio.Task[Retry | None] | None = None
         self._publish()
+        progress = asyncio.create_task(self._log_progress())
         try:
             while not stop.is_set():
                 await self._resolve()
@@ -264,6 +280,7 @@ class ConsumerLoop:
                 self._check_caught_up()
                 self._publish()
         finally:
+            progress.cancel()
             if applying is not None:
                 await self._settle(applying, stop)
             await stop_consumer(self._consumer)
@@ -331,6 +348,7 @@ class ConsumerLoop:
         self._consumer.seek(partition, fetch_from)
         self.positions.resolve(partition, stored, fetch_from)
         self._consumer.resume(partition)
+        self._metrics.partition_stalled.labels(partition.topic, str(partition.partition)).set(0)
 
     def _stall(self, partition: TopicPartition, stored: int | None, why: str) -> None:
         log.error(
@@ -397,6 +415,7 @@ class ConsumerLoop:
                     position.skipped_to, await self._consumer.position(partition)
                 )
             lag = max(highwater - position.consumed, 0)
+            self._lags[partition] = lag
             self._metrics.consumer_lag.labels(partition.topic, str(partition.partition)).set(lag)
 
     async def _out_of_range(self, partitions: list[TopicPartition]) -> None:
@@ -457,7 +476,7 @@ class ConsumerLoop:
             )
             started = time.perf_counter()
             try:
-                applied = await asyncio.to_thread(self._apply_isolating, batch)
+                applied = await self._traced_apply(batch)
             except OffsetMoved as moved:
                 log.warning("batch discarded, another consumer moved a partition: %s", moved)
                 for run in current:
@@ -475,6 +494,13 @@ class ConsumerLoop:
             self._count(batch, applied, time.perf_counter() - started)
         await self._mirror({r.partition: r.next_offset for r in current})
         return None
+
+    async def _traced_apply(self, batch: Batch) -> Applied:
+        if self._tracer is None:
+            return await asyncio.to_thread(self._apply_isolating, batch)
+        records = [r.record for r in batch.received] + [d.record for d in batch.dead]
+        with batch_span(self._tracer, records):
+            return await asyncio.to_thread(self._apply_isolating, batch)
 
     def _apply_isolating(self, batch: Batch) -> Applied:
         """Apply the batch; if its records make it fail, dead-letter those and apply the rest."""
@@ -494,6 +520,7 @@ class ConsumerLoop:
                     f"cannot be folded: {why}",
                     received[index].event.meta.tenant_id,
                     received[index].event.meta.event_id,
+                    kind="unfoldable",
                 ),
             )
             for index, why in poison
@@ -575,9 +602,11 @@ class ConsumerLoop:
 
     def _count(self, batch: Batch, applied: Applied, seconds: float) -> None:
         self._metrics.batch_seconds.observe(seconds)
+        self._metrics.batch_records.observe(len(batch.received) + len(batch.dead))
         dead_by_topic: Counter[str] = Counter(d.record.topic for d in applied.dead_lettered)
-        for topic, count in dead_by_topic.items():
-            self._metrics.events_dead_lettered.labels(topic).inc(count)
+        dead_by_kind = Counter((d.record.topic, d.rejection.kind) for d in applied.dead_lettered)
+        for (topic, kind), count in dead_by_kind.items():
+            self._metrics.events_dead_lettered.labels(topic, kind).inc(count)
         by_topic = Counter(
             [r.record.topic for r in batch.received] + [d.record.topic for d in batch.dead]
         )
@@ -585,6 +614,36 @@ class ConsumerLoop:
             self._metrics.events_folded.labels(topic).inc(count - dead_by_topic[topic])
         for ignored in applied.ignored:
             self._metrics.events_ignored.labels(ignored.kind).inc()
+        self._folded += applied.folded
+        self._applied += len(batch.received) + len(batch.dead)
+        for letter in applied.dead_lettered:
+            self._log_dead_letter(letter)
+
+    def _log_dead_letter(self, letter: DeadLetter) -> None:
+        """One line a second per topic at most, saying how many were left out since."""
+        record, rejection = letter.record, letter.rejection
+        left_out = self._dead_letter_lines.admit(record.topic)
+        if left_out is None:
+            return
+        log.warning(
+            "dead letter %s[%d]@%d of tenant %s (%s): %s%s",
+            record.topic,
+            record.partition,
+            record.offset,
+            rejection.tenant_id or "-",
+            rejection.kind,
+            rejection.reason,
+            f" ({left_out} more on this topic since the last line)" if left_out else "",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "tenant": rejection.tenant_id,
+                "reason_kind": rejection.kind,
+                "reason": rejection.reason,
+                "left_out": left_out,
+            },
+        )
 
     async def _mirror(self, offsets: dict[TopicPartition, int]) -> None:
         """Mirror the offsets to Kafka so the usual lag tools see them. The database copy is
@@ -596,6 +655,33 @@ class ConsumerLoop:
 
     # --- reporting ---------------------------------------------------------------------------
 
+    async def _log_progress(self) -> None:
+        """Until the first catch-up is done, every few seconds: the events folded so far,
+        the records still behind, and the time left at the rate so far."""
+        started = time.monotonic()
+        while True:
+            try:
+                await asyncio.wait_for(self.caught_up.wait(), self._progress_seconds)
+                return
+            except TimeoutError:
+                pass
+            elapsed = time.monotonic() - started
+            behind = sum(lag for p, lag in self._lags.items() if p in self.positions)
+            rate = self._applied / elapsed if elapsed > 0 else 0.0
+            left = behind / rate if rate > 0 else None
+            log.info(
+                "catching up: %d events folded, %d records behind, %s left",
+                self._folded,
+                behind,
+                "unknown time" if left is None else f"about {left:.0f} s",
+                extra={
+                    "folded": self._folded,
+                    "lag": behind,
+                    "records_per_second": round(rate, 1),
+                    "eta_seconds": None if left is None else round(left, 1),
+                },
+            )
+
     def _check_caught_up(self) -> None:
         if self.caught_up.is_set() or not self._listener.joined.is_set():
             return
@@ -606,6 +692,7 @@ class ConsumerLoop:
             if target is None or self.positions[partition].consumed < target:
                 return  # not fetched from yet, or behind
         self.caught_up.set()
+        self._metrics.caught_up.set(1)
         log.info("caught up with the topics as they were at start")
 
     def _publish(self) -> None:

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from consumers.connection import kafka_options
 from service.app.records import FAMILIES
 from service.config import Settings
 
@@ -17,14 +18,17 @@ log = logging.getLogger(__name__)
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the topics that are missing; returns their names (new, empty logs)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [settings.topic(f) for f in FAMILIES if settings.topic(f) not in existing]
         if not missing:
             return []
-        topics = [NewTopic(name, settings.topic_partitions, 1) for name in missing]
+        topics = [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+            for name in missing
+        ]
         # Another instance may have created them first.
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(topics)
@@ -43,9 +47,7 @@ async def log_ranges(settings: Settings, topics: list[str]) -> dict[tuple[str, i
     what the broker lists and the high watermark a fetch reports: some Kafka-protocol brokers
     (Tansu 0.x) list the end of a log whose last batch holds several records as one past
     that batch's first offset."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         known = await consumer.topics()

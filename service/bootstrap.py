@@ -19,10 +19,13 @@ from typing import Any, TypeVar
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from grpc_health.v1 import health as grpc_health
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
 import migrations
+from consumers.connection import kafka_options
 from consumers.runner import ConsumerLoop, IngestReport
 from consumers.topics import ensure_topics
 from service.adapters.database import create_database_engine, storage_failures_as_unavailable
@@ -55,6 +58,7 @@ from service.grpc.servicers import QueryDeps
 from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers
 from service.metrics import Metrics
+from service.tracing import tracer_of, tracer_provider
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -149,7 +153,7 @@ def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
     tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
     which stops the partition and raises the alarm, instead of being silently moved."""
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_options(settings),
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="none",
@@ -163,6 +167,7 @@ def consumer_loop(
     clock: Clock,
     metrics: Metrics,
     report: Callable[[IngestReport], None] = lambda _: None,
+    tracer: Tracer | None = None,
 ) -> ConsumerLoop:
     """The consumer loop over the real broker and database."""
     rules = rules_from(settings)
@@ -192,13 +197,22 @@ def consumer_loop(
         metrics,
         max_records=settings.batch_max_records,
         report=report,
+        tracer=tracer,
     )
 
 
 class Podium:
     """One running instance: the API, the consumers, or both. Every role serves health."""
 
-    def __init__(self, settings: Settings, role: str = "all", clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        role: str = "all",
+        clock: Clock | None = None,
+        tracing: TracerProvider | None = None,
+    ) -> None:
+        """`tracing`: where spans go (default: OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+        set, else no tracing at all)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if role != "api" and not settings.kafka_bootstrap_servers:
@@ -207,6 +221,8 @@ class Podium:
         self.role = role
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
+        self.tracing = tracing or tracer_provider(settings)
+        self._tracer = tracer_of(self.tracing)
         self.storage = Storage(create_database_engine(settings.database_url))
         self.rules = rules_from(settings)
         self.port = 0
@@ -276,12 +292,13 @@ class Podium:
                 while_rebuilding=settings.max_staleness_seconds,
                 executor=self._api_workers,
                 statement_timeout=settings.statement_timeout_seconds,
+                on_hit=lambda kind: self.metrics.answer_cache_hits.labels(kind).inc(),
+                on_build=lambda kind: self.metrics.answer_builds.labels(kind).inc(),
             ),
             versions=versions,
             clock=self.clock,
             rules=self.rules,
             is_ready=self.ready.is_set,
-            metrics=self.metrics,
             watchers=Watchers(settings.max_watchers),
         )
         store = self.storage.keys()
@@ -304,6 +321,8 @@ class Podium:
             max_concurrent_calls=settings.max_concurrent_calls,
             rates=TokenBuckets(settings.rate_limit_per_key),
             uses=self.key_uses,
+            metrics=self.metrics,
+            tracer=self._tracer,
         )
         return deps, guard
 
@@ -312,7 +331,12 @@ class Podium:
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
         self.loop = consumer_loop(
-            self.settings, self.storage, self.clock, self.metrics, self._ingest_changed
+            self.settings,
+            self.storage,
+            self.clock,
+            self.metrics,
+            self._ingest_changed,
+            self._tracer,
         )
         self._consumer_task = asyncio.create_task(
             self._supervise(self.loop.run(self._stop_consuming)), name="consumer-loop"
@@ -361,6 +385,7 @@ class Podium:
     async def _when_caught_up(self, caught_up: asyncio.Event) -> None:
         await caught_up.wait()
         self.ready.set()
+        self.metrics.caught_up.set(1)
         if self._health is not None:
             await set_health(self._health, self._api_health, True)
         log.info("state caught up; serving")
@@ -400,6 +425,8 @@ class Podium:
         for workers in (self._api_workers, self._key_workers):
             if workers is not None:
                 workers.shutdown(wait=True)
+        if self.tracing is not None:
+            self.tracing.shutdown()
         self.storage.close()
 
 

@@ -26,22 +26,32 @@ from service.clock import SystemClock
 from service.config import Settings, SettingsError
 from service.domain.auth import ApiKey
 from service.local_broker import LocalBroker
+from service.logs import configure_logging
+
+log = logging.getLogger("podium")
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = Settings.from_env(os.environ if env is None else env)
+        configure_logging(settings.log_format or args.log_format, settings.log_level)
         result: int = args.run(settings, args)
         return result
     except (SettingsError, ValueError, migrations.SchemaBehind, OffsetMoved) as error:
         print(f"podium: {error}", file=sys.stderr)
         return 2
+    except Exception:
+        # Logged rather than left to Python, so the line is JSON like the others and the
+        # traceback as safe (`service.logs.safe_traceback`).
+        words = list(sys.argv[1:] if argv is None else argv)
+        log.critical("podium %s failed", words[0] if words else "", exc_info=True)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podium", description=__doc__)
+    parser.set_defaults(log_format="json")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve_cmd = commands.add_parser("serve", help="run the gRPC API and the consumers")
@@ -51,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     local = commands.add_parser(
         "run-local", help="serve, starting a local broker if KAFKA_BOOTSTRAP_SERVERS is unset"
     )
-    local.set_defaults(run=_run_local)
+    local.set_defaults(run=_run_local, log_format="text")
 
     migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
     migrate_cmd.set_defaults(run=_migrate)

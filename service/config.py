@@ -4,7 +4,7 @@ README, "Configuration"; the rule settings: docs/rules.md#settings)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -16,6 +16,11 @@ class SettingsError(ValueError):
 
 
 T = TypeVar("T")
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,21 @@ class Settings:
     max_watchers: int = 10_000
     """Streams of `WatchDriverRanking` an instance serves at once; beyond, `too_many_watchers`
     (they are not counted among `max_concurrent_calls`)."""
+    log_format: str | None = None
+    """`text` or `json`; unset, the command chooses (text for `podium run-local`, which
+    `make run` starts, JSON lines otherwise)."""
+    log_level: str = "INFO"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    """Never shown: not in the settings' repr, nor in any log line."""
+    kafka_ssl_cafile: str | None = None
+    """The CA that signed the brokers' certificates (unset: the system's CAs)."""
+    topic_replication_factor: int = 1
+    """Replicas of each partition of the topics Podium creates (missing ones only)."""
+    otlp_endpoint: str | None = None
+    """`OTEL_EXPORTER_OTLP_ENDPOINT`: where OpenTelemetry spans go; unset, tracing is off."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -107,6 +127,23 @@ class Settings:
                 defaults.statement_timeout_seconds,
             ),
             max_watchers=read("PODIUM_MAX_WATCHERS", _positive_int, defaults.max_watchers),
+            log_format=read("PODIUM_LOG_FORMAT", _one_of(LOG_FORMATS), None),
+            log_level=read("PODIUM_LOG_LEVEL", _one_of(LOG_LEVELS), defaults.log_level),
+            kafka_security_protocol=read(
+                "PODIUM_KAFKA_SECURITY_PROTOCOL",
+                _one_of(KAFKA_SECURITY_PROTOCOLS),
+                defaults.kafka_security_protocol,
+            ),
+            kafka_sasl_mechanism=read(
+                "PODIUM_KAFKA_SASL_MECHANISM", _one_of(KAFKA_SASL_MECHANISMS), None
+            ),
+            kafka_sasl_username=read("PODIUM_KAFKA_SASL_USERNAME", _non_empty, None),
+            kafka_sasl_password=env.get("PODIUM_KAFKA_SASL_PASSWORD") or None,
+            kafka_ssl_cafile=read("PODIUM_KAFKA_SSL_CAFILE", _non_empty, None),
+            topic_replication_factor=read(
+                "PODIUM_TOPIC_REPLICATION_FACTOR", _positive_int, defaults.topic_replication_factor
+            ),
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
         )._checked()
 
     def _checked(self) -> Settings:
@@ -128,7 +165,33 @@ class Settings:
             raise SettingsError(
                 f"PODIUM_TOPIC_PREFIX is too long: topic names must fit {ID_MAX_LENGTH} characters"
             )
+        self._check_kafka_security()
         return self
+
+    def _check_kafka_security(self) -> None:
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        given = {
+            "PODIUM_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "PODIUM_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "PODIUM_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        if sasl and (missing := [name for name, value in given.items() if value is None]):
+            raise SettingsError(
+                f"{missing[0]} is not set: PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} needs "
+                "PODIUM_KAFKA_SASL_MECHANISM, PODIUM_KAFKA_SASL_USERNAME and "
+                "PODIUM_KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and (extra := [name for name, value in given.items() if value is not None]):
+            raise SettingsError(
+                f"{extra[0]} is set but PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL "
+                "(SASL_PLAINTEXT or SASL_SSL)"
+            )
+        if self.kafka_ssl_cafile is not None and not protocol.endswith("SSL"):
+            raise SettingsError(
+                f"PODIUM_KAFKA_SSL_CAFILE is set but PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} "
+                "uses no TLS (SSL or SASL_SSL)"
+            )
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that give these settings (for starting `podium serve`)."""
@@ -138,6 +201,12 @@ class Settings:
             "PODIUM_TLS_CERT_FILE": self.tls_cert_file,
             "PODIUM_TLS_KEY_FILE": self.tls_key_file,
             "PODIUM_TLS_CLIENT_CA_FILE": self.tls_client_ca_file,
+            "PODIUM_LOG_FORMAT": self.log_format,
+            "PODIUM_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "PODIUM_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "PODIUM_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+            "PODIUM_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_endpoint,
         }
         return {
             "DATABASE_URL": self.database_url,
@@ -155,12 +224,28 @@ class Settings:
             "PODIUM_RATE_LIMIT_PER_KEY": repr(self.rate_limit_per_key),
             "PODIUM_STATEMENT_TIMEOUT_SECONDS": repr(self.statement_timeout_seconds),
             "PODIUM_MAX_WATCHERS": str(self.max_watchers),
+            "PODIUM_LOG_LEVEL": self.log_level,
+            "PODIUM_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
+            "PODIUM_TOPIC_REPLICATION_FACTOR": str(self.topic_replication_factor),
             **{name: value for name, value in optional.items() if value is not None},
         }
 
     def topic(self, name: str) -> str:
         """The Kafka topic of a family: `catalog`, `trips`, `enrollments` or `tasks`."""
         return f"{self.topic_prefix}{name}"
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """Any of `choices`, in any case."""
+
+    def parse(raw: str) -> str:
+        value = raw.strip().upper()
+        for choice in choices:
+            if choice.upper() == value:
+                return choice
+        raise ValueError(f"expected one of {', '.join(choices)}")
+
+    return parse
 
 
 def _non_empty(raw: str) -> str:

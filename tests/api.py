@@ -75,7 +75,6 @@ class _Empty:
 def query_deps(
     read_models: TimedReadModels = empty_read_model,
     *,
-    metrics: Metrics | None = None,
     clock: Clock | None = None,
     versions: StateVersions | None = None,
     watchers: Watchers | None = None,
@@ -87,7 +86,6 @@ def query_deps(
         clock=clock or Clock(),
         rules=Rules(Thresholds(5, 20_000), timedelta(hours=24)),
         is_ready=lambda: True,
-        metrics=metrics or Metrics(),
         watchers=watchers or Watchers(),
         watch_interval=watch_interval,
     )
@@ -99,6 +97,7 @@ def guard(
     clock: Clock | None = None,
     rate: float = 0.0,
     refusal_delay: float = 0.0,
+    metrics: Metrics | None = None,
     **limits: Any,
 ) -> Guard:
     """Refusals of keys answer at once unless `refusal_delay` is given."""
@@ -106,6 +105,7 @@ def guard(
         keys=KeyCache(find or known_key()),
         clock=clock or Clock(),
         rates=TokenBuckets(rate),
+        metrics=metrics or Metrics(),
         refusal_delay=refusal_delay,
         **limits,
     )

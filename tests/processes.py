@@ -83,8 +83,6 @@ class ServeProcess:
             **self.extra_env,
         }
         with self.log_path.open("ab") as log:
-            log.write(f"--- start {self.starts} at {time.strftime('%X')} ---\n".encode())
-            log.flush()
             self._process = subprocess.Popen(
                 [PODIUM, "serve", "--role", self.role],
                 env=env,
@@ -128,6 +126,12 @@ class ServeProcess:
         if self._process is None:
             raise RuntimeError("not started")
         self._process.send_signal(sig)
+
+    async def exited(self, *, within: float = 60.0) -> int:
+        """Wait for the process to end by itself, and its exit code."""
+        if self._process is None:
+            raise RuntimeError("not started")
+        return await asyncio.to_thread(self._process.wait, within)
 
     async def kill(self) -> int:
         """kill -9, and reap it."""

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from service.app.ports import StorageUnavailable
+from service.logs import describe
 
 WRITER = {"podium_writer": True}
 """Execution options of a connection that will write: on SQLite it takes the write lock at
@@ -45,6 +46,8 @@ statement or a lock wait is never cut short by them."""
 
 
 def create_database_engine(url: str) -> Engine:
+    """`hide_parameters`: SQLAlchemy's errors never show a statement's parameters (names,
+    emails), whoever prints them."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         link = {name: value for name, value in LINK_DEFAULTS.items() if name not in parsed.query}
@@ -55,6 +58,7 @@ def create_database_engine(url: str) -> Engine:
             # Plans for batch lookups must follow the tables as they grow: a generic plan
             # prepared while a table was empty keeps scanning it once it is large.
             connect_args={"prepare_threshold": None, **link},
+            hide_parameters=True,
         )
         _configure_postgresql(engine)
         return engine
@@ -65,6 +69,7 @@ def create_database_engine(url: str) -> Engine:
         parsed,
         connect_args={"check_same_thread": False, "timeout": 30},
         poolclass=StaticPool if in_memory else None,
+        hide_parameters=True,
     )
     _configure_sqlite(engine, wal=not in_memory)
     return engine
@@ -129,5 +134,5 @@ def storage_failures_as_unavailable() -> Iterator[None]:
         yield
     except Exception as error:
         if is_storage_failure(error):
-            raise StorageUnavailable(str(getattr(error, "orig", error))) from error
+            raise StorageUnavailable(describe(error)) from error
         raise

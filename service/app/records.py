@@ -41,6 +41,12 @@ class Record:
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
 
+REJECTION_KINDS = ("undecodable", "invalid", "conflict", "unfoldable")
+"""Why records are rejected, in a word (a metric label: a bounded set): the bytes are not an
+envelope; the event breaks a rule; it contradicts what was folded before (a trip sent again
+with other figures); its fold fails (`consumers.poison`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """Why a record cannot be folded; it goes to the dead-letter store.
@@ -54,8 +60,12 @@ class Rejected:
     reason: str
     tenant_id: str | None = None
     event_id: str | None = None
+    kind: str = "invalid"
+    """One of REJECTION_KINDS."""
 
     def __post_init__(self) -> None:
+        if self.kind not in REJECTION_KINDS:
+            raise ValueError(f"unknown rejection kind {self.kind!r}")
         # The one place rejections are made storable: every constructor call goes through it.
         object.__setattr__(self, "reason", _storable_reason(self.reason))
         object.__setattr__(self, "tenant_id", _valid_id(self.tenant_id, TENANT_ID_MAX_LENGTH))

@@ -54,7 +54,10 @@ def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> Trip
                 after = after_deleted(before, payload.trip_id, payload.user_id, meta.arrived_at)
         except TripConflict as conflict:
             outcome.rejected.append(
-                DeadLetter(item.record, Rejected(str(conflict), meta.tenant_id, meta.event_id))
+                DeadLetter(
+                    item.record,
+                    Rejected(str(conflict), meta.tenant_id, meta.event_id, kind="conflict"),
+                )
             )
             continue
         current[key] = after

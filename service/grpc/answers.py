@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
 import threading
 import time
@@ -57,6 +58,19 @@ set by `service.grpc.limits.CallLimits`."""
 
 Build = Callable[[ReadModel], Message]
 
+Count = Callable[[str], None]
+"""Counts one event of an answer of a kind (the first part of its key: `month`, `task`, ...)."""
+
+
+def _uncounted(kind: str) -> None:
+    return None
+
+
+def answer_kind(key: Hashable) -> str:
+    """The kind of answer a cache key names: its first part, by convention a short name."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    return first if isinstance(first, str) else "other"
+
 
 class TimedReadModels(Protocol):
     """Opens the read model for one answer, its statements bounded by `statement_timeout`
@@ -80,8 +94,14 @@ class Flights(Generic[T]):
         *,
         while_rebuilding: float = WHILE_REBUILDING_SECONDS,
         executor: Executor | None = None,
+        on_hit: Count = _uncounted,
+        on_build: Count = _uncounted,
     ) -> None:
-        """`executor`: the API's own workers (None: asyncio's default ones)."""
+        """`executor`: the API's own workers (None: asyncio's default ones). `on_hit` counts
+        a value served from the cache (the previous one while rebuilding included),
+        `on_build` one built."""
+        self._on_hit = on_hit
+        self._on_build = on_build
         self._cache = cache
         self._while_rebuilding = while_rebuilding
         self._executor = executor
@@ -93,13 +113,17 @@ class Flights(Generic[T]):
         is built, the entry is already stale when stored, and is rebuilt."""
         value = self._cache.get(key, version)
         if value is not None:
+            self._on_hit(answer_kind(key))
             return value
         flight = self._in_flight.get(key)
         if flight is None:
             flight = asyncio.ensure_future(self._build(key, version, produce))
             self._in_flight[key] = flight
         recent = self._cache.recent(key, self._while_rebuilding)
-        return recent if recent is not None else await asyncio.shield(flight)
+        if recent is None:
+            return await asyncio.shield(flight)
+        self._on_hit(answer_kind(key))
+        return recent
 
     async def settled(self) -> None:
         """Wait for the builds under way (a clean stop, or a test that must see their end)."""
@@ -118,6 +142,7 @@ class Flights(Generic[T]):
         try:
             loop = asyncio.get_running_loop()
             value, seconds = await loop.run_in_executor(self._executor, run)
+            self._on_build(answer_kind(key))
             self._cache.put(key, version, value, build_seconds=seconds)
             return value
         finally:
@@ -151,20 +176,21 @@ class Answers:
         executor: Executor | None = None,
         statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
         values: ResponseCache[Loaded[Any]] | None = None,
+        on_hit: Count = _uncounted,
+        on_build: Count = _uncounted,
     ) -> None:
-        """`cache`: the answers; `values`: what answers are made from (a few big ones)."""
+        """`cache`: the answers; `values`: what answers are made from (a few big ones).
+        `on_hit` and `on_build` count, by the kind of answer or value, what was served from
+        a cache and what was built."""
         self._read_models = read_models
         self._statement_timeout = statement_timeout
-        self._bytes = Flights(cache, while_rebuilding=while_rebuilding, executor=executor)
-        self._values = Flights(
-            values or ResponseCache(max_entries=VALUES_KEPT),
-            while_rebuilding=while_rebuilding,
-            executor=executor,
+        flights = functools.partial(Flights, executor=executor, on_hit=on_hit, on_build=on_build)
+        self._bytes: Flights[bytes] = flights(cache, while_rebuilding=while_rebuilding)
+        self._values: Flights[Loaded[Any]] = flights(
+            values or ResponseCache(max_entries=VALUES_KEPT), while_rebuilding=while_rebuilding
         )
-        self._made: Flights[bytes] = Flights(
-            ResponseCache(max_entries=VALUES_KEPT, fresh_enough=0.0),
-            while_rebuilding=0.0,
-            executor=executor,
+        self._made: Flights[bytes] = flights(
+            ResponseCache(max_entries=VALUES_KEPT, fresh_enough=0.0), while_rebuilding=0.0
         )
         self._serials = itertools.count()
 

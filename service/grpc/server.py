@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import Tracer
 
 from service.clock import Clock
 from service.gen.podium.v1 import (  # noqa: F401  (registers the descriptors for reflection)
@@ -25,7 +26,9 @@ from service.grpc.auth import (
     TokenBuckets,
 )
 from service.grpc.limits import CallLimits, IdBounds, MetadataSize, grpc_options
+from service.grpc.observe import CallMetrics
 from service.grpc.servicers import QueryDeps, generic_handlers
+from service.metrics import Metrics
 
 QUERY_SERVICES = tuple(SCOPE_OF_SERVICE)
 API_HEALTH = "podium.api"
@@ -36,7 +39,8 @@ them): `podium.api` SERVING once queries answer, `podium.ingest` while ingest ke
 
 @dataclass(frozen=True)
 class Guard:
-    """What a query call goes through before its servicer: its limits, then its key."""
+    """What a query call goes through before its servicer: its metrics, its limits, then
+    its key."""
 
     keys: KeyCache
     clock: Clock
@@ -44,14 +48,18 @@ class Guard:
     max_concurrent_calls: int = 256
     rates: TokenBuckets | None = None
     uses: KeyUses | None = None
-
+    metrics: Metrics | None = None
+    tracer: Tracer | None = None
     refusal_delay: float = REFUSAL_DELAY_SECONDS
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        """Outermost first: the key (its refusals delayed, so they must not hold a call
-        slot), then the limits (a call counts from there on), ids last. Oversized metadata
-        is refused before anything else, when the call comes in."""
+        """Outermost first: the metrics (every call counted with its real code, refusals
+        included), the key (its refusals delayed, so they must not hold a call slot), then
+        the limits (a call counts from there on), ids last. Oversized metadata is refused
+        before anything else, when the call comes in."""
+        observed = [] if self.metrics is None else [CallMetrics(self.metrics, self.tracer)]
         return [
+            *observed,
             MetadataSize(self.max_request_bytes),
             ApiKeyInterceptor(self.keys, self.clock, self.rates, self.uses, self.refusal_delay),
             CallLimits(self.max_concurrent_calls, self.max_request_bytes),

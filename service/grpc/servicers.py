@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,10 +35,9 @@ from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2,
 from service.grpc import convert, page_tokens
 from service.grpc.answers import Answers, Assembled, Loaded, Memo
 from service.grpc.auth import current_principal
-from service.grpc.errors import abort, status_code_of
+from service.grpc.errors import abort
 from service.grpc.state_versions import StateVersions, newest_arrival
 from service.grpc.watchers import Watchers
-from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,6 @@ class QueryDeps:
     clock: Clock
     rules: Rules
     is_ready: Callable[[], bool]
-    metrics: Metrics
     profiles: Memo[list[Profile]] = field(default_factory=Memo)
     """A ranking's profiles by (tenant, group, profiles version): a month's tallies change
     with every batch of trips, its drivers' profiles seldom."""
@@ -389,30 +386,22 @@ def _behaviour(
     method: str, route: Route, deps: QueryDeps
 ) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes | None]]:
     async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
         try:
             if not deps.is_ready():
                 raise StateNotReady(RETRY_WHILE_CATCHING_UP)
             return await route.run(request, current_principal(), deps, context.write)
         except PodiumError as error:
-            code = status_code_of(error)
             await abort(context, error)
         except StorageUnavailable as failure:
             error_id = uuid.uuid4().hex[:16]
             log.warning(
                 "storage unavailable %s in %s (key %s): %s", error_id, method, _key(), failure
             )
-            code = grpc.StatusCode.UNAVAILABLE
             await abort(context, StorageDown(error_id, RETRY_WHILE_STORAGE_DOWN))
         except Exception:
             error_id = uuid.uuid4().hex[:16]
             log.exception("internal error %s in %s (key %s)", error_id, method, _key())
-            code = grpc.StatusCode.INTERNAL
             await abort(context, InternalError(error_id))
-        finally:
-            deps.metrics.requests.labels(method, code.name).inc()
-            deps.metrics.request_seconds.labels(method).observe(time.perf_counter() - started)
 
     return behaviour
 

@@ -21,6 +21,7 @@ from service.adapters.database import (
     storage_failures_as_unavailable,
 )
 from service.app.ports import StorageUnavailable
+from tests.services_up import POSTGRES_URL
 
 
 def _wrapped(orig: Exception, kind: type[exc.DBAPIError] = exc.OperationalError) -> exc.DBAPIError:
@@ -112,3 +113,24 @@ def test_commands_other_than_migrate_refuse_a_schema_that_is_behind(tmp_path: Pa
     with redirect_stderr(io.StringIO()):
         assert cli.main(["migrate"], env=env) == 0
         assert cli.main(["keys", "create", "--tenant", "acme", "--scopes", "tasks"], env=env) == 0
+
+
+def _select_one(database_url: str) -> int:
+    engine = create_database_engine(database_url)
+    try:
+        with storage_failures_as_unavailable(), engine.connect() as c:
+            one: int = c.exec_driver_sql("SELECT 1").scalar_one()
+            return one
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "prefer"])
+def test_sslmode_in_database_url_reaches_postgresql(sslmode: str) -> None:
+    assert _select_one(f"{POSTGRES_URL}?sslmode={sslmode}") == 1
+
+
+def test_sslmode_require_is_refused_by_a_server_without_tls() -> None:
+    """The test server speaks no TLS: `require` failing shows the mode got there."""
+    with pytest.raises(StorageUnavailable, match="SSL was required"):
+        _select_one(f"{POSTGRES_URL}?sslmode=require")

@@ -61,6 +61,13 @@ def test_settings_are_read_from_the_environment() -> None:
         ("PODIUM_RATE_LIMIT_PER_KEY", "inf"),
         ("PODIUM_STATEMENT_TIMEOUT_SECONDS", "0"),
         ("PODIUM_TLS_CERT_FILE", "server.crt"),
+        ("PODIUM_LOG_FORMAT", "xml"),
+        ("PODIUM_LOG_LEVEL", "chatty"),
+        ("PODIUM_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("PODIUM_KAFKA_SASL_MECHANISM", "GSSAPI"),
+        ("PODIUM_KAFKA_SASL_USERNAME", "podium"),
+        ("PODIUM_KAFKA_SSL_CAFILE", "/etc/kafka/ca.pem"),
+        ("PODIUM_TOPIC_REPLICATION_FACTOR", "0"),
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_it(name: str, value: str) -> None:
@@ -85,7 +92,61 @@ def test_settings_written_as_environment_read_back_the_same() -> None:
             "PODIUM_MAX_CONCURRENT_CALLS": "64",
             "PODIUM_RATE_LIMIT_PER_KEY": "12.5",
             "PODIUM_STATEMENT_TIMEOUT_SECONDS": "2.5",
+            "PODIUM_LOG_FORMAT": "text",
+            "PODIUM_LOG_LEVEL": "DEBUG",
+            "PODIUM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "PODIUM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "PODIUM_KAFKA_SASL_USERNAME": "podium",
+            "PODIUM_KAFKA_SASL_PASSWORD": "hunter2",
+            "PODIUM_KAFKA_SSL_CAFILE": "/etc/kafka/ca.pem",
+            "PODIUM_TOPIC_REPLICATION_FACTOR": "3",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
         }
     )
     assert Settings.from_env(settings.to_env()) == settings
     assert Settings.from_env(Settings().to_env()) == Settings()
+
+
+def test_log_kafka_security_and_tracing_settings_are_read_in_any_case() -> None:
+    settings = Settings.from_env(
+        {
+            "PODIUM_LOG_FORMAT": "JSON",
+            "PODIUM_LOG_LEVEL": "warning",
+            "PODIUM_KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
+            "PODIUM_KAFKA_SASL_MECHANISM": "scram-sha-256",
+            "PODIUM_KAFKA_SASL_USERNAME": "podium",
+            "PODIUM_KAFKA_SASL_PASSWORD": "hunter2",
+        }
+    )
+    assert (settings.log_format, settings.log_level) == ("json", "WARNING")
+    assert settings.kafka_security_protocol == "SASL_PLAINTEXT"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-256"
+    defaults = Settings.from_env({})
+    assert (defaults.log_format, defaults.log_level) == (None, "INFO")
+    assert (defaults.kafka_security_protocol, defaults.topic_replication_factor) == ("PLAINTEXT", 1)
+    assert defaults.otlp_endpoint is None
+
+
+def test_sasl_needs_its_mechanism_user_and_password() -> None:
+    with pytest.raises(SettingsError, match="PODIUM_KAFKA_SASL_PASSWORD is not set"):
+        Settings.from_env(
+            {
+                "PODIUM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "PODIUM_KAFKA_SASL_MECHANISM": "PLAIN",
+                "PODIUM_KAFKA_SASL_USERNAME": "podium",
+            }
+        )
+
+
+def test_the_kafka_password_is_never_in_the_settings_repr() -> None:
+    settings = Settings.from_env(
+        {
+            "PODIUM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "PODIUM_KAFKA_SASL_MECHANISM": "PLAIN",
+            "PODIUM_KAFKA_SASL_USERNAME": "podium",
+            "PODIUM_KAFKA_SASL_PASSWORD": "hunter2-secret",
+        }
+    )
+    assert settings.kafka_sasl_password == "hunter2-secret"
+    assert "hunter2-secret" not in repr(settings)
+    assert "hunter2-secret" not in str(settings)

@@ -4,12 +4,15 @@ dead-letters, when it retries, when it stops a partition, and what it reports.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 
@@ -105,6 +108,7 @@ async def running(
     max_records: int = 100,
     before: Callable[[Harness], None] = lambda _: None,
     silent_seconds: float = 30.0,
+    progress_seconds: float = 5.0,
 ) -> AsyncIterator[Harness]:
     consumer = FakeConsumer(partitions)
     store = store or FakeStore()
@@ -121,6 +125,7 @@ async def running(
         first_backoff=0.01,
         recheck_seconds=0.05,
         silent_seconds=silent_seconds,
+        progress_seconds=progress_seconds,
     )
     harness = Harness(consumer, store, loop, reports, metrics)
     before(harness)
@@ -373,3 +378,68 @@ async def test_stored_offsets_the_database_leaves_unread_are_reported_until_they
         await until(settled(h, *h.ids(P0, offsets)))
         await until(lambda: h.last.healthy)
     assert h.store.folded == h.ids(P0, offsets)
+
+
+@dataclass
+class FirstBatchOnly(FakeStore):
+    """Folds the first batch, then holds every other until `hold` is set."""
+
+    hold: threading.Event = field(default_factory=threading.Event)
+
+    def apply(self, batch: Batch, dry_run: bool) -> Applied:
+        if self.folded:
+            self.hold.wait(timeout=10)
+        return super().apply(batch, dry_run)
+
+
+def logged(caplog: pytest.LogCaptureFixture, start: str) -> list[Any]:
+    return [r for r in caplog.records if r.getMessage().startswith(start)]
+
+
+async def test_the_first_catch_up_logs_events_folded_lag_and_time_left_until_done(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.runner")
+    store = FirstBatchOnly()
+
+    def backlog(h: Harness) -> None:
+        h.produce(P0, 300)
+
+    async with running(store, (P0,), max_records=100, before=backlog, progress_seconds=0.02) as h:
+
+        def progress_after_one_batch() -> bool:
+            return any(
+                (r.folded, r.lag) == (100, 200) for r in logged(caplog, "catching up: 100 events")
+            )
+
+        try:
+            await until(progress_after_one_batch)
+        finally:
+            store.hold.set()
+        [line, *_] = [r for r in logged(caplog, "catching up") if (r.folded, r.lag) == (100, 200)]
+        assert line.records_per_second > 0
+        assert line.eta_seconds == pytest.approx(200 / line.records_per_second, abs=0.1)
+        assert "200 records behind, about" in line.getMessage()
+        await until(lambda: h.loop.caught_up.is_set())
+        await until(lambda: bool(logged(caplog, "caught up with the topics")))
+    assert h.metrics.registry.get_sample_value("podium_ingest_caught_up") == 1
+
+
+async def test_dead_letters_are_logged_with_where_and_why_at_most_once_a_second_per_topic(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.runner")
+    async with running() as h:
+        good = h.produce(P0, 2)
+        junk = [h.produce_bytes(P0, b"\xff\x00 not a protobuf") for _ in range(5)]
+        await until(settled(h, *h.ids(P0, [*good, *junk])))
+    [line] = logged(caplog, "dead letter")
+    assert line.levelno == logging.WARNING
+    assert (line.topic, line.partition, line.offset) == (TRIPS, 0, junk[0])
+    assert (line.tenant, line.reason_kind) == (None, "undecodable")
+    assert line.reason.startswith("undecodable TripEvent")
+    counted = h.metrics.registry.get_sample_value(
+        "podium_events_dead_lettered_total", {"topic": TRIPS, "reason": "undecodable"}
+    )
+    assert counted == 5
+    assert h.metrics.registry.get_sample_value("podium_batch_records_sum") == 7

@@ -18,7 +18,7 @@ from service.app.ports import ReadModel, StorageUnavailable
 from service.gen.podium.v1 import tasks_pb2, tasks_pb2_grpc
 from service.grpc.answers import TimedReadModels
 from service.metrics import Metrics
-from tests.api import KEY, api, channel_to, query_deps
+from tests.api import KEY, api, channel_to, guard, query_deps
 
 SECRET = "SELECT * FROM tasks WHERE tenant_id = 'acme' -- db.internal.example:5432"
 
@@ -38,7 +38,7 @@ async def server(
     metrics: Metrics, database: TimedReadModels = broken_database
 ) -> AsyncIterator[grpc.aio.Channel]:
     async with (
-        api(query_deps(database, metrics=metrics)) as port,
+        api(query_deps(database), guard(metrics=metrics)) as port,
         channel_to(port) as channel,
     ):
         yield channel

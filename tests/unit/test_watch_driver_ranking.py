@@ -26,6 +26,7 @@ from service.gen.podium.v1 import (
 )
 from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers
+from service.metrics import Metrics
 from tests.api import KEY, NOW, api, channel_to, guard, query_deps
 from tests.builders import apply, trip, user
 from tests.fakes import FakePorts
@@ -61,13 +62,17 @@ class Reads:
 
 @contextlib.asynccontextmanager
 async def watching(
-    ports: FakePorts, *, max_watchers: int = 100, max_concurrent_calls: int = 256
+    ports: FakePorts,
+    *,
+    max_watchers: int = 100,
+    max_concurrent_calls: int = 256,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[tuple[StateVersions, Reads, grpc.aio.Channel]]:
     """Messages a watcher may get are not spaced: a test sees each state it makes."""
     versions, reads = StateVersions(lambda: _versions(ports)), Reads(ports)
     await versions.refresh()
     deps = query_deps(reads, versions=versions, watchers=Watchers(max_watchers), watch_interval=0.0)
-    gate = guard(max_concurrent_calls=max_concurrent_calls)
+    gate = guard(max_concurrent_calls=max_concurrent_calls, metrics=metrics)
     async with api(deps, gate) as port, channel_to(port) as channel:
         yield versions, reads, channel
 
@@ -139,14 +144,24 @@ async def test_watchers_beyond_the_instance_limit_are_refused_and_hold_no_calls_
 
 
 @pytest.mark.parametrize("asked", [0, 101, -1])
-async def test_a_top_outside_1_to_100_is_invalid(asked: int) -> None:
-    async with watching(FakePorts()) as (_, _reads, channel):
+async def test_a_top_outside_1_to_100_is_invalid_and_counted_so(asked: int) -> None:
+    metrics = Metrics()
+    async with watching(FakePorts(), metrics=metrics) as (_, _reads, channel):
         request = driver_ranking_pb2.WatchDriverRankingRequest(type=WATCH.type, top=asked)
         stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await anext(aiter(stub.WatchDriverRanking(request, metadata=AUTH)))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason(refused.value) == "invalid_top"
+    method = "podium.v1.DriverRankingService/WatchDriverRanking"
+    counted = metrics.registry.get_sample_value(
+        "podium_grpc_requests_total", {"method": method, "code": "INVALID_ARGUMENT"}
+    )
+    assert counted == 1
+    timed = metrics.registry.get_sample_value(
+        "podium_grpc_request_seconds_count", {"method": method}
+    )
+    assert timed is None  # a stream's length is no latency
 
 
 def reason(error: grpc.aio.AioRpcError) -> str:
