@@ -53,10 +53,20 @@ def empty_read_model(statement_timeout: float | None = None) -> Iterator[ReadMod
     yield cast(ReadModel, _Empty())
 
 
+EMPTY: dict[str, Any] = {
+    "known_groups": frozenset(),
+    "profiles": [],
+    "month_tallies": {},
+    "challenge_entries": [],
+    "state_versions": {},
+}
+"""What `_Empty` answers (None for anything else: nothing found)."""
+
+
 class _Empty:
     def __getattr__(self, name: str) -> Any:
         def nothing(*args: Any) -> Any:
-            return frozenset() if name == "known_groups" else [] if name == "profiles" else None
+            return EMPTY.get(name)
 
         return nothing
 

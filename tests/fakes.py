@@ -32,6 +32,7 @@ from service.app.ports import (
     OffsetMoved,
     Registration,
     SessionKey,
+    StateVersion,
     TaskKey,
     TaskTypeKey,
     TenantUser,
@@ -86,7 +87,7 @@ class State:
     offsets: dict[tuple[str, str, int], int] = field(default_factory=dict)
     """(consumer group, topic, partition) -> the next offset to consume."""
     dead_letters: dict[int, Letter] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, StateVersion] = field(default_factory=dict)
     caught_up: dict[str, datetime] = field(default_factory=dict)
     last_ids: dict[str, int] = field(default_factory=dict)
     """The last id given per table (never reused, as a PostgreSQL sequence's)."""
@@ -460,10 +461,12 @@ class FakeDeadLetterStore(_Store):
 
 
 class FakeStateVersionStore(_Store):
-    def bump(self, keys: Iterable[str]) -> None:
+    def bump(self, keys: Mapping[str, datetime | None]) -> None:
         versions = self._state.versions
-        for key in set(keys):
-            versions[key] = versions.get(key, 0) + 1
+        for key, as_of in keys.items():
+            number, stored = versions.get(key, StateVersion(0, None))
+            latest = max((t for t in (stored, as_of) if t is not None), default=None)
+            versions[key] = StateVersion(number + 1, latest)
 
 
 def _last_per_record(items: Sequence[R]) -> list[R]:
@@ -585,7 +588,7 @@ class FakeReadModel:
 
         return LearnerState(*times, mine(self._state.attempts), mine(self._state.corrections))
 
-    def state_versions(self) -> dict[str, int]:
+    def state_versions(self) -> dict[str, StateVersion]:
         return dict(self._state.versions)
 
     def has_caught_up(self, group: str) -> bool:

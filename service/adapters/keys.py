@@ -40,7 +40,7 @@ class SqlKeyStore:
                 )
             except exc.IntegrityError as error:  # a concurrent `add` of the same id
                 raise KeyIdTaken(key.key_id) from error
-            SqlStateVersionStore(c).bump([keys_key()])
+            SqlStateVersionStore(c).bump({keys_key(): None})
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -71,7 +71,7 @@ class SqlKeyStore:
             row = c.execute(select(api_keys).where(api_keys.c.key_id == key_id)).first()
             if row is None:
                 return None
-            SqlStateVersionStore(c).bump([keys_key()])
+            SqlStateVersionStore(c).bump({keys_key(): None})
         return _key_from_row(row)
 
     def record_use(self, last_used: Mapping[str, datetime]) -> None:

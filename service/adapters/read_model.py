@@ -39,7 +39,14 @@ from service.adapters.tables import (
     user_groups,
     users,
 )
-from service.app.ports import IgnoredEntry, Letter, LetterFilter, ReadModel, TopicPartition
+from service.app.ports import (
+    IgnoredEntry,
+    Letter,
+    LetterFilter,
+    ReadModel,
+    StateVersion,
+    TopicPartition,
+)
 from service.app.records import Record
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import PathSessionPublished, ScoreKind, TaskType
@@ -260,9 +267,9 @@ class SqlReadModel:
         )
         return LearnerState(enrolment.enrolled_at, enrolment.unenrolled_at, attempts, corrections)
 
-    def state_versions(self) -> dict[str, int]:
-        query = select(state_versions.c.key, state_versions.c.version)
-        return {key: version for key, version in self._c.execute(query)}
+    def state_versions(self) -> dict[str, StateVersion]:
+        query = select(state_versions.c.key, state_versions.c.version, state_versions.c.as_of)
+        return {key: StateVersion(number, as_of) for key, number, as_of in self._c.execute(query)}
 
     def has_caught_up(self, group: str) -> bool:
         query = select(service_state.c.value).where(

@@ -45,15 +45,18 @@ def upsert(
     keys: Iterable[str],
     add: Iterable[str] = (),
     replace: Iterable[str] = (),
+    latest: Iterable[str] = (),
 ) -> None:
-    """Insert rows; on a key conflict add the `add` columns to the stored ones and overwrite
-    the `replace` columns (neither: keep the stored row). All rows must have the same columns,
-    and no two rows the same key."""
+    """Insert rows; on a key conflict add the `add` columns to the stored ones, overwrite
+    the `replace` columns and keep the greater of the stored and the new value of the `latest`
+    ones, a NULL counting as nothing (none of them: keep the stored row). All rows must have
+    the same columns, and no two rows the same key."""
     if not rows:
         return
     columns = tuple(rows[0])
     dialect = connection.dialect
-    statement = _upsert_statement(dialect, table, columns, tuple(keys), tuple(add), tuple(replace))
+    changes = (tuple(add), tuple(replace), tuple(latest))
+    statement = _upsert_statement(dialect, table, columns, tuple(keys), *changes)
     _execute_by_columns(connection, statement, table, columns, rows)
 
 
@@ -96,11 +99,19 @@ def _upsert_statement(
     keys: tuple[str, ...],
     add: tuple[str, ...],
     replace: tuple[str, ...],
+    latest: tuple[str, ...],
 ) -> str:
     quote = dialect.identifier_preparer.quote
     name = dialect.identifier_preparer.format_table(table)
     updates = [f"{quote(c)} = {name}.{quote(c)} + excluded.{quote(c)}" for c in add]
     updates += [f"{quote(c)} = excluded.{quote(c)}" for c in replace]
+    # PostgreSQL's GREATEST skips NULLs; SQLite's max() returns NULL if any argument is.
+    greatest = "GREATEST" if dialect.name == "postgresql" else "max"
+    updates += [
+        f"{quote(c)} = {greatest}(coalesce({name}.{quote(c)}, excluded.{quote(c)}),"
+        f" coalesce(excluded.{quote(c)}, {name}.{quote(c)}))"
+        for c in latest
+    ]
     action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
     if dialect.name == "postgresql":
         arrays = ", ".join(f"%b::{_array_type(table, c, dialect)}" for c in columns)

@@ -105,6 +105,9 @@ state_versions = Table(
     metadata,
     Column("key", Id, primary_key=True),
     Column("version", BigInteger, nullable=False),
+    Column("as_of", Instant, nullable=True),
+    # The record (arrival) time of the newest event that moved the version; NULL for
+    # versions moved by no event (API keys) or before it was kept.
 )
 
 dead_letters = Table(

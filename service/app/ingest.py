@@ -8,7 +8,7 @@ the arrival order); it only lets later folds see what earlier ones wrote.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,7 +21,10 @@ from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
 from service.domain import events as ev
+from service.domain.ranking import Month
 from service.domain.rules import Rules
+
+TRIP_EVENTS = (ev.TripCompleted, ev.TripDeleted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +67,51 @@ def apply_batch(
         late = fold_registrations(uow, _of(received, ev.ChallengeRegistered), rules)
         fold_path_sessions(uow, _of(received, ev.PathSessionPublished))
         fold_learners(uow, _of(received, *LEARNER_EVENTS))
-        trips = fold_trips(uow, _of(received, ev.TripCompleted, ev.TripDeleted), rules)
+        trips = fold_trips(uow, _of(received, *TRIP_EVENTS), rules)
         fold_trip_changes(uow, trips.changes, rules)
         ignored = [*late, *fold_tasks(uow, _of(received, *TASK_EVENTS))]
         uow.ignored_events.add(ignored, now)
         dead = (*batch.dead, *trips.rejected)
         _keep_dead_letters(uow, dead, batch.replaying, now)
         uow.offsets.advance(consumer_group, batch.offsets)
-        uow.versions.bump(
-            {tenant_key(t) for t in tenants}
-            | {profiles_key(i.event.meta.tenant_id) for i in users}
-            | {month_key(tenant, month) for tenant, month in trips.months}
-        )
+        uow.versions.bump(_moved_versions(received, users, trips.months))
         if not dry_run:
             uow.commit()
     return Applied(
         folded=len(received) - len(trips.rejected), dead_lettered=dead, ignored=tuple(ignored)
     )
+
+
+def _moved_versions(
+    received: Sequence[Received],
+    users: Sequence[Received],
+    months: Iterable[tuple[str, Month]],
+) -> dict[str, datetime | None]:
+    """The versions the batch moves, each with the newest arrival among the events that moved
+    it: a tenant's with any of its events, its profiles' with its user events, a month's with
+    the tenant's trip events (the month a trip counts in is the fold's to say)."""
+    moved: dict[str, datetime | None] = {}
+
+    def arrived(key: str, items: Iterable[Received]) -> None:
+        times = [item.record.arrived_at for item in items]
+        moved[key] = max(times, default=None)
+
+    by_tenant = _by_tenant(received)
+    for tenant, items in by_tenant.items():
+        arrived(tenant_key(tenant), items)
+    for tenant, items in _by_tenant(users).items():
+        arrived(profiles_key(tenant), items)
+    for tenant, month in months:
+        trip_events = [i for i in by_tenant[tenant] if isinstance(i.event.payload, TRIP_EVENTS)]
+        arrived(month_key(tenant, month), trip_events)
+    return moved
+
+
+def _by_tenant(received: Iterable[Received]) -> dict[str, list[Received]]:
+    tenants: dict[str, list[Received]] = {}
+    for item in received:
+        tenants.setdefault(item.event.meta.tenant_id, []).append(item)
+    return tenants
 
 
 def _keep_dead_letters(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeAlias
+from typing import NamedTuple, Protocol, TypeAlias
 
 from service.app.records import DeadLetter, IgnoredEvent, Record
 from service.domain.challenges import Challenge, Entry
@@ -235,10 +235,18 @@ class DeadLetterStore(Protocol):
         attempt (a letter that is gone changes nothing)."""
 
 
+class StateVersion(NamedTuple):
+    number: int
+    """How many batches moved it; a key never moved is at 0."""
+    as_of: datetime | None
+    """The record (arrival) time of the newest event that moved it (None: no event did)."""
+
+
 class StateVersionStore(Protocol):
-    def bump(self, keys: Iterable[str]) -> None:
-        """Move each of these state versions on by one (`service.app.state_versions`); a key
-        never bumped is at 0."""
+    def bump(self, keys: Mapping[str, datetime | None]) -> None:
+        """Move each of these state versions on by one (`service.app.state_versions`), each
+        with the arrival time of the newest event that moved it: its `as_of` becomes the later
+        of that and the stored one (None changes nothing)."""
 
 
 class UnitOfWork(Protocol):
@@ -376,7 +384,7 @@ class ReadModel(Protocol):
         """The learner's folded facts, attempts and corrections by attempt id, or None when
         no enrollment of theirs was seen (attempts alone enroll nobody)."""
 
-    def state_versions(self) -> dict[str, int]:
+    def state_versions(self) -> dict[str, StateVersion]:
         """Every state version that was ever bumped."""
 
     def has_caught_up(self, group: str) -> bool:

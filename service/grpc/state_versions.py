@@ -1,5 +1,6 @@
 """What an API instance knows of the state's versions: read every tenth of a second, so a
-cached answer is known stale soon after consumers (here or in another instance) change it."""
+cached answer is known stale soon after consumers (here or in another instance) change it,
+and a watcher learns of a change within that."""
 
 from __future__ import annotations
 
@@ -8,23 +9,41 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from datetime import datetime
+
+from service.app.ports import StateVersion
 
 VERSION_POLL_SECONDS = 0.1
+NEVER_MOVED = StateVersion(0, None)
 
 
 class StateVersions:
     def __init__(
-        self, read_versions: Callable[[], dict[str, int]], executor: Executor | None = None
+        self, read_versions: Callable[[], dict[str, StateVersion]], executor: Executor | None = None
     ) -> None:
         self._read = read_versions
         self._executor = executor
-        self._versions: dict[str, int] = {}
+        self._versions: dict[str, StateVersion] = {}
         self._read_at = float("-inf")
         self._task: asyncio.Task[None] | None = None
+        self.generation = 0
+        """Moves on by one whenever the versions read differ from the ones before."""
+        self._moved = asyncio.Event()
 
     def version(self, key: str) -> int:
         """The version of a part of the state (`service.app.state_versions` names them)."""
-        return self._versions.get(key, 0)
+        return self._versions.get(key, NEVER_MOVED).number
+
+    def as_of(self, *keys: str) -> datetime | None:
+        """The arrival time of the newest event reflected in these parts of the state (None:
+        no event moved them)."""
+        times = (self._versions.get(key, NEVER_MOVED).as_of for key in keys)
+        return max((t for t in times if t is not None), default=None)
+
+    async def moved_since(self, generation: int) -> None:
+        """Return once the versions have moved since `generation` (at once if they have)."""
+        while self.generation == generation:
+            await self._moved.wait()
 
     def age(self) -> float:
         """Seconds since the versions were last read."""
@@ -33,7 +52,12 @@ class StateVersions:
     async def refresh(self) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
-        self._versions = await loop.run_in_executor(self._executor, self._read)
+        versions = await loop.run_in_executor(self._executor, self._read)
+        if versions != self._versions:
+            self._versions = versions
+            self.generation += 1
+            self._moved.set()
+            self._moved = asyncio.Event()
         self._read_at = started
 
     async def start(self) -> None:

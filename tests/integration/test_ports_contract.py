@@ -952,14 +952,21 @@ def test_dead_letters_are_filtered_as_the_filter_says(ports: Ports) -> None:
 # --- state versions and service state --------------------------------------------------------
 
 
-def test_a_state_version_moves_on_by_one_per_bump(ports: Ports) -> None:
+def test_a_state_version_moves_on_by_one_per_bump_keeping_its_latest_arrival(
+    ports: Ports,
+) -> None:
     with committing(ports) as uow:
-        uow.versions.bump(["a", "b", "a"])
+        uow.versions.bump({"a": AT + HOUR, "b": None, "c": AT})
     with committing(ports) as uow:
-        uow.versions.bump(iter(["a"]))
-        uow.versions.bump([])
+        uow.versions.bump({"a": AT, "b": AT})
+        uow.versions.bump({})
+        uow.versions.bump({"c": None})
     with ports.read() as read:
-        assert read.state_versions() == {"a": 2, "b": 1}
+        assert read.state_versions() == {
+            "a": (2, AT + HOUR),
+            "b": (2, AT),
+            "c": (2, AT),
+        }
 
 
 def test_a_group_has_caught_up_once_marked_so(ports: Ports) -> None:
@@ -981,18 +988,18 @@ def test_a_unit_of_work_reads_its_own_writes_and_nobody_else_does_before_its_com
     with ports.unit_of_work() as uow:
         uow.lock_tenants(["acme", "acme", "beta"])
         uow.users.replace([("acme", profile("ann"), V1)])
-        uow.versions.bump(["acme"])
+        uow.versions.bump({"acme": None})
         assert uow.users.versions([("acme", "ann")]) == {("acme", "ann"): V1}
         with ports.read() as read:
             assert (read.profiles("acme", None), read.state_versions()) == ([], {})
         uow.commit()
     with ports.read() as read:
-        assert (len(read.profiles("acme", None)), read.state_versions()) == (1, {"acme": 1})
+        assert (len(read.profiles("acme", None)), read.state_versions()) == (1, {"acme": (1, None)})
 
 
 def test_leaving_a_unit_of_work_without_a_commit_discards_its_writes(ports: Ports) -> None:
     with ports.unit_of_work() as uow:
-        uow.versions.bump(["acme"])
+        uow.versions.bump({"acme": None})
         uow.offsets.advance("g", {("t", 0): (None, 5)})
     with ports.read() as read:
         assert (read.state_versions(), read.stored_offsets("g")) == ({}, {})
@@ -1001,7 +1008,7 @@ def test_leaving_a_unit_of_work_without_a_commit_discards_its_writes(ports: Port
 def test_a_failure_inside_a_unit_of_work_discards_its_writes(ports: Ports) -> None:
     def fail() -> None:
         with ports.unit_of_work() as uow:
-            uow.versions.bump(["acme"])
+            uow.versions.bump({"acme": None})
             raise ZeroDivisionError
 
     with pytest.raises(ZeroDivisionError):
@@ -1012,12 +1019,12 @@ def test_a_failure_inside_a_unit_of_work_discards_its_writes(ports: Ports) -> No
 
 def test_writes_after_a_commit_need_a_commit_of_their_own(ports: Ports) -> None:
     with ports.unit_of_work() as uow:
-        uow.versions.bump(["kept"])
+        uow.versions.bump({"kept": None})
         uow.commit()
-        uow.versions.bump(["kept", "lost"])
+        uow.versions.bump({"kept": None, "lost": None})
         assert uow.offsets.load("g") == {}
     with ports.read() as read:
-        assert read.state_versions() == {"kept": 1}
+        assert read.state_versions() == {"kept": (1, None)}
 
 
 def test_a_unit_of_work_is_used_inside_its_with_block_only(ports: Ports) -> None:

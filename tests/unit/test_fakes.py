@@ -23,14 +23,14 @@ def test_a_commit_over_another_units_commit_is_refused_rather_than_losing_it(
     ports: FakePorts,
 ) -> None:
     with ports.unit_of_work() as first:
-        first.versions.bump(["first"])
+        first.versions.bump({"first": None})
         with ports.unit_of_work() as second:
-            second.versions.bump(["second"])
+            second.versions.bump({"second": None})
             second.commit()
         with pytest.raises(RuntimeError, match="committed meanwhile"):
             first.commit()
     with ports.read() as read:
-        assert read.state_versions() == {"second": 1}
+        assert read.state_versions() == {"second": (1, None)}
 
 
 def test_a_fake_read_model_reads_the_state_of_the_moment_it_opened(ports: FakePorts) -> None:
@@ -39,8 +39,8 @@ def test_a_fake_read_model_reads_the_state_of_the_moment_it_opened(ports: FakePo
     committed before it."""
     with ports.read() as before:
         with ports.unit_of_work() as uow:
-            uow.versions.bump(["acme"])
+            uow.versions.bump({"acme": None})
             uow.commit()
         assert before.state_versions() == {}
     with ports.read() as after:
-        assert after.state_versions() == {"acme": 1}
+        assert after.state_versions() == {"acme": (1, None)}

@@ -56,12 +56,13 @@ def test_a_batch_locks_its_tenants_and_moves_the_versions_of_what_it_changed(
     )
     assert ports.locked == [("acme", "beta", "gamma")]
     november = Month(2026, 11)
+    ann_at, t1_at, t2_at = (e.meta.arrived_at for e in events)
     with ports.read() as read:
         assert read.state_versions() == {
-            tenant_key("acme"): 1,
-            tenant_key("beta"): 1,
-            tenant_key("gamma"): 1,
-            profiles_key("beta"): 1,
-            month_key("acme", november): 1,
-            month_key("gamma", november): 1,
+            tenant_key("acme"): (1, t1_at),
+            tenant_key("beta"): (1, ann_at),
+            tenant_key("gamma"): (1, t2_at),
+            profiles_key("beta"): (1, ann_at),
+            month_key("acme", november): (1, t1_at),
+            month_key("gamma", november): (1, t2_at),
         }

@@ -3,7 +3,8 @@ instances know when a cached answer is stale (`service.app.state_versions` names
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
+from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -15,6 +16,6 @@ class SqlStateVersionStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def bump(self, keys: Iterable[str]) -> None:
-        rows = [{"key": key, "version": 1} for key in sorted(set(keys))]
-        upsert(self._c, state_versions, rows, keys=["key"], add=["version"])
+    def bump(self, keys: Mapping[str, datetime | None]) -> None:
+        rows = [{"key": key, "version": 1, "as_of": keys[key]} for key in sorted(keys)]
+        upsert(self._c, state_versions, rows, keys=["key"], add=["version"], latest=["as_of"])
