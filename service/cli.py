@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import migrations
@@ -25,7 +26,7 @@ from service.bootstrap import ROLES, Storage, rules_from, serve, storage
 from service.clock import SystemClock
 from service.config import Settings, SettingsError
 from service.domain.auth import ApiKey
-from service.local_broker import LocalBroker
+from service.local_broker import AddressTaken, LocalBroker
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -152,12 +153,26 @@ async def _serve_until_signalled(settings: Settings, role: str) -> int:
 def _run_local(settings: Settings, args: argparse.Namespace) -> int:
     if settings.kafka_bootstrap_servers:
         return _serve(settings, argparse.Namespace(role="all"))
-    with LocalBroker() as broker:
-        print(f"podium: local broker on {broker.bootstrap_servers}", file=sys.stderr)
-        local = Settings.from_env(
-            {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+    broker = LocalBroker.at(settings.local_broker_address)
+    try:
+        broker.start()
+    except AddressTaken as taken:
+        raise SettingsError(
+            f"the local broker's address {taken}. Another `make run` or a Kafka may hold it: "
+            "set PODIUM_LOCAL_BROKER_ADDRESS to a free HOST:PORT, or KAFKA_BOOTSTRAP_SERVERS "
+            "to use a Kafka that runs already"
+        ) from None
+    try:
+        print(
+            f"podium: local broker on {broker.bootstrap_servers} (PODIUM_LOCAL_BROKER_ADDRESS); "
+            f"producers reach it there: podium demo, podium produce, "
+            f"kcat -b {broker.bootstrap_servers}",
+            file=sys.stderr,
         )
+        local = replace(settings, kafka_bootstrap_servers=broker.bootstrap_servers)
         return _serve(local, argparse.Namespace(role="all"))
+    finally:
+        broker.stop()
 
 
 def _database(settings: Settings, *, migrate: bool = False) -> AbstractContextManager[Storage]:
