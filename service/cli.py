@@ -9,10 +9,12 @@ import logging
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import migrations
 from consumers.runner import decode_record
@@ -27,6 +29,7 @@ from service.clock import SystemClock
 from service.config import Settings, SettingsError
 from service.domain.auth import ApiKey
 from service.local_broker import AddressTaken, LocalBroker
+from service.publish import KafkaUnreachable, from_json_lines, publish
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -36,7 +39,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         settings = Settings.from_env(os.environ if env is None else env)
         result: int = args.run(settings, args)
         return result
-    except (SettingsError, ValueError, migrations.SchemaBehind, OffsetMoved) as error:
+    except (
+        SettingsError,
+        ValueError,
+        migrations.SchemaBehind,
+        OffsetMoved,
+        KafkaUnreachable,
+    ) as error:
         print(f"podium: {error}", file=sys.stderr)
         return 2
 
@@ -99,6 +108,16 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--partition", type=int, help="one partition (default: all of the topic)")
     reset.add_argument("--to", required=True, help="earliest, latest, or an offset")
     reset.set_defaults(run=_offsets_reset)
+
+    produce = commands.add_parser(
+        "produce",
+        help="send events written as JSON Lines (an envelope's proto3 JSON a line) to their topics",
+    )
+    produce.add_argument("file", nargs="?", help="a JSON Lines file (default: standard input)")
+    produce.add_argument(
+        "--check", action="store_true", help="check every line as Podium would; send nothing"
+    )
+    produce.set_defaults(run=_produce)
 
     ignored = commands.add_parser(
         "ignored", help="valid events a rule ignored (a task leaving a terminal state, ...)"
@@ -173,6 +192,31 @@ def _run_local(settings: Settings, args: argparse.Namespace) -> int:
         return _serve(local, argparse.Namespace(role="all"))
     finally:
         broker.stop()
+
+
+def _produce(settings: Settings, args: argparse.Namespace) -> int:
+    """Every line is checked with the consumer's own decoder first: the refused ones are
+    reported with their number and reason (exit code 1) and not sent; the others are."""
+    try:
+        text = sys.stdin.read() if args.file is None else Path(args.file).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {args.file or 'standard input'}: {error}") from None
+    lines = text.splitlines()
+    now_ms = int(SystemClock().now().timestamp() * 1000)
+    records, refused = from_json_lines(lines, now_ms)
+    for number, reason in refused:
+        print(f"line {number}: {reason}", file=sys.stderr)
+    if records and not args.check:
+        asyncio.run(publish(settings, records))
+    by_family = Counter(r.family for r in records)
+    counts = ", ".join(f"{by_family[f]} {settings.topic(f)}" for f in FAMILIES if by_family[f])
+    verb = "valid" if args.check else f"sent to {settings.kafka_servers}"
+    print(
+        f"podium produce: {len(records)} event(s) {verb}{f' ({counts})' if counts else ''}; "
+        f"{len(refused)} line(s) refused",
+        file=sys.stderr,
+    )
+    return 1 if refused else 0
 
 
 def _database(settings: Settings, *, migrate: bool = False) -> AbstractContextManager[Storage]:
