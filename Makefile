@@ -9,7 +9,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN := service/gen
 GEN_STAMP := $(GEN)/.generated
 
-.PHONY: install proto run test test-fast lint bench clean
+.PHONY: install proto run demo test test-fast lint bench clean
 
 install: $(STAMP) $(GEN_STAMP)
 
@@ -35,6 +35,10 @@ $(GEN_STAMP): $(PROTOS) $(STAMP)
 
 run: install
 	$(BIN)/podium run-local
+
+# With `make run` serving in another terminal: a small world through Kafka, then grpcurl commands.
+demo: install
+	$(BIN)/podium demo
 
 test: lint
 	$(BIN)/python -m tests.services_up

@@ -27,6 +27,7 @@ from service.app.records import FAMILIES
 from service.bootstrap import ROLES, Storage, rules_from, serve, storage
 from service.clock import SystemClock
 from service.config import Settings, SettingsError
+from service.demo.command import DemoFailed, run_demo
 from service.domain.auth import ApiKey
 from service.local_broker import AddressTaken, LocalBroker
 from service.publish import KafkaUnreachable, from_json_lines, publish
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         migrations.SchemaBehind,
         OffsetMoved,
         KafkaUnreachable,
+        DemoFailed,
     ) as error:
         print(f"podium: {error}", file=sys.stderr)
         return 2
@@ -108,6 +110,21 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--partition", type=int, help="one partition (default: all of the topic)")
     reset.add_argument("--to", required=True, help="earliest, latest, or an offset")
     reset.set_defaults(run=_offsets_reset)
+
+    demo = commands.add_parser(
+        "demo",
+        help="send a small world for one tenant through Kafka, wait until Podium has folded it, "
+        "print grpcurl commands that answer with it",
+    )
+    demo.add_argument("--tenant", default="demo", help="the tenant (default: demo)")
+    demo.add_argument(
+        "--within",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for Podium to serve, then to fold (default: 60)",
+    )
+    demo.set_defaults(run=_demo)
 
     produce = commands.add_parser(
         "produce",
@@ -192,6 +209,11 @@ def _run_local(settings: Settings, args: argparse.Namespace) -> int:
         return _serve(local, argparse.Namespace(role="all"))
     finally:
         broker.stop()
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(run_demo(settings, args.tenant, args.within, SystemClock()))
+    return 0
 
 
 def _produce(settings: Settings, args: argparse.Namespace) -> int:
