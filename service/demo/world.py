@@ -486,9 +486,6 @@ class _Session:
     starts_at: datetime
     ends_at: datetime
 
-    def days_ago(self, days: float) -> datetime:
-        return self.builder.now - timedelta(days=days)
-
     def publish(self, name: str, *steps: catalog_pb2.Step) -> None:
         published = catalog_pb2.PathSessionPublished(
             session_id=self.session_id, path_id=f"path-{self.session_id}", name=name, steps=steps

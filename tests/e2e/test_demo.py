@@ -38,6 +38,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def make_run(environment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`podium run-local` as `make run` starts it, stopped with SIGTERM at the end."""
     with (tmp_path / "run-local.log").open("wb") as log:
         process = subprocess.Popen(
             [PODIUM, "run-local"], env=environment, cwd=tmp_path, stdout=log, stderr=log
@@ -103,3 +104,4 @@ def test_make_run_then_the_demo_gives_a_ranking_with_entries_and_commands_that_a
     assert json.loads(run(printed[0]).stdout) == answers[0]
     letters = podium(environment, tmp_path, "dlq", "list", "--json")
     assert (letters.returncode, letters.stdout) == (0, "")
+    assert make_run.poll() is None  # still serving
