@@ -9,7 +9,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN := service/gen
 GEN_STAMP := $(GEN)/.generated
 
-.PHONY: install proto run demo test test-fast lint bench clean
+.PHONY: install proto run demo test test-fast soak lint bench clean
 
 install: $(STAMP) $(GEN_STAMP)
 
@@ -43,6 +43,11 @@ demo: install
 test: lint
 	$(BIN)/python -m tests.services_up
 	$(BIN)/pytest -q
+
+# The long fault-tolerance runs (tests/e2e/test_fault_tolerance.py): about 25 minutes.
+soak: install
+	$(BIN)/python -m tests.services_up
+	$(BIN)/pytest -q -m soak
 
 test-fast: install
 	$(BIN)/pytest -q tests/unit

@@ -16,9 +16,12 @@ For each database:
   at rest (no ingest, the answer cached: what serving those bytes costs), then while trips
   arrive at a tenth of the ingest rate, against a trivial unary method of the same server
   (the grpc.health.v1 check); freshness (produced to visible in the ranking while trips
-  arrive at half the ingest rate); the server's peak memory (VmHWM, read just before
-  SIGTERM, after which it must exit 0); and the ranking load again with ingest and queries
-  in two processes (`--role consumers`, `--role api`).
+  arrive at half the ingest rate), and beside it the same way to 100 watchers of
+  WatchDriverRanking; the new query shapes at rest (GetDriverRank in the whole tenant's
+  month beside the trivial ceiling, a page of 100 beside the whole list, a live month's board
+  read cold beside a frozen one's: `bench/shapes.py`); the server's peak memory (VmHWM,
+  read just before SIGTERM, after which it must exit 0); and the ranking load again with
+  ingest and queries in two processes (`--role consumers`, `--role api`).
 - families: challenge and step ingest with live state, and the single-entity queries
   (tasks, path sessions, challenges) against the trivial ceiling, on their own server.
 - abuse: 50 clients flooding the API with random keys while a second tenant queries and
@@ -81,6 +84,7 @@ from bench.harness import (
 from bench.ingest import Rate, bare_consumer_rate, bench_settings, podium_ingest_rate
 from bench.queries import HEALTH, Load, load
 from bench.server import PodiumServe, Stopped
+from bench.shapes import WATCHERS, bench_shapes, watcher_latency
 from bench.startup import bench_startup
 from consumers.topics import ensure_topics
 from service.bootstrap import Storage, collect_garbage_less_often
@@ -192,6 +196,7 @@ async def bench_ranking(
                 f"ceiling, {len(await ranking_answer(server.address, key)):,} bytes)"
             )
         )
+        await bench_shapes(server.address, key, drivers, BIG_GROUP, RANKING_REQUEST, args.seconds)
         async with BackgroundLoad(servers, topic, ingest_rate / 10, drivers):
             trivial = await load(server.address, HEALTH, b"", "", seconds=args.seconds)
             ranking = await load(
@@ -210,9 +215,21 @@ async def bench_ranking(
         )
         async with BackgroundLoad(servers, topic, ingest_rate / 2, drivers):
             delays = await freshness(server.address, key, servers, topic, drivers, args.probes)
+            watched = await watcher_latency(
+                server.address, key, servers, topic, f"d{drivers + 1}", PROBE_GROUP, args.probes
+            )
         say(
-            "freshness at 1/2 ingest rate, produced to visible in GetDriverRanking: "
-            + summary(delays)
+            "freshness at 1/2 ingest rate, produced to visible in GetDriverRanking (polled "
+            "every 5 ms): " + summary(delays)
+        )
+        say(
+            f"produced to received by each of {WATCHERS} watchers of WatchDriverRanking, "
+            f"same load: {summary(watched)}"
+        )
+        say(
+            "  watchers / polling: p50 "
+            f"{percentile(watched, 0.5) / percentile(delays, 0.5):.2f}x, "
+            f"p99 {percentile(watched, 0.99) / percentile(delays, 0.99):.2f}x"
         )
     assert server.stopped is not None
     report_stopped(server.stopped)

@@ -74,9 +74,11 @@ def group_of(driver: int, big_group: int) -> str:
 def seed_state(
     engine: Engine, *, drivers: int, trips_per_driver: int, big_group: int, now: datetime
 ) -> int:
-    """Realistic state straight through the fold (no broker), streamed in batches: profiles,
-    then each driver's trips over the last three months (half in the current month, most of
-    the rest in the previous one). Returns how many events were folded."""
+    """Realistic state straight through the fold (no broker), streamed in batches: profiles
+    (arrived long before), then each driver's trips over the last three months (half in the
+    current month, most of the rest in the previous one), each arrived a minute after it
+    ended, so the frozen months hold theirs as they froze. Returns how many events were
+    folded."""
     folded = 0
     for first in range(0, drivers, SEED_BATCH):
         apply_events(
@@ -87,9 +89,9 @@ def seed_state(
     batch: list[ev.Event] = []
     for d in range(drivers):
         for t in range(trips_per_driver):
-            batch.append(
-                _trip_event(f"s{d}-{t}", f"d{d}", _seeded_end(now, d, t, trips_per_driver), now)
-            )
+            ended = _seeded_end(now, d, t, trips_per_driver)
+            arrived = min(now, ended + timedelta(minutes=1))
+            batch.append(_trip_event(f"s{d}-{t}", f"d{d}", ended, arrived))
         if len(batch) >= SEED_BATCH:
             apply_events(engine, batch)
             folded, batch = folded + len(batch), []
@@ -97,9 +99,14 @@ def seed_state(
     return folded + len(batch)
 
 
+PROFILES_AGE = timedelta(days=120)
+"""How long before the run the seeded profiles arrived: before every seeded month."""
+
+
 def _profile(driver: int, big_group: int, now: datetime) -> ev.Event:
+    arrived = now - PROFILES_AGE
     return ev.Event(
-        ev.Meta(TENANT, f"u{driver}", now, now),
+        ev.Meta(TENANT, f"u{driver}", arrived, arrived),
         ev.UserUpserted(
             f"d{driver}",
             f"d{driver}@example.com",

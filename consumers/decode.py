@@ -6,7 +6,6 @@ The value is the binary envelope, or its proto3 JSON form when the record carrie
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from google.protobuf.message import DecodeError, Message
 from service.app.records import Rejected
 from service.domain import bounds
 from service.domain import events as ev
-from service.domain.validation import problem_with
+from service.domain.validation import TIME_RANGE, problem_with
 from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 
 ENVELOPES: dict[str, type[Message]] = {
@@ -28,11 +27,12 @@ ENVELOPES: dict[str, type[Message]] = {
 }
 
 JSON = b"application/json"
+UNFORESEEN = "cannot decode the record"
+"""How the reason of a record that broke decoding in a way nobody foresaw begins."""
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _RECORD_TIME_MS = ((bounds.TIME_MIN - EPOCH) // _MS, (bounds.TIME_MAX - EPOCH) // _MS)
-TIME_RANGE = f"{bounds.TIME_MIN:%Y-%m-%d}..{bounds.TIME_MAX:%Y-%m-%d}"
 
 # What protobuf's well-known types allow (google/protobuf/timestamp.proto, duration.proto);
 # a broken producer can send anything, which Python's datetime cannot always hold.
@@ -59,7 +59,7 @@ def decode(
     try:
         return _decode(family, value, headers, timestamp_ms)
     except Exception as error:  # the last resort: any surprise is this record's problem
-        return Rejected(f"cannot decode the record: {_describe(error)}")
+        return Rejected(f"{UNFORESEEN}: {_describe(error)}")
 
 
 def _describe(error: Exception) -> str:
@@ -93,7 +93,7 @@ def _decode(
         event = _to_event(envelope, arrived_at)
     except _Invalid as error:
         return Rejected(str(error), tenant_id, event_id)
-    problem = problem_with(event.payload)
+    problem = problem_with(event)
     if problem:
         return Rejected(problem, tenant_id, event_id)
     return event
@@ -175,12 +175,6 @@ def _enum(enum_type: type[ev.ChallengeTheme] | type[ev.TaskType], value: int, fi
         raise _Invalid(f"{field} is unspecified or unknown ({value})") from None
 
 
-def _finite(value: float, field: str) -> float:
-    if math.isnan(value) or math.isinf(value):
-        raise _Invalid(f"{field} is not a number")
-    return value
-
-
 # --- payloads ------------------------------------------------------------------------------
 
 
@@ -204,7 +198,7 @@ def _challenge_published(m: Any) -> ev.ChallengePublished:
         end_at=_required_time(m, "end_at"),
         groups=tuple(sorted(set(m.groups))),
         min_trips=m.min_trips if m.HasField("min_trips") else 1,
-        min_distance_km=_finite(m.min_distance_km, "min_distance_km"),
+        min_distance_km=m.min_distance_km,
         pre_challenge_period=_duration(m, "pre_challenge_period"),
         pre_challenge_min_trips=(
             m.pre_challenge_min_trips if m.HasField("pre_challenge_min_trips") else 10

@@ -20,9 +20,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
@@ -39,6 +39,7 @@ from service.app.records import DeadLetter, Received, Record, Rejected
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POLL_MS = 200
 FIRST_BACKOFF_SECONDS = 0.5
@@ -49,6 +50,11 @@ one (a stalled partition, or a replay from the start)."""
 UNREADABLE_PAUSE_SECONDS = 1.0
 LEAVE_TIMEOUT_SECONDS = 2.0
 """Stopping does not wait longer than this for the group's coordinator to take our leave."""
+SILENT_DATABASE_SECONDS = 30.0
+"""A batch the database has not answered for this long is reported as a back-off until it is
+answered: a server or a link that stops answering without failing (hung storage, a middlebox
+that swallows traffic) raises nothing, and ingest would stall while health says SERVING. Twice
+PostgreSQL's lock timeout, so a batch queued behind another instance's is not reported."""
 
 
 class Consumer(Protocol):
@@ -239,6 +245,7 @@ class ConsumerLoop:
         report: Callable[[IngestReport], None] = lambda _: None,
         first_backoff: float = FIRST_BACKOFF_SECONDS,
         recheck_seconds: float = RECHECK_SECONDS,
+        silent_seconds: float = SILENT_DATABASE_SECONDS,
     ) -> None:
         self._consumer = consumer
         self._family_of = dict(family_of)
@@ -258,6 +265,7 @@ class ConsumerLoop:
         self._recheck_at = 0.0
         self._first_backoff = first_backoff
         self._recheck_seconds = recheck_seconds
+        self._silent_seconds = silent_seconds
         self._resolve_backoff = Backoff(first_backoff)
         self._last_report: IngestReport | None = None
 
@@ -309,7 +317,9 @@ class ConsumerLoop:
             return
         log.debug("resolving %s and rechecking %s", unresolved, settled)
         try:
-            stored = await asyncio.to_thread(self._load_offsets, unresolved + settled)
+            stored = await self._database(
+                asyncio.to_thread(self._load_offsets, unresolved + settled)
+            )
             moved = [p for p in settled if self._moved_by_operator(p, stored.get(p))]
             todo = unresolved + moved
             starts = await self._consumer.beginning_offsets(todo) if todo else {}
@@ -536,7 +546,7 @@ class ConsumerLoop:
     async def _settle(self, applying: asyncio.Task[Retry | None], stop: asyncio.Event) -> None:
         """Wait for a batch; while the database fails, retry it with a growing back-off, the
         group membership kept alive. On stop, a failing batch is left for the next start."""
-        retry = await applying
+        retry = await self._database(applying)
         backoff = Backoff(self._first_backoff)
         while retry is not None and not stop.is_set():
             delay = backoff.next()
@@ -547,13 +557,36 @@ class ConsumerLoop:
             self._backing_off = retry.why
             self._publish()
             await self._keep_alive(delay, stop)
-            retry = await self._apply(retry.runs)
+            retry = await self._database(self._apply(retry.runs))
         if self._backing_off is not None and retry is None:
             log.warning("the database took the batch; consuming again")
             self._backing_off = None
             ready = self.positions.with_status(Status.READY)
             if ready:
                 self._consumer.resume(*ready)
+            self._publish()
+
+    async def _database(self, work: Awaitable[T]) -> T:
+        """Await a call on the database; one left unanswered past `silent_seconds` is
+        reported as a back-off until it returns (what was reported before comes back)."""
+        call = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait({call}, timeout=self._silent_seconds)
+        except asyncio.CancelledError:
+            call.cancel()  # as awaiting it would
+            raise
+        if done:
+            return call.result()
+        previous = self._backing_off
+        why = f"the database has not answered for {self._silent_seconds:.0f} s"
+        log.error("%s; still waiting", why)
+        self._backing_off = why
+        self._publish()
+        try:
+            return await call
+        finally:
+            log.warning("the database answered")
+            self._backing_off = previous
             self._publish()
 
     async def _keep_alive(self, seconds: float, stop: asyncio.Event) -> None:

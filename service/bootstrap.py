@@ -53,6 +53,7 @@ from service.grpc.server import (
 )
 from service.grpc.servicers import QueryDeps
 from service.grpc.state_versions import StateVersions
+from service.grpc.watchers import Watchers
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,7 @@ class Podium:
             rules=self.rules,
             is_ready=self.ready.is_set,
             metrics=self.metrics,
+            watchers=Watchers(settings.max_watchers),
         )
         store = self.storage.keys()
         loop = asyncio.get_running_loop()

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+from service.domain.bounds import CHALLENGE_MIN_DISTANCE_MAX_KM, DURATION_MAX, ID_MAX_LENGTH
+
 
 class SettingsError(ValueError):
     """A setting is malformed; start-up stops with a message naming it."""
@@ -49,8 +51,11 @@ class Settings:
     rate_limit_per_key: float = 1000.0
     """Calls a second per key and instance (bursts of one second's worth); 0: no limit."""
     statement_timeout_seconds: float = 10.0
-    """On PostgreSQL, a query's statements are cancelled after this, or after what is left
-    of the call's deadline when that is less."""
+    """A query's statements are cancelled after this, or after what is left of the call's
+    deadline when that is less."""
+    max_watchers: int = 10_000
+    """Streams of `WatchDriverRanking` an instance serves at once; beyond, `too_many_watchers`
+    (they are not counted among `max_concurrent_calls`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -107,6 +112,7 @@ class Settings:
                 _positive_float,
                 defaults.statement_timeout_seconds,
             ),
+            max_watchers=read("PODIUM_MAX_WATCHERS", _positive_int, defaults.max_watchers),
         )._checked()
 
     def _checked(self) -> Settings:
@@ -120,8 +126,14 @@ class Settings:
             raise SettingsError(
                 "PODIUM_TLS_CLIENT_CA_FILE needs PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE"
             )
-        if self.rate_limit_per_key == float("inf"):
-            raise SettingsError("PODIUM_RATE_LIMIT_PER_KEY must be finite (0: no limit)")
+        if self.min_distance_km > CHALLENGE_MIN_DISTANCE_MAX_KM:
+            raise SettingsError(
+                f"PODIUM_MIN_DISTANCE_KM must be at most {CHALLENGE_MIN_DISTANCE_MAX_KM:,.0f}"
+            )
+        if len(self.topic("enrollments")) > ID_MAX_LENGTH:
+            raise SettingsError(
+                f"PODIUM_TOPIC_PREFIX is too long: topic names must fit {ID_MAX_LENGTH} characters"
+            )
         return self
 
     def to_env(self) -> dict[str, str]:
@@ -149,6 +161,7 @@ class Settings:
             "PODIUM_MAX_CONCURRENT_CALLS": str(self.max_concurrent_calls),
             "PODIUM_RATE_LIMIT_PER_KEY": repr(self.rate_limit_per_key),
             "PODIUM_STATEMENT_TIMEOUT_SECONDS": repr(self.statement_timeout_seconds),
+            "PODIUM_MAX_WATCHERS": str(self.max_watchers),
             **{name: value for name, value in optional.items() if value is not None},
         }
 
@@ -200,8 +213,8 @@ def _positive_int(raw: str) -> int:
 
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
-    if not value >= 0:
-        raise ValueError("must be >= 0")
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be a number >= 0")
     return value
 
 
@@ -213,4 +226,9 @@ def _positive_float(raw: str) -> float:
 
 
 def _seconds(raw: str) -> timedelta:
-    return timedelta(seconds=_non_negative_float(raw))
+    """A duration within the bound of every duration (`bounds.DURATION_MAX`): the freeze
+    arithmetic adds it to times."""
+    value = _non_negative_float(raw)
+    if value > DURATION_MAX.total_seconds():
+        raise ValueError(f"must be at most {DURATION_MAX.total_seconds():.0f} (3,660 days)")
+    return timedelta(seconds=value)

@@ -19,6 +19,7 @@ from service.grpc.auth import KeyCache, TokenBuckets
 from service.grpc.server import Guard, create_server
 from service.grpc.servicers import QueryDeps
 from service.grpc.state_versions import StateVersions
+from service.grpc.watchers import Watchers
 from service.metrics import Metrics
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -76,14 +77,19 @@ def query_deps(
     *,
     metrics: Metrics | None = None,
     clock: Clock | None = None,
+    versions: StateVersions | None = None,
+    watchers: Watchers | None = None,
+    watch_interval: float = 1.0,
 ) -> QueryDeps:
     return QueryDeps(
         answers=Answers(read_models, ResponseCache()),
-        versions=StateVersions(dict),
+        versions=versions or StateVersions(dict),
         clock=clock or Clock(),
         rules=Rules(Thresholds(5, 20_000), timedelta(hours=24)),
         is_ready=lambda: True,
         metrics=metrics or Metrics(),
+        watchers=watchers or Watchers(),
+        watch_interval=watch_interval,
     )
 
 

@@ -588,8 +588,10 @@ class FakeReadModel:
 
         return LearnerState(*times, mine(self._state.attempts), mine(self._state.corrections))
 
-    def state_versions(self) -> dict[str, StateVersion]:
-        return dict(self._state.versions)
+    def state_versions(self, keys: Iterable[str] | None = None) -> dict[str, StateVersion]:
+        versions = self._state.versions
+        wanted = versions.keys() if keys is None else set(keys) & versions.keys()
+        return {key: versions[key] for key in wanted}
 
     def has_caught_up(self, group: str) -> bool:
         return group in self._state.caught_up

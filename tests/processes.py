@@ -1,4 +1,8 @@
-"""`podium serve` as a real process, for tests that kill, freeze or restart it."""
+"""`podium serve` as a real subprocess, for tests that kill, freeze or restart it.
+
+Each process gets its own gRPC port (kept across restarts, so a client's address stays valid)
+and writes its log to a file the test can tail when something goes wrong.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import sys
-import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,90 +23,159 @@ from service.config import Settings
 from service.local_broker import free_port
 
 PODIUM = str(Path(sys.executable).parent / "podium")
-SERVING = health_pb2.HealthCheckResponse.SERVING
+SERVING: int = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING: int = health_pb2.HealthCheckResponse.NOT_SERVING
+UNKNOWN: int = health_pb2.HealthCheckResponse.UNKNOWN
+"""What `health` returns when the process does not answer at all."""
 
 
 class ServeProcess:
-    """One `podium serve` process on a port of its own; its output is kept in a file so a
-    failing test can show it."""
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        *,
+        role: str = "all",
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.settings = replace(settings, grpc_address=f"127.0.0.1:{self.port}")
+        self.log_path = log_path
+        self.role = role
+        self.extra_env = env or {}
+        self.starts = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._channel: grpc.aio.Channel | None = None
 
-    def __init__(self, settings: Settings, role: str = "all", **extra_env: str) -> None:
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self._env = {
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("not started")
+        return self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def channel(self) -> grpc.aio.Channel:
+        """A channel to this process, kept across its restarts."""
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.address)
+        return self._channel
+
+    def start(self) -> ServeProcess:
+        if self.running:
+            raise RuntimeError("already running")
+        self.starts += 1
+        env = {
             **os.environ,
-            **replace(settings, grpc_address=self.address).to_env(),
-            **extra_env,
+            **self.settings.to_env(),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
-        self._role = role
-        self._log = Path(tempfile.mkstemp(prefix="podium-serve-", suffix=".log")[1])
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> ServeProcess:
-        with self._log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                PODIUM, "serve", "--role", self._role, env=self._env, stdout=log, stderr=log
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start {self.starts} at {time.strftime('%X')} ---\n".encode())
+            log.flush()
+            self._process = subprocess.Popen(
+                [PODIUM, "serve", "--role", self.role],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         return self
 
-    async def health(self, service: str = "") -> int | None:
-        """The health status of `service`, or None when the server does not answer."""
-        async with grpc.aio.insecure_channel(self.address) as channel:
-            try:
-                answer = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=service), timeout=1
-                )
-            except grpc.aio.AioRpcError:
-                return None
-        return int(answer.status)
+    async def health(self, service: str = "", *, seconds: float = 2.0) -> int:
+        """The service's health status, UNKNOWN when the process does not answer."""
+        stub = health_pb2_grpc.HealthStub(self.channel())
+        try:
+            answer = await stub.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=seconds
+            )
+        except grpc.aio.AioRpcError:
+            return UNKNOWN
+        status: int = answer.status
+        return status
 
-    async def until_health(self, status: int, service: str = "", within: float = 60.0) -> None:
-        deadline = asyncio.get_running_loop().time() + within
-        while await self.health(service) != status:
-            if self.process is not None and self.process.returncode is not None:
-                raise AssertionError(
-                    f"podium serve exited {self.process.returncode}:\n{self.tail()}"
-                )
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"{service or 'the API'} never became {status}:\n{self.tail()}"
-                )
+    async def until_health(
+        self, service: str = "", status: int = SERVING, *, within: float = 120.0
+    ) -> float:
+        """Wait until the service reports `status`; returns the seconds waited."""
+        started = time.monotonic()
+        while (await self.health(service)) != status:
+            if not self.running:
+                raise AssertionError(f"podium serve exited with {self.returncode}\n{self.tail()}")
+            if time.monotonic() - started > within:
+                name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+                raise AssertionError(f"{service!r} not {name} after {within} s\n{self.tail()}")
             await asyncio.sleep(0.1)
+        return time.monotonic() - started
 
-    async def serving(self, within: float = 60.0) -> ServeProcess:
-        await self.until_health(SERVING, "", within)
-        return self
+    async def serving(self, *, within: float = 120.0) -> float:
+        """Wait until the API serves (the state has caught up once)."""
+        return await self.until_health("", SERVING, within=within)
 
     def send(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
+        if self._process is None:
+            raise RuntimeError("not started")
+        self._process.send_signal(sig)
 
-    async def kill(self) -> None:
-        """kill -9: no chance to finish anything."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
+    async def kill(self) -> int:
+        """kill -9, and reap it."""
+        return await self._end(signal.SIGKILL, within=10)
 
-    async def terminate(self, within: float = 60.0) -> int:
-        """SIGTERM, and the exit code."""
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
+    async def terminate(self, *, within: float = 60.0) -> int:
+        """SIGTERM (a clean stop: the batch in hand commits), and wait for the exit code."""
+        return await self._end(signal.SIGTERM, within=within)
+
+    async def _end(self, sig: signal.Signals, *, within: float) -> int:
+        process = self._process
+        if process is None:
+            raise RuntimeError("not started")
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a frozen process cannot act on SIGTERM
+            process.send_signal(sig)
         try:
-            return await asyncio.wait_for(self.process.wait(), within)
-        except TimeoutError:
-            await self.kill()
-            raise AssertionError(f"podium serve did not stop on SIGTERM:\n{self.tail()}") from None
-
-    def tail(self, characters: int = 4000) -> str:
-        return self._log.read_text(errors="replace")[-characters:]
+            return await asyncio.to_thread(process.wait, within)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+            raise AssertionError(
+                f"podium serve did not stop on {sig.name}\n{self.tail()}"
+            ) from None
 
     async def __aenter__(self) -> ServeProcess:
-        return await self.start()
+        return self.start()
 
     async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if self.process is not None and self.process.returncode is None:
-                self.send(signal.SIGCONT)  # a test may have left it frozen
-                await self.terminate()
-        self._log.unlink(missing_ok=True)
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the process if it runs (kill -9 if SIGTERM does not do it) and the channel."""
+        if self.running:
+            with contextlib.suppress(AssertionError):  # it was killed instead
+                await self.terminate(within=30)
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def count_in_log(self, text: str) -> int:
+        return self.log().count(text)

@@ -1,258 +1,623 @@
-"""A mixed event stream for fault tests, and the answers recomputed from it in the test's own
-words: the reference Podium's answers are compared with after kills, freezes and outages.
+"""A mixed stream of producer events, and the answers Podium owes for it recomputed in the
+test's own words (not through Podium's rules), for the fault-tolerance tests.
 
-The reference reads the rules (docs/rules.md#driver-ranking), not Podium's code: a driver's
-month counts its trips that ended in it and were not deleted; the score is the
-distance-weighted mean of the safety score, rounded half up to 2 decimals (exact fractions
-here); ranked drivers have at least 5 trips and 20 km and a score; ranks are shared by equal
-rounded scores.
+The stream is what producers would write: driver profiles (renamed now and then), trips of the
+current and the previous month, deletions (some arriving before their trip), task lifecycles,
+and about one event in ten sent a second time. Each record carries the Kafka timestamp a timely
+producer gives it (a trip arrives minutes after it ended), so the late-event rule of SPEC
+section 4 is in play and the answers do not depend on when the test runs.
+
+Every event is valid: a stream folded by Podium leaves no dead letter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections import defaultdict
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
+import grpc
+from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from service.gen.podium.events.v1 import catalog_pb2, tasks_pb2, trips_pb2
-from service.gen.podium.v1 import common_pb2, driver_ranking_pb2
+from service.gen.podium.v1 import (
+    common_pb2,
+    driver_ranking_pb2,
+    driver_ranking_pb2_grpc,
+    tasks_pb2_grpc,
+)
+from service.gen.podium.v1 import tasks_pb2 as task_api
 
-MIN_TRIPS, MIN_KM = 5, Decimal(20)
+MIN_TRIPS = 5
+MIN_METRES = 20_000
+GRACE = timedelta(hours=24)
+"""Podium's default rule settings (SPEC section 4), which the tests keep."""
+
+RESENT_SHARE = 0.1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Produced:
+    """One record as a producer writes it."""
+
     family: str
     key: bytes
-    message: Message
+    envelope: Message
+    timestamp_ms: int
+
+    @property
+    def arrived_at(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    tenant: str
+    now: datetime
+    records: tuple[Produced, ...]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def task_ids(self) -> list[str]:
+        return sorted(
+            r.envelope.task_created.task_id
+            for r in self.records
+            if isinstance(r.envelope, tasks_pb2.TaskEvent)
+            and r.envelope.WhichOneof("event") == "task_created"
+        )
+
+    def counts(self) -> Counter[str]:
+        """Records by kind of event, re-sent ones apart."""
+        seen: set[tuple[str, str]] = set()
+        kinds: Counter[str] = Counter()
+        for r in self.records:
+            event_id = (r.family, _event_id(r.envelope))
+            kind = r.envelope.WhichOneof("event") or "?"
+            kinds["resent" if event_id in seen else kind] += 1
+            seen.add(event_id)
+        return kinds
+
+
+def _event_id(envelope: Message) -> str:
+    value: str = getattr(envelope, "event_id")  # noqa: B009 - every envelope has it
+    return value
+
+
+def _stamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 @dataclass
-class Stream:
-    """What a test produces, in order (re-sent events included)."""
-
+class _Builder:
     tenant: str
-    events: list[Produced] = field(default_factory=list)
+    now: datetime
+    rng: random.Random
+    drivers: list[str]
+    records: list[Produced] = field(default_factory=list)
+    trips: list[tuple[str, str, datetime]] = field(default_factory=list)
+    """Trips produced so far: id, driver, arrival."""
+    deleted: set[str] = field(default_factory=set)
+    renames: Counter[str] = field(default_factory=Counter)
+    serial: int = 0
 
+    def next_id(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}{self.serial}"
 
-@dataclass(frozen=True)
-class Trip:
-    user_id: str
-    km: Decimal
-    safety: Decimal
-    ended_at: datetime
+    def driver(self) -> str:
+        # Skewed activity: busy drivers are ranked, occasional ones are not.
+        return self.drivers[int(len(self.drivers) * self.rng.random() ** 6)]
 
+    def trip_end(self) -> datetime:
+        """The end of a trip of the current month (if an hour of it has passed) or the
+        previous one, to the millisecond."""
+        month_start = self.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        previous_start = (month_start - timedelta(days=1)).replace(day=1)
+        current_span = (self.now - timedelta(hours=1) - month_start).total_seconds()
+        if current_span > 0 and self.rng.random() < 0.6:
+            start, span = month_start, current_span
+        else:
+            start, span = previous_start, (month_start - previous_start).total_seconds()
+        return start + timedelta(milliseconds=int(self.rng.random() * span * 1000))
 
-def _stamp(message: Message, name: str, moment: datetime) -> None:
-    getattr(message, name).FromDatetime(moment)
+    def profile(self, user_id: str, occurred_at: datetime) -> None:
+        version = self.renames[user_id]
+        self.renames[user_id] += 1
+        envelope = catalog_pb2.CatalogEvent(
+            event_id=f"profile-{user_id}-{version}",
+            tenant_id=self.tenant,
+            occurred_at=_stamp(occurred_at),
+            user_upserted=catalog_pb2.UserUpserted(
+                user_id=user_id,
+                email=f"{user_id}@example.com",
+                firstname=f"{user_id.title()} v{version}",
+                lastname="Doe",
+                pseudo=user_id[:4],
+            ),
+        )
+        self.add("catalog", user_id, envelope, occurred_at)
+
+    def trip(self) -> None:
+        trip_id, user_id, ended = self.next_id("trip"), self.driver(), self.trip_end()
+        arrived = ended + timedelta(seconds=self.rng.randint(5, 3600))
+        scores = trips_pb2.TripScores()
+        if self.rng.random() < 0.95:
+            scores.safety = self.rng.randint(0, 100) / 10
+        envelope = trips_pb2.TripEvent(
+            event_id=f"completed-{trip_id}",
+            tenant_id=self.tenant,
+            occurred_at=_stamp(ended),
+            trip_completed=trips_pb2.TripCompleted(
+                trip_id=trip_id,
+                user_id=user_id,
+                started_at=_stamp(ended - timedelta(minutes=self.rng.randint(1, 90))),
+                ended_at=_stamp(ended),
+                distance_km=self.rng.randint(500, 40_000) / 1000,
+                scores=scores,
+            ),
+        )
+        if self.rng.random() < 0.02:  # deleted before it arrives: a tombstone first
+            self.deletion(trip_id, user_id, arrived - timedelta(seconds=1))
+        self.add("trips", user_id, envelope, arrived)
+        self.trips.append((trip_id, user_id, arrived))
+
+    def deletion(self, trip_id: str, user_id: str, arrived: datetime) -> None:
+        envelope = trips_pb2.TripEvent(
+            event_id=f"deleted-{trip_id}",
+            tenant_id=self.tenant,
+            occurred_at=_stamp(arrived),
+            trip_deleted=trips_pb2.TripDeleted(trip_id=trip_id, user_id=user_id),
+        )
+        self.deleted.add(trip_id)
+        self.add("trips", user_id, envelope, arrived)
+
+    def delete_a_trip(self) -> None:
+        candidates = self.trips[-200:]
+        trip_id, user_id, arrived = (
+            self.rng.choice(candidates) if candidates else ("", "", self.now)
+        )
+        if trip_id and trip_id not in self.deleted:
+            self.deletion(trip_id, user_id, arrived + timedelta(seconds=self.rng.randint(1, 600)))
+
+    def task_events(self) -> list[tuple[bytes, tasks_pb2.TaskEvent, datetime]]:
+        """One task's lifecycle, in order: created, then perhaps started, progressed, and
+        completed or failed."""
+        task_id = self.next_id("task")
+        created = self.now - timedelta(minutes=self.rng.randint(10, 30 * 24 * 60))
+        at = created
+        items = self.rng.randint(1, 500)
+        kind = self.rng.choice(
+            [common_pb2.TASK_TYPE_PUSH_FAILED_TRIPS, common_pb2.TASK_TYPE_PUSH_FAILED_CRASHES]
+        )
+        events: list[tuple[bytes, tasks_pb2.TaskEvent, datetime]] = []
+
+        def event(**oneof: Message) -> None:
+            envelope = tasks_pb2.TaskEvent(
+                event_id=self.next_id(f"{task_id}-e"),
+                tenant_id=self.tenant,
+                occurred_at=_stamp(at),
+                **oneof,  # type: ignore[arg-type]
+            )
+            events.append((task_id.encode(), envelope, at))
+
+        event(
+            task_created=tasks_pb2.TaskCreated(
+                task_id=task_id, type=kind, nb_items=items, created_at=_stamp(created)
+            )
+        )
+        if self.rng.random() < 0.8:
+            at += timedelta(seconds=self.rng.randint(1, 60))
+            event(task_started=tasks_pb2.TaskStarted(task_id=task_id, started_at=_stamp(at)))
+            remaining = items
+            for _ in range(self.rng.randint(0, 4)):
+                remaining = self.rng.randint(0, remaining)
+                at += timedelta(seconds=self.rng.randint(1, 60))
+                event(
+                    task_progressed=tasks_pb2.TaskProgressed(
+                        task_id=task_id, nb_remaining_items=remaining
+                    )
+                )
+        end = self.rng.random()
+        at += timedelta(seconds=self.rng.randint(1, 60))
+        if end < 0.5:
+            event(task_completed=tasks_pb2.TaskCompleted(task_id=task_id, completed_at=_stamp(at)))
+        elif end < 0.65:
+            event(
+                task_failed=tasks_pb2.TaskFailed(task_id=task_id, failed_at=_stamp(at), reason="x")
+            )
+        return events
+
+    def add(self, family: str, key: str, envelope: Message, arrived: datetime) -> None:
+        self.records.append(Produced(family, key.encode(), envelope, _ms(arrived)))
 
 
 def mixed_stream(
-    tenant: str, count: int, *, now: datetime, seed: int = 7, duplicates: float = 0.1
+    tenant: str, count: int, *, now: datetime, seed: int = 0, drivers: int | None = None
 ) -> Stream:
-    """Profiles, trips (about 5% later deleted) and task lifecycles of one tenant, with a
-    share of re-sent events, all within the last hour before `now`."""
+    """About `count` records of one tenant, in the order they are to be produced."""
     rng = random.Random(seed)
-    stream = Stream(tenant)
-    drivers = [f"driver-{i:03d}" for i in range(max(count // 200, 5))]
-    for user in drivers:
-        envelope = catalog_pb2.CatalogEvent(
-            event_id=f"profile-{user}",
-            tenant_id=tenant,
-            user_upserted=catalog_pb2.UserUpserted(
-                user_id=user, firstname=user.title(), groups=[f"group-{len(user) % 3}"]
-            ),
-        )
-        _stamp(envelope, "occurred_at", now - timedelta(hours=2))
-        stream.events.append(Produced("catalog", user.encode(), envelope))
-    trip_ids: list[tuple[str, str]] = []
-    task_steps: dict[str, int] = {}
-    while len(stream.events) < count:
+    size = drivers or min(max(count // 25, 20), 4000)
+    builder = _Builder(tenant, now, rng, [f"driver{i:04d}" for i in range(size)])
+    # Every driver has a profile; it may come after some of their trips.
+    first_profile = {d: rng.randint(0, count // 2) for d in builder.drivers}
+    waiting = sorted(first_profile.items(), key=lambda item: item[1])
+    pending_tasks: list[list[tuple[bytes, tasks_pb2.TaskEvent, datetime]]] = []
+    fresh = int(count * (1 - RESENT_SHARE))
+    while len(builder.records) < fresh:
+        position = len(builder.records)
+        while waiting and waiting[0][1] <= position:
+            driver, _ = waiting.pop(0)
+            builder.profile(driver, now - timedelta(days=40, seconds=-position))
         roll = rng.random()
-        if stream.events and roll < duplicates:
-            stream.events.append(rng.choice(stream.events))
-        elif trip_ids and roll < duplicates + 0.05:
-            trip_id, user = trip_ids.pop(rng.randrange(len(trip_ids)))
-            stream.events.append(Produced("trips", user.encode(), _deletion(tenant, trip_id, user)))
-        elif roll < duplicates + 0.10:
-            task_id = f"task-{rng.randrange(count // 20 + 1)}"
-            step = task_steps.get(task_id, 0)
-            message = _task_event(tenant, task_id, step, now)
-            if message is not None:
-                task_steps[task_id] = step + 1
-                stream.events.append(Produced("tasks", task_id.encode(), message))
-        else:
-            user = rng.choice(drivers)
-            trip_id = f"trip-{len(stream.events)}"
-            trip_ids.append((trip_id, user))
-            ended = now - timedelta(seconds=rng.randrange(60, 3600))
-            km = Decimal(rng.randrange(100, 40_000)) / 1000
-            safety = Decimal(rng.randrange(0, 1001)) / 100
-            message = _trip(tenant, trip_id, user, km, safety, ended)
-            stream.events.append(Produced("trips", user.encode(), message))
-    return stream
+        if roll < 0.6:
+            builder.trip()
+        elif roll < 0.66:
+            builder.delete_a_trip()
+        elif roll < 0.68:
+            driver = builder.driver()
+            if builder.renames[driver]:  # renamed: a newer profile replaces the whole entity
+                builder.profile(driver, now - timedelta(days=40, seconds=-position))
+        elif roll < 0.72 or not pending_tasks:
+            pending_tasks.append(builder.task_events())
+        # The next event of a task in flight (tasks interleave with everything else).
+        if pending_tasks and rng.random() < 0.35:
+            lifecycle = rng.choice(pending_tasks)
+            key, envelope, at = lifecycle.pop(0)
+            builder.add("tasks", key.decode(), envelope, at + timedelta(seconds=1))
+            if not lifecycle:
+                pending_tasks.remove(lifecycle)
+    for driver, _ in waiting:
+        builder.profile(driver, now - timedelta(days=39))
+    for lifecycle in pending_tasks:
+        for key, envelope, at in lifecycle:
+            builder.add("tasks", key.decode(), envelope, at + timedelta(seconds=1))
+    records = _with_resent(builder.records, rng, count - len(builder.records))
+    return Stream(tenant, now, tuple(records))
 
 
-def _trip(
-    tenant: str, trip_id: str, user: str, km: Decimal, safety: Decimal, ended: datetime
-) -> Message:
-    envelope = trips_pb2.TripEvent(
-        event_id=f"event-{trip_id}",
-        tenant_id=tenant,
-        trip_completed=trips_pb2.TripCompleted(
-            trip_id=trip_id,
-            user_id=user,
-            distance_km=float(km),
-            scores=trips_pb2.TripScores(safety=float(safety)),
-        ),
-    )
-    _stamp(envelope, "occurred_at", ended)
-    _stamp(envelope.trip_completed, "started_at", ended - timedelta(minutes=15))
-    _stamp(envelope.trip_completed, "ended_at", ended)
-    return envelope
+def _with_resent(records: list[Produced], rng: random.Random, extra: int) -> list[Produced]:
+    """Insert `extra` copies of earlier records (same key and envelope, event id included)
+    later in the stream, as a producer re-sending after a timeout does; the copy arrives
+    later, so it carries a later timestamp."""
+    out = list(records)
+    for _ in range(max(extra, 0)):
+        original = rng.randrange(len(out))
+        copy = out[original]
+        delay_ms = rng.randint(1, 600) * 1000
+        at = rng.randint(original + 1, len(out))
+        out.insert(at, Produced(copy.family, copy.key, copy.envelope, copy.timestamp_ms + delay_ms))
+    return out
 
 
-def _deletion(tenant: str, trip_id: str, user: str) -> Message:
-    envelope = trips_pb2.TripEvent(
-        event_id=f"delete-{trip_id}",
-        tenant_id=tenant,
-        trip_deleted=trips_pb2.TripDeleted(trip_id=trip_id, user_id=user),
-    )
-    envelope.occurred_at.GetCurrentTime()
-    return envelope
+# --- producing ---------------------------------------------------------------------------
 
 
-TASK_ITEMS = 10
+@dataclass
+class Producer:
+    """Writes a stream's records to their topics and remembers where each partition's log
+    ends (from the broker's acknowledgements)."""
 
+    bootstrap: str
+    topic_of: Mapping[str, str]
+    ends: dict[tuple[str, int], int] = field(default_factory=dict)
+    placed: list[tuple[Produced, tuple[str, int], int]] = field(default_factory=list)
+    """Each record sent, with the partition and offset the broker gave it."""
+    _producer: AIOKafkaProducer | None = None
 
-def _task_event(tenant: str, task_id: str, step: int, now: datetime) -> Message | None:
-    """A task's lifecycle in order: created, started, three progress events, completed."""
-    envelope = tasks_pb2.TaskEvent(event_id=f"{task_id}-{step}", tenant_id=tenant)
-    _stamp(envelope, "occurred_at", now - timedelta(minutes=30))
-    if step == 0:
-        envelope.task_created.task_id = task_id
-        envelope.task_created.type = common_pb2.TASK_TYPE_PUSH_FAILED_TRIPS
-        envelope.task_created.nb_items = TASK_ITEMS
-        _stamp(envelope.task_created, "created_at", now - timedelta(minutes=30))
-    elif step == 1:
-        envelope.task_started.task_id = task_id
-        _stamp(envelope.task_started, "started_at", now - timedelta(minutes=29))
-    elif step <= 4:
-        envelope.task_progressed.task_id = task_id
-        envelope.task_progressed.nb_remaining_items = TASK_ITEMS - 3 * (step - 1)
-    elif step == 5:
-        envelope.task_completed.task_id = task_id
-        _stamp(envelope.task_completed, "completed_at", now - timedelta(minutes=20))
-    else:
-        return None
-    return envelope
+    async def __aenter__(self) -> Producer:
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
+        await self._producer.start()
+        return self
 
+    async def __aexit__(self, *_: object) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
 
-# --- the reference ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Driver:
-    user_id: str
-    trips: int
-    km: Decimal
-    score_hundredths: int | None
+    async def send(self, records: Sequence[Produced]) -> None:
+        assert self._producer is not None
+        futures = [
+            await self._producer.send(
+                self.topic_of[r.family],
+                r.envelope.SerializeToString(),
+                key=r.key,
+                timestamp_ms=r.timestamp_ms,
+            )
+            for r in records
+        ]
+        for record, metadata in zip(records, await asyncio.gather(*futures), strict=True):
+            tp = (metadata.topic, metadata.partition)
+            self.ends[tp] = max(self.ends.get(tp, 0), metadata.offset + 1)
+            self.placed.append((record, tp, metadata.offset))
 
     @property
-    def ranked(self) -> bool:
-        return self.trips >= MIN_TRIPS and self.km >= MIN_KM and self.score_hundredths is not None
+    def sent(self) -> int:
+        return len(self.placed)
+
+    def folded_part(self, stream: Stream, stored: Mapping[tuple[str, int], int]) -> Stream:
+        """The records below the stored offsets, in log order per partition: what the state
+        reflects when Podium stands at `stored`."""
+        kept = [r for r, tp, offset in self.placed if offset < stored.get(tp, 0)]
+        return Stream(stream.tenant, stream.now, tuple(kept))
+
+    async def progressively(self, records: Sequence[Produced], *, chunk: int, pause: float) -> None:
+        for start in range(0, len(records), chunk):
+            await self.send(records[start : start + chunk])
+            await asyncio.sleep(pause)
 
 
-def expected_month(stream: Stream) -> dict[str, Driver]:
-    """Every driver with trips (all within one month) or a profile."""
-    trips: dict[str, Trip] = {}
-    deleted: set[str] = set()
-    profiles: set[str] = set()
-    for produced in stream.events:
-        message = produced.message
-        if isinstance(message, catalog_pb2.CatalogEvent):
-            profiles.add(message.user_upserted.user_id)
-        elif isinstance(message, trips_pb2.TripEvent):
-            if message.HasField("trip_deleted"):
-                deleted.add(message.trip_deleted.trip_id)
-            else:
-                t = message.trip_completed
-                trips.setdefault(
-                    t.trip_id,
-                    Trip(
-                        t.user_id,
-                        Decimal(repr(t.distance_km)),
-                        Decimal(repr(t.scores.safety)),
-                        t.ended_at.ToDatetime(),
-                    ),
-                )
-    by_driver: defaultdict[str, list[Trip]] = defaultdict(list)
-    for trip_id, trip in trips.items():
-        if trip_id not in deleted:
-            by_driver[trip.user_id].append(trip)
-    return {user: _driver(user, by_driver.get(user, [])) for user in profiles | set(by_driver)}
+# --- the answers, recomputed ----------------------------------------------------------------
 
 
-def _driver(user: str, trips: list[Trip]) -> Driver:
-    km = sum((t.km for t in trips), Decimal(0))
-    weight = sum((Fraction(t.km) for t in trips), Fraction(0))
-    hundredths = None
-    if weight > 0:
-        mean = sum((Fraction(t.safety) * Fraction(t.km) for t in trips), Fraction(0)) / weight
-        hundredths = int(mean * 100 + Fraction(1, 2))  # half up; the mean is never negative
-    return Driver(user, len(trips), km, hundredths)
+@dataclass(frozen=True, slots=True)
+class DriverFigures:
+    trips: int
+    metres: int
+    safety_sum: Fraction
+    """Sum over the trips carrying a safety score of score * metres."""
+    safety_metres: int
 
 
-def expected_ranking(drivers: dict[str, Driver]) -> list[tuple[str, int, int, Decimal, int]]:
-    """(user, rank, score in hundredths, km, trips) of the ranked drivers, in rank order."""
-    ranked = sorted(
-        (d for d in drivers.values() if d.ranked),
-        key=lambda d: (-(d.score_hundredths or 0), -d.km, d.user_id),
-    )
-    rows, rank, previous = [], 0, None
-    for position, driver in enumerate(ranked, start=1):
-        if driver.score_hundredths != previous:
-            rank, previous = position, driver.score_hundredths
-        rows.append((driver.user_id, rank, driver.score_hundredths or 0, driver.km, driver.trips))
-    return rows
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    user_id: str
+    firstname: str
+    rank: int
+    score: float
+    distance: float
+    trips: int
 
 
-def actual_ranking(
-    month: driver_ranking_pb2.MonthRanking,
-) -> list[tuple[str, int, int, Decimal, int]]:
-    return [
-        (
-            d.userId,
-            d.rank,
-            round(d.score * 100),
-            Decimal(repr(d.distance)).quantize(Decimal("0.001")),
-            d.tripNumber,
-        )
-        for d in month.driverRanked
-    ]
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    year: int
+    month: int
+    ranked: tuple[Ranked, ...]
+    not_ranked: Mapping[str, tuple[int, float]]
+    """user id -> (trips, km) of every known driver that is not ranked."""
 
 
-def expected_tasks(stream: Stream) -> dict[str, tuple[str, int]]:
-    """Each task's final (status name, nbRemainingItems)."""
-    steps: dict[str, int] = {}
-    for produced in stream.events:
-        message = produced.message
-        if isinstance(message, tasks_pb2.TaskEvent):
-            task_id = message.event_id.rsplit("-", 1)[0]
-            steps[task_id] = max(steps.get(task_id, -1), int(message.event_id.rsplit("-", 1)[1]))
-    outcome = {}
-    for task_id, last in steps.items():
-        if last == 0:
-            outcome[task_id] = ("TASK_STATUS_PENDING", TASK_ITEMS)
-        elif last == 1:
-            outcome[task_id] = ("TASK_STATUS_IN_PROGRESS", TASK_ITEMS)
-        elif last <= 4:
-            outcome[task_id] = ("TASK_STATUS_IN_PROGRESS", TASK_ITEMS - 3 * (last - 1))
+def _month_of(moment: datetime) -> tuple[int, int]:
+    return moment.year, moment.month
+
+
+def _month_end(year: int, month: int) -> datetime:
+    return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
+def expected_month(stream: Stream, year: int, month: int) -> dict[str, DriverFigures]:
+    """Each driver's trips that ended in the month and count in it: a trip counts when it
+    arrived before the month froze (its end plus the grace) and no deletion of it did."""
+    freeze = _month_end(year, month) + GRACE
+    trips: dict[str, trips_pb2.TripCompleted] = {}
+    arrived: dict[str, datetime] = {}
+    deleted: dict[str, datetime] = {}
+    for r in stream.records:
+        if not isinstance(r.envelope, trips_pb2.TripEvent):
+            continue
+        if r.envelope.HasField("trip_completed"):
+            trip = r.envelope.trip_completed
+            trips[trip.trip_id] = trip
+            first = arrived.get(trip.trip_id)
+            arrived[trip.trip_id] = r.arrived_at if first is None else min(first, r.arrived_at)
         else:
-            outcome[task_id] = ("TASK_STATUS_COMPLETED", 0)
-    return outcome
+            gone = r.envelope.trip_deleted.trip_id
+            first = deleted.get(gone)
+            deleted[gone] = r.arrived_at if first is None else min(first, r.arrived_at)
+    figures: dict[str, DriverFigures] = {}
+    for trip_id, trip in trips.items():
+        if _month_of(trip.ended_at.ToDatetime(UTC)) != (year, month):
+            continue
+        if arrived[trip_id] >= freeze or (trip_id in deleted and deleted[trip_id] < freeze):
+            continue
+        metres = round(trip.distance_km * 1000)
+        has_score = trip.scores.HasField("safety")
+        score = Fraction(round(trip.scores.safety * 10), 10)
+        before = figures.get(trip.user_id, DriverFigures(0, 0, Fraction(0), 0))
+        figures[trip.user_id] = DriverFigures(
+            before.trips + 1,
+            before.metres + metres,
+            before.safety_sum + (score * metres if has_score else 0),
+            before.safety_metres + (metres if has_score else 0),
+        )
+    return figures
+
+
+def _names(stream: Stream) -> dict[str, str]:
+    """Each driver's first name from their newest profile (by occurred_at, then event id)."""
+    newest: dict[str, tuple[datetime, str, str]] = {}
+    for r in stream.records:
+        if isinstance(r.envelope, catalog_pb2.CatalogEvent) and r.envelope.HasField(
+            "user_upserted"
+        ):
+            profile = r.envelope.user_upserted
+            version = (r.envelope.occurred_at.ToDatetime(UTC), r.envelope.event_id)
+            if profile.user_id not in newest or version > newest[profile.user_id][:2]:
+                newest[profile.user_id] = (*version, profile.firstname)
+    return {user: entry[2] for user, entry in newest.items()}
+
+
+def expected_ranking(stream: Stream, year: int, month: int) -> Ranking:
+    """The month's safety ranking: ranked with at least MIN_TRIPS trips, MIN_METRES and a
+    score; the mean rounded half up to hundredths; equal rounded scores share a rank; ties by
+    distance, then user id. Every other known driver is not ranked."""
+    figures = expected_month(stream, year, month)
+    names = _names(stream)
+    rows = []
+    for user, f in figures.items():
+        if f.trips >= MIN_TRIPS and f.metres >= MIN_METRES and f.safety_metres > 0:
+            mean = f.safety_sum / f.safety_metres
+            hundredths = int(mean * 100 + Fraction(1, 2))  # floor: the mean is never negative
+            rows.append((hundredths, f.metres, user, f.trips))
+    rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
+    ranked = tuple(
+        Ranked(
+            user,
+            names.get(user, ""),
+            1 + sum(1 for other in rows if other[0] > hundredths),
+            hundredths / 100,
+            metres / 1000,
+            count,
+        )
+        for hundredths, metres, user, count in rows
+    )
+    listed = {r.user_id for r in ranked}
+    everyone = set(names) | set(figures)
+    not_ranked = {
+        user: (figures[user].trips, figures[user].metres / 1000) if user in figures else (0, 0.0)
+        for user in sorted(everyone - listed)
+    }
+    return Ranking(year, month, ranked, not_ranked)
+
+
+def actual_ranking(month: driver_ranking_pb2.MonthRanking) -> Ranking:
+    ranked = tuple(
+        Ranked(d.userId, d.firstname, d.rank, d.score, d.distance, d.tripNumber)
+        for d in month.driverRanked
+    )
+    not_ranked = {d.userId: (d.tripNumber, d.distance) for d in month.driverNotRanked}
+    return Ranking(month.year, month.monthNumber, ranked, not_ranked)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    status: int
+    type: int
+    nb_items: int
+    remaining: int
+    created_at: datetime
+    completed_at: datetime | None
+
+
+def expected_tasks(stream: Stream) -> dict[str, TaskState]:
+    """Each task after its events in log order (a task's events share its key, so one
+    partition keeps their order): an event id seen before changes nothing; PENDING on
+    created; IN_PROGRESS on started from PENDING; the remaining items only fall, within
+    0..items, while IN_PROGRESS; COMPLETED (0 remaining) or FAILED from PENDING or
+    IN_PROGRESS; nothing leaves COMPLETED or FAILED."""
+    seen: set[str] = set()
+    tasks: dict[str, TaskState] = {}
+    open_states = (common_pb2.TASK_STATUS_PENDING, common_pb2.TASK_STATUS_IN_PROGRESS)
+    for r in stream.records:
+        envelope = r.envelope
+        if not isinstance(envelope, tasks_pb2.TaskEvent) or envelope.event_id in seen:
+            continue
+        seen.add(envelope.event_id)
+        kind = envelope.WhichOneof("event")
+        if kind == "task_created":
+            c = envelope.task_created
+            if c.task_id not in tasks:
+                tasks[c.task_id] = TaskState(
+                    common_pb2.TASK_STATUS_PENDING,
+                    c.type,
+                    c.nb_items,
+                    c.nb_items,
+                    c.created_at.ToDatetime(UTC),
+                    None,
+                )
+            continue
+        payload = getattr(envelope, kind or "")
+        task = tasks.get(payload.task_id)
+        if task is None or task.status not in open_states:
+            continue
+        if kind == "task_started" and task.status == common_pb2.TASK_STATUS_PENDING:
+            task = _replace_status(task, common_pb2.TASK_STATUS_IN_PROGRESS)
+        elif kind == "task_progressed" and task.status == common_pb2.TASK_STATUS_IN_PROGRESS:
+            left = payload.nb_remaining_items
+            if 0 <= left <= task.remaining:
+                task = TaskState(task.status, task.type, task.nb_items, left, task.created_at, None)
+        elif kind == "task_completed":
+            task = TaskState(
+                common_pb2.TASK_STATUS_COMPLETED,
+                task.type,
+                task.nb_items,
+                0,
+                task.created_at,
+                payload.completed_at.ToDatetime(UTC),
+            )
+        elif kind == "task_failed":
+            task = _replace_status(task, common_pb2.TASK_STATUS_FAILED)
+        tasks[payload.task_id] = task
+    return tasks
+
+
+def _replace_status(task: TaskState, status: int) -> TaskState:
+    return TaskState(
+        status, task.type, task.nb_items, task.remaining, task.created_at, task.completed_at
+    )
+
+
+def actual_task(answer: task_api.GetTaskResponse) -> TaskState:
+    return TaskState(
+        answer.status,
+        answer.type,
+        answer.nbItems,
+        answer.nbRemainingItems,
+        answer.createdAt.ToDatetime(UTC),
+        answer.completedAt.ToDatetime(UTC) if answer.HasField("completedAt") else None,
+    )
+
+
+# --- asking Podium ---------------------------------------------------------------------------
+
+
+async def ranking_answer(
+    channel: grpc.aio.Channel, key: str, *, seconds: float = 10.0
+) -> driver_ranking_pb2.GetDriverRankingResponse:
+    stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(channel)
+    answer: driver_ranking_pb2.GetDriverRankingResponse = await stub.GetDriverRanking(
+        driver_ranking_pb2.GetDriverRankingRequest(type=common_pb2.RANKING_TYPE_SAFETY),
+        metadata=(("x-api-key", key),),
+        timeout=seconds,
+    )
+    return answer
+
+
+async def task_answers(
+    channel: grpc.aio.Channel, key: str, task_ids: Iterable[str]
+) -> dict[str, TaskState]:
+    stub = tasks_pb2_grpc.TaskServiceStub(channel)
+    answers: dict[str, TaskState] = {}
+    for task_id in task_ids:
+        answer = await stub.GetTask(
+            task_api.GetTaskRequest(task_id=task_id), metadata=(("x-api-key", key),), timeout=10
+        )
+        answers[task_id] = actual_task(answer)
+    return answers
+
+
+def ranking_differences(expected: Ranking, actual: Ranking) -> list[str]:
+    """What differs, in words (empty when the answers agree)."""
+    if expected == actual:
+        return []
+    problems = []
+    if (expected.year, expected.month) != (actual.year, actual.month):
+        problems.append(f"month {actual.year}-{actual.month}, expected {expected.month}")
+    if expected.ranked != actual.ranked:
+        want = {r.user_id: r for r in expected.ranked}
+        got = {r.user_id: r for r in actual.ranked}
+        for user in sorted(set(want) | set(got)):
+            if want.get(user) != got.get(user):
+                problems.append(f"ranked {user}: expected {want.get(user)}, got {got.get(user)}")
+        if not problems:
+            problems.append("ranked drivers listed in another order")
+    for user in sorted(set(expected.not_ranked) | set(actual.not_ranked)):
+        if expected.not_ranked.get(user) != actual.not_ranked.get(user):
+            problems.append(
+                f"not ranked {user}: expected {expected.not_ranked.get(user)}, "
+                f"got {actual.not_ranked.get(user)}"
+            )
+    return problems[:20]

@@ -26,17 +26,35 @@ IDLE_IN_TRANSACTION_TIMEOUT = "60s"
 an instance frozen mid-batch (SIGSTOP, a VM pause) cannot hold its tenants' locks forever. A
 batch's fold works between its statements for well under a second."""
 
+LINK_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+"""libpq parameters that bound how long a silent link can hold a call (DATABASE_URL may set
+any of them). A dead network or host sends no reset: without them a connection attempt waits
+for ever, a call waiting for its answer too (Linux probes an idle connection after two hours
+only), and the consumer loop with it, reporting nothing since nothing fails. With them a
+connection is given up after 10 s of silence while connecting, and an open one once probes or
+data go unacknowledged for 30 s; the call then fails as the database's fault and is retried
+with a back-off, reported as such. Probes are answered by a live server's kernel, so a long
+statement or a lock wait is never cut short by them."""
+
 
 def create_database_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
+        link = {name: value for name, value in LINK_DEFAULTS.items() if name not in parsed.query}
         engine = create_engine(
             parsed.set(drivername="postgresql+psycopg"),
             pool_size=8,
             pool_pre_ping=True,
             # Plans for batch lookups must follow the tables as they grow: a generic plan
             # prepared while a table was empty keeps scanning it once it is large.
-            connect_args={"prepare_threshold": None},
+            connect_args={"prepare_threshold": None, **link},
         )
         _configure_postgresql(engine)
         return engine

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, func, select
 
 from service.adapters.database import storage_failures_as_unavailable
+from service.adapters.sql import InList
 from service.adapters.stores.challenges import challenge_from_row, entry_from_row
 from service.adapters.stores.dead_letters import decode_headers
 from service.adapters.stores.paths import attempt_from_row, session_from_row
@@ -58,24 +59,29 @@ from service.domain.tasks import TaskFacts
 
 @contextlib.contextmanager
 def read_model(engine: Engine, statement_timeout: float | None = None) -> Iterator[ReadModel]:
-    """The read model on one connection, in one transaction. Given `statement_timeout`
-    seconds, PostgreSQL cancels each statement that runs longer; SQLite interrupts the
-    statement running when that much time has passed since the read model opened (SQLite has
-    no timeout of its own: a progress handler checks the clock every few thousand steps).
-    Whatever the database fails on its own (see `is_storage_failure`) is raised as
-    `StorageUnavailable`."""
+    """The read model on one connection, in one transaction that reads one snapshot (SQLite's
+    own; REPEATABLE READ on PostgreSQL): an answer's reads, and the state versions read with
+    them, agree with each other whatever commits meanwhile.
+
+    Given `statement_timeout` seconds, PostgreSQL cancels each statement that runs longer;
+    SQLite interrupts the statement running when that much time has passed since the read
+    model opened (SQLite has no timeout of its own: a progress handler checks the clock every
+    few thousand steps). Whatever the database fails on its own (see `is_storage_failure`) is
+    raised as `StorageUnavailable`."""
     with storage_failures_as_unavailable(), engine.connect() as connection:
-        if statement_timeout is None:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+            if statement_timeout is not None:
+                milliseconds = max(1, round(statement_timeout * 1000))
+                # SET LOCAL lasts until the transaction ends, so the pooled connection goes
+                # back to the pool without it.
+                connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
             yield SqlReadModel(connection)
-        elif connection.dialect.name == "postgresql":
-            milliseconds = max(1, round(statement_timeout * 1000))
-            # SET LOCAL lasts until the transaction ends, so the pooled connection goes back
-            # to the pool without it.
-            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
-            yield SqlReadModel(connection)
-        else:
+        elif statement_timeout is not None:
             with _interrupted_after(connection, statement_timeout):
                 yield SqlReadModel(connection)
+        else:
+            yield SqlReadModel(connection)
 
 
 SQLITE_STEPS_PER_CHECK = 10_000
@@ -267,8 +273,10 @@ class SqlReadModel:
         )
         return LearnerState(enrolment.enrolled_at, enrolment.unenrolled_at, attempts, corrections)
 
-    def state_versions(self) -> dict[str, StateVersion]:
+    def state_versions(self, keys: Iterable[str] | None = None) -> dict[str, StateVersion]:
         query = select(state_versions.c.key, state_versions.c.version, state_versions.c.as_of)
+        if keys is not None:
+            query = query.where(InList(state_versions.c.key, keys))
         return {key: StateVersion(number, as_of) for key, number, as_of in self._c.execute(query)}
 
     def has_caught_up(self, group: str) -> bool:
@@ -342,9 +350,15 @@ def _letter(row: Row[Any]) -> Letter:
     )
 
 
-def _newest_versions(tenant_id: str, as_of: datetime) -> Select[Any]:
-    """Each user's newest profile version among those that arrived before `as_of`."""
+def _newest_versions(
+    tenant_id: str, as_of: datetime, among: Select[Any] | None = None
+) -> Select[Any]:
+    """Each user's newest profile version among those that arrived before `as_of` (of the
+    users `among` selects, when given)."""
     v = profile_versions
+    arrived = and_(v.c.tenant_id == tenant_id, v.c.arrived_at < as_of)
+    if among is not None:
+        arrived = and_(arrived, v.c.user_id.in_(among))
     ranked = (
         select(
             v.c.user_id,
@@ -357,7 +371,7 @@ def _newest_versions(tenant_id: str, as_of: datetime) -> Select[Any]:
             )
             .label("newest_first"),
         )
-        .where(v.c.tenant_id == tenant_id, v.c.arrived_at < as_of)
+        .where(arrived)
         .subquery()
     )
     return select(ranked.c.user_id, ranked.c.version_at, ranked.c.version_event).where(
@@ -376,11 +390,13 @@ def _same_version(groups: Any, newest: Any, tenant_id: str) -> ColumnElement[boo
 
 def _members_as_of(tenant_id: str, as_of: datetime, group: str | None) -> Select[Any]:
     """The users known as of `as_of` (their newest version that arrived before it); with a
-    group, those whose version lists it."""
-    newest = _newest_versions(tenant_id, as_of).subquery()
+    group, those whose version lists it: the newest versions are looked for only among the
+    users some version of whom ever listed the group."""
     if group is None:
-        return select(newest.c.user_id)
+        return select(_newest_versions(tenant_id, as_of).subquery().c.user_id)
     vg = profile_version_groups
+    ever_listed = select(vg.c.user_id).where(vg.c.tenant_id == tenant_id, vg.c.group_label == group)
+    newest = _newest_versions(tenant_id, as_of, ever_listed).subquery()
     return (
         select(newest.c.user_id)
         .join(vg, _same_version(vg, newest, tenant_id))

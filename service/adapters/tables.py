@@ -186,6 +186,7 @@ profile_version_groups = Table(
     Column("version_at", Instant, primary_key=True),
     Column("version_event", Id, primary_key=True),
     Column("group_label", Id, primary_key=True),
+    Index("ix_profile_version_groups_group", "tenant_id", "group_label", "user_id"),
 )
 
 user_groups = Table(

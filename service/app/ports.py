@@ -384,8 +384,9 @@ class ReadModel(Protocol):
         """The learner's folded facts, attempts and corrections by attempt id, or None when
         no enrollment of theirs was seen (attempts alone enroll nobody)."""
 
-    def state_versions(self) -> dict[str, StateVersion]:
-        """Every state version that was ever bumped."""
+    def state_versions(self, keys: Iterable[str] | None = None) -> dict[str, StateVersion]:
+        """The state versions of `keys` that were ever bumped (None: all of them). Read first
+        in a read model, they say what the rest of its reads reflect."""
 
     def has_caught_up(self, group: str) -> bool:
         """Whether a consumer of the group has finished a first catch-up."""

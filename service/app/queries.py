@@ -9,13 +9,16 @@ from datetime import datetime
 
 from service.app.ports import ReadModel
 from service.domain import challenges as ch
+from service.domain.boards import Around, Board, around, board_of
 from service.domain.errors import (
     InvalidGroupLabel,
     challenge_not_found,
+    driver_not_found,
     path_session_not_found,
     task_not_found,
     user_not_enrolled,
     user_not_found,
+    user_not_registered,
 )
 from service.domain.events import ChallengeTheme, ScoreKind
 from service.domain.paths import PathStats, stats
@@ -73,6 +76,53 @@ def month_ranking(
     tallies = read.month_tallies(tenant_id, month, kind, group or None, as_of)
     drivers = drivers_of_month(people, tallies)
     return MonthRanking(month, rank_month(drivers, rules.driver_thresholds))
+
+
+@dataclass(frozen=True, slots=True)
+class MonthBoard:
+    """A month's ranking as a board (docs/rules.md#boards-pages-and-neighbours): built once
+    per state version, then paged through and looked into without reading again."""
+
+    month: Month
+    frozen: bool
+    board: Board[DriverMonth]
+
+    @property
+    def ranking(self) -> MonthRanking:
+        return MonthRanking(self.month, self.board.standings)
+
+
+def month_board(
+    read: ReadModel,
+    tenant_id: str,
+    kind: ScoreKind,
+    group: str,
+    month: Month,
+    rules: Rules,
+    now: datetime,
+    people: Sequence[Profile] | None = None,
+) -> MonthBoard:
+    ranking = month_ranking(read, tenant_id, kind, group, month, rules, now, people)
+    board = board_of(ranking.standings, lambda d: d.tally.metres, lambda d: d.profile.user_id)
+    return MonthBoard(month, now >= month.freezes_at(rules.late_event_grace), board)
+
+
+def driver_rank(
+    month: MonthBoard, user_id: str, neighbors: int, rules: Rules
+) -> Around[DriverMonth]:
+    """A driver listed in the month's ranking (a profile of the group, or a driver with
+    trips), with their ranked neighbours or why they are not ranked."""
+    found = around(
+        month.board,
+        user_id,
+        neighbors,
+        tally_of=lambda d: d.tally,
+        thresholds=rules.driver_thresholds,
+        has_score=lambda d: d.tally.score_hundredths is not None,
+    )
+    if found is None:
+        raise driver_not_found(user_id)
+    return found
 
 
 def get_task(read: ReadModel, tenant_id: str, task_id: str) -> Task:
@@ -141,6 +191,44 @@ def challenge_ranking(
         ch.rank_challenge(challenge, entries),
         {p.user_id: p for _, p in rows},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeBoard:
+    ranking: ChallengeRanking
+    board: Board[ch.Entry]
+
+
+def challenge_board(
+    read: ReadModel, tenant_id: str, challenge_id: str, group: str, now: datetime, rules: Rules
+) -> ChallengeBoard:
+    ranking = challenge_ranking(read, tenant_id, challenge_id, group, now, rules)
+    return ChallengeBoard(ranking, board_of(ranking.standings, _metres, _user))
+
+
+def challenge_rank(board: ChallengeBoard, user_id: str, neighbors: int) -> Around[ch.Entry]:
+    """A user registered in the challenge (and its group, when one is asked for), with their
+    ranked neighbours or why they are not ranked."""
+    challenge = board.ranking.challenge
+    found = around(
+        board.board,
+        user_id,
+        neighbors,
+        tally_of=lambda e: e.during,
+        thresholds=challenge.thresholds,
+        has_score=lambda e: ch.score_hundredths(challenge, e.during) is not None,
+    )
+    if found is None:
+        raise user_not_registered(user_id, challenge.challenge_id)
+    return found
+
+
+def _metres(entry: ch.Entry) -> int:
+    return entry.during.metres
+
+
+def _user(entry: ch.Entry) -> str:
+    return entry.user_id
 
 
 def challenge_progress(

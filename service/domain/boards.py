@@ -14,13 +14,42 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from service.domain.errors import invalid_neighbors, invalid_page_size, invalid_top
 from service.domain.standings import Placed, Standings, Tally, Thresholds
 
 K = TypeVar("K")
 
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1_000
+MAX_NEIGHBORS = 50
+MAX_TOP = 100
+
+
+def checked_page_size(requested: int) -> int:
+    """0 asks for the default; more than `MAX_PAGE_SIZE` (or less than 0) is invalid."""
+    if not 0 <= requested <= MAX_PAGE_SIZE:
+        raise invalid_page_size(requested, MAX_PAGE_SIZE)
+    return requested or DEFAULT_PAGE_SIZE
+
+
+def checked_neighbors(requested: int) -> int:
+    if not 0 <= requested <= MAX_NEIGHBORS:
+        raise invalid_neighbors(requested, MAX_NEIGHBORS)
+    return requested
+
+
+def checked_top(requested: int) -> int:
+    if not 1 <= requested <= MAX_TOP:
+        raise invalid_top(requested, MAX_TOP)
+    return requested
+
+
 SortKey = tuple[int | str, ...]
 """Where an entrant stands: ranked ones by (-score, -metres, user id), the others by
 (-metres, user id). Unique, since a user appears once."""
+
+RANKED_KEY_LENGTH = 3
+OTHER_KEY_LENGTH = 2
 
 
 @dataclass(frozen=True, slots=True)

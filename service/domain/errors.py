@@ -73,7 +73,7 @@ class InvalidGroupLabel(PodiumError):
     code = 4
 
     def __init__(self, group: str) -> None:
-        super().__init__(f"Invalid group label: {group!r}")
+        super().__init__(f"Invalid group label: {shortened(group)}")
 
 
 class StateNotReady(PodiumError):
@@ -113,25 +113,81 @@ class NotFound(PodiumError):
 
 
 def challenge_not_found(challenge_id: str) -> NotFound:
-    return NotFound("challenge_not_found", f"Challenge {challenge_id!r} not found")
+    return NotFound("challenge_not_found", f"Challenge {shortened(challenge_id)} not found")
 
 
 def task_not_found(task_id: str) -> NotFound:
-    return NotFound("task_not_found", f"Task {task_id!r} not found")
+    return NotFound("task_not_found", f"Task {shortened(task_id)} not found")
 
 
 def path_session_not_found(session_id: str) -> NotFound:
-    return NotFound("path_session_not_found", f"Path session {session_id!r} not found")
+    return NotFound("path_session_not_found", f"Path session {shortened(session_id)} not found")
 
 
 def user_not_found(user: str) -> NotFound:
-    return NotFound("user_not_found", f"User {user!r} not found")
+    return NotFound("user_not_found", f"User {shortened(user)} not found")
 
 
 def user_not_enrolled(user: str, session_id: str) -> NotFound:
     return NotFound(
-        "user_not_enrolled", f"User {user!r} is not enrolled in path session {session_id!r}"
+        "user_not_enrolled",
+        f"User {shortened(user)} is not enrolled in path session {shortened(session_id)}",
     )
+
+
+def driver_not_found(user_id: str) -> NotFound:
+    return NotFound("driver_not_found", f"Driver {shortened(user_id)} not found in this ranking")
+
+
+def user_not_registered(user_id: str, challenge_id: str) -> NotFound:
+    return NotFound(
+        "user_not_registered",
+        f"User {shortened(user_id)} is not registered in challenge {shortened(challenge_id)}"
+        " (or its group)",
+    )
+
+
+class InvalidArgument(PodiumError):
+    """A request field out of its range; `metadata.field` names it."""
+
+    def __init__(self, reason: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.metadata["field"] = field
+
+
+def invalid_month(year: int, number: int, why: str) -> InvalidArgument:
+    return InvalidArgument("invalid_month", "month", f"Invalid month {year}-{number:02d}: {why}")
+
+
+def invalid_page_size(size: int, most: int) -> InvalidArgument:
+    return InvalidArgument(
+        "invalid_page_size", "page_size", f"Invalid page size {size}: 0 (default) to {most}"
+    )
+
+
+def invalid_page_token(why: str) -> InvalidArgument:
+    return InvalidArgument("invalid_page_token", "page_token", f"Invalid page token: {why}")
+
+
+def invalid_neighbors(neighbors: int, most: int) -> InvalidArgument:
+    return InvalidArgument(
+        "invalid_neighbors", "neighbors", f"Invalid neighbors {neighbors}: 0 to {most}"
+    )
+
+
+def invalid_top(top: int, most: int) -> InvalidArgument:
+    return InvalidArgument("invalid_top", "top", f"Invalid top {top}: 1 to {most}")
+
+
+class TooManyWatchers(PodiumError):
+    """This instance already streams to as many watchers as it may."""
+
+    reason = "too_many_watchers"
+
+    def __init__(self, retry_after: timedelta) -> None:
+        super().__init__("Too many watchers on this instance, please retry later")
+        self.retry_after = retry_after
 
 
 class InvalidId(PodiumError):

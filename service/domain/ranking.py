@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from service.domain.errors import invalid_month
 from service.domain.events import SCORE_POSITION, ScoreKind
 from service.domain.standings import (
     EMPTY_TALLY,
@@ -47,6 +48,25 @@ class Month:
     def freezes_at(self, grace: timedelta) -> datetime:
         """Events arriving from this moment on change nothing in the month."""
         return self.next().starts_at + grace
+
+
+FIRST_YEAR = 1970
+"""No trip can be older (docs/rules.md#bounds)."""
+
+
+def requested_month(year: int, number: int, now: datetime) -> Month:
+    """A month a caller asks for: any month up to the month of `now` (a past month without
+    data answers empty); a later one, or one that is no month, is `invalid_month`."""
+    if not 1 <= number <= 12:
+        raise invalid_month(year, number, "its number is 1 to 12")
+    if year < FIRST_YEAR:
+        raise invalid_month(year, number, f"no month before {FIRST_YEAR} has data")
+    month, current = Month(year, number), Month.of(now)
+    if (month.year, month.number) > (current.year, current.number):
+        raise invalid_month(
+            year, number, f"it is after the current month {current.year}-{current.number:02d}"
+        )
+    return month
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,5 +212,6 @@ __all__ = [
     "drivers_of_month",
     "month_contribution",
     "rank_month",
+    "requested_month",
     "totals_from_trips",
 ]

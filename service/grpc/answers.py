@@ -1,25 +1,25 @@
 """Answers as serialized bytes: cached by the state version they were built from, built once
-for all the callers that ask at the same time, on a worker thread.
-
-Big answers (a 10,000-driver ranking is about 1 MB) cost tens of milliseconds to build and
-serialize; serving the same bytes until the state changes is what lets the API keep up.
-"""
+for all the callers that ask at the same time, on a worker thread."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager
-from typing import Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from google.protobuf.message import Message
 
 from service.app.ports import ReadModel
+from service.grpc.state_versions import newest_arrival
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -36,6 +36,10 @@ FRESH_ENOUGH_SECONDS = 0.25
 """A cached answer younger than this is served even if the state moved on since: under steady
 ingest a big answer is then rebuilt at most four times a second, and a query still reflects an
 event well within a second (batch commit + version poll + this)."""
+
+VALUES_KEPT = 16
+"""Values kept for answers to be made from: each may be big (a 100,000-driver month's board
+is some tens of MB)."""
 
 BUILD_COST_FACTOR = 4
 """An answer's own window is at most this many times what it took to build: the window bounds
@@ -63,41 +67,36 @@ class TimedReadModels(Protocol):
     ) -> AbstractContextManager[ReadModel]: ...
 
 
-class Answers:
-    """One build per answer at a time, whatever its version: under steady ingest the version
-    moves every batch, and starting a build per version would run several at once, each
-    slowing the others (and every call) down. While one runs, callers get the previous
-    answer, or wait for this one if there is none; the next call after it lands builds the
-    newer state."""
+class Flights(Generic[T]):
+    """Values cached by key and state version, one build per key at a time, whatever its
+    version: under steady ingest the version moves every batch, and starting a build per
+    version would run several at once, each slowing the others (and every call) down. While
+    one runs, callers get the previous value, or wait for this one if there is none; the next
+    call after it lands builds the newer state."""
 
     def __init__(
         self,
-        read_models: TimedReadModels,
-        cache: ResponseCache,
+        cache: ResponseCache[T],
         *,
         while_rebuilding: float = WHILE_REBUILDING_SECONDS,
         executor: Executor | None = None,
-        statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         """`executor`: the API's own workers (None: asyncio's default ones)."""
-        self._read_models = read_models
         self._cache = cache
         self._while_rebuilding = while_rebuilding
         self._executor = executor
-        self._statement_timeout = statement_timeout
-        self._in_flight: dict[Hashable, asyncio.Future[bytes]] = {}
+        self._in_flight: dict[Hashable, asyncio.Future[T]] = {}
 
-    async def get(self, key: Hashable, version: Hashable, build: Build) -> bytes:
-        """The serialized answer for `key` at a state version. Read the version before
-        calling: if a batch lands while the answer is built, the entry is already stale when
-        stored, and is rebuilt."""
-        data = self._cache.get(key, version)
-        if data is not None:
-            return data
+    async def get(self, key: Hashable, version: Hashable, produce: Callable[[], T]) -> T:
+        """The value for `key` at a state version, made by `produce` on a worker thread when
+        it is not cached. Read the version before calling: if a batch lands while the value
+        is built, the entry is already stale when stored, and is rebuilt."""
+        value = self._cache.get(key, version)
+        if value is not None:
+            return value
         flight = self._in_flight.get(key)
         if flight is None:
-            timeout = self._timeout()
-            flight = asyncio.ensure_future(self._build(key, version, build, timeout))
+            flight = asyncio.ensure_future(self._build(key, version, produce))
             self._in_flight[key] = flight
         recent = self._cache.recent(key, self._while_rebuilding)
         return recent if recent is not None else await asyncio.shield(flight)
@@ -107,40 +106,126 @@ class Answers:
         while self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
+    async def _build(self, key: Hashable, version: Hashable, produce: Callable[[], T]) -> T:
+        """On a worker thread: a big answer's protobuf building would otherwise hold up every
+        call on the event loop."""
+
+        def run() -> tuple[T, float]:
+            started = time.perf_counter()
+            value = produce()
+            return value, time.perf_counter() - started
+
+        try:
+            loop = asyncio.get_running_loop()
+            value, seconds = await loop.run_in_executor(self._executor, run)
+            self._cache.put(key, version, value, build_seconds=seconds)
+            return value
+        finally:
+            self._in_flight.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[V]):
+    """A value read for answers to be made from, with the arrival time of the newest event
+    it reflects and a number no other load has, which what is made from it is cached by."""
+
+    value: V
+    as_of: datetime | None
+    serial: int
+
+
+class Answers:
+    """Serialized answers, and the values several answers are made from (a month's board),
+    each cached by the state version it was read at (see `Flights`).
+
+    Big answers (a 10,000-driver ranking is about 1 MB) cost tens of milliseconds to build and
+    serialize; serving the same bytes until the state changes is what lets the API keep up.
+    """
+
+    def __init__(
+        self,
+        read_models: TimedReadModels,
+        cache: ResponseCache[bytes],
+        *,
+        while_rebuilding: float = WHILE_REBUILDING_SECONDS,
+        executor: Executor | None = None,
+        statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
+        values: ResponseCache[Loaded[Any]] | None = None,
+    ) -> None:
+        """`cache`: the answers; `values`: what answers are made from (a few big ones)."""
+        self._read_models = read_models
+        self._statement_timeout = statement_timeout
+        self._bytes = Flights(cache, while_rebuilding=while_rebuilding, executor=executor)
+        self._values = Flights(
+            values or ResponseCache(max_entries=VALUES_KEPT),
+            while_rebuilding=while_rebuilding,
+            executor=executor,
+        )
+        self._made: Flights[bytes] = Flights(
+            ResponseCache(max_entries=VALUES_KEPT, fresh_enough=0.0),
+            while_rebuilding=0.0,
+            executor=executor,
+        )
+        self._serials = itertools.count()
+
+    async def get(self, key: Hashable, version: Hashable, build: Build) -> bytes:
+        """The serialized answer `build` makes from the read model."""
+        read = self._reading(build)
+        return await self._bytes.get(key, version, lambda: read().SerializeToString())
+
+    async def value(
+        self,
+        key: Hashable,
+        version: Hashable,
+        load: Callable[[ReadModel], V],
+        reflects: Sequence[str] = (),
+    ) -> Loaded[V]:
+        """A value read from the read model, for answers to be made from; its `as_of` is
+        that of the state versions `reflects` names, read in the same snapshot."""
+
+        def loaded(model: ReadModel) -> Loaded[V]:
+            as_of = newest_arrival(*model.state_versions(reflects).values())
+            return Loaded(load(model), as_of, next(self._serials))
+
+        value = await self._values.get(key, version, self._reading(loaded))
+        return cast(Loaded[V], value)
+
+    async def made(self, key: Hashable, source: Loaded[Any], make: Callable[[], Message]) -> bytes:
+        """The serialized answer `make` makes from `source` (no read), built on a worker
+        thread once per source: it is exactly the answer of that source, never an earlier
+        one's."""
+        return await self._made.get(key, source.serial, lambda: make().SerializeToString())
+
+    async def settled(self) -> None:
+        """Wait for the builds under way (a clean stop, or a test that must see their end)."""
+        for flights in (self._bytes, self._values, self._made):
+            await flights.settled()
+
+    def _reading(self, load: Callable[[ReadModel], V]) -> Callable[[], V]:
+        """`load` on a read model of its own, its statements bounded by the statement timeout
+        of a build started now."""
+        timeout = self._timeout()
+
+        def read() -> V:
+            with self._read_models(statement_timeout=timeout) as model:
+                return load(model)
+
+        return read
+
     def _timeout(self) -> float:
-        """The statement timeout of a build started now: what is left of the call's
-        deadline, at most the default. A build shared by several callers runs under the
-        deadline of the one that started it."""
+        """What is left of the call's deadline, at most the default. A build shared by
+        several callers runs under the deadline of the one that started it."""
         deadline = CALL_DEADLINE.get()
         if deadline is None:
             return self._statement_timeout
         left = deadline - asyncio.get_running_loop().time()
         return max(0.001, min(self._statement_timeout, left))
 
-    async def _build(
-        self, key: Hashable, version: Hashable, build: Build, statement_timeout: float
-    ) -> bytes:
-        """Query, convert and serialize on a worker thread: a big answer's protobuf building
-        would otherwise hold up every call on the event loop."""
 
-        def run() -> tuple[bytes, float]:
-            started = time.perf_counter()
-            with self._read_models(statement_timeout=statement_timeout) as read:
-                data = build(read).SerializeToString()
-            return data, time.perf_counter() - started
-
-        try:
-            loop = asyncio.get_running_loop()
-            data, seconds = await loop.run_in_executor(self._executor, run)
-            self._cache.put(key, version, data, build_seconds=seconds)
-            return data
-        finally:
-            self._in_flight.pop(key, None)
-
-
-class ResponseCache:
-    """Serialized responses by request, valid while their state version is unchanged (or for
-    a short window after it moved: see `FRESH_ENOUGH_SECONDS`)."""
+class ResponseCache(Generic[T]):
+    """Serialized responses (or the values they are made from) by request, valid while their
+    state version is unchanged (or for a short window after it moved: see
+    `FRESH_ENOUGH_SECONDS`)."""
 
     def __init__(
         self,
@@ -148,12 +233,12 @@ class ResponseCache:
         fresh_enough: float = FRESH_ENOUGH_SECONDS,
         clock: Monotonic = time.monotonic,
     ) -> None:
-        self._entries: OrderedDict[Hashable, tuple[Hashable, float, bytes, float]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Hashable, float, T, float]] = OrderedDict()
         self._max = max_entries
         self._fresh_enough = fresh_enough
         self._clock = clock
 
-    def get(self, key: Hashable, version: Hashable) -> bytes | None:
+    def get(self, key: Hashable, version: Hashable) -> T | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -163,7 +248,7 @@ class ResponseCache:
         self._entries.move_to_end(key)
         return data
 
-    def recent(self, key: Hashable, max_age: float) -> bytes | None:
+    def recent(self, key: Hashable, max_age: float) -> T | None:
         """Whatever answer is cached for `key` if it is younger than `max_age` seconds."""
         entry = self._entries.get(key)
         if entry is None or self._clock() - entry[1] >= max_age:
@@ -171,7 +256,7 @@ class ResponseCache:
         return entry[2]
 
     def put(
-        self, key: Hashable, version: Hashable, data: bytes, build_seconds: float | None = None
+        self, key: Hashable, version: Hashable, data: T, build_seconds: float | None = None
     ) -> None:
         """`build_seconds`: what building `data` took (unknown: the whole window applies)."""
         window = self._fresh_enough
@@ -201,15 +286,16 @@ class Memo(Generic[T]):
 
 
 class Assembled:
-    """Responses joined from cached answers, kept while those answers are the very same
+    """Responses made from cached answers or values, kept while those are the very same
     objects: a 1 MB ranking (two months) is joined once per new month answer instead of
-    being copied anew, into freshly allocated memory, for every call."""
+    being copied anew, into freshly allocated memory, for every call, and a board's top is
+    serialized once for all its watchers."""
 
     def __init__(self, max_entries: int = 512) -> None:
-        self._entries: OrderedDict[Hashable, tuple[tuple[bytes, ...], bytes]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[tuple[object, ...], bytes]] = OrderedDict()
         self._max = max_entries
 
-    def get(self, key: Hashable, parts: tuple[bytes, ...], join: Callable[[], bytes]) -> bytes:
+    def get(self, key: Hashable, parts: tuple[object, ...], join: Callable[[], bytes]) -> bytes:
         entry = self._entries.get(key)
         if entry is not None and _same_objects(entry[0], parts):
             self._entries.move_to_end(key)
@@ -219,7 +305,7 @@ class Assembled:
         return data
 
 
-def _same_objects(these: tuple[bytes, ...], those: tuple[bytes, ...]) -> bool:
+def _same_objects(these: tuple[object, ...], those: tuple[object, ...]) -> bool:
     return len(these) == len(those) and all(a is b for a, b in zip(these, those, strict=True))
 
 

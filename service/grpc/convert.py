@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from google.protobuf import timestamp_pb2
 
-from service.app.queries import ChallengeProgress, ChallengeRanking, MonthRanking
+from service.app.queries import (
+    ChallengeBoard,
+    ChallengeProgress,
+    ChallengeRanking,
+    MonthBoard,
+    MonthRanking,
+)
 from service.domain import events as ev
+from service.domain.boards import Around, Page, Shortfall
 from service.domain.challenges import Entry, ProgressLine
 from service.domain.errors import InvalidRankType
 from service.domain.paths import (
@@ -21,7 +28,7 @@ from service.domain.paths import (
     PathStats,
     PathStatus,
 )
-from service.domain.ranking import Profile
+from service.domain.ranking import DriverMonth, Month, Profile, requested_month
 from service.domain.standings import Placed, metres_to_km
 from service.domain.tasks import Task
 from service.gen.podium.v1 import challenges_pb2, common_pb2, paths_pb2, tasks_pb2
@@ -92,6 +99,22 @@ def ranking_type(number: int) -> ev.ScoreKind:
     return kind
 
 
+def month_of(request: HasMonth, now: datetime) -> Month:
+    """The month a request asks for: unset, the month of `now`."""
+    if not request.HasField("month"):
+        return Month.of(now)
+    return requested_month(request.month.year, request.month.month_number, now)
+
+
+class HasMonth(Protocol):
+    """A request with an optional `month`."""
+
+    @property
+    def month(self) -> common_pb2.YearMonth: ...
+
+    def HasField(self, name: Literal["month"], /) -> bool: ...
+
+
 def _optional(table: Mapping[E, P], value: E | None, unspecified: P) -> P:
     return unspecified if value is None else table[value]
 
@@ -116,27 +139,106 @@ def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
     )
     add_ranked = message.driverRanked.add
     for placed in standings.ranked:
-        driver = placed.entrant
-        add_ranked(
-            userId=driver.profile.user_id,
-            firstname=driver.profile.firstname,
-            lastname=driver.profile.lastname,
-            pseudo=driver.profile.pseudo,
-            rank=placed.rank,
-            score=placed.score_hundredths / 100,
-            distance=metres_to_km(driver.tally.metres),
-            tripNumber=driver.tally.trips,
-        )
+        add_ranked(**_ranked_driver(placed))
     add_unranked = message.driverNotRanked.add
     for driver in standings.not_ranked:
-        add_unranked(
-            userId=driver.profile.user_id,
-            firstname=driver.profile.firstname,
-            lastname=driver.profile.lastname,
-            pseudo=driver.profile.pseudo,
-            distance=metres_to_km(driver.tally.metres),
-            tripNumber=driver.tally.trips,
+        add_unranked(**_unranked_driver(driver))
+    return message
+
+
+def _ranked_driver(placed: Placed[DriverMonth]) -> dict[str, Any]:
+    return {
+        **_unranked_driver(placed.entrant),
+        "rank": placed.rank,
+        "score": placed.score_hundredths / 100,
+    }
+
+
+def _unranked_driver(driver: DriverMonth) -> dict[str, Any]:
+    profile = driver.profile
+    return {
+        "userId": profile.user_id,
+        "firstname": profile.firstname,
+        "lastname": profile.lastname,
+        "pseudo": profile.pseudo,
+        "distance": metres_to_km(driver.tally.metres),
+        "tripNumber": driver.tally.trips,
+    }
+
+
+def month_page_response(
+    kind: ev.ScoreKind, month: MonthBoard, page: Page[DriverMonth], next_page_token: str
+) -> ranking_pb2.ListMonthRankingResponse:
+    return ranking_pb2.ListMonthRankingResponse(
+        type=RANKING_TYPES[kind],
+        monthNumber=month.month.number,
+        year=month.month.year,
+        driverRankedNumber=len(month.board.standings.ranked),
+        driverRanked=[_ranked_driver(p) for p in page.ranked],
+        driverNotRanked=[_unranked_driver(d) for d in page.not_ranked],
+        nextPageToken=next_page_token,
+        frozen=month.frozen,
+    )
+
+
+def driver_rank_response(
+    kind: ev.ScoreKind, month: MonthBoard, found: Around[DriverMonth]
+) -> ranking_pb2.GetDriverRankResponse:
+    message = ranking_pb2.GetDriverRankResponse(
+        type=RANKING_TYPES[kind],
+        monthNumber=month.month.number,
+        year=month.month.year,
+        driverRankedNumber=len(month.board.standings.ranked),
+        above=[_ranked_driver(p) for p in found.above],
+        below=[_ranked_driver(p) for p in found.below],
+        frozen=month.frozen,
+    )
+    if found.placed is not None:
+        message.driver.CopyFrom(ranking_pb2.RankedDriver(**_ranked_driver(found.placed)))
+    else:
+        message.driverNotRanked.CopyFrom(
+            ranking_pb2.UnrankedDriver(**_unranked_driver(found.entrant))
         )
+    if found.shortfall is not None:
+        message.shortfall.CopyFrom(shortfall_message(found.shortfall))
+    return message
+
+
+def top_drivers_response(
+    kind: ev.ScoreKind, month: MonthBoard, top: int
+) -> ranking_pb2.WatchDriverRankingResponse:
+    ranked = month.board.standings.ranked
+    return ranking_pb2.WatchDriverRankingResponse(
+        type=RANKING_TYPES[kind],
+        monthNumber=month.month.number,
+        year=month.month.year,
+        driverRankedNumber=len(ranked),
+        driverRanked=[_ranked_driver(p) for p in ranked[:top]],
+    )
+
+
+def shortfall_message(shortfall: Shortfall) -> common_pb2.Shortfall:
+    return common_pb2.Shortfall(
+        tripsShort=shortfall.trips_short,
+        distanceShortKm=metres_to_km(shortfall.metres_short),
+        noScore=shortfall.no_score,
+    )
+
+
+class Stamped(Protocol):
+    """A response that says how current it is."""
+
+    @property
+    def asOf(self) -> timestamp_pb2.Timestamp: ...
+
+
+S = TypeVar("S", bound=Stamped)
+
+
+def stamped(message: S, as_of: datetime | None) -> S:
+    """`message` with its `asOf` set (left unset when no event moved the state yet)."""
+    if as_of is not None:
+        message.asOf.CopyFrom(timestamp(as_of))
     return message
 
 
@@ -144,10 +246,12 @@ CURRENT_MONTH_FIELD = ranking_pb2.GetDriverRankingResponse.CURRENTMONTH_FIELD_NU
 PREVIOUS_MONTH_FIELD = ranking_pb2.GetDriverRankingResponse.PREVIOUSMONTH_FIELD_NUMBER
 
 
-def driver_ranking_bytes(kind: ev.ScoreKind, current: bytes, previous: bytes) -> bytes:
+def driver_ranking_bytes(
+    kind: ev.ScoreKind, current: bytes, previous: bytes, as_of: datetime | None
+) -> bytes:
     """`GetDriverRankingResponse` from its two months already serialized: protobuf's wire
     format lets message fields be joined without parsing them again."""
-    head = ranking_pb2.GetDriverRankingResponse(type=RANKING_TYPES[kind])
+    head = stamped(ranking_pb2.GetDriverRankingResponse(type=RANKING_TYPES[kind]), as_of)
     return b"".join(
         (
             head.SerializeToString(),
@@ -198,34 +302,7 @@ def _profile(profiles: Mapping[str, Profile], user_id: str) -> Profile:
 def challenge_ranking_response(
     answer: ChallengeRanking,
 ) -> challenges_pb2.GetChallengeRankingResponse:
-    challenge, standings = answer.challenge, answer.standings
-
-    def ranked(placed: Placed[Entry]) -> challenges_pb2.ChallengeRankedUser:
-        entry, who = placed.entrant, _profile(answer.profiles, placed.entrant.user_id)
-        return challenges_pb2.ChallengeRankedUser(
-            username=entry.user_id,
-            firstname=who.firstname,
-            lastname=who.lastname,
-            pseudo=who.pseudo,
-            registerDate=timestamp(entry.registered_at),
-            numberTrips=entry.during.trips,
-            distance=metres_to_km(entry.during.metres),
-            rank=placed.rank,
-            score=placed.score_hundredths / 100,
-        )
-
-    def unranked(entry: Entry) -> challenges_pb2.ChallengeUnrankedUser:
-        who = _profile(answer.profiles, entry.user_id)
-        return challenges_pb2.ChallengeUnrankedUser(
-            username=entry.user_id,
-            firstname=who.firstname,
-            lastname=who.lastname,
-            pseudo=who.pseudo,
-            registerDate=timestamp(entry.registered_at),
-            numberTrips=entry.during.trips,
-            distance=metres_to_km(entry.during.metres),
-        )
-
+    challenge, standings, profiles = answer.challenge, answer.standings, answer.profiles
     return challenges_pb2.GetChallengeRankingResponse(
         challengeId=challenge.challenge_id,
         group=answer.group,
@@ -234,8 +311,63 @@ def challenge_ranking_response(
         endDate=timestamp(challenge.end_at),
         registeredUsers=answer.registered,
         rankedUsers=len(standings.ranked),
-        users=[ranked(p) for p in standings.ranked],
-        usersNotRanked=[unranked(e) for e in standings.not_ranked],
+        users=[_ranked_user(p, profiles) for p in standings.ranked],
+        usersNotRanked=[_unranked_user(e, profiles) for e in standings.not_ranked],
+    )
+
+
+def challenge_rank_response(
+    board: ChallengeBoard, found: Around[Entry]
+) -> challenges_pb2.GetChallengeRankResponse:
+    answer = board.ranking
+    challenge, profiles = answer.challenge, answer.profiles
+    message = challenges_pb2.GetChallengeRankResponse(
+        challengeId=challenge.challenge_id,
+        group=answer.group,
+        theme=CHALLENGE_THEMES[challenge.theme],
+        registeredUsers=answer.registered,
+        rankedUsers=len(answer.standings.ranked),
+        above=[_ranked_user(p, profiles) for p in found.above],
+        below=[_ranked_user(p, profiles) for p in found.below],
+    )
+    if found.placed is not None:
+        message.user.CopyFrom(_ranked_user(found.placed, profiles))
+    else:
+        message.userNotRanked.CopyFrom(_unranked_user(found.entrant, profiles))
+    if found.shortfall is not None:
+        message.shortfall.CopyFrom(shortfall_message(found.shortfall))
+    return message
+
+
+def _ranked_user(
+    placed: Placed[Entry], profiles: Mapping[str, Profile]
+) -> challenges_pb2.ChallengeRankedUser:
+    entry, who = placed.entrant, _profile(profiles, placed.entrant.user_id)
+    return challenges_pb2.ChallengeRankedUser(
+        username=entry.user_id,
+        firstname=who.firstname,
+        lastname=who.lastname,
+        pseudo=who.pseudo,
+        registerDate=timestamp(entry.registered_at),
+        numberTrips=entry.during.trips,
+        distance=metres_to_km(entry.during.metres),
+        rank=placed.rank,
+        score=placed.score_hundredths / 100,
+    )
+
+
+def _unranked_user(
+    entry: Entry, profiles: Mapping[str, Profile]
+) -> challenges_pb2.ChallengeUnrankedUser:
+    who = _profile(profiles, entry.user_id)
+    return challenges_pb2.ChallengeUnrankedUser(
+        username=entry.user_id,
+        firstname=who.firstname,
+        lastname=who.lastname,
+        pseudo=who.pseudo,
+        registerDate=timestamp(entry.registered_at),
+        numberTrips=entry.during.trips,
+        distance=metres_to_km(entry.during.metres),
     )
 
 

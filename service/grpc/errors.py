@@ -24,6 +24,8 @@ _CODES: list[tuple[type[errors.PodiumError], grpc.StatusCode]] = [
     (errors.NotApplicableForChallenge, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.InvalidId, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.TooManyWatchers, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.RequestTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.TooManyCalls, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),

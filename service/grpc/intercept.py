@@ -40,13 +40,13 @@ def around(
     wrap: Callable[[Behaviour], Behaviour],
     request_deserializer: Callable[[bytes], Any] | None = None,
 ) -> Handler:
-    """The same unary method with its behaviour wrapped (and its request read by
-    `request_deserializer`, when given)."""
-    behaviour: Any = handler.unary_unary
-    return grpc.unary_unary_rpc_method_handler(
-        wrap(behaviour),
-        request_deserializer=request_deserializer or handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+    """The same method with its behaviour wrapped (and its request read by
+    `request_deserializer`, when given). Podium's methods take one request and answer one
+    response, or stream responses by writing them on the context: either way the behaviour
+    is a coroutine taking the request and the context."""
+    behaviour: Any = handler.unary_stream if is_streaming(handler) else handler.unary_unary
+    return _same_kind(
+        handler, wrap(behaviour), request_deserializer or handler.request_deserializer
     )
 
 
@@ -56,9 +56,27 @@ def refusal(handler: Handler, error: PodiumError) -> Handler:
     async def refuse(request: Any, context: Context) -> Any:
         await abort(context, error)
 
-    return grpc.unary_unary_rpc_method_handler(
-        refuse, request_deserializer=_ignored, response_serializer=handler.response_serializer
+    return _same_kind(handler, refuse, _ignored)
+
+
+def is_streaming(handler: Handler) -> bool:
+    return bool(handler.response_streaming)
+
+
+def _same_kind(
+    handler: Handler, behaviour: Behaviour, request_deserializer: Callable[[bytes], Any] | None
+) -> Handler:
+    make: Any = (
+        grpc.unary_stream_rpc_method_handler
+        if is_streaming(handler)
+        else grpc.unary_unary_rpc_method_handler
     )
+    made: Handler = make(
+        behaviour,
+        request_deserializer=request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+    return made
 
 
 def _ignored(data: bytes) -> None:

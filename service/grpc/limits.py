@@ -27,6 +27,7 @@ from service.grpc.intercept import (
     Handler,
     around,
     is_query,
+    is_streaming,
     refusal,
 )
 
@@ -95,7 +96,8 @@ class MetadataSize(grpc.aio.ServerInterceptor):
 class CallLimits(grpc.aio.ServerInterceptor):
     """Counts an authenticated call against `max_calls` for as long as it runs, refuses an
     oversized request message (never parsed), and notes the call's deadline for the
-    statements it will run."""
+    statements it will run. A stream (a watcher) is not counted: it runs for as long as its
+    caller likes, and has a limit of its own (`service.grpc.watchers`)."""
 
     def __init__(self, max_calls: int, max_request_bytes: int) -> None:
         self._max_calls = max_calls
@@ -114,15 +116,16 @@ class CallLimits(grpc.aio.ServerInterceptor):
         def sized(data: bytes) -> Any:
             return Oversized(len(data)) if len(data) > limit else parse(data)
 
-        return around(handler, self._limited, sized)
+        counted = not is_streaming(handler)
+        return around(handler, lambda behaviour: self._limited(behaviour, counted), sized)
 
-    def _limited(self, behaviour: Behaviour) -> Behaviour:
+    def _limited(self, behaviour: Behaviour, counted: bool) -> Behaviour:
         async def limited(request: Any, context: Context) -> Any:
-            if self._running >= self._max_calls:
+            if counted and self._running >= self._max_calls:
                 await abort(context, TooManyCalls(RETRY_WHEN_BUSY))
             if isinstance(request, Oversized):
                 await abort(context, RequestTooLarge("message", request.size, self._max_bytes))
-            self._running += 1
+            self._running += counted
             remaining = context.time_remaining()
             token = CALL_DEADLINE.set(
                 None if remaining is None else asyncio.get_running_loop().time() + remaining
@@ -131,7 +134,7 @@ class CallLimits(grpc.aio.ServerInterceptor):
                 return await behaviour(request, context)
             finally:
                 CALL_DEADLINE.reset(token)
-                self._running -= 1
+                self._running -= counted
 
         return limited
 

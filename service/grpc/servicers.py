@@ -8,12 +8,15 @@ them as they are.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -23,22 +26,33 @@ from service.app import queries
 from service.app.ports import ReadModel, StorageUnavailable
 from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.clock import Clock
+from service.domain import boards
 from service.domain.auth import Principal
 from service.domain.errors import InternalError, PodiumError, StateNotReady, StorageDown
+from service.domain.events import ScoreKind
 from service.domain.ranking import Month, Profile
 from service.domain.rules import Rules
 from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
-from service.grpc import convert
-from service.grpc.answers import Answers, Assembled, Memo
+from service.grpc import convert, page_tokens
+from service.grpc.answers import Answers, Assembled, Loaded, Memo
 from service.grpc.auth import current_principal
 from service.grpc.errors import abort, status_code_of
-from service.grpc.state_versions import StateVersions
+from service.grpc.state_versions import StateVersions, newest_arrival
+from service.grpc.watchers import Watchers
 from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 RETRY_WHILE_CATCHING_UP = timedelta(seconds=2)
 RETRY_WHILE_STORAGE_DOWN = timedelta(seconds=1)
+
+
+WATCH_INTERVAL_SECONDS = 1.0
+"""A watcher gets at most one message a second."""
+
+WATCH_RECHECK_SECONDS = 0.25
+"""How often a watcher looks again when the versions did not move: a month turning over, or
+an answer cached just before the last change (`answers.FRESH_ENOUGH_SECONDS`)."""
 
 
 @dataclass(frozen=True)
@@ -53,72 +67,188 @@ class QueryDeps:
     """A ranking's profiles by (tenant, group, profiles version): a month's tallies change
     with every batch of trips, its drivers' profiles seldom."""
     assembled: Assembled = field(default_factory=Assembled)
+    watchers: Watchers = field(default_factory=Watchers)
+    watch_interval: float = WATCH_INTERVAL_SECONDS
 
 
+Send = Callable[[bytes], Awaitable[None]]
 Handler = Callable[[Any, Principal, QueryDeps], Awaitable[bytes]]
+StreamHandler = Callable[[Any, Principal, QueryDeps, Send], Awaitable[None]]
+Run = Callable[[Any, Principal, QueryDeps, Send], Awaitable[bytes | None]]
+
+
+# --- driver rankings ---------------------------------------------------------------------------
+
+
+async def month_board(
+    deps: QueryDeps, tenant: str, kind: ScoreKind, group: str, month: Month, now: datetime
+) -> Loaded[queries.MonthBoard]:
+    """A month's board, read once per state version for every method and caller that asks
+    (the read counts the month's tallies and reads its drivers' profiles; profiles change far
+    less often, so they are kept apart by their own version)."""
+    membership = queries.membership_as_of(month.freezes_at(deps.rules.late_event_grace), now)
+    profiles = deps.versions.state(profiles_key(tenant))
+    tallies = deps.versions.state(month_key(tenant, month))
+
+    def load(read: ReadModel) -> queries.MonthBoard:
+        people = deps.profiles.get(
+            (tenant, group, membership, profiles),
+            lambda: queries.group_profiles(read, tenant, group, membership),
+        )
+        return queries.month_board(read, tenant, kind, group, month, deps.rules, now, people)
+
+    key = ("month_board", tenant, kind, group, month, membership)
+    reflects = (profiles_key(tenant), month_key(tenant, month))
+    return await deps.answers.value(key, (profiles, tallies), load, reflects)
 
 
 async def get_driver_ranking(
     request: driver_ranking_pb2.GetDriverRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    """Each month is cached on its own, so the previous month (which rarely changes) is not
-    rebuilt whenever a trip of the current month arrives."""
+    """Each month is serialized on its own, so the previous month (which rarely changes) is
+    not serialized again whenever a trip of the current month arrives."""
     tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
     now = deps.clock.now()
-    current, previous = queries.ranking_months(now)
-    profiles_version = deps.versions.version(profiles_key(tenant))
-
-    async def month(month: Month) -> bytes:
-        as_of = queries.membership_as_of(month.freezes_at(deps.rules.late_event_grace), now)
-
-        def build(read: ReadModel) -> Message:
-            people = deps.profiles.get(
-                (tenant, group, as_of, profiles_version),
-                lambda: queries.group_profiles(read, tenant, group, as_of),
-            )
-            answer = queries.month_ranking(
-                read, tenant, kind, group, month, deps.rules, now, people
-            )
-            return convert.month_ranking_message(answer)
-
-        version = (profiles_version, deps.versions.version(month_key(tenant, month)))
-        key = ("month", tenant, kind, group, month, as_of)
-        return await deps.answers.get(key, version, build)
-
-    months = (await month(current), await month(previous))
+    months = [
+        await month_board(deps, tenant, kind, group, month, now)
+        for month in queries.ranking_months(now)
+    ]
+    current, previous = [
+        await deps.answers.made(
+            ("month", tenant, kind, group, loaded.value.month),
+            loaded,
+            functools.partial(convert.month_ranking_message, loaded.value.ranking),
+        )
+        for loaded in months
+    ]
+    as_of = max((m.as_of for m in months if m.as_of is not None), default=None)
     return deps.assembled.get(
-        ("driver_ranking", tenant, kind, group, current),
-        months,
-        lambda: convert.driver_ranking_bytes(kind, *months),
+        ("driver_ranking", tenant, kind, group, months[0].value.month, as_of),
+        (current, previous),
+        lambda: convert.driver_ranking_bytes(kind, current, previous, as_of),
     )
 
 
-async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: QueryDeps) -> bytes:
-    tenant = who.tenant_id
+async def list_month_ranking(
+    request: driver_ranking_pb2.ListMonthRankingRequest, who: Principal, deps: QueryDeps
+) -> bytes:
+    """A page is cut from the month's board (a binary search and a slice), never read."""
+    tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
+    size = boards.checked_page_size(request.page_size)
+    now = deps.clock.now()
+    asked_month = (request.month.year, request.month.month_number)
+    month_asked = asked_month if request.HasField("month") else None
+    asked = (tenant, kind, group, month_asked, request.not_ranked)
+    after = None
+    if request.page_token:
+        key_length = boards.OTHER_KEY_LENGTH if request.not_ranked else boards.RANKED_KEY_LENGTH
+        continued = page_tokens.decode(request.page_token, asked, key_length)
+        month, after = continued.month, continued.after
+    else:
+        month = convert.month_of(request, now)
+    loaded = await month_board(deps, tenant, kind, group, month, now)
+    page = boards.page(loaded.value.board, not_ranked=request.not_ranked, after=after, size=size)
+    token = "" if page.after is None else page_tokens.encode(asked, month, page.after)
+    answer = convert.month_page_response(kind, loaded.value, page, token)
+    return convert.stamped(answer, loaded.as_of).SerializeToString()
 
-    def build(read: ReadModel) -> Message:
-        return convert.task_response(queries.get_task(read, tenant, request.task_id))
 
-    key = ("task", tenant, request.task_id)
-    return await deps.answers.get(key, deps.versions.version(tenant_key(tenant)), build)
+async def get_driver_rank(
+    request: driver_ranking_pb2.GetDriverRankRequest, who: Principal, deps: QueryDeps
+) -> bytes:
+    """A look-up in the month's board, whatever its size."""
+    tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
+    neighbors = boards.checked_neighbors(request.neighbors)
+    now = deps.clock.now()
+    month = convert.month_of(request, now)
+    loaded = await month_board(deps, tenant, kind, group, month, now)
+    found = queries.driver_rank(loaded.value, request.user_id, neighbors, deps.rules)
+    answer = convert.driver_rank_response(kind, loaded.value, found)
+    return convert.stamped(answer, loaded.as_of).SerializeToString()
+
+
+async def watch_driver_ranking(
+    request: driver_ranking_pb2.WatchDriverRankingRequest,
+    who: Principal,
+    deps: QueryDeps,
+    send: Send,
+) -> None:
+    """Every watcher of a board reads the same cached board: a thousand watchers cost the
+    database what one does. A message goes out when the top or the ranked count differs from
+    the last one sent (a newer `asOf` alone is no change), a second apart at least."""
+    tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
+    top = boards.checked_top(request.top)
+    with deps.watchers.joined():
+        last_sent = None
+        while True:
+            generation = deps.versions.generation
+            now = deps.clock.now()
+            loaded = await month_board(deps, tenant, kind, group, Month.of(now), now)
+            content = _top_drivers(deps, (tenant, kind, group, top), loaded)
+            if content == last_sent:
+                with contextlib.suppress(TimeoutError):
+                    moved = deps.versions.moved_since(generation)
+                    await asyncio.wait_for(moved, WATCH_RECHECK_SECONDS)
+                continue
+            stamp = driver_ranking_pb2.WatchDriverRankingResponse()
+            await send(content + convert.stamped(stamp, loaded.as_of).SerializeToString())
+            last_sent = content
+            await asyncio.sleep(deps.watch_interval)
+
+
+def _top_drivers(
+    deps: QueryDeps, watched: tuple[str, ScoreKind, str, int], loaded: Loaded[queries.MonthBoard]
+) -> bytes:
+    """A board's top without its `asOf`, serialized once for all its watchers."""
+    _, kind, _, top = watched
+    board = loaded.value
+    return deps.assembled.get(
+        ("top", *watched),
+        (loaded,),
+        lambda: convert.top_drivers_response(kind, board, top).SerializeToString(),
+    )
+
+
+# --- challenges --------------------------------------------------------------------------------
+
+
+async def challenge_board(
+    deps: QueryDeps, tenant: str, challenge_id: str, group: str, now: datetime
+) -> Loaded[queries.ChallengeBoard]:
+    """A challenge's groups are read as of its freeze once it froze: the board is read again
+    at least once a minute, so the freeze shows within a minute even if nothing else changes."""
+    state = deps.versions.state(tenant_key(tenant))
+
+    def load(read: ReadModel) -> queries.ChallengeBoard:
+        return queries.challenge_board(read, tenant, challenge_id, group, now, deps.rules)
+
+    minute = int(now.timestamp()) // 60
+    key = ("challenge_board", tenant, challenge_id, group, minute)
+    return await deps.answers.value(key, state, load, [tenant_key(tenant)])
 
 
 async def get_challenge_ranking(
     request: challenges_pb2.GetChallengeRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    """A challenge's groups are read as of its freeze once it froze: an answer is rebuilt at
-    least once a minute, so the freeze shows within a minute even if nothing else changes."""
-    now, tenant = deps.clock.now(), who.tenant_id
+    tenant, challenge_id, group = who.tenant_id, request.challenge_id, request.group
+    loaded = await challenge_board(deps, tenant, challenge_id, group, deps.clock.now())
 
-    def build(read: ReadModel) -> Message:
-        answer = queries.challenge_ranking(
-            read, tenant, request.challenge_id, request.group, now, deps.rules
-        )
-        return convert.challenge_ranking_response(answer)
+    def make() -> Message:
+        answer = convert.challenge_ranking_response(loaded.value.ranking)
+        return convert.stamped(answer, loaded.as_of)
 
-    minute = int(now.timestamp()) // 60
-    key = ("challenge_ranking", tenant, request.challenge_id, request.group, minute)
-    return await deps.answers.get(key, deps.versions.version(tenant_key(tenant)), build)
+    return await deps.answers.made(("challenge_ranking", tenant, challenge_id, group), loaded, make)
+
+
+async def get_challenge_rank(
+    request: challenges_pb2.GetChallengeRankRequest, who: Principal, deps: QueryDeps
+) -> bytes:
+    tenant, challenge_id, group = who.tenant_id, request.challenge_id, request.group
+    neighbors = boards.checked_neighbors(request.neighbors)
+    loaded = await challenge_board(deps, tenant, challenge_id, group, deps.clock.now())
+    found = queries.challenge_rank(loaded.value, request.user_id, neighbors)
+    answer = convert.challenge_rank_response(loaded.value, found)
+    return convert.stamped(answer, loaded.as_of).SerializeToString()
 
 
 async def get_challenge_progress(
@@ -127,16 +257,37 @@ async def get_challenge_progress(
     """Progress exists only once the challenge has ended; its groups are read as of the
     freeze once it froze (rebuilt at least once a minute, as the ranking)."""
     now, tenant = deps.clock.now(), who.tenant_id
+    state = deps.versions.state(tenant_key(tenant))
 
     def build(read: ReadModel) -> Message:
         answer = queries.challenge_progress(
             read, tenant, request.challenge_id, request.group, now, deps.rules
         )
-        return convert.challenge_progress_response(answer)
+        return convert.stamped(convert.challenge_progress_response(answer), arrival(read, tenant))
 
     minute = int(now.timestamp()) // 60
     key = ("challenge_progress", tenant, request.challenge_id, request.group, minute)
-    return await deps.answers.get(key, deps.versions.version(tenant_key(tenant)), build)
+    return await deps.answers.get(key, state, build)
+
+
+def arrival(read: ReadModel, tenant: str) -> datetime | None:
+    """The arrival time of the tenant's newest event in the read model's snapshot: what the
+    answer's other reads reflect."""
+    return newest_arrival(*read.state_versions([tenant_key(tenant)]).values())
+
+
+# --- tasks and paths ---------------------------------------------------------------------------
+
+
+async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: QueryDeps) -> bytes:
+    tenant = who.tenant_id
+    state = deps.versions.state(tenant_key(tenant))
+
+    def build(read: ReadModel) -> Message:
+        answer = convert.task_response(queries.get_task(read, tenant, request.task_id))
+        return convert.stamped(answer, arrival(read, tenant))
+
+    return await deps.answers.get(("task", tenant, request.task_id), state, build)
 
 
 async def get_path_session_stats(
@@ -145,41 +296,64 @@ async def get_path_session_stats(
     """Due dates and the session's start and end make the answer depend on the time too: it
     is cached for the current second only."""
     now, tenant = deps.clock.now(), who.tenant_id
+    state = deps.versions.state(tenant_key(tenant))
 
     def build(read: ReadModel) -> Message:
         answer = queries.path_session_stats(
             read, tenant, request.session_id, request.user_email_or_id, now
         )
-        return convert.path_stats_response(answer)
+        return convert.stamped(convert.path_stats_response(answer), arrival(read, tenant))
 
     second = int(now.timestamp())
     key = ("path_stats", tenant, request.session_id, request.user_email_or_id, second)
-    return await deps.answers.get(key, deps.versions.version(tenant_key(tenant)), build)
+    return await deps.answers.get(key, state, build)
+
+
+# --- routing -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Route:
     request: type[Message]
-    handler: Handler
+    run: Run
+    """Answers the request (a unary method), or sends its messages (a streaming one)."""
+    streaming: bool = False
+
+
+def unary(request: type[Message], handler: Handler) -> Route:
+    async def run(request: Any, who: Principal, deps: QueryDeps, send: Send) -> bytes:
+        return await handler(request, who, deps)
+
+    return Route(request, run)
+
+
+def streaming(request: type[Message], handler: StreamHandler) -> Route:
+    return Route(request, handler, streaming=True)
 
 
 ROUTES: dict[str, dict[str, Route]] = {
     "podium.v1.DriverRankingService": {
-        "GetDriverRanking": Route(driver_ranking_pb2.GetDriverRankingRequest, get_driver_ranking),
+        "GetDriverRanking": unary(driver_ranking_pb2.GetDriverRankingRequest, get_driver_ranking),
+        "ListMonthRanking": unary(driver_ranking_pb2.ListMonthRankingRequest, list_month_ranking),
+        "GetDriverRank": unary(driver_ranking_pb2.GetDriverRankRequest, get_driver_rank),
+        "WatchDriverRanking": streaming(
+            driver_ranking_pb2.WatchDriverRankingRequest, watch_driver_ranking
+        ),
     },
     "podium.v1.ChallengeService": {
-        "GetChallengeRanking": Route(
+        "GetChallengeRanking": unary(
             challenges_pb2.GetChallengeRankingRequest, get_challenge_ranking
         ),
-        "GetChallengeProgress": Route(
+        "GetChallengeRank": unary(challenges_pb2.GetChallengeRankRequest, get_challenge_rank),
+        "GetChallengeProgress": unary(
             challenges_pb2.GetChallengeProgressRequest, get_challenge_progress
         ),
     },
     "podium.v1.PathService": {
-        "GetPathSessionStats": Route(paths_pb2.GetPathSessionStatsRequest, get_path_session_stats),
+        "GetPathSessionStats": unary(paths_pb2.GetPathSessionStatsRequest, get_path_session_stats),
     },
     "podium.v1.TaskService": {
-        "GetTask": Route(tasks_pb2.GetTaskRequest, get_task),
+        "GetTask": unary(tasks_pb2.GetTaskRequest, get_task),
     },
 }
 
@@ -189,11 +363,7 @@ def generic_handlers(deps: QueryDeps) -> list[grpc.GenericRpcHandler]:
         grpc.method_handlers_generic_handler(
             service,
             {
-                name: grpc.unary_unary_rpc_method_handler(
-                    _behaviour(f"{service}/{name}", route, deps),
-                    request_deserializer=route.request.FromString,
-                    response_serializer=bytes,
-                )
+                name: _method_handler(f"{service}/{name}", route, deps)
                 for name, route in methods.items()
             },
         )
@@ -201,16 +371,30 @@ def generic_handlers(deps: QueryDeps) -> list[grpc.GenericRpcHandler]:
     ]
 
 
+def _method_handler(method: str, route: Route, deps: QueryDeps) -> grpc.RpcMethodHandler[Any, Any]:
+    """Responses are sent as the bytes the handlers give (already serialized)."""
+    make = (
+        grpc.unary_stream_rpc_method_handler
+        if route.streaming
+        else grpc.unary_unary_rpc_method_handler
+    )
+    return make(
+        _behaviour(method, route, deps),
+        request_deserializer=route.request.FromString,
+        response_serializer=bytes,
+    )
+
+
 def _behaviour(
     method: str, route: Route, deps: QueryDeps
-) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]:
-    async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+) -> Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes | None]]:
+    async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> bytes | None:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
             if not deps.is_ready():
                 raise StateNotReady(RETRY_WHILE_CATCHING_UP)
-            return await route.handler(request, current_principal(), deps)
+            return await route.run(request, current_principal(), deps, context.write)
         except PodiumError as error:
             code = status_code_of(error)
             await abort(context, error)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
 
 from service.app.ports import StateVersion
+
+log = logging.getLogger(__name__)
 
 VERSION_POLL_SECONDS = 0.1
 NEVER_MOVED = StateVersion(0, None)
@@ -34,11 +37,14 @@ class StateVersions:
         """The version of a part of the state (`service.app.state_versions` names them)."""
         return self._versions.get(key, NEVER_MOVED).number
 
+    def state(self, key: str) -> StateVersion:
+        """The version of a part of the state with the arrival time of its newest event."""
+        return self._versions.get(key, NEVER_MOVED)
+
     def as_of(self, *keys: str) -> datetime | None:
         """The arrival time of the newest event reflected in these parts of the state (None:
         no event moved them)."""
-        times = (self._versions.get(key, NEVER_MOVED).as_of for key in keys)
-        return max((t for t in times if t is not None), default=None)
+        return newest_arrival(*(self.state(key) for key in keys))
 
     async def moved_since(self, generation: int) -> None:
         """Return once the versions have moved since `generation` (at once if they have)."""
@@ -75,5 +81,11 @@ class StateVersions:
             await asyncio.sleep(VERSION_POLL_SECONDS)
             try:
                 await self.refresh()
-            except Exception:  # a database hiccup: keep the last versions and try again
+            except Exception as error:  # keep the last versions and try again
+                log.warning("reading the state versions failed (%s); retrying", error)
                 await asyncio.sleep(1)
+
+
+def newest_arrival(*states: StateVersion) -> datetime | None:
+    """The arrival time of the newest event reflected in these versions (None: none)."""
+    return max((state.as_of for state in states if state.as_of is not None), default=None)

@@ -31,7 +31,7 @@ from service.local_broker import LocalBroker
 from tests.builders import TENANT, produce, trip_envelope
 from tests.conftest import empty_database
 from tests.e2e.conftest import Running, eventually, isolated_settings
-from tests.processes import ServeProcess
+from tests.processes import UNKNOWN, ServeProcess
 
 pytestmark = [pytest.mark.e2e]
 
@@ -331,12 +331,13 @@ async def test_every_role_serves_health(broker: LocalBroker, tmp_path: Path) -> 
     one answers "" and podium.api once a consumer of its group has caught up."""
     with empty_database("sqlite", tmp_path) as url:
         settings = isolated_settings(broker, url)
-        async with ServeProcess(settings, "consumers") as consumers:
-            await consumers.until_health(SERVING, "podium.ingest")
+        logs = tmp_path / "consumers.log", tmp_path / "api.log"
+        async with ServeProcess(settings, logs[0], role="consumers") as consumers:
+            await consumers.until_health("podium.ingest", SERVING)
             assert await consumers.health("") == SERVING
-            assert await consumers.health("podium.api") is None  # not served here
-            async with ServeProcess(settings, "api") as api:
-                await api.until_health(SERVING, "podium.api")
+            assert await consumers.health("podium.api") == UNKNOWN  # not served here
+            async with ServeProcess(settings, logs[1], role="api") as api:
+                await api.until_health("podium.api", SERVING)
                 assert await api.health("") == SERVING
-                assert await api.health("podium.ingest") is None
+                assert await api.health("podium.ingest") == UNKNOWN
             assert await consumers.terminate() == 0

@@ -6,18 +6,33 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from google.protobuf.message import Message
 from google.protobuf.wrappers_pb2 import StringValue
 
-from service.app.ports import ReadModel
+from service.app.ports import ReadModel, StateVersion
 from service.grpc.answers import Answers, ResponseCache
 
 
 @contextlib.contextmanager
 def no_database(statement_timeout: float | None = None) -> Iterator[ReadModel]:
     yield cast(ReadModel, cast(Any, None))
+
+
+AS_OF = datetime(2026, 11, 20, 9, tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def versioned_database(statement_timeout: float | None = None) -> Iterator[ReadModel]:
+    """A read model that knows only the state versions: `acme` moved by an event at AS_OF."""
+    yield cast(ReadModel, _Versions())
+
+
+class _Versions:
+    def state_versions(self, keys: Any = None) -> dict[str, StateVersion]:
+        return {"acme": StateVersion(3, AS_OF)}
 
 
 def answers() -> Answers:
@@ -82,3 +97,51 @@ async def test_different_answers_build_side_by_side() -> None:
 
     assert [text(a) for a in replies] == ["v1", "v1"]
     assert builds.versions_built == [1, 1]
+
+
+async def test_a_value_is_read_once_for_its_version_with_its_as_of_and_a_serial_of_its_own() -> (
+    None
+):
+    reads: list[int] = []
+
+    def load(version: int) -> Callable[[ReadModel], str]:
+        def read(_: ReadModel) -> str:
+            reads.append(version)
+            return f"board v{version}"
+
+        return read
+
+    cache = Answers(
+        versioned_database,
+        ResponseCache(),
+        while_rebuilding=0.0,
+        values=ResponseCache(fresh_enough=0.0),
+    )
+    one, two = await asyncio.gather(
+        cache.value(("board",), 1, load(1), ["acme"]), cache.value(("board",), 1, load(1))
+    )
+    newer = await cache.value(("board",), 2, load(2), ["acme"])
+    assert reads == [1, 2]
+    assert one is two
+    assert (one.value, one.as_of, newer.value) == ("board v1", AS_OF, "board v2")
+    assert newer.serial != one.serial
+
+
+async def test_an_answer_made_from_a_value_is_that_values_answer_never_an_older_ones() -> None:
+    cache = Answers(versioned_database, ResponseCache(), values=ResponseCache(fresh_enough=0.0))
+    made: list[str] = []
+
+    async def answer(version: int) -> str:
+        loaded = await cache.value(("board",), version, lambda _: f"v{version}", ["acme"])
+
+        def make() -> Message:
+            made.append(loaded.value)
+            return StringValue(value=loaded.value)
+
+        return text(await cache.made(("answer",), loaded, make))
+
+    assert [await answer(1), await answer(1)] == ["v1", "v1"]
+    await answer(2)  # v1's board may stand in while v2's is read, and v1's answer with it
+    await cache.settled()
+    assert await answer(2) == "v2"
+    assert made == ["v1", "v2"]  # each made once, from its own board

@@ -3,10 +3,15 @@ their neighbours, from the same standings as the whole list."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from service.domain import boards
 from service.domain.boards import Board, Page, around, board_of, page
+from service.domain.errors import InvalidArgument
 from service.domain.ranking import DriverMonth, Profile, rank_month
 from service.domain.standings import Tally, Thresholds
 
@@ -103,3 +108,24 @@ def test_a_driver_not_ranked_says_what_they_lack_and_has_no_neighbours() -> None
         True,
     )
     assert around(b, "dee", 3, lambda d: d.tally, THRESHOLDS, lambda d: True) is None
+
+
+@pytest.mark.parametrize(
+    ("check", "good", "bad", "reason"),
+    [
+        (boards.checked_page_size, [(0, 100), (1, 1), (1000, 1000)], [-1, 1001], "page_size"),
+        (boards.checked_neighbors, [(0, 0), (50, 50)], [-1, 51], "neighbors"),
+        (boards.checked_top, [(1, 1), (100, 100)], [0, 101], "top"),
+    ],
+)
+def test_request_sizes_are_checked_against_their_range(
+    check: Callable[[int], int], good: list[tuple[int, int]], bad: list[int], reason: str
+) -> None:
+    assert [check(asked) for asked, _ in good] == [given for _, given in good]
+    for asked in bad:
+        with pytest.raises(InvalidArgument) as refused:
+            check(asked)
+        assert (refused.value.reason, refused.value.metadata["field"]) == (
+            f"invalid_{reason}",
+            reason,
+        )

@@ -104,6 +104,7 @@ async def running(
     partitions: tuple[TopicPartition, ...] = (P0, P1),
     max_records: int = 100,
     before: Callable[[Harness], object] = lambda _: None,
+    silent_seconds: float = 30.0,
 ) -> AsyncIterator[Harness]:
     consumer = FakeConsumer(partitions)
     store = store or FakeStore()
@@ -119,6 +120,7 @@ async def running(
         report=reports.append,
         first_backoff=0.01,
         recheck_seconds=0.05,
+        silent_seconds=silent_seconds,
     )
     harness = Harness(consumer, store, loop, reports, metrics)
     before(harness)
@@ -349,3 +351,51 @@ async def test_the_lag_is_what_the_log_holds_beyond_the_stored_offset() -> None:
         store.unavailable = 0
         await until(settled(h, *h.ids(P0, offsets)))
         await until(lambda: h.lag(P0) == 0)
+
+
+@dataclass
+class SilentStore(FakeStore):
+    """A database that stops answering without failing (a hung server, a link that swallows
+    traffic): the calls named in `silent` wait until `answering` is set."""
+
+    silent: frozenset[str] = frozenset({"apply"})
+    answering: threading.Event = field(default_factory=threading.Event)
+
+    def apply(self, batch: Batch, dry_run: bool) -> Applied:
+        if "apply" in self.silent:
+            self.answering.wait(10)
+        return super().apply(batch, dry_run)
+
+    def load(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if "load" in self.silent:
+            self.answering.wait(10)
+        return super().load(partitions)
+
+
+def unanswered(h: Harness) -> bool:
+    return bool(h.reports) and "not answered" in (h.last.backing_off or "")
+
+
+async def test_a_batch_the_database_leaves_unanswered_is_reported_until_it_is_answered() -> None:
+    """Nothing fails, so only the wait tells: health must not say SERVING meanwhile."""
+    store = SilentStore()
+    async with running(store, silent_seconds=0.05) as h:
+        offsets = h.produce(P0, 5)
+        await until(lambda: unanswered(h))
+        assert not h.last.healthy
+        assert not h.store.folded
+        store.answering.set()
+        await until(settled(h, *h.ids(P0, offsets)))
+        await until(lambda: h.last.healthy)
+    assert h.store.folded == h.ids(P0, offsets)
+
+
+async def test_stored_offsets_the_database_leaves_unread_are_reported_until_they_are_read() -> None:
+    store = SilentStore(silent=frozenset({"load"}))
+    async with running(store, silent_seconds=0.05) as h:
+        offsets = h.produce(P0, 5)
+        await until(lambda: unanswered(h))
+        store.answering.set()
+        await until(settled(h, *h.ids(P0, offsets)))
+        await until(lambda: h.last.healthy)
+    assert h.store.folded == h.ids(P0, offsets)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -70,8 +72,8 @@ def _trip_with(**changes: object) -> bytes:
         elif name == "ended_before_start":
             target.ended_at.FromDatetime(ARRIVED - timedelta(days=2))
             target.started_at.FromDatetime(ARRIVED - timedelta(days=1))
-        elif name in ("user_id", "event_id", "tenant_id"):
-            setattr(target if name == "user_id" else envelope, name, value)
+        elif name in ("trip_id", "user_id", "event_id", "tenant_id"):
+            setattr(target if name in ("trip_id", "user_id") else envelope, name, value)
     return envelope.SerializeToString()
 
 
@@ -222,3 +224,207 @@ def test_any_surprise_while_decoding_becomes_the_records_rejection(
     outcome = decode("trips", trip_envelope("t1", "alice").SerializeToString(), [], ARRIVED_MS)
     assert isinstance(outcome, Rejected)
     assert outcome.reason == "cannot decode the record: KeyError: 'a bug'"
+
+
+# --- whatever decodes, the folds accept: one test per cause the bounds keep out -------------
+
+
+def _catalog(**event: Any) -> bytes:
+    envelope = catalog_pb2.CatalogEvent(event_id="c", tenant_id="acme", **event)
+    envelope.occurred_at.FromDatetime(ARRIVED)
+    return envelope.SerializeToString()
+
+
+def _published(**fields: Any) -> bytes:
+    published = catalog_pb2.ChallengePublished(
+        challenge_id="c1", theme="CHALLENGE_THEME_SAFETY", **fields
+    )
+    if not published.HasField("start_at"):
+        published.start_at.FromDatetime(ARRIVED)
+    if not published.HasField("end_at"):
+        published.end_at.FromDatetime(ARRIVED + timedelta(days=7))
+    return _catalog(challenge_published=published)
+
+
+def _rejected(family: str, value: bytes) -> str:
+    outcome = decode(family, value, [], ARRIVED_MS)
+    assert isinstance(outcome, Rejected), outcome
+    return outcome.reason
+
+
+@pytest.mark.parametrize("km", [math.inf, 1e300, math.nan, 10_000.5])
+def test_a_trip_of_infinite_or_astronomical_distance_is_rejected_not_folded(km: float) -> None:
+    """Found by the property test: metres = round(km * 1000) overflowed (inf) or did not fit
+    the int64 columns (1e300)."""
+    reason = _rejected("trips", _trip_with(distance_km=km))
+    assert reason.startswith("distance_km")
+    assert isinstance(decode("trips", _trip_with(distance_km=10_000.0), [], ARRIVED_MS), ev.Event)
+
+
+def test_a_trip_ending_in_year_9999_is_rejected_not_folded() -> None:
+    """Its month's freeze (the start of the next month) is past datetime's last year."""
+    envelope = trip_envelope("t1", "alice", ended_at=datetime(9999, 12, 31, 23, tzinfo=UTC))
+    envelope.occurred_at.FromDatetime(ARRIVED)
+    envelope.trip_completed.started_at.FromDatetime(ARRIVED)
+    reason = _rejected("trips", envelope.SerializeToString())
+    assert reason == "ended_at 9999-12-31T23:00:00+00:00 is outside 1970-01-01..2200-01-01"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (_published(title="x" * 2_001), "title is longer than 2000 characters"),
+        (_published(groups=[f"g{n}" for n in range(1_001)]), "1001 groups, more than 1000"),
+        (_published(min_distance_km=math.inf), "min_distance_km inf is out of range"),
+        (_published(min_distance_km=1e300), "min_distance_km 1e+300 is out of range"),
+        (_published(min_trips=-1), "min_trips -1 is negative"),
+    ],
+    ids=["long-title", "too-many-groups", "infinite-min-distance", "huge-min-distance", "neg"],
+)
+def test_a_challenge_outside_its_bounds_is_rejected(value: bytes, reason: str) -> None:
+    assert _rejected("catalog", value).startswith(reason)
+
+
+@pytest.mark.parametrize("days", [3_661, 200 * 365, -1])
+def test_a_pre_challenge_period_beyond_ten_years_or_negative_is_rejected(days: int) -> None:
+    """start_at - period left datetime's range for huge periods (timedelta overflow)."""
+    published = catalog_pb2.ChallengePublished()
+    published.pre_challenge_period.FromTimedelta(timedelta(days=days))
+    reason = _rejected("catalog", _published(pre_challenge_period=published.pre_challenge_period))
+    assert reason.startswith("pre_challenge_period")
+    assert reason.endswith("is outside 0..3660 days")
+
+
+@pytest.mark.parametrize("field", ["due_after_enrollment", "time_limit"])
+def test_a_step_duration_beyond_ten_years_is_rejected(field: str) -> None:
+    """enrolled_at + due_after_enrollment left datetime's range for huge delays."""
+    step = catalog_pb2.Step(step_id="s1")
+    getattr(step, field).FromTimedelta(timedelta(days=3_661))
+    session = catalog_pb2.PathSessionPublished(session_id="p", path_id="path", steps=[step])
+    reason = _rejected("catalog", _catalog(path_session_published=session))
+    assert reason.startswith(f"steps[s1].{field} 3661 days")
+
+
+def test_a_session_of_more_than_a_thousand_steps_is_rejected() -> None:
+    steps = [catalog_pb2.Step(step_id=f"s{n}") for n in range(1_001)]
+    session = catalog_pb2.PathSessionPublished(session_id="p", path_id="path", steps=steps)
+    assert _rejected("catalog", _catalog(path_session_published=session)) == (
+        "1001 steps, more than 1000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("trip_id", "t" * 201, "trip_id is longer than 200 characters"),
+        ("user_id", "a\x00b", "user_id contains a NUL character"),
+        ("event_id", "e" * 201, "event_id is longer than 200 characters"),
+        ("tenant_id", "t" * 181, "tenant_id is longer than 180 characters"),
+        ("trip_id", "\U0001f600" * 151, "trip_id is longer than 600 bytes of UTF-8"),
+    ],
+    ids=["long-id", "nul", "long-event-id", "long-tenant", "wide-id"],
+)
+def test_an_id_beyond_its_bounds_is_rejected_not_folded(
+    field: str, value: str, reason: str
+) -> None:
+    """Found by the property test on PostgreSQL: an id longer than its column failed the
+    batch (it was cut silently before), and PostgreSQL text cannot hold NUL. A tenant id
+    leaves room for the scope suffix of its state versions; four ids of a key must fit one
+    index entry."""
+    outcome = decode("trips", _trip_with(**{field: value}), [], ARRIVED_MS)
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason == reason
+    assert outcome.tenant_id == (None if field == "tenant_id" else "acme")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"email": "x" * 321}, "email is longer than 320 characters"),
+        ({"email": "İ" * 161}, "email once lower-cased is longer than 320 characters"),
+        ({"firstname": "x" * 201}, "firstname is longer than 200 characters"),
+        ({"pseudo": "p\x00"}, "pseudo contains a NUL character"),
+        ({"groups": ["g\x00"]}, "group label contains a NUL character"),
+        ({"groups": [f"g{n}" for n in range(1_001)]}, "1001 groups, more than 1000"),
+    ],
+    ids=["email", "email-lowered", "name", "nul-name", "nul-group", "too-many-groups"],
+)
+def test_a_profile_beyond_its_bounds_is_rejected(changes: dict[str, Any], reason: str) -> None:
+    envelope = user_envelope("bob")
+    for name, value in changes.items():
+        if name == "groups":
+            envelope.user_upserted.groups.extend(value)
+        else:
+            setattr(envelope.user_upserted, name, value)
+    assert _rejected("catalog", envelope.SerializeToString()) == reason
+
+
+def test_an_email_at_its_bound_once_lower_cased_is_accepted() -> None:
+    envelope = user_envelope("bob")
+    envelope.user_upserted.email = "İ" * 160
+    assert isinstance(decode("catalog", envelope.SerializeToString(), [], ARRIVED_MS), ev.Event)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)],
+    ids=["before-1970", "from-2200"],
+)
+def test_every_time_an_event_carries_is_held_to_the_time_bounds(moment: datetime) -> None:
+    occurred = trip_envelope("t1", "alice", ended_at=ARRIVED)
+    occurred.occurred_at.FromDatetime(moment)
+    registered = enrollments_pb2.EnrollmentEvent(
+        event_id="e",
+        tenant_id="acme",
+        challenge_registered=enrollments_pb2.ChallengeRegistered(challenge_id="c", user_id="u"),
+    )
+    registered.occurred_at.FromDatetime(ARRIVED)
+    registered.challenge_registered.registered_at.FromDatetime(moment)
+    step = catalog_pb2.Step(step_id="s1")
+    step.due_at.FromDatetime(moment)
+    session = catalog_pb2.PathSessionPublished(session_id="p", path_id="path", steps=[step])
+    stamp = f"{moment.isoformat()} is outside 1970-01-01..2200-01-01"
+    assert _rejected("trips", occurred.SerializeToString()) == f"occurred_at {stamp}"
+    assert _rejected("enrollments", registered.SerializeToString()) == f"registered_at {stamp}"
+    assert _rejected("catalog", _catalog(path_session_published=session)) == (
+        f"steps[s1].due_at {stamp}"
+    )
+
+
+def test_time_spent_beyond_ten_years_is_rejected() -> None:
+    envelope = enrollments_pb2.EnrollmentEvent(
+        event_id="e",
+        tenant_id="t",
+        step_attempted=enrollments_pb2.StepAttempted(
+            session_id="s", user_id="u", step_id="st", attempt_id="a", time_spent_ms=2**63 - 1
+        ),
+    )
+    envelope.occurred_at.FromDatetime(ARRIVED)
+    envelope.step_attempted.started_at.FromDatetime(ARRIVED)
+    envelope.step_attempted.ended_at.FromDatetime(ARRIVED)
+    assert _rejected("enrollments", envelope.SerializeToString()).startswith(
+        "time_spent_ms 9223372036854775807 is out of range"
+    )
+
+
+def test_a_task_failure_reason_beyond_its_bound_is_rejected() -> None:
+    envelope = tasks_pb2.TaskEvent(
+        event_id="e",
+        tenant_id="t",
+        task_failed=tasks_pb2.TaskFailed(task_id="k", reason="r" * 2_001),
+    )
+    envelope.occurred_at.FromDatetime(ARRIVED)
+    envelope.task_failed.failed_at.FromDatetime(ARRIVED)
+    assert _rejected("tasks", envelope.SerializeToString()) == (
+        "reason is longer than 2000 characters"
+    )
+
+
+@pytest.mark.parametrize("name", ["bogus\\u0000", "bogus\\ud800"])
+def test_a_json_field_named_with_nul_or_a_lone_surrogate_gives_a_storable_reason(
+    name: str,
+) -> None:
+    outcome = decode("trips", f'{{"{name}": 1}}'.encode(), JSON, ARRIVED_MS)
+    assert isinstance(outcome, Rejected)
+    assert "\x00" not in outcome.reason
+    outcome.reason.encode("utf-8")  # no unpaired surrogate either

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.domain.errors import InvalidArgument
 from service.domain.events import ScoreKind, Scores, TripCompleted
 from service.domain.ranking import (
     Month,
@@ -15,6 +16,7 @@ from service.domain.ranking import (
     drivers_of_month,
     month_contribution,
     rank_month,
+    requested_month,
     totals_from_trips,
 )
 from service.domain.standings import Thresholds
@@ -48,6 +50,25 @@ def test_months_step_over_year_boundaries() -> None:
     assert Month(2026, 1).previous() == Month(2025, 12)
     assert Month(2025, 12).next() == Month(2026, 1)
     assert Month.of(datetime(2026, 3, 31, 23, 59, tzinfo=UTC)) == Month(2026, 3)
+
+
+@pytest.mark.parametrize(
+    ("year", "number", "why"),
+    [
+        (2026, 12, "after the current month 2026-11"),
+        (2027, 1, "after the current month"),
+        (2026, 0, "1 to 12"),
+        (2026, 13, "1 to 12"),
+        (1969, 12, "before 1970"),
+    ],
+)
+def test_a_month_asked_for_is_one_up_to_the_current_one(year: int, number: int, why: str) -> None:
+    now = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    assert requested_month(2026, 11, now) == Month(2026, 11)
+    assert requested_month(1970, 1, now) == Month(1970, 1)
+    with pytest.raises(InvalidArgument, match=why) as refused:
+        requested_month(year, number, now)
+    assert (refused.value.reason, refused.value.metadata["field"]) == ("invalid_month", "month")
 
 
 def test_a_month_freezes_at_its_end_plus_the_grace() -> None:

@@ -16,21 +16,21 @@ class Ticking:
 
 
 def test_an_answer_is_served_while_its_state_version_holds() -> None:
-    cache = ResponseCache(fresh_enough=0.0)
+    cache: ResponseCache[bytes] = ResponseCache(fresh_enough=0.0)
     cache.put("ranking", 3, b"answer")
     assert cache.get("ranking", 3) == b"answer"
     assert cache.get("ranking", 4) is None
 
 
 def test_a_very_young_answer_is_served_even_after_the_state_moved() -> None:
-    cache = ResponseCache(fresh_enough=60.0)
+    cache: ResponseCache[bytes] = ResponseCache(fresh_enough=60.0)
     cache.put("ranking", 3, b"answer")
     assert cache.get("ranking", 4) == b"answer"
 
 
 def test_an_older_answer_is_rebuilt_once_the_state_moved() -> None:
     clock = Ticking()
-    cache = ResponseCache(fresh_enough=0.01, clock=clock)
+    cache: ResponseCache[bytes] = ResponseCache(fresh_enough=0.01, clock=clock)
     cache.put("ranking", 3, b"answer")
     clock.now += 0.02
     assert cache.get("ranking", 4) is None
@@ -38,7 +38,7 @@ def test_an_older_answer_is_rebuilt_once_the_state_moved() -> None:
 
 
 def test_the_least_recently_used_answers_leave_first() -> None:
-    cache = ResponseCache(max_entries=2, fresh_enough=0.0)
+    cache: ResponseCache[bytes] = ResponseCache(max_entries=2, fresh_enough=0.0)
     cache.put("a", 1, b"a")
     cache.put("b", 1, b"b")
     assert cache.get("a", 1) == b"a"
@@ -47,7 +47,7 @@ def test_the_least_recently_used_answers_leave_first() -> None:
 
 
 def test_a_recent_answer_of_any_version_can_stand_in_while_the_next_is_built() -> None:
-    cache = ResponseCache()
+    cache: ResponseCache[bytes] = ResponseCache()
     cache.put("ranking", 3, b"answer")
     assert cache.recent("ranking", max_age=60.0) == b"answer"
     assert cache.recent("ranking", max_age=0.0) is None
@@ -75,7 +75,7 @@ def test_a_memo_loads_once_per_key_and_forgets_the_oldest_keys() -> None:
 
 def test_a_cheap_answer_is_rebuilt_as_soon_as_the_state_moves() -> None:
     clock = Ticking()
-    cache = ResponseCache(fresh_enough=60.0, clock=clock)
+    cache: ResponseCache[bytes] = ResponseCache(fresh_enough=60.0, clock=clock)
     cache.put("probe", 3, b"cheap", build_seconds=0.001)
     cache.put("big", 3, b"expensive", build_seconds=30.0)
     clock.now += 0.01
