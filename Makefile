@@ -13,7 +13,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN := service/gen
 GEN_STAMP := $(GEN)/.generated
 
-.PHONY: install proto run test test-fast soak lint bench wheel clean
+.PHONY: install proto run demo test test-fast soak lint bench wheel clean
 
 install: $(STAMP) $(GEN_STAMP)
 
@@ -31,6 +31,10 @@ $(GEN_STAMP): $(PROTOS) tools/protogen.py $(STAMP)
 
 run: install
 	$(BIN)/podium run-local
+
+# With `make run` serving in another terminal: a small world through Kafka, then grpcurl commands.
+demo: install
+	$(BIN)/podium demo
 
 test: lint
 	$(BIN)/python -m tests.services_up

@@ -1,9 +1,12 @@
 """`make bench`: every figure beside a ceiling measured in the same run, and their ratio.
 
     python -m bench [--quick] [--growth] [--databases sqlite,postgresql] [--drivers N]
-                    [--section all|drivers|families|abuse]
+                    [--section all|startup|drivers|families|abuse]
 
 For each database:
+- startup: a real `podium serve` process's time to SERVING (on an empty state, restarted on
+  it, with a backlog to fold, restarted with it folded) beside a bare aiokafka consumer's
+  group join on the same broker (`bench/startup.py`).
 - drivers: the issue's state (100,000 drivers in 20 groups, `group-0` holding 10,000 of them
   and the rest spread over the 19 others, 10 trips each over 3 months) seeded straight
   through the fold in streamed batches (seeding time and rate printed); then ingest (Podium's
@@ -32,7 +35,7 @@ Flags:
   it is within 2x (with `--quick`: 10,000 -> 100,000 drivers).
 - `--databases`: comma-separated, `sqlite` and/or `postgresql` (127.0.0.1:5432, db `test`).
 - `--drivers N`: another base size.
-- `--section`: one section only (default: all three).
+- `--section`: one section only (default: all four).
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ from bench.ingest import Rate, bare_consumer_rate, bench_settings, podium_ingest
 from bench.queries import HEALTH, Load, load
 from bench.server import PodiumServe, Stopped
 from bench.shapes import WATCHERS, bench_shapes, watcher_latency
+from bench.startup import bench_startup
 from consumers.topics import ensure_topics
 from service.bootstrap import Storage, collect_garbage_less_often
 from service.clock import SystemClock
@@ -477,7 +481,9 @@ async def main() -> None:
     parser.add_argument("--growth", action="store_true", help="drivers again at 10x the state")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--drivers", type=int)
-    parser.add_argument("--section", choices=("all", "drivers", "families", "abuse"), default="all")
+    parser.add_argument(
+        "--section", choices=("all", "startup", "drivers", "families", "abuse"), default="all"
+    )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     args.drivers = args.drivers or 100_000 // scale
@@ -489,6 +495,8 @@ async def main() -> None:
     collect_garbage_less_often()  # the consumer loop runs here as it does in `podium serve`
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
+            if args.section in ("all", "startup"):
+                await bench_startup(kind, broker, Path(folder), args)
             if args.section in ("all", "drivers"):
                 base = await bench_drivers(kind, broker, Path(folder), args, args.drivers)
                 if args.growth:

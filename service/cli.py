@@ -9,9 +9,12 @@ import logging
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import migrations
 from consumers.runner import decode_record
@@ -24,9 +27,11 @@ from service.app.records import FAMILIES
 from service.bootstrap import ROLES, Storage, rules_from, serve, storage
 from service.clock import SystemClock
 from service.config import Settings, SettingsError
+from service.demo.command import DemoFailed, run_demo
 from service.domain.auth import ApiKey
-from service.local_broker import LocalBroker
+from service.local_broker import AddressTaken, LocalBroker
 from service.logs import configure_logging
+from service.publish import KafkaUnreachable, from_json_lines, publish
 
 log = logging.getLogger("podium")
 
@@ -38,7 +43,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         configure_logging(settings.log_format or args.log_format, settings.log_level)
         result: int = args.run(settings, args)
         return result
-    except (SettingsError, ValueError, migrations.SchemaBehind, OffsetMoved) as error:
+    except (
+        SettingsError,
+        ValueError,
+        migrations.SchemaBehind,
+        OffsetMoved,
+        KafkaUnreachable,
+        DemoFailed,
+    ) as error:
         print(f"podium: {error}", file=sys.stderr)
         return 2
     except Exception:
@@ -109,6 +121,31 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--to", required=True, help="earliest, latest, or an offset")
     reset.set_defaults(run=_offsets_reset)
 
+    demo = commands.add_parser(
+        "demo",
+        help="send a small world for one tenant through Kafka, wait until Podium has folded it, "
+        "print grpcurl commands that answer with it",
+    )
+    demo.add_argument("--tenant", default="demo", help="the tenant (default: demo)")
+    demo.add_argument(
+        "--within",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for Podium to serve, then to fold (default: 60)",
+    )
+    demo.set_defaults(run=_demo)
+
+    produce = commands.add_parser(
+        "produce",
+        help="send events written as JSON Lines (an envelope's proto3 JSON a line) to their topics",
+    )
+    produce.add_argument("file", nargs="?", help="a JSON Lines file (default: standard input)")
+    produce.add_argument(
+        "--check", action="store_true", help="check every line as Podium would; send nothing"
+    )
+    produce.set_defaults(run=_produce)
+
     ignored = commands.add_parser(
         "ignored", help="valid events a rule ignored (a task leaving a terminal state, ...)"
     ).add_subparsers(required=True)
@@ -162,12 +199,56 @@ async def _serve_until_signalled(settings: Settings, role: str) -> int:
 def _run_local(settings: Settings, args: argparse.Namespace) -> int:
     if settings.kafka_bootstrap_servers:
         return _serve(settings, argparse.Namespace(role="all"))
-    with LocalBroker() as broker:
-        print(f"podium: local broker on {broker.bootstrap_servers}", file=sys.stderr)
-        local = Settings.from_env(
-            {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+    broker = LocalBroker.at(settings.local_broker_address)
+    try:
+        broker.start()
+    except AddressTaken as taken:
+        raise SettingsError(
+            f"the local broker's address {taken}. Another `make run` or a Kafka may hold it: "
+            "set PODIUM_LOCAL_BROKER_ADDRESS to a free HOST:PORT, or KAFKA_BOOTSTRAP_SERVERS "
+            "to use a Kafka that runs already"
+        ) from None
+    try:
+        print(
+            f"podium: local broker on {broker.bootstrap_servers} (PODIUM_LOCAL_BROKER_ADDRESS); "
+            f"producers reach it there: podium demo, podium produce, "
+            f"kcat -b {broker.bootstrap_servers}",
+            file=sys.stderr,
         )
+        local = replace(settings, kafka_bootstrap_servers=broker.bootstrap_servers)
         return _serve(local, argparse.Namespace(role="all"))
+    finally:
+        broker.stop()
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(run_demo(settings, args.tenant, args.within, SystemClock()))
+    return 0
+
+
+def _produce(settings: Settings, args: argparse.Namespace) -> int:
+    """Every line is checked with the consumer's own decoder first: the refused ones are
+    reported with their number and reason (exit code 1) and not sent; the others are."""
+    try:
+        text = sys.stdin.read() if args.file is None else Path(args.file).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {args.file or 'standard input'}: {error}") from None
+    lines = text.splitlines()
+    now_ms = int(SystemClock().now().timestamp() * 1000)
+    records, refused = from_json_lines(lines, now_ms)
+    for number, reason in refused:
+        print(f"line {number}: {reason}", file=sys.stderr)
+    if records and not args.check:
+        asyncio.run(publish(settings, records))
+    by_family = Counter(r.family for r in records)
+    counts = ", ".join(f"{by_family[f]} {settings.topic(f)}" for f in FAMILIES if by_family[f])
+    verb = "valid" if args.check else f"sent to {settings.kafka_servers}"
+    print(
+        f"podium produce: {len(records)} event(s) {verb}{f' ({counts})' if counts else ''}; "
+        f"{len(refused)} line(s) refused",
+        file=sys.stderr,
+    )
+    return 1 if refused else 0
 
 
 def _database(settings: Settings, *, migrate: bool = False) -> AbstractContextManager[Storage]:

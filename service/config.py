@@ -27,6 +27,9 @@ KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 class Settings:
     database_url: str = "sqlite:///podium.db"
     kafka_bootstrap_servers: str | None = None
+    local_broker_address: str = "127.0.0.1:9092"
+    """Where `podium run-local` (`make run`) starts its broker when KAFKA_BOOTSTRAP_SERVERS is
+    unset: a fixed address, so producers (`podium demo`, `podium produce`, kcat) find it."""
     grpc_address: str = "127.0.0.1:50051"
     topic_prefix: str = "podium."
     consumer_group: str = "podium"
@@ -89,6 +92,9 @@ class Settings:
         return cls(
             database_url=read("DATABASE_URL", _non_empty, defaults.database_url),
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            local_broker_address=read(
+                "PODIUM_LOCAL_BROKER_ADDRESS", _listening_address, defaults.local_broker_address
+            ),
             grpc_address=read("PODIUM_GRPC_ADDRESS", _host_port, defaults.grpc_address),
             topic_prefix=read("PODIUM_TOPIC_PREFIX", _non_empty, defaults.topic_prefix),
             consumer_group=read("PODIUM_CONSUMER_GROUP", _non_empty, defaults.consumer_group),
@@ -210,6 +216,7 @@ class Settings:
         }
         return {
             "DATABASE_URL": self.database_url,
+            "PODIUM_LOCAL_BROKER_ADDRESS": self.local_broker_address,
             "PODIUM_GRPC_ADDRESS": self.grpc_address,
             "PODIUM_TOPIC_PREFIX": self.topic_prefix,
             "PODIUM_CONSUMER_GROUP": self.consumer_group,
@@ -229,6 +236,12 @@ class Settings:
             "PODIUM_TOPIC_REPLICATION_FACTOR": str(self.topic_replication_factor),
             **{name: value for name, value in optional.items() if value is not None},
         }
+
+    @property
+    def kafka_servers(self) -> str:
+        """Where events go and come from: KAFKA_BOOTSTRAP_SERVERS, else the local broker that
+        `make run` starts."""
+        return self.kafka_bootstrap_servers or self.local_broker_address
 
     def topic(self, name: str) -> str:
         """The Kafka topic of a family: `catalog`, `trips`, `enrollments` or `tasks`."""
@@ -259,6 +272,14 @@ def _host_port(raw: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("expected HOST:PORT")
     return raw
+
+
+def _listening_address(raw: str) -> str:
+    """HOST:PORT with a port of its own (0 would pick one at random: nobody could find it)."""
+    address = _host_port(raw)
+    if int(address.rpartition(":")[2]) == 0:
+        raise ValueError("expected HOST:PORT with a port from 1 to 65535")
+    return address
 
 
 def _non_negative_int(raw: str) -> int:

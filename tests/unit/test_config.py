@@ -17,6 +17,7 @@ def test_defaults_are_sqlite_local_podium_topics_5_trips_20_km_and_a_24_hour_gra
     assert (settings.min_trips, settings.min_distance_km) == (5, 20.0)
     assert settings.late_event_grace == timedelta(hours=24)
     assert settings.kafka_bootstrap_servers is None
+    assert settings.local_broker_address == "127.0.0.1:9092"
     assert settings.max_staleness_seconds == 1.0
     assert settings.tls_cert_file is None
     assert (settings.max_request_bytes, settings.max_concurrent_calls) == (16_384, 256)
@@ -46,6 +47,8 @@ def test_settings_are_read_from_the_environment() -> None:
         ("PODIUM_MIN_TRIPS", "-1"),
         ("PODIUM_MIN_DISTANCE_KM", "nan"),
         ("PODIUM_GRPC_ADDRESS", "localhost"),
+        ("PODIUM_LOCAL_BROKER_ADDRESS", "9092"),
+        ("PODIUM_LOCAL_BROKER_ADDRESS", "127.0.0.1:0"),
         ("PODIUM_METRICS_ADDRESS", "0.0.0.0:http"),
         ("PODIUM_LATE_EVENT_GRACE_SECONDS", "-5"),
         ("PODIUM_LATE_EVENT_GRACE_SECONDS", "1e12"),
@@ -80,6 +83,7 @@ def test_settings_written_as_environment_read_back_the_same() -> None:
         {
             "DATABASE_URL": "postgresql://podium@db/podium",
             "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+            "PODIUM_LOCAL_BROKER_ADDRESS": "127.0.0.1:19092",
             "PODIUM_METRICS_ADDRESS": "0.0.0.0:9100",
             "PODIUM_MIN_DISTANCE_KM": "12.5",
             "PODIUM_LATE_EVENT_GRACE_SECONDS": "90.25",
@@ -150,3 +154,11 @@ def test_the_kafka_password_is_never_in_the_settings_repr() -> None:
     assert settings.kafka_sasl_password == "hunter2-secret"
     assert "hunter2-secret" not in repr(settings)
     assert "hunter2-secret" not in str(settings)
+
+
+def test_events_go_to_the_kafka_named_else_to_the_local_broker() -> None:
+    assert Settings.from_env({}).kafka_servers == "127.0.0.1:9092"
+    local = Settings.from_env({"PODIUM_LOCAL_BROKER_ADDRESS": "127.0.0.1:19092"})
+    assert local.kafka_servers == "127.0.0.1:19092"
+    named = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"})
+    assert named.kafka_servers == "kafka:9092"

@@ -106,7 +106,7 @@ async def running(
     store: FakeStore | None = None,
     partitions: tuple[TopicPartition, ...] = (P0, P1),
     max_records: int = 100,
-    before: Callable[[Harness], None] = lambda _: None,
+    before: Callable[[Harness], object] = lambda _: None,
     silent_seconds: float = 30.0,
     progress_seconds: float = 5.0,
 ) -> AsyncIterator[Harness]:
@@ -164,6 +164,32 @@ async def test_an_empty_log_is_caught_up_at_once_and_reported_healthy() -> None:
     async with running() as h:
         await until(lambda: h.loop.caught_up.is_set())
         await until(lambda: bool(h.reports) and h.last.healthy)
+
+
+async def test_a_log_already_folded_is_caught_up_without_a_record_to_fold() -> None:
+    store = FakeStore(offsets={(TRIPS, 0): 40, (TRIPS, 1): 0})
+    async with running(store, before=lambda h: h.produce(P0, 40)) as h:
+        await until(lambda: h.loop.caught_up.is_set())
+    assert h.store.folded == []
+
+
+async def test_records_to_fold_keep_the_log_from_being_caught_up_until_they_are_folded() -> None:
+    gate = threading.Event()
+    folded_when_caught_up: list[int] = []
+
+    async def watch(h: Harness) -> None:
+        await h.loop.caught_up.wait()
+        folded_when_caught_up.append(len(h.store.folded))
+
+    async with running(FakeStore(gate=gate), before=lambda h: h.produce(P0, 30)) as h:
+        watcher = asyncio.create_task(watch(h))
+        # The loop checks whether it caught up right after handing the batch over, before the
+        # batch can begin: once it has begun, that check was made with the batch in hand.
+        await until(h.store.entered.is_set)
+        assert not h.loop.caught_up.is_set()
+        gate.set()
+        await asyncio.wait_for(watcher, 5)
+    assert folded_when_caught_up == [30]
 
 
 async def test_a_partition_never_stored_starts_at_the_log_start_not_where_kafka_says() -> None:

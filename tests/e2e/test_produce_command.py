@@ -1,0 +1,106 @@
+"""`podium produce` through the real broker: good lines reach their topics as producers would
+write them, bad lines are reported by number and reason and never sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from service.local_broker import LocalBroker
+
+pytestmark = [pytest.mark.e2e]
+
+PODIUM = str(Path(sys.executable).parent / "podium")
+
+
+def line(event: str, payload: dict[str, object], event_id: str) -> str:
+    envelope = {"eventId": event_id, "tenantId": "acme", "occurredAt": "2026-11-20T08:00:00Z"}
+    return json.dumps({**envelope, event: payload})
+
+
+Seen = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
+"""A record read back: its topic, key, value and headers."""
+
+
+async def records_of(servers: str, topics: list[str], expected: int) -> list[Seen]:
+    """Every record of the topics, read from their start: at least `expected`, and then until
+    a poll finds nothing more (everything was sent before the command exited)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, number)
+            for topic in topics
+            for number in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        seen: list[Seen] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            if not batch and len(seen) >= expected:
+                break
+            seen += [
+                (m.topic, m.key, m.value, list(m.headers)) for ms in batch.values() for m in ms
+            ]
+        return seen
+    finally:
+        await consumer.stop()
+
+
+async def test_good_lines_reach_their_topics_and_bad_ones_are_reported_and_not_sent(
+    broker: LocalBroker,
+) -> None:
+    prefix = f"p{uuid.uuid4().hex[:8]}."
+    ann = line("userUpserted", {"userId": "ann", "groups": ["north"]}, "e1")
+    trip = line(
+        "tripCompleted",
+        {
+            "tripId": "t1",
+            "userId": "ann",
+            "startedAt": "2026-11-20T07:00:00Z",
+            "endedAt": "2026-11-20T08:00:00Z",
+            "distanceKm": 12.5,
+            "scores": {"safety": 8.5},
+        },
+        "e2",
+    )
+    out_of_range = trip.replace('"safety": 8.5', '"safety": 11').replace('"e2"', '"e3"')
+    pause = line("pushServicePaused", {"type": "TASK_TYPE_PUSH_FAILED_CRASHES"}, "e4")
+    stdin = "\n".join([ann, "", out_of_range, trip, "not json", pause]).encode()
+    process = await asyncio.create_subprocess_exec(
+        PODIUM,
+        "produce",
+        env={
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "PODIUM_TOPIC_PREFIX": prefix,
+            "PODIUM_TOPIC_PARTITIONS": "2",
+        },
+        stdin=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, error = await process.communicate(stdin)
+    report = error.decode().splitlines()
+    assert process.returncode == 1
+    assert "line 3: scores.safety 11.0 is out of range [0, 10]" in report
+    assert any(text.startswith("line 5: not JSON") for text in report)
+    assert report[-1].startswith("podium produce: 3 event(s) sent to ")
+
+    topics = [f"{prefix}{family}" for family in ("catalog", "trips", "tasks")]
+    json_header = [("content-type", b"application/json")]
+    assert sorted(await records_of(broker.bootstrap_servers, topics, 3)) == sorted(
+        [
+            (f"{prefix}catalog", b"ann", ann.encode(), json_header),
+            (f"{prefix}trips", b"ann", trip.encode(), json_header),
+            (f"{prefix}tasks", b"acme", pause.encode(), json_header),
+        ]
+    )
