@@ -6,9 +6,9 @@ The value is the binary envelope, or its proto3 JSON form when the record carrie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -19,6 +19,9 @@ from service.domain import events as ev
 from service.domain.validation import TIME_RANGE, problem_with
 from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 from service.logs import describe
+from service.proto_enums import TASK_TYPE_OF, THEME_OF
+
+E = TypeVar("E")
 
 ENVELOPES: dict[str, type[Message]] = {
     "catalog": catalog_pb2.CatalogEvent,
@@ -163,11 +166,12 @@ def _optional(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
 
-def _enum(enum_type: type[ev.ChallengeTheme] | type[ev.TaskType], value: int, field: str) -> Any:
-    try:
-        return enum_type(value)
-    except ValueError:
-        raise _Invalid(f"{field} is unspecified or unknown ({value})") from None
+def _enum(table: Mapping[int, E], value: int, field: str) -> E:
+    """A proto enum's value as the domain's, through its table (`service.proto_enums`)."""
+    found = table.get(value)
+    if found is None:
+        raise _Invalid(f"{field} is unspecified or unknown ({value})")
+    return found
 
 
 # --- payloads ------------------------------------------------------------------------------
@@ -188,7 +192,7 @@ def _challenge_published(m: Any) -> ev.ChallengePublished:
     return ev.ChallengePublished(
         challenge_id=m.challenge_id,
         title=m.title,
-        theme=_enum(ev.ChallengeTheme, m.theme, "theme"),
+        theme=_enum(THEME_OF, m.theme, "theme"),
         start_at=_required_time(m, "start_at"),
         end_at=_required_time(m, "end_at"),
         groups=tuple(sorted(set(m.groups))),
@@ -291,7 +295,7 @@ def _step_corrected(m: Any) -> ev.StepCorrected:
 def _task_created(m: Any) -> ev.TaskCreated:
     return ev.TaskCreated(
         task_id=m.task_id,
-        type=_enum(ev.TaskType, m.type, "type"),
+        type=_enum(TASK_TYPE_OF, m.type, "type"),
         nb_items=m.nb_items,
         created_at=_required_time(m, "created_at"),
     )
@@ -314,7 +318,7 @@ def _task_failed(m: Any) -> ev.TaskFailed:
 
 
 def _push_service_paused(m: Any) -> ev.PushServicePaused:
-    return ev.PushServicePaused(_enum(ev.TaskType, m.type, "type"))
+    return ev.PushServicePaused(_enum(TASK_TYPE_OF, m.type, "type"))
 
 
 _PAYLOADS: dict[str, Callable[[Any], ev.Payload]] = {

@@ -33,6 +33,7 @@ from service.domain.standings import Placed, metres_to_km
 from service.domain.tasks import Task
 from service.gen.podium.v1 import challenges_pb2, common_pb2, paths_pb2, tasks_pb2
 from service.gen.podium.v1 import driver_ranking_pb2 as ranking_pb2
+from service.proto_enums import CHALLENGE_THEMES, TASK_TYPES
 
 E = TypeVar("E")
 P = TypeVar("P", bound=int)
@@ -44,17 +45,6 @@ RANKING_TYPES: Mapping[ev.ScoreKind, common_pb2.RankingType] = {
     ev.ScoreKind.ECO_DRIVING: common_pb2.RANKING_TYPE_ECO_DRIVING,
     ev.ScoreKind.DISTRACTION: common_pb2.RANKING_TYPE_DISTRACTION,
     ev.ScoreKind.SPEEDING: common_pb2.RANKING_TYPE_SPEEDING,
-}
-CHALLENGE_THEMES: Mapping[ev.ChallengeTheme, common_pb2.ChallengeTheme] = {
-    ev.ChallengeTheme.SAFETY: common_pb2.CHALLENGE_THEME_SAFETY,
-    ev.ChallengeTheme.ECO_DRIVING: common_pb2.CHALLENGE_THEME_ECO_DRIVING,
-    ev.ChallengeTheme.DISTRACTION: common_pb2.CHALLENGE_THEME_DISTRACTION,
-    ev.ChallengeTheme.SPEEDING: common_pb2.CHALLENGE_THEME_SPEEDING,
-    ev.ChallengeTheme.DISTANCE: common_pb2.CHALLENGE_THEME_DISTANCE,
-}
-TASK_TYPES: Mapping[ev.TaskType, common_pb2.TaskType] = {
-    ev.TaskType.PUSH_FAILED_TRIPS: common_pb2.TASK_TYPE_PUSH_FAILED_TRIPS,
-    ev.TaskType.PUSH_FAILED_CRASHES: common_pb2.TASK_TYPE_PUSH_FAILED_CRASHES,
 }
 TASK_STATUSES: Mapping[ev.TaskStatus, common_pb2.TaskStatus] = {
     ev.TaskStatus.PENDING: common_pb2.TASK_STATUS_PENDING,

@@ -1,5 +1,6 @@
 """Every proto enum value maps to exactly one domain value and back: the tables in
-`service.grpc.convert` (and `consumers.decode` for events) are the only bridge."""
+`service.proto_enums` (the enums events and answers share) and `service.grpc.convert` are the
+only bridge, and decoding reads the same ones."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor import EnumDescriptor
 
+from service import proto_enums
 from service.domain.errors import InvalidRankType
 from service.domain.events import ScoreKind
 from service.gen.podium.v1 import common_pb2, paths_pb2
@@ -17,8 +19,8 @@ from service.grpc import convert
 
 TABLES: list[tuple[Mapping[Any, int], EnumDescriptor]] = [
     (convert.RANKING_TYPES, common_pb2.RankingType.DESCRIPTOR),
-    (convert.CHALLENGE_THEMES, common_pb2.ChallengeTheme.DESCRIPTOR),
-    (convert.TASK_TYPES, common_pb2.TaskType.DESCRIPTOR),
+    (proto_enums.CHALLENGE_THEMES, common_pb2.ChallengeTheme.DESCRIPTOR),
+    (proto_enums.TASK_TYPES, common_pb2.TaskType.DESCRIPTOR),
     (convert.TASK_STATUSES, common_pb2.TaskStatus.DESCRIPTOR),
     (convert.PATH_STATUSES, paths_pb2.PathStatus.DESCRIPTOR),
     (convert.PATH_RESULTS, paths_pb2.PathResult.DESCRIPTOR),

@@ -15,6 +15,7 @@ from consumers.decode import decode
 from service.app.records import Rejected
 from service.domain import events as ev
 from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
+from service.gen.podium.v1 import common_pb2
 from tests.builders import trip_envelope, user_envelope
 
 ARRIVED = datetime(2026, 11, 20, tzinfo=UTC)
@@ -428,3 +429,26 @@ def test_a_json_field_named_with_nul_or_a_lone_surrogate_gives_a_storable_reason
     assert isinstance(outcome, Rejected)
     assert "\x00" not in outcome.reason
     outcome.reason.encode("utf-8")  # no unpaired surrogate either
+
+
+@pytest.mark.parametrize("theme", [v.number for v in common_pb2.ChallengeTheme.DESCRIPTOR.values])
+def test_every_theme_decodes_to_its_domain_theme_and_unspecified_is_refused(theme: int) -> None:
+    envelope = catalog_pb2.CatalogEvent(
+        event_id="c",
+        tenant_id="acme",
+        challenge_published=catalog_pb2.ChallengePublished(
+            challenge_id="c1", theme=common_pb2.ChallengeTheme.ValueType(theme)
+        ),
+    )
+    envelope.occurred_at.FromDatetime(ARRIVED)
+    envelope.challenge_published.start_at.FromDatetime(ARRIVED)
+    envelope.challenge_published.end_at.FromDatetime(ARRIVED + timedelta(days=7))
+    event = decode("catalog", envelope.SerializeToString(), [], ARRIVED_MS)
+    name = common_pb2.ChallengeTheme.Name(theme).removeprefix("CHALLENGE_THEME_")
+    if theme == common_pb2.CHALLENGE_THEME_UNSPECIFIED:
+        assert isinstance(event, Rejected)
+        assert "theme is unspecified" in event.reason
+    else:
+        assert isinstance(event, ev.Event)
+        assert isinstance(event.payload, ev.ChallengePublished)
+        assert event.payload.theme.name == name
