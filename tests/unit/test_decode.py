@@ -436,10 +436,9 @@ def test_every_theme_decodes_to_its_domain_theme_and_unspecified_is_refused(them
     envelope = catalog_pb2.CatalogEvent(
         event_id="c",
         tenant_id="acme",
-        challenge_published=catalog_pb2.ChallengePublished(
-            challenge_id="c1", theme=common_pb2.ChallengeTheme.ValueType(theme)
-        ),
+        challenge_published=catalog_pb2.ChallengePublished(challenge_id="c1"),
     )
+    envelope.challenge_published.theme = theme  # type: ignore[assignment]
     envelope.occurred_at.FromDatetime(ARRIVED)
     envelope.challenge_published.start_at.FromDatetime(ARRIVED)
     envelope.challenge_published.end_at.FromDatetime(ARRIVED + timedelta(days=7))
