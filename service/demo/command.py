@@ -233,11 +233,15 @@ def _script(world: World, address: str, key: str, path: Path) -> str:
     grpcurl = _grpcurl()
     auth = shlex.quote(f"x-api-key: {key}")
 
-    def call(method: str, request: dict[str, str]) -> str:
+    def call(method: str, request: dict[str, object]) -> str:
         data = shlex.quote(json.dumps(request))
         return f"{grpcurl} -plaintext -H {auth} -d {data} {address} {method}"
 
     ranking = "podium.v1.DriverRankingService/GetDriverRanking"
+    months = "podium.v1.DriverRankingService/ListMonthRanking"
+    last_month = Month.of(world.now).previous()
+    shown_driver = world.members[SHOWN_GROUP][0]
+    shown_user = world.registered[world.running_challenge][0]
     task = "podium.v1.TaskService/GetTask"
     stats = "podium.v1.PathService/GetPathSessionStats"
     lines = [
@@ -248,12 +252,39 @@ def _script(world: World, address: str, key: str, path: Path) -> str:
         "",
         f"# The safety ranking of the {SHOWN_GROUP} group, this month and last:",
         call(ranking, {"type": "RANKING_TYPE_SAFETY", "group_label": SHOWN_GROUP}),
+        "# The same a page of 5 at a time (pass nextPageToken as page_token for the next):",
+        call(months, {"type": "RANKING_TYPE_SAFETY", "group_label": SHOWN_GROUP, "page_size": 5}),
+        f"# Last month of the {SHOWN_GROUP} group (frozen once the late-event grace is over):",
+        call(
+            months,
+            {
+                "type": "RANKING_TYPE_SAFETY",
+                "group_label": SHOWN_GROUP,
+                "month": {"year": last_month.year, "month_number": last_month.number},
+            },
+        ),
+        f"# One driver of the {SHOWN_GROUP} group with two ranked drivers above and below (or"
+        " what they lack):",
+        call(
+            "podium.v1.DriverRankingService/GetDriverRank",
+            {
+                "type": "RANKING_TYPE_SAFETY",
+                "group_label": SHOWN_GROUP,
+                "user_id": shown_driver,
+                "neighbors": 2,
+            },
+        ),
         "# The eco-driving ranking of the east group:",
         call(ranking, {"type": "RANKING_TYPE_ECO_DRIVING", "group_label": "east"}),
         "# A safety challenge running for 20 days more, its live ranking:",
         call(
             "podium.v1.ChallengeService/GetChallengeRanking",
             {"challenge_id": world.running_challenge},
+        ),
+        "# One registered user's place in it, with their neighbours:",
+        call(
+            "podium.v1.ChallengeService/GetChallengeRank",
+            {"challenge_id": world.running_challenge, "user_id": shown_user, "neighbors": 2},
         ),
         "# An eco-driving challenge that ended last month, its users' progress:",
         call(

@@ -113,6 +113,8 @@ class World:
     anchor_task: str
     """A PENDING task created exactly at `now`: reading its creation back tells a later run
     which `now` this world was made for."""
+    registered: dict[str, tuple[str, ...]]
+    """Each challenge's registered users."""
 
     @property
     def drivers(self) -> int:
@@ -148,6 +150,7 @@ def demo_world(tenant: str, now: datetime, seed: int = DEFAULT_SEED) -> World:
         tasks=tasks,
         learners=learners,
         anchor_task=anchor,
+        registered={c: tuple(users) for c, users in builder.registered.items()},
     )
 
 
@@ -166,6 +169,8 @@ class _Builder:
     now: datetime
     rng: random.Random
     sent: list[Sent] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    """Each challenge's registered users, in the order they were drawn."""
 
     # --- envelopes -----------------------------------------------------------------------
 
@@ -339,6 +344,7 @@ class _Builder:
             at = start + (min(now, start + timedelta(days=5)) - start) * self.rng.random()
         else:
             at = start - timedelta(days=self.rng.uniform(0.5, 4))
+        self.registered.setdefault(challenge_id, []).append(user_id)
         registered = enrollments_pb2.ChallengeRegistered(challenge_id=challenge_id, user_id=user_id)
         registered.registered_at.FromDatetime(at)
         self._enrollment(f"register-{challenge_id}-{user_id}", at, challenge_registered=registered)

@@ -24,8 +24,8 @@ do not. Only an id of more than 150 characters from the emoji planes meets this 
 
 TENANT_ID_MAX_LENGTH = 180
 """Tenant ids are shorter than other ids: a tenant's state versions are keyed by the tenant id
-plus a scope suffix (`service.app.state_versions`, 14 characters at most for months before 2200) in an
-`Id` column. 180 leaves a few characters spare for a future scope."""
+plus a suffix (`service.app.state_versions`, 14 characters at most for months before 2200) in
+an `Id` column. 180 leaves a few characters spare for a future suffix."""
 
 NAME_MAX_LENGTH = 200
 """A user's firstname, lastname and pseudo: the width of their columns; names are shown in

@@ -96,6 +96,12 @@ def test_make_run_then_the_demo_gives_a_ranking_with_entries_and_commands_that_a
     assert answers[0]["previousMonth"]["driverRanked"]
     statuses = {answer["status"] for answer in answers if "taskId" in answer}
     assert len(statuses) == 5
+    page, last_month = answers[1], answers[2]
+    assert page["driverRanked"] == ranking["driverRanked"][:5]
+    assert page["nextPageToken"]
+    assert last_month["driverRanked"] == answers[0]["previousMonth"]["driverRanked"]
+    assert answers[3]["driver"]["userId"] or answers[3]["driverNotRanked"]["userId"]
+    assert all("asOf" in answer for answer in answers)
 
     again = podium(environment, tmp_path, "demo")
     assert again.returncode == 0, again.stderr
