@@ -71,6 +71,22 @@ async def bench_shapes(
         f"  ratio to the trivial ceiling: calls/s {rank.per_second / trivial.per_second:.2f}, "
         f"p99 {percentile(rank.latencies, 0.99) / percentile(trivial.latencies, 0.99):.2f}x"
     )
+    trivial_one = await load(address, HEALTH, b"", "", concurrency=1, seconds=seconds)
+    rank_one = await load(
+        address,
+        rank_method,
+        ranks[0],
+        key,
+        concurrency=1,
+        seconds=seconds,
+        more_requests=tuple(ranks[1:]),
+    )
+    say(trivial_one.line("trivial unary (health check), one at a time"))
+    say(rank_one.line("GetDriverRank, one at a time"))
+    say(
+        "  p99 ratio to the trivial ceiling: "
+        f"{percentile(rank_one.latencies, 0.99) / percentile(trivial_one.latencies, 0.99):.2f}x"
+    )
     page_request = driver_ranking_pb2.ListMonthRankingRequest(
         type=SAFETY, group_label=big_group, page_size=100
     ).SerializeToString()

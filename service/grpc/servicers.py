@@ -9,7 +9,6 @@ them as they are.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import uuid
@@ -37,7 +36,7 @@ from service.grpc.answers import Answers, Assembled, Loaded, Memo
 from service.grpc.auth import current_principal
 from service.grpc.errors import abort
 from service.grpc.state_versions import StateVersions, newest_arrival
-from service.grpc.watchers import Watchers
+from service.grpc.watchers import Watchers, moved_or_after
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +46,6 @@ RETRY_WHILE_STORAGE_DOWN = timedelta(seconds=1)
 
 WATCH_INTERVAL_SECONDS = 1.0
 """A watcher gets at most one message a second."""
-
-WATCH_RECHECK_SECONDS = 0.25
-"""How often a watcher looks again when the versions did not move: a month turning over, or
-an answer cached just before the last change (`answers.FRESH_ENOUGH_SECONDS`)."""
 
 
 @dataclass(frozen=True)
@@ -170,40 +165,30 @@ async def watch_driver_ranking(
     deps: QueryDeps,
     send: Send,
 ) -> None:
-    """Every watcher of a board reads the same cached board: a thousand watchers cost the
-    database what one does. A message goes out when the top or the ranked count differs from
-    the last one sent (a newer `asOf` alone is no change), a second apart at least."""
+    """The watchers of one top share one look-out (`service.grpc.watchers`) reading the same
+    cached board: a thousand watchers cost what one does. A message goes out when the top or
+    the ranked count differs from the last one this watcher had (a newer `asOf` alone is no
+    change), a second apart at least."""
     tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
     top = boards.checked_top(request.top)
-    with deps.watchers.joined():
-        last_sent = None
+    seen: list[tuple[Loaded[queries.MonthBoard], bytes, bytes]] = []
+
+    async def look() -> tuple[bytes, bytes]:
+        now = deps.clock.now()
+        loaded = await month_board(deps, tenant, kind, group, Month.of(now), now)
+        if not seen or seen[-1][0] is not loaded:
+            content = convert.top_drivers_response(kind, loaded.value, top).SerializeToString()
+            stamp = convert.stamped(driver_ranking_pb2.WatchDriverRankingResponse(), loaded.as_of)
+            seen[:] = [(loaded, content, content + stamp.SerializeToString())]
+        return seen[-1][1], seen[-1][2]
+
+    async def wake() -> None:
+        await moved_or_after(deps.versions.moved_since(deps.versions.generation))
+
+    async with deps.watchers.watch(("top", tenant, kind, group, top), look, wake) as watching:
         while True:
-            generation = deps.versions.generation
-            now = deps.clock.now()
-            loaded = await month_board(deps, tenant, kind, group, Month.of(now), now)
-            content = _top_drivers(deps, (tenant, kind, group, top), loaded)
-            if content == last_sent:
-                with contextlib.suppress(TimeoutError):
-                    moved = deps.versions.moved_since(generation)
-                    await asyncio.wait_for(moved, WATCH_RECHECK_SECONDS)
-                continue
-            stamp = driver_ranking_pb2.WatchDriverRankingResponse()
-            await send(content + convert.stamped(stamp, loaded.as_of).SerializeToString())
-            last_sent = content
+            await send(await watching.next())
             await asyncio.sleep(deps.watch_interval)
-
-
-def _top_drivers(
-    deps: QueryDeps, watched: tuple[str, ScoreKind, str, int], loaded: Loaded[queries.MonthBoard]
-) -> bytes:
-    """A board's top without its `asOf`, serialized once for all its watchers."""
-    _, kind, _, top = watched
-    board = loaded.value
-    return deps.assembled.get(
-        ("top", *watched),
-        (loaded,),
-        lambda: convert.top_drivers_response(kind, board, top).SerializeToString(),
-    )
 
 
 # --- challenges --------------------------------------------------------------------------------
