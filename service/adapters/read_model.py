@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -118,7 +118,7 @@ class SqlReadModel:
                 (user_groups.c.tenant_id == users.c.tenant_id)
                 & (user_groups.c.user_id == users.c.user_id),
             ).where(user_groups.c.group_label == group)
-        return [Profile(*row) for row in self._c.execute(query)]
+        return [Profile(*row) for row in _plain_rows(self._c, query)]
 
     def month_tallies(
         self,
@@ -151,7 +151,7 @@ class SqlReadModel:
             query = select(m.c.user_id, *columns).where(of_month)
         return {
             user: Tally(trips, metres, weighted, weight)
-            for user, trips, metres, weighted, weight in self._c.execute(query)
+            for user, trips, metres, weighted, weight in _plain_rows(self._c, query)
             if trips  # no month, or one whose trips were all deleted: it never happened
         }
 
@@ -348,6 +348,16 @@ def _letter(row: Row[Any]) -> Letter:
         row.last_failed_at,
         row.attempts,
     )
+
+
+def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:
+    """The rows of a query of plain columns (strings and integers) as the driver gives them:
+    for the thousands of rows of a big ranking, SQLAlchemy's row objects cost more than the
+    query."""
+    result = connection.execute(query)
+    rows: Sequence[Any] = result.cursor.fetchall()
+    result.close()
+    return rows
 
 
 def _newest_versions(

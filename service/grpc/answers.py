@@ -33,18 +33,20 @@ this (`PODIUM_MAX_STALENESS_SECONDS`), rather than all waiting for the build: a
 10,000-driver month takes tens of milliseconds to build, and much more when the machine is
 saturated; callers then get an answer at once, at most this old."""
 
-FRESH_ENOUGH_SECONDS = 0.25
+FRESH_ENOUGH_SECONDS = 0.5
 """A cached answer younger than this is served even if the state moved on since: under steady
-ingest a big answer is then rebuilt at most four times a second, and a query still reflects an
-event well within a second (batch commit + version poll + this)."""
+ingest a big answer is then rebuilt at most twice a second, and a query still reflects an
+event within a second (batch commit + version poll + this)."""
 
 VALUES_KEPT = 16
 """Values kept for answers to be made from: each may be big (a 100,000-driver month's board
 is some tens of MB)."""
 
 BUILD_COST_FACTOR = 4
-"""An answer's own window is at most this many times what it took to build: the window bounds
-the time spent rebuilding expensive answers, and a cheap one need not wait for it."""
+"""An answer's own window is at most this many times what it took to build: an answer up to
+an eighth of a second to build then spends at most a quarter of the time rebuilding under
+steady ingest (a 10,000-driver month's board takes about a tenth), and a cheap one need not
+wait for the window."""
 
 STATEMENT_TIMEOUT_SECONDS = 10.0
 """The longest an answer's statements may run when its call has no deadline
