@@ -332,15 +332,8 @@ def challenge_rank_response(
 def _ranked_user(
     placed: Placed[Entry], profiles: Mapping[str, Profile]
 ) -> challenges_pb2.ChallengeRankedUser:
-    entry, who = placed.entrant, _profile(profiles, placed.entrant.user_id)
     return challenges_pb2.ChallengeRankedUser(
-        username=entry.user_id,
-        firstname=who.firstname,
-        lastname=who.lastname,
-        pseudo=who.pseudo,
-        registerDate=timestamp(entry.registered_at),
-        numberTrips=entry.during.trips,
-        distance=metres_to_km(entry.during.metres),
+        **_user_fields(placed.entrant, profiles),
         rank=placed.rank,
         score=placed.score_hundredths / 100,
     )
@@ -349,16 +342,20 @@ def _ranked_user(
 def _unranked_user(
     entry: Entry, profiles: Mapping[str, Profile]
 ) -> challenges_pb2.ChallengeUnrankedUser:
+    return challenges_pb2.ChallengeUnrankedUser(**_user_fields(entry, profiles))
+
+
+def _user_fields(entry: Entry, profiles: Mapping[str, Profile]) -> dict[str, Any]:
     who = _profile(profiles, entry.user_id)
-    return challenges_pb2.ChallengeUnrankedUser(
-        username=entry.user_id,
-        firstname=who.firstname,
-        lastname=who.lastname,
-        pseudo=who.pseudo,
-        registerDate=timestamp(entry.registered_at),
-        numberTrips=entry.during.trips,
-        distance=metres_to_km(entry.during.metres),
-    )
+    return {
+        "username": entry.user_id,
+        "firstname": who.firstname,
+        "lastname": who.lastname,
+        "pseudo": who.pseudo,
+        "registerDate": timestamp(entry.registered_at),
+        "numberTrips": entry.during.trips,
+        "distance": metres_to_km(entry.during.metres),
+    }
 
 
 def challenge_progress_response(
