@@ -51,37 +51,51 @@ def upsert(
     the `replace` columns and keep the greater of the stored and the new value of the `latest`
     ones, a NULL counting as nothing (none of them: keep the stored row). All rows must have
     the same columns, and no two rows the same key."""
-    if not rows:
+    if rows:
+        columns = {name: [row[name] for row in rows] for name in rows[0]}
+        upsert_columns(
+            connection, table, columns, keys=keys, add=add, replace=replace, latest=latest
+        )
+
+
+def upsert_columns(
+    connection: Connection,
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    keys: Iterable[str],
+    add: Iterable[str] = (),
+    replace: Iterable[str] = (),
+    latest: Iterable[str] = (),
+) -> None:
+    """`upsert` of rows given column by column (a list of values per column, all of the same
+    length): what the ingest hot path builds, skipping a dictionary per row."""
+    names = tuple(columns)
+    if not names or not columns[names[0]]:
         return
-    columns = tuple(rows[0])
-    dialect = connection.dialect
     changes = (tuple(add), tuple(replace), tuple(latest))
-    statement = _upsert_statement(dialect, table, columns, tuple(keys), *changes)
-    _execute_by_columns(connection, statement, table, columns, rows)
+    statement = _upsert_statement(connection.dialect, table, names, tuple(keys), *changes)
+    _execute_by_columns(connection, statement, table, columns)
 
 
 def _execute_by_columns(
-    connection: Connection,
-    statement: str,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Mapping[str, Any]],
+    connection: Connection, statement: str, table: Table, columns: Mapping[str, Sequence[Any]]
 ) -> None:
-    """Run `statement` over `rows`, its parameters being `columns` in that order: one array
-    per column on PostgreSQL (one execution), one tuple per row on SQLite (executemany)."""
+    """Run `statement` over rows given column by column, its parameters being the columns in
+    that order: one array per column on PostgreSQL (one execution), one tuple per row on
+    SQLite (executemany)."""
     dialect = connection.dialect
-    values = [_column_values(table, name, rows, dialect) for name in columns]
+    values = [_driver_values(table, name, column, dialect) for name, column in columns.items()]
     if dialect.name == "postgresql":
         connection.exec_driver_sql(statement, tuple(values))
     else:
         connection.exec_driver_sql(statement, list(zip(*values, strict=True)))
 
 
-def _column_values(
-    table: Table, name: str, rows: Sequence[Mapping[str, Any]], dialect: Dialect
-) -> list[Any]:
+def _driver_values(
+    table: Table, name: str, values: Sequence[Any], dialect: Dialect
+) -> Sequence[Any]:
     """One column's values in the form the driver takes (times as microseconds, ...)."""
-    values = [row[name] for row in rows]
     process = _bind_processor(table, name, dialect)
     return values if process is None else list(map(process, values))
 
@@ -140,8 +154,8 @@ def add_to_rows(
     dialect = connection.dialect
     statement = _add_statement(dialect, table, key_list, added)
     # PostgreSQL's statement binds the key arrays first; SQLite's the SET values first.
-    columns = (*key_list, *added) if dialect.name == "postgresql" else (*added, *key_list)
-    _execute_by_columns(connection, statement, table, columns, rows)
+    order = (*key_list, *added) if dialect.name == "postgresql" else (*added, *key_list)
+    _execute_by_columns(connection, statement, table, {c: [r[c] for r in rows] for c in order})
 
 
 @functools.lru_cache(maxsize=256)

@@ -33,8 +33,11 @@ from service.domain.events import SCORE_KINDS, ScoreKind
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_micros(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(microseconds=1)
+    return (moment - EPOCH) // _MICROSECOND
 
 
 def from_micros(micros: int) -> datetime:

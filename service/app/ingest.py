@@ -16,7 +16,7 @@ from service.app.catalog import fold_users
 from service.app.challenges import fold_publications, fold_registrations, fold_trip_changes
 from service.app.paths import LEARNER_EVENTS, fold_learners, fold_path_sessions
 from service.app.ports import OffsetMove, TopicPartition, UnitOfWork, UnitsOfWork
-from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId
+from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId, arrival_at
 from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
@@ -61,15 +61,16 @@ def apply_batch(
     with unit_of_work() as uow:
         tenants = {item.event.meta.tenant_id for item in received}
         uow.lock_tenants(tenants)
-        users = _of(received, ev.UserUpserted)
+        of = _by_family(received)
+        users = of[ev.UserUpserted]
         fold_users(uow, users)
-        fold_publications(uow, _of(received, ev.ChallengePublished), rules)
-        late = fold_registrations(uow, _of(received, ev.ChallengeRegistered), rules)
-        fold_path_sessions(uow, _of(received, ev.PathSessionPublished))
-        fold_learners(uow, _of(received, *LEARNER_EVENTS))
-        trips = fold_trips(uow, _of(received, *TRIP_EVENTS), rules)
+        fold_publications(uow, of[ev.ChallengePublished], rules)
+        late = fold_registrations(uow, of[ev.ChallengeRegistered], rules)
+        fold_path_sessions(uow, of[ev.PathSessionPublished])
+        fold_learners(uow, of[LEARNER_EVENTS])
+        trips = fold_trips(uow, of[TRIP_EVENTS], rules)
         fold_trip_changes(uow, trips.changes, rules)
-        ignored = [*late, *fold_tasks(uow, _of(received, *TASK_EVENTS))]
+        ignored = [*late, *fold_tasks(uow, of[TASK_EVENTS])]
         uow.ignored_events.add(ignored, now)
         dead = (*batch.dead, *trips.rejected)
         _keep_dead_letters(uow, dead, batch.replaying, now)
@@ -91,20 +92,23 @@ def _moved_versions(
     it: a tenant's with any of its events, its profiles' with its user events, a month's with
     the tenant's trip events (the month a trip counts in is the fold's to say)."""
     moved: dict[str, datetime | None] = {}
-
-    def arrived(key: str, items: Iterable[Received]) -> None:
-        times = [item.record.arrived_at for item in items]
-        moved[key] = max(times, default=None)
-
     by_tenant = _by_tenant(received)
     for tenant, items in by_tenant.items():
-        arrived(tenant_key(tenant), items)
+        moved[tenant_key(tenant)] = _newest_arrival(items)
     for tenant, items in _by_tenant(users).items():
-        arrived(profiles_key(tenant), items)
+        moved[profiles_key(tenant)] = _newest_arrival(items)
+    trips_arrived = {
+        tenant: _newest_arrival(i for i in items if isinstance(i.event.payload, TRIP_EVENTS))
+        for tenant, items in by_tenant.items()
+    }
     for tenant, month in months:
-        trip_events = [i for i in by_tenant[tenant] if isinstance(i.event.payload, TRIP_EVENTS)]
-        arrived(month_key(tenant, month), trip_events)
+        moved[month_key(tenant, month)] = trips_arrived[tenant]
     return moved
+
+
+def _newest_arrival(items: Iterable[Received]) -> datetime | None:
+    newest = max((item.record.timestamp_ms for item in items), default=None)
+    return None if newest is None else arrival_at(newest)
 
 
 def _by_tenant(received: Iterable[Received]) -> dict[str, list[Received]]:
@@ -130,5 +134,28 @@ def _keep_dead_letters(
     uow.dead_letters.remove(sorted(set(replaying.values()) - failed_again))
 
 
-def _of(received: Sequence[Received], *kinds: type) -> list[Received]:
-    return [item for item in received if isinstance(item.event.payload, kinds)]
+Family = type | tuple[type, ...]
+"""A kind of event, or several folded together (their relative order kept)."""
+
+FAMILIES: tuple[Family, ...] = (
+    ev.UserUpserted,
+    ev.ChallengePublished,
+    ev.ChallengeRegistered,
+    ev.PathSessionPublished,
+    LEARNER_EVENTS,
+    TRIP_EVENTS,
+    TASK_EVENTS,
+)
+_FAMILY_OF: dict[type, Family] = {
+    kind: family
+    for family in FAMILIES
+    for kind in (family if isinstance(family, tuple) else (family,))
+}
+
+
+def _by_family(received: Sequence[Received]) -> dict[Family, list[Received]]:
+    """The batch's events by family, in arrival order within each (one pass over the batch)."""
+    families: dict[Family, list[Received]] = {family: [] for family in FAMILIES}
+    for item in received:
+        families[_FAMILY_OF[type(item.event.payload)]].append(item)
+    return families

@@ -38,7 +38,12 @@ class Record:
 
     @property
     def arrived_at(self) -> datetime:
-        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+        return arrival_at(self.timestamp_ms)
+
+
+def arrival_at(timestamp_ms: int) -> datetime:
+    """A record's arrival time from its Kafka timestamp (milliseconds since the epoch)."""
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
 
 
 REJECTION_KINDS = ("undecodable", "invalid", "conflict", "unfoldable")

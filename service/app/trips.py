@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from service.app.ports import MonthKey, TripKey, UnitOfWork
 from service.app.records import DeadLetter, Received, Rejected
 from service.domain.events import TripCompleted, TripDeleted
-from service.domain.ranking import NO_TOTALS, Month, MonthTotals, month_contribution
+from service.domain.ranking import Month, MonthDeltas, MonthTotals
 from service.domain.rules import Rules
 from service.domain.trips import (
     StoredTrip,
@@ -77,17 +76,13 @@ def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> Trip
 
 def month_deltas(changes: Sequence[TripChange], rules: Rules) -> dict[MonthKey, MonthTotals]:
     """What each change adds to (or takes from) the driver months it counts in."""
-    grouped: defaultdict[MonthKey, list[MonthTotals]] = defaultdict(list)
-    grace = rules.late_event_grace
+    deltas: MonthDeltas[str] = MonthDeltas(rules.late_event_grace)
     for change in changes:
         if isinstance(change.before, TripFacts):
-            month, totals = month_contribution(change.before, grace)
-            grouped[(change.tenant_id, change.before.user_id, month)].append(-totals)
+            deltas.add(change.tenant_id, change.before, -1)
         if isinstance(change.after, TripFacts):
-            month, totals = month_contribution(change.after, grace)
-            grouped[(change.tenant_id, change.after.user_id, month)].append(totals)
-    deltas = {key: MonthTotals.sum(parts) for key, parts in grouped.items()}
-    return {k: v for k, v in deltas.items() if v != NO_TOTALS}
+            deltas.add(change.tenant_id, change.after)
+    return deltas.totals()
 
 
 def _trip_id(item: Received) -> str:

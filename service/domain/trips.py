@@ -32,16 +32,13 @@ class TripFacts:
 
     @classmethod
     def from_event(cls, event: TripCompleted, arrived_at: datetime) -> TripFacts:
-        a, b, c, d = (
-            None if score is None else score_to_units(score)
-            for score in event.scores.in_kind_order()
-        )
+        a, b, c, d = event.scores.in_kind_order()
         return cls(
             trip_id=event.trip_id,
             user_id=event.user_id,
             ended_at=event.ended_at,
             metres=km_to_metres(event.distance_km),
-            score_units=(a, b, c, d),
+            score_units=(_units(a), _units(b), _units(c), _units(d)),
             arrived_at=arrived_at,
         )
 
@@ -66,6 +63,10 @@ class TripFacts:
         if self.deleted_arrived_at is not None and self.deleted_arrived_at <= arrived_at:
             return self
         return replace(self, deleted_arrived_at=arrived_at)
+
+
+def _units(score: float | None) -> int | None:
+    return None if score is None else score_to_units(score)
 
 
 def counts_by(trip: TripFacts, freeze_at: datetime) -> bool:

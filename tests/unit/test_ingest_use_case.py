@@ -3,11 +3,14 @@ tenants locked, versions moved for what changed, nothing kept by a dry run."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
-from service.app.ingest import Batch, apply_batch
+from service.app.ingest import FAMILIES, Batch, apply_batch
 from service.app.ports import OffsetMoved
 from service.app.state_versions import month_key, profiles_key, tenant_key
+from service.domain import events as ev
 from service.domain.ranking import Month
 from tests.builders import RULES, T0, received, trip, user
 from tests.fakes import FakePorts, State
@@ -66,3 +69,11 @@ def test_a_batch_locks_its_tenants_and_moves_the_versions_of_what_it_changed(
             month_key("acme", november): (1, t1_at),
             month_key("gamma", november): (1, t2_at),
         }
+
+
+def test_every_kind_of_event_has_its_family() -> None:
+    kinds = {
+        kind for family in FAMILIES for kind in (family if isinstance(family, tuple) else (family,))
+    }
+    assert kinds == set(get_args(ev.Payload))
+    assert sum(len(f) if isinstance(f, tuple) else 1 for f in FAMILIES) == len(kinds)

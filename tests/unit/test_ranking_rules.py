@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.domain.errors import InvalidArgument
 from service.domain.events import ScoreKind, Scores, TripCompleted
 from service.domain.ranking import (
     Month,
+    MonthDeltas,
     MonthTotals,
     Profile,
     drivers_of_month,
@@ -146,3 +149,40 @@ def test_each_ranking_type_reads_its_own_score() -> None:
     assert totals.tally(ScoreKind.SAFETY).score == 9
     assert totals.tally(ScoreKind.ECO_DRIVING).score == 4
     assert totals.tally(ScoreKind.SPEEDING).score is None
+
+
+moments = st.datetimes(
+    min_value=datetime(2026, 9, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)
+)
+scores = st.none() | st.floats(0, 10, allow_nan=False)
+
+
+@st.composite
+def counted_trips(draw: st.DrawFn) -> tuple[str, TripFacts, int]:
+    ended = draw(moments)
+    event = TripCompleted(
+        draw(st.sampled_from(["t1", "t2", "t3"])),
+        draw(st.sampled_from(["u1", "u2"])),
+        ended - timedelta(minutes=5),
+        ended,
+        draw(st.floats(0, 500, allow_nan=False)),
+        Scores(*(draw(scores) for _ in range(4))),
+    )
+    trip = TripFacts.from_event(event, draw(moments))
+    if draw(st.booleans()):
+        trip = trip.deleted(draw(moments))
+    return draw(st.sampled_from(["a", "b"])), trip, draw(st.sampled_from([1, -1]))
+
+
+@given(st.lists(counted_trips(), max_size=30))
+def test_month_deltas_sum_the_contributions_of_their_trips(
+    trips: list[tuple[str, TripFacts, int]],
+) -> None:
+    deltas: MonthDeltas[str] = MonthDeltas(GRACE)
+    expected: dict[tuple[str, str, Month], MonthTotals] = {}
+    for scope, trip, sign in trips:
+        deltas.add(scope, trip, sign)
+        month, totals = month_contribution(trip, GRACE)
+        key = (scope, trip.user_id, month)
+        expected[key] = expected.get(key, MonthTotals()) + (totals if sign > 0 else -totals)
+    assert deltas.totals() == {k: v for k, v in expected.items() if v != MonthTotals()}

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from service.adapters.sql import InList, key_lookups, upsert
+from service.adapters.sql import InList, key_lookups, upsert_columns
 from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
 from service.app.ports import MonthKey, TripKey
 from service.domain.events import SCORE_KINDS
@@ -29,24 +29,23 @@ def trip_from_row(row: Row[Any]) -> StoredTrip:
     )
 
 
-def _trip_row(tenant_id: str, trip: StoredTrip) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "trip_id": trip.trip_id,
-        "user_id": trip.user_id,
-        "deleted_arrived_at": trip.deleted_arrived_at,
-    }
-    facts = trip if isinstance(trip, TripFacts) else None
-    row.update(
-        ended_at=facts.ended_at if facts else None,
-        metres=facts.metres if facts else None,
-        arrived_at=facts.arrived_at if facts else None,
+def _trip_columns(written: Mapping[TripKey, StoredTrip]) -> dict[str, list[Any]]:
+    """The trips as the table's columns (a list of values each), tombstones' facts as NULL."""
+    stored = list(written.values())
+    facts = [trip if isinstance(trip, TripFacts) else None for trip in stored]
+    return {
+        "tenant_id": [tenant for tenant, _ in written],
+        "trip_id": [trip.trip_id for trip in stored],
+        "user_id": [trip.user_id for trip in stored],
+        "deleted_arrived_at": [trip.deleted_arrived_at for trip in stored],
+        "ended_at": [f.ended_at if f else None for f in facts],
+        "metres": [f.metres if f else None for f in facts],
+        "arrived_at": [f.arrived_at if f else None for f in facts],
         **{
-            SCORE_COLUMNS[kind]: facts.score_units[i] if facts else None
+            SCORE_COLUMNS[kind]: [f.score_units[i] if f else None for f in facts]
             for i, kind in enumerate(SCORE_KINDS)
         },
-    )
-    return row
+    }
 
 
 class SqlTripStore:
@@ -76,8 +75,8 @@ class SqlTripStore:
         self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
     ) -> None:
         """Write new and changed trips in one statement (a changed row is replaced whole)."""
-        rows = [_trip_row(tenant, trip) for (tenant, _), trip in {**new, **changed}.items()]
-        upsert(self._c, trips, rows, keys=["tenant_id", "trip_id"], replace=_TRIP_VALUES)
+        columns = _trip_columns({**new, **changed})
+        upsert_columns(self._c, trips, columns, keys=["tenant_id", "trip_id"], replace=_TRIP_VALUES)
 
 
 _TRIP_VALUES = [c.name for c in trips.c if not c.primary_key]
@@ -90,31 +89,27 @@ class SqlDriverMonthStore:
     def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
         """Add each delta to the driver's month (creating it at zero). Row order does not
         matter: writers of a tenant are serialized by its lock (`lock_tenants`)."""
-        rows = [
-            {
-                "tenant_id": tenant,
-                "year": month.year,
-                "month": month.number,
-                "user_id": user,
-                "trips": totals.trips,
-                "metres": totals.metres,
-                **{
-                    f"{SCORE_COLUMNS[kind]}_weighted": totals.weighted[i]
-                    for i, kind in enumerate(SCORE_KINDS)
-                },
-                **{
-                    f"{SCORE_COLUMNS[kind]}_weight": totals.weight[i]
-                    for i, kind in enumerate(SCORE_KINDS)
-                },
-            }
-            for (tenant, user, month), totals in deltas.items()
-            if totals != NO_TOTALS
-        ]
-        value_columns = [c.name for c in driver_months.c if not c.primary_key]
-        upsert(
+        kept = {key: totals for key, totals in deltas.items() if totals != NO_TOTALS}
+        months = [month for _, _, month in kept]
+        sums = list(kept.values())
+        columns: dict[str, list[Any]] = {
+            "tenant_id": [tenant for tenant, _, _ in kept],
+            "year": [month.year for month in months],
+            "month": [month.number for month in months],
+            "user_id": [user for _, user, _ in kept],
+            "trips": [totals.trips for totals in sums],
+            "metres": [totals.metres for totals in sums],
+        }
+        for i, kind in enumerate(SCORE_KINDS):
+            columns[f"{SCORE_COLUMNS[kind]}_weighted"] = [totals.weighted[i] for totals in sums]
+            columns[f"{SCORE_COLUMNS[kind]}_weight"] = [totals.weight[i] for totals in sums]
+        upsert_columns(
             self._c,
             driver_months,
-            rows,
+            columns,
             keys=["tenant_id", "year", "month", "user_id"],
-            add=value_columns,
+            add=_MONTH_VALUES,
         )
+
+
+_MONTH_VALUES = [c.name for c in driver_months.c if not c.primary_key]
