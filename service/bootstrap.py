@@ -28,7 +28,11 @@ import migrations
 from consumers.connection import kafka_options
 from consumers.runner import ConsumerLoop, IngestReport
 from consumers.topics import ensure_topics
-from service.adapters.database import create_database_engine, storage_failures_as_unavailable
+from service.adapters.database import (
+    create_database_engine,
+    create_writer_engine,
+    storage_failures_as_unavailable,
+)
 from service.adapters.keys import SqlKeyStore
 from service.adapters.read_model import read_model
 from service.adapters.stores.service_state import mark_caught_up
@@ -98,12 +102,20 @@ def rules_from(settings: Settings) -> Rules:
 
 @dataclass(frozen=True)
 class Storage:
-    """The database and the ports built over it."""
+    """The database and the ports built over it. `writer`: the ingest's own engine, if it has
+    one (`create_writer_engine`); units of work use it, everything else `engine`."""
 
     engine: Engine
+    writer: Engine | None = None
+
+    @classmethod
+    def of(cls, database_url: str) -> Storage:
+        """The database at `database_url` as an instance uses it: queries and the ingest on
+        engines of their own."""
+        return cls(create_database_engine(database_url), create_writer_engine(database_url))
 
     def unit_of_work(self) -> UnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.writer or self.engine)
 
     def read(self, *, statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
         return read_model(self.engine, statement_timeout)
@@ -122,6 +134,8 @@ class Storage:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.writer is not None:
+            self.writer.dispose()
 
 
 def open_storage(database_url: str, *, migrate: bool = False) -> Storage:
@@ -223,7 +237,7 @@ class Podium:
         self.metrics = Metrics()
         self.tracing = tracing or tracer_provider(settings)
         self._tracer = tracer_of(self.tracing)
-        self.storage = Storage(create_database_engine(settings.database_url))
+        self.storage = Storage.of(settings.database_url)
         self.rules = rules_from(settings)
         self.port = 0
         self.ready = asyncio.Event()
