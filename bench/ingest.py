@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import Engine
 
+from service.adapters.database import create_writer_engine
 from service.bootstrap import Storage, consumer_loop
 from service.clock import SystemClock
 from service.config import Settings
@@ -73,7 +74,8 @@ async def podium_ingest_rate(
     """Fold every record through Podium's consumer loop into the database, timed from the
     first committed batch to the last."""
     metrics = Metrics()
-    loop = consumer_loop(settings, Storage(engine), SystemClock(), metrics)
+    storage = Storage(engine, create_writer_engine(settings.database_url))
+    loop = consumer_loop(settings, storage, SystemClock(), metrics)
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop))
     folded = metrics.events_folded.labels(settings.topic(family))
@@ -90,3 +92,5 @@ async def podium_ingest_rate(
     finally:
         stop.set()
         await task
+        if storage.writer is not None:
+            storage.writer.dispose()

@@ -27,10 +27,12 @@ IDLE_IN_TRANSACTION_TIMEOUT = "60s"
 an instance frozen mid-batch (SIGSTOP, a VM pause) cannot hold its tenants' locks forever. A
 batch's fold works between its statements for well under a second."""
 
-SQLITE_CACHE_KIB = 64 * 1024
-"""SQLite's page cache per connection (its default is 2 MiB). A replay inserts trips at
-random keys all over a table that grows to hundreds of MiB; with 64 MiB, 1 million trips fold
-about 15% faster (49k -> 58k trip events/s for the fold alone)."""
+WRITER_CACHE_KIB = 64 * 1024
+"""SQLite's page cache on the ingest's own connection (`create_writer_engine`; SQLite's
+default, which readers keep, is 2 MiB). A replay inserts trips at random keys all over a table
+that grows to hundreds of MiB: with 64 MiB, 1 million trips fold about 15% faster (49k -> 58k
+trip events/s for the fold alone). Readers keep the default: each pooled connection has a
+cache of its own."""
 
 LINK_DEFAULTS = {
     "connect_timeout": "10",
@@ -50,15 +52,26 @@ with a back-off, reported as such. Probes are answered by a live server's kernel
 statement or a lock wait is never cut short by them."""
 
 
-def create_database_engine(url: str) -> Engine:
-    """`hide_parameters`: SQLAlchemy's errors never show a statement's parameters (names,
-    emails), whoever prints them."""
+def create_writer_engine(url: str) -> Engine | None:
+    """The ingest's own engine: one connection, kept (so its SQLite page cache stays warm from
+    batch to batch, and grows to `WRITER_CACHE_KIB`), and never waited for behind queries.
+    None for an in-memory SQLite database, which exists in its one connection only."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        return None
+    return create_database_engine(url, writer=True)
+
+
+def create_database_engine(url: str, *, writer: bool = False) -> Engine:
+    """`hide_parameters`: SQLAlchemy's errors never show a statement's parameters (names,
+    emails), whoever prints them. `writer`: the ingest's (`create_writer_engine`)."""
+    parsed = make_url(url)
+    pool = {"pool_size": 1, "max_overflow": 1} if writer else {}
     if parsed.get_backend_name() == "postgresql":
         link = {name: value for name, value in LINK_DEFAULTS.items() if name not in parsed.query}
         engine = create_engine(
             parsed.set(drivername="postgresql+psycopg"),
-            pool_size=8,
+            **({"pool_size": 8} | pool),
             pool_pre_ping=True,
             # Plans for batch lookups must follow the tables as they grow: a generic plan
             # prepared while a table was empty keeps scanning it once it is large.
@@ -75,8 +88,9 @@ def create_database_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False, "timeout": 30},
         poolclass=StaticPool if in_memory else None,
         hide_parameters=True,
+        **({} if in_memory else pool),
     )
-    _configure_sqlite(engine, wal=not in_memory)
+    _configure_sqlite(engine, wal=not in_memory, cache_kib=WRITER_CACHE_KIB if writer else None)
     return engine
 
 
@@ -91,7 +105,7 @@ def _configure_postgresql(engine: Engine) -> None:
         dbapi_connection.commit()
 
 
-def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+def _configure_sqlite(engine: Engine, *, wal: bool, cache_kib: int | None) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" below decide how transactions start (pysqlite's own
@@ -101,7 +115,8 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
         if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        if cache_kib is not None:
+            cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 

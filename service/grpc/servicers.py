@@ -113,11 +113,11 @@ async def get_driver_ranking(
         )
         for loaded in months
     ]
-    as_of = max((m.as_of for m in months if m.as_of is not None), default=None)
+    as_of = max((m.as_of for m in (current, previous) if m.as_of is not None), default=None)
     return deps.assembled.get(
         ("driver_ranking", tenant, kind, group, months[0].value.month, as_of),
-        (current, previous),
-        lambda: convert.driver_ranking_bytes(kind, current, previous, as_of),
+        (current.data, previous.data),
+        lambda: convert.driver_ranking_bytes(kind, current.data, previous.data, as_of),
     )
 
 
@@ -219,7 +219,8 @@ async def get_challenge_ranking(
         answer = convert.challenge_ranking_response(loaded.value.ranking)
         return convert.stamped(answer, loaded.as_of)
 
-    return await deps.answers.made(("challenge_ranking", tenant, challenge_id, group), loaded, make)
+    key = ("challenge_ranking", tenant, challenge_id, group)
+    return (await deps.answers.made(key, loaded, make)).data
 
 
 async def get_challenge_rank(

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from google.protobuf.message import Message
 from google.protobuf.wrappers_pb2 import StringValue
 
 from service.app.ports import ReadModel, StateVersion
-from service.grpc.answers import Answers, ResponseCache
+from service.grpc.answers import Answers, Loaded, ResponseCache
 
 
 @contextlib.contextmanager
@@ -127,7 +127,7 @@ async def test_a_value_is_read_once_for_its_version_with_its_as_of_and_a_serial_
     assert newer.serial != one.serial
 
 
-async def test_an_answer_made_from_a_value_is_that_values_answer_never_an_older_ones() -> None:
+async def test_an_answer_made_from_a_value_is_made_once_from_that_value() -> None:
     cache = Answers(versioned_database, ResponseCache(), values=ResponseCache(fresh_enough=0.0))
     made: list[str] = []
 
@@ -138,10 +138,49 @@ async def test_an_answer_made_from_a_value_is_that_values_answer_never_an_older_
             made.append(loaded.value)
             return StringValue(value=loaded.value)
 
-        return text(await cache.made(("answer",), loaded, make))
+        answer = await cache.made(("answer",), loaded, make)
+        assert answer.as_of == loaded.as_of
+        return text(answer.data)
 
     assert [await answer(1), await answer(1)] == ["v1", "v1"]
     await answer(2)  # v1's board may stand in while v2's is read, and v1's answer with it
     await cache.settled()
+    await answer(2)  # v1's answer may stand in while v2's is made
+    await cache.settled()
     assert await answer(2) == "v2"
     assert made == ["v1", "v2"]  # each made once, from its own board
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_previous_answer_stands_in_while_a_newer_one_is_made_within_the_bound() -> None:
+    clock, gate = Clock(), threading.Event()
+    cache = Answers(no_database, ResponseCache(), while_rebuilding=1.0, clock=clock)
+    first = Loaded("v1", AS_OF, 1, read_at=clock.now)
+    newer = Loaded("v2", AS_OF + timedelta(seconds=5), 2, read_at=clock.now)
+
+    def make(loaded: Loaded[str], wait: bool = False) -> Callable[[], Message]:
+        def build() -> Message:
+            if wait:
+                gate.wait(timeout=10)
+            return StringValue(value=loaded.value)
+
+        return build
+
+    assert text((await cache.made(("answer",), first, make(first))).data) == "v1"
+    clock.now += 0.5
+    standing_in = await cache.made(("answer",), newer, make(newer, wait=True))
+    assert (text(standing_in.data), standing_in.as_of) == ("v1", AS_OF)  # v1, saying so
+    clock.now += 0.6  # v1 was read 1.1 s ago: beyond the bound, callers wait for v2
+    waiting = asyncio.create_task(cache.made(("answer",), newer, make(newer)))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    gate.set()
+    answer = await waiting
+    assert (text(answer.data), answer.as_of) == ("v2", newer.as_of)
