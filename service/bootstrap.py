@@ -95,8 +95,8 @@ def collect_garbage_less_often() -> None:
     The middle generation is collected every second young collection: every object that
     reaches it is traversed there once whatever the threshold, but a collection holds every
     thread for as long as it runs, and a month's board (30,000 objects for 10,000 drivers,
-    rebuilt up to twice a second under ingest) made those of 20 young collections last
-    145 ms at the median under load, measured in `podium serve` (the tail of every answer).
+    rebuilt up to twice a second under ingest) made those of 20 young collections last up
+    to 170 ms in `podium serve` under the drivers bench (90 ms at most with these).
     Full collections stay as rare as before (2 x 200 = 20 x 20 young collections)."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
