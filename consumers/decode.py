@@ -7,14 +7,13 @@ The value is the binary envelope, or its proto3 JSON form when the record carrie
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from consumers import json_events
-from consumers.timestamps import EPOCH, NANOS, is_timestamp, moment
 from service.app.records import Rejected
 from service.domain import bounds
 from service.domain import events as ev
@@ -36,12 +35,15 @@ JSON = b"application/json"
 UNFORESEEN = "cannot decode the record"
 """How the reason of a record that broke decoding in a way nobody foresaw begins."""
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _RECORD_TIME_MS = ((bounds.TIME_MIN - EPOCH) // _MS, (bounds.TIME_MAX - EPOCH) // _MS)
 
-# What protobuf's Duration allows (google/protobuf/duration.proto); a broken producer can
-# send anything, which Python's timedelta cannot always hold.
+# What protobuf's well-known types allow (google/protobuf/timestamp.proto, duration.proto);
+# a broken producer can send anything, which Python's datetime cannot always hold.
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)  # 0001-01-01 .. 9999-12-31
 _DURATION_SECONDS = 315_576_000_000  # 10,000 years either way
+_NANOS = 999_999_999
 
 
 class _Invalid(Exception):
@@ -158,9 +160,10 @@ def _time(message: Any, field: str) -> datetime | None:
         return None
     stamp = getattr(message, field)
     seconds, nanos = stamp.seconds, stamp.nanos
-    if not is_timestamp(seconds, nanos):
+    if not (_TIMESTAMP_SECONDS[0] <= seconds <= _TIMESTAMP_SECONDS[1] and 0 <= nanos <= _NANOS):
         raise _Invalid(f"{field} is not a valid Timestamp (seconds {seconds}, nanos {nanos})")
-    return moment(seconds, nanos)
+    # Cheaper than Timestamp.ToDatetime on the ingest path; microsecond precision, like it.
+    return EPOCH + timedelta(0, seconds, nanos // 1000)  # positional: cheaper than keywords
 
 
 def _required_time(message: Any, field: str) -> datetime:
@@ -176,7 +179,7 @@ def _duration(message: Any, field: str) -> timedelta | None:
     span = getattr(message, field)
     seconds, nanos = span.seconds, span.nanos
     same_sign = seconds == 0 or nanos == 0 or (seconds < 0) == (nanos < 0)
-    if not (abs(seconds) <= _DURATION_SECONDS and abs(nanos) <= NANOS and same_sign):
+    if not (abs(seconds) <= _DURATION_SECONDS and abs(nanos) <= _NANOS and same_sign):
         raise _Invalid(f"{field} is not a valid Duration (seconds {seconds}, nanos {nanos})")
     return span.ToTimedelta()  # type: ignore[no-any-return]
 
