@@ -107,7 +107,7 @@ def _decode(
 
 
 def _arrival(timestamp_ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=timestamp_ms)
+    return EPOCH + timedelta(0, 0, 0, timestamp_ms)  # milliseconds, positional: cheaper
 
 
 def _validated(event: ev.Event) -> ev.Event | Rejected:
@@ -253,19 +253,24 @@ def _path_session_published(m: Any) -> ev.PathSessionPublished:
 
 
 def _trip_completed(m: Any) -> ev.TripCompleted:
-    s = m.scores
     return ev.TripCompleted(
         trip_id=m.trip_id,
         user_id=m.user_id,
         started_at=_required_time(m, "started_at"),
         ended_at=_required_time(m, "ended_at"),
         distance_km=m.distance_km,
-        scores=ev.Scores(
-            safety=_optional(s, "safety"),
-            eco_driving=_optional(s, "eco_driving"),
-            distraction=_optional(s, "distraction"),
-            speeding=_optional(s, "speeding"),
-        ),
+        scores=_scores(m.scores),
+    )
+
+
+def _scores(s: Any) -> ev.Scores:
+    # The hot path of ingest: HasField inline rather than a call of `_optional` per score.
+    has = s.HasField
+    return ev.Scores(
+        s.safety if has("safety") else None,
+        s.eco_driving if has("eco_driving") else None,
+        s.distraction if has("distraction") else None,
+        s.speeding if has("speeding") else None,
     )
 
 
