@@ -69,22 +69,30 @@ same parsing, and refuses a key twice as `_unique` does."""
 # --- fields, read as json_format reads them ------------------------------------------------
 
 
-def _names(message: type[Message]) -> dict[str, str]:
-    """The field each JSON key names: its JSON name (lowerCamelCase), or its name in the
-    .proto file; json_format looks for the JSON name first."""
-    fields = message.DESCRIPTOR.fields
-    return {**{f.name: f.name for f in fields}, **{f.json_name: f.name for f in fields}}
+class _Names:
+    """A message's field names as JSON keys: its JSON names (lowerCamelCase), read here, and
+    its names in the .proto file, which json_format reads too (the JSON name first)."""
+
+    def __init__(self, message: type[Message]) -> None:
+        fields = message.DESCRIPTOR.fields
+        self.json = frozenset(f.json_name for f in fields)
+        self.of_key = {
+            **{f.name: f.json_name for f in fields},
+            **{f.json_name: f.json_name for f in fields},
+        }
 
 
-def _members(value: object, names: Mapping[str, str]) -> Members:
-    """A JSON object's members by field name. Each key must name a field, each field once
-    (json_format lets the last of two spellings win, or refuses both for a oneof member),
-    and no value be null (which json_format reads as the field's default)."""
+def _members(value: object, names: _Names) -> Members:
+    """A JSON object's members by the JSON names of their fields. Each key must name a
+    field, each field once (json_format lets the last of two spellings win, or refuses both
+    for a oneof member), and no value be null (which json_format reads as the default)."""
     if type(value) is not dict:
         raise _Unusual
+    if value.keys() <= names.json and None not in value.values():
+        return value  # as producers write it: nothing to rename
     members: Members = {}
     for key, item in value.items():
-        name = names.get(key)
+        name = names.of_key.get(key)
         if name is None or name in members or item is None:
             raise _Unusual
         members[name] = item
@@ -171,39 +179,39 @@ def _timestamp(value: object) -> datetime:
 
 
 Payloads = Mapping[str, Callable[[object], ev.Payload]]
-_META = frozenset({"event_id", "tenant_id", "occurred_at"})
+_META = frozenset({"eventId", "tenantId", "occurredAt"})
 """An envelope's fields besides its `oneof event` (every envelope has these three)."""
 
 
 def _envelope(
-    document: object, names: Mapping[str, str], payloads: Payloads, arrived_at: datetime
+    document: object, names: _Names, payloads: Payloads, arrived_at: datetime
 ) -> ev.Event:
     envelope = _members(document, names)
     kinds = [name for name in envelope if name not in _META]  # the `oneof event` members
     if len(kinds) != 1 or kinds[0] not in payloads:  # none: decoding refuses it; two: json_format
         raise _Unusual
-    event_id = _string(envelope.get("event_id", ""))
-    tenant_id = _string(envelope.get("tenant_id", ""))
+    event_id = _string(envelope.get("eventId", ""))
+    tenant_id = _string(envelope.get("tenantId", ""))
     if not event_id or not tenant_id:
         raise _Unusual
-    occurred_at = _timestamp(_required(envelope, "occurred_at"))
+    occurred_at = _timestamp(_required(envelope, "occurredAt"))
     payload = payloads[kinds[0]](envelope[kinds[0]])
     return ev.Event(ev.Meta(tenant_id, event_id, occurred_at, arrived_at), payload)
 
 
-_TRIP_COMPLETED = _names(trips_pb2.TripCompleted)
-_TRIP_SCORES = _names(trips_pb2.TripScores)
-_TRIP_DELETED = _names(trips_pb2.TripDeleted)
+_TRIP_COMPLETED = _Names(trips_pb2.TripCompleted)
+_TRIP_SCORES = _Names(trips_pb2.TripScores)
+_TRIP_DELETED = _Names(trips_pb2.TripDeleted)
 
 
 def _trip_completed(value: object) -> ev.TripCompleted:
     trip = _members(value, _TRIP_COMPLETED)
     return ev.TripCompleted(
-        trip_id=_string(trip.get("trip_id", "")),
-        user_id=_string(trip.get("user_id", "")),
-        started_at=_timestamp(_required(trip, "started_at")),
-        ended_at=_timestamp(_required(trip, "ended_at")),
-        distance_km=_double(trip.get("distance_km", 0.0)),
+        trip_id=_string(trip.get("tripId", "")),
+        user_id=_string(trip.get("userId", "")),
+        started_at=_timestamp(_required(trip, "startedAt")),
+        ended_at=_timestamp(_required(trip, "endedAt")),
+        distance_km=_double(trip.get("distanceKm", 0.0)),
         scores=_scores(trip.get("scores", {})),
     )
 
@@ -212,7 +220,7 @@ def _scores(value: object) -> ev.Scores:
     scores = _members(value, _TRIP_SCORES)
     return ev.Scores(
         safety=_optional_double(scores, "safety"),
-        eco_driving=_optional_double(scores, "eco_driving"),
+        eco_driving=_optional_double(scores, "ecoDriving"),
         distraction=_optional_double(scores, "distraction"),
         speeding=_optional_double(scores, "speeding"),
     )
@@ -221,14 +229,14 @@ def _scores(value: object) -> ev.Scores:
 def _trip_deleted(value: object) -> ev.TripDeleted:
     trip = _members(value, _TRIP_DELETED)
     return ev.TripDeleted(
-        trip_id=_string(trip.get("trip_id", "")), user_id=_string(trip.get("user_id", ""))
+        trip_id=_string(trip.get("tripId", "")), user_id=_string(trip.get("userId", ""))
     )
 
 
-_FAMILIES: dict[str, tuple[dict[str, str], Payloads]] = {
+_FAMILIES: dict[str, tuple[_Names, Payloads]] = {
     "trips": (
-        _names(trips_pb2.TripEvent),
-        {"trip_completed": _trip_completed, "trip_deleted": _trip_deleted},
+        _Names(trips_pb2.TripEvent),
+        {"tripCompleted": _trip_completed, "tripDeleted": _trip_deleted},
     ),
 }
 """The envelopes read here, by topic family: their field names, and a reader for each event
