@@ -82,6 +82,21 @@ def test_what_producers_send_takes_the_fast_path_and_decodes_as_through_json_for
     assert isinstance(decode("trips", value, JSON, ARRIVED_MS), ev.Event)
 
 
+def test_decode_reads_what_producers_send_without_json_format(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unused(*_: object, **__: object) -> None:
+        raise AssertionError("json_format.Parse called")
+
+    monkeypatch.setattr(json_format, "Parse", unused)
+    for value in _producer_records():
+        assert isinstance(decode("trips", value, JSON, ARRIVED_MS), ev.Event)
+    assert isinstance(
+        decode("trips", json.dumps(TRIP).encode(), JSON, ARRIVED_MS, json_fast_path=False),
+        Rejected,  # the last resort catches the AssertionError: json_format was asked
+    )
+
+
 def test_the_proto_field_names_are_read_as_the_json_names() -> None:
     snake = (
         b'{"event_id": "e1", "tenant_id": "acme", "occurred_at": "2026-11-20T08:31:00Z",'
