@@ -148,7 +148,7 @@ def _changed(path: str, value: object) -> bytes:
         _changed("tripCompleted.scores", None),  # null: the default
         _changed("tripCompleted.scores", []),  # an empty list reads as an empty message
         _changed("tripCompleted.endedAt", "2026-11-20T08:30:00.Z"),  # an empty fraction
-        _changed("tripCompleted.endedAt", "2026-11-20T08:30:00+0900:00"),
+        _changed("tripCompleted.endedAt", "2026-11-20T08:30:00+0900:00"),  # 900 hours
         _changed("tripCompleted.endedAt", "2026-1-20T08:30:00Z"),  # strptime's single digit
         # json_format refuses these
         _changed("tripCompleted.scores", {"ecoDriving": 1, "eco_driving": 1}),  # a oneof
