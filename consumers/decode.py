@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
+from consumers import json_events
 from service.app.records import Rejected
 from service.domain import bounds
 from service.domain import events as ev
@@ -54,14 +55,19 @@ def decode(
     value: bytes,
     headers: Iterable[tuple[str, bytes | None]],
     timestamp_ms: int,
+    *,
+    json_fast_path: bool = True,
 ) -> ev.Event | Rejected:
     """The record's event, or why it is rejected. Never raises: whatever goes wrong decoding
     one record makes that record's Rejected, so one bad record cannot stop consumption.
 
     `timestamp_ms` is the record's Kafka timestamp, the event's arrival time (SPEC section 4).
+    A JSON record goes first through `consumers.json_events`, which reads the common
+    envelopes with the same outcome as protobuf's `json_format` at a fraction of its cost;
+    `json_fast_path=False` skips it (the tests compare both routes).
     """
     try:
-        return _decode(family, value, headers, timestamp_ms)
+        return _decode(family, value, headers, timestamp_ms, json_fast_path)
     except Exception as error:  # the last resort: any surprise is this record's problem
         return Rejected(f"{UNFORESEEN}: {describe(error)}", kind="undecodable")
 
@@ -71,29 +77,45 @@ def _decode(
     value: bytes,
     headers: Iterable[tuple[str, bytes | None]],
     timestamp_ms: int,
+    json_fast_path: bool,
 ) -> ev.Event | Rejected:
     envelope_type = ENVELOPES.get(family)
     if envelope_type is None:
         return Rejected(f"unknown topic family {family!r}", kind="undecodable")
+    is_json = _is_json(headers)
+    in_time = _RECORD_TIME_MS[0] <= timestamp_ms < _RECORD_TIME_MS[1]
+    if is_json and json_fast_path and in_time:
+        fast = json_events.event_of(family, value, _arrival(timestamp_ms))
+        if fast is not None:
+            return _validated(fast)
     envelope: Any = envelope_type()
     try:
-        _parse(envelope, value, is_json=_is_json(headers))
+        _parse(envelope, value, is_json=is_json)
     except (DecodeError, json_format.ParseError, UnicodeDecodeError) as error:
         reason = f"undecodable {envelope_type.__name__}: {error}".strip()
         return Rejected(reason, kind="undecodable")
     tenant_id: str = envelope.tenant_id
     event_id: str = envelope.event_id
-    if not _RECORD_TIME_MS[0] <= timestamp_ms < _RECORD_TIME_MS[1]:
+    if not in_time:
         reason = f"record timestamp {timestamp_ms} ms is outside {TIME_RANGE}"
         return Rejected(reason, tenant_id, event_id)
-    arrived_at = EPOCH + timedelta(milliseconds=timestamp_ms)
     try:
-        event = _to_event(envelope, arrived_at)
+        event = _to_event(envelope, _arrival(timestamp_ms))
     except _Invalid as error:
         return Rejected(str(error), tenant_id, event_id)
+    return _validated(event)
+
+
+def _arrival(timestamp_ms: int) -> datetime:
+    return EPOCH + timedelta(0, 0, 0, timestamp_ms)  # milliseconds, positional: cheaper
+
+
+def _validated(event: ev.Event) -> ev.Event | Rejected:
+    """The event, or its rejection by the rules (`problem_with`): the last step of both the
+    protobuf and the JSON fast route."""
     problem = problem_with(event)
     if problem:
-        return Rejected(problem, tenant_id, event_id)
+        return Rejected(problem, event.meta.tenant_id, event.meta.event_id)
     return event
 
 
@@ -141,7 +163,7 @@ def _time(message: Any, field: str) -> datetime | None:
     if not (_TIMESTAMP_SECONDS[0] <= seconds <= _TIMESTAMP_SECONDS[1] and 0 <= nanos <= _NANOS):
         raise _Invalid(f"{field} is not a valid Timestamp (seconds {seconds}, nanos {nanos})")
     # Cheaper than Timestamp.ToDatetime on the ingest path; microsecond precision, like it.
-    return EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+    return EPOCH + timedelta(0, seconds, nanos // 1000)  # positional: cheaper than keywords
 
 
 def _required_time(message: Any, field: str) -> datetime:
@@ -231,19 +253,24 @@ def _path_session_published(m: Any) -> ev.PathSessionPublished:
 
 
 def _trip_completed(m: Any) -> ev.TripCompleted:
-    s = m.scores
     return ev.TripCompleted(
         trip_id=m.trip_id,
         user_id=m.user_id,
         started_at=_required_time(m, "started_at"),
         ended_at=_required_time(m, "ended_at"),
         distance_km=m.distance_km,
-        scores=ev.Scores(
-            safety=_optional(s, "safety"),
-            eco_driving=_optional(s, "eco_driving"),
-            distraction=_optional(s, "distraction"),
-            speeding=_optional(s, "speeding"),
-        ),
+        scores=_scores(m.scores),
+    )
+
+
+def _scores(s: Any) -> ev.Scores:
+    # The hot path of ingest: HasField inline rather than a call of `_optional` per score.
+    has = s.HasField
+    return ev.Scores(
+        s.safety if has("safety") else None,
+        s.eco_driving if has("eco_driving") else None,
+        s.distraction if has("distraction") else None,
+        s.speeding if has("speeding") else None,
     )
 
 

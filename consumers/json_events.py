@@ -1,0 +1,243 @@
+"""The JSON fast path: a record's proto3 JSON read with `json.loads` straight into the domain
+event, for the envelopes producers send most (trips), without protobuf's pure-Python
+`json_format`, which is most of the cost of JSON ingest.
+
+The contract, held by a property test against `json_format` (tests/unit/test_json_events.py):
+`event_of` gives exactly the event `consumers.decode` builds through `json_format` before the
+rules run, or None, meaning "not recognised: take the json_format route". It recognises a
+strict subset of what json_format accepts and leaves everything else to it: an unknown key, a
+key twice, a field named in both spellings, a null, a value of another JSON type than the
+usual one, a number string or a timestamp outside the common forms, a record json_format or
+the decoding refuses (no ids, no time, no event or two). It never raises. Both routes then
+share the rest of `consumers.decode`: the record's time, the rules (`problem_with`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+
+from service.domain import events as ev
+from service.gen.podium.events.v1 import trips_pb2
+
+Members = dict[str, Any]
+
+
+class _Unusual(Exception):
+    """Something json_format may read otherwise than this module would: left to it."""
+
+
+def event_of(family: str, value: bytes, arrived_at: datetime) -> ev.Event | None:
+    """The event of a JSON record of the topic family, as `consumers.decode` would build it
+    through json_format (before the rules), or None when it is left to json_format."""
+    family_reader = _FAMILIES.get(family)
+    if family_reader is None:
+        return None
+    names, payloads = family_reader
+    try:
+        return _envelope(_loads(value), names, payloads, arrived_at)
+    except _Unusual:
+        return None
+
+
+def _loads(value: bytes) -> Any:
+    """The JSON document as json_format loads it (which refuses a key twice in an object)."""
+    try:
+        return _DECODER.decode(value.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, too deep: json_format's say
+        raise _Unusual from None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> Members:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _Unusual
+    return members
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique)
+"""The decoder json.loads would build on every call for a hook: json_format loads with the
+same parsing, and refuses a key twice as `_unique` does."""
+
+
+# --- fields, read as json_format reads them ------------------------------------------------
+
+
+class _Names:
+    """A message's field names as JSON keys: its JSON names (lowerCamelCase), read here, and
+    its names in the .proto file, which json_format reads too (the JSON name first)."""
+
+    def __init__(self, message: type[Message]) -> None:
+        fields = message.DESCRIPTOR.fields
+        self.json = frozenset(f.json_name for f in fields)
+        self.of_key = {
+            **{f.name: f.json_name for f in fields},
+            **{f.json_name: f.json_name for f in fields},
+        }
+
+
+def _members(value: object, names: _Names) -> Members:
+    """A JSON object's members by the JSON names of their fields. Each key must name a
+    field, each field once (json_format lets the last of two spellings win, or refuses both
+    for a oneof member), and no value be null (which json_format reads as the default)."""
+    if type(value) is not dict:
+        raise _Unusual
+    if value.keys() <= names.json and None not in value.values():
+        return value  # as producers write it: nothing to rename
+    members: Members = {}
+    for key, item in value.items():
+        name = names.of_key.get(key)
+        if name is None or name in members or item is None:
+            raise _Unusual
+        members[name] = item
+    return members
+
+
+def _required(members: Members, name: str) -> Any:
+    """A field decoding refuses a record without."""
+    if name not in members:
+        raise _Unusual
+    return members[name]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _string(value: object) -> str:
+    """A string; json_format refuses one with an unpaired surrogate (a paired one, only
+    escaped, json.loads joins into one character)."""
+    if type(value) is not str or (not value.isascii() and _SURROGATE.search(value)):
+        raise _Unusual
+    return value
+
+
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_SPELLED = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+_INT_AS_DOUBLE = 2**1000
+"""Beyond it an int may not fit a double (json_format fails on float(int))."""
+
+
+def _double(value: object) -> float:
+    """A double: a finite JSON number, a plain decimal string (both through `float`, as
+    json_format does) or the names proto3 JSON gives the non-finite values."""
+    if isinstance(value, bool):  # json_format takes true for 1.0: a producer's mistake
+        raise _Unusual
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, int) and -_INT_AS_DOUBLE < value < _INT_AS_DOUBLE:
+        return float(value)
+    if isinstance(value, str):
+        if _NUMBER.fullmatch(value):
+            return float(value)
+        if value in _SPELLED:
+            return _SPELLED[value]
+    raise _Unusual
+
+
+def _optional_double(members: Members, name: str) -> float | None:
+    return _double(members[name]) if name in members else None
+
+
+# RFC 3339 as protobuf writes it and most producers do: "Z" or an offset, up to 9 digits.
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_EDGE_YEARS = ("0001", "9999")
+"""Where an offset can take a time out of the range of protobuf's Timestamp."""
+
+
+def _timestamp(value: object) -> datetime:
+    """A Timestamp's moment as `consumers.decode` makes it of the Timestamp json_format reads.
+
+    For the strict form above, `datetime.fromisoformat` (in C, four times cheaper than
+    working it out here) gives that very datetime: the same day and time (strptime and it
+    refuse the same impossible dates), the same offset, and the same microseconds. It keeps
+    the first six digits of the fraction; json_format keeps the nanoseconds
+    round(float("0." + digits) * 1e9), which for up to nine digits is the digits exactly
+    (the float's error is far below a half), and decode keeps nanos // 1000 of them.
+    """
+    if type(value) is not str or _TIMESTAMP.fullmatch(value) is None:
+        raise _Unusual
+    try:
+        if value[-1] == "Z":
+            return datetime.fromisoformat(value)  # in UTC: the one `timezone.utc`
+        if value.startswith(_EDGE_YEARS):
+            raise _Unusual
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:  # no such day (2026-02-30, year 0)
+        raise _Unusual from None
+
+
+# --- envelopes and payloads ----------------------------------------------------------------
+
+
+Payloads = Mapping[str, Callable[[object], ev.Payload]]
+_META = frozenset({"eventId", "tenantId", "occurredAt"})
+"""An envelope's fields besides its `oneof event` (every envelope has these three)."""
+
+
+def _envelope(
+    document: object, names: _Names, payloads: Payloads, arrived_at: datetime
+) -> ev.Event:
+    envelope = _members(document, names)
+    kinds = [name for name in envelope if name not in _META]  # the `oneof event` members
+    if len(kinds) != 1 or kinds[0] not in payloads:  # none: decoding refuses it; two: json_format
+        raise _Unusual
+    event_id = _string(envelope.get("eventId", ""))
+    tenant_id = _string(envelope.get("tenantId", ""))
+    if not event_id or not tenant_id:
+        raise _Unusual
+    occurred_at = _timestamp(_required(envelope, "occurredAt"))
+    payload = payloads[kinds[0]](envelope[kinds[0]])
+    return ev.Event(ev.Meta(tenant_id, event_id, occurred_at, arrived_at), payload)
+
+
+_TRIP_COMPLETED = _Names(trips_pb2.TripCompleted)
+_TRIP_SCORES = _Names(trips_pb2.TripScores)
+_TRIP_DELETED = _Names(trips_pb2.TripDeleted)
+
+
+def _trip_completed(value: object) -> ev.TripCompleted:
+    trip = _members(value, _TRIP_COMPLETED)
+    return ev.TripCompleted(
+        trip_id=_string(trip.get("tripId", "")),
+        user_id=_string(trip.get("userId", "")),
+        started_at=_timestamp(_required(trip, "startedAt")),
+        ended_at=_timestamp(_required(trip, "endedAt")),
+        distance_km=_double(trip.get("distanceKm", 0.0)),
+        scores=_scores(trip.get("scores", {})),
+    )
+
+
+def _scores(value: object) -> ev.Scores:
+    scores = _members(value, _TRIP_SCORES)
+    return ev.Scores(
+        safety=_optional_double(scores, "safety"),
+        eco_driving=_optional_double(scores, "ecoDriving"),
+        distraction=_optional_double(scores, "distraction"),
+        speeding=_optional_double(scores, "speeding"),
+    )
+
+
+def _trip_deleted(value: object) -> ev.TripDeleted:
+    trip = _members(value, _TRIP_DELETED)
+    return ev.TripDeleted(
+        trip_id=_string(trip.get("tripId", "")), user_id=_string(trip.get("userId", ""))
+    )
+
+
+_FAMILIES: dict[str, tuple[_Names, Payloads]] = {
+    "trips": (
+        _Names(trips_pb2.TripEvent),
+        {"tripCompleted": _trip_completed, "tripDeleted": _trip_deleted},
+    ),
+}
+"""The envelopes read here, by topic family: their field names, and a reader for each event
+of their `oneof event` that is read here (another is left to json_format)."""
