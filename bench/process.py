@@ -12,13 +12,24 @@ from service.config import Settings
 
 def folded(metrics: str, settings: Settings) -> int:
     """Trip events the server has folded, from its Prometheus metrics."""
+    series = f'podium_events_folded_total{{topic="{settings.topic("trips")}"}}'
+    return int(metric(metrics, series))
+
+
+def caught_up(metrics: str) -> bool:
+    """Whether the server's consumers have joined their group and read the topics up to where
+    they ended at the start."""
+    return metric(metrics, "podium_ingest_caught_up") == 1
+
+
+def metric(metrics: str, series: str) -> float:
+    """One series of the server's Prometheus metrics (0 until it has one)."""
     with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as answer:
         text = answer.read().decode()
-    wanted = f'podium_events_folded_total{{topic="{settings.topic("trips")}"}}'
     for line in text.splitlines():
-        if line.startswith(wanted):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -37,3 +48,19 @@ def memory_mib(pid: int | None) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def database_cpu_seconds() -> float:
+    """CPU time of the local PostgreSQL server's processes (each backend, and what the
+    postmaster has collected of those that ended), in seconds; NaN if none runs here."""
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if name == "postgres":
+            found = True
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK") if found else float("nan")

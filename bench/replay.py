@@ -1,0 +1,212 @@
+"""Replay: what an operator waits for when state is rebuilt from the topics. Trip events of
+10,000 drivers (ended over the current and the last month, with scores) are produced with
+librdkafka to a fresh 4-partition trips topic; one real `podium serve` (environment only, an
+empty database, its own consumer group) folds them from offset 0, timed by its folded-events
+counter from the first folded event to the last (the group join left out), beside a bare
+aiokafka consumer of the same topic (the ceiling) and, for the JSON envelopes, beside the
+peer, Quix Streams, folding the same records (`bench/peer.py`). Then the time to rebuild a
+million trips, two `--role consumers` processes against one (PostgreSQL), and with
+`--growth` the fold rate at 10x the drivers and the events."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from bench.fold import Fold, peer_fold, serve_fold
+from bench.harness import produce_quickly, trip_envelope
+from bench.ingest import bare_consumer_rate, bench_settings
+from consumers.decode import JSON
+from consumers.topics import ensure_topics
+from service.config import Settings
+from service.domain.ranking import Month
+from service.gen.podium.events.v1 import trips_pb2
+from service.local_broker import LocalBroker
+
+DRIVERS = 10_000
+PARTITIONS = 4
+GROWTH = 10
+GROWTH_TARGET = 1.5
+HUNDRED_MILLION = 100_000_000
+PEERS = (
+    ("exactly-once", "dedupe", "exactly-once with a per-trip dedupe key"),
+    ("at-least-once", "dedupe", "at-least-once with the same dedupe state"),
+    ("at-least-once", "aggregate", "plain per-driver aggregate, at-least-once"),
+)
+"""The peer's guarantee, its fold (`bench/peer.py`) and how the report names it."""
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    name: str
+    headers: tuple[tuple[str, bytes], ...]
+
+    def encode(self, envelope: trips_pb2.TripEvent) -> bytes:
+        """As producers send it: the binary envelope, or `json_format`'s proto3 JSON
+        (camelCase names, RFC 3339 timestamps) as `podium produce` writes it."""
+        if self.headers:
+            return json_format.MessageToJson(envelope).encode()
+        return envelope.SerializeToString()
+
+
+BINARY = Encoding("binary", ())
+JSON_ENVELOPES = Encoding("JSON", (("content-type", JSON),))
+
+
+def replay_trips(count: int, drivers: int, now: datetime) -> Iterator[trips_pb2.TripEvent]:
+    """`count` trips of `drivers` drivers, ending spread over the last month and this one."""
+    start = Month.of(now).previous().starts_at
+    span = now - start
+    for n in range(count):
+        yield trip_envelope(n, drivers, ended=start + span * ((n * 7919) % 1000 / 1000))
+
+
+async def new_topic(servers: str) -> Settings:
+    """Settings naming a new, empty trips topic of PARTITIONS partitions."""
+    settings = bench_settings(servers, "sqlite://", f"r{uuid.uuid4().hex[:6]}.", PARTITIONS)
+    await ensure_topics(settings)
+    return settings
+
+
+async def produce(
+    settings: Settings, count: int, drivers: int, now: datetime, encoding: Encoding
+) -> None:
+    servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
+    messages = (
+        (e.trip_completed.user_id.encode(), encoding.encode(e))
+        for e in replay_trips(count, drivers, now)
+    )
+    started = time.perf_counter()
+    await asyncio.to_thread(produce_quickly, servers, topic, messages, encoding.headers)
+    say(
+        f"produced {count:,} trip events ({encoding.name}, {drivers:,} drivers) to {topic} in "
+        f"{time.perf_counter() - started:.1f} s (librdkafka, built as they went)"
+    )
+
+
+async def produced(
+    servers: str, count: int, drivers: int, now: datetime, encoding: Encoding
+) -> Settings:
+    """A new trips topic holding the trips; the settings name it."""
+    settings = await new_topic(servers)
+    await produce(settings, count, drivers, now, encoding)
+    return settings
+
+
+async def beside_bare(
+    kind: str, folder: Path, settings: Settings, count: int, encoding: Encoding
+) -> Fold:
+    """One `podium serve` folding the topic, beside the bare consumer's rate on it."""
+    bare = await bare_consumer_rate(
+        settings.kafka_bootstrap_servers or "", settings.topic("trips"), count
+    )
+    fold = await serve_fold(settings, kind, folder, count)
+    say(
+        f"podium serve folds {fold.per_second:,.0f} trip events/s ({encoding.name}) — bare "
+        f"consumer {bare.per_second:,.0f}/s, ratio {fold.per_second / bare.per_second:.3f}"
+    )
+    return fold
+
+
+async def beside_peer(settings: Settings, count: int, podium: Fold) -> None:
+    """The peer folding the same JSON records, each way, beside Podium's JSON rate."""
+    servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
+    for guarantee, fold, label in PEERS:
+        peer = await peer_fold(servers, topic, count, guarantee, fold)
+        name = f"peer, Quix Streams {peer.version} {label}".replace("  ", " ")
+        if peer.rate is None:
+            say(f"{name}: FAILED against the local broker (Tansu): {peer.error}")
+            continue
+        say(
+            f"{name}: {peer.rate.per_second:,.0f} trip events/s (same JSON records, offsets "
+            f"committed for {peer.committed:,} of {count:,}); podium serve / peer: "
+            f"{podium.per_second / peer.rate.per_second:.2f}"
+        )
+
+
+async def rebuild(kind: str, folder: Path, servers: str, count: int, now: datetime) -> Fold:
+    settings = await produced(servers, count, DRIVERS, now, BINARY)
+    fold = await serve_fold(settings, kind, folder, count)
+    hours = HUNDRED_MILLION / fold.per_second / 3600
+    say(
+        f"rebuild of {count:,} trip events (binary) from offset 0 into an empty database by one "
+        f"podium serve: {fold.start_to_done:,.1f} s from process start to all folded, "
+        f"{fold.first_to_last:,.1f} s from the first folded to the last "
+        f"({fold.per_second:,.0f}/s: 100 million trips in {hours:.1f} h)"
+    )
+    return fold
+
+
+async def scaling_out(kind: str, folder: Path, servers: str, count: int, now: datetime) -> None:
+    """Two `--role consumers` processes in one group against one, on the same records,
+    produced once the group has formed (otherwise the second process's join, and the
+    rebalance it brings, would fall within the measurement)."""
+    folds = []
+    for processes in (1, 2):
+        settings = await new_topic(servers)
+        fill = functools.partial(produce, settings, count, DRIVERS, now, BINARY)
+        folds.append(await serve_fold(settings, kind, folder, count, processes, "consumers", fill))
+    one, two = folds
+    say(
+        f"scaling out: two podium serve --role consumers in one group fold "
+        f"{two.per_second:,.0f}/s, one {one.per_second:,.0f}/s: "
+        f"{two.per_second / one.per_second:.2f}x, on a machine of {os.cpu_count()} cores "
+        "(trips produced while they fold, once the group has formed)"
+    )
+    for label, fold in (("one process", one), ("two processes", two)):
+        each = " + ".join(f"{t:,.1f}" for t in fold.cpu.processes.values())
+        say(
+            f"  {label}: CPU seconds while folding ({fold.first_to_last:,.1f} s): podium "
+            f"{each}, PostgreSQL {fold.cpu.database:,.1f}; "
+            f"{fold.cores_busy:.2f} cores busy (the producer's not counted)"
+        )
+
+
+async def growth(
+    kind: str, folder: Path, servers: str, count: int, now: datetime, base: Fold
+) -> None:
+    drivers, events = DRIVERS * GROWTH, count * GROWTH
+    settings = await produced(servers, events, drivers, now, BINARY)
+    grown = await beside_bare(kind, folder, settings, events, BINARY)
+    factor = base.per_second / grown.per_second
+    verdict = "within" if factor <= GROWTH_TARGET else "NOT within"
+    say(
+        f"growth x{GROWTH} ({drivers:,} drivers, {events:,} trip events): "
+        f"{base.per_second:,.0f} -> {grown.per_second:,.0f} trip events/s, {factor:.2f}x "
+        f"slower ({verdict} {GROWTH_TARGET}x)"
+    )
+
+
+async def bench_replay(
+    kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace
+) -> None:
+    count, rebuilt = (50_000, 100_000) if args.quick else (200_000, 1_000_000)
+    servers, now = broker.bootstrap_servers, datetime.now(UTC)
+    say(
+        f"\n== {kind}: replay: {count:,} trip events of {DRIVERS:,} drivers from offset 0 "
+        f"({PARTITIONS} partitions), one podium serve into an empty database each time =="
+    )
+    binary_topic = await produced(servers, count, DRIVERS, now, BINARY)
+    binary = await beside_bare(kind, folder, binary_topic, count, BINARY)
+    json_topic = await produced(servers, count, DRIVERS, now, JSON_ENVELOPES)
+    json = await beside_bare(kind, folder, json_topic, count, JSON_ENVELOPES)
+    await beside_peer(json_topic, count, json)
+    await rebuild(kind, folder, servers, rebuilt, now)
+    if kind == "postgresql":
+        await scaling_out(kind, folder, servers, count, now)
+    if args.growth:
+        await growth(kind, folder, servers, count, now, binary)
