@@ -68,10 +68,15 @@ JSON_ENVELOPES = Encoding("JSON", (("content-type", JSON),))
 
 
 def replay_trips(count: int, drivers: int, now: datetime) -> Iterator[trips_pb2.TripEvent]:
-    """`count` trips of `drivers` drivers, ending spread over the last month and this one."""
-    start = Month.of(now).previous().starts_at
-    span = now - start
+    """`count` trips of `drivers` drivers: every other one ended in this month so far, the
+    others in the last month, each spread over its span."""
+    this_month = Month.of(now)
+    spans = (
+        (this_month.starts_at, now - this_month.starts_at),
+        (this_month.previous().starts_at, this_month.starts_at - this_month.previous().starts_at),
+    )
     for n in range(count):
+        start, span = spans[n % 2]
         yield trip_envelope(n, drivers, ended=start + span * ((n * 7919) % 1000 / 1000))
 
 
