@@ -21,6 +21,7 @@ from bench.harness import database
 from bench.ingest import Rate
 from bench.process import caught_up, cpu_seconds, database_cpu_seconds, folded
 from bench.server import PodiumServe, free_port
+from bench.waits import BackendStates, with_application
 from service.config import Settings
 
 POLL_SECONDS = 0.05
@@ -53,6 +54,8 @@ class Fold:
     first_to_last: float
     start_to_done: float
     cpu: Cpu
+    backends: str = ""
+    """With `sample_backends`, what PostgreSQL's backends for these processes were doing."""
 
     @property
     def per_second(self) -> float:
@@ -72,15 +75,21 @@ async def serve_fold(
     processes: int = 1,
     role: str = "all",
     produce: Callable[[], Awaitable[None]] | None = None,
+    sample_backends: bool = False,
 ) -> Fold:
     """`processes` `podium serve --role ROLE` in one new consumer group fold the settings'
     trips topic from offset 0 into a new empty `kind` database, configured by environment
     only; returns once their counters add up to `expected`. With `produce`, the topic starts
     empty and is filled by it once every process has joined the group, so that no rebalance
-    falls within the measurement."""
+    falls within the measurement. `sample_backends` (PostgreSQL) samples what the database
+    does for them meanwhile (`bench/waits.py`)."""
     group = f"replay-{uuid.uuid4().hex[:6]}"
+    states = BackendStates(group)
     timeout = 120 + expected / 2_000  # a crashed server must not wedge the bench
-    with database(kind, folder) as url:
+    with database(kind, folder) as url, contextlib.ExitStack() as sampling:
+        if sample_backends:
+            url = with_application(url, group)
+            sampling.enter_context(states)
         runs = [
             replace(
                 settings,
@@ -118,6 +127,7 @@ async def serve_fold(
         done_at - first_at,
         done_at - started,
         done_cpu.since(first_cpu),
+        states.line() if sample_backends else "",
     )
 
 

@@ -164,7 +164,11 @@ async def scaling_out(kind: str, folder: Path, servers: str, count: int, now: da
     for processes in (1, 2):
         settings = await new_topic(servers)
         fill = functools.partial(produce, settings, count, DRIVERS, now, BINARY)
-        folds.append(await serve_fold(settings, kind, folder, count, processes, "consumers", fill))
+        folds.append(
+            await serve_fold(
+                settings, kind, folder, count, processes, "consumers", fill, sample_backends=True
+            )
+        )
     one, two = folds
     say(
         f"scaling out: two podium serve --role consumers in one group fold "
@@ -179,6 +183,7 @@ async def scaling_out(kind: str, folder: Path, servers: str, count: int, now: da
             f"{each}, PostgreSQL {fold.cpu.database:,.1f}; "
             f"{fold.cores_busy:.2f} cores busy (the producer's not counted)"
         )
+        say(f"    its PostgreSQL backends: {fold.backends}")
 
 
 async def growth(
