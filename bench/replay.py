@@ -218,6 +218,7 @@ async def bench_replay(
         f"\n== {kind}: replay: {count:,} trip events of {DRIVERS:,} drivers from offset 0 "
         f"({PARTITIONS} partitions), one podium serve into an empty database each time =="
     )
+    say(machine_load())
     binary_topic = await produced(servers, count, DRIVERS, now, BINARY)
     binary = await beside_bare(kind, folder, binary_topic, count, BINARY)
     json_topic = await produced(servers, count, DRIVERS, now, JSON_ENVELOPES)
@@ -228,3 +229,10 @@ async def bench_replay(
         await scaling_out(kind, folder, servers, count, now)
     if args.growth:
         await growth(kind, folder, servers, count, now, binary)
+    say(machine_load())
+
+
+def machine_load() -> str:
+    """The machine is shared: its load tells how far the figures around are from its best."""
+    one, five, _ = os.getloadavg()
+    return f"machine load average: {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
