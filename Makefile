@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 GEN := service/gen
 GEN_STAMP := $(GEN)/.generated
+PEER := .venv-peer
+PEER_STAMP := $(PEER)/.installed
 
 .PHONY: install proto run demo test test-fast soak lint bench wheel clean
 
@@ -57,13 +59,22 @@ lint: install
 	cd protos && ../$(BIN)/buf lint
 	tools/buf-breaking.sh $(BIN)/buf
 
-# make bench BENCH_ARGS='--quick' | '--growth' | '--databases sqlite'
-bench: install
+# make bench BENCH_ARGS='--quick' | '--growth' | '--databases sqlite' | '--section replay'
+bench: install $(PEER_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The peer the replay section measures Podium against: pyproject's `bench` extra, in a
+# virtualenv of its own, since it pins a librdkafka binding older than Podium's tests need.
+$(PEER_STAMP): pyproject.toml $(STAMP)
+	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet --upgrade pip
+	$(PEER)/bin/python -m pip install --quiet $$($(PY) -c 'import tomllib; \
+		print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"])')
+	touch $@
 
 # A wheel with the generated code in it, built as a clean checkout builds it (into dist/).
 wheel: install
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 clean:
-	rm -rf $(VENV) $(GEN)/podium $(GEN_STAMP) .pytest_cache .mypy_cache .hypothesis dist build
+	rm -rf $(VENV) $(PEER) $(GEN)/podium $(GEN_STAMP) .pytest_cache .mypy_cache .hypothesis dist build

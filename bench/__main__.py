@@ -1,7 +1,7 @@
 """`make bench`: every figure beside a ceiling measured in the same run, and their ratio.
 
     python -m bench [--quick] [--growth] [--databases sqlite,postgresql] [--drivers N]
-                    [--section all|startup|drivers|families|abuse]
+                    [--section all|startup|drivers|families|abuse|replay]
 
 For each database:
 - startup: a real `podium serve` process's time to SERVING (on an empty state, restarted on
@@ -26,16 +26,26 @@ For each database:
   (tasks, path sessions, challenges) against the trivial ceiling, on their own server.
 - abuse: 50 clients flooding the API with random keys while a second tenant queries and
   ingest runs, beside the same load without the flood (`bench/abuse.py`).
+- replay: 200,000 trip events of 10,000 drivers on a fresh 4-partition topic, binary and JSON
+  envelopes, folded from offset 0 into an empty database by a real `podium serve` (the rate
+  from its folded-events counter, first folded event to last), beside a bare aiokafka
+  consumer of the topic and, for JSON, beside the peer (Quix Streams, exactly-once with a
+  per-trip dedupe key, and as a plain per-driver aggregate; `make bench` installs it into
+  `.venv-peer`); the time to rebuild 1,000,000 trips from offset 0; on PostgreSQL two
+  `--role consumers` processes against one, with their CPU and the database's
+  (`bench/replay.py`).
 
 Flags:
 - `--quick`: a tenth of the drivers (10,000, `group-0` 1,000), 3 trips each, fewer events,
-  shorter load phases; runnable in a couple of minutes.
+  shorter load phases; runnable in a couple of minutes (replay: 50,000 trip events, a
+  rebuild of 100,000).
 - `--growth`: the drivers section at the base size and again at 10x the drivers (`group-0`
   stays the same), then each figure at both sizes with the factor between them and whether
-  it is within 2x (with `--quick`: 10,000 -> 100,000 drivers).
+  it is within 2x (with `--quick`: 10,000 -> 100,000 drivers); replay: the fold rate again at
+  10x the drivers and the trip events, and whether it is within 1.5x.
 - `--databases`: comma-separated, `sqlite` and/or `postgresql` (127.0.0.1:5432, db `test`).
 - `--drivers N`: another base size.
-- `--section`: one section only (default: all four).
+- `--section`: one section only (default: all five).
 """
 
 from __future__ import annotations
@@ -83,6 +93,7 @@ from bench.harness import (
 )
 from bench.ingest import Rate, bare_consumer_rate, bench_settings, podium_ingest_rate
 from bench.queries import HEALTH, Load, load
+from bench.replay import bench_replay
 from bench.server import PodiumServe, Stopped
 from bench.shapes import WATCHERS, bench_shapes, watcher_latency
 from bench.startup import bench_startup
@@ -482,7 +493,9 @@ async def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--drivers", type=int)
     parser.add_argument(
-        "--section", choices=("all", "startup", "drivers", "families", "abuse"), default="all"
+        "--section",
+        choices=("all", "startup", "drivers", "families", "abuse", "replay"),
+        default="all",
     )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
@@ -506,6 +519,8 @@ async def main() -> None:
                 await bench_families(kind, broker, Path(folder), args)
             if args.section in ("all", "abuse"):
                 await bench_abuse(kind, broker.bootstrap_servers, Path(folder), args)
+            if args.section in ("all", "replay"):
+                await bench_replay(kind, broker, Path(folder), args)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import sys
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -26,11 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
-from confluent_kafka import Producer
 
 from bench.families import seed_tasks
-from bench.harness import analyze, database, engine_for, percentile, trip_message
+from bench.harness import (
+    analyze,
+    database,
+    engine_for,
+    percentile,
+    produce_quickly,
+    trip_message,
+)
 from bench.ingest import bench_settings
+from bench.process import cpu_seconds, folded, memory_mib
 from bench.queries import Load, load
 from bench.server import PodiumServe, free_port
 from consumers.topics import ensure_topics
@@ -166,62 +171,10 @@ async def phase(
     return Phase(name, second, ingest, codes, memory, cpu)
 
 
-def produce_quickly(servers: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    """The backlog at once, with librdkafka: aiokafka producing in Python is hardly faster
-    than the server folds, so the backlog would never build up."""
-    producer = Producer(
-        {
-            "bootstrap.servers": servers,
-            "linger.ms": 50,
-            "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 1_000_000,
-        }
-    )
-    for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    left = producer.flush(120)
-    if left:
-        raise RuntimeError(f"{left} trip events not delivered")
-
-
-def folded(metrics: str, settings: Settings) -> int:
-    """Trip events the server has folded, from its Prometheus metrics."""
-    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    wanted = f'podium_events_folded_total{{topic="{settings.topic("trips")}"}}'
-    for line in text.splitlines():
-        if line.startswith(wanted):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
-
-
 async def sample_memory(pid: int | None, samples: list[float]) -> None:
     while True:
         samples.append(memory_mib(pid))
         await asyncio.sleep(5)
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """CPU time the process has used (user and system), in seconds."""
-    if pid is None:
-        return float("nan")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def memory_mib(pid: int | None) -> float:
-    """Resident memory now (VmRSS), in MiB."""
-    if pid is None:
-        return float("nan")
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def report(phases: list[Phase], memory: tuple[float, float, float], peak: float, left: int) -> None:

@@ -8,12 +8,13 @@ import statistics
 import sys
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 from aiokafka import AIOKafkaProducer
+from confluent_kafka import Producer
 from sqlalchemy import Engine
 
 import migrations
@@ -161,6 +162,16 @@ def apply_events(engine: Engine, events: Sequence[ev.Event], batch: int = 20_000
 def trip_message(
     n: int, drivers: int, ended: datetime | None = None, driver: str | None = None
 ) -> tuple[bytes, bytes]:
+    """A trip event's Kafka key and binary envelope."""
+    envelope = trip_envelope(n, drivers, ended, driver)
+    return envelope.trip_completed.user_id.encode(), envelope.SerializeToString()
+
+
+def trip_envelope(
+    n: int, drivers: int, ended: datetime | None = None, driver: str | None = None
+) -> trips_pb2.TripEvent:
+    """The `n`th bench trip (of driver `n % drivers` unless named), ended `ended` (now unless
+    given), with a distance and a safety score."""
     driver = driver or f"d{n % drivers}"
     end = ended or datetime.now(UTC)
     envelope = trips_pb2.TripEvent(
@@ -176,7 +187,7 @@ def trip_message(
     envelope.occurred_at.FromDatetime(end)
     envelope.trip_completed.started_at.FromDatetime(end - timedelta(minutes=15))
     envelope.trip_completed.ended_at.FromDatetime(end)
-    return driver.encode(), envelope.SerializeToString()
+    return envelope
 
 
 async def produce_trips(servers: str, topic: str, count: int, drivers: int) -> None:
@@ -193,6 +204,35 @@ async def produce_trips(servers: str, topic: str, count: int, drivers: int) -> N
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+def produce_quickly(
+    servers: str,
+    topic: str,
+    messages: Iterable[tuple[bytes, bytes]],
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> None:
+    """The backlog at once, with librdkafka: aiokafka producing in Python is hardly faster
+    than the server folds, so the backlog would never build up. `headers` go with every
+    record."""
+    producer = Producer(
+        {
+            "bootstrap.servers": servers,
+            "linger.ms": 50,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, value, key=key, headers=list(headers))
+                break
+            except BufferError:
+                producer.poll(0.05)
+    left = producer.flush(120)
+    if left:
+        raise RuntimeError(f"{left} trip events not delivered")
 
 
 class BackgroundLoad:

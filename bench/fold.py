@@ -1,0 +1,225 @@
+"""Fold rates measured from outside, as an operator would: real `podium serve` processes
+folding a topic from offset 0 into a fresh empty database, timed by their folded-events
+counters on /metrics; and the peer (`bench/peer.py`) folding the same records in its own
+process and virtualenv."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.harness import database
+from bench.ingest import Rate
+from bench.process import caught_up, cpu_seconds, database_cpu_seconds, folded
+from bench.server import PodiumServe, free_port
+from bench.waits import BackendStates, with_application
+from service.config import Settings
+
+POLL_SECONDS = 0.05
+"""How often the counters are read: the error on a rate is at most this over its run."""
+ROOT = Path(__file__).resolve().parent.parent
+PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds used so far by each `podium serve` process (by pid) and by PostgreSQL."""
+
+    processes: dict[int, float]
+    database: float
+
+    def since(self, earlier: Cpu) -> Cpu:
+        return Cpu(
+            {pid: t - earlier.processes.get(pid, 0.0) for pid, t in self.processes.items()},
+            self.database - earlier.database,
+        )
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A fold from offset 0: `records` folded after the first counter reading that showed
+    any, over `first_to_last` seconds; `start_to_done` from the first process's start to the
+    last event folded; `cpu` used between the first folded event and the last."""
+
+    records: int
+    first_to_last: float
+    start_to_done: float
+    cpu: Cpu
+    backends: str = ""
+    """With `sample_backends`, what PostgreSQL's backends for these processes were doing."""
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.first_to_last if self.first_to_last else float("nan")
+
+    @property
+    def cores_busy(self) -> float:
+        """Cores kept busy while folding, by Podium's processes and PostgreSQL together."""
+        return (sum(self.cpu.processes.values()) + self.cpu.database) / self.first_to_last
+
+
+async def serve_fold(
+    settings: Settings,
+    kind: str,
+    folder: Path,
+    expected: int,
+    processes: int = 1,
+    role: str = "all",
+    produce: Callable[[], Awaitable[None]] | None = None,
+    sample_backends: bool = False,
+) -> Fold:
+    """`processes` `podium serve --role ROLE` in one new consumer group fold the settings'
+    trips topic from offset 0 into a new empty `kind` database, configured by environment
+    only; returns once their counters add up to `expected`. With `produce`, the topic starts
+    empty and is filled by it once every process has joined the group, so that no rebalance
+    falls within the measurement. `sample_backends` (PostgreSQL) samples what the database
+    does for them meanwhile (`bench/waits.py`)."""
+    group = f"replay-{uuid.uuid4().hex[:6]}"
+    states = BackendStates(group)
+    timeout = 120 + expected / 2_000  # a crashed server must not wedge the bench
+    with database(kind, folder) as url, contextlib.ExitStack() as sampling:
+        if sample_backends:
+            url = with_application(url, group)
+            sampling.enter_context(states)
+        runs = [
+            replace(
+                settings,
+                database_url=url,
+                consumer_group=group,
+                metrics_address=f"127.0.0.1:{free_port()}",
+            )
+            for _ in range(processes)
+        ]
+        servers: list[PodiumServe] = []
+
+        def sample() -> Cpu:
+            pids = [s.pid for s in servers if s.pid is not None]
+            return Cpu({pid: cpu_seconds(pid) for pid in pids}, database_cpu_seconds())
+
+        started = time.perf_counter()
+        async with contextlib.AsyncExitStack() as stack:
+            watching = asyncio.create_task(watch_folded(runs, expected, sample))
+            try:
+                for run in runs:
+                    servers.append(await stack.enter_async_context(PodiumServe(run, role)))
+                if produce is not None:
+                    await until_joined(runs)
+                    await produce()
+                first_at, first_count, first_cpu, done_at, done_cpu = await asyncio.wait_for(
+                    watching, timeout
+                )
+            finally:
+                watching.cancel()
+    for server in servers:
+        if server.stopped is not None and server.stopped.exit_code != 0:
+            print(f"WARNING: podium serve exited {server.stopped.exit_code} on SIGTERM")
+    return Fold(
+        expected - first_count,
+        done_at - first_at,
+        done_at - started,
+        done_cpu.since(first_cpu),
+        states.line() if sample_backends else "",
+    )
+
+
+async def watch_folded(
+    runs: Sequence[Settings], expected: int, sample: Callable[[], Cpu]
+) -> tuple[float, int, Cpu, float, Cpu]:
+    """Reads the processes' counters until they add up to `expected`: when the first folded
+    events showed, how many, the CPU then, and when the last did, with the CPU then."""
+    first_at, first_count, first_cpu = 0.0, 0, Cpu({}, 0.0)
+    while True:
+        counts = [await asyncio.to_thread(folded_so_far, run) for run in runs]
+        now, total = time.perf_counter(), sum(counts)
+        if total and not first_at:
+            first_at, first_count, first_cpu = now, total, sample()
+        if total >= expected:
+            return first_at, first_count, first_cpu, now, sample()
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def until_joined(runs: Sequence[Settings]) -> None:
+    """Until every process reports its consumers caught up (on an empty topic: joined), which
+    a process that joined before the last one did only once the group has rebalanced."""
+    while not all([await asyncio.to_thread(joined, run) for run in runs]):  # noqa: ASYNC110
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def joined(settings: Settings) -> bool:
+    assert settings.metrics_address is not None
+    try:
+        return caught_up(settings.metrics_address)
+    except OSError:
+        return False
+
+
+def folded_so_far(settings: Settings) -> int:
+    """The server's counter, or 0 while it does not answer yet."""
+    assert settings.metrics_address is not None
+    try:
+        return folded(settings.metrics_address, settings)
+    except OSError:
+        return 0
+
+
+@dataclass(frozen=True)
+class PeerFold:
+    """The peer's rate, or why it has none."""
+
+    rate: Rate | None
+    version: str = ""
+    error: str = ""
+    committed: int = 0
+    """Records whose offsets the peer's group has committed once it stopped."""
+
+
+async def peer_fold(servers: str, topic: str, expected: int, guarantee: str, fold: str) -> PeerFold:
+    """`python -m bench.peer` in the peer's virtualenv, killed if it has not finished in a
+    generous time (a peer that hangs against the local broker must not wedge the bench)."""
+    if not PEER_PYTHON.exists():
+        return PeerFold(None, error=f"not installed ({PEER_PYTHON}: `make bench` installs it)")
+    timeout, group = 120 + expected / 2_000, f"peer-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory() as state:
+        process = await asyncio.create_subprocess_exec(
+            str(PEER_PYTHON), "-m", "bench.peer", servers, topic, group, str(expected),
+            guarantee, fold, state, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            output, errors = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return PeerFold(None, error=f"no answer within {timeout:.0f} s (killed)")
+    lines = output.decode().strip().splitlines()
+    if not lines:
+        tail = errors.decode(errors="replace")[-500:]
+        return PeerFold(None, error=f"exited {process.returncode}: {tail}")
+    answer = json.loads(lines[-1])
+    if "error" in answer:
+        return PeerFold(None, answer.get("version", ""), answer["error"])
+    committed = await committed_records(servers, topic, group)
+    return PeerFold(Rate(answer["records"], answer["seconds"]), answer["version"], "", committed)
+
+
+async def committed_records(servers: str, topic: str, group: str) -> int:
+    """The sum of the group's committed offsets over the topic's partitions (from offset 0:
+    the records it has committed), read without joining the group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=group)
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata, this topic's partitions with it
+        partitions = consumer.partitions_for_topic(topic) or set()
+        offsets = [await consumer.committed(TopicPartition(topic, p)) for p in partitions]
+        return sum(offset or 0 for offset in offsets)
+    finally:
+        await consumer.stop()

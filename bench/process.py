@@ -1,0 +1,66 @@
+"""A running `podium serve` seen from outside, as an operator sees it: its folded-events
+counter on /metrics and its CPU time and memory from /proc."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+
+from service.config import Settings
+
+
+def folded(metrics: str, settings: Settings) -> int:
+    """Trip events the server has folded, from its Prometheus metrics."""
+    series = f'podium_events_folded_total{{topic="{settings.topic("trips")}"}}'
+    return int(metric(metrics, series))
+
+
+def caught_up(metrics: str) -> bool:
+    """Whether the server's consumers have joined their group and read the topics up to where
+    they ended at the start."""
+    return metric(metrics, "podium_ingest_caught_up") == 1
+
+
+def metric(metrics: str, series: str) -> float:
+    """One series of the server's Prometheus metrics (0 until it has one)."""
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time the process has used (user and system), in seconds."""
+    if pid is None:
+        return float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mib(pid: int | None) -> float:
+    """Resident memory now (VmRSS), in MiB."""
+    if pid is None:
+        return float("nan")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def database_cpu_seconds() -> float:
+    """CPU time of the local PostgreSQL server's processes (each backend, and what the
+    postmaster has collected of those that ended), in seconds; NaN if none runs here."""
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if name == "postgres":
+            found = True
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK") if found else float("nan")
