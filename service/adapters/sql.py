@@ -241,7 +241,7 @@ def key_lookups(
     leading columns by equality, the last one in a list. (A row-value IN over a composite key
     is planned badly by PostgreSQL: it scans.)"""
     groups: defaultdict[tuple[Any, ...], list[Any]] = defaultdict(list)
-    for key in sorted(set(keys)):
+    for key in dict.fromkeys(keys):  # each key once, in a repeatable order
         groups[key[:-1]].append(key[-1])
     for prefix, lasts in groups.items():
         leading = [column == value for column, value in zip(columns, prefix, strict=False)]

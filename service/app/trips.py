@@ -37,13 +37,12 @@ class TripFold:
 
 
 def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> TripFold:
-    keys = {(i.event.meta.tenant_id, _trip_id(i)) for i in items}
-    stored = uow.trips.load(keys)
+    keys = [(i.event.meta.tenant_id, _trip_id(i)) for i in items]
+    stored = uow.trips.load(set(keys))
     current: dict[TripKey, StoredTrip] = dict(stored)
     outcome = TripFold()
-    for item in items:
+    for item, key in zip(items, keys, strict=True):
         meta, payload = item.event.meta, item.event.payload
-        key = (meta.tenant_id, _trip_id(item))
         before = current.get(key)
         try:
             if isinstance(payload, TripCompleted):
@@ -60,7 +59,7 @@ def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> Trip
             )
             continue
         current[key] = after
-    for key, after in sorted(current.items()):
+    for key, after in current.items():  # stored trips first, then new ones as they came
         before = stored.get(key)
         if after != before:
             outcome.changes.append(TripChange(key[0], before, after))
