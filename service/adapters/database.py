@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from service.app.ports import StorageUnavailable
@@ -57,9 +57,14 @@ def create_writer_engine(url: str) -> Engine | None:
     batch to batch, and grows to `WRITER_CACHE_KIB`), and never waited for behind queries.
     None for an in-memory SQLite database, which exists in its one connection only."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() == "sqlite" and _in_memory(parsed):
         return None
     return create_database_engine(url, writer=True)
+
+
+def _in_memory(parsed: URL) -> bool:
+    """An SQLite database that lives in its connection only."""
+    return parsed.database in (None, "", ":memory:")
 
 
 def create_database_engine(url: str, *, writer: bool = False) -> Engine:
@@ -82,7 +87,7 @@ def create_database_engine(url: str, *, writer: bool = False) -> Engine:
         return engine
     if parsed.get_backend_name() != "sqlite":
         raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
-    in_memory = parsed.database in (None, "", ":memory:")
+    in_memory = _in_memory(parsed)
     engine = create_engine(
         parsed,
         connect_args={"check_same_thread": False, "timeout": 30},

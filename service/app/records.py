@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from service.domain.bounds import ID_MAX_LENGTH, REASON_MAX_LENGTH, TENANT_ID_MAX_LENGTH
 from service.domain.events import Event
@@ -41,9 +41,13 @@ class Record:
         return arrival_at(self.timestamp_ms)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def arrival_at(timestamp_ms: int) -> datetime:
-    """A record's arrival time from its Kafka timestamp (milliseconds since the epoch)."""
-    return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    """A record's arrival time from its Kafka timestamp (milliseconds since the epoch), in
+    integer arithmetic; the events' `arrived_at` and the versions' alike."""
+    return EPOCH + timedelta(0, 0, 0, timestamp_ms)  # milliseconds, positional: cheaper
 
 
 REJECTION_KINDS = ("undecodable", "invalid", "conflict", "unfoldable")

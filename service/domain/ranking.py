@@ -149,12 +149,17 @@ def _month_and_freeze(year: int, number: int, grace: timedelta) -> tuple[Month, 
 
 def month_contribution(trip: TripFacts, grace: timedelta) -> tuple[Month, MonthTotals]:
     """What a trip (in its current state of deletion) adds to the month it ended in."""
+    month, counted = _month_counted_in(trip, grace)
+    return month, MonthTotals.of_trip(trip) if counted else NO_TOTALS
+
+
+def _month_counted_in(trip: TripFacts, grace: timedelta) -> tuple[Month, bool]:
+    """The month the trip ended in, and whether it counts there (by that month's freeze)."""
     ended = trip.ended_at
     if ended.tzinfo is not UTC:
         ended = ended.astimezone(UTC)
     month, freezes_at = _month_and_freeze(ended.year, ended.month, grace)
-    counted = counts_by(trip, freezes_at)
-    return month, MonthTotals.of_trip(trip) if counted else NO_TOTALS
+    return month, counts_by(trip, freezes_at)
 
 
 class MonthDeltas(Generic[S]):
@@ -169,11 +174,8 @@ class MonthDeltas(Generic[S]):
 
     def add(self, scope: S, trip: TripFacts, sign: int = 1) -> None:
         """Count `trip` (its contribution times `sign`, +1 or -1) under `scope`."""
-        ended = trip.ended_at
-        if ended.tzinfo is not UTC:
-            ended = ended.astimezone(UTC)
-        month, freezes_at = _month_and_freeze(ended.year, ended.month, self._grace)
-        if not counts_by(trip, freezes_at):
+        month, counted = _month_counted_in(trip, self._grace)
+        if not counted:
             return
         key = (scope, trip.user_id, month)
         sums = self._sums.get(key)
