@@ -22,6 +22,7 @@ from sqlalchemy import select
 from consumers.runner import ConsumerLoop
 from service import cli
 from service.adapters.tables import dead_letters
+from service.app.records import FAMILIES
 from service.bootstrap import Podium, serve
 from service.clock import SystemClock
 from service.config import Settings
@@ -231,6 +232,40 @@ async def test_podium_serve_stops_with_a_failure_code_when_its_consumer_loop_die
     assert code == 1
 
 
+async def six_trips_folded_from_a_broker_now_gone(url: str) -> tuple[Settings, str]:
+    """Podium's first life: 6 trips of ann folded from a local broker that then stops, as
+    `make run` stops; its settings and an API key, for the second life."""
+    with LocalBroker() as first:
+        settings = isolated_settings(first, url)
+        async with podium_running(settings) as podium:
+            key = podium.storage.create_key(TENANT, "ranking", SystemClock().now())
+            await asyncio.wait_for(podium.ready.wait(), 60)
+            await produce(
+                first.bootstrap_servers,
+                settings.topic("trips"),
+                [(b"ann", trip_envelope(f"a{n}", "ann", km=5)) for n in range(6)],
+            )
+            await eventually(
+                lambda: driver_month(podium, key, "ann"), lambda a: trips_of(a, "ann") == 6
+            )
+    return settings, key
+
+
+async def ten_more_trips_make_sixteen(
+    podium: Podium, broker: LocalBroker, settings: Settings, key: str
+) -> None:
+    """The second life: 10 more trips of ann on the new broker; none of the 16 is lost."""
+    await produce(
+        broker.bootstrap_servers,
+        settings.topic("trips"),
+        [(b"ann", trip_envelope(f"b{n}", "ann", km=5)) for n in range(10)],
+    )
+    answer = await eventually(
+        lambda: driver_month(podium, key, "ann"), lambda a: trips_of(a, "ann") == 16
+    )
+    assert trips_of(answer, "ann") == 16
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 async def test_a_broker_that_restarted_empty_skips_none_of_the_new_events(
     tmp_path: Path, kind: str
@@ -238,32 +273,12 @@ async def test_a_broker_that_restarted_empty_skips_none_of_the_new_events(
     """`make run` twice: the local broker starts empty, the database keeps the offsets of the
     old log. Podium created the topics anew, so it reads them from their start: 6 + 10 trips."""
     with empty_database(kind, tmp_path) as url:
-        with LocalBroker() as first:
-            settings = isolated_settings(first, url)
-            async with podium_running(settings) as podium:
-                key = podium.storage.create_key(TENANT, "ranking", SystemClock().now())
-                await asyncio.wait_for(podium.ready.wait(), 60)
-                await produce(
-                    first.bootstrap_servers,
-                    settings.topic("trips"),
-                    [(b"ann", trip_envelope(f"a{n}", "ann", km=5)) for n in range(6)],
-                )
-                await eventually(
-                    lambda: driver_month(podium, key, "ann"), lambda a: trips_of(a, "ann") == 6
-                )
+        settings, key = await six_trips_folded_from_a_broker_now_gone(url)
         with LocalBroker() as second:
             again = replace(settings, kafka_bootstrap_servers=second.bootstrap_servers)
             async with podium_running(again) as podium:
                 await asyncio.wait_for(podium.ready.wait(), 60)
-                await produce(
-                    second.bootstrap_servers,
-                    again.topic("trips"),
-                    [(b"ann", trip_envelope(f"b{n}", "ann", km=5)) for n in range(10)],
-                )
-                answer = await eventually(
-                    lambda: driver_month(podium, key, "ann"), lambda a: trips_of(a, "ann") == 16
-                )
-                assert trips_of(answer, "ann") == 16
+                await ten_more_trips_make_sixteen(podium, second, again, key)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -274,29 +289,14 @@ async def test_a_stored_offset_outside_the_log_stops_the_partition_until_an_oper
     those partitions and says so (log, metric, health, `podium offsets show`); after
     `podium offsets reset --to earliest` it reads the new logs from their start."""
     with empty_database(kind, tmp_path) as url:
-        with LocalBroker() as first:
-            settings = isolated_settings(first, url)
-            async with podium_running(settings) as podium:
-                key = podium.storage.create_key(TENANT, "ranking", SystemClock().now())
-                await asyncio.wait_for(podium.ready.wait(), 60)
-                await produce(
-                    first.bootstrap_servers,
-                    settings.topic("trips"),
-                    [(b"ann", trip_envelope(f"a{n}", "ann", km=5)) for n in range(6)],
-                )
-                await eventually(
-                    lambda: driver_month(podium, key, "ann"), lambda a: trips_of(a, "ann") == 6
-                )
+        settings, key = await six_trips_folded_from_a_broker_now_gone(url)
         with LocalBroker() as second:
             again = replace(settings, kafka_bootstrap_servers=second.bootstrap_servers)
             admin = AIOKafkaAdminClient(bootstrap_servers=second.bootstrap_servers)
             await admin.start()
             try:
                 await admin.create_topics(
-                    [
-                        NewTopic(again.topic(f), again.topic_partitions, 1)
-                        for f in ("catalog", "trips", "enrollments", "tasks")
-                    ]
+                    [NewTopic(again.topic(f), again.topic_partitions, 1) for f in FAMILIES]
                 )
             finally:
                 await admin.close()
@@ -312,15 +312,7 @@ async def test_a_stored_offset_outside_the_log_stops_the_partition_until_an_oper
                 )
                 assert code == 0
                 await until_health(podium, "podium.ingest", SERVING)
-                await produce(
-                    second.bootstrap_servers,
-                    again.topic("trips"),
-                    [(b"ann", trip_envelope(f"b{n}", "ann", km=5)) for n in range(10)],
-                )
-                answer = await eventually(
-                    lambda: driver_month(podium, key, "ann"), lambda a: trips_of(a, "ann") == 16
-                )
-                assert trips_of(answer, "ann") == 16
+                await ten_more_trips_make_sixteen(podium, second, again, key)
                 code, shown = await asyncio.to_thread(run_cli, again, "offsets", "show")
                 assert code == 0, shown
                 assert "OUTSIDE" not in shown
