@@ -36,10 +36,6 @@ class Record:
     def id(self) -> RecordId:
         return (self.topic, self.partition, self.offset)
 
-    @property
-    def arrived_at(self) -> datetime:
-        return arrival_at(self.timestamp_ms)
-
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
