@@ -117,7 +117,7 @@ def _uv() -> list[str]:
 
 def pins(text: str) -> dict[str, str]:
     """The pinned packages of a lock, by canonical name."""
-    found = {}
+    found: dict[str, str] = {}
     for line in text.splitlines():
         if match := _PIN.match(line):
             found[canonicalize_name(match[1])] = match[3]

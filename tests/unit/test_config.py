@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from service.config import Settings, SettingsError
+from service.config import Settings, SettingsError, setting_names
 
 
 def test_defaults_are_sqlite_local_podium_topics_5_trips_20_km_and_a_24_hour_grace() -> None:
@@ -177,3 +179,11 @@ def test_a_stop_drains_5_s_and_gives_calls_5_s_and_connections_live_5_minutes() 
     again = Settings.from_env({**settings.to_env(), "PODIUM_DRAIN_SECONDS": "0"})
     assert again.drain_seconds == 0.0
     assert Settings.from_env(again.to_env()) == again
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)`", table, re.MULTILINE))
+    documented |= set(re.findall(r"^\| `[A-Z_]+`, `([A-Z_]+)`", table, re.MULTILINE))
+    assert set(setting_names()) - documented == set()
