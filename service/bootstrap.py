@@ -518,13 +518,10 @@ def health_target(settings: Settings) -> tuple[str, grpc.ChannelCredentials | No
     address = dialable(settings.grpc_address)
     if settings.tls_cert_file is None or settings.tls_key_file is None:
         return address, None
-    roots = _read_setting_file(
-        *(
-            ("PODIUM_HEALTH_TLS_CA_FILE", settings.health_tls_ca_file)
-            if settings.health_tls_ca_file
-            else ("PODIUM_TLS_CERT_FILE", settings.tls_cert_file)
-        )
-    )
+    if settings.health_tls_ca_file:
+        roots = _read_setting_file("PODIUM_HEALTH_TLS_CA_FILE", settings.health_tls_ca_file)
+    else:
+        roots = _read_setting_file("PODIUM_TLS_CERT_FILE", settings.tls_cert_file)
     if settings.tls_client_ca_file is None:
         return address, grpc.ssl_channel_credentials(roots)
     if settings.health_tls_cert_file and settings.health_tls_key_file:

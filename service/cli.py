@@ -1,8 +1,6 @@
 """The `podium` command: serve, keys, dead letters, migrations, and the local quick start.
 
-Exit codes: 0 success; 1 a runtime failure (the command could not do what it was asked: a
-database or a Kafka out of reach, a schema to migrate first, a dead letter still failing, an
-instance not SERVING); 2 a usage error (an unknown option, a malformed setting).
+Its exit codes (`EXIT_CODES`, also in `podium --help`) are one convention for every command.
 """
 
 from __future__ import annotations
