@@ -458,7 +458,11 @@ class Podium:
         await self._set_health((*self._api_health, *self._ingest_health), False)
         seconds = self.settings.drain_seconds
         if seconds > 0:
-            log.info("draining: NOT_SERVING, answering calls for %g s more", seconds)
+            log.info(
+                "draining: NOT_SERVING, answering calls for %g s more (PODIUM_DRAIN_SECONDS; "
+                "a second signal stops now)",
+                seconds,
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for((cut_short or asyncio.Event()).wait(), seconds)
 

@@ -339,6 +339,8 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_local(settings: Settings, args: argparse.Namespace) -> int:
+    """`make run`: stopped by Ctrl-C at a terminal, with no load balancer to drain for."""
+    settings = replace(settings, drain_seconds=0.0)
     if settings.kafka_bootstrap_servers:
         return _serve(settings, argparse.Namespace(role="all"))
     broker = LocalBroker.at(settings.local_broker_address)

@@ -33,7 +33,6 @@ def environment(tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'podium.db'}",
         "PODIUM_LOCAL_BROKER_ADDRESS": f"127.0.0.1:{free_port()}",
         "PODIUM_GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
-        "PODIUM_DRAIN_SECONDS": "0.1",
     }
 
 
