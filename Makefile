@@ -1,10 +1,14 @@
 # Podium: the two commands a newcomer needs are `make run` and `make test`.
 SHELL := /bin/bash
-# The newest supported Python installed (3.11 to 3.13): `make test` runs on whichever it is.
-# (A version manager's shim that is on the PATH but not selected does not count: it must run.)
-PYTHON ?= $(or $(firstword $(foreach v,3.13 3.12 3.11,\
-	$(shell python$(v) -c 'import sys; print(sys.executable)' 2>/dev/null))),\
-	$(error Podium needs Python 3.11, 3.12 or 3.13))
+# The newest Python installed from 3.11 on: `make test` runs on whichever it is. Looked for on
+# the PATH and among pyenv's versions; a version manager's shim that is on the PATH but not
+# selected does not count (it must run).
+PYENV_ROOT ?= $(HOME)/.pyenv
+PYTHON_VERSIONS := 3.14 3.13 3.12 3.11
+PYTHON ?= $(or $(firstword $(foreach v,$(PYTHON_VERSIONS),$(shell \
+	for p in python$(v) $(wildcard $(PYENV_ROOT)/versions/$(v).*/bin/python$(v)); do \
+	$$p -c 'import sys; print(sys.executable)' 2>/dev/null && break; done))),\
+	$(error Podium needs Python 3.11 or newer))
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -14,16 +18,28 @@ GEN := service/gen
 GEN_STAMP := $(GEN)/.generated
 PEER := .venv-peer
 PEER_STAMP := $(PEER)/.installed
+LOCKS := requirements/dev.txt requirements/runtime.txt requirements/build.txt requirements/bench-peer.txt
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# The container tool: docker, or anything that reads the same arguments (podman).
+CONTAINER ?= docker
 
-.PHONY: install proto run demo test test-fast soak lint bench wheel clean
+.PHONY: install proto run demo test test-fast soak lint lock bench wheel image image-test clean
 
 install: $(STAMP) $(GEN_STAMP)
 
-$(STAMP): pyproject.toml
+# Every package from the lock (pinned, hashes checked), then Podium itself, editable, with the
+# build requirements the lock brought (nothing is fetched unpinned).
+$(STAMP): pyproject.toml requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# The lock files again from pyproject.toml, keeping every pin that still fits;
+# `make lock LOCK_ARGS=--upgrade` takes the newest versions instead.
+lock:
+	test -x $(BIN)/uv || $(MAKE) install
+	$(PY) tools/lock.py $(LOCK_ARGS)
 
 proto: $(GEN_STAMP)
 
@@ -51,6 +67,7 @@ test-fast: install
 	$(BIN)/pytest -q tests/unit
 
 lint: install
+	$(PY) tools/lock.py --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -65,16 +82,26 @@ bench: install $(PEER_STAMP)
 
 # The peer the replay section measures Podium against: pyproject's `bench` extra, in a
 # virtualenv of its own, since it pins a librdkafka binding older than Podium's tests need.
-$(PEER_STAMP): pyproject.toml $(STAMP)
+$(PEER_STAMP): requirements/bench-peer.txt $(STAMP)
 	test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
-	$(PEER)/bin/python -m pip install --quiet --upgrade pip
-	$(PEER)/bin/python -m pip install --quiet $$($(PY) -c 'import tomllib; \
-		print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"])')
+	$(PEER)/bin/python -m pip install --quiet --require-hashes -r requirements/bench-peer.txt
 	touch $@
 
 # A wheel with the generated code in it, built as a clean checkout builds it (into dist/).
 wheel: install
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+
+# The image (Containerfile): podium:<version> and podium:latest. BUILDAH_FORMAT makes podium
+# keep the HEALTHCHECK (its default image format has none); docker ignores it.
+image:
+	BUILDAH_FORMAT=docker $(CONTAINER) build -f Containerfile -t podium:$(VERSION) -t podium:latest .
+
+# The image against this machine's PostgreSQL and a local broker the test starts: SERVING,
+# a grpcurl call from the host, SIGTERM within the drain, a non-root user; prints its size.
+# Several minutes (it builds the image first): left out of `make test`, for CI to run.
+image-test: install image
+	$(BIN)/python -m tests.services_up
+	PODIUM_IMAGE=podium:$(VERSION) CONTAINER='$(CONTAINER)' $(BIN)/pytest -q -s -m image tests/image
 
 clean:
 	rm -rf $(VENV) $(PEER) $(GEN)/podium $(GEN_STAMP) .pytest_cache .mypy_cache .hypothesis dist build

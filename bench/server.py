@@ -41,8 +41,10 @@ def free_port() -> int:
 
 
 def environment(settings: Settings, port: int) -> dict[str, str]:
-    """The bench process's environment with Podium's settings replaced by the bench's."""
-    return {**os.environ, **replace(settings, grpc_address=f"127.0.0.1:{port}").to_env()}
+    """The bench process's environment with Podium's settings replaced by the bench's (no
+    drain on SIGTERM: no load balancer needs one)."""
+    bench = replace(settings, grpc_address=f"127.0.0.1:{port}", drain_seconds=0.0)
+    return {**os.environ, **bench.to_env()}
 
 
 class PodiumServe:

@@ -31,6 +31,7 @@ from consumers.topics import ensure_topics
 from service.adapters.database import (
     create_database_engine,
     create_writer_engine,
+    database_description,
     storage_failures_as_unavailable,
 )
 from service.adapters.keys import SqlKeyStore
@@ -50,11 +51,14 @@ from service.domain.rules import Rules
 from service.domain.standings import Thresholds, km_to_metres
 from service.grpc.answers import Answers, ResponseCache
 from service.grpc.auth import STALE_VERSIONS_SECONDS, KeyCache, KeyUses, TokenBuckets
+from service.grpc.connections import connection_options
+from service.grpc.health_check import dialable
 from service.grpc.server import (
     API_HEALTH,
     INGEST_HEALTH,
     QUERY_SERVICES,
     Guard,
+    create_health_server,
     create_server,
     set_health,
 )
@@ -68,7 +72,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ROLES = ("all", "api", "consumers")
-SHUTDOWN_GRACE_SECONDS = 5.0
 GC_THRESHOLDS = (50_000, 2, 200)
 """Allocations between two collections of the youngest generation (CPython's default: 700);
 young collections between two of the middle one (default 10); middle ones between two full
@@ -239,7 +242,7 @@ class Podium:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if role != "api" and not settings.kafka_bootstrap_servers:
-            raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
+            raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is not set")
         self.settings = settings
         self.role = role
         self.clock = clock or SystemClock()
@@ -258,7 +261,9 @@ class Podium:
         self._consumer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
         self._health: grpc_health.aio.HealthServicer | None = None
+        self._draining = False
         self._versions: StateVersions | None = None
         self._api_workers: ThreadPoolExecutor | None = None
         self._key_workers: ThreadPoolExecutor | None = None
@@ -286,14 +291,26 @@ class Podium:
             host, _, port = self.settings.metrics_address.rpartition(":")
             start_http_server(int(port), host, registry=self.metrics.registry)
         queries = await self._query_deps() if self._serves_api else None
+        settings = self.settings
         server, self.port, health = create_server(
-            self.settings.grpc_address, queries, server_credentials(self.settings)
+            settings.grpc_address,
+            queries,
+            server_credentials(settings),
+            connection_options(
+                settings.max_connection_age_seconds, settings.shutdown_grace_seconds
+            ),
         )
         await server.start()
         self._server, self._health = server, health
-        await set_health(health, self._api_health, False)
+        await self._set_health(self._api_health, False)
+        if settings.health_address:
+            self._health_server, health_port = create_health_server(settings.health_address, health)
+            await self._health_server.start()
+            log.info(
+                "health alone, plaintext, on %s (port %d)", settings.health_address, health_port
+            )
         if self._consumes:
-            await set_health(health, self._ingest_health, False)
+            await self._set_health(self._ingest_health, False)
             await self._start_consumers()
         if self._serves_api:
             caught_up = self.loop.caught_up if self.loop else await self._database_caught_up()
@@ -387,8 +404,12 @@ class Podium:
             self.failed.set()
 
     def _ingest_changed(self, report: IngestReport) -> None:
+        self._spawn(self._set_health(self._ingest_health, report.healthy))
+
+    async def _set_health(self, names: tuple[str, ...], serving: bool) -> None:
+        """Once draining, every service stays NOT_SERVING whatever the state does."""
         if self._health is not None:
-            self._spawn(set_health(self._health, self._ingest_health, report.healthy))
+            await set_health(self._health, names, serving and not self._draining)
 
     async def _database_caught_up(self) -> asyncio.Event:
         """API-only instances are ready once some consumer of the group has caught up once."""
@@ -409,8 +430,7 @@ class Podium:
         await caught_up.wait()
         self.ready.set()
         self.metrics.caught_up.set(1)
-        if self._health is not None:
-            await set_health(self._health, self._api_health, True)
+        await self._set_health(self._api_health, True)
         log.info("state caught up; serving")
 
     async def _record_caught_up(self, caught_up: asyncio.Event) -> None:
@@ -430,12 +450,32 @@ class Podium:
         with self.storage.read() as read:
             return query(read)
 
+    async def drain(self, cut_short: asyncio.Event | None = None) -> None:
+        """Say NOT_SERVING on every health service and keep answering for
+        `PODIUM_DRAIN_SECONDS`, so that load balancers stop sending calls here before the
+        listener closes; `cut_short` (a second signal) ends the wait sooner."""
+        self._draining = True
+        await self._set_health((*self._api_health, *self._ingest_health), False)
+        seconds = self.settings.drain_seconds
+        if seconds > 0:
+            log.info(
+                "draining: NOT_SERVING, answering calls for %g s more (PODIUM_DRAIN_SECONDS; "
+                "a second signal stops now)",
+                seconds,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for((cut_short or asyncio.Event()).wait(), seconds)
+
     async def stop(self) -> None:
-        """Stop taking calls, let the batch in hand commit, then close everything."""
-        if self._health is not None:
-            await set_health(self._health, (*self._api_health, *self._ingest_health), False)
+        """Stop taking calls, let those in flight finish within
+        `PODIUM_SHUTDOWN_GRACE_SECONDS`, let the batch in hand commit, leave the group,
+        then close everything."""
+        self._draining = True
+        await self._set_health((*self._api_health, *self._ingest_health), False)
         if self._server is not None:
-            await self._server.stop(SHUTDOWN_GRACE_SECONDS)
+            await self._server.stop(self.settings.shutdown_grace_seconds)
+        if self._health_server is not None:
+            await self._health_server.stop(None)
         if self._versions is not None:
             await self._versions.stop()
         self._stop_consuming.set()
@@ -470,6 +510,33 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
+def health_target(settings: Settings) -> tuple[str, grpc.ChannelCredentials | None]:
+    """Where `podium health` asks, and how: the plaintext health listener when there is one
+    (`PODIUM_HEALTH_ADDRESS`), else the API as its own settings serve it. Over TLS it
+    trusts `PODIUM_HEALTH_TLS_CA_FILE` (else the API's certificate file, enough when that
+    holds the chain up to its root); under mutual TLS it presents
+    `PODIUM_HEALTH_TLS_CERT_FILE` and its key (else the API's own certificate and key,
+    enough when the client CA signed them for client use too)."""
+    if settings.health_address:
+        return dialable(settings.health_address), None
+    address = dialable(settings.grpc_address)
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return address, None
+    if settings.health_tls_ca_file:
+        roots = _read_setting_file("PODIUM_HEALTH_TLS_CA_FILE", settings.health_tls_ca_file)
+    else:
+        roots = _read_setting_file("PODIUM_TLS_CERT_FILE", settings.tls_cert_file)
+    if settings.tls_client_ca_file is None:
+        return address, grpc.ssl_channel_credentials(roots)
+    if settings.health_tls_cert_file and settings.health_tls_key_file:
+        cert = _read_setting_file("PODIUM_HEALTH_TLS_CERT_FILE", settings.health_tls_cert_file)
+        key = _read_setting_file("PODIUM_HEALTH_TLS_KEY_FILE", settings.health_tls_key_file)
+    else:
+        cert = _read_setting_file("PODIUM_TLS_CERT_FILE", settings.tls_cert_file)
+        key = _read_setting_file("PODIUM_TLS_KEY_FILE", settings.tls_key_file)
+    return address, grpc.ssl_channel_credentials(roots, key, cert)
+
+
 def _read_setting_file(name: str, path: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -477,8 +544,12 @@ def _read_setting_file(name: str, path: str) -> bytes:
         raise SettingsError(f"{name}={path!r} cannot be read: {error.strerror}") from None
 
 
-async def serve(settings: Settings, role: str, stop: asyncio.Event) -> int:
-    """Run until `stop` is set (0) or the consumer loop dies (1, after a clean gRPC stop)."""
+async def serve(
+    settings: Settings, role: str, stop: asyncio.Event, hurry: asyncio.Event | None = None
+) -> int:
+    """Run until `stop` is set (drain, then stop: 0) or the consumer loop dies (1, after a
+    clean gRPC stop). `hurry` cuts the drain short."""
+    log_database_choice(settings, role)
     podium = Podium(settings, role)
     try:
         await podium.start()
@@ -490,6 +561,35 @@ async def serve(settings: Settings, role: str, stop: asyncio.Event) -> int:
         await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
         for waiter in (stopping, failing):
             waiter.cancel()
+        if not podium.failed.is_set():
+            await podium.drain(hurry)
     finally:
         await podium.stop()
     return 1 if podium.failed.is_set() else 0
+
+
+def log_database_choice(settings: Settings, role: str) -> None:
+    """Say which database the state is kept in (never its password), and warn when it is a
+    local SQLite file while the events come from a Kafka elsewhere: an instance started
+    without `DATABASE_URL` would keep state on its own disk, lost with it and shared with
+    no other instance."""
+    where = database_description(settings.database_url)
+    log.info("state in %s", where)
+    if (
+        role != "api"
+        and where.startswith("sqlite")
+        and settings.kafka_bootstrap_servers
+        and not _all_local(settings.kafka_bootstrap_servers)
+    ):
+        log.warning(
+            "state is kept in a local SQLite file (%s) while events come from %s: set "
+            "DATABASE_URL to the PostgreSQL the instances share, or the state is lost with "
+            "this disk",
+            where,
+            settings.kafka_bootstrap_servers,
+        )
+
+
+def _all_local(servers: str) -> bool:
+    hosts = (server.strip().rpartition(":")[0].strip("[]") for server in servers.split(","))
+    return all(host in ("localhost", "127.0.0.1", "::1") for host in hosts)

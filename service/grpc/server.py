@@ -3,6 +3,7 @@ health and reflection (free of both), plaintext or TLS."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -71,15 +72,17 @@ def create_server(
     address: str,
     queries: tuple[QueryDeps, Guard] | None,
     credentials: grpc.ServerCredentials | None = None,
+    connections: Sequence[tuple[str, int]] = (),
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """A server bound to `address` (port 0 picks a free one); returns the bound port too.
     Without `queries` it serves health and reflection only (`podium serve --role consumers`).
-    With `credentials` it serves TLS only.
+    With `credentials` it serves TLS only. `connections`: how long connections live and
+    how clients may keep them alive (`service.grpc.connections`).
 
     Health starts NOT_SERVING; the composition root flips it as the state allows.
     """
     interceptors = [] if queries is None else queries[1].interceptors()
-    options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+    options: list[tuple[str, int]] = [("grpc.so_reuseport", 0), *connections]
     if queries is not None:
         options += grpc_options(queries[1].max_request_bytes)
     server = grpc.aio.server(interceptors=interceptors, options=options)
@@ -99,6 +102,20 @@ def create_server(
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return server, port, health_servicer
+
+
+def create_health_server(
+    address: str, health_servicer: health.aio.HealthServicer
+) -> tuple[grpc.aio.Server, int]:
+    """`PODIUM_HEALTH_ADDRESS`: `grpc.health.v1` alone, plaintext, answering what the API's
+    own health service answers (the same servicer), for probes that cannot present a client
+    certificate under mutual TLS. Nothing else is served there."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return server, port
 
 
 async def set_health(

@@ -49,7 +49,9 @@ class Running:
 
 
 def isolated_settings(broker: LocalBroker, database_url: str, **extra: str) -> Settings:
-    """Own topics and consumer group per test, so tests sharing the broker never meet."""
+    """Own topics and consumer group per test, so tests sharing the broker never meet. A
+    `podium serve` given these drains for a moment only on SIGTERM (no load balancer
+    waits for it; tests/e2e/test_rollouts.py tests the drain itself)."""
     run = uuid.uuid4().hex[:8]
     return Settings.from_env(
         {
@@ -59,6 +61,7 @@ def isolated_settings(broker: LocalBroker, database_url: str, **extra: str) -> S
             "PODIUM_TOPIC_PREFIX": f"t{run}.",
             "PODIUM_CONSUMER_GROUP": f"g{run}",
             "PODIUM_TOPIC_PARTITIONS": "2",
+            "PODIUM_DRAIN_SECONDS": "0.1",
             **extra,
         }
     )

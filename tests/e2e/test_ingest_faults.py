@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, redirect_stdout
 from dataclasses import replace
@@ -307,9 +308,17 @@ async def test_a_stored_offset_outside_the_log_stops_the_partition_until_an_oper
                 code, shown = await asyncio.to_thread(run_cli, again, "offsets", "show")
                 assert code == 1
                 assert "OUTSIDE THE LOG" in shown
-                code, _ = await asyncio.to_thread(
-                    run_cli, again, "offsets", "reset", "--topic", "trips", "--to", "earliest"
+                reset = ("offsets", "reset", "--topic", "trips", "--to", "earliest")
+                code, planned = await asyncio.to_thread(
+                    run_cli, again, *reset, "--dry-run", "--json"
                 )
+                assert code == 0
+                moves = [json.loads(line) for line in planned.splitlines()]
+                assert {(m["topic"], m["to"], m["dryRun"]) for m in moves} == {(trips, 0, True)}
+                assert any(m["from"] > 0 for m in moves)
+                code, shown = await asyncio.to_thread(run_cli, again, "offsets", "show")
+                assert (code, "OUTSIDE THE LOG" in shown) == (1, True)  # nothing moved
+                code, _ = await asyncio.to_thread(run_cli, again, *reset)
                 assert code == 0
                 await until_health(podium, "podium.ingest", SERVING)
                 await ten_more_trips_make_sixteen(podium, second, again, key)

@@ -15,6 +15,6 @@ def test_the_demo_without_a_running_podium_says_to_start_one(
     address = f"127.0.0.1:{free_port()}"
     code = main(["demo", "--within", "1"], env={"PODIUM_GRPC_ADDRESS": address})
     error = capsys.readouterr().err
-    assert code == 2
+    assert code == 1  # a runtime failure: nothing answers
     assert f"no Podium answers on {address}: start one with `make run`" in error
     assert "PODIUM_GRPC_ADDRESS" in error

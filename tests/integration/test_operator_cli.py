@@ -101,6 +101,40 @@ def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(
     assert trip_count(engine) == 1
 
 
+def test_a_dry_run_replay_says_what_would_happen_and_changes_nothing(
+    storage: Storage, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
+    broken = trip_envelope("bad", "ann", safety=8.0)
+    broken.trip_completed.scores.safety = 42.0
+    with storage.unit_of_work() as uow:
+        uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
+        uow.commit()
+    consume(storage, record(broken.SerializeToString(), 7))
+    code, out = podium(database_url, capsys, "dlq", "list", "--json")
+    before = [json.loads(line) for line in out.splitlines()]
+
+    code, out = podium(database_url, capsys, "dlq", "replay", "--dry-run", "--json")
+    assert code == 1  # one would still fail
+    planned = [json.loads(line) for line in out.splitlines()]
+    assert [(x["outcome"], x["dryRun"]) for x in planned] == [
+        ("would apply", True),
+        ("would fail", True),
+    ]
+    assert planned[1]["reason"] == "scores.safety 42.0 is out of range [0, 10]"
+    code, out = podium(database_url, capsys, "dlq", "list", "--json")
+    assert [json.loads(line) for line in out.splitlines()] == before  # attempts included
+    assert trip_count(storage.engine) == 0
+
+    code, out = podium(database_url, capsys, "dlq", "replay", "--json")
+    done = [json.loads(line) for line in out.splitlines()]
+    assert [(x["id"], x["outcome"], x["dryRun"]) for x in done] == [
+        (before[0]["id"], "applied", False),
+        (before[1]["id"], "still failing", False),
+    ]
+    assert trip_count(storage.engine) == 1
+
+
 def test_an_operator_lists_the_ignored_events(
     storage: Storage, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

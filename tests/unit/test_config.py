@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from service.config import Settings, SettingsError
+from service.config import Settings, SettingsError, setting_names
 
 
 def test_defaults_are_sqlite_local_podium_topics_5_trips_20_km_and_a_24_hour_grace() -> None:
@@ -71,6 +73,11 @@ def test_settings_are_read_from_the_environment() -> None:
         ("PODIUM_KAFKA_SASL_USERNAME", "podium"),
         ("PODIUM_KAFKA_SSL_CAFILE", "/etc/kafka/ca.pem"),
         ("PODIUM_TOPIC_REPLICATION_FACTOR", "0"),
+        ("PODIUM_DRAIN_SECONDS", "-1"),
+        ("PODIUM_SHUTDOWN_GRACE_SECONDS", "1e9"),
+        ("PODIUM_MAX_CONNECTION_AGE_SECONDS", "nan"),
+        ("PODIUM_HEALTH_ADDRESS", "nowhere"),
+        ("PODIUM_HEALTH_TLS_CERT_FILE", "probe.crt"),
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_it(name: str, value: str) -> None:
@@ -162,3 +169,21 @@ def test_events_go_to_the_kafka_named_else_to_the_local_broker() -> None:
     assert local.kafka_servers == "127.0.0.1:19092"
     named = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092"})
     assert named.kafka_servers == "kafka:9092"
+
+
+def test_a_stop_drains_5_s_and_gives_calls_5_s_and_connections_live_5_minutes() -> None:
+    settings = Settings.from_env({})
+    assert (settings.drain_seconds, settings.shutdown_grace_seconds) == (5.0, 5.0)
+    assert settings.max_connection_age_seconds == 300.0
+    assert settings.health_address is None
+    again = Settings.from_env({**settings.to_env(), "PODIUM_DRAIN_SECONDS": "0"})
+    assert again.drain_seconds == 0.0
+    assert Settings.from_env(again.to_env()) == again
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)`", table, re.MULTILINE))
+    documented |= set(re.findall(r"^\| `[A-Z_]+`, `([A-Z_]+)`", table, re.MULTILINE))
+    assert set(setting_names()) - documented == set()
