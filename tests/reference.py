@@ -15,16 +15,18 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import Generic, TypeVar
 
 import grpc
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from service.domain import events as ev
 from service.gen.podium.events.v1 import catalog_pb2, tasks_pb2, trips_pb2
 from service.gen.podium.v1 import (
     common_pb2,
@@ -40,6 +42,8 @@ GRACE = timedelta(hours=24)
 """Podium's default rule settings (SPEC section 4), which the tests keep."""
 
 RESENT_SHARE = 0.1
+
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +361,59 @@ class Producer:
         for start in range(0, len(records), chunk):
             await self.send(records[start : start + chunk])
             await asyncio.sleep(pause)
+
+
+# --- group membership, recomputed -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting(Generic[P]):
+    """One copy of a profile version, as it arrived."""
+
+    user_id: str
+    version: tuple[datetime, str]
+    """Its `occurred_at`, then its event id: the newest replaces the others."""
+    arrived_at: datetime
+    profile: P
+
+
+def event_sightings(events: Iterable[ev.Event]) -> list[Sighting[ev.UserUpserted]]:
+    """Every copy of every profile version among folded events, as it arrived."""
+    return [
+        Sighting(p.user_id, (e.meta.occurred_at, e.meta.event_id), e.meta.arrived_at, p)
+        for e in events
+        if isinstance(p := e.payload, ev.UserUpserted)
+    ]
+
+
+def todays_profiles(sightings: Iterable[Sighting[P]]) -> dict[str, P]:
+    """Each user's newest profile: their names everywhere, their groups in live windows."""
+    return _newest(sightings, lambda _: True)
+
+
+def profiles_at_freeze(sightings: Iterable[Sighting[P]], freeze: datetime) -> dict[str, P]:
+    """Each user's profile in a window frozen at `freeze`: as it stood just before the freeze
+    (the newest of the versions that had arrived); for a user none of whose versions had
+    arrived by then (a catalog backfilled later), as it stood once the first one arrived.
+    A version arrives when its first copy does."""
+    seen = list(sightings)
+    placing = _newest(seen, lambda s: s.arrived_at < freeze)
+    first: dict[str, datetime] = {}
+    for s in seen:
+        first[s.user_id] = min(first.get(s.user_id, s.arrived_at), s.arrived_at)
+    for user_id, arrived in first.items():
+        if user_id not in placing:
+            came = [s for s in seen if s.user_id == user_id and s.arrived_at <= arrived]
+            placing[user_id] = todays_profiles(came)[user_id]
+    return placing
+
+
+def _newest(sightings: Iterable[Sighting[P]], kept: Callable[[Sighting[P]], bool]) -> dict[str, P]:
+    newest: dict[str, Sighting[P]] = {}
+    for s in sightings:
+        if kept(s) and (s.user_id not in newest or s.version > newest[s.user_id].version):
+            newest[s.user_id] = s
+    return {user_id: s.profile for user_id, s in newest.items()}
 
 
 # --- the answers, recomputed ----------------------------------------------------------------
