@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from consumers.connection import kafka_options
 from consumers.decode import ENVELOPES, JSON, decode
 from consumers.topics import ensure_topics
 from service.app.records import Rejected
@@ -141,11 +143,13 @@ class KafkaUnreachable(RuntimeError):
 async def publish(settings: Settings, records: Sequence[Outgoing]) -> dict[tuple[str, int], int]:
     """Send to `settings.kafka_servers`, creating Podium's topics first if they are missing
     (as `podium serve` does: a topic a producer creates by writing to it gets the broker's
-    partition count, not Podium's)."""
+    partition count, not Podium's). The connection is the consumer's (`kafka_options`: TLS
+    and SASL as the settings say)."""
     servers = settings.kafka_servers
+    connected = replace(settings, kafka_bootstrap_servers=servers)
     try:
-        await ensure_topics(replace(settings, kafka_bootstrap_servers=servers))
-        return await send(servers, settings.topic, records)
+        await ensure_topics(connected)
+        return await send(kafka_options(connected), settings.topic, records)
     except KafkaError as error:
         raise KafkaUnreachable(
             f"cannot send to Kafka at {servers} ({error}): is Podium running "
@@ -154,11 +158,12 @@ async def publish(settings: Settings, records: Sequence[Outgoing]) -> dict[tuple
 
 
 async def send(
-    servers: str, topic_of: Callable[[str], str], records: Sequence[Outgoing]
+    connection: Mapping[str, Any], topic_of: Callable[[str], str], records: Sequence[Outgoing]
 ) -> dict[tuple[str, int], int]:
     """Send the records in order and wait until the broker has them all; returns each
-    partition written to with the offset after its last record there."""
-    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=10, acks="all")
+    partition written to with the offset after its last record there. `connection`:
+    aiokafka's connection arguments (`kafka_options`)."""
+    producer = AIOKafkaProducer(**connection, linger_ms=10, acks="all")
     await producer.start()
     try:
         sending = [
