@@ -28,7 +28,7 @@ from service.app.dead_letters import list_letters, replay
 from service.app.keys import list_keys, revoke_key
 from service.app.offsets import OffsetRow, offset_rows, reset_offsets, reset_target
 from service.app.ports import IgnoredEntry, Letter, LetterFilter, OffsetMoved
-from service.app.records import FAMILIES
+from service.app.records import FAMILIES, timestamp_ms_of
 from service.bootstrap import ROLES, Storage, health_target, rules_from, serve, storage
 from service.clock import SystemClock
 from service.config import Settings, SettingsError, setting_names
@@ -38,7 +38,7 @@ from service.grpc.health_check import SERVING, check_health
 from service.grpc.server import API_HEALTH, INGEST_HEALTH
 from service.local_broker import AddressTaken, BrokerMissing, LocalBroker
 from service.logs import configure_logging
-from service.publish import KafkaUnreachable, from_json_lines, publish
+from service.publish import KafkaUnreachable, Stamp, from_json_lines, publish
 
 log = logging.getLogger("podium")
 
@@ -274,6 +274,14 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument(
         "--check", action="store_true", help="check every line as Podium would; send nothing"
     )
+    produce.add_argument(
+        "--timestamps",
+        choices=[stamp.value for stamp in Stamp],
+        default=Stamp.CLIENT.value,
+        help="each record's Kafka timestamp, its arrival time for Podium: client (default) "
+        "leaves it to the producer client, the moment it sends, as live producers do; "
+        "occurred-at gives it the envelope's occurredAt, for a backfill of past events",
+    )
     produce.set_defaults(run=_produce)
 
     ignored = commands.add_parser(
@@ -378,8 +386,8 @@ def _produce(settings: Settings, args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read {args.file or 'standard input'}: {error}") from None
     lines = text.splitlines()
-    now_ms = int(SystemClock().now().timestamp() * 1000)
-    records, refused = from_json_lines(lines, now_ms)
+    now_ms = timestamp_ms_of(SystemClock().now())
+    records, refused = from_json_lines(lines, now_ms, Stamp(args.timestamps))
     for number, reason in refused:
         print(f"line {number}: {reason}", file=sys.stderr)
     if records and not args.check:

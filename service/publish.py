@@ -7,18 +7,21 @@ Podium folds. `podium produce` and `podium demo` both send through here."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from consumers.connection import kafka_options
 from consumers.decode import ENVELOPES, JSON, decode
 from consumers.topics import ensure_topics
-from service.app.records import Rejected
+from service.app.records import Rejected, timestamp_ms_of
 from service.config import Settings
 from service.domain import events as ev
 
@@ -63,8 +66,18 @@ class Outgoing:
     key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
-    timestamp_ms: int
-    """The record's Kafka timestamp: the event's arrival time for Podium."""
+    timestamp_ms: int | None
+    """The record's Kafka timestamp: the event's arrival time for Podium. None: the producer
+    client stamps the record as it sends it (Kafka's CreateTime: now)."""
+
+
+class Stamp(enum.Enum):
+    """Which Kafka timestamp `podium produce` gives a record (docs/events.md)."""
+
+    CLIENT = "client"
+    """Left to the producer client: the moment it sends, as a live producer does."""
+    OCCURRED_AT = "occurred-at"
+    """The envelope's `occurredAt`: a backfill, each event arriving when it first happened."""
 
 
 def key_of(event: ev.Event) -> str:
@@ -75,13 +88,23 @@ def key_of(event: ev.Event) -> str:
 
 
 def checked(
-    family: str, value: bytes, headers: tuple[tuple[str, bytes], ...], timestamp_ms: int
+    family: str,
+    value: bytes,
+    headers: tuple[tuple[str, bytes], ...],
+    timestamp_ms: int,
+    stamp: Stamp | None = None,
 ) -> Outgoing | Rejected:
-    """The record as it will be sent, or why the consumer would dead-letter it."""
+    """The record as it will be sent, or why the consumer would dead-letter it. Its timestamp
+    is `timestamp_ms`, or what `stamp` says: left to the client (checked as arriving at
+    `timestamp_ms`), or the envelope's `occurredAt` (checked again with it, as the consumer
+    will read it)."""
     decoded = decode(family, value, headers, timestamp_ms)
     if isinstance(decoded, Rejected):
         return decoded
-    return Outgoing(family, key_of(decoded).encode(), value, headers, timestamp_ms)
+    if stamp is Stamp.OCCURRED_AT:
+        return checked(family, value, headers, timestamp_ms_of(decoded.meta.occurred_at))
+    sent_ms = None if stamp is Stamp.CLIENT else timestamp_ms
+    return Outgoing(family, key_of(decoded).encode(), value, headers, sent_ms)
 
 
 def from_envelope(envelope: Message, timestamp_ms: int, *, as_json: bool = False) -> Outgoing:
@@ -98,9 +121,10 @@ def from_envelope(envelope: Message, timestamp_ms: int, *, as_json: bool = False
     return outgoing
 
 
-def from_json_line(line: str, timestamp_ms: int) -> Outgoing | Rejected:
+def from_json_line(line: str, now_ms: int, stamp: Stamp = Stamp.CLIENT) -> Outgoing | Rejected:
     """A record for one line of JSON Lines: an envelope in its proto3 JSON form, sent as it is
-    with the JSON content type, to the topic of the one event it holds."""
+    with the JSON content type, to the topic of the one event it holds, stamped as `stamp`
+    says (checked as arriving at `now_ms` when left to the client)."""
     try:
         document = json.loads(line)
     except json.JSONDecodeError as error:
@@ -113,11 +137,11 @@ def from_json_line(line: str, timestamp_ms: int) -> Outgoing | Rejected:
         return Rejected(
             f"a line holds exactly one event (user_upserted, trip_completed, ...): {found}"
         )
-    return checked(EVENT_FAMILIES[events[0]], line.encode(), JSON_HEADERS, timestamp_ms)
+    return checked(EVENT_FAMILIES[events[0]], line.encode(), JSON_HEADERS, now_ms, stamp)
 
 
 def from_json_lines(
-    lines: Iterable[str], timestamp_ms: int
+    lines: Iterable[str], now_ms: int, stamp: Stamp = Stamp.CLIENT
 ) -> tuple[list[Outgoing], list[tuple[int, str]]]:
     """The records of JSON Lines, and the lines refused (their number from 1, and why);
     blank lines are skipped."""
@@ -126,7 +150,7 @@ def from_json_lines(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        outgoing = from_json_line(line.strip(), timestamp_ms)
+        outgoing = from_json_line(line.strip(), now_ms, stamp)
         if isinstance(outgoing, Rejected):
             refused.append((number, outgoing.reason))
         else:
@@ -141,11 +165,13 @@ class KafkaUnreachable(RuntimeError):
 async def publish(settings: Settings, records: Sequence[Outgoing]) -> dict[tuple[str, int], int]:
     """Send to `settings.kafka_servers`, creating Podium's topics first if they are missing
     (as `podium serve` does: a topic a producer creates by writing to it gets the broker's
-    partition count, not Podium's)."""
+    partition count, not Podium's). The connection is the consumer's (`kafka_options`: TLS
+    and SASL as the settings say)."""
     servers = settings.kafka_servers
+    connected = replace(settings, kafka_bootstrap_servers=servers)
     try:
-        await ensure_topics(replace(settings, kafka_bootstrap_servers=servers))
-        return await send(servers, settings.topic, records)
+        await ensure_topics(connected)
+        return await send(kafka_options(connected), settings.topic, records)
     except KafkaError as error:
         raise KafkaUnreachable(
             f"cannot send to Kafka at {servers} ({error}): is Podium running "
@@ -154,11 +180,12 @@ async def publish(settings: Settings, records: Sequence[Outgoing]) -> dict[tuple
 
 
 async def send(
-    servers: str, topic_of: Callable[[str], str], records: Sequence[Outgoing]
+    connection: Mapping[str, Any], topic_of: Callable[[str], str], records: Sequence[Outgoing]
 ) -> dict[tuple[str, int], int]:
     """Send the records in order and wait until the broker has them all; returns each
-    partition written to with the offset after its last record there."""
-    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=10, acks="all")
+    partition written to with the offset after its last record there. `connection`:
+    aiokafka's connection arguments (`kafka_options`)."""
+    producer = AIOKafkaProducer(**connection, linger_ms=10, acks="all")
     await producer.start()
     try:
         sending = [

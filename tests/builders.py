@@ -48,9 +48,12 @@ def user(
     *groups: str,
     tenant: str = TENANT,
     at: datetime = T0,
+    arrived_at: datetime | None = None,
     firstname: str = "",
     email: str = "",
 ) -> ev.Event:
+    """A profile version; it arrives when it occurred (`at`) unless `arrived_at` says (a
+    catalog backfilled later)."""
     payload = ev.UserUpserted(
         user_id,
         email or f"{user_id}@example.com",
@@ -59,7 +62,7 @@ def user(
         user_id[:3],
         tuple(sorted(groups)),
     )
-    return ev.Event(meta(tenant, at=at), payload)
+    return ev.Event(meta(tenant, at=at, arrived_at=arrived_at), payload)
 
 
 def trip(

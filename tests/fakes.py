@@ -47,6 +47,7 @@ from service.domain.events import (
     TaskType,
     UserUpserted,
 )
+from service.domain.membership import ProfileVersion, version_at_freeze
 from service.domain.paths import Attempt, Correction, LearnerState
 from service.domain.ranking import NO_TOTALS, Month, MonthTotals, Profile
 from service.domain.standings import Tally
@@ -106,14 +107,13 @@ class State:
         return {u for u, groups in self.groups_as_of(tenant_id, as_of).items() if group in groups}
 
     def groups_as_of(self, tenant_id: str, as_of: datetime) -> dict[str, frozenset[str]]:
-        """Each user's groups in their newest version that arrived before `as_of`."""
-        newest: dict[str, tuple[Version, frozenset[str]]] = {}
+        """Each user's groups in a window frozen at `as_of` (`version_at_freeze`)."""
+        versions: dict[str, list[ProfileVersion]] = {}
         for (tenant, user, version), (groups, arrived_at) in self.profile_versions.items():
-            if (tenant == tenant_id and arrived_at < as_of) and (
-                user not in newest or version > newest[user][0]
-            ):
-                newest[user] = (version, groups)
-        return {user: groups for user, (_, groups) in newest.items()}
+            if tenant == tenant_id:
+                versions.setdefault(user, []).append(ProfileVersion(version, arrived_at, groups))
+        placing = {user: version_at_freeze(kept, as_of) for user, kept in versions.items()}
+        return {user: v.groups for user, v in placing.items() if v is not None}
 
 
 class FakePorts:
@@ -214,10 +214,11 @@ class FakeUserStore(_Store):
     def record_versions(
         self, versions: Sequence[tuple[str, UserUpserted, Version, datetime]]
     ) -> None:
+        kept = self._state.profile_versions
         for tenant, profile, version, arrived_at in versions:
-            self._state.profile_versions.setdefault(
-                (tenant, profile.user_id, version), (frozenset(profile.groups), arrived_at)
-            )
+            key = (tenant, profile.user_id, version)
+            first = kept[key][1] if key in kept else arrived_at
+            kept[key] = (frozenset(profile.groups), min(first, arrived_at))
 
     def replace(self, profiles: Sequence[tuple[str, UserUpserted, Version]]) -> None:
         _one_each((tenant, p.user_id) for tenant, p, _ in profiles)
@@ -488,13 +489,11 @@ class FakeReadModel:
     def profiles(
         self, tenant_id: str, group: str | None, as_of: datetime | None = None
     ) -> list[Profile]:
-        known = None if as_of is None else self._state.groups_as_of(tenant_id, as_of)
+        members = self._state.members(tenant_id, group, as_of) if group else None
         return [
             Profile(user, p.firstname, p.lastname, p.pseudo)
             for (tenant, user), (p, _) in self._state.users.items()
-            if tenant == tenant_id
-            and (known is None or user in known)
-            and (not group or group in (p.groups if known is None else known[user]))
+            if tenant == tenant_id and (members is None or user in members)
         ]
 
     def month_tallies(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Coroutine
@@ -67,15 +68,25 @@ class TcpProxy:
 
     `cut` and `restore` are plain calls made from the proxy's loop; they take effect on new
     connections at once and on live ones at the loop's next turn.
+
+    Given `tls`, a server context, the proxy terminates TLS: clients speak TLS to it, and it
+    forwards plaintext to the target (a broker behind a TLS listener).
     """
 
     def __init__(
-        self, target_host: str, target_port: int, *, port: int = 0, connect_timeout: float = 5.0
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        port: int = 0,
+        connect_timeout: float = 5.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.target_host = target_host
         self.target_port = target_port
         self.port = port
         self.connect_timeout = connect_timeout
+        self.tls = tls
         self.mode: Mode = "forward"
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
@@ -188,9 +199,13 @@ class TcpProxy:
             conn, _ = await loop.sock_accept(listener)
             try:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                reader, writer = await asyncio.open_connection(sock=conn, limit=CHUNK)
-            except OSError:
-                conn.close()  # the client left already
+                if self.tls is None:
+                    reader, writer = await asyncio.open_connection(sock=conn, limit=CHUNK)
+                else:
+                    async with asyncio.timeout(self.connect_timeout):
+                        reader, writer = await _tls_streams(conn, self.tls)
+            except (OSError, TimeoutError):
+                conn.close()  # the client left already, or failed its TLS handshake
                 continue
             except BaseException:
                 conn.close()
@@ -254,14 +269,31 @@ class TcpProxy:
         return self._loop
 
 
+async def _tls_streams(
+    conn: socket.socket, context: ssl.SSLContext
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Streams over an accepted socket, the server side of a TLS handshake done first."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=CHUNK, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, ssl=context)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
 class ThreadedTcpProxy:
     """A `TcpProxy` in a thread with its own event loop, driven by blocking calls that return
     once the change is in effect."""
 
     def __init__(
-        self, target_host: str, target_port: int, *, port: int = 0, timeout: float = 10.0
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        port: int = 0,
+        timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.proxy = TcpProxy(target_host, target_port, port=port)
+        self.proxy = TcpProxy(target_host, target_port, port=port, tls=tls)
         self.timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

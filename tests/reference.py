@@ -13,20 +13,26 @@ Every event is valid: a stream folded by Podium leaves no dead letter.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import Generic, TypeVar
 
 import grpc
 from aiokafka import AIOKafkaProducer
+from google.protobuf import json_format
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from service.gen.podium.events.v1 import catalog_pb2, tasks_pb2, trips_pb2
+from service.domain import events as ev
+from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 from service.gen.podium.v1 import (
+    challenges_pb2,
     common_pb2,
     driver_ranking_pb2,
     driver_ranking_pb2_grpc,
@@ -40,6 +46,8 @@ GRACE = timedelta(hours=24)
 """Podium's default rule settings (SPEC section 4), which the tests keep."""
 
 RESENT_SHARE = 0.1
+
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +367,59 @@ class Producer:
             await asyncio.sleep(pause)
 
 
+# --- group membership, recomputed -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting(Generic[P]):
+    """One copy of a profile version, as it arrived."""
+
+    user_id: str
+    version: tuple[datetime, str]
+    """Its `occurred_at`, then its event id: the newest replaces the others."""
+    arrived_at: datetime
+    profile: P
+
+
+def event_sightings(events: Iterable[ev.Event]) -> list[Sighting[ev.UserUpserted]]:
+    """Every copy of every profile version among folded events, as it arrived."""
+    return [
+        Sighting(p.user_id, (e.meta.occurred_at, e.meta.event_id), e.meta.arrived_at, p)
+        for e in events
+        if isinstance(p := e.payload, ev.UserUpserted)
+    ]
+
+
+def todays_profiles(sightings: Iterable[Sighting[P]]) -> dict[str, P]:
+    """Each user's newest profile: their names everywhere, their groups in live windows."""
+    return _newest(sightings, lambda _: True)
+
+
+def profiles_at_freeze(sightings: Iterable[Sighting[P]], freeze: datetime) -> dict[str, P]:
+    """Each user's profile in a window frozen at `freeze`: as it stood just before the freeze
+    (the newest of the versions that had arrived); for a user none of whose versions had
+    arrived by then (a catalog backfilled later), as it stood once the first one arrived.
+    A version arrives when its first copy does."""
+    seen = list(sightings)
+    placing = _newest(seen, lambda s: s.arrived_at < freeze)
+    first: dict[str, datetime] = {}
+    for s in seen:
+        first[s.user_id] = min(first.get(s.user_id, s.arrived_at), s.arrived_at)
+    for user_id, arrived in first.items():
+        if user_id not in placing:
+            came = [s for s in seen if s.user_id == user_id and s.arrived_at <= arrived]
+            placing[user_id] = todays_profiles(came)[user_id]
+    return placing
+
+
+def _newest(sightings: Iterable[Sighting[P]], kept: Callable[[Sighting[P]], bool]) -> dict[str, P]:
+    newest: dict[str, Sighting[P]] = {}
+    for s in sightings:
+        if kept(s) and (s.user_id not in newest or s.version > newest[s.user_id].version):
+            newest[s.user_id] = s
+    return {user_id: s.profile for user_id, s in newest.items()}
+
+
 # --- the answers, recomputed ----------------------------------------------------------------
 
 
@@ -386,8 +447,8 @@ class Ranking:
     year: int
     month: int
     ranked: tuple[Ranked, ...]
-    not_ranked: Mapping[str, tuple[int, float]]
-    """user id -> (trips, km) of every known driver that is not ranked."""
+    not_ranked: Mapping[str, tuple[int, float, str]]
+    """user id -> (trips, km, first name) of every listed driver that is not ranked."""
 
 
 def _month_of(moment: datetime) -> tuple[int, int]:
@@ -398,10 +459,9 @@ def _month_end(year: int, month: int) -> datetime:
     return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
 
 
-def expected_month(stream: Stream, year: int, month: int) -> dict[str, DriverFigures]:
-    """Each driver's trips that ended in the month and count in it: a trip counts when it
-    arrived before the month froze (its end plus the grace) and no deletion of it did."""
-    freeze = _month_end(year, month) + GRACE
+def counted_trips(stream: Stream, freeze: datetime) -> list[trips_pb2.TripCompleted]:
+    """The trips that count in a window frozen at `freeze`: each arrived (its first copy)
+    before the freeze, and no deletion of it did."""
     trips: dict[str, trips_pb2.TripCompleted] = {}
     arrived: dict[str, datetime] = {}
     deleted: dict[str, datetime] = {}
@@ -417,12 +477,17 @@ def expected_month(stream: Stream, year: int, month: int) -> dict[str, DriverFig
             gone = r.envelope.trip_deleted.trip_id
             first = deleted.get(gone)
             deleted[gone] = r.arrived_at if first is None else min(first, r.arrived_at)
+    return [
+        trip
+        for trip_id, trip in trips.items()
+        if arrived[trip_id] < freeze and not (trip_id in deleted and deleted[trip_id] < freeze)
+    ]
+
+
+def _figures(trips: Iterable[trips_pb2.TripCompleted]) -> dict[str, DriverFigures]:
+    """Each driver's trips, kilometres and safety scores weighted by distance."""
     figures: dict[str, DriverFigures] = {}
-    for trip_id, trip in trips.items():
-        if _month_of(trip.ended_at.ToDatetime(UTC)) != (year, month):
-            continue
-        if arrived[trip_id] >= freeze or (trip_id in deleted and deleted[trip_id] < freeze):
-            continue
+    for trip in trips:
         metres = round(trip.distance_km * 1000)
         has_score = trip.scores.HasField("safety")
         score = Fraction(round(trip.scores.safety * 10), 10)
@@ -436,31 +501,69 @@ def expected_month(stream: Stream, year: int, month: int) -> dict[str, DriverFig
     return figures
 
 
-def _names(stream: Stream) -> dict[str, str]:
-    """Each driver's first name from their newest profile (by occurred_at, then event id)."""
-    newest: dict[str, tuple[datetime, str, str]] = {}
-    for r in stream.records:
-        if isinstance(r.envelope, catalog_pb2.CatalogEvent) and r.envelope.HasField(
-            "user_upserted"
-        ):
-            profile = r.envelope.user_upserted
-            version = (r.envelope.occurred_at.ToDatetime(UTC), r.envelope.event_id)
-            if profile.user_id not in newest or version > newest[profile.user_id][:2]:
-                newest[profile.user_id] = (*version, profile.firstname)
-    return {user: entry[2] for user, entry in newest.items()}
+def _hundredths(figures: DriverFigures) -> int | None:
+    """The distance-weighted mean safety score in hundredths, rounded half up; none without
+    a weighted score."""
+    if figures.safety_metres == 0:
+        return None
+    mean = figures.safety_sum / figures.safety_metres
+    return int(mean * 100 + Fraction(1, 2))  # floor: the mean is never negative
 
 
-def expected_ranking(stream: Stream, year: int, month: int) -> Ranking:
+def expected_month(
+    stream: Stream, year: int, month: int, *, grace: timedelta = GRACE
+) -> dict[str, DriverFigures]:
+    """Each driver's trips that ended in the month and count in it: a trip counts when it
+    arrived before the month froze (its end plus the grace) and no deletion of it did."""
+    freeze = _month_end(year, month) + grace
+    return _figures(
+        trip
+        for trip in counted_trips(stream, freeze)
+        if _month_of(trip.ended_at.ToDatetime(UTC)) == (year, month)
+    )
+
+
+def stream_sightings(stream: Stream) -> list[Sighting[catalog_pb2.UserUpserted]]:
+    """Every copy of every profile version in a stream, as it arrived."""
+    return [
+        Sighting(
+            r.envelope.user_upserted.user_id,
+            (r.envelope.occurred_at.ToDatetime(UTC), r.envelope.event_id),
+            r.arrived_at,
+            r.envelope.user_upserted,
+        )
+        for r in stream.records
+        if isinstance(r.envelope, catalog_pb2.CatalogEvent) and r.envelope.HasField("user_upserted")
+    ]
+
+
+def _groups_of_window(stream: Stream, freeze: datetime) -> dict[str, catalog_pb2.UserUpserted]:
+    """Each user's profile that places them in groups: as it froze, or today's while the
+    window is live (at the stream's `now`)."""
+    seen = stream_sightings(stream)
+    return profiles_at_freeze(seen, freeze) if stream.now >= freeze else todays_profiles(seen)
+
+
+def expected_ranking(
+    stream: Stream, year: int, month: int, *, group: str = "", grace: timedelta = GRACE
+) -> Ranking:
     """The month's safety ranking: ranked with at least MIN_TRIPS trips, MIN_METRES and a
     score; the mean rounded half up to hundredths; equal rounded scores share a rank; ties by
-    distance, then user id. Every other known driver is not ranked."""
-    figures = expected_month(stream, year, month)
-    names = _names(stream)
+    distance, then user id. Every other driver listed is not ranked: without a group, every
+    profile and every driver with trips; with one, its members (as the month froze, or
+    today's while it is live) and nobody else. Names are today's."""
+    figures = expected_month(stream, year, month, grace=grace)
+    names = {u: p.firstname for u, p in todays_profiles(stream_sightings(stream)).items()}
+    if group:
+        placing = _groups_of_window(stream, _month_end(year, month) + grace)
+        everyone = {u for u, p in placing.items() if group in p.groups}
+        figures = {u: f for u, f in figures.items() if u in everyone}
+    else:
+        everyone = set(names) | set(figures)
     rows = []
     for user, f in figures.items():
-        if f.trips >= MIN_TRIPS and f.metres >= MIN_METRES and f.safety_metres > 0:
-            mean = f.safety_sum / f.safety_metres
-            hundredths = int(mean * 100 + Fraction(1, 2))  # floor: the mean is never negative
+        hundredths = _hundredths(f)
+        if f.trips >= MIN_TRIPS and f.metres >= MIN_METRES and hundredths is not None:
             rows.append((hundredths, f.metres, user, f.trips))
     rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
     ranked = tuple(
@@ -475,9 +578,9 @@ def expected_ranking(stream: Stream, year: int, month: int) -> Ranking:
         for hundredths, metres, user, count in rows
     )
     listed = {r.user_id for r in ranked}
-    everyone = set(names) | set(figures)
     not_ranked = {
-        user: (figures[user].trips, figures[user].metres / 1000) if user in figures else (0, 0.0)
+        user: ((figures[user].trips, figures[user].metres / 1000) if user in figures else (0, 0.0))
+        + (names.get(user, ""),)
         for user in sorted(everyone - listed)
     }
     return Ranking(year, month, ranked, not_ranked)
@@ -488,7 +591,7 @@ def actual_ranking(month: driver_ranking_pb2.MonthRanking) -> Ranking:
         Ranked(d.userId, d.firstname, d.rank, d.score, d.distance, d.tripNumber)
         for d in month.driverRanked
     )
-    not_ranked = {d.userId: (d.tripNumber, d.distance) for d in month.driverNotRanked}
+    not_ranked = {d.userId: (d.tripNumber, d.distance, d.firstname) for d in month.driverNotRanked}
     return Ranking(month.year, month.monthNumber, ranked, not_ranked)
 
 
@@ -569,6 +672,397 @@ def actual_task(answer: task_api.GetTaskResponse) -> TaskState:
         answer.createdAt.ToDatetime(UTC),
         answer.completedAt.ToDatetime(UTC) if answer.HasField("completedAt") else None,
     )
+
+
+# --- a challenge's ranking and progress, recomputed -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeUser:
+    """A registered user as a challenge ranking lists them (rank 0: not ranked)."""
+
+    user_id: str
+    firstname: str
+    rank: int
+    score: float
+    distance: float
+    trips: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRanking:
+    registered: int
+    ranked: tuple[ChallengeUser, ...]
+    not_ranked: tuple[ChallengeUser, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressRow:
+    user_id: str
+    firstname: str
+    rank: int
+    score: float
+    score_before: float
+    evolution: float
+    trips: int
+    distance: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeProgress:
+    registered: int
+    ranked: int
+    with_data_before: int
+    total_distance: float
+    total_trips: int
+    users: tuple[ProgressRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    user_id: str
+    during: DriverFigures
+    before: DriverFigures
+    hundredths: int | None
+    ranked: bool
+
+
+def _published(stream: Stream, challenge_id: str) -> catalog_pb2.ChallengePublished:
+    """The challenge as its newest publication says."""
+    publications = [
+        (r.envelope.occurred_at.ToDatetime(UTC), r.envelope.event_id, r.envelope)
+        for r in stream.records
+        if isinstance(r.envelope, catalog_pb2.CatalogEvent)
+        and r.envelope.HasField("challenge_published")
+        and r.envelope.challenge_published.challenge_id == challenge_id
+    ]
+    return max(publications, key=lambda p: p[:2])[2].challenge_published
+
+
+def _registered(
+    stream: Stream, challenge_id: str, group: str, grace: timedelta
+) -> list[_Registered]:
+    """A SAFETY challenge's registered users (of the group: members as it froze, or today's
+    while it is live) with their tallies: during, the trips that ended from the later of the
+    start and their earliest registration that arrived before the freeze, to the end; before,
+    those of the pre-challenge window (the challenge's length before its start when no
+    period is given). Trips count as for a month frozen at the challenge's freeze."""
+    challenge = _published(stream, challenge_id)
+    start, end = challenge.start_at.ToDatetime(UTC), challenge.end_at.ToDatetime(UTC)
+    freeze = end + grace
+    period = (
+        challenge.pre_challenge_period.ToTimedelta()
+        if challenge.HasField("pre_challenge_period")
+        else end - start
+    )
+    registered_at: dict[str, tuple[datetime, datetime]] = {}
+    for r in stream.records:
+        if (
+            isinstance(r.envelope, enrollments_pb2.EnrollmentEvent)
+            and r.envelope.HasField("challenge_registered")
+            and r.envelope.challenge_registered.challenge_id == challenge_id
+            and r.arrived_at < freeze
+        ):
+            user = r.envelope.challenge_registered.user_id
+            seen = (r.envelope.challenge_registered.registered_at.ToDatetime(UTC), r.arrived_at)
+            registered_at[user] = min(registered_at.get(user, seen), seen)
+    if group:
+        placing = _groups_of_window(stream, freeze)
+        registered_at = {
+            u: at for u, at in registered_at.items() if u in placing and group in placing[u].groups
+        }
+    trips = counted_trips(stream, freeze)
+    min_metres = round(challenge.min_distance_km * 1000)
+    users = []
+    for user, (registered, _) in registered_at.items():
+        theirs = [t for t in trips if t.user_id == user]
+        during = _figures(
+            t for t in theirs if max(start, registered) <= t.ended_at.ToDatetime(UTC) < end
+        )
+        before = _figures(t for t in theirs if start - period <= t.ended_at.ToDatetime(UTC) < start)
+        empty = DriverFigures(0, 0, Fraction(0), 0)
+        d, b = during.get(user, empty), before.get(user, empty)
+        hundredths = _hundredths(d)
+        ranked = (
+            hundredths is not None and d.trips >= challenge.min_trips and d.metres >= min_metres
+        )
+        users.append(_Registered(user, d, b, hundredths, ranked))
+    return users
+
+
+def expected_challenge_ranking(
+    stream: Stream, challenge_id: str, *, group: str = "", grace: timedelta = GRACE
+) -> ChallengeRanking:
+    """Ranked: a score, the challenge's minimum trips and distance; ranks as for drivers; the
+    others by distance, then user id. Names are today's."""
+    names = {u: p.firstname for u, p in todays_profiles(stream_sightings(stream)).items()}
+    users = _registered(stream, challenge_id, group, grace)
+    ranked = sorted(
+        (u for u in users if u.ranked),
+        key=lambda u: (-(u.hundredths or 0), -u.during.metres, u.user_id),
+    )
+    others = sorted((u for u in users if not u.ranked), key=lambda u: (-u.during.metres, u.user_id))
+
+    def shown(u: _Registered, rank: int) -> ChallengeUser:
+        score = 0.0 if rank == 0 else (u.hundredths or 0) / 100
+        return ChallengeUser(
+            u.user_id, names.get(u.user_id, ""), rank, score, u.during.metres / 1000, u.during.trips
+        )
+
+    return ChallengeRanking(
+        len(users),
+        tuple(
+            shown(u, 1 + sum(1 for o in ranked if (o.hundredths or 0) > (u.hundredths or 0)))
+            for u in ranked
+        ),
+        tuple(shown(u, 0) for u in others),
+    )
+
+
+def expected_challenge_progress(
+    stream: Stream, challenge_id: str, *, group: str = "", grace: timedelta = GRACE
+) -> ChallengeProgress:
+    """Counters over the registered users (of the group); the users listed are the ranked
+    ones with enough trips and a score before the challenge, best evolution first (then
+    rank, then user id)."""
+    challenge = _published(stream, challenge_id)
+    users = _registered(stream, challenge_id, group, grace)
+    ranking = expected_challenge_ranking(stream, challenge_id, group=group, grace=grace)
+    by_id = {u.user_id: u for u in users}
+
+    def has_data_before(u: _Registered) -> bool:
+        return u.before.trips >= challenge.pre_challenge_min_trips and u.before.safety_metres > 0
+
+    rows = []
+    for shown in ranking.ranked:
+        u = by_id[shown.user_id]
+        if has_data_before(u):
+            before = _hundredths(u.before) or 0
+            evolution = (u.hundredths or 0) - before
+            row = ProgressRow(
+                u.user_id,
+                shown.firstname,
+                shown.rank,
+                shown.score,
+                before / 100,
+                evolution / 100,
+                u.during.trips,
+                u.during.metres / 1000,
+            )
+            rows.append((-evolution, shown.rank, u.user_id, row))
+    return ChallengeProgress(
+        registered=len(users),
+        ranked=len(ranking.ranked),
+        with_data_before=sum(1 for u in users if has_data_before(u)),
+        total_distance=sum(u.during.metres for u in users) / 1000,
+        total_trips=sum(u.during.trips for u in users),
+        users=tuple(row for *_, row in sorted(rows)),
+    )
+
+
+def actual_challenge_ranking(
+    answer: challenges_pb2.GetChallengeRankingResponse,
+) -> ChallengeRanking:
+    return ChallengeRanking(
+        answer.registeredUsers,
+        tuple(
+            ChallengeUser(u.username, u.firstname, u.rank, u.score, u.distance, u.numberTrips)
+            for u in answer.users
+        ),
+        tuple(
+            ChallengeUser(u.username, u.firstname, 0, 0.0, u.distance, u.numberTrips)
+            for u in answer.usersNotRanked
+        ),
+    )
+
+
+def actual_challenge_progress(
+    answer: challenges_pb2.GetChallengeProgressResponse,
+) -> ChallengeProgress:
+    return ChallengeProgress(
+        answer.registeredUsers,
+        answer.rankedUsers,
+        answer.usersWithDataBefore,
+        answer.totalDistance,
+        answer.totalNumberTrips,
+        tuple(
+            ProgressRow(
+                u.username,
+                u.firstname,
+                u.rank,
+                u.score,
+                u.scoreBefore,
+                u.scoreEvolution,
+                u.numberTrips,
+                u.distance,
+            )
+            for u in answer.users
+        ),
+    )
+
+
+def progress_differences(expected: ChallengeProgress, actual: ChallengeProgress) -> list[str]:
+    """What differs, in words (empty when the answers agree)."""
+    problems = [
+        f"{name} {got}, expected {want}"
+        for name, want, got in (
+            ("registeredUsers", expected.registered, actual.registered),
+            ("rankedUsers", expected.ranked, actual.ranked),
+            ("usersWithDataBefore", expected.with_data_before, actual.with_data_before),
+            ("totalDistance", expected.total_distance, actual.total_distance),
+            ("totalNumberTrips", expected.total_trips, actual.total_trips),
+        )
+        if want != got
+    ]
+    for want, got in itertools.zip_longest(expected.users, actual.users):
+        if want != got:
+            problems.append(
+                f"line {got and (got.user_id, got.score, got.score_before, got.evolution)}, "
+                f"expected {want and (want.user_id, want.score, want.score_before, want.evolution)}"
+            )
+    return problems
+
+
+# --- a backfill: a platform's last month brought in, and its catalog sent today ------------
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """What a platform moving in sends: `history`, last month's profiles, trips, deletions,
+    registrations and a challenge that ended then, each stamped when it happened (`podium
+    produce --timestamps occurred-at`); and `today`, profiles sent now (drivers never heard of
+    before, and drivers moving) and a few trips of last month sent too late, stamped by the
+    producer client. `stream` holds both, `today` stamped with the stream's `now`."""
+
+    stream: Stream
+    history: tuple[Produced, ...]
+    today: tuple[Produced, ...]
+    challenge_id: str
+    groups: tuple[str, ...]
+
+
+def json_lines(records: Iterable[Produced]) -> str:
+    """The records' envelopes as JSON Lines, what `podium produce` reads."""
+    return "".join(json_format.MessageToJson(r.envelope, indent=None) + "\n" for r in records)
+
+
+def backfill(tenant: str, now: datetime, *, seed: int = 0, drivers: int = 40) -> Backfill:
+    """Drivers of four groups: about half known from last month's catalog (a third of those
+    moved during the month, a quarter move today), the others only from profiles sent today;
+    a few with trips and no profile at all, a few with a profile and no trip. Each driver with
+    trips has up to nine last month; a SAFETY challenge ran from the 4th to the 18th of last
+    month for registered drivers of every group."""
+    rng = random.Random(seed)
+    groups = ("north", "south", "east", "west")
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last = (month_start - timedelta(days=1)).replace(day=1)
+    span = (month_start - last).total_seconds()
+
+    def in_last_month(low: float = 0.0, high: float = 1.0) -> datetime:
+        return last + timedelta(milliseconds=int(rng.uniform(low, high) * span * 1000))
+
+    history = _Builder(tenant, now, rng, [])
+    today = _Builder(tenant, now, rng, [])
+
+    def profile(builder: _Builder, user: str, group: str, at: datetime) -> None:
+        version = history.next_id(f"profile-{user}-")  # one count: event ids stay unique
+        envelope = catalog_pb2.CatalogEvent(
+            event_id=version,
+            tenant_id=tenant,
+            occurred_at=_stamp(at),
+            user_upserted=catalog_pb2.UserUpserted(
+                user_id=user,
+                email=f"{user}@example.com",
+                firstname=f"{user.title()} {version.rsplit('-', 1)[-1]}",
+                lastname="Doe",
+                pseudo=user,
+                groups=[group],
+            ),
+        )
+        builder.add("catalog", user, envelope, at if builder is history else now)
+
+    people = [f"drv{i:02d}" for i in range(drivers)]
+    without_profile, without_trips = set(people[-3:]), set(people[-6:-3])
+    for user in people:
+        if user in without_profile:
+            continue
+        if rng.random() < 0.5:  # known last month
+            profile(history, user, rng.choice(groups), in_last_month(0.0, 0.1))
+            if rng.random() < 1 / 3:
+                profile(history, user, rng.choice(groups), in_last_month(0.3, 0.9))
+            if rng.random() < 1 / 4:
+                profile(today, user, rng.choice(groups), now)
+        else:  # the catalog comes today: placed last month by this profile
+            profile(today, user, rng.choice(groups), now)
+
+    challenge_id = "ch-last-month-safety"
+    start, end = last + timedelta(days=3), last + timedelta(days=17)
+    published = catalog_pb2.CatalogEvent(
+        event_id=f"pub-{challenge_id}",
+        tenant_id=tenant,
+        occurred_at=_stamp(last - timedelta(days=2)),
+        challenge_published=catalog_pb2.ChallengePublished(
+            challenge_id=challenge_id,
+            title="Safe last month",
+            theme=common_pb2.CHALLENGE_THEME_SAFETY,
+            start_at=_stamp(start),
+            end_at=_stamp(end),
+            groups=list(groups),
+            min_trips=2,
+            min_distance_km=5,
+            pre_challenge_period=Duration(seconds=3 * 24 * 3600),
+            pre_challenge_min_trips=1,
+        ),
+    )
+    history.add("catalog", challenge_id, published, last - timedelta(days=2))
+
+    for user in people:
+        if user in without_trips:
+            continue
+        for _ in range(rng.randint(0, 9)):
+            trip_id = history.next_id(f"trip-{user}-")
+            ended = in_last_month()
+            envelope = trips_pb2.TripEvent(
+                event_id=f"completed-{trip_id}",
+                tenant_id=tenant,
+                occurred_at=_stamp(ended),
+                trip_completed=trips_pb2.TripCompleted(
+                    trip_id=trip_id,
+                    user_id=user,
+                    started_at=_stamp(ended - timedelta(minutes=rng.randint(5, 60))),
+                    ended_at=_stamp(ended),
+                    distance_km=rng.randint(1_000, 15_000) / 1000,
+                    scores=trips_pb2.TripScores(safety=rng.randint(0, 100) / 10)
+                    if rng.random() < 0.95
+                    else trips_pb2.TripScores(),
+                ),
+            )
+            late = rng.random() < 0.05  # sent today, after last month froze: it counts nowhere
+            (today if late else history).add("trips", user, envelope, now if late else ended)
+            if not late and rng.random() < 0.05:
+                gone = min(ended + timedelta(hours=rng.randint(1, 48)), now)
+                deletion = trips_pb2.TripEvent(
+                    event_id=f"deleted-{trip_id}",
+                    tenant_id=tenant,
+                    occurred_at=_stamp(gone),
+                    trip_deleted=trips_pb2.TripDeleted(trip_id=trip_id, user_id=user),
+                )
+                history.add("trips", user, deletion, gone)
+        if rng.random() < 0.7:
+            registered = start + timedelta(hours=rng.randint(-48, 120))
+            registration = enrollments_pb2.EnrollmentEvent(
+                event_id=f"reg-{challenge_id}-{user}",
+                tenant_id=tenant,
+                occurred_at=_stamp(registered),
+                challenge_registered=enrollments_pb2.ChallengeRegistered(
+                    challenge_id=challenge_id, user_id=user, registered_at=_stamp(registered)
+                ),
+            )
+            history.add("enrollments", user, registration, registered)
+
+    sent = sorted(history.records, key=lambda r: r.timestamp_ms)
+    stream = Stream(tenant, now, (*sent, *today.records))
+    return Backfill(stream, tuple(sent), tuple(today.records), challenge_id, groups)
 
 
 # --- asking Podium ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, case, func, select
 
 from service.adapters.database import storage_failures_as_unavailable
 from service.adapters.sql import InList
@@ -109,8 +109,8 @@ class SqlReadModel:
     ) -> list[Profile]:
         query = select(users.c.user_id, users.c.firstname, users.c.lastname, users.c.pseudo)
         query = query.where(users.c.tenant_id == tenant_id)
-        if as_of is not None:
-            members = _members_as_of(tenant_id, as_of, group or None).subquery()
+        if group and as_of is not None:
+            members = _members_as_of(tenant_id, as_of, group).subquery()
             query = query.join(members, members.c.user_id == users.c.user_id)
         elif group:
             query = query.join(
@@ -360,55 +360,54 @@ def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:
     return rows
 
 
-def _newest_versions(
-    tenant_id: str, as_of: datetime, among: Select[Any] | None = None
-) -> Select[Any]:
-    """Each user's newest profile version among those that arrived before `as_of` (of the
-    users `among` selects, when given)."""
+def _versions_at_freeze(tenant_id: str, as_of: datetime, among: Select[Any]) -> Select[Any]:
+    """The version that places each of the users `among` selects in a window frozen at
+    `as_of` (`service.domain.membership.version_at_freeze`): ordered per user, the versions
+    that arrived before the freeze come first, newest first; then the others by arrival, the
+    newest first among those that arrived together; the first one places the user."""
     v = profile_versions
-    arrived = and_(v.c.tenant_id == tenant_id, v.c.arrived_at < as_of)
-    if among is not None:
-        arrived = and_(arrived, v.c.user_id.in_(among))
+    arrived_before = v.c.arrived_at < as_of
+    placing_order = (
+        case((arrived_before, 0), else_=1),
+        case((arrived_before, None), else_=v.c.arrived_at),
+        v.c.version_at.desc(),
+        v.c.version_event.desc(),
+    )
     ranked = (
         select(
             v.c.user_id,
             v.c.version_at,
             v.c.version_event,
             func.row_number()
-            .over(
-                partition_by=v.c.user_id,
-                order_by=(v.c.version_at.desc(), v.c.version_event.desc()),
-            )
-            .label("newest_first"),
+            .over(partition_by=v.c.user_id, order_by=placing_order)
+            .label("placing"),
         )
-        .where(arrived)
+        .where(v.c.tenant_id == tenant_id, v.c.user_id.in_(among))
         .subquery()
     )
     return select(ranked.c.user_id, ranked.c.version_at, ranked.c.version_event).where(
-        ranked.c.newest_first == 1
+        ranked.c.placing == 1
     )
 
 
-def _same_version(groups: Any, newest: Any, tenant_id: str) -> ColumnElement[bool]:
+def _same_version(groups: Any, placing: Any, tenant_id: str) -> ColumnElement[bool]:
     return and_(
         groups.c.tenant_id == tenant_id,
-        groups.c.user_id == newest.c.user_id,
-        groups.c.version_at == newest.c.version_at,
-        groups.c.version_event == newest.c.version_event,
+        groups.c.user_id == placing.c.user_id,
+        groups.c.version_at == placing.c.version_at,
+        groups.c.version_event == placing.c.version_event,
     )
 
 
-def _members_as_of(tenant_id: str, as_of: datetime, group: str | None) -> Select[Any]:
-    """The users known as of `as_of` (their newest version that arrived before it); with a
-    group, those whose version lists it: the newest versions are looked for only among the
-    users some version of whom ever listed the group."""
-    if group is None:
-        return select(_newest_versions(tenant_id, as_of).subquery().c.user_id)
+def _members_as_of(tenant_id: str, as_of: datetime, group: str) -> Select[Any]:
+    """The group's members in a window frozen at `as_of`: the users whose placing version
+    lists it. The versions are looked for only among the users some version of whom ever
+    listed the group, so the cost follows the group's size, not the tenant's."""
     vg = profile_version_groups
     ever_listed = select(vg.c.user_id).where(vg.c.tenant_id == tenant_id, vg.c.group_label == group)
-    newest = _newest_versions(tenant_id, as_of, ever_listed).subquery()
+    placing = _versions_at_freeze(tenant_id, as_of, ever_listed).subquery()
     return (
-        select(newest.c.user_id)
-        .join(vg, _same_version(vg, newest, tenant_id))
+        select(placing.c.user_id)
+        .join(vg, _same_version(vg, placing, tenant_id))
         .where(vg.c.group_label == group)
     )

@@ -46,15 +46,23 @@ def upsert(
     add: Iterable[str] = (),
     replace: Iterable[str] = (),
     latest: Iterable[str] = (),
+    earliest: Iterable[str] = (),
 ) -> None:
     """Insert rows; on a key conflict add the `add` columns to the stored ones, overwrite
     the `replace` columns and keep the greater of the stored and the new value of the `latest`
-    ones, a NULL counting as nothing (none of them: keep the stored row). All rows must have
-    the same columns, and no two rows the same key."""
+    ones (the smaller for the `earliest` ones), a NULL counting as nothing (none of them: keep
+    the stored row). All rows must have the same columns, and no two rows the same key."""
     if rows:
         columns = {name: [row[name] for row in rows] for name in rows[0]}
         upsert_columns(
-            connection, table, columns, keys=keys, add=add, replace=replace, latest=latest
+            connection,
+            table,
+            columns,
+            keys=keys,
+            add=add,
+            replace=replace,
+            latest=latest,
+            earliest=earliest,
         )
 
 
@@ -67,13 +75,14 @@ def upsert_columns(
     add: Iterable[str] = (),
     replace: Iterable[str] = (),
     latest: Iterable[str] = (),
+    earliest: Iterable[str] = (),
 ) -> None:
     """`upsert` of rows given column by column (a list of values per column, all of the same
     length): what the ingest hot path builds, skipping a dictionary per row."""
     names = tuple(columns)
     if not names or not columns[names[0]]:
         return
-    changes = (tuple(add), tuple(replace), tuple(latest))
+    changes = (tuple(add), tuple(replace), tuple(latest), tuple(earliest))
     statement = _upsert_statement(connection.dialect, table, names, tuple(keys), *changes)
     _execute_by_columns(connection, statement, table, columns)
 
@@ -114,18 +123,24 @@ def _upsert_statement(
     add: tuple[str, ...],
     replace: tuple[str, ...],
     latest: tuple[str, ...],
+    earliest: tuple[str, ...],
 ) -> str:
     quote = dialect.identifier_preparer.quote
     name = dialect.identifier_preparer.format_table(table)
     updates = [f"{quote(c)} = {name}.{quote(c)} + excluded.{quote(c)}" for c in add]
     updates += [f"{quote(c)} = excluded.{quote(c)}" for c in replace]
-    # PostgreSQL's GREATEST skips NULLs; SQLite's max() returns NULL if any argument is.
-    greatest = "GREATEST" if dialect.name == "postgresql" else "max"
-    updates += [
-        f"{quote(c)} = {greatest}(coalesce({name}.{quote(c)}, excluded.{quote(c)}),"
-        f" coalesce(excluded.{quote(c)}, {name}.{quote(c)}))"
-        for c in latest
-    ]
+    # PostgreSQL's GREATEST and LEAST skip NULLs; SQLite's max() and min() return NULL if any
+    # argument is.
+    postgresql = dialect.name == "postgresql"
+    for kept, function in (
+        (latest, "GREATEST" if postgresql else "max"),
+        (earliest, "LEAST" if postgresql else "min"),
+    ):
+        updates += [
+            f"{quote(c)} = {function}(coalesce({name}.{quote(c)}, excluded.{quote(c)}),"
+            f" coalesce(excluded.{quote(c)}, {name}.{quote(c)}))"
+            for c in kept
+        ]
     action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
     if dialect.name == "postgresql":
         arrays = ", ".join(f"%b::{_array_type(table, c, dialect)}" for c in columns)

@@ -84,7 +84,8 @@ class UserStore(Protocol):
         self, versions: Sequence[tuple[str, UserUpserted, Version, datetime]]
     ) -> None:
         """Record each profile version (tenant, profile, version, arrived_at) with its groups,
-        once: a re-sent version changes nothing. Older versions are recorded too."""
+        once: a re-sent version changes nothing but its arrival, which is the earliest of its
+        copies'. Older versions are recorded too."""
 
     def replace(self, profiles: Sequence[tuple[str, UserUpserted, Version]]) -> None:
         """Replace whole profiles, group membership included (a group listed twice counts
@@ -336,8 +337,10 @@ class ReadModel(Protocol):
     def profiles(
         self, tenant_id: str, group: str | None, as_of: datetime | None = None
     ) -> list[Profile]:
-        """The group's members, or every profile of the tenant. `as_of`: as the profile
-        versions that arrived before it made them (a frozen window); names stay current."""
+        """The group's members, or every profile of the tenant. `as_of` (a window frozen
+        then): the group's members as the window froze with them, each user placed by
+        `service.domain.membership.version_at_freeze`; the tenant's profiles are all of them
+        whatever `as_of`. Names stay current."""
 
     def month_tallies(
         self,

@@ -41,8 +41,8 @@ def ranking_months(now: datetime) -> tuple[Month, Month]:
 
 
 def membership_as_of(freezes_at: datetime, now: datetime) -> datetime | None:
-    """A frozen window keeps the group membership it had when it froze; a live one follows
-    today's (None)."""
+    """A frozen window keeps the group membership it had when it froze (users first heard of
+    later by their first profile); a live one follows today's (None)."""
     return freezes_at if now >= freezes_at else None
 
 
@@ -50,8 +50,8 @@ def group_profiles(
     read: ReadModel, tenant_id: str, group: str, as_of: datetime | None = None
 ) -> list[Profile]:
     """The drivers a ranking lists: the group's members, or every profile of the tenant; a
-    frozen month lists its members as of its freeze (`as_of`). A group is known once some
-    profile listed it, and stays known after its members left."""
+    frozen month lists its group's members as of its freeze (`as_of`), with today's names. A
+    group is known once some profile listed it, and stays known after its members left."""
     people = read.profiles(tenant_id, group or None, as_of)
     if group and not people and group not in read.known_groups(tenant_id):
         raise InvalidGroupLabel(group)

@@ -46,6 +46,12 @@ def arrival_at(timestamp_ms: int) -> datetime:
     return EPOCH + timedelta(0, 0, 0, timestamp_ms)  # milliseconds, positional: cheaper
 
 
+def timestamp_ms_of(moment: datetime) -> int:
+    """A Kafka timestamp for a moment: whole milliseconds since the epoch (what is finer is
+    dropped), so `arrival_at` gives the moment back to the millisecond."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
+
+
 REJECTION_KINDS = ("undecodable", "invalid", "conflict", "unfoldable")
 """Why records are rejected, in a word (a metric label: a bounded set): the bytes are not an
 envelope; the event breaks a rule; it contradicts what was folded before (a trip sent again

@@ -277,3 +277,76 @@ async def test_last_months_group_ranking_keeps_the_membership_it_had_when_it_fro
     else:  # the 1st of the month, before the grace: last month is still live
         assert (last_west, last_east) == ([], ["ann"])
     assert list(west_answer.currentMonth.driverNotRanked) == []
+
+
+async def test_profiles_sent_today_place_last_months_drivers_and_a_frozen_challenges_users(
+    running: Running,
+) -> None:
+    """Adoption day: last month's trips and registrations arrived then, the catalog is sent
+    today. Last month's north ranking lists both drivers with today's names (so does the
+    tenant's), and the challenge that ended last month, frozen now, counts them in north."""
+    tenant, servers, topic = running.tenant, running.servers, running.settings.topic
+    last_month = Month.of(NOW).previous()
+    start, end = last_month.starts_at + timedelta(days=5), last_month.starts_at + timedelta(days=15)
+    await produce(
+        servers,
+        topic("catalog"),
+        [(b"c1", challenge_envelope("c1", start=start, end=end, tenant=tenant, groups=["north"]))],
+        arrived_at=start - timedelta(days=1),
+    )
+    for user_id, safety in (("ann", 9.0), ("bob", 7.0)):
+        registered = registration_envelope("c1", user_id, registered_at=start, tenant=tenant)
+        await produce(
+            servers, topic("enrollments"), [(user_id.encode(), registered)], arrived_at=start
+        )
+        for day, when in enumerate((start - timedelta(days=2), start - timedelta(days=1))):
+            ride = trip_envelope(
+                f"{user_id}-pre-{day}", user_id, km=5, safety=5.0, ended_at=when, tenant=tenant
+            )
+            await produce(servers, topic("trips"), [(user_id.encode(), ride)], arrived_at=when)
+        ride_at = start + timedelta(days=2)
+        rides = [
+            (
+                user_id.encode(),
+                trip_envelope(
+                    f"{user_id}-{i}", user_id, km=5, safety=safety, ended_at=ride_at, tenant=tenant
+                ),
+            )
+            for i in range(5)
+        ]
+        await produce(servers, topic("trips"), rides, arrived_at=ride_at + timedelta(minutes=5))
+    today = [
+        (b"ann", user_envelope("ann", "north", tenant=tenant, firstname="Annie")),
+        (b"bob", user_envelope("bob", "north", tenant=tenant, firstname="Bobby")),
+    ]
+    await produce(servers, topic("catalog"), today)
+    rankings = driver_ranking_pb2_grpc.DriverRankingServiceStub(running.channel)
+    challenges = challenges_pb2_grpc.ChallengeServiceStub(running.channel)
+
+    async def month(group: str) -> driver_ranking_pb2.MonthRanking:
+        answer = await rankings.GetDriverRanking(
+            driver_ranking_pb2.GetDriverRankingRequest(
+                type="RANKING_TYPE_SAFETY", group_label=group
+            ),
+            metadata=running.auth,
+        )
+        return answer.previousMonth
+
+    def names(ranking: driver_ranking_pb2.MonthRanking) -> list[tuple[str, str]]:
+        return [(d.userId, d.firstname) for d in ranking.driverRanked]
+
+    expected = [("ann", "Annie"), ("bob", "Bobby")]
+    north = await eventually(lambda: month("north"), lambda m: names(m) == expected)
+    assert (names(north), north.driverRankedNumber) == (expected, 2)
+    assert names(await eventually(lambda: month(""), lambda m: names(m) == expected)) == expected
+
+    async def progress() -> challenges_pb2.GetChallengeProgressResponse:
+        return await challenges.GetChallengeProgress(
+            challenges_pb2.GetChallengeProgressRequest(challenge_id="c1", group="north"),
+            metadata=running.auth,
+        )
+
+    shown = await eventually(progress, lambda p: p.registeredUsers == 2)
+    assert (shown.registeredUsers, shown.rankedUsers, shown.usersWithDataBefore) == (2, 2, 2)
+    assert (shown.totalNumberTrips, shown.totalDistance) == (10, 50.0)
+    assert [(u.username, u.firstname) for u in shown.users] == [("ann", "Annie"), ("bob", "Bobby")]

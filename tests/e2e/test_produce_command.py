@@ -7,11 +7,13 @@ import asyncio
 import json
 import os
 import sys
+import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from service.local_broker import LocalBroker
 
@@ -30,6 +32,15 @@ Seen = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 
 async def records_of(servers: str, topics: list[str], expected: int) -> list[Seen]:
+    return [
+        (r.topic, r.key, r.value, list(r.headers))
+        for r in await consumed(servers, topics, expected)
+    ]
+
+
+async def consumed(
+    servers: str, topics: list[str], expected: int
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of the topics, read from their start: at least `expected`, and then until
     a poll finds nothing more (everything was sent before the command exited)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
@@ -42,15 +53,13 @@ async def records_of(servers: str, topics: list[str], expected: int) -> list[See
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        seen: list[Seen] = []
+        seen: list[ConsumerRecord[bytes, bytes]] = []
         deadline = asyncio.get_running_loop().time() + 30
         while asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(timeout_ms=1000)
             if not batch and len(seen) >= expected:
                 break
-            seen += [
-                (m.topic, m.key, m.value, list(m.headers)) for ms in batch.values() for m in ms
-            ]
+            seen += [m for ms in batch.values() for m in ms]
         return seen
     finally:
         await consumer.stop()
@@ -104,3 +113,48 @@ async def test_good_lines_reach_their_topics_and_bad_ones_are_reported_and_not_s
             (f"{prefix}tasks", b"acme", pause.encode(), json_header),
         ]
     )
+
+
+async def test_a_backfill_dates_each_record_by_its_occurred_at_a_live_send_by_the_client(
+    broker: LocalBroker,
+) -> None:
+    """`--timestamps occurred-at`: each record arrives, for Podium, when its event happened;
+    by default the producer client stamps it as it sends (Kafka's CreateTime)."""
+    prefix = f"p{uuid.uuid4().hex[:8]}."
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "PODIUM_TOPIC_PREFIX": prefix,
+        "PODIUM_TOPIC_PARTITIONS": "1",
+    }
+    history = {
+        "e1": "2026-09-03T07:15:42.123Z",
+        "e2": "2026-10-30T23:59:59.999Z",
+    }
+    lines = [
+        line("userUpserted", {"userId": f"u-{event_id}"}, event_id).replace(
+            "2026-11-20T08:00:00Z", occurred
+        )
+        for event_id, occurred in history.items()
+    ]
+    today = line("userUpserted", {"userId": "u-e3"}, "e3")
+
+    async def produce(text: str, *options: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            PODIUM, "produce", *options, env=env, stdin=asyncio.subprocess.PIPE
+        )
+        await process.communicate(text.encode())
+        assert process.returncode == 0
+
+    await produce("\n".join(lines), "--timestamps", "occurred-at")
+    before = int(time.time() * 1000)
+    await produce(today)
+    after = int(time.time() * 1000)
+    stamps = {
+        json.loads(r.value)["eventId"]: r.timestamp
+        for r in await consumed(broker.bootstrap_servers, [f"{prefix}catalog"], 3)
+    }
+    assert {k: stamps[k] for k in history} == {
+        k: int(datetime.fromisoformat(v).timestamp() * 1000) for k, v in history.items()
+    }
+    assert before <= stamps["e3"] <= after

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.app import queries
 from service.domain import events as ev
-from service.domain.challenges import Challenge, entry_from_trips
+from service.domain.challenges import Challenge, Entry, entry_from_trips, progress, rank_challenge
+from service.domain.ranking import Profile
 from service.domain.trips import TripFacts
 from tests.builders import (
     RULES,
@@ -21,8 +24,11 @@ from tests.builders import (
     registration,
     trip,
 )
+from tests.builders import user as profile
+from tests.reference import event_sightings, profiles_at_freeze, todays_profiles
 
 USERS = ["u0", "u1", "u2"]
+GROUPS = ["g0", "g1"]
 BASE = datetime(2026, 10, 20, tzinfo=UTC)
 HOURS = st.integers(0, 24 * 30).map(lambda h: BASE + timedelta(hours=h))
 
@@ -67,11 +73,17 @@ def streams(draw: st.DrawFn) -> list[ev.Event]:
     return events
 
 
-def expected(events: list[ev.Event]) -> dict[str, tuple[object, object]]:
+def published(events: list[ev.Event]) -> Challenge:
+    """The challenge as its newest publication defines it."""
     publications = [e for e in events if isinstance(e.payload, ev.ChallengePublished)]
     newest = max(publications, key=lambda e: (e.meta.occurred_at, e.meta.event_id))
     assert isinstance(newest.payload, ev.ChallengePublished)
-    definition = Challenge.from_event(newest.payload)
+    return Challenge.from_event(newest.payload)
+
+
+def expected_entries(events: list[ev.Event]) -> list[Entry]:
+    """Each registration that counts, with its tallies recomputed from every trip."""
+    definition = published(events)
     frozen = definition.freezes_at(RULES.late_event_grace)
     trips: dict[str, TripFacts] = {}
     for e in sorted(events, key=lambda e: e.meta.arrived_at):
@@ -86,13 +98,10 @@ def expected(events: list[ev.Event]) -> dict[str, tuple[object, object]]:
         if isinstance(e.payload, ev.ChallengeRegistered) and e.meta.arrived_at < frozen:
             seen = (e.payload.registered_at, e.meta.arrived_at)
             registrations[e.payload.user_id] = min(registrations.get(e.payload.user_id, seen), seen)
-    answer: dict[str, tuple[object, object]] = {}
-    for user, (registered_at, _) in registrations.items():
-        entry = entry_from_trips(
-            definition, user, registered_at, trips.values(), RULES.late_event_grace
-        )
-        answer[user] = (entry.during, entry.before)
-    return answer
+    return [
+        entry_from_trips(definition, user, registered_at, trips.values(), RULES.late_event_grace)
+        for user, (registered_at, _) in registrations.items()
+    ]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,4 +118,87 @@ def test_incremental_tallies_equal_a_recomputation_in_any_arrival_order(
             assert stored is not None
             frozen = stored.freezes_at(RULES.late_event_grace)
             rows = reading.challenge_entries("acme", "c1", frozen, None)
-    assert {e.user_id: (e.during, e.before) for e, _ in rows} == expected(events)
+    assert {e.user_id: (e.during, e.before) for e, _ in rows} == {
+        e.user_id: (e.during, e.before) for e in expected_entries(events)
+    }
+
+
+@st.composite
+def streams_with_groups(draw: st.DrawFn) -> list[ev.Event]:
+    """A stream as above, with the users' profile versions: some arrive before the challenge
+    froze, some after (a user moving, or first heard of then), in any order of their own
+    times; some twice, at two arrival times."""
+    events = draw(streams())
+    groups = draw(st.sampled_from([(), tuple(GROUPS)]))
+    events = [
+        replace(e, payload=replace(e.payload, groups=groups))
+        if isinstance(e.payload, ev.ChallengePublished)
+        else e
+        for e in events
+    ]
+    frozen = published(events).freezes_at(RULES.late_event_grace)
+    after_the_freeze = st.integers(0, 24 * 7).map(lambda h: frozen + timedelta(hours=h))
+    for user_id in USERS:
+        backfilled = draw(st.booleans())
+        for _ in range(draw(st.integers(0, 3))):
+            arrival = draw(after_the_freeze if backfilled else HOURS)
+            occurred = draw(st.sampled_from([arrival, draw(HOURS)]))
+            labels = draw(st.lists(st.sampled_from(GROUPS), unique=True))
+            version = profile(user_id, *labels, at=occurred, arrived_at=arrival)
+            events.append(version)
+            if draw(st.integers(0, 3)) == 0:
+                events.append(replace(version, meta=replace(version.meta, arrived_at=draw(HOURS))))
+    return events
+
+
+def member_entries(events: list[ev.Event], group: str, now: datetime) -> list[Entry]:
+    """The registrations of the group's members: today's, or, once the challenge froze, as
+    it froze (the reference of tests/reference.py, in its own words)."""
+    entries = expected_entries(events)
+    if not group:
+        return entries
+    frozen = published(events).freezes_at(RULES.late_event_grace)
+    seen = event_sightings(events)
+    profiles = profiles_at_freeze(seen, frozen) if now >= frozen else todays_profiles(seen)
+    return [e for e in entries if e.user_id in profiles and group in profiles[e.user_id].groups]
+
+
+def todays_names(events: list[ev.Event], entries: list[Entry]) -> dict[str, Profile]:
+    """The names of registered users: from their newest profile; without one, none."""
+    today = todays_profiles(event_sightings(events))
+    return {
+        e.user_id: Profile(e.user_id)
+        if (p := today.get(e.user_id)) is None
+        else Profile(e.user_id, p.firstname, p.lastname, p.pseudo)
+        for e in entries
+    }
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=streams_with_groups(), data=st.data())
+def test_a_groups_ranking_progress_and_counters_equal_a_recomputation_in_any_arrival_order(
+    events: list[ev.Event], data: st.DataObject
+) -> None:
+    """Live, the group is today's members; frozen, its members as it froze, users first
+    heard of later placed by their first profile."""
+    batches = arrival_batches(data, events)
+    definition = published(events)
+    frozen = definition.freezes_at(RULES.late_event_grace)
+    known = {g for e in events if isinstance(e.payload, ev.UserUpserted) for g in e.payload.groups}
+    groups = ["", *sorted(definition.groups or known)]
+    with memory_storage() as storage:
+        for batch in batches:
+            apply(storage, *batch)
+        for now in (frozen - timedelta(hours=1), frozen + timedelta(days=9)):
+            for group in groups:
+                with read(storage) as reading:
+                    answer = queries.challenge_ranking(reading, "acme", "c1", group, now, RULES)
+                entries = member_entries(events, group, now)
+                assert answer.registered == len(entries)
+                assert answer.profiles == todays_names(events, entries)
+                assert answer.standings == rank_challenge(definition, entries)
+                if definition.theme is ev.ChallengeTheme.DISTANCE or now < frozen:
+                    continue
+                with read(storage) as reading:
+                    shown = queries.challenge_progress(reading, "acme", "c1", group, now, RULES)
+                assert shown.progress == progress(definition, entries, now)

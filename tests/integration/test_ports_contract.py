@@ -387,7 +387,8 @@ def test_a_frozen_membership_is_each_users_newest_version_that_arrived_before_it
     ports: Ports,
 ) -> None:
     """Names stay today's; groups are those of the newest version among the ones that had
-    arrived (an older version arriving later does not win over a newer one)."""
+    arrived (an older version arriving later does not win over a newer one), and a user none
+    of whose versions had arrived is placed by the one that arrived first."""
     v0, v3 = Version(AT - HOUR, "e0"), Version(AT + 3 * HOUR, "e3")
     with committing(ports) as uow:
         uow.users.record_versions(
@@ -413,19 +414,59 @@ def test_a_frozen_membership_is_each_users_newest_version_that_arrived_before_it
         uow.challenges.put_entries([("acme", "c1", entry(u), AT) for u in ("ann", "bob")])
     early, late = AT + HOUR, AT + 4 * HOUR
     with ports.read() as read:
-        assert [p.user_id for p in read.profiles("acme", "north", early)] == ["ann"]
-        assert read.profiles("acme", None, early) == [Profile("ann", "Annie", "Doe", "ann")]
+        assert sorted(p.user_id for p in read.profiles("acme", "north", early)) == ["ann", "bob"]
+        assert sorted(read.profiles("acme", None, early), key=lambda p: p.user_id) == [
+            Profile("ann", "Annie", "Doe", "ann"),
+            Profile("bob", "Bob", "Doe", "bob"),
+        ]
         assert read.profiles("acme", "south", early) == []
         assert sorted(read.known_groups("acme")) == ["north", "south", "west"]
-        assert sorted(p.user_id for p in read.profiles("acme", "north", late)) == ["bob"]
+        assert [p.user_id for p in read.profiles("acme", "north", late)] == ["bob"]
+        assert [p.user_id for p in read.profiles("acme", "south", late)] == ["ann"]
         tallies = read.month_tallies("acme", NOVEMBER, ScoreKind.SAFETY, "north", early)
-        assert sorted(tallies) == ["ann"]
+        assert sorted(tallies) == ["ann", "bob"]
         frozen = read.challenge_entries("acme", "c1", AT + HOUR, "north", early)
-        assert [e.user_id for e, _ in frozen] == ["ann"]
+        assert sorted(e.user_id for e, _ in frozen) == ["ann", "bob"]
         assert [e.user_id for e, _ in read.challenge_entries("acme", "c1", late, "north")] == [
             "bob"
         ]
-        assert read.profiles("acme", "north", AT) == []
+        # Before any version arrived, each user takes the one that arrived first: Ann's V1
+        # (its copy arriving later changes nothing), Bob's only one.
+        assert sorted(p.user_id for p in read.profiles("acme", "north", AT)) == ["ann", "bob"]
+
+
+def test_a_user_first_heard_of_after_a_freeze_is_placed_by_the_version_that_arrived_first(
+    ports: Ports,
+) -> None:
+    """Whatever the versions' own times; of versions that arrived first together, the newest;
+    a copy of a version arriving earlier than it first did moves its arrival back."""
+    older, newer = Version(AT - 5 * HOUR, "e1"), Version(AT + 5 * HOUR, "e2")
+    tied_a, tied_b = Version(AT, "e3"), Version(AT, "e4")
+    with committing(ports) as uow:
+        uow.users.record_versions(
+            [
+                ("acme", profile("ann", "east", firstname="Annie"), newer, AT + 2 * HOUR),
+                ("acme", profile("ann", "west"), older, AT + 3 * HOUR),
+                ("acme", profile("bob", "east"), tied_a, AT + 2 * HOUR),
+                ("acme", profile("bob", "west"), tied_b, AT + 2 * HOUR),
+            ]
+        )
+        uow.users.replace(
+            [
+                ("acme", profile("ann", "east", firstname="Annie"), newer),
+                ("acme", profile("bob", "west"), tied_b),
+            ]
+        )
+    with ports.read() as read:
+        assert read.profiles("acme", "east", AT) == [Profile("ann", "Annie", "Doe", "ann")]
+        assert [p.user_id for p in read.profiles("acme", "west", AT)] == ["bob"]
+    with committing(ports) as uow:
+        uow.users.record_versions([("acme", profile("ann", "west"), older, AT + HOUR)])
+    with ports.read() as read:
+        assert sorted(p.user_id for p in read.profiles("acme", "west", AT)) == ["ann", "bob"]
+        assert read.profiles("acme", "east", AT) == []
+        once_both_came = AT + 2 * HOUR + timedelta(microseconds=1)
+        assert [p.user_id for p in read.profiles("acme", "east", once_both_came)] == ["ann"]
 
 
 # --- challenges ------------------------------------------------------------------------------

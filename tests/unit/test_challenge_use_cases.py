@@ -249,3 +249,36 @@ def test_a_frozen_challenges_group_is_its_members_when_it_froze(ports: FakePorts
     assert north == ["ann", "bob"]
     live = ranking(ports, "north", now=START + timedelta(days=3))
     assert [p.entrant.user_id for p in live.standings.ranked] == ["ann"]
+
+
+def test_a_frozen_challenges_group_places_a_user_first_heard_of_later_by_their_first_profile(
+    ports: FakePorts,
+) -> None:
+    """Profiles backfilled after the freeze: Bob's first one (north) places him, a later move
+    (south) does not; ranking, progress and counters of the group agree, names are today's."""
+    frozen = END + RULES.late_event_grace
+    apply(
+        ports,
+        user("ann", "north", at=PUBLISHED),
+        challenge("c1", start=START, end=END, at=PUBLISHED, pre_min_trips=2),
+        *(registration("c1", u, registered_at=START) for u in ("ann", "bob")),
+        *week_trips("ann", 9.0),
+        *week_trips("bob", 7.0),
+        *history("ann", 8.0, 2),
+        *history("bob", 5.0, 2),
+    )
+    later = frozen + timedelta(days=1)
+    apply(ports, user("bob", "north", at=PUBLISHED, arrived_at=later, firstname="Bob"))
+    moved = later + timedelta(hours=1)
+    apply(ports, user("bob", "south", at=moved, arrived_at=moved, firstname="Robert"))
+    north = ranking(ports, "north")
+    assert [p.entrant.user_id for p in north.standings.ranked] == ["ann", "bob"]
+    assert north.profiles["bob"].firstname == "Robert"
+    assert ranking(ports, "south").standings.ranked == ()
+    north_progress = progress(ports, now=moved, group="north")
+    assert north_progress.progress.registered_users == 2
+    assert north_progress.progress.ranked_users == 2
+    assert north_progress.progress.users_with_data_before == 2
+    assert north_progress.progress.total_trips == 4
+    assert [line.entry.user_id for line in north_progress.progress.users] == ["bob", "ann"]
+    assert progress(ports, now=moved, group="south").progress.registered_users == 0

@@ -43,12 +43,11 @@ def fold(ports: Ports, world: World) -> list[Applied]:
     """Send the world as records (the binary envelopes) and fold them in batches of 1,000."""
     received = []
     for offset, (envelope, at) in enumerate(world.sent):
-        outgoing = from_envelope(envelope, int(at.timestamp() * 1000))
-        event = decode(outgoing.family, outgoing.value, outgoing.headers, outgoing.timestamp_ms)
+        stamp = int(at.timestamp() * 1000)
+        outgoing = from_envelope(envelope, stamp)
+        event = decode(outgoing.family, outgoing.value, outgoing.headers, stamp)
         assert not isinstance(event, Rejected)
-        record = Record(
-            outgoing.family, 0, offset, outgoing.timestamp_ms, outgoing.key, outgoing.value
-        )
+        record = Record(outgoing.family, 0, offset, stamp, outgoing.key, outgoing.value)
         received.append(Received(event, record))
     return [
         apply_batch(

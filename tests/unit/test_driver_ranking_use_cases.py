@@ -184,3 +184,52 @@ def test_a_frozen_month_keeps_the_membership_it_had_when_it_froze(ports: FakePor
     assert [d.profile.user_id for d in west.current.standings.not_ranked] == ["bob"]
     assert [d.profile.user_id for d in east.current.standings.not_ranked] == ["ann"]
     assert east.previous.standings.ranked == ()
+
+
+def test_a_driver_first_heard_of_after_the_freeze_joins_the_frozen_month_by_their_first_profile(
+    ports: FakePorts,
+) -> None:
+    """A catalog backfilled after October froze (November 2nd): Ann's October trips count in
+    the group her first profile names, with today's names, and a later move keeps October as
+    it was; the tenant-wide October lists her by name too."""
+    october = datetime(2026, 10, 10, tzinfo=UTC)
+    apply(ports, *five_trips("ann", 9.0, prefix="oct-", ended_at=october))
+    apply(ports, user("ann", "north", at=october, arrived_at=T0, firstname="Ann"))
+    apply(
+        ports,
+        user("ann", "south", at=T0, arrived_at=T0 + timedelta(hours=1), firstname="Annie"),
+    )
+    north, south, everyone = ranking(ports, "north"), ranking(ports, "south"), ranking(ports)
+    [last_north] = north.previous.standings.ranked
+    assert (last_north.entrant.profile.user_id, last_north.entrant.profile.firstname) == (
+        "ann",
+        "Annie",
+    )
+    assert south.previous.standings.ranked == ()
+    assert [d.profile.user_id for d in south.current.standings.not_ranked] == ["ann"]
+    assert north.current.standings.not_ranked == ()
+    [last_everyone] = everyone.previous.standings.ranked
+    assert last_everyone.entrant.profile == last_north.entrant.profile
+
+
+def test_a_frozen_months_tenant_ranking_names_every_driver_whose_profile_exists(
+    ports: FakePorts,
+) -> None:
+    """Names never empty when a profile exists; a driver known only from trips is listed
+    without names."""
+    october = datetime(2026, 10, 10, tzinfo=UTC)
+    apply(
+        ports,
+        *five_trips("ann", 9.0, prefix="oct-", ended_at=october),
+        *five_trips("bob", 8.0, prefix="oct-", ended_at=october),
+        user("ann", at=T0, firstname="Ann"),
+        user("cyd", at=T0, firstname="Cyd"),
+    )
+    previous = ranking(ports).previous.standings
+    assert [(p.entrant.profile.user_id, p.entrant.profile.firstname) for p in previous.ranked] == [
+        ("ann", "Ann"),
+        ("bob", ""),
+    ]
+    assert [(d.profile.user_id, d.profile.firstname) for d in previous.not_ranked] == [
+        ("cyd", "Cyd")
+    ]

@@ -10,7 +10,13 @@ import pytest
 
 from consumers.decode import decode
 from service.app.records import Rejected
-from service.publish import JSON_HEADERS, from_envelope, from_json_line, from_json_lines
+from service.publish import (
+    JSON_HEADERS,
+    Stamp,
+    from_envelope,
+    from_json_line,
+    from_json_lines,
+)
 from tests.builders import task_envelope, trip_envelope, user_envelope
 
 NOW_MS = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
@@ -44,7 +50,7 @@ def test_a_line_goes_to_the_topic_of_its_event_keyed_as_the_spec_says(
     assert not isinstance(outgoing, Rejected), outgoing
     assert (outgoing.family, outgoing.key) == (family, key.encode())
     assert (outgoing.value, outgoing.headers) == (text.encode(), JSON_HEADERS)
-    assert outgoing.timestamp_ms == NOW_MS
+    assert outgoing.timestamp_ms is None  # the producer client stamps it as it sends
 
 
 @pytest.mark.parametrize(
@@ -88,6 +94,19 @@ def test_refused_lines_are_numbered_from_one_counting_blank_lines_and_the_rest_k
     assert [number for number, _ in refused] == [3]
 
 
+def test_a_backfilled_line_is_stamped_with_its_occurred_at_to_the_millisecond() -> None:
+    text = line("userUpserted", {"userId": "ann"}).replace(
+        "2026-11-20T08:00:00Z", "2026-10-03T07:15:42.123987Z"
+    )
+    outgoing = from_json_line(text, NOW_MS, Stamp.OCCURRED_AT)
+    assert not isinstance(outgoing, Rejected), outgoing
+    occurred = datetime(2026, 10, 3, 7, 15, 42, 123000, tzinfo=UTC)
+    assert outgoing.timestamp_ms == int(occurred.timestamp() * 1000)
+    decoded = decode("catalog", outgoing.value, outgoing.headers, outgoing.timestamp_ms)
+    assert not isinstance(decoded, Rejected)
+    assert decoded.meta.arrived_at == occurred
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_an_envelope_built_in_code_is_sent_as_the_consumer_reads_it(as_json: bool) -> None:
     for envelope, family, key in (
@@ -96,7 +115,7 @@ def test_an_envelope_built_in_code_is_sent_as_the_consumer_reads_it(as_json: boo
         (task_envelope("k1", push_service_paused={"type": 1}), "tasks", b"acme"),
     ):
         outgoing = from_envelope(envelope, NOW_MS, as_json=as_json)
-        assert (outgoing.family, outgoing.key) == (family, key)
+        assert (outgoing.family, outgoing.key, outgoing.timestamp_ms) == (family, key, NOW_MS)
         assert outgoing.headers == (JSON_HEADERS if as_json else ())
         decoded = decode(family, outgoing.value, outgoing.headers, NOW_MS)
         assert not isinstance(decoded, Rejected)

@@ -33,7 +33,12 @@ class SqlUserStore:
     def record_versions(
         self, versions: Sequence[tuple[str, UserUpserted, Version, datetime]]
     ) -> None:
-        unique = {(tenant, p.user_id, v): (p, at) for tenant, p, v, at in versions}
+        # A version re-sent keeps its earliest arrival, whatever the order the copies are
+        # folded in: frozen windows place users by it (docs/rules.md#arrival-time-and-freezes).
+        unique: dict[tuple[str, str, Version], tuple[UserUpserted, datetime]] = {}
+        for tenant, p, v, at in versions:
+            seen = unique.get((tenant, p.user_id, v))
+            unique[(tenant, p.user_id, v)] = (p, at if seen is None else min(seen[1], at))
         key = ("tenant_id", "user_id", "version_at", "version_event")
         upsert(
             self._c,
@@ -49,6 +54,7 @@ class SqlUserStore:
                 for (tenant, user, v), (_, at) in sorted(unique.items())
             ],
             keys=key,
+            earliest=["arrived_at"],
         )
         upsert(
             self._c,
