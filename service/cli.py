@@ -18,7 +18,7 @@ from pathlib import Path
 
 import migrations
 from consumers.runner import decode_record
-from consumers.topics import log_ranges
+from consumers.topics import TopicsNotDurable, log_ranges
 from service.app.dead_letters import list_letters, replay
 from service.app.keys import list_keys, revoke_key
 from service.app.offsets import OffsetRow, offset_rows, reset_offsets, reset_target
@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         OffsetMoved,
         KafkaUnreachable,
         DemoFailed,
+        TopicsNotDurable,
     ) as error:
         print(f"podium: {error}", file=sys.stderr)
         return 2
