@@ -9,16 +9,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient, header_schema_id_serializer
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
 import consumers.decode as decode_module
-from consumers.decode import decode, decode_noting_unknown_fields
+from consumers.decode import ENVELOPES, decode, decode_noting_unknown_fields
 from service.app.records import Rejected
 from service.domain import events as ev
 from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 from service.gen.podium.v1 import common_pb2
-from tests.builders import catalog_session_envelope, trip_envelope, user_envelope
+from tests.builders import (
+    catalog_session_envelope,
+    enrollment_envelope,
+    task_envelope,
+    trip_envelope,
+    user_envelope,
+)
 
 ARRIVED = datetime(2026, 11, 20, tzinfo=UTC)
 ARRIVED_MS = int(ARRIVED.timestamp() * 1000)
@@ -646,3 +655,40 @@ def test_every_theme_decodes_to_its_domain_theme_and_unspecified_is_refused(them
         assert isinstance(event, ev.Event)
         assert isinstance(event.payload, ev.ChallengePublished)
         assert event.payload.theme.name == name
+
+
+def _an_envelope_of(family: str) -> Message:
+    enrolled = enrollments_pb2.PathEnrolled(session_id="s", user_id="u")
+    enrolled.enrolled_at.FromDatetime(ARRIVED)
+    started = tasks_pb2.TaskStarted(task_id="k")
+    started.started_at.FromDatetime(ARRIVED)
+    return {
+        "catalog": user_envelope("bob"),
+        "trips": trip_envelope("t1", "alice"),
+        "enrollments": enrollment_envelope(path_enrolled=enrolled),
+        "tasks": task_envelope("k", task_started=started),
+    }[family]
+
+
+@pytest.mark.parametrize("family", sorted(ENVELOPES))
+def test_what_confluents_protobuf_serializer_writes_for_each_envelope_is_read(family: str) -> None:
+    """Its registry in memory: the serializer registers the schema and writes the frame, with
+    the message-index list [0] for each envelope (the first message of its .proto file)."""
+    envelope = _an_envelope_of(family)
+    bare = decode(family, envelope.SerializeToString(), [], ARRIVED_MS)
+    assert isinstance(bare, ev.Event)
+    registry = SchemaRegistryClient.new_client({"url": "mock://podium-unit"})
+    context = SerializationContext(f"podium.{family}", MessageField.VALUE)
+    framed = ProtobufSerializer(type(envelope), registry)(envelope, context)
+    assert framed[:1] + framed[5:6] == b"\x00\x00"  # the magic byte; the index list [0]
+    assert decode(family, framed, [], ARRIVED_MS) == bare
+
+    headers: list[tuple[str, str | bytes | None]] = []
+    in_header = ProtobufSerializer(
+        type(envelope), registry, conf={"schema.id.serializer": header_schema_id_serializer}
+    )(envelope, SerializationContext(f"podium.{family}", MessageField.VALUE, headers))
+    assert in_header == envelope.SerializeToString()  # the schema id in a header instead
+    [(name, value)] = headers
+    assert name == "__value_schema_id"
+    assert isinstance(value, bytes)
+    assert decode(family, in_header, [(name, value)], ARRIVED_MS) == bare
