@@ -60,6 +60,7 @@ _DURATION_SECONDS = 315_576_000_000  # 10,000 years either way
 _NANOS = 999_999_999
 
 _JSON_OBJECT_START = re.compile(rb"[ \t\n\r]*\{")
+_MAGIC = framing.MAGIC
 
 Outcome = ev.Event | Rejected
 Decoded = tuple[Outcome, tuple[str, ...]]
@@ -86,9 +87,10 @@ def decode(
 ) -> Outcome:
     """The record's event, or why it is rejected (`decode_noting_unknown_fields` without
     the unknown fields' paths)."""
-    return decode_noting_unknown_fields(
-        family, value, headers, timestamp_ms, json_fast_path=json_fast_path
-    )[0]
+    try:
+        return _decode(family, value, headers, timestamp_ms, json_fast_path)[0]
+    except Exception as error:  # the last resort, as below
+        return _unforeseen(error)
 
 
 def decode_noting_unknown_fields(
@@ -111,7 +113,11 @@ def decode_noting_unknown_fields(
     try:
         return _decode(family, value, headers, timestamp_ms, json_fast_path)
     except Exception as error:  # the last resort: any surprise is this record's problem
-        return Rejected(f"{UNFORESEEN}: {describe(error)}", kind="undecodable"), _NONE
+        return _unforeseen(error), _NONE
+
+
+def _unforeseen(error: Exception) -> Rejected:
+    return Rejected(f"{UNFORESEEN}: {describe(error)}", kind="undecodable")
 
 
 def _decode(
@@ -127,7 +133,7 @@ def _decode(
     in_time = _RECORD_TIME_MS[0] <= timestamp_ms < _RECORD_TIME_MS[1]
     arrived_at = arrival_at(timestamp_ms) if in_time else None
     framed = None
-    if framing.is_framed(value):
+    if value[:1] == _MAGIC:
         try:
             framed = framing.unframe(value)
         except framing.FrameError as error:
@@ -163,9 +169,12 @@ def _from_json(
 ) -> Decoded:
     if fast and arrived_at is not None:
         recognised = json_events.event_of(family, document, arrived_at)
-        if recognised is not None:
+        if recognised is not None:  # the hot path of JSON ingest: _with_unknown, inline
             event, unknown = recognised
-            return _with_unknown(_validated(event), unknown)
+            outcome = _validated(event)
+            if unknown and type(outcome) is ev.Event:
+                return outcome, tuple(sorted(unknown))
+            return outcome, _NONE
     unknown = unknown_fields.drop_from_json(document, _DESCRIPTORS[family])
     envelope = envelope_type()
     try:

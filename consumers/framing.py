@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from google.protobuf.descriptor import Descriptor
 
 MAGIC = b"\x00"
+"""The first byte of a framed value."""
 HEADER_BYTES = 5
 MAX_INDEXES = 100
 """Far more than any nesting of messages; a longer list is a broken frame."""
@@ -39,12 +40,8 @@ class Framed:
     for JSON Schema the document."""
 
 
-def is_framed(value: bytes) -> bool:
-    return value[:1] == MAGIC
-
-
 def unframe(value: bytes) -> Framed:
-    """The schema id and what follows it, of a value that `is_framed`."""
+    """The schema id and what follows it, of a value that starts with MAGIC."""
     if len(value) < HEADER_BYTES:
         raise FrameError(
             f"Schema Registry framing (magic byte 0) needs a 4-byte schema id: the value has "
