@@ -10,8 +10,8 @@ them.
 Which form a value without the header is: JSON only if it loads as a JSON object, else
 binary. A binary envelope may begin with `{` or JSON's whitespace (its `event_id` tag is a
 newline), but one Podium can fold never loads as JSON: its `tenant_id` tag is the byte 0x12,
-a control character JSON allows nowhere (tests/unit/test_decode.py holds every generated
-binary envelope to decoding as before).
+a control character JSON allows nowhere (tests/integration/test_decode_or_fold.py holds every
+generated binary envelope to decoding as before).
 """
 
 from __future__ import annotations
