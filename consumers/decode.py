@@ -1,19 +1,32 @@
 """Kafka record -> domain event, or the reason it cannot be one. Pure: no I/O.
 
-The value is the binary envelope, or its proto3 JSON form when the record carries the header
-`content-type: application/json` (producers debugging with kcat).
+The value is the topic's envelope (docs/events.md): binary protobuf, or its proto3 JSON form
+when the record carries the header `content-type: application/json` or, without it, when the
+value is a JSON object; either may come framed by a Schema Registry serializer
+(`consumers.framing`). Fields Podium does not know are ignored, in JSON as in binary; in
+JSON they are also named (`consumers.unknown_fields`), so that the consumer loop can count
+them.
+
+Which form a value without the header is: JSON only if it loads as a JSON object, else
+binary. A binary envelope may begin with `{` or JSON's whitespace (its `event_id` tag is a
+newline), but one Podium can fold never loads as JSON: its `tenant_id` tag is the byte 0x12,
+a control character JSON allows nowhere (tests/integration/test_decode_or_fold.py holds every
+generated binary envelope to decoding as before).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
-from consumers import json_events
+from consumers import framing, json_events, unknown_fields
 from service.app.records import EPOCH, Rejected, arrival_at
 from service.domain import bounds
 from service.domain import events as ev
@@ -30,10 +43,12 @@ ENVELOPES: dict[str, type[Message]] = {
     "enrollments": enrollments_pb2.EnrollmentEvent,
     "tasks": tasks_pb2.TaskEvent,
 }
+_DESCRIPTORS = {family: cast(Descriptor, e.DESCRIPTOR) for family, e in ENVELOPES.items()}
 
 JSON = b"application/json"
 UNFORESEEN = "cannot decode the record"
 """How the reason of a record that broke decoding in a way nobody foresaw begins."""
+NOT_JSON = "no content-type: application/json header, and the value is not a JSON object"
 
 _MS = timedelta(milliseconds=1)
 _RECORD_TIME_MS = ((bounds.TIME_MIN - EPOCH) // _MS, (bounds.TIME_MAX - EPOCH) // _MS)
@@ -44,9 +59,22 @@ _TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)  # 0001-01-01 .. 9999-12
 _DURATION_SECONDS = 315_576_000_000  # 10,000 years either way
 _NANOS = 999_999_999
 
+_JSON_OBJECT_START = re.compile(rb"[ \t\n\r]*\{")
+_MAGIC = framing.MAGIC
+
+Outcome = ev.Event | Rejected
+Decoded = tuple[Outcome, tuple[str, ...]]
+"""A record's event or rejection, and the paths of the fields of its JSON that Podium does not
+know (`consumers.unknown_fields`; only an event's are named, a binary record's never)."""
+_NONE: tuple[str, ...] = ()
+
 
 class _Invalid(Exception):
     """A field the rules need is missing or unusable."""
+
+
+class NotJson(Exception):
+    """The value does not load as JSON (its message says why, as json_format says it)."""
 
 
 def decode(
@@ -56,9 +84,26 @@ def decode(
     timestamp_ms: int,
     *,
     json_fast_path: bool = True,
-) -> ev.Event | Rejected:
-    """The record's event, or why it is rejected. Never raises: whatever goes wrong decoding
-    one record makes that record's Rejected, so one bad record cannot stop consumption.
+) -> Outcome:
+    """The record's event, or why it is rejected (`decode_noting_unknown_fields` without
+    the unknown fields' paths)."""
+    try:
+        return _decode(family, value, headers, timestamp_ms, json_fast_path)[0]
+    except Exception as error:  # the last resort, as below
+        return _unforeseen(error)
+
+
+def decode_noting_unknown_fields(
+    family: str,
+    value: bytes,
+    headers: Iterable[tuple[str, bytes | None]],
+    timestamp_ms: int,
+    *,
+    json_fast_path: bool = True,
+) -> Decoded:
+    """The record's event or why it is rejected, and the paths of its unknown fields, sorted.
+    Never raises: whatever goes wrong decoding one record makes that record's Rejected, so
+    one bad record cannot stop consumption.
 
     `timestamp_ms` is the record's Kafka timestamp, the event's arrival time (SPEC section 4).
     A JSON record goes first through `consumers.json_events`, which reads the common
@@ -68,7 +113,11 @@ def decode(
     try:
         return _decode(family, value, headers, timestamp_ms, json_fast_path)
     except Exception as error:  # the last resort: any surprise is this record's problem
-        return Rejected(f"{UNFORESEEN}: {describe(error)}", kind="undecodable")
+        return _unforeseen(error), _NONE
+
+
+def _unforeseen(error: Exception) -> Rejected:
+    return Rejected(f"{UNFORESEEN}: {describe(error)}", kind="undecodable")
 
 
 def _decode(
@@ -77,23 +126,90 @@ def _decode(
     headers: Iterable[tuple[str, bytes | None]],
     timestamp_ms: int,
     json_fast_path: bool,
-) -> ev.Event | Rejected:
+) -> Decoded:
     envelope_type = ENVELOPES.get(family)
     if envelope_type is None:
-        return Rejected(f"unknown topic family {family!r}", kind="undecodable")
-    is_json = _is_json(headers)
+        return Rejected(f"unknown topic family {family!r}", kind="undecodable"), _NONE
     in_time = _RECORD_TIME_MS[0] <= timestamp_ms < _RECORD_TIME_MS[1]
     arrived_at = arrival_at(timestamp_ms) if in_time else None
-    if is_json and json_fast_path and arrived_at is not None:
-        fast = json_events.event_of(family, value, arrived_at)
-        if fast is not None:
-            return _validated(fast)
+    framed = None
+    if value[:1] == _MAGIC:
+        try:
+            framed = framing.unframe(value)
+        except framing.FrameError as error:
+            return _undecodable(envelope_type, error), _NONE
+        value = framed.rest
+    if _is_json(headers):
+        try:
+            document = load_json(value)
+        except NotJson as error:
+            return _undecodable(envelope_type, error), _NONE
+        return _from_json(envelope_type, family, document, arrived_at, timestamp_ms, json_fast_path)
+    why_not_json = NOT_JSON
+    if _JSON_OBJECT_START.match(value):
+        try:
+            document = load_json(value)
+        except NotJson as error:
+            why_not_json = f"{NOT_JSON}: {error}"
+        else:
+            if type(document) is dict:
+                return _from_json(
+                    envelope_type, family, document, arrived_at, timestamp_ms, json_fast_path
+                )
+    return _from_binary(family, value, framed, why_not_json, arrived_at, timestamp_ms)
+
+
+def _from_json(
+    envelope_type: type[Message],
+    family: str,
+    document: Any,
+    arrived_at: datetime | None,
+    timestamp_ms: int,
+    fast: bool,
+) -> Decoded:
+    if fast and arrived_at is not None:
+        recognised = json_events.event_of(family, document, arrived_at)
+        if recognised is not None:  # the hot path of JSON ingest: _with_unknown, inline
+            event, unknown = recognised
+            outcome = _validated(event)
+            if unknown and type(outcome) is ev.Event:
+                return outcome, tuple(sorted(unknown))
+            return outcome, _NONE
+    unknown = unknown_fields.drop_from_json(document, _DESCRIPTORS[family])
+    envelope = envelope_type()
+    try:
+        _parse_dict(document, envelope)
+    except json_format.ParseError as error:
+        return _undecodable(envelope_type, error), _NONE
+    return _with_unknown(_outcome(envelope, arrived_at, timestamp_ms), unknown)
+
+
+def _from_binary(
+    family: str,
+    value: bytes,
+    framed: framing.Framed | None,
+    why_not_json: str,
+    arrived_at: datetime | None,
+    timestamp_ms: int,
+) -> Decoded:
+    envelope_type = ENVELOPES[family]
+    framing_of = ""
+    if framed is not None:
+        framing_of = f"Schema Registry framing (schema id {framed.schema_id}): "
+        try:
+            value = framing.envelope_message(framed, _DESCRIPTORS[family])
+        except framing.FrameError as error:
+            return _undecodable(envelope_type, error), _NONE
     envelope: Any = envelope_type()
     try:
-        _parse(envelope, value, is_json=is_json)
-    except (DecodeError, json_format.ParseError, UnicodeDecodeError) as error:
-        reason = f"undecodable {envelope_type.__name__}: {error}".strip()
-        return Rejected(reason, kind="undecodable")
+        envelope.ParseFromString(value)
+    except DecodeError:
+        why = f"{framing_of}not binary protobuf, and not JSON ({why_not_json})"
+        return _undecodable(envelope_type, why), _NONE
+    return _outcome(envelope, arrived_at, timestamp_ms), _NONE
+
+
+def _outcome(envelope: Any, arrived_at: datetime | None, timestamp_ms: int) -> Outcome:
     tenant_id: str = envelope.tenant_id
     event_id: str = envelope.event_id
     if arrived_at is None:
@@ -104,6 +220,16 @@ def _decode(
     except _Invalid as error:
         return Rejected(str(error), tenant_id, event_id)
     return _validated(event)
+
+
+def _with_unknown(outcome: Outcome, unknown: list[str]) -> Decoded:
+    if not unknown or type(outcome) is not ev.Event:
+        return outcome, _NONE
+    return outcome, tuple(sorted(unknown))
+
+
+def _undecodable(envelope_type: type[Message], why: Exception | str) -> Rejected:
+    return Rejected(f"undecodable {envelope_type.__name__}: {why}".strip(), kind="undecodable")
 
 
 def _validated(event: ev.Event) -> ev.Event | Rejected:
@@ -124,11 +250,44 @@ def _is_json(headers: Iterable[tuple[str, bytes | None]]) -> bool:
     )
 
 
-def _parse(envelope: Message, value: bytes, *, is_json: bool) -> None:
-    if is_json:
-        json_format.Parse(value.decode("utf-8"), envelope)
-    else:
-        envelope.ParseFromString(value)
+def load_json(value: bytes) -> Any:
+    """The JSON document, loaded as json_format loads it: UTF-8, and no key twice in an
+    object."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotJson(str(error)) from None
+    try:
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
+        raise NotJson(f"Failed to load JSON: {error}.") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key}")
+            seen.add(key)
+    return members
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+"""The decoder json.loads would build on every call for a hook."""
+
+
+def _parse_dict(document: Any, envelope: Message) -> None:
+    """json_format.Parse's reading of a loaded document, its errors included."""
+    try:
+        json_format.ParseDict(document, envelope)
+    except json_format.ParseError:
+        raise
+    except Exception as error:
+        raise json_format.ParseError(
+            f"Failed to parse JSON: {type(error).__name__}: {error}."
+        ) from error
 
 
 def _to_event(envelope: Any, tenant_id: str, event_id: str, arrived_at: datetime) -> ev.Event:

@@ -1,20 +1,21 @@
-"""The JSON fast path: a record's proto3 JSON read with `json.loads` straight into the domain
-event, for the envelopes producers send most (trips), without protobuf's pure-Python
-`json_format`, which is most of the cost of JSON ingest.
+"""The JSON fast path: a record's proto3 JSON, once loaded (`json.loads`), read straight into
+the domain event, for the envelopes producers send most (trips), without protobuf's
+pure-Python `json_format`, which is most of the cost of JSON ingest.
 
 The contract, held by a property test against `json_format` (tests/unit/test_json_events.py):
 `event_of` gives exactly the event `consumers.decode` builds through `json_format` before the
-rules run, or None, meaning "not recognised: take the json_format route". It recognises a
-strict subset of what json_format accepts and leaves everything else to it: an unknown key, a
-key twice, a field named in both spellings, a null, a value of another JSON type than the
-usual one, a number string or a timestamp outside the common forms, a record json_format or
-the decoding refuses (no ids, no time, no event or two). It never raises. Both routes then
-share the rest of `consumers.decode`: the record's time, the rules (`problem_with`).
+rules run, with the same unknown fields (`consumers.unknown_fields`: ignored, and named by
+the same paths), or None, meaning "not recognised: take the json_format route". It
+recognises a strict subset of what json_format accepts and leaves everything else to it: a
+field named in both spellings, a null, a value of another JSON type than the usual one, a
+number string or a timestamp outside the common forms, a record json_format or the decoding
+refuses (no ids, no time, no event or two). It never raises. Both routes share the rest of
+`consumers.decode`: loading the JSON (a key twice is refused there), the record's time, the
+rules (`problem_with`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from consumers.unknown_fields import field_path
 from service.domain import events as ev
 from service.gen.podium.events.v1 import trips_pb2
 
@@ -33,37 +35,21 @@ class _Unusual(Exception):
     """Something json_format may read otherwise than this module would: left to it."""
 
 
-def event_of(family: str, value: bytes, arrived_at: datetime) -> ev.Event | None:
-    """The event of a JSON record of the topic family, as `consumers.decode` would build it
-    through json_format (before the rules), or None when it is left to json_format."""
+def event_of(
+    family: str, document: object, arrived_at: datetime
+) -> tuple[ev.Event, list[str]] | None:
+    """The event of a JSON record of the topic family (its loaded document), as
+    `consumers.decode` would build it through json_format (before the rules), and the paths
+    of its unknown fields; or None when it is left to json_format."""
     family_reader = _FAMILIES.get(family)
     if family_reader is None:
         return None
     names, payloads = family_reader
+    unknown: list[str] = []
     try:
-        return _envelope(_loads(value), names, payloads, arrived_at)
+        return _envelope(document, names, payloads, arrived_at, unknown), unknown
     except _Unusual:
         return None
-
-
-def _loads(value: bytes) -> Any:
-    """The JSON document as json_format loads it (which refuses a key twice in an object)."""
-    try:
-        return _DECODER.decode(value.decode("utf-8"))
-    except (ValueError, RecursionError):  # not UTF-8, not JSON, too deep: json_format's say
-        raise _Unusual from None
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> Members:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise _Unusual
-    return members
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique)
-"""The decoder json.loads would build on every call for a hook: json_format loads with the
-same parsing, and refuses a key twice as `_unique` does."""
 
 
 # --- fields, read as json_format reads them ------------------------------------------------
@@ -71,21 +57,24 @@ same parsing, and refuses a key twice as `_unique` does."""
 
 class _Names:
     """A message's field names as JSON keys: its JSON names (lowerCamelCase), read here, and
-    its names in the .proto file, which json_format reads too (the JSON name first)."""
+    its names in the .proto file, which json_format reads too (the JSON name first); and the
+    path of the message in the envelope (`consumers.unknown_fields`)."""
 
-    def __init__(self, message: type[Message]) -> None:
+    def __init__(self, message: type[Message], path: str = "") -> None:
         fields = message.DESCRIPTOR.fields
         self.json = frozenset(f.json_name for f in fields)
         self.of_key = {
             **{f.name: f.json_name for f in fields},
             **{f.json_name: f.json_name for f in fields},
         }
+        self.path = path
 
 
-def _members(value: object, names: _Names) -> Members:
-    """A JSON object's members by the JSON names of their fields. Each key must name a
-    field, each field once (json_format lets the last of two spellings win, or refuses both
-    for a oneof member), and no value be null (which json_format reads as the default)."""
+def _members(value: object, names: _Names, unknown: list[str]) -> Members:
+    """A JSON object's members by the JSON names of their fields; a key that names no field
+    is left out and its path noted in `unknown`. Each field must come once (json_format lets
+    the last of two spellings win, or refuses both for a oneof member), and no value be null
+    (which json_format reads as the default)."""
     if type(value) is not dict:
         raise _Unusual
     if value.keys() <= names.json and None not in value.values():
@@ -93,7 +82,10 @@ def _members(value: object, names: _Names) -> Members:
     members: Members = {}
     for key, item in value.items():
         name = names.of_key.get(key)
-        if name is None or name in members or item is None:
+        if name is None:
+            unknown.append(field_path(names.path, key))
+            continue
+        if name in members or item is None:
             raise _Unusual
         members[name] = item
     return members
@@ -178,15 +170,15 @@ def _timestamp(value: object) -> datetime:
 # --- envelopes and payloads ----------------------------------------------------------------
 
 
-Payloads = Mapping[str, Callable[[object], ev.Payload]]
+Payloads = Mapping[str, Callable[[object, list[str]], ev.Payload]]
 _META = frozenset({"eventId", "tenantId", "occurredAt"})
 """An envelope's fields besides its `oneof event` (every envelope has these three)."""
 
 
 def _envelope(
-    document: object, names: _Names, payloads: Payloads, arrived_at: datetime
+    document: object, names: _Names, payloads: Payloads, arrived_at: datetime, unknown: list[str]
 ) -> ev.Event:
-    envelope = _members(document, names)
+    envelope = _members(document, names, unknown)
     kinds = [name for name in envelope if name not in _META]  # the `oneof event` members
     if len(kinds) != 1 or kinds[0] not in payloads:  # none: decoding refuses it; two: json_format
         raise _Unusual
@@ -195,29 +187,29 @@ def _envelope(
     if not event_id or not tenant_id:
         raise _Unusual
     occurred_at = _timestamp(_required(envelope, "occurredAt"))
-    payload = payloads[kinds[0]](envelope[kinds[0]])
+    payload = payloads[kinds[0]](envelope[kinds[0]], unknown)
     return ev.Event(ev.Meta(tenant_id, event_id, occurred_at, arrived_at), payload)
 
 
-_TRIP_COMPLETED = _Names(trips_pb2.TripCompleted)
-_TRIP_SCORES = _Names(trips_pb2.TripScores)
-_TRIP_DELETED = _Names(trips_pb2.TripDeleted)
+_TRIP_COMPLETED = _Names(trips_pb2.TripCompleted, "tripCompleted")
+_TRIP_SCORES = _Names(trips_pb2.TripScores, "tripCompleted.scores")
+_TRIP_DELETED = _Names(trips_pb2.TripDeleted, "tripDeleted")
 
 
-def _trip_completed(value: object) -> ev.TripCompleted:
-    trip = _members(value, _TRIP_COMPLETED)
+def _trip_completed(value: object, unknown: list[str]) -> ev.TripCompleted:
+    trip = _members(value, _TRIP_COMPLETED, unknown)
     return ev.TripCompleted(
         trip_id=_string(trip.get("tripId", "")),
         user_id=_string(trip.get("userId", "")),
         started_at=_timestamp(_required(trip, "startedAt")),
         ended_at=_timestamp(_required(trip, "endedAt")),
         distance_km=_double(trip.get("distanceKm", 0.0)),
-        scores=_scores(trip.get("scores", {})),
+        scores=_scores(trip.get("scores", {}), unknown),
     )
 
 
-def _scores(value: object) -> ev.Scores:
-    scores = _members(value, _TRIP_SCORES)
+def _scores(value: object, unknown: list[str]) -> ev.Scores:
+    scores = _members(value, _TRIP_SCORES, unknown)
     return ev.Scores(
         safety=_optional_double(scores, "safety"),
         eco_driving=_optional_double(scores, "ecoDriving"),
@@ -226,8 +218,8 @@ def _scores(value: object) -> ev.Scores:
     )
 
 
-def _trip_deleted(value: object) -> ev.TripDeleted:
-    trip = _members(value, _TRIP_DELETED)
+def _trip_deleted(value: object, unknown: list[str]) -> ev.TripDeleted:
+    trip = _members(value, _TRIP_DELETED, unknown)
     return ev.TripDeleted(
         trip_id=_string(trip.get("tripId", "")), user_id=_string(trip.get("userId", ""))
     )

@@ -30,10 +30,11 @@ from aiokafka.protocol.group import LeaveGroupRequest
 from aiokafka.structs import ConsumerRecord
 from opentelemetry.trace import Tracer
 
-from consumers.decode import decode
+from consumers.decode import decode_noting_unknown_fields
 from consumers.poison import Unresolvable, find_poison
 from consumers.positions import Positions, Status
 from consumers.rebalance import TrackAssignments
+from consumers.unknown_field_log import UnknownFieldLog
 from service.app.ingest import Applied, Batch
 from service.app.ports import OffsetMoved, StorageUnavailable
 from service.app.records import DeadLetter, Received, Record, Rejected
@@ -122,12 +123,12 @@ def to_record(message: ConsumerRecord[bytes, bytes]) -> Record:
 
 
 def decode_record(record: Record, family_of: Mapping[str, str]) -> Received | DeadLetter:
-    decoded = decode(
+    decoded, unknown_fields = decode_noting_unknown_fields(
         family_of.get(record.topic, ""), record.value, record.headers, record.timestamp_ms
     )
     if isinstance(decoded, Rejected):
         return DeadLetter(record, decoded)
-    return Received(decoded, record)
+    return Received(decoded, record, unknown_fields)
 
 
 def split(
@@ -282,6 +283,7 @@ class ConsumerLoop:
         self._applied = 0
         """Records applied (folded, ignored or dead-lettered) since the loop started."""
         self._dead_letter_lines = Throttle(1.0)
+        self._unknown_fields = UnknownFieldLog(metrics.unknown_fields, self._family_of)
         self._tracer = tracer
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -644,6 +646,9 @@ class ConsumerLoop:
             self._metrics.events_folded.labels(topic).inc(count - dead_by_topic[topic])
         for ignored in applied.ignored:
             self._metrics.events_ignored.labels(ignored.kind).inc()
+        for item in batch.received:
+            if item.unknown_fields:
+                self._unknown_fields.note(item.record.topic, item.unknown_fields)
         self._folded += applied.folded
         self._applied += len(batch.received) + len(batch.dead)
         for letter in applied.dead_lettered:

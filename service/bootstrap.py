@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 import migrations
 from consumers.connection import kafka_options
 from consumers.runner import ConsumerLoop, IngestReport
-from consumers.topics import ensure_topics
+from consumers.topics import check_durability, ensure_topics
 from service.adapters.database import (
     create_database_engine,
     create_writer_engine,
@@ -368,6 +368,7 @@ class Podium:
 
     async def _start_consumers(self) -> None:
         created = await ensure_topics(self.settings)
+        await check_durability(self.settings, self.metrics)
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
         self.loop = consumer_loop(

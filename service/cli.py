@@ -22,7 +22,7 @@ from pathlib import Path
 
 import migrations
 from consumers.runner import decode_record
-from consumers.topics import log_ranges
+from consumers.topics import TopicsNotDurable, log_ranges
 from service.adapters.database import create_database_engine
 from service.app.dead_letters import list_letters, replay
 from service.app.keys import list_keys, revoke_key
@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         KafkaUnreachable,
         DemoFailed,
         BrokerMissing,
+        TopicsNotDurable,
     ) as error:
         print(f"podium: {error}", file=sys.stderr)
         return RUNTIME_FAILURE

@@ -75,6 +75,12 @@ class Settings:
     """The CA that signed the brokers' certificates (unset: the system's CAs)."""
     topic_replication_factor: int = 1
     """Replicas of each partition of the topics Podium creates (missing ones only)."""
+    topic_min_insync_replicas: int = 2
+    """`min.insync.replicas` of the topics Podium creates with more than one replica: a
+    write the brokers acknowledge is on this many of them."""
+    require_durable_topics: bool = False
+    """Refuse to start when a topic Podium reads can lose events (finite retention,
+    compaction) instead of warning (`consumers.topics`)."""
     otlp_endpoint: str | None = None
     """`OTEL_EXPORTER_OTLP_ENDPOINT`: where OpenTelemetry spans go; unset, tracing is off."""
     drain_seconds: float = 5.0
@@ -169,6 +175,14 @@ class Settings:
             topic_replication_factor=read(
                 "PODIUM_TOPIC_REPLICATION_FACTOR", _positive_int, defaults.topic_replication_factor
             ),
+            topic_min_insync_replicas=read(
+                "PODIUM_TOPIC_MIN_INSYNC_REPLICAS",
+                _positive_int,
+                defaults.topic_min_insync_replicas,
+            ),
+            require_durable_topics=read(
+                "PODIUM_REQUIRE_DURABLE_TOPICS", _boolean, defaults.require_durable_topics
+            ),
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             drain_seconds=read("PODIUM_DRAIN_SECONDS", _bounded_seconds, defaults.drain_seconds),
             shutdown_grace_seconds=read(
@@ -203,6 +217,12 @@ class Settings:
         if self.min_distance_km > CHALLENGE_MIN_DISTANCE_MAX_KM:
             raise SettingsError(
                 f"PODIUM_MIN_DISTANCE_KM must be at most {CHALLENGE_MIN_DISTANCE_MAX_KM:,.0f}"
+            )
+        replicas = self.topic_replication_factor
+        if replicas > 1 and self.topic_min_insync_replicas > replicas:
+            raise SettingsError(
+                f"PODIUM_TOPIC_MIN_INSYNC_REPLICAS={self.topic_min_insync_replicas} is more than "
+                f"PODIUM_TOPIC_REPLICATION_FACTOR={replicas}: no write could ever be acknowledged"
             )
         if len(self.topic("enrollments")) > ID_MAX_LENGTH:
             raise SettingsError(
@@ -278,6 +298,8 @@ class Settings:
             "PODIUM_DRAIN_SECONDS": repr(self.drain_seconds),
             "PODIUM_SHUTDOWN_GRACE_SECONDS": repr(self.shutdown_grace_seconds),
             "PODIUM_MAX_CONNECTION_AGE_SECONDS": repr(self.max_connection_age_seconds),
+            "PODIUM_TOPIC_MIN_INSYNC_REPLICAS": str(self.topic_min_insync_replicas),
+            "PODIUM_REQUIRE_DURABLE_TOPICS": "true" if self.require_durable_topics else "false",
             **{name: value for name, value in optional.items() if value is not None},
         }
 
@@ -338,6 +360,13 @@ def _listening_address(raw: str) -> str:
     if int(address.rpartition(":")[2]) == 0:
         raise ValueError("expected HOST:PORT with a port from 1 to 65535")
     return address
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError("expected true or false")
+    return value == "true"
 
 
 def _non_negative_int(raw: str) -> int:

@@ -49,6 +49,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.unknown_fields = Counter(
+            "podium_unknown_fields",
+            "Fields of JSON records that Podium does not know, ignored",
+            ["topic"],
+            registry=r,
+        )
         self.batch_records = Histogram(
             "podium_batch_records",
             "Records in one applied batch",
@@ -77,6 +83,13 @@ class Metrics:
             "1 while a partition is stopped for an operator (offset outside the log, unreadable"
             " or unfoldable records)",
             ["topic", "partition"],
+            registry=r,
+        )
+        self.topic_config_risk = Gauge(
+            "podium_topic_config_risk",
+            "1 while a topic's setting lets the broker delete events a rebuild needs (finite"
+            " retention, compaction), 0 when it keeps them; absent when the broker does not say",
+            ["topic", "setting"],
             registry=r,
         )
         self.requests = Counter(

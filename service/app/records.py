@@ -105,6 +105,9 @@ def _valid_id(value: str | None, max_length: int = ID_MAX_LENGTH) -> str | None:
 class Received:
     event: Event
     record: Record
+    unknown_fields: tuple[str, ...] = ()
+    """The paths of the fields of its JSON that Podium does not know, ignored (counted and
+    logged by the consumer loop)."""
 
 
 def version_of(item: Received) -> Version:

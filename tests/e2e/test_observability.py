@@ -205,6 +205,15 @@ async def test_events_are_counted_folded_dead_lettered_by_reason_and_ignored(
     assert value(samples, dead) == 2
     assert value(samples, "podium_ingest_caught_up") == 1
     assert value(samples, "podium_partition_stalled") == 0
+    assert value(samples, "podium_unknown_fields_total", topic=trips) == 0
+    risks = samples["podium_topic_config_risk"]
+    assert {labels["setting"] for labels, _ in risks} == {
+        "retention.ms",
+        "retention.bytes",
+        "cleanup.policy",
+    }
+    assert len(risks) == 12  # four topics it created, each keeping every record: 0
+    assert value(samples, "podium_topic_config_risk") == 0
     assert value(samples, "podium_batch_records_count") >= 1
     assert value(samples, "podium_batch_records_sum") == 10  # 7 trips, 1 profile, 2 tasks
     [(labels, one)] = samples["podium_build_info"]

@@ -6,7 +6,9 @@ that events of one batch and of successive batches meet: a trip and its driver, 
 and its challenge) or, now and then, a wild one (empty, NUL, very long and non-ASCII strings,
 integers at their extremes, infinities and NaN, Timestamps and Durations at and beyond what
 protobuf allows, unknown enum numbers, a thousand and one repeated values). Records go as
-binary or proto3 JSON, sometimes as garbage, with random headers and record timestamps.
+binary or proto3 JSON, sometimes as garbage, with random headers and record timestamps; JSON
+sometimes as a newer producer writes it (members Podium does not know, at any depth) or
+without its content-type header; either now and then in the Schema Registry wire format.
 
 For each batch: `decode` returns an Event or a Rejected and never raises; `apply_batch` folds
 the events and stores the rejections without raising, on SQLite and on PostgreSQL (one schema
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,13 +35,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from consumers.decode import UNFORESEEN, decode
+import consumers.decode as decode_module
+from consumers.decode import NOT_JSON, UNFORESEEN, decode, decode_noting_unknown_fields
 from service.adapters.read_model import read_model
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app import queries
 from service.app.ingest import Batch, apply_batch
 from service.app.ports import ReadModel
-from service.app.records import DeadLetter, Received, Record, Rejected
+from service.app.records import DeadLetter, Received, Record, Rejected, arrival_at
 from service.domain import bounds
 from service.domain import events as ev
 from service.domain.errors import PodiumError
@@ -359,6 +363,48 @@ HEADERS: st.SearchStrategy[list[tuple[str, bytes | None]]] = st.just([]) | st.li
 _offsets = itertools.count()
 
 
+UNKNOWN_KEYS = ["vehicleId", "vehicle_id", "schemaVersion", "hint", "x-trace"]
+"""Keys that name no field of any envelope (a newer producer's fields)."""
+UNKNOWN_VALUES: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=2)
+        | st.dictionaries(st.sampled_from(UNKNOWN_KEYS), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+
+
+def _objects(document: Any) -> list[dict[str, Any]]:
+    """Every JSON object of a document (the envelope, its event, nested messages, steps)."""
+    found = []
+    values = [document]
+    while values:
+        value = values.pop()
+        if isinstance(value, dict):
+            found.append(value)
+            values += value.values()
+        elif isinstance(value, list):
+            values += value
+    return found
+
+
+@st.composite
+def newer_json(draw: st.DrawFn, envelope: Message) -> bytes:
+    """The envelope's proto3 JSON (the fields' JSON names or their .proto names) with one to
+    three members Podium does not know, in any of its objects."""
+    names = draw(BOOLEANS)
+    document = json.loads(json_format.MessageToJson(envelope, preserving_proto_field_name=names))
+    objects = _objects(document)
+    for _ in range(draw(_ints(1, 3))):
+        target = objects[draw(_ints(0, len(objects) - 1))]
+        target[draw(_pick(*UNKNOWN_KEYS))] = draw(UNKNOWN_VALUES)
+    return json.dumps(document).encode()
+
+
+SCHEMA_ID = (42).to_bytes(4, "big")
+
+
 @dataclass(frozen=True)
 class Sent:
     family: str
@@ -374,14 +420,20 @@ def sent_records(draw: st.DrawFn) -> Sent:
     draws = Draws(draw, budget, chaos=15 if mode == "chaos" else 0, clock=start)
     envelope = draws.message(DESCRIPTORS[family], ENVELOPES[family]())
     headers: list[tuple[str, bytes | None]] = draw(HEADERS)
-    form = draw(_pick(*["binary"] * 4, *["json"] * 4, "junk", "unknown field"))
+    form = draw(_pick(*["binary"] * 4, *["json"] * 3, "newer json", "junk", "unknown field"))
     value = envelope.SerializeToString()
-    if form == "json":
+    framing = b"\x00" + SCHEMA_ID if draw(_ints(0, 5)) == 0 else b""
+    if form in ("json", "newer json"):
         try:
-            value = json_format.MessageToJson(envelope).encode()
-            headers.append(("content-type", b"application/json"))
+            as_json = json_format.MessageToJson(envelope).encode()
+            value = draw(newer_json(envelope)) if form == "newer json" else as_json
+            if draw(_ints(0, 3)):  # else a JSON object without the header
+                headers.append(("content-type", b"application/json"))
         except json_format.SerializeToJsonError:  # a Timestamp JSON cannot render: binary
             pass
+        value = framing + value
+    elif form == "binary" and framing:
+        value = framing + b"\x00" + value  # the message-index list [0], as one byte
     elif form == "junk":
         value = draw(JUNK_VALUES)
         if draw(BOOLEANS):
@@ -506,3 +558,63 @@ def test_whatever_decodes_folds_and_answers(engine: Engine) -> None:
         ask_everything(engine, seen)
 
     decoded_folded_and_answered()
+
+
+# --- one envelope in every form ------------------------------------------------------------
+
+CRAFTED_EVENT_IDS = [
+    "{" + "x" * 122,  # 123 bytes: the byte after the event_id tag (a newline) is `{`
+    '{"tripId": 1}' + " " * 110,
+    " " * 32,  # 32 bytes: a space follows the newline
+    "\t" * 9,
+    "{}" + "\n" * 8,
+]
+"""Event ids whose length byte, or first bytes, look like JSON after the event_id tag (0x0a,
+a newline): what a binary envelope starting like a JSON object looks like."""
+
+
+@st.composite
+def binary_envelopes(draw: st.DrawFn) -> tuple[str, Message]:
+    family = draw(_pick(*sorted(ENVELOPES)))
+    mode = draw(_pick("sound", "one fault", "two faults", "chaos"))
+    budget = {"one fault": 1, "two faults": 2}.get(mode, 0)
+    draws = Draws(draw, budget, chaos=15 if mode == "chaos" else 0)
+    envelope: Any = draws.message(DESCRIPTORS[family], ENVELOPES[family]())
+    if draw(_ints(0, 3)) == 0:
+        envelope.event_id = draw(_pick(*CRAFTED_EVENT_IDS))
+    return family, envelope
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sent=binary_envelopes(), unknown=BOOLEANS, timestamp_ms=PLAIN_RECORD_MS)
+def test_every_generated_binary_envelope_decodes_as_before(
+    sent: tuple[str, Message], unknown: bool, timestamp_ms: int
+) -> None:
+    """Before JSON was read without its header, a value without it was binary, always."""
+    family, envelope = sent
+    value = envelope.SerializeToString() + (bytes([0xAA, 0x06, 0x00]) if unknown else b"")
+    as_binary = decode_module._from_binary(
+        family, value, None, NOT_JSON, arrival_at(timestamp_ms), timestamp_ms
+    )
+    for headers in ([], [("content-type", b"application/x-protobuf")]):
+        assert decode_noting_unknown_fields(family, value, headers, timestamp_ms) == as_binary
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sent=binary_envelopes(), data=st.data())
+def test_a_newer_producers_json_decodes_as_the_json_podium_knows(
+    sent: tuple[str, Message], data: st.DataObject
+) -> None:
+    family, envelope = sent
+    try:
+        known = json_format.MessageToJson(envelope).encode()
+    except json_format.SerializeToJsonError:  # a Timestamp JSON cannot render
+        return
+    newer = data.draw(newer_json(envelope))
+    outcome, unknown = decode_noting_unknown_fields(family, newer, [], T0_SECONDS * 1_000)
+    expected = decode(family, known, [("content-type", b"application/json")], T0_SECONDS * 1_000)
+    if isinstance(expected, ev.Event):
+        assert outcome == expected
+        assert 1 <= len(unknown) <= 3  # a member added twice to an object is one
+    else:
+        assert isinstance(outcome, Rejected)

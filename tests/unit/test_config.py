@@ -78,6 +78,8 @@ def test_settings_are_read_from_the_environment() -> None:
         ("PODIUM_MAX_CONNECTION_AGE_SECONDS", "nan"),
         ("PODIUM_HEALTH_ADDRESS", "nowhere"),
         ("PODIUM_HEALTH_TLS_CERT_FILE", "probe.crt"),
+        ("PODIUM_TOPIC_MIN_INSYNC_REPLICAS", "0"),
+        ("PODIUM_REQUIRE_DURABLE_TOPICS", "yes please"),
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_it(name: str, value: str) -> None:
@@ -111,6 +113,8 @@ def test_settings_written_as_environment_read_back_the_same() -> None:
             "PODIUM_KAFKA_SASL_PASSWORD": "hunter2",
             "PODIUM_KAFKA_SSL_CAFILE": "/etc/kafka/ca.pem",
             "PODIUM_TOPIC_REPLICATION_FACTOR": "3",
+            "PODIUM_TOPIC_MIN_INSYNC_REPLICAS": "3",
+            "PODIUM_REQUIRE_DURABLE_TOPICS": "true",
             "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
         }
     )
@@ -187,3 +191,16 @@ def test_the_readme_documents_every_setting() -> None:
     documented = set(re.findall(r"^\| `([A-Z_]+)`", table, re.MULTILINE))
     documented |= set(re.findall(r"^\| `[A-Z_]+`, `([A-Z_]+)`", table, re.MULTILINE))
     assert set(setting_names()) - documented == set()
+def test_durable_topics_are_not_required_by_default_and_read_in_any_case() -> None:
+    assert Settings.from_env({}).require_durable_topics is False
+    assert Settings.from_env({"PODIUM_REQUIRE_DURABLE_TOPICS": "TRUE"}).require_durable_topics
+    assert Settings.from_env({}).topic_min_insync_replicas == 2
+
+
+def test_more_in_sync_replicas_than_replicas_stops_start_up() -> None:
+    with pytest.raises(SettingsError, match="PODIUM_TOPIC_MIN_INSYNC_REPLICAS=4 is more than"):
+        Settings.from_env(
+            {"PODIUM_TOPIC_REPLICATION_FACTOR": "3", "PODIUM_TOPIC_MIN_INSYNC_REPLICAS": "4"}
+        )
+    unreplicated = Settings.from_env({"PODIUM_TOPIC_MIN_INSYNC_REPLICAS": "4"})
+    assert unreplicated.topic_replication_factor == 1  # the setting waits for replicas

@@ -4,6 +4,7 @@ dead-letters, when it retries, when it stops a partition, and what it reports.""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -15,8 +16,10 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
+from google.protobuf import json_format
 
 from consumers.runner import ConsumerLoop, IngestReport
+from consumers.unknown_field_log import MAX_LOGGED_PATHS, UnknownFieldLog
 from service.app.ingest import Applied, Batch
 from service.app.ports import OffsetMoved, StorageUnavailable
 from service.app.records import RecordId
@@ -27,6 +30,7 @@ from tests.fake_kafka import FakeConsumer
 TRIPS = "podium.trips"
 P0, P1 = TopicPartition(TRIPS, 0), TopicPartition(TRIPS, 1)
 NOW_MS = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
+UNKNOWN = "podium_unknown_fields_total"
 
 
 @dataclass
@@ -449,6 +453,59 @@ async def test_the_first_catch_up_logs_events_folded_lag_and_time_left_until_don
         await until(lambda: h.loop.caught_up.is_set())
         await until(lambda: bool(logged(caplog, "caught up with the topics")))
     assert h.metrics.registry.get_sample_value("podium_ingest_caught_up") == 1
+
+
+def newer_trip(n: int, **additions: object) -> bytes:
+    """A trip's JSON, without the content-type header, with members Podium does not know."""
+    document = json.loads(json_format.MessageToJson(trip_envelope(f"newer-{n}", "ann")))
+    for path, value in additions.items():
+        *parents, last = path.split("__")
+        target = document
+        for name in parents:
+            target = target[name]
+        target[last] = value
+    return json.dumps(document).encode()
+
+
+async def test_unknown_fields_are_counted_each_and_logged_once_per_topic_and_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.unknown_field_log")
+    async with running() as h:
+        assert h.metrics.registry.get_sample_value(UNKNOWN, {"topic": TRIPS}) == 0
+        offsets = [
+            h.produce_bytes(P0, newer_trip(1, tripCompleted__vehicleId="v1")),
+            h.produce_bytes(P0, newer_trip(2, tripCompleted__vehicleId="v2", schemaVersion=2)),
+            h.produce_bytes(P1, newer_trip(3, tripCompleted__scores__braking=7)),
+            *h.produce(P1, 2),
+        ]
+        await until(settled(h, *h.ids(P0, offsets[:2]), *h.ids(P1, offsets[2:])))
+        await until(lambda: h.metrics.registry.get_sample_value(UNKNOWN, {"topic": TRIPS}) == 4)
+    assert not h.store.dead
+    lines = logged(caplog, f"{TRIPS}: records carry")
+    assert sorted(line.field for line in lines) == [
+        "schemaVersion",
+        "tripCompleted.scores.braking",
+        "tripCompleted.vehicleId",
+    ]
+    assert {(line.levelno, line.topic) for line in lines} == {(logging.WARNING, TRIPS)}
+
+
+def test_the_paths_logged_per_topic_are_bounded_and_the_rest_only_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.unknown_field_log")
+    metrics = Metrics()
+    fields = UnknownFieldLog(metrics.unknown_fields, [TRIPS])
+    for n in range(MAX_LOGGED_PATHS + 5):
+        fields.note(TRIPS, (f"field{n}",))
+    fields.note("podium.catalog", ("field0", "field0"))
+    assert len(logged(caplog, f"{TRIPS}: records carry")) == MAX_LOGGED_PATHS
+    assert len(logged(caplog, f"{TRIPS}: 1000 unknown fields logged")) == 1
+    assert len(logged(caplog, "podium.catalog: records carry")) == 1
+    counted = metrics.registry.get_sample_value(UNKNOWN, {"topic": TRIPS})
+    assert counted == MAX_LOGGED_PATHS + 5
+    assert metrics.registry.get_sample_value(UNKNOWN, {"topic": "podium.catalog"}) == 2
 
 
 async def test_dead_letters_are_logged_with_where_and_why_at_most_once_a_second_per_topic(

@@ -3,6 +3,7 @@ through protobuf's json_format, and it recognises what our producers send."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from bench.harness import trip_message
 from consumers import json_events
-from consumers.decode import decode
+from consumers.decode import NotJson, decode, decode_noting_unknown_fields, load_json
 from service.app.records import Rejected
 from service.domain import events as ev
 from service.gen.podium.events.v1 import trips_pb2
@@ -29,19 +30,34 @@ ARRIVED_MS = int(ARRIVED.timestamp() * 1000)
 JSON = [("content-type", b"application/json")]
 
 
+def fast_path(value: bytes) -> tuple[ev.Event, list[str]] | None:
+    """What the fast path makes of a record's document (None for a value that does not load:
+    decode never hands it one)."""
+    try:
+        document = load_json(value)
+    except NotJson:
+        return None
+    return json_events.event_of("trips", document, ARRIVED)
+
+
 def assert_same_as_json_format(value: bytes) -> ev.Event | None:
     """The fast path's event (None: left to json_format), once checked against json_format:
-    decode() gives the same with and without it, and what it recognises json_format reads."""
-    fast = json_events.event_of("trips", value, ARRIVED)
-    with_fast_path = decode("trips", value, JSON, ARRIVED_MS)
-    through_json_format = decode("trips", value, JSON, ARRIVED_MS, json_fast_path=False)
+    decode() gives the same with and without it, the same unknown fields too, and what it
+    recognises json_format reads."""
+    fast = fast_path(value)
+    with_fast_path = decode_noting_unknown_fields("trips", value, JSON, ARRIVED_MS)
+    through_json_format = decode_noting_unknown_fields(
+        "trips", value, JSON, ARRIVED_MS, json_fast_path=False
+    )
     assert with_fast_path == through_json_format
-    if isinstance(through_json_format, Rejected):
+    outcome, unknown = through_json_format
+    if isinstance(outcome, Rejected):
         # what the fast path recognises, json_format reads: only the rules may refuse it
-        assert fast is None or through_json_format.kind != "undecodable"
-    else:
-        assert fast is None or through_json_format == fast
-    return fast
+        assert fast is None or outcome.kind != "undecodable"
+        assert unknown == ()
+    elif fast is not None:
+        assert (outcome, unknown) == (fast[0], tuple(sorted(fast[1])))
+    return None if fast is None else fast[0]
 
 
 # --- what producers send is recognised ------------------------------------------------------
@@ -86,9 +102,9 @@ def test_decode_reads_what_producers_send_without_json_format(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def unused(*_: object, **__: object) -> None:
-        raise AssertionError("json_format.Parse called")
+        raise AssertionError("json_format.ParseDict called")
 
-    monkeypatch.setattr(json_format, "Parse", unused)
+    monkeypatch.setattr(json_format, "ParseDict", unused)
     for value in _producer_records():
         assert isinstance(decode("trips", value, JSON, ARRIVED_MS), ev.Event)
     assert isinstance(
@@ -201,6 +217,38 @@ def test_number_strings_and_offsets_are_read_as_json_format_reads_them(
         assert fast.payload.distance_km == expected
     else:
         assert fast.payload.ended_at == datetime.fromisoformat(f"2026-11-20T{expected}+00:00")
+
+
+# --- fields Podium does not know -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "paths"),
+    [
+        ({"schemaVersion": 3}, ["schemaVersion"]),
+        ({"tripCompleted.vehicleId": "v-7"}, ["tripCompleted.vehicleId"]),
+        ({"tripCompleted.vehicle_id": {"make": "x"}}, ["tripCompleted.vehicle_id"]),
+        ({"tripCompleted.scores.braking": None}, ["tripCompleted.scores.braking"]),
+        (
+            {"schema_version": [1], "tripCompleted.scores.braking": 7.5},
+            ["schema_version", "tripCompleted.scores.braking"],
+        ),
+    ],
+)
+def test_a_newer_producers_fields_are_ignored_and_named_on_the_fast_path(
+    changes: dict[str, object], paths: list[str]
+) -> None:
+    document: Any = json.loads(json.dumps(TRIP))
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        target = document
+        for name in parents:
+            target = target[name]
+        target[last] = value
+    record = json.dumps(document).encode()
+    fast = assert_same_as_json_format(record)
+    assert fast == decode("trips", json.dumps(TRIP).encode(), JSON, ARRIVED_MS)
+    assert decode_noting_unknown_fields("trips", record, JSON, ARRIVED_MS)[1] == tuple(paths)
 
 
 # --- the property ---------------------------------------------------------------------------
@@ -417,8 +465,36 @@ def one_oddity(draw: st.DrawFn) -> Obj:
     return envelope
 
 
+UNKNOWN_KEYS = st.sampled_from(
+    ["vehicleId", "vehicle_id", "schemaVersion", "braking", "@type", "[x.y]", "", "\u00e9t\u00e9"]
+)
+UNKNOWN_VALUES: Values = st.recursive(
+    st.one_of(WRONG_TYPES, st.integers(), st.text(max_size=4), st.floats()),
+    lambda inner: st.lists(st.tuples(UNKNOWN_KEYS, inner), max_size=2).map(Obj),
+    max_leaves=4,
+)
+
+
+@st.composite
+def with_unknown_fields(draw: st.DrawFn) -> Obj:
+    """A record as producers write it, or with one oddity, and one to three members that
+    name no field (of any JSON type, objects with members of their own included), in any
+    of its objects: what a newer producer sends."""
+    # a copy: WRONG_TYPES's empty object is one instance, which must stay empty
+    envelope = copy.deepcopy(draw(st.one_of(envelopes(noise=0), one_oddity())))
+    objects_in = [envelope]
+    for _, value in envelope:
+        if isinstance(value, Obj):
+            objects_in += [value, *(v for _, v in value if isinstance(v, Obj))]
+    for _ in range(draw(st.integers(1, 3))):
+        members = draw(st.sampled_from(objects_in))
+        place = draw(st.integers(0, len(members)))
+        members.insert(place, (draw(UNKNOWN_KEYS), draw(UNKNOWN_VALUES)))
+    return envelope
+
+
 @settings(max_examples=800, deadline=None)
-@given(st.one_of(envelopes(), one_oddity(), one_oddity()).map(dumps))
+@given(st.one_of(envelopes(), one_oddity(), one_oddity(), with_unknown_fields()).map(dumps))
 def test_the_fast_path_is_none_or_decodes_as_through_json_format(document: str) -> None:
     assert_same_as_json_format(document.encode())
 
