@@ -191,6 +191,8 @@ def test_the_readme_documents_every_setting() -> None:
     documented = set(re.findall(r"^\| `([A-Z_]+)`", table, re.MULTILINE))
     documented |= set(re.findall(r"^\| `[A-Z_]+`, `([A-Z_]+)`", table, re.MULTILINE))
     assert set(setting_names()) - documented == set()
+
+
 def test_durable_topics_are_not_required_by_default_and_read_in_any_case() -> None:
     assert Settings.from_env({}).require_durable_topics is False
     assert Settings.from_env({"PODIUM_REQUIRE_DURABLE_TOPICS": "TRUE"}).require_durable_topics
