@@ -211,8 +211,14 @@ def _inserted_less_deleted(connection: Connection, tables: Sequence[str]) -> dic
 
 def _rowid_marks(connection: Connection, tables: Sequence[str]) -> dict[str, int]:
     """Each table's highest rowid (0 when empty): it moves by the rows inserted, and reading
-    it is a step down one B-tree, whatever the table's size."""
+    it is a step down one B-tree, whatever the table's size. Tables not created yet (a schema
+    not migrated) have none."""
+    schema = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")
+    created = set(schema.scalars())
+    present = [table for table in tables if table in created]
+    if not present:
+        return {}
     quote = connection.dialect.identifier_preparer.quote
-    highest = ", ".join(f"(SELECT max(rowid) FROM {quote(t)})" for t in tables)
+    highest = ", ".join(f"(SELECT max(rowid) FROM {quote(t)})" for t in present)
     row = connection.exec_driver_sql(f"SELECT {highest}").one()
-    return {table: int(mark or 0) for table, mark in zip(tables, row, strict=True)}
+    return {table: int(mark or 0) for table, mark in zip(present, row, strict=True)}
