@@ -467,12 +467,17 @@ class Podium:
             await asyncio.sleep(STATISTICS_CHECK_SECONDS)
 
     async def _analyze(self, which: Callable[[TableStatistics], list[Analyzed]]) -> None:
-        """Run ANALYZE on a worker thread, counting each table's outcome; a failure was
-        logged there and is never fatal."""
+        """Run ANALYZE on a worker thread, counting each table's outcome; a failure is logged
+        and never fatal (the first catch-up is served without fresh statistics then)."""
         statistics = self.storage.statistics
         if statistics is None:
             return
-        for outcome in await asyncio.to_thread(which, statistics):
+        try:
+            outcomes = await asyncio.to_thread(which, statistics)
+        except Exception:
+            log.error("the planner's statistics were not refreshed", exc_info=True)
+            return
+        for outcome in outcomes:
             result = "done" if outcome.failure is None else "failed"
             self.metrics.table_analyzes.labels(outcome.table, result).inc()
 

@@ -23,6 +23,8 @@ import pytest
 from sqlalchemy import text
 
 from bench.harness import produce_quickly
+from service.adapters.database import create_database_engine
+from service.adapters.statistics import TableStatistics
 from service.bootstrap import Podium, storage
 from service.clock import SystemClock
 from service.config import Settings
@@ -136,9 +138,9 @@ async def test_a_rebuild_answers_its_biggest_group_right_after_serving(
     await _rebuild_answers_right_after_serving(broker, tmp_path, TRIPS)
 
 
-def _analyzes(podium: Podium, table: str) -> float:
+def _analyzes(podium: Podium, table: str, outcome: str = "done") -> float:
     sample = podium.metrics.registry.get_sample_value(
-        "podium_table_analyzes_total", {"table": table, "outcome": "done"}
+        "podium_table_analyzes_total", {"table": table, "outcome": outcome}
     )
     return sample or 0.0
 
@@ -164,3 +166,22 @@ async def test_every_table_is_analyzed_after_the_catch_up_and_again_once_it_grew
             assert _analyzes(podium, "driver_months") == 1  # one row: it did not grow
         finally:
             await podium.stop()
+
+
+async def test_an_analyze_that_fails_after_the_catch_up_is_counted_and_podium_serves(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    with empty_database("postgresql", tmp_path) as url:
+        podium = Podium(isolated_settings(broker, url))
+        unreachable = create_database_engine(
+            "postgresql://postgres@127.0.0.1:1/test?connect_timeout=1"
+        )
+        podium.storage = replace(podium.storage, statistics=TableStatistics(unreachable))
+        await podium.start()
+        try:
+            await asyncio.wait_for(podium.ready.wait(), 60)
+            assert _analyzes(podium, "trips", "failed") == 1
+            assert _analyzes(podium, "trips") == 0
+        finally:
+            await podium.stop()
+            unreachable.dispose()
