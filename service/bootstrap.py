@@ -36,6 +36,7 @@ from service.adapters.database import (
 )
 from service.adapters.keys import SqlKeyStore
 from service.adapters.read_model import read_model
+from service.adapters.statistics import Analyzed, TableStatistics
 from service.adapters.stores.service_state import mark_caught_up
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app import keys
@@ -83,6 +84,8 @@ calls queues there and never in front of ingest, which folds on asyncio's defaul
 KEY_WORKERS = 2
 """Threads looking keys up and recording their use: apart from the answers' workers, so a
 flood of unknown keys waits behind itself, not in front of other tenants' answers."""
+STATISTICS_CHECK_SECONDS = 1.0
+"""After batches, whether a table grew enough to be analyzed is looked at most this often."""
 
 
 def collect_garbage_less_often() -> None:
@@ -115,19 +118,25 @@ def rules_from(settings: Settings) -> Rules:
 @dataclass(frozen=True)
 class Storage:
     """The database and the ports built over it. `writer`: the ingest's own engine, if it has
-    one (`create_writer_engine`); units of work use it, everything else `engine`."""
+    one (`create_writer_engine`); units of work use it, everything else `engine`.
+    `statistics`: what the units of work add to each table is counted there, for ANALYZE."""
 
     engine: Engine
     writer: Engine | None = None
+    statistics: TableStatistics | None = None
 
     @classmethod
     def of(cls, database_url: str) -> Storage:
         """The database at `database_url` as an instance uses it: queries and the ingest on
-        engines of their own."""
-        return cls(create_database_engine(database_url), create_writer_engine(database_url))
+        engines of their own, the planner's statistics kept (not for an in-memory SQLite
+        database, which has no writer of its own: ANALYZE would share its one connection
+        with the batch in hand)."""
+        engine = create_database_engine(database_url)
+        writer = create_writer_engine(database_url)
+        return cls(engine, writer, None if writer is None else TableStatistics(engine))
 
     def unit_of_work(self) -> UnitOfWork:
-        return SqlUnitOfWork(self.writer or self.engine)
+        return SqlUnitOfWork(self.writer or self.engine, self.statistics)
 
     def read(self, *, statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
         return read_model(self.engine, statement_timeout)
@@ -194,13 +203,15 @@ def consumer_loop(
     metrics: Metrics,
     report: Callable[[IngestReport], None] = lambda _: None,
     tracer: Tracer | None = None,
+    committed: Callable[[], None] = lambda: None,
 ) -> ConsumerLoop:
-    """The consumer loop over the real broker and database."""
+    """The consumer loop over the real broker and database. `committed` is called (on the
+    ingest's thread) after each batch that committed."""
     rules = rules_from(settings)
 
     def apply(batch: Batch, dry_run: bool) -> Applied:
         with storage_failures_as_unavailable():
-            return apply_batch(
+            applied = apply_batch(
                 store.unit_of_work,
                 batch,
                 rules=rules,
@@ -208,6 +219,9 @@ def consumer_loop(
                 now=clock.now(),
                 dry_run=dry_run,
             )
+        if not dry_run:
+            committed()
+        return applied
 
     def load_offsets(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         wanted = {(p.topic, p.partition) for p in partitions}
@@ -257,6 +271,11 @@ class Podium:
         self.failed = asyncio.Event()
         """The consumer loop died: the process must stop (never a zombie API)."""
         self.loop: ConsumerLoop | None = None
+        self._state_complete = asyncio.Event()
+        """The first catch-up is done and the planner's statistics were refreshed after it."""
+        self._ingest_report: IngestReport | None = None
+        self._committed = asyncio.Event()
+        """A batch committed since the statistics were last looked at."""
         self._stop_consuming = asyncio.Event()
         self._consumer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -312,9 +331,8 @@ class Podium:
         if self._consumes:
             await self._set_health(self._ingest_health, False)
             await self._start_consumers()
-        if self._serves_api:
-            caught_up = self.loop.caught_up if self.loop else await self._database_caught_up()
-            self._spawn(self._when_caught_up(caught_up))
+        if self._serves_api and self.loop is None:
+            self._spawn(self._when_caught_up(await self._database_caught_up()))
 
     async def _query_deps(self) -> tuple[QueryDeps, Guard]:
         settings = self.settings
@@ -371,6 +389,11 @@ class Podium:
         await check_durability(self.settings, self.metrics)
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
+        running = asyncio.get_running_loop()
+
+        def committed() -> None:
+            running.call_soon_threadsafe(self._committed.set)
+
         self.loop = consumer_loop(
             self.settings,
             self.storage,
@@ -378,6 +401,7 @@ class Podium:
             self.metrics,
             self._ingest_changed,
             self._tracer,
+            committed,
         )
         self._consumer_task = asyncio.create_task(
             self._supervise(self.loop.run(self._stop_consuming)), name="consumer-loop"
@@ -405,7 +429,10 @@ class Podium:
             self.failed.set()
 
     def _ingest_changed(self, report: IngestReport) -> None:
-        self._spawn(self._set_health(self._ingest_health, report.healthy))
+        """Ingest is healthy once its first catch-up is done and analyzed, while it folds."""
+        self._ingest_report = report
+        healthy = report.healthy and self._state_complete.is_set()
+        self._spawn(self._set_health(self._ingest_health, healthy))
 
     async def _set_health(self, names: tuple[str, ...], serving: bool) -> None:
         """Once draining, every service stays NOT_SERVING whatever the state does."""
@@ -435,12 +462,45 @@ class Podium:
         log.info("state caught up; serving")
 
     async def _record_caught_up(self, caught_up: asyncio.Event) -> None:
-        """Tell API-only instances of the group that the state is complete."""
+        """Once the first catch-up is done: every table analyzed (a rebuilt database never
+        was: docs/operations.md#the-planners-statistics), then the API answers and ingest says
+        it is healthy, and API-only instances of the group are told the state is complete;
+        from then on, the tables that grow are analyzed again."""
         await caught_up.wait()
-
+        await self._analyze(TableStatistics.analyze_all)
+        self._state_complete.set()
+        if self._serves_api:
+            await self._when_caught_up(self._state_complete)
+        if self._ingest_report is not None:
+            self._ingest_changed(self._ingest_report)
         await asyncio.to_thread(
             self.storage.mark_caught_up, self.settings.consumer_group, self.clock.now()
         )
+        self._spawn(self._keep_statistics())
+
+    async def _keep_statistics(self) -> None:
+        """After batches, at most once every STATISTICS_CHECK_SECONDS, analyze the tables that
+        grew by more than their share since their last ANALYZE."""
+        while True:
+            await self._committed.wait()
+            self._committed.clear()
+            await self._analyze(TableStatistics.analyze_grown)
+            await asyncio.sleep(STATISTICS_CHECK_SECONDS)
+
+    async def _analyze(self, which: Callable[[TableStatistics], list[Analyzed]]) -> None:
+        """Run ANALYZE on a worker thread, counting each table's outcome; a failure is logged
+        and never fatal (the first catch-up is served without fresh statistics then)."""
+        statistics = self.storage.statistics
+        if statistics is None:
+            return
+        try:
+            outcomes = await asyncio.to_thread(which, statistics)
+        except Exception:
+            log.error("the planner's statistics were not refreshed", exc_info=True)
+            return
+        for outcome in outcomes:
+            result = "done" if outcome.failure is None else "failed"
+            self.metrics.table_analyzes.labels(outcome.table, result).inc()
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)

@@ -117,6 +117,13 @@ class Metrics:
             ["answer"],
             registry=r,
         )
+        self.table_analyzes = Counter(
+            "podium_table_analyzes",
+            "ANALYZE of a table by Podium (after the first catch-up, or once the table grew),"
+            " by outcome (done, failed)",
+            ["table", "outcome"],
+            registry=r,
+        )
 
 
 def podium_version() -> str:

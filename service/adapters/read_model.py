@@ -9,7 +9,22 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, case, func, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    Row,
+    Select,
+    Subquery,
+    Table,
+    and_,
+    case,
+    func,
+    select,
+    true,
+)
 
 from service.adapters.database import storage_failures_as_unavailable
 from service.adapters.sql import InList
@@ -103,21 +118,24 @@ def _interrupted_after(connection: Connection, seconds: float) -> Iterator[None]
 class SqlReadModel:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._row_by_row = connection.dialect.name == "postgresql"
+        """Look rows up one outer row at a time with LATERAL subqueries (`_looked_up`)."""
 
     def profiles(
         self, tenant_id: str, group: str | None, as_of: datetime | None = None
     ) -> list[Profile]:
-        query = select(users.c.user_id, users.c.firstname, users.c.lastname, users.c.pseudo)
-        query = query.where(users.c.tenant_id == tenant_id)
-        if group and as_of is not None:
-            members = _members_as_of(tenant_id, as_of, group).subquery()
-            query = query.join(members, members.c.user_id == users.c.user_id)
-        elif group:
-            query = query.join(
-                user_groups,
-                (user_groups.c.tenant_id == users.c.tenant_id)
-                & (user_groups.c.user_id == users.c.user_id),
-            ).where(user_groups.c.group_label == group)
+        """A group's profiles start from its members and are looked up by key; without a
+        group, every profile of the tenant (a frozen month too: every user with a profile has
+        a version that places them, docs/rules.md#arrival-time-and-freezes)."""
+        u = users
+        names = (u.c.firstname, u.c.lastname, u.c.pseudo)
+        if not group:
+            query = select(u.c.user_id, *names).where(u.c.tenant_id == tenant_id)
+        else:
+            members = self._members(tenant_id, group, as_of)
+            key = (u.c.tenant_id == tenant_id) & (u.c.user_id == members.c.user_id)
+            joined, found = self._looked_up(members, u, key, names, outer=False)
+            query = select(members.c.user_id, *found).select_from(joined)
         return [Profile(*row) for row in _plain_rows(self._c, query)]
 
     def month_tallies(
@@ -129,24 +147,17 @@ class SqlReadModel:
         as_of: datetime | None = None,
     ) -> dict[str, Tally]:
         """A group's query starts from its members and looks their months up by key, so its
-        cost follows the group's size, not the tenant's (a left join fixes that order on
-        SQLite)."""
+        cost follows the group's size, not the tenant's."""
         name = SCORE_COLUMNS[kind]
-        m, g = driver_months, user_groups
+        m = driver_months
         columns = (m.c.trips, m.c.metres, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
         of_month = (m.c.tenant_id == tenant_id) & (m.c.year == month.year)
         of_month &= m.c.month == month.number
-        if group and as_of is not None:
-            members = _members_as_of(tenant_id, as_of, group).subquery()
-            query = select(members.c.user_id, *columns).select_from(
-                members.outerjoin(m, of_month & (m.c.user_id == members.c.user_id))
-            )
-        elif group:
-            query = (
-                select(g.c.user_id, *columns)
-                .select_from(g.outerjoin(m, of_month & (m.c.user_id == g.c.user_id)))
-                .where(g.c.tenant_id == tenant_id, g.c.group_label == group)
-            )
+        if group:
+            members = self._members(tenant_id, group, as_of)
+            key = of_month & (m.c.user_id == members.c.user_id)
+            joined, found = self._looked_up(members, m, key, columns)
+            query = select(members.c.user_id, *found).select_from(joined)
         else:
             query = select(m.c.user_id, *columns).where(of_month)
         return {
@@ -192,24 +203,28 @@ class SqlReadModel:
         group: str | None,
         as_of: datetime | None = None,
     ) -> list[tuple[Entry, Profile]]:
-        e, u = challenge_entries, users
+        """The entries start the query; each one's profile (and membership) is looked up by
+        key."""
+        e, u, g = challenge_entries, users, user_groups
+        entries: FromClause = e
+        if group and as_of is not None:
+            entries = self._members_only(entries, e.c.user_id, tenant_id, group, as_of)
+        elif group:
+            key = (g.c.tenant_id == tenant_id) & (g.c.group_label == group)
+            entries, _ = self._looked_up(
+                entries, g, key & (g.c.user_id == e.c.user_id), (g.c.user_id,), outer=False
+            )
+        key = (u.c.tenant_id == tenant_id) & (u.c.user_id == e.c.user_id)
+        joined, names = self._looked_up(entries, u, key, (u.c.firstname, u.c.lastname, u.c.pseudo))
         query = (
-            select(e, u.c.firstname, u.c.lastname, u.c.pseudo)
-            .outerjoin(u, (u.c.tenant_id == e.c.tenant_id) & (u.c.user_id == e.c.user_id))
+            select(e, *names)
+            .select_from(joined)
             .where(
                 e.c.tenant_id == tenant_id,
                 e.c.challenge_id == challenge_id,
                 e.c.arrived_at < arrived_before,
             )
         )
-        if group and as_of is not None:
-            members = _members_as_of(tenant_id, as_of, group).subquery()
-            query = query.join(members, members.c.user_id == e.c.user_id)
-        elif group:
-            query = query.join(
-                user_groups,
-                (user_groups.c.tenant_id == e.c.tenant_id) & (user_groups.c.user_id == e.c.user_id),
-            ).where(user_groups.c.group_label == group)
         return [
             (
                 entry_from_row(row),
@@ -227,16 +242,20 @@ class SqlReadModel:
         return None if row is None else session_from_row(row)
 
     def resolve_user(self, tenant_id: str, email_or_id: str) -> str | None:
-        by_profile = self._c.execute(
+        """By id, else by email (the first such user by id), else by enrolment: each a look-up
+        by an index of its own."""
+        of_tenant = users.c.tenant_id == tenant_id
+        by_id = select(users.c.user_id).where(of_tenant, users.c.user_id == email_or_id)
+        by_email = (
             select(users.c.user_id)
-            .where(
-                users.c.tenant_id == tenant_id,
-                (users.c.user_id == email_or_id) | (users.c.email_lower == email_or_id.lower()),
-            )
-            .order_by((users.c.user_id != email_or_id), users.c.user_id)
-        ).first()
-        if by_profile is not None:
-            return str(by_profile.user_id)
+            .where(of_tenant, users.c.email_lower == email_or_id.lower())
+            .order_by(users.c.user_id)
+            .limit(1)
+        )
+        for query in (by_id, by_email):
+            by_profile = self._c.execute(query).first()
+            if by_profile is not None:
+                return str(by_profile.user_id)
         by_enrollment = self._c.execute(
             select(path_learners.c.user_id)
             .where(path_learners.c.tenant_id == tenant_id, path_learners.c.user_id == email_or_id)
@@ -272,6 +291,82 @@ class SqlReadModel:
             for r in self._c.execute(mine(step_corrections))
         )
         return LearnerState(enrolment.enrolled_at, enrolment.unenrolled_at, attempts, corrections)
+
+    def _looked_up(
+        self,
+        rows: FromClause,
+        table: Table,
+        key: ColumnElement[bool],
+        columns: Sequence[Column[Any]],
+        *,
+        outer: bool = True,
+    ) -> tuple[FromClause, list[ColumnElement[Any]]]:
+        """`rows` joined to the row of `table` that `key` finds for each of them (left out when
+        none is found, unless `outer`), and that row's `columns`.
+
+        The row is looked up for one row of `rows` at a time, by an index, whatever the
+        planner's statistics say: on PostgreSQL as a LATERAL subquery, which its LIMIT 1 keeps
+        from being folded into an ordinary join. Planned as an ordinary join on a database
+        that was never analyzed (a rebuild, docs/operations.md#the-planners-statistics),
+        a 10,000-member group was joined row by row against the whole month's rows. SQLite
+        never puts a left join's right side in the outer loop, so a plain join is looked up
+        that way already."""
+        if self._row_by_row:
+            found = select(*columns).where(key).limit(1).lateral()
+            joined = rows.join(found, true(), isouter=outer)
+            return joined, [found.c[column.name] for column in columns]
+        return rows.join(table, key, isouter=outer), list(columns)
+
+    def _members(self, tenant_id: str, group: str, as_of: datetime | None) -> Subquery:
+        """The users a group's ranking lists (`user_id`): today's members of `group`, or its
+        members in a window frozen at `as_of`."""
+        if as_of is None:
+            g = user_groups
+            listed = select(g.c.user_id).where(g.c.tenant_id == tenant_id, g.c.group_label == group)
+            return listed.subquery()
+        if not self._row_by_row:
+            return _members_as_of(tenant_id, as_of, group).subquery()
+        vg = profile_version_groups
+        ever = select(vg.c.user_id).where(vg.c.tenant_id == tenant_id, vg.c.group_label == group)
+        ever_listed = ever.distinct().subquery()
+        members = self._members_only(ever_listed, ever_listed.c.user_id, tenant_id, group, as_of)
+        return select(ever_listed.c.user_id).select_from(members).subquery()
+
+    def _members_only(
+        self,
+        rows: FromClause,
+        user_id: ColumnElement[str],
+        tenant_id: str,
+        group: str,
+        as_of: datetime,
+    ) -> FromClause:
+        """`rows` of the users who were members of `group` in a window frozen at `as_of`: the
+        version that places each one (`_placing_order`) lists the group; looked up user by
+        user on PostgreSQL, joined to `_members_as_of` on SQLite."""
+        if not self._row_by_row:
+            members = _members_as_of(tenant_id, as_of, group).subquery()
+            return rows.join(members, members.c.user_id == user_id)
+        v, vg = profile_versions, profile_version_groups
+        placing = (
+            select(v.c.version_at, v.c.version_event)
+            .where(v.c.tenant_id == tenant_id, v.c.user_id == user_id)
+            .order_by(*_placing_order(as_of))
+            .limit(1)
+            .lateral()
+        )
+        lists_group = (
+            select(vg.c.group_label)
+            .where(
+                vg.c.tenant_id == tenant_id,
+                vg.c.user_id == user_id,
+                vg.c.version_at == placing.c.version_at,
+                vg.c.version_event == placing.c.version_event,
+                vg.c.group_label == group,
+            )
+            .limit(1)
+            .lateral()
+        )
+        return rows.join(placing, true()).join(lists_group, true())
 
     def state_versions(self, keys: Iterable[str] | None = None) -> dict[str, StateVersion]:
         query = select(state_versions.c.key, state_versions.c.version, state_versions.c.as_of)
@@ -360,26 +455,32 @@ def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:
     return rows
 
 
-def _versions_at_freeze(tenant_id: str, as_of: datetime, among: Select[Any]) -> Select[Any]:
-    """The version that places each of the users `among` selects in a window frozen at
-    `as_of` (`service.domain.membership.version_at_freeze`): ordered per user, the versions
-    that arrived before the freeze come first, newest first; then the others by arrival, the
-    newest first among those that arrived together; the first one places the user."""
+def _placing_order(as_of: datetime) -> tuple[ColumnElement[Any], ...]:
+    """A user's versions in the order that places them in a window frozen at `as_of`
+    (`service.domain.membership.version_at_freeze`): the versions that arrived before the
+    freeze come first, newest first; then the others by arrival, the newest first among those
+    that arrived together. The first one places the user."""
     v = profile_versions
     arrived_before = v.c.arrived_at < as_of
-    placing_order = (
+    return (
         case((arrived_before, 0), else_=1),
         case((arrived_before, None), else_=v.c.arrived_at),
         v.c.version_at.desc(),
         v.c.version_event.desc(),
     )
+
+
+def _versions_at_freeze(tenant_id: str, as_of: datetime, among: Select[Any]) -> Select[Any]:
+    """The version that places each of the users `among` selects in a window frozen at
+    `as_of` (`_placing_order`)."""
+    v = profile_versions
     ranked = (
         select(
             v.c.user_id,
             v.c.version_at,
             v.c.version_event,
             func.row_number()
-            .over(partition_by=v.c.user_id, order_by=placing_order)
+            .over(partition_by=v.c.user_id, order_by=_placing_order(as_of))
             .label("placing"),
         )
         .where(v.c.tenant_id == tenant_id, v.c.user_id.in_(among))

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import Connection, Engine, text
 
 from service.adapters.database import WRITER
+from service.adapters.statistics import TableStatistics, TransactionGrowth
 from service.adapters.stores.challenges import SqlChallengeStore
 from service.adapters.stores.dead_letters import SqlDeadLetterStore
 from service.adapters.stores.ignored_events import SqlIgnoredEventStore
@@ -34,14 +35,20 @@ class SqlUnitOfWork:
     dead_letters: SqlDeadLetterStore
     versions: SqlStateVersionStore
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, statistics: TableStatistics | None = None) -> None:
+        """`statistics`: told what each committed transaction added to each table, so that
+        the tables that grew are analyzed."""
         self._engine = engine
+        self._statistics = statistics
         self._connection: Connection | None = None
+        self._growth: TransactionGrowth | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
         connection = self._engine.connect().execution_options(**WRITER)
         connection.begin()
         self._connection = connection
+        if self._statistics is not None:
+            self._growth = self._statistics.transaction(connection)
         self.users = SqlUserStore(connection)
         self.trips = SqlTripStore(connection)
         self.driver_months = SqlDriverMonthStore(connection)
@@ -80,7 +87,11 @@ class SqlUnitOfWork:
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     def commit(self) -> None:
-        self._require().commit()
+        connection = self._require()
+        record = None if self._growth is None else self._growth.committing()
+        connection.commit()
+        if record is not None:
+            record()
 
     def _require(self) -> Connection:
         if self._connection is None:

@@ -170,8 +170,10 @@ def _entries(
         for user, theirs in sorted(registrations.items())
         if (first := first_registration(theirs, challenge.freezes_at(grace))) is not None
     }
-    trips = uow.trips.of_users(tenant, list(firsts))
+    trips: defaultdict[str, list[TripFacts]] = defaultdict(list)
+    for trip in uow.trips.of_users(tenant, list(firsts)):
+        trips[trip.user_id].append(trip)  # each entry reads its own user's trips, not all
     return [
-        (entry_from_trips(challenge, user, registered_at, trips, grace), arrived_at)
+        (entry_from_trips(challenge, user, registered_at, trips[user], grace), arrived_at)
         for user, (registered_at, arrived_at) in firsts.items()
     ]
