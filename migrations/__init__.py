@@ -40,9 +40,10 @@ def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent), one migrator at a time: an
-    advisory lock on PostgreSQL, the write lock taken at BEGIN on SQLite."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest migration (idempotent), or to `revision` (the tests of
+    a migration start from the one before), one migrator at a time: an advisory lock on
+    PostgreSQL, the write lock taken at BEGIN on SQLite."""
     config = _config()
     with (
         engine.connect().execution_options(podium_writer=True) as connection,
@@ -51,7 +52,7 @@ def upgrade(engine: Engine) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def check_current(engine: Engine) -> None:

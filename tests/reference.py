@@ -1,5 +1,7 @@
 """A mixed stream of producer events, and the answers Podium owes for it recomputed in the
-test's own words (not through Podium's rules), for the fault-tolerance tests.
+test's own words (not through Podium's rules), for the fault-tolerance tests; and the exact
+figures (docs/rules.md#exact-figures) worked out with `fractions.Fraction`, which the property
+tests hold Podium's incremental state to.
 
 The stream is what producers would write: driver profiles (renamed now and then), trips of the
 current and the previous month, deletions (some arriving before their trip), task lifecycles,
@@ -13,9 +15,10 @@ Every event is valid: a stream folded by Podium leaves no dead letter.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -24,6 +27,7 @@ import grpc
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import strategies as st
 
 from service.gen.podium.events.v1 import catalog_pb2, tasks_pb2, trips_pb2
 from service.gen.podium.v1 import (
@@ -35,7 +39,7 @@ from service.gen.podium.v1 import (
 from service.gen.podium.v1 import tasks_pb2 as task_api
 
 MIN_TRIPS = 5
-MIN_METRES = 20_000
+MIN_KM = Fraction(20)
 GRACE = timedelta(hours=24)
 """Podium's default rule settings (SPEC section 4), which the tests keep."""
 
@@ -359,16 +363,118 @@ class Producer:
             await asyncio.sleep(pause)
 
 
-# --- the answers, recomputed ----------------------------------------------------------------
+# --- exact figures, by fractions -----------------------------------------------------------
+
+TRIP_KM = st.one_of(
+    st.integers(0, 40_000).map(lambda metres: metres / 1000),
+    st.floats(0, 10_000),  # any double within the bounds: up to 17 significant digits
+    st.floats(0, 1e-6),
+    st.sampled_from([0.0, 5e-324, 1e-9, 3.99992, 10_000.0]),
+)
+"""Trip distances for property tests: everyday ones, any double of the bounds, tiny ones."""
+
+TRIP_SCORES = st.one_of(
+    st.none(),
+    st.integers(0, 1000).map(lambda hundredths: hundredths / 100),
+    st.floats(0, 10),
+    st.sampled_from([5e-324, 8.12496, 10.0]),
+)
+"""A trip's score for property tests, or none."""
+
+
+def decimal_of(value: float) -> Fraction:
+    """The decimal a producer's double stands for: the shortest that reads back as it."""
+    return Fraction(repr(value))
+
+
+def half_up(value: Fraction) -> int:
+    """`value` rounded to an integer, a half going up (figures are never negative)."""
+    return math.floor(value + Fraction(1, 2))
 
 
 @dataclass(frozen=True, slots=True)
-class DriverFigures:
-    trips: int
+class Figures:
+    """Trips of one window for one score, exactly: their count, their km, and over those
+    that carry the score, the sum of score * km (`weighted`) and of km (`weight`)."""
+
+    trips: int = 0
+    km: Fraction = Fraction(0)
+    weighted: Fraction = Fraction(0)
+    weight: Fraction = Fraction(0)
+
+    def with_trip(self, km: float, score: float | None) -> Figures:
+        distance = decimal_of(km)
+        carried = Fraction(0) if score is None else decimal_of(score)
+        return Figures(
+            self.trips + 1,
+            self.km + distance,
+            self.weighted + carried * distance,
+            self.weight + (0 if score is None else distance),
+        )
+
+    @property
+    def metres(self) -> int:
+        return half_up(self.km * 1000)
+
+    @property
+    def score_hundredths(self) -> int | None:
+        """The distance-weighted mean, rounded half up to hundredths once; none without a
+        trip of some distance carrying the score."""
+        return None if self.weight == 0 else half_up(self.weighted / self.weight * 100)
+
+    @property
+    def km_hundredths(self) -> int | None:
+        """A DISTANCE challenge's score: the km, rounded half up to hundredths."""
+        return half_up(self.km * 100) if self.trips else None
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    user_id: str
+    rank: int
+    """0 when not ranked."""
+    hundredths: int | None
     metres: int
-    safety_sum: Fraction
-    """Sum over the trips carrying a safety score of score * metres."""
-    safety_metres: int
+    trips: int
+
+
+def standings(
+    figures: Mapping[str, Figures],
+    min_trips: int,
+    min_km: Fraction,
+    score_of: Callable[[Figures], int | None] = lambda f: f.score_hundredths,
+) -> list[Standing]:
+    """The ranked (enough trips and km, and a score; by rounded score, equal ones sharing a
+    rank; ties by metres, then user id), then the others (by metres, then user id)."""
+    rows = []
+    others = []
+    for user, f in figures.items():
+        hundredths = score_of(f)
+        if f.trips >= min_trips and f.km >= min_km and hundredths is not None:
+            rows.append((hundredths, f.metres, user))
+        else:
+            others.append(Standing(user, 0, hundredths, f.metres, f.trips))
+    rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
+    ranked = [
+        Standing(
+            user,
+            1 + sum(1 for other in rows if other[0] > hundredths),
+            hundredths,
+            metres,
+            figures[user].trips,
+        )
+        for hundredths, metres, user in rows
+    ]
+    return ranked + sorted(others, key=lambda s: (-s.metres, s.user_id))
+
+
+def path_score(best_scores: Iterable[float]) -> int:
+    """The mean of the steps' best scores, rounded half up once; 0 without any."""
+    scores = [decimal_of(score) for score in best_scores]
+    return half_up(sum(scores, Fraction(0)) / len(scores)) if scores else 0
+
+
+# --- the answers, recomputed ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +504,7 @@ def _month_end(year: int, month: int) -> datetime:
     return datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
 
 
-def expected_month(stream: Stream, year: int, month: int) -> dict[str, DriverFigures]:
+def expected_month(stream: Stream, year: int, month: int) -> dict[str, Figures]:
     """Each driver's trips that ended in the month and count in it: a trip counts when it
     arrived before the month froze (its end plus the grace) and no deletion of it did."""
     freeze = _month_end(year, month) + GRACE
@@ -417,22 +523,15 @@ def expected_month(stream: Stream, year: int, month: int) -> dict[str, DriverFig
             gone = r.envelope.trip_deleted.trip_id
             first = deleted.get(gone)
             deleted[gone] = r.arrived_at if first is None else min(first, r.arrived_at)
-    figures: dict[str, DriverFigures] = {}
+    figures: dict[str, Figures] = {}
     for trip_id, trip in trips.items():
         if _month_of(trip.ended_at.ToDatetime(UTC)) != (year, month):
             continue
         if arrived[trip_id] >= freeze or (trip_id in deleted and deleted[trip_id] < freeze):
             continue
-        metres = round(trip.distance_km * 1000)
-        has_score = trip.scores.HasField("safety")
-        score = Fraction(round(trip.scores.safety * 10), 10)
-        before = figures.get(trip.user_id, DriverFigures(0, 0, Fraction(0), 0))
-        figures[trip.user_id] = DriverFigures(
-            before.trips + 1,
-            before.metres + metres,
-            before.safety_sum + (score * metres if has_score else 0),
-            before.safety_metres + (metres if has_score else 0),
-        )
+        safety = trip.scores.safety if trip.scores.HasField("safety") else None
+        before = figures.get(trip.user_id, Figures())
+        figures[trip.user_id] = before.with_trip(trip.distance_km, safety)
     return figures
 
 
@@ -451,28 +550,22 @@ def _names(stream: Stream) -> dict[str, str]:
 
 
 def expected_ranking(stream: Stream, year: int, month: int) -> Ranking:
-    """The month's safety ranking: ranked with at least MIN_TRIPS trips, MIN_METRES and a
-    score; the mean rounded half up to hundredths; equal rounded scores share a rank; ties by
+    """The month's safety ranking: ranked with at least MIN_TRIPS trips, MIN_KM and a score;
+    the mean rounded half up to hundredths; equal rounded scores share a rank; ties by
     distance, then user id. Every other known driver is not ranked."""
     figures = expected_month(stream, year, month)
     names = _names(stream)
-    rows = []
-    for user, f in figures.items():
-        if f.trips >= MIN_TRIPS and f.metres >= MIN_METRES and f.safety_metres > 0:
-            mean = f.safety_sum / f.safety_metres
-            hundredths = int(mean * 100 + Fraction(1, 2))  # floor: the mean is never negative
-            rows.append((hundredths, f.metres, user, f.trips))
-    rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
     ranked = tuple(
         Ranked(
-            user,
-            names.get(user, ""),
-            1 + sum(1 for other in rows if other[0] > hundredths),
-            hundredths / 100,
-            metres / 1000,
-            count,
+            s.user_id,
+            names.get(s.user_id, ""),
+            s.rank,
+            (s.hundredths or 0) / 100,
+            s.metres / 1000,
+            s.trips,
         )
-        for hundredths, metres, user, count in rows
+        for s in standings(figures, MIN_TRIPS, MIN_KM)
+        if s.rank
     )
     listed = {r.user_id for r in ranked}
     everyone = set(names) | set(figures)

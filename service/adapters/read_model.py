@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, func, select
@@ -133,7 +134,7 @@ class SqlReadModel:
         SQLite)."""
         name = SCORE_COLUMNS[kind]
         m, g = driver_months, user_groups
-        columns = (m.c.trips, m.c.metres, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
+        columns = (m.c.trips, m.c.km, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
         of_month = (m.c.tenant_id == tenant_id) & (m.c.year == month.year)
         of_month &= m.c.month == month.number
         if group and as_of is not None:
@@ -149,9 +150,10 @@ class SqlReadModel:
             )
         else:
             query = select(m.c.user_id, *columns).where(of_month)
+        # Exact figures come as the driver gives them (text on SQLite, Decimal on PostgreSQL).
         return {
-            user: Tally(trips, metres, weighted, weight)
-            for user, trips, metres, weighted, weight in _plain_rows(self._c, query)
+            user: Tally(trips, Decimal(km), Decimal(weighted), Decimal(weight))
+            for user, trips, km, weighted, weight in _plain_rows(self._c, query)
             if trips  # no month, or one whose trips were all deleted: it never happened
         }
 
@@ -351,9 +353,9 @@ def _letter(row: Row[Any]) -> Letter:
 
 
 def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:
-    """The rows of a query of plain columns (strings and integers) as the driver gives them:
-    for the thousands of rows of a big ranking, SQLAlchemy's row objects cost more than the
-    query."""
+    """The rows of a query of plain columns (strings, integers, exact figures) as the driver
+    gives them: for the thousands of rows of a big ranking, SQLAlchemy's row objects cost more
+    than the query."""
     result = connection.execute(query)
     rows: Sequence[Any] = result.cursor.fetchall()
     result.close()

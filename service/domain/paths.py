@@ -12,8 +12,10 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from service.domain import events as ev
+from service.domain.exact import ZERO, add, exact, ratio_half_up
 
 
 class PathStatus(enum.IntEnum):
@@ -295,12 +297,14 @@ def _progress(steps: Sequence[StepProgress]) -> int:
 
 
 def _score(steps: Sequence[StepProgress]) -> int:
-    """Mean of each completed step's best score, rounded half up; 0 without any."""
-    best = [b for p in steps if (b := p.best_score) is not None]
-    if not best:
-        return 0
-    mean = sum(best) / len(best)
-    return int(mean + 0.5)
+    """Mean of each completed step's best score, rounded half up once, from the exact
+    decimals the scores stand for (docs/rules.md#exact-figures); 0 without any."""
+    total, count = ZERO, 0
+    for progress in steps:
+        best = progress.best_score
+        if best is not None:
+            total, count = add(total, exact(best)), count + 1
+    return ratio_half_up(total, Decimal(count), 0) if count else 0
 
 
 def _status(

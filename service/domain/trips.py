@@ -12,21 +12,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from service.domain.events import SCORE_POSITION, ScoreKind, TripCompleted
-from service.domain.standings import EMPTY_TALLY, Tally, km_to_metres, score_to_units, trip_tally
+from service.domain.exact import exact
+from service.domain.standings import EMPTY_TALLY, Tally, trip_tally
 
-ScoreUnits = tuple[int | None, int | None, int | None, int | None]
-"""Score units of a trip, in `SCORE_KINDS` order."""
+TripScores = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+"""A trip's scores, exact, in `SCORE_KINDS` order."""
 
 
 @dataclass(frozen=True, slots=True)
 class TripFacts:
+    """A trip's figures are the decimals its producer's doubles stand for, converted once
+    (docs/rules.md#exact-figures); the trips table keeps the doubles themselves."""
+
     trip_id: str
     user_id: str
     ended_at: datetime
-    metres: int
-    score_units: ScoreUnits
+    km: Decimal
+    scores: TripScores
     arrived_at: datetime
     deleted_arrived_at: datetime | None = None
 
@@ -37,25 +42,26 @@ class TripFacts:
             trip_id=event.trip_id,
             user_id=event.user_id,
             ended_at=event.ended_at,
-            metres=km_to_metres(event.distance_km),
-            score_units=(_units(a), _units(b), _units(c), _units(d)),
+            km=exact(event.distance_km),
+            scores=(_exact(a), _exact(b), _exact(c), _exact(d)),
             arrived_at=arrived_at,
         )
 
-    def units_of(self, kind: ScoreKind) -> int | None:
-        return self.score_units[SCORE_POSITION[kind]]
+    def score_of(self, kind: ScoreKind) -> Decimal | None:
+        return self.scores[SCORE_POSITION[kind]]
 
     def tally(self, kind: ScoreKind | None) -> Tally:
         """This trip's tally for one score (None: distance only)."""
-        return trip_tally(self.metres, None if kind is None else self.units_of(kind))
+        return trip_tally(self.km, None if kind is None else self.score_of(kind))
 
     def same_trip_as(self, other: TripFacts) -> bool:
-        """Same recorded content, whatever arrived when (a re-sent trip)."""
-        return (self.user_id, self.ended_at, self.metres, self.score_units) == (
+        """Same recorded content, whatever arrived when (a re-sent trip): the same user, end
+        and figures, compared exactly."""
+        return (self.user_id, self.ended_at, self.km, self.scores) == (
             other.user_id,
             other.ended_at,
-            other.metres,
-            other.score_units,
+            other.km,
+            other.scores,
         )
 
     def deleted(self, arrived_at: datetime) -> TripFacts:
@@ -65,8 +71,8 @@ class TripFacts:
         return replace(self, deleted_arrived_at=arrived_at)
 
 
-def _units(score: float | None) -> int | None:
-    return None if score is None else score_to_units(score)
+def _exact(score: float | None) -> Decimal | None:
+    return None if score is None else exact(score)
 
 
 def counts_by(trip: TripFacts, freeze_at: datetime) -> bool:

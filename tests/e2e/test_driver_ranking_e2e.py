@@ -149,3 +149,43 @@ def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
     return info
+
+
+async def test_figures_are_exact_and_rounded_once(running: Running) -> None:
+    """docs/rules.md#exact-figures, through Kafka and gRPC: a mean of 8.12496 ties with 8.12;
+    19.9996 km is short of 20 km by a metre; a trip of 1e-9 km carries its score; trips of
+    0 km carry none."""
+    tenant = running.tenant
+    drivers = {"ann": (5.0, 8.12496), "bob": (6.0, 8.12), "dee": (3.99992, 8.0)}
+    drivers |= {"eve": (1e-9, 5.0), "fay": (0.0, 9.0)}
+    trips = [
+        (user.encode(), trip_envelope(f"{user}{i}", user, km=km, safety=score, tenant=tenant))
+        for user, (km, score) in drivers.items()
+        for i in range(1 if user == "eve" else 5)
+    ]
+    await produce(running.servers, running.settings.topic("trips"), trips)
+    stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(running.channel)
+
+    async def ranking() -> driver_ranking_pb2.MonthRanking:
+        answer = await stub.GetDriverRanking(ranking_request(), metadata=running.auth)
+        return answer.currentMonth
+
+    month = await eventually(ranking, lambda m: len(m.driverRanked) + len(m.driverNotRanked) == 5)
+    assert [(d.userId, d.rank, d.score, d.distance) for d in month.driverRanked] == [
+        ("bob", 1, 8.12, 30.0),
+        ("ann", 1, 8.12, 25.0),
+    ]
+    assert [(d.userId, d.distance, d.tripNumber) for d in month.driverNotRanked] == [
+        ("dee", 20.0, 5),
+        ("eve", 0.0, 1),
+        ("fay", 0.0, 5),
+    ]
+
+    async def shortfall(user: str) -> tuple[int, float, bool]:
+        request = driver_ranking_pb2.GetDriverRankRequest(type="RANKING_TYPE_SAFETY", user_id=user)
+        found = (await stub.GetDriverRank(request, metadata=running.auth)).shortfall
+        return (found.tripsShort, found.distanceShortKm, found.noScore)
+
+    assert await shortfall("dee") == (0, 0.001, False)
+    assert await shortfall("eve") == (4, 20.0, False)
+    assert await shortfall("fay") == (0, 20.0, True)

@@ -254,6 +254,15 @@ def test_progress_time_and_score_sum_up_the_steps() -> None:
     assert (answer.progress, answer.global_time_ms, answer.score) == (66, 1750, 73)
 
 
+def test_the_score_is_the_exact_mean_rounded_once() -> None:
+    """60.3, 68.1 and 68.1 are 196.5 / 3 = 65.5 exactly: 66 (in doubles, 65.49999...: 65)."""
+    path = session(step(), step("s2"), step("s3"))
+    state = learner(
+        attempt(score=60.3), attempt("s2", "a2", score=68.1), attempt("s3", "a3", score=68.1)
+    )
+    assert stats(path, state, NOW).score == 66
+
+
 def test_the_score_is_zero_without_scores() -> None:
     assert stats(session(), learner(attempt()), NOW).score == 0
 
