@@ -1,14 +1,17 @@
-"""exact figures
+"""exact figures, and task progress kept with its time
 
 - a trip keeps the doubles its producer sent (`distance_km` and its scores, REAL/float8) and a
   challenge its `min_distance_km`, instead of whole metres and score units of 1/10,000;
 - tallies (driver months, challenge entries) keep exact decimals (NUMERIC on PostgreSQL, text
-  on SQLite) in kilometres, instead of integer metres and score units.
+  on SQLite) in kilometres, instead of integer metres and score units;
+- a task's progress reports are kept with their times (`task_progress`), so a report dated
+  after the task ended changes nothing.
 
 Figures stored before this migration were rounded (to the metre, to 1/10,000 of a point):
 each is converted exactly as stored (12,345 m becomes 12.345 km, 81,234 units 8.1234), so
 rankings answer as before. Rebuilding the state from the topics (a new consumer group, or an
-empty database) gives the exact figures of the trips folded before it.
+empty database) gives the exact figures of the trips folded before it. A task's lowest count
+stored before it is dated at the epoch: it counts whatever the task's end, as it did.
 
 Revision ID: 0008
 Revises: 0007
@@ -37,6 +40,7 @@ def upgrade() -> None:
         _postgresql()
     else:
         _sqlite()
+    _task_progress()
 
 
 def _doubles() -> dict[str, dict[str, tuple[str, int]]]:
@@ -123,6 +127,24 @@ def _sqlite_decimal(column: str, places: int) -> str:
     sign = f"CASE WHEN CAST({column} AS INTEGER) < 0 THEN '-' ELSE '' END"
     scale = 10**places
     return f"{sign} || printf('%d.%0{places}d', {whole} / {scale}, {whole} % {scale})"
+
+
+def _task_progress() -> None:
+    op.create_table(
+        "task_progress",
+        sa.Column("tenant_id", ID, nullable=False),
+        sa.Column("task_id", ID, nullable=False),
+        sa.Column("reported_at", sa.BigInteger(), nullable=False),
+        sa.Column("remaining", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "task_id", "reported_at"),
+    )
+    op.execute(
+        "INSERT INTO task_progress (tenant_id, task_id, reported_at, remaining)"
+        " SELECT tenant_id, task_id, 0, lowest_remaining FROM tasks"
+        " WHERE lowest_remaining IS NOT NULL"
+    )
+    with op.batch_alter_table("tasks") as batch:
+        batch.drop_column("lowest_remaining")
 
 
 def downgrade() -> None:

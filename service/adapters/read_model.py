@@ -18,7 +18,7 @@ from service.adapters.stores.challenges import challenge_from_row, entry_from_ro
 from service.adapters.stores.dead_letters import decode_headers
 from service.adapters.stores.paths import attempt_from_row, session_from_row
 from service.adapters.stores.service_state import CAUGHT_UP
-from service.adapters.stores.tasks import facts_from_row
+from service.adapters.stores.tasks import facts_from_row, progress_of
 from service.adapters.tables import (
     SCORE_COLUMNS,
     challenge_entries,
@@ -161,7 +161,10 @@ class SqlReadModel:
         row = self._c.execute(
             select(tasks).where(tasks.c.tenant_id == tenant_id, tasks.c.task_id == task_id)
         ).first()
-        return None if row is None else facts_from_row(row)
+        if row is None:
+            return None
+        progress = progress_of(self._c, [(tenant_id, task_id)])
+        return facts_from_row(row, progress.get((tenant_id, task_id), ()))
 
     def task_pauses(self, tenant_id: str, task_type: TaskType) -> list[datetime]:
         p = task_pauses

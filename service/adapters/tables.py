@@ -401,11 +401,21 @@ tasks = Table(
     Column("created_version_at", Instant, nullable=True),
     Column("created_version_event", Id, nullable=True),
     Column("started_at", Instant, nullable=True),
-    Column("lowest_remaining", Integer, nullable=True),
     Column("completed_at", Instant, nullable=True),
     Column("failed_at", Instant, nullable=True),
     Column("failure_reason", Text, nullable=False),
     Column("canceled_at", Instant, nullable=True),
+)
+
+task_progress = Table(
+    "task_progress",
+    metadata,
+    # A task's progress reports that can still matter (service.domain.tasks.with_report), at
+    # their envelopes' times: a report dated after the task ended changes nothing.
+    Column("tenant_id", Id, primary_key=True),
+    Column("task_id", Id, primary_key=True),
+    Column("reported_at", Instant, primary_key=True),
+    Column("remaining", Integer, nullable=False),
 )
 
 task_pauses = Table(

@@ -18,10 +18,12 @@ from service.bootstrap import Storage
 from service.domain.events import ScoreKind
 from service.domain.ranking import Month
 from service.domain.standings import Tally
+from service.domain.tasks import Report
 from service.domain.trips import Tombstone, TripFacts
 from tests.builders import apply, trip
 
 AT = datetime(2026, 11, 3, 8, 30, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -104,6 +106,25 @@ def _old_state(engine: Engine) -> None:
             "before_weight": 0,
         },
     )
+    _rows(
+        engine,
+        "tasks",
+        {
+            "tenant_id": "acme",
+            "task_id": "k1",
+            "type": 1,
+            "nb_items": 10,
+            "created_at": at,
+            "created_version_at": at,
+            "created_version_event": "e1",
+            "started_at": at,
+            "lowest_remaining": 7,
+            "completed_at": None,
+            "failed_at": None,
+            "failure_reason": "",
+            "canceled_at": None,
+        },
+    )
 
 
 def test_stored_figures_become_the_decimals_they_stood_for(before_0008: Engine) -> None:
@@ -114,6 +135,7 @@ def test_stored_figures_become_the_decimals_they_stood_for(before_0008: Engine) 
         trips = uow.trips.load([("acme", "t1"), ("acme", "t2")])
         challenge, _ = uow.challenges.load([("acme", "c1")])[("acme", "c1")]
         [(entry, _)] = uow.challenges.entries([("acme", "c1", "ann")]).values()
+        task = uow.tasks.load([("acme", "k1")])[("acme", "k1")]
     scores = (Decimal("8.1234"), None, Decimal(0), Decimal(10))
     assert trips == {
         ("acme", "t1"): TripFacts("t1", "ann", AT, Decimal("12.345"), scores, AT),
@@ -122,11 +144,14 @@ def test_stored_figures_become_the_decimals_they_stood_for(before_0008: Engine) 
     assert challenge.min_km == Decimal("19.999")
     assert entry.during == Tally(1, Decimal("0.005"), Decimal("0.0375"), Decimal("0.005"))
     assert entry.during.score == 7.5
+    assert task.progress == (Report(EPOCH, 7),)
     with storage.read() as read:
         tallies = read.month_tallies("acme", Month(2026, 11), ScoreKind.SAFETY, None)
+        answered = read.task_facts("acme", "k1")
     ann = tallies["ann"]
     assert ann == Tally(2, Decimal("12.345"), Decimal("100.283373"), Decimal("12.345"))
     assert (ann.metres, ann.score_hundredths) == (12_345, 812)
+    assert answered == task
 
 
 def test_the_migrated_state_takes_new_trips_exactly(before_0008: Engine) -> None:

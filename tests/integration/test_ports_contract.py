@@ -42,7 +42,7 @@ from service.domain.exact import add, exact
 from service.domain.paths import Attempt, Correction, LearnerState
 from service.domain.ranking import Month, MonthTotals, Profile
 from service.domain.standings import Tally
-from service.domain.tasks import Creation, TaskFacts
+from service.domain.tasks import Creation, Report, TaskFacts
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 from service.domain.versions import Version
 from tests.builders import Ports
@@ -194,7 +194,7 @@ def task(task_id: str, task_type: TaskType = TaskType.PUSH_FAILED_TRIPS) -> Task
         task_id,
         Creation(task_type, 40, AT, Version(AT, f"created-{task_id}")),
         started_at=AT + HOUR,
-        lowest_remaining=12,
+        progress=(Report(AT + HOUR, 30), Report(AT + 2 * HOUR, 12)),
     )
 
 
@@ -753,7 +753,7 @@ def test_a_learner_known_only_from_an_enrollment_is_resolved_by_id_exactly(ports
 
 
 def test_task_facts_are_saved_whole_and_loaded_by_key(ports: Ports) -> None:
-    waiting = TaskFacts("k2", started_at=AT, lowest_remaining=3)
+    waiting = TaskFacts("k2", started_at=AT, progress=(Report(AT - HOUR, 3),))
     with committing(ports) as uow:
         uow.tasks.save(
             {("acme", "k1"): task("k1"), ("other", "k1"): task("k1"), ("acme", "k2"): waiting}
