@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime, timedelta
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -10,8 +13,16 @@ from grpc_status import rpc_status
 from sqlalchemy import select
 
 from service.adapters.tables import dead_letters
+from service.gen.podium.events.v1 import tasks_pb2 as events
 from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
-from tests.builders import deletion_envelope, produce, trip_envelope, user_envelope
+from tests.builders import (
+    challenge_envelope,
+    deletion_envelope,
+    produce,
+    task_envelope,
+    trip_envelope,
+    user_envelope,
+)
 from tests.e2e.conftest import Running, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -189,3 +200,45 @@ async def test_figures_are_exact_and_rounded_once(running: Running) -> None:
     assert await shortfall("dee") == (0, 0.001, False)
     assert await shortfall("eve") == (4, 20.0, False)
     assert await shortfall("fay") == (0, 20.0, True)
+
+
+async def test_dead_letters_are_counted_by_the_kind_the_rules_give_them(running: Running) -> None:
+    """docs/rules.md#validation-and-dead-letters: what cannot be decoded into an event is
+    `undecodable` (a missing time, an unspecified enum, a NaN distance of a challenge), what
+    breaks a rule `invalid`."""
+    tenant, topic = running.tenant, running.settings.topic
+    no_end = trip_envelope("no-end", "ann", tenant=tenant)
+    no_end.trip_completed.ClearField("ended_at")
+    out_of_range = trip_envelope("out", "ann", safety=8.0, tenant=tenant)
+    out_of_range.trip_completed.scores.safety = 42.0
+    now = datetime.now(UTC)
+    nan = challenge_envelope("nan", start=now, end=now + timedelta(days=1), tenant=tenant)
+    nan.challenge_published.min_distance_km = math.nan  # type: ignore[attr-defined]
+    untyped = task_envelope("k", tenant, task_created=events.TaskCreated(task_id="k", nb_items=3))
+    untyped.task_created.created_at.FromDatetime(now)  # type: ignore[attr-defined]
+    letters = {
+        ("trips", "undecodable"): 1,
+        ("trips", "invalid"): 1,
+        ("catalog", "undecodable"): 1,
+        ("tasks", "undecodable"): 1,
+    }
+
+    def counted() -> dict[tuple[str, str], float]:
+        registry = running.podium.metrics.registry
+        return {
+            (family, kind): registry.get_sample_value(
+                "podium_events_dead_lettered_total", {"topic": topic(family), "reason": kind}
+            )
+            or 0.0
+            for family, kind in letters
+        }
+
+    before = counted()
+    await produce(running.servers, topic("trips"), [(b"ann", no_end), (b"ann", out_of_range)])
+    await produce(running.servers, topic("catalog"), [(b"nan", nan)])
+    await produce(running.servers, topic("tasks"), [(b"k", untyped)])
+
+    async def added() -> dict[tuple[str, str], float]:
+        return {key: count - before[key] for key, count in counted().items()}
+
+    assert await eventually(added, lambda found: found == letters) == letters
