@@ -120,7 +120,8 @@ def _upsert_statement(
     quote = dialect.identifier_preparer.quote
     name = dialect.identifier_preparer.format_table(table)
     updates = [
-        f"{quote(c)} = {_sum(dialect, table, c, f'{name}.{quote(c)}', f'excluded.{quote(c)}')}"
+        f"{quote(c)} = "
+        + _sum(dialect, table, c, f"{name}.{quote(c)}", f"excluded.{quote(c)}", skip_zero=True)
         for c in add
     ]
     updates += [f"{quote(c)} = excluded.{quote(c)}" for c in replace]
@@ -184,10 +185,15 @@ def _add_statement(
     return f"UPDATE {name} SET {sets} WHERE {matches}"
 
 
-def _sum(dialect: Dialect, table: Table, column: str, stored: str, added: str) -> str:
+def _sum(
+    dialect: Dialect, table: Table, column: str, stored: str, added: str, skip_zero: bool = False
+) -> str:
     """SQL adding `added` to `stored` in `column`, exactly: `+`, but for an `Exact` column on
-    SQLite (kept there as text) the `exact_add` function."""
+    SQLite (kept there as text) the `exact_add` function; `skip_zero` (for an `added` that is
+    no parameter) leaves a zero out of the call (the figures of the scores a trip lacks)."""
     if dialect.name == "sqlite" and isinstance(table.c[column].type, Exact):
+        if skip_zero:
+            return f"CASE {added} WHEN '0' THEN {stored} ELSE {EXACT_ADD}({stored}, {added}) END"
         return f"{EXACT_ADD}({stored}, {added})"
     return f"{stored} + {added}"
 

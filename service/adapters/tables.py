@@ -8,7 +8,7 @@ double exactly); tallies as exact decimals (`Exact`; docs/rules.md#exact-figures
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -80,8 +80,17 @@ class Exact(TypeDecorator[Decimal]):
             return value
         return str(value)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Decimal | None], Any] | None:
+        """`process_bind_param` without the wrapping layer: ingest binds a tally's figures
+        by the hundred thousand."""
+        return None if dialect.name == "postgresql" else _text
+
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 EXACT_ADD = "exact_add"

@@ -50,8 +50,22 @@ multiply = EXACT.multiply
 
 
 def exact(value: float) -> Decimal:
-    """The decimal a producer's double stands for: the shortest that reads back as it."""
-    return Decimal(repr(value))
+    """The decimal a producer's double stands for: the shortest that reads back as it.
+
+    Remembered for the next conversion of the same double (scores repeat: producers send a
+    few hundred distinct ones), since `repr` is the costly part of folding a trip."""
+    found = _DECIMALS.get(value)
+    if found is None:
+        found = Decimal(repr(value))
+        if len(_DECIMALS) >= REMEMBERED:
+            _DECIMALS.clear()
+        _DECIMALS[value] = found
+    return found
+
+
+REMEMBERED = 65_536
+"""Doubles whose decimal `exact` remembers at most (a few MiB); beyond, it starts again."""
+_DECIMALS: dict[float, Decimal] = {}
 
 
 def half_up(value: Decimal, places: int) -> int:

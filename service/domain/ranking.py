@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from service.domain.errors import invalid_month
 from service.domain.events import SCORE_POSITION, ScoreKind
-from service.domain.exact import ZERO, add, multiply
+from service.domain.exact import ZERO, add, exact, multiply
 from service.domain.standings import (
     EMPTY_TALLY,
     Placed,
@@ -94,10 +94,10 @@ class MonthTotals:
             1,
             km,
             (
-                ZERO if a is None else multiply(a, km),
-                ZERO if b is None else multiply(b, km),
-                ZERO if c is None else multiply(c, km),
-                ZERO if d is None else multiply(d, km),
+                ZERO if a is None else multiply(exact(a), km),
+                ZERO if b is None else multiply(exact(b), km),
+                ZERO if c is None else multiply(exact(c), km),
+                ZERO if d is None else multiply(exact(d), km),
             ),
             (
                 ZERO if a is None else km,
@@ -188,12 +188,14 @@ class MonthDeltas(Generic[S]):
         if sums is None:
             sums = self._sums[key] = _Sums()
         sums.trips += sign
-        km = trip.km if sign > 0 else trip.km.copy_negate()
+        km = exact(trip.distance_km)
+        if sign < 0:
+            km = km.copy_negate()
         figures = sums.figures
         figures[0] = add(figures[0], km)
         for i, score in enumerate(trip.scores):
             if score is not None:
-                figures[1 + i] = add(figures[1 + i], multiply(score, km))
+                figures[1 + i] = add(figures[1 + i], multiply(exact(score), km))
                 figures[5 + i] = add(figures[5 + i], km)
 
     def totals(self) -> dict[tuple[S, str, Month], MonthTotals]:

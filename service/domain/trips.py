@@ -18,37 +18,42 @@ from service.domain.events import SCORE_POSITION, ScoreKind, TripCompleted
 from service.domain.exact import exact
 from service.domain.standings import EMPTY_TALLY, Tally, trip_tally
 
-TripScores = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
-"""A trip's scores, exact, in `SCORE_KINDS` order."""
+Doubles = tuple[float | None, float | None, float | None, float | None]
+"""A trip's scores as its producer sent them, in `SCORE_KINDS` order."""
 
 
 @dataclass(frozen=True, slots=True)
 class TripFacts:
-    """A trip's figures are the decimals its producer's doubles stand for, converted once
-    (docs/rules.md#exact-figures); the trips table keeps the doubles themselves."""
+    """A trip as recorded: its figures are the producer's doubles, kept as sent (and stored
+    as sent); the rules read them as the exact decimals they stand for (`km`, `score_of`;
+    docs/rules.md#exact-figures)."""
 
     trip_id: str
     user_id: str
     ended_at: datetime
-    km: Decimal
-    scores: TripScores
+    distance_km: float
+    scores: Doubles
     arrived_at: datetime
     deleted_arrived_at: datetime | None = None
 
     @classmethod
     def from_event(cls, event: TripCompleted, arrived_at: datetime) -> TripFacts:
-        a, b, c, d = event.scores.in_kind_order()
         return cls(
-            trip_id=event.trip_id,
-            user_id=event.user_id,
-            ended_at=event.ended_at,
-            km=exact(event.distance_km),
-            scores=(_exact(a), _exact(b), _exact(c), _exact(d)),
-            arrived_at=arrived_at,
+            event.trip_id,
+            event.user_id,
+            event.ended_at,
+            event.distance_km,
+            event.scores.in_kind_order(),
+            arrived_at,
         )
 
+    @property
+    def km(self) -> Decimal:
+        return exact(self.distance_km)
+
     def score_of(self, kind: ScoreKind) -> Decimal | None:
-        return self.scores[SCORE_POSITION[kind]]
+        score = self.scores[SCORE_POSITION[kind]]
+        return None if score is None else exact(score)
 
     def tally(self, kind: ScoreKind | None) -> Tally:
         """This trip's tally for one score (None: distance only)."""
@@ -56,11 +61,11 @@ class TripFacts:
 
     def same_trip_as(self, other: TripFacts) -> bool:
         """Same recorded content, whatever arrived when (a re-sent trip): the same user, end
-        and figures, compared exactly."""
-        return (self.user_id, self.ended_at, self.km, self.scores) == (
+        and figures (equal doubles are equal decimals)."""
+        return (self.user_id, self.ended_at, self.distance_km, self.scores) == (
             other.user_id,
             other.ended_at,
-            other.km,
+            other.distance_km,
             other.scores,
         )
 
@@ -69,10 +74,6 @@ class TripFacts:
         if self.deleted_arrived_at is not None and self.deleted_arrived_at <= arrived_at:
             return self
         return replace(self, deleted_arrived_at=arrived_at)
-
-
-def _exact(score: float | None) -> Decimal | None:
-    return None if score is None else exact(score)
 
 
 def counts_by(trip: TripFacts, freeze_at: datetime) -> bool:

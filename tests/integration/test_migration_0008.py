@@ -136,11 +136,14 @@ def test_stored_figures_become_the_decimals_they_stood_for(before_0008: Engine) 
         challenge, _ = uow.challenges.load([("acme", "c1")])[("acme", "c1")]
         [(entry, _)] = uow.challenges.entries([("acme", "c1", "ann")]).values()
         task = uow.tasks.load([("acme", "k1")])[("acme", "k1")]
-    scores = (Decimal("8.1234"), None, Decimal(0), Decimal(10))
+    # The doubles a producer sending 12.345 and 8.1234 sends, which stand for those decimals.
     assert trips == {
-        ("acme", "t1"): TripFacts("t1", "ann", AT, Decimal("12.345"), scores, AT),
+        ("acme", "t1"): TripFacts("t1", "ann", AT, 12.345, (8.1234, None, 0.0, 10.0), AT),
         ("acme", "t2"): Tombstone("t2", "ann", AT),
     }
+    t1 = trips[("acme", "t1")]
+    assert isinstance(t1, TripFacts)
+    assert (t1.km, t1.score_of(ScoreKind.SAFETY)) == (Decimal("12.345"), Decimal("8.1234"))
     assert challenge.min_km == Decimal("19.999")
     assert entry.during == Tally(1, Decimal("0.005"), Decimal("0.0375"), Decimal("0.005"))
     assert entry.during.score == 7.5

@@ -117,8 +117,8 @@ def profile(user_id: str, *groups: str, email: str = "", firstname: str = "") ->
 
 def facts(trip_id: str, user_id: str = "ann", deleted: datetime | None = None) -> TripFacts:
     """A trip whose doubles have 17 significant digits, and one as small as a double gets."""
-    scores = (exact(8.123456789012345), None, exact(5e-324), None)
-    return TripFacts(trip_id, user_id, AT, exact(12.345678901234567), scores, AT, deleted)
+    scores = (8.123456789012345, None, 5e-324, None)
+    return TripFacts(trip_id, user_id, AT, 12.345678901234567, scores, AT, deleted)
 
 
 def fine(whole: int, last: int = 1) -> Decimal:

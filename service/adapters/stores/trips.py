@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
@@ -12,38 +11,23 @@ from service.adapters.sql import InList, key_lookups, upsert_columns
 from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
 from service.app.ports import MonthKey, TripKey
 from service.domain.events import SCORE_KINDS
-from service.domain.exact import exact
 from service.domain.ranking import NO_TOTALS, MonthTotals
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 
 
 def trip_from_row(row: Row[Any]) -> StoredTrip:
-    """The table keeps the producer's doubles; the trip their exact decimals."""
+    """The table keeps the producer's doubles as sent (REAL, float8: both keep a double)."""
     if row.ended_at is None:
         return Tombstone(row.trip_id, row.user_id, row.deleted_arrived_at)
     return TripFacts(
         trip_id=row.trip_id,
         user_id=row.user_id,
         ended_at=row.ended_at,
-        km=exact(row.distance_km),
-        scores=(
-            _exact(row.safety),
-            _exact(row.eco_driving),
-            _exact(row.distraction),
-            _exact(row.speeding),
-        ),
+        distance_km=row.distance_km,
+        scores=(row.safety, row.eco_driving, row.distraction, row.speeding),
         arrived_at=row.arrived_at,
         deleted_arrived_at=row.deleted_arrived_at,
     )
-
-
-def _exact(score: float | None) -> Decimal | None:
-    return None if score is None else exact(score)
-
-
-def _double(figure: Decimal | None) -> float | None:
-    """The double a figure came from (its shortest decimal reads back as it)."""
-    return None if figure is None else float(figure)
 
 
 def _trip_columns(written: Mapping[TripKey, StoredTrip]) -> dict[str, list[Any]]:
@@ -56,10 +40,10 @@ def _trip_columns(written: Mapping[TripKey, StoredTrip]) -> dict[str, list[Any]]
         "user_id": [trip.user_id for trip in stored],
         "deleted_arrived_at": [trip.deleted_arrived_at for trip in stored],
         "ended_at": [f.ended_at if f else None for f in facts],
-        "distance_km": [_double(f.km) if f else None for f in facts],
+        "distance_km": [f.distance_km if f else None for f in facts],
         "arrived_at": [f.arrived_at if f else None for f in facts],
         **{
-            SCORE_COLUMNS[kind]: [_double(f.scores[i]) if f else None for f in facts]
+            SCORE_COLUMNS[kind]: [f.scores[i] if f else None for f in facts]
             for i, kind in enumerate(SCORE_KINDS)
         },
     }
