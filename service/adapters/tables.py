@@ -33,7 +33,7 @@ from sqlalchemy import (
 from service.domain.auth import KEY_ID_LENGTH
 from service.domain.bounds import EMAIL_MAX_LENGTH, ID_MAX_LENGTH, NAME_MAX_LENGTH
 from service.domain.events import SCORE_KINDS, ScoreKind
-from service.domain.exact import EXACT
+from service.domain.exact import EXACT, ZERO
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -90,6 +90,8 @@ class Exact(TypeDecorator[Decimal]):
 
 
 def _text(value: Decimal | None) -> str | None:
+    if value is ZERO:  # the figures of the scores a trip lacks: most of a month's columns
+        return "0"
     return None if value is None else str(value)
 
 
