@@ -10,6 +10,7 @@ import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -29,7 +30,7 @@ from service.domain.standings import Thresholds
 from service.gen.podium.events.v1 import trips_pb2
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-RULES = Rules(Thresholds(5, 20_000), timedelta(hours=24))
+RULES = Rules(Thresholds(5, Decimal(20)), timedelta(hours=24))
 TENANT = "bench"
 
 

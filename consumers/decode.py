@@ -17,6 +17,7 @@ generated binary envelope to decoding as before).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -70,7 +71,8 @@ _NONE: tuple[str, ...] = ()
 
 
 class _Invalid(Exception):
-    """A field the rules need is missing or unusable."""
+    """A field the rules need is missing or unusable: the record cannot be decoded into an
+    event (`undecodable`, docs/rules.md#validation-and-dead-letters)."""
 
 
 class NotJson(Exception):
@@ -214,11 +216,11 @@ def _outcome(envelope: Any, arrived_at: datetime | None, timestamp_ms: int) -> O
     event_id: str = envelope.event_id
     if arrived_at is None:
         reason = f"record timestamp {timestamp_ms} ms is outside {TIME_RANGE}"
-        return Rejected(reason, tenant_id, event_id)
+        return Rejected(reason, tenant_id, event_id, kind="undecodable")
     try:
         event = _to_event(envelope, tenant_id, event_id, arrived_at)
     except _Invalid as error:
-        return Rejected(str(error), tenant_id, event_id)
+        return Rejected(str(error), tenant_id, event_id, kind="undecodable")
     return _validated(event)
 
 
@@ -340,6 +342,12 @@ def _optional(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
 
+def _finite(value: float, field: str) -> float:
+    if not math.isfinite(value):
+        raise _Invalid(f"{field} is {value}, not a finite number")
+    return value
+
+
 def _enum(table: Mapping[int, E], value: int, field: str) -> E:
     """A proto enum's value as the domain's, through its table (`service.proto_enums`)."""
     found = table.get(value)
@@ -371,7 +379,7 @@ def _challenge_published(m: Any) -> ev.ChallengePublished:
         end_at=_required_time(m, "end_at"),
         groups=tuple(sorted(set(m.groups))),
         min_trips=m.min_trips if m.HasField("min_trips") else 1,
-        min_distance_km=m.min_distance_km,
+        min_distance_km=_finite(m.min_distance_km, "min_distance_km"),
         pre_challenge_period=_duration(m, "pre_challenge_period"),
         pre_challenge_min_trips=(
             m.pre_challenge_min_trips if m.HasField("pre_challenge_min_trips") else 10

@@ -105,11 +105,12 @@ def _ahead(connection: Connection, found: str | None, config: Config) -> bool:
     return True
 
 
-def upgrade(engine: Engine, *, versions: Sequence[Path] = ()) -> None:
-    """Bring the schema to the newest migration (idempotent), one migrator at a time: an
-    advisory lock on PostgreSQL, the write lock taken at BEGIN on SQLite. A schema ahead
-    of this code is left as it is when that is safe (`SchemaAhead` when not). `versions`:
-    more migration folders (a test's newer Podium)."""
+def upgrade(engine: Engine, revision: str = "head", *, versions: Sequence[Path] = ()) -> None:
+    """Bring the schema to the newest migration (idempotent), or to `revision` (the tests of
+    a migration start from the one before), one migrator at a time: an advisory lock on
+    PostgreSQL, the write lock taken at BEGIN on SQLite. A schema ahead of this code is left
+    as it is when that is safe (`SchemaAhead` when not). `versions`: more migration folders
+    (a test's newer Podium)."""
     config = _config(versions)
     with (
         engine.connect().execution_options(podium_writer=True) as connection,
@@ -121,7 +122,7 @@ def upgrade(engine: Engine, *, versions: Sequence[Path] = ()) -> None:
         if _ahead(connection, before, config):
             return
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
         after = current(connection)
     if after != before:
         log.info("migrated the database schema from %s to %s", before or "nothing", after)

@@ -48,8 +48,9 @@ from service.app.records import FAMILIES
 from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
 from service.config import Settings, SettingsError
+from service.domain.exact import exact
 from service.domain.rules import Rules
-from service.domain.standings import Thresholds, km_to_metres
+from service.domain.standings import Thresholds
 from service.grpc.answers import Answers, ResponseCache
 from service.grpc.auth import STALE_VERSIONS_SECONDS, KeyCache, KeyUses, TokenBuckets
 from service.grpc.connections import connection_options
@@ -110,7 +111,7 @@ def collect_garbage_less_often() -> None:
 
 def rules_from(settings: Settings) -> Rules:
     return Rules(
-        driver_thresholds=Thresholds(settings.min_trips, km_to_metres(settings.min_distance_km)),
+        driver_thresholds=Thresholds(settings.min_trips, exact(settings.min_distance_km)),
         late_event_grace=settings.late_event_grace,
     )
 

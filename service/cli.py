@@ -290,7 +290,7 @@ def _parser() -> argparse.ArgumentParser:
     ).add_subparsers(required=True)
     listing = _command(ignored, "list", "list them, newest first", ("DATABASE_URL",))
     listing.add_argument("--tenant")
-    listing.add_argument("--kind", help="e.g. terminal_state, unknown_task, progress_rising")
+    listing.add_argument("--kind", help="e.g. terminal_state, after_freeze, progress_rising")
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(run=_ignored_list)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 import grpc
@@ -84,7 +85,7 @@ def query_deps(
         answers=Answers(read_models, ResponseCache()),
         versions=versions or StateVersions(dict),
         clock=clock or Clock(),
-        rules=Rules(Thresholds(5, 20_000), timedelta(hours=24)),
+        rules=Rules(Thresholds(5, Decimal(20)), timedelta(hours=24)),
         is_ready=lambda: True,
         watchers=watchers or Watchers(),
         watch_interval=watch_interval,

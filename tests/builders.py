@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -27,7 +28,7 @@ from service.gen.podium.events.v1 import catalog_pb2, trips_pb2
 
 T = TypeVar("T")
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
-RULES = Rules(Thresholds(min_trips=5, min_metres=20_000), late_event_grace=timedelta(hours=24))
+RULES = Rules(Thresholds(min_trips=5, min_km=Decimal(20)), late_event_grace=timedelta(hours=24))
 TENANT = "acme"
 
 _ids = itertools.count(1)

@@ -1,5 +1,7 @@
 """A mixed stream of producer events, and the answers Podium owes for it recomputed in the
-test's own words (not through Podium's rules), for the fault-tolerance tests.
+test's own words (not through Podium's rules), for the fault-tolerance tests; and the exact
+figures (docs/rules.md#exact-figures) worked out with `fractions.Fraction`, which the property
+tests hold Podium's incremental state to.
 
 The stream is what producers would write: driver profiles (renamed now and then), trips of the
 current and the previous month, deletions (some arriving before their trip), task lifecycles,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +31,7 @@ from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import strategies as st
 
 from service.domain import events as ev
 from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
@@ -41,7 +45,7 @@ from service.gen.podium.v1 import (
 from service.gen.podium.v1 import tasks_pb2 as task_api
 
 MIN_TRIPS = 5
-MIN_METRES = 20_000
+MIN_KM = Fraction(20)
 GRACE = timedelta(hours=24)
 """Podium's default rule settings (SPEC section 4), which the tests keep."""
 
@@ -420,16 +424,118 @@ def _newest(sightings: Iterable[Sighting[P]], kept: Callable[[Sighting[P]], bool
     return {user_id: s.profile for user_id, s in newest.items()}
 
 
-# --- the answers, recomputed ----------------------------------------------------------------
+# --- exact figures, by fractions -----------------------------------------------------------
+
+TRIP_KM = st.one_of(
+    st.integers(0, 40_000).map(lambda metres: metres / 1000),
+    st.floats(0, 10_000),  # any double within the bounds: up to 17 significant digits
+    st.floats(0, 1e-6),
+    st.sampled_from([0.0, 5e-324, 1e-9, 3.99992, 10_000.0]),
+)
+"""Trip distances for property tests: everyday ones, any double of the bounds, tiny ones."""
+
+TRIP_SCORES = st.one_of(
+    st.none(),
+    st.integers(0, 1000).map(lambda hundredths: hundredths / 100),
+    st.floats(0, 10),
+    st.sampled_from([5e-324, 8.12496, 10.0]),
+)
+"""A trip's score for property tests, or none."""
+
+
+def decimal_of(value: float) -> Fraction:
+    """The decimal a producer's double stands for: the shortest that reads back as it."""
+    return Fraction(repr(value))
+
+
+def half_up(value: Fraction) -> int:
+    """`value` rounded to an integer, a half going up (figures are never negative)."""
+    return math.floor(value + Fraction(1, 2))
 
 
 @dataclass(frozen=True, slots=True)
-class DriverFigures:
-    trips: int
+class Figures:
+    """Trips of one window for one score, exactly: their count, their km, and over those
+    that carry the score, the sum of score * km (`weighted`) and of km (`weight`)."""
+
+    trips: int = 0
+    km: Fraction = Fraction(0)
+    weighted: Fraction = Fraction(0)
+    weight: Fraction = Fraction(0)
+
+    def with_trip(self, km: float, score: float | None) -> Figures:
+        distance = decimal_of(km)
+        carried = Fraction(0) if score is None else decimal_of(score)
+        return Figures(
+            self.trips + 1,
+            self.km + distance,
+            self.weighted + carried * distance,
+            self.weight + (0 if score is None else distance),
+        )
+
+    @property
+    def metres(self) -> int:
+        return half_up(self.km * 1000)
+
+    @property
+    def score_hundredths(self) -> int | None:
+        """The distance-weighted mean, rounded half up to hundredths once; none without a
+        trip of some distance carrying the score."""
+        return None if self.weight == 0 else half_up(self.weighted / self.weight * 100)
+
+    @property
+    def km_hundredths(self) -> int | None:
+        """A DISTANCE challenge's score: the km, rounded half up to hundredths."""
+        return half_up(self.km * 100) if self.trips else None
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    user_id: str
+    rank: int
+    """0 when not ranked."""
+    hundredths: int | None
     metres: int
-    safety_sum: Fraction
-    """Sum over the trips carrying a safety score of score * metres."""
-    safety_metres: int
+    trips: int
+
+
+def standings(
+    figures: Mapping[str, Figures],
+    min_trips: int,
+    min_km: Fraction,
+    score_of: Callable[[Figures], int | None] = lambda f: f.score_hundredths,
+) -> list[Standing]:
+    """The ranked (enough trips and km, and a score; by rounded score, equal ones sharing a
+    rank; ties by metres, then user id), then the others (by metres, then user id)."""
+    rows = []
+    others = []
+    for user, f in figures.items():
+        hundredths = score_of(f)
+        if f.trips >= min_trips and f.km >= min_km and hundredths is not None:
+            rows.append((hundredths, f.metres, user))
+        else:
+            others.append(Standing(user, 0, hundredths, f.metres, f.trips))
+    rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
+    ranked = [
+        Standing(
+            user,
+            1 + sum(1 for other in rows if other[0] > hundredths),
+            hundredths,
+            metres,
+            figures[user].trips,
+        )
+        for hundredths, metres, user in rows
+    ]
+    return ranked + sorted(others, key=lambda s: (-s.metres, s.user_id))
+
+
+def path_score(best_scores: Iterable[float]) -> int:
+    """The mean of the steps' best scores, rounded half up once; 0 without any."""
+    scores = [decimal_of(score) for score in best_scores]
+    return half_up(sum(scores, Fraction(0)) / len(scores)) if scores else 0
+
+
+# --- the answers, recomputed ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,35 +590,20 @@ def counted_trips(stream: Stream, freeze: datetime) -> list[trips_pb2.TripComple
     ]
 
 
-def _figures(trips: Iterable[trips_pb2.TripCompleted]) -> dict[str, DriverFigures]:
-    """Each driver's trips, kilometres and safety scores weighted by distance."""
-    figures: dict[str, DriverFigures] = {}
+def _figures(trips: Iterable[trips_pb2.TripCompleted]) -> dict[str, Figures]:
+    """Each driver's trips, kilometres and safety scores weighted by distance, exactly."""
+    figures: dict[str, Figures] = {}
     for trip in trips:
-        metres = round(trip.distance_km * 1000)
-        has_score = trip.scores.HasField("safety")
-        score = Fraction(round(trip.scores.safety * 10), 10)
-        before = figures.get(trip.user_id, DriverFigures(0, 0, Fraction(0), 0))
-        figures[trip.user_id] = DriverFigures(
-            before.trips + 1,
-            before.metres + metres,
-            before.safety_sum + (score * metres if has_score else 0),
-            before.safety_metres + (metres if has_score else 0),
+        safety = trip.scores.safety if trip.scores.HasField("safety") else None
+        figures[trip.user_id] = figures.get(trip.user_id, Figures()).with_trip(
+            trip.distance_km, safety
         )
     return figures
 
 
-def _hundredths(figures: DriverFigures) -> int | None:
-    """The distance-weighted mean safety score in hundredths, rounded half up; none without
-    a weighted score."""
-    if figures.safety_metres == 0:
-        return None
-    mean = figures.safety_sum / figures.safety_metres
-    return int(mean * 100 + Fraction(1, 2))  # floor: the mean is never negative
-
-
 def expected_month(
     stream: Stream, year: int, month: int, *, grace: timedelta = GRACE
-) -> dict[str, DriverFigures]:
+) -> dict[str, Figures]:
     """Each driver's trips that ended in the month and count in it: a trip counts when it
     arrived before the month froze (its end plus the grace) and no deletion of it did."""
     freeze = _month_end(year, month) + grace
@@ -547,7 +638,7 @@ def _groups_of_window(stream: Stream, freeze: datetime) -> dict[str, catalog_pb2
 def expected_ranking(
     stream: Stream, year: int, month: int, *, group: str = "", grace: timedelta = GRACE
 ) -> Ranking:
-    """The month's safety ranking: ranked with at least MIN_TRIPS trips, MIN_METRES and a
+    """The month's safety ranking: ranked with at least MIN_TRIPS trips, MIN_KM and a
     score; the mean rounded half up to hundredths; equal rounded scores share a rank; ties by
     distance, then user id. Every other driver listed is not ranked: without a group, every
     profile and every driver with trips; with one, its members (as the month froze, or
@@ -560,22 +651,17 @@ def expected_ranking(
         figures = {u: f for u, f in figures.items() if u in everyone}
     else:
         everyone = set(names) | set(figures)
-    rows = []
-    for user, f in figures.items():
-        hundredths = _hundredths(f)
-        if f.trips >= MIN_TRIPS and f.metres >= MIN_METRES and hundredths is not None:
-            rows.append((hundredths, f.metres, user, f.trips))
-    rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
     ranked = tuple(
         Ranked(
-            user,
-            names.get(user, ""),
-            1 + sum(1 for other in rows if other[0] > hundredths),
-            hundredths / 100,
-            metres / 1000,
-            count,
+            s.user_id,
+            names.get(s.user_id, ""),
+            s.rank,
+            (s.hundredths or 0) / 100,
+            s.metres / 1000,
+            s.trips,
         )
-        for hundredths, metres, user, count in rows
+        for s in standings(figures, MIN_TRIPS, MIN_KM)
+        if s.rank
     )
     listed = {r.user_id for r in ranked}
     not_ranked = {
@@ -721,8 +807,8 @@ class ChallengeProgress:
 @dataclass(frozen=True, slots=True)
 class _Registered:
     user_id: str
-    during: DriverFigures
-    before: DriverFigures
+    during: Figures
+    before: Figures
     hundredths: int | None
     ranked: bool
 
@@ -772,7 +858,7 @@ def _registered(
             u: at for u, at in registered_at.items() if u in placing and group in placing[u].groups
         }
     trips = counted_trips(stream, freeze)
-    min_metres = round(challenge.min_distance_km * 1000)
+    min_km = decimal_of(challenge.min_distance_km)
     users = []
     for user, (registered, _) in registered_at.items():
         theirs = [t for t in trips if t.user_id == user]
@@ -780,12 +866,9 @@ def _registered(
             t for t in theirs if max(start, registered) <= t.ended_at.ToDatetime(UTC) < end
         )
         before = _figures(t for t in theirs if start - period <= t.ended_at.ToDatetime(UTC) < start)
-        empty = DriverFigures(0, 0, Fraction(0), 0)
-        d, b = during.get(user, empty), before.get(user, empty)
-        hundredths = _hundredths(d)
-        ranked = (
-            hundredths is not None and d.trips >= challenge.min_trips and d.metres >= min_metres
-        )
+        d, b = during.get(user, Figures()), before.get(user, Figures())
+        hundredths = d.score_hundredths
+        ranked = hundredths is not None and d.trips >= challenge.min_trips and d.km >= min_km
         users.append(_Registered(user, d, b, hundredths, ranked))
     return users
 
@@ -831,13 +914,16 @@ def expected_challenge_progress(
     by_id = {u.user_id: u for u in users}
 
     def has_data_before(u: _Registered) -> bool:
-        return u.before.trips >= challenge.pre_challenge_min_trips and u.before.safety_metres > 0
+        return (
+            u.before.trips >= challenge.pre_challenge_min_trips
+            and u.before.score_hundredths is not None
+        )
 
     rows = []
     for shown in ranking.ranked:
         u = by_id[shown.user_id]
         if has_data_before(u):
-            before = _hundredths(u.before) or 0
+            before = u.before.score_hundredths or 0
             evolution = (u.hundredths or 0) - before
             row = ProgressRow(
                 u.user_id,
@@ -854,7 +940,7 @@ def expected_challenge_progress(
         registered=len(users),
         ranked=len(ranking.ranked),
         with_data_before=sum(1 for u in users if has_data_before(u)),
-        total_distance=sum(u.during.metres for u in users) / 1000,
+        total_distance=half_up(sum((u.during.km for u in users), Fraction(0)) * 1000) / 1000,
         total_trips=sum(u.during.trips for u in users),
         users=tuple(row for *_, row in sorted(rows)),
     )

@@ -8,7 +8,7 @@ into `podium_migrations` as it applies each one, so an older Podium, which has n
 newer migration files, can still read whether the schema ahead of it is safe for it.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 additive = True

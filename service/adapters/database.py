@@ -12,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
+from service.adapters.tables import EXACT_ADD, exact_add
 from service.app.ports import StorageUnavailable
 from service.logs import describe
 
@@ -139,6 +140,7 @@ def _configure_sqlite(engine: Engine, *, wal: bool, cache_kib: int | None) -> No
             cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        dbapi_connection.create_function(EXACT_ADD, 2, exact_add, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -32,7 +33,7 @@ from service.adapters.stores.challenges import challenge_from_row, entry_from_ro
 from service.adapters.stores.dead_letters import decode_headers
 from service.adapters.stores.paths import attempt_from_row, session_from_row
 from service.adapters.stores.service_state import CAUGHT_UP
-from service.adapters.stores.tasks import facts_from_row
+from service.adapters.stores.tasks import facts_from_row, progress_of
 from service.adapters.tables import (
     SCORE_COLUMNS,
     challenge_entries,
@@ -150,7 +151,7 @@ class SqlReadModel:
         cost follows the group's size, not the tenant's."""
         name = SCORE_COLUMNS[kind]
         m = driver_months
-        columns = (m.c.trips, m.c.metres, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
+        columns = (m.c.trips, m.c.km, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
         of_month = (m.c.tenant_id == tenant_id) & (m.c.year == month.year)
         of_month &= m.c.month == month.number
         if group:
@@ -160,9 +161,10 @@ class SqlReadModel:
             query = select(members.c.user_id, *found).select_from(joined)
         else:
             query = select(m.c.user_id, *columns).where(of_month)
+        # Exact figures come as the driver gives them (text on SQLite, Decimal on PostgreSQL).
         return {
-            user: Tally(trips, metres, weighted, weight)
-            for user, trips, metres, weighted, weight in _plain_rows(self._c, query)
+            user: Tally(trips, Decimal(km), Decimal(weighted), Decimal(weight))
+            for user, trips, km, weighted, weight in _plain_rows(self._c, query)
             if trips  # no month, or one whose trips were all deleted: it never happened
         }
 
@@ -170,7 +172,10 @@ class SqlReadModel:
         row = self._c.execute(
             select(tasks).where(tasks.c.tenant_id == tenant_id, tasks.c.task_id == task_id)
         ).first()
-        return None if row is None else facts_from_row(row)
+        if row is None:
+            return None
+        progress = progress_of(self._c, [(tenant_id, task_id)])
+        return facts_from_row(row, progress.get((tenant_id, task_id), ()))
 
     def task_pauses(self, tenant_id: str, task_type: TaskType) -> list[datetime]:
         p = task_pauses
@@ -446,9 +451,9 @@ def _letter(row: Row[Any]) -> Letter:
 
 
 def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:
-    """The rows of a query of plain columns (strings and integers) as the driver gives them:
-    for the thousands of rows of a big ranking, SQLAlchemy's row objects cost more than the
-    query."""
+    """The rows of a query of plain columns (strings, integers, exact figures) as the driver
+    gives them: for the thousands of rows of a big ranking, SQLAlchemy's row objects cost more
+    than the query."""
     result = connection.execute(query)
     rows: Sequence[Any] = result.cursor.fetchall()
     result.close()

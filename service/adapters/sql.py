@@ -34,6 +34,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from service.adapters.tables import EXACT_ADD, Exact
+
 # --- upserts -------------------------------------------------------------------------------
 
 
@@ -127,7 +129,11 @@ def _upsert_statement(
 ) -> str:
     quote = dialect.identifier_preparer.quote
     name = dialect.identifier_preparer.format_table(table)
-    updates = [f"{quote(c)} = {name}.{quote(c)} + excluded.{quote(c)}" for c in add]
+    updates = [
+        f"{quote(c)} = "
+        + _sum(dialect, table, c, f"{name}.{quote(c)}", f"excluded.{quote(c)}", skip_zero=True)
+        for c in add
+    ]
     updates += [f"{quote(c)} = excluded.{quote(c)}" for c in replace]
     # PostgreSQL's GREATEST and LEAST skip NULLs; SQLite's max() and min() return NULL if any
     # argument is.
@@ -183,12 +189,28 @@ def _add_statement(
         columns = (*keys, *added)
         arrays = ", ".join(f"%b::{_array_type(table, c, dialect)}" for c in columns)
         aliases = ", ".join(quote(c) for c in columns)
-        sets = ", ".join(f"{quote(c)} = {name}.{quote(c)} + v.{quote(c)}" for c in added)
+        sets = ", ".join(
+            f"{quote(c)} = {_sum(dialect, table, c, f'{name}.{quote(c)}', f'v.{quote(c)}')}"
+            for c in added
+        )
         matches = " AND ".join(f"{name}.{quote(k)} = v.{quote(k)}" for k in keys)
         return f"UPDATE {name} SET {sets} FROM unnest({arrays}) AS v({aliases}) WHERE {matches}"
-    sets = ", ".join(f"{quote(c)} = {quote(c)} + ?" for c in added)
+    sets = ", ".join(f"{quote(c)} = {_sum(dialect, table, c, quote(c), '?')}" for c in added)
     matches = " AND ".join(f"{quote(k)} = ?" for k in keys)
     return f"UPDATE {name} SET {sets} WHERE {matches}"
+
+
+def _sum(
+    dialect: Dialect, table: Table, column: str, stored: str, added: str, skip_zero: bool = False
+) -> str:
+    """SQL adding `added` to `stored` in `column`, exactly: `+`, but for an `Exact` column on
+    SQLite (kept there as text) the `exact_add` function; `skip_zero` (for an `added` that is
+    no parameter) leaves a zero out of the call (the figures of the scores a trip lacks)."""
+    if dialect.name == "sqlite" and isinstance(table.c[column].type, Exact):
+        if skip_zero:
+            return f"CASE {added} WHEN '0' THEN {stored} ELSE {EXACT_ADD}({stored}, {added}) END"
+        return f"{EXACT_ADD}({stored}, {added})"
+    return f"{stored} + {added}"
 
 
 def _array_type(table: Table, column: str, dialect: Dialect) -> str:

@@ -1,13 +1,16 @@
 """The database schema (SQLAlchemy Core). Migrations in `migrations/` create exactly this.
 
-Times are stored as integer microseconds since the epoch (UTC) and distances as metres and
-scores as integer units, so SQLite and PostgreSQL store and compare them identically.
+Times are stored as integer microseconds since the epoch (UTC), so SQLite and PostgreSQL store
+and compare them identically. A producer's doubles (a trip's distance and scores, a
+challenge's minimum distance) are stored as the doubles they are (REAL, float8: both keep a
+double exactly); tallies as exact decimals (`Exact`; docs/rules.md#exact-figures).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +23,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -29,6 +33,7 @@ from sqlalchemy import (
 from service.domain.auth import KEY_ID_LENGTH
 from service.domain.bounds import EMAIL_MAX_LENGTH, ID_MAX_LENGTH, NAME_MAX_LENGTH
 from service.domain.events import SCORE_KINDS, ScoreKind
+from service.domain.exact import EXACT, ZERO
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -57,6 +62,53 @@ class Instant(TypeDecorator[datetime]):
         return None if value is None else from_micros(int(value))
 
 
+class Exact(TypeDecorator[Decimal]):
+    """An exact decimal (a tally's figures): NUMERIC on PostgreSQL, exact in arithmetic too,
+    so `x = x + delta` adds exactly; TEXT on SQLite, whose own numbers are int64 or doubles,
+    where `exact_add` (registered on every connection) adds two of them."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return str(value)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Decimal | None], Any] | None:
+        """`process_bind_param` without the wrapping layer: ingest binds a tally's figures
+        by the hundred thousand."""
+        return None if dialect.name == "postgresql" else _text
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+def _text(value: Decimal | None) -> str | None:
+    if value is ZERO:  # the figures of the scores a trip lacks: most of a month's columns
+        return "0"
+    return None if value is None else str(value)
+
+
+EXACT_ADD = "exact_add"
+"""The SQL function adding two `Exact` values on SQLite."""
+
+
+def exact_add(stored: str | None, delta: str | None) -> str | None:
+    """`stored + delta`, exactly, as SQLite keeps `Exact` values. Never raises inside SQLite
+    (which would report it as a failure of its own, retried for ever): a sum it cannot make
+    is NULL, which the NOT NULL column refuses, so the batch that caused it is dead-lettered."""
+    try:
+        return str(EXACT.add(Decimal(stored), Decimal(delta)))  # type: ignore[arg-type]
+    except (ArithmeticError, TypeError, ValueError):
+        return None
+
+
 metadata = MetaData()
 
 Id = String(ID_MAX_LENGTH)
@@ -66,9 +118,9 @@ Id = String(ID_MAX_LENGTH)
 def _tally_columns(prefix: str) -> list[Column[Any]]:
     return [
         Column(f"{prefix}_trips", Integer, nullable=False, default=0),
-        Column(f"{prefix}_metres", BigInteger, nullable=False, default=0),
-        Column(f"{prefix}_weighted", BigInteger, nullable=False, default=0),
-        Column(f"{prefix}_weight", BigInteger, nullable=False, default=0),
+        Column(f"{prefix}_km", Exact, nullable=False),
+        Column(f"{prefix}_weighted", Exact, nullable=False),
+        Column(f"{prefix}_weight", Exact, nullable=False),
     ]
 
 
@@ -219,8 +271,8 @@ trips = Table(
     Column("user_id", Id, nullable=False),
     # Null until the trip_completed event is seen (a deletion may come first).
     Column("ended_at", Instant, nullable=True),
-    Column("metres", BigInteger, nullable=True),
-    *(Column(SCORE_COLUMNS[kind], BigInteger, nullable=True) for kind in SCORE_KINDS),
+    Column("distance_km", Float, nullable=True),
+    *(Column(SCORE_COLUMNS[kind], Float, nullable=True) for kind in SCORE_KINDS),
     Column("arrived_at", Instant, nullable=True),
     Column("deleted_arrived_at", Instant, nullable=True),
     Index("ix_trips_user_ended", "tenant_id", "user_id", "ended_at"),
@@ -235,9 +287,9 @@ driver_months = Table(
     Column("month", Integer, primary_key=True, autoincrement=False),
     Column("user_id", Id, primary_key=True),
     Column("trips", Integer, nullable=False),
-    Column("metres", BigInteger, nullable=False),
-    *(Column(f"{SCORE_COLUMNS[k]}_weighted", BigInteger, nullable=False) for k in SCORE_KINDS),
-    *(Column(f"{SCORE_COLUMNS[k]}_weight", BigInteger, nullable=False) for k in SCORE_KINDS),
+    Column("km", Exact, nullable=False),
+    *(Column(f"{SCORE_COLUMNS[k]}_weighted", Exact, nullable=False) for k in SCORE_KINDS),
+    *(Column(f"{SCORE_COLUMNS[k]}_weight", Exact, nullable=False) for k in SCORE_KINDS),
 )
 
 # --- challenges ----------------------------------------------------------------------------
@@ -252,7 +304,7 @@ challenges = Table(
     Column("start_at", Instant, nullable=False),
     Column("end_at", Instant, nullable=False),
     Column("min_trips", Integer, nullable=False),
-    Column("min_metres", BigInteger, nullable=False),
+    Column("min_distance_km", Float, nullable=False),
     Column("pre_period_us", BigInteger, nullable=False),
     Column("pre_min_trips", Integer, nullable=False),
     Column("version_at", Instant, nullable=False),
@@ -360,11 +412,21 @@ tasks = Table(
     Column("created_version_at", Instant, nullable=True),
     Column("created_version_event", Id, nullable=True),
     Column("started_at", Instant, nullable=True),
-    Column("lowest_remaining", Integer, nullable=True),
     Column("completed_at", Instant, nullable=True),
     Column("failed_at", Instant, nullable=True),
     Column("failure_reason", Text, nullable=False),
     Column("canceled_at", Instant, nullable=True),
+)
+
+task_progress = Table(
+    "task_progress",
+    metadata,
+    # A task's progress reports that can still matter (service.domain.tasks.with_report), at
+    # their envelopes' times: a report dated after the task ended changes nothing.
+    Column("tenant_id", Id, primary_key=True),
+    Column("task_id", Id, primary_key=True),
+    Column("reported_at", Instant, primary_key=True),
+    Column("remaining", Integer, nullable=False),
 )
 
 task_pauses = Table(

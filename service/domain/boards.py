@@ -46,7 +46,8 @@ def checked_top(requested: int) -> int:
 
 SortKey = tuple[int | str, ...]
 """Where an entrant stands: ranked ones by (-score, -metres, user id), the others by
-(-metres, user id). Unique, since a user appears once."""
+(-metres, user id), with the score and the distance as answers show them (hundredths, metres).
+Unique, since a user appears once."""
 
 RANKED_KEY_LENGTH = 3
 OTHER_KEY_LENGTH = 2
@@ -95,8 +96,9 @@ def page(board: Board[K], *, not_ranked: bool, after: SortKey | None, size: int)
 
 @dataclass(frozen=True, slots=True)
 class Shortfall:
-    """Why an entrant is not ranked: what they lack of the thresholds (0 when they have it),
-    and whether they have no score at all (no trip with a distance carries one)."""
+    """Why an entrant is not ranked: what they lack of the thresholds (0 when they have it; the
+    distance to the metre rounded up), and whether they have no score at all (no trip with a
+    distance carries one)."""
 
     trips_short: int
     metres_short: int
@@ -141,7 +143,7 @@ def around(
     tally = tally_of(entrant)
     shortfall = Shortfall(
         max(thresholds.min_trips - tally.trips, 0),
-        max(thresholds.min_metres - tally.metres, 0),
+        thresholds.metres_short(tally),
         not has_score(entrant),
     )
     return Around(None, entrant, shortfall=shortfall)

@@ -79,13 +79,13 @@ every sum of a time and a duration before 2211."""
 # --- numbers -------------------------------------------------------------------------------
 
 TRIP_DISTANCE_MAX_KM = 10_000.0
-"""A trip's distance, finite, from 0: a day at 400 km/h is 9,600 km. In metres (10^7) times
-score units (10^5) one trip weighs 10^12 in the int64 sums, so a driver's month or challenge
-entry overflows only after nine million such trips."""
+"""A trip's distance, finite, from 0: a day at 400 km/h is 9,600 km. Times a score (at most
+10) one trip weighs under 10^5 in the exact sums, which keep every figure within the bounds
+exactly (`service.domain.exact.DIGITS` says how many digits that takes)."""
 
 CHALLENGE_MIN_DISTANCE_MAX_KM = 1_000_000.0
 """A challenge's minimum distance, finite, from 0: 25 times round the Earth per driver is
-beyond any challenge; in metres (10^9) it fits the int64 column with room to spare."""
+beyond any challenge."""
 
 TRIP_SCORE_RANGE = (0.0, 10.0)
 """A trip's scores (SPEC section 2), finite."""

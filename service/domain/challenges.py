@@ -11,17 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from service.domain.errors import InvalidGroupLabel, NotApplicableForChallenge, ProgressNotAvailable
 from service.domain.events import ChallengePublished, ChallengeTheme
-from service.domain.standings import (
-    EMPTY_TALLY,
-    Standings,
-    Tally,
-    Thresholds,
-    km_to_metres,
-    rank_entrants,
-)
+from service.domain.exact import ZERO, add, exact, half_up
+from service.domain.standings import EMPTY_TALLY, Standings, Tally, Thresholds, rank_entrants
 from service.domain.trips import TripFacts, counted_tally
 
 
@@ -34,7 +29,7 @@ class Challenge:
     end_at: datetime
     groups: tuple[str, ...]
     min_trips: int
-    min_metres: int
+    min_km: Decimal
     pre_period: timedelta
     pre_min_trips: int
 
@@ -48,7 +43,7 @@ class Challenge:
             end_at=e.end_at,
             groups=tuple(sorted(set(e.groups))),
             min_trips=e.min_trips,
-            min_metres=km_to_metres(e.min_distance_km),
+            min_km=exact(e.min_distance_km),
             pre_period=(
                 e.end_at - e.start_at if e.pre_challenge_period is None else e.pre_challenge_period
             ),
@@ -65,7 +60,7 @@ class Challenge:
 
     @property
     def thresholds(self) -> Thresholds:
-        return Thresholds(self.min_trips, self.min_metres)
+        return Thresholds(self.min_trips, self.min_km)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +115,10 @@ def entry_from_trips(
 
 
 def score_hundredths(challenge: Challenge, tally: Tally) -> int | None:
-    """The theme's distance-weighted mean score; for DISTANCE, the kilometres driven."""
+    """The theme's distance-weighted mean score; for DISTANCE, the kilometres driven (both in
+    hundredths, rounded half up once, from the exact figures)."""
     if challenge.theme is ChallengeTheme.DISTANCE:
-        return (tally.metres + 5) // 10 if tally.trips else None
+        return half_up(tally.km, 2) if tally.trips else None
     return tally.score_hundredths
 
 
@@ -199,7 +195,15 @@ def progress(challenge: Challenge, entries: Sequence[Entry], now: datetime) -> P
         registered_users=len(entries),
         ranked_users=len(standings.ranked),
         users_with_data_before=sum(has_data_before(challenge, e) for e in entries),
-        total_metres=sum(e.during.metres for e in entries),
+        total_metres=half_up(_total_km(entries), 3),
         total_trips=sum(e.during.trips for e in entries),
         users=tuple(lines),
     )
+
+
+def _total_km(entries: Sequence[Entry]) -> Decimal:
+    """The distance of every entry, exactly (rounded once, by the caller)."""
+    total = ZERO
+    for entry in entries:
+        total = add(total, entry.during.km)
+    return total

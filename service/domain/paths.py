@@ -12,8 +12,10 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from service.domain import events as ev
+from service.domain.exact import ZERO, add, exact, ratio_half_up
 
 
 class PathStatus(enum.IntEnum):
@@ -205,8 +207,9 @@ class StepProgress:
         return min((g.done_at for g in self.successes), default=None)
 
     def past_due(self, now: datetime) -> bool:
-        """Due strictly before now: a step due exactly now is not late yet."""
-        return self.due_at is not None and self.due_at < now and not self.completed
+        """Due at or before now (a moment reached counts as passed: a step due exactly now is
+        late), and not completed."""
+        return self.due_at is not None and self.due_at <= now and not self.completed
 
 
 def step_progress(
@@ -270,7 +273,8 @@ def stats(session: ev.PathSessionPublished, state: LearnerState, now: datetime) 
     }
     steps = [step_progress(s, attempts, corrections, state.enrolled_at) for s in session.steps]
     mandatory = [p for p in steps if p.step.mandatory]
-    # Success asks for every mandatory step, and for every step when none is mandatory.
+    # Success and failure ask about every mandatory step, and every step when none is
+    # mandatory; lateness and waiting for an assessor, about mandatory steps only.
     required = mandatory or steps
     detailed, reason = _detailed_status(session, steps, mandatory, required, moment)
     return PathStats(
@@ -295,12 +299,14 @@ def _progress(steps: Sequence[StepProgress]) -> int:
 
 
 def _score(steps: Sequence[StepProgress]) -> int:
-    """Mean of each completed step's best score, rounded half up; 0 without any."""
-    best = [b for p in steps if (b := p.best_score) is not None]
-    if not best:
-        return 0
-    mean = sum(best) / len(best)
-    return int(mean + 0.5)
+    """Mean of each completed step's best score, rounded half up once, from the exact
+    decimals the scores stand for (docs/rules.md#exact-figures); 0 without any."""
+    total, count = ZERO, 0
+    for progress in steps:
+        best = progress.best_score
+        if best is not None:
+            total, count = add(total, exact(best)), count + 1
+    return ratio_half_up(total, Decimal(count), 0) if count else 0
 
 
 def _status(
@@ -341,9 +347,10 @@ def _detailed_status(
     now: datetime,
 ) -> tuple[DetailedStatusType, DetailedStatusReason | None]:
     """The first rule that holds (docs/rules.md#detailed-status): `required` are the steps
-    success asks for; every other rule looks at the mandatory steps only."""
-    failing = [p for p in mandatory if not p.successful]
-    all_done = all(p.completed for p in mandatory)
+    success and failure ask about (successful, unsuccessful, toRetake); awaitingCorrection and
+    late look at the mandatory steps only."""
+    failing = [p for p in required if not p.successful]
+    all_done = all(p.completed for p in required)
     if session.starts_at is not None and now < session.starts_at:
         return DetailedStatusType.SESSION_NOT_OPENED, None
     if required and all(p.successful for p in required):

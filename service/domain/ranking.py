@@ -1,7 +1,7 @@
 """Monthly driver ranking (docs/rules.md#driver-ranking).
 
-A driver's month holds, as integers, their trip count and metres plus, per score kind, the
-weighted sum and weight of the trips that carry that score; the ranking of one kind reads the
+A driver's month holds their trip count and, exactly, their kilometres plus, per score kind,
+the weighted sum and weight of the trips that carry that score; the ranking of one kind reads the
 matching `Tally` and hands it to the shared competition ranking.
 """
 
@@ -11,10 +11,12 @@ import functools
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Generic, TypeVar
 
 from service.domain.errors import invalid_month
 from service.domain.events import SCORE_POSITION, ScoreKind
+from service.domain.exact import ZERO, add, exact, multiply
 from service.domain.standings import (
     EMPTY_TALLY,
     Placed,
@@ -72,33 +74,36 @@ def requested_month(year: int, number: int, now: datetime) -> Month:
     return month
 
 
+Four = tuple[Decimal, Decimal, Decimal, Decimal]
+
+
 @dataclass(frozen=True, slots=True)
 class MonthTotals:
-    """A driver's trips of one month, for every score kind at once."""
+    """A driver's trips of one month, for every score kind at once, exactly."""
 
     trips: int = 0
-    metres: int = 0
-    weighted: tuple[int, int, int, int] = (0, 0, 0, 0)
-    weight: tuple[int, int, int, int] = (0, 0, 0, 0)
+    km: Decimal = ZERO
+    weighted: Four = (ZERO, ZERO, ZERO, ZERO)
+    weight: Four = (ZERO, ZERO, ZERO, ZERO)
 
     @classmethod
     def of_trip(cls, trip: TripFacts) -> MonthTotals:
-        metres = trip.metres
-        a, b, c, d = trip.score_units
+        km = trip.km
+        a, b, c, d = trip.scores
         return cls(
             1,
-            metres,
+            km,
             (
-                0 if a is None else a * metres,
-                0 if b is None else b * metres,
-                0 if c is None else c * metres,
-                0 if d is None else d * metres,
+                ZERO if a is None else multiply(exact(a), km),
+                ZERO if b is None else multiply(exact(b), km),
+                ZERO if c is None else multiply(exact(c), km),
+                ZERO if d is None else multiply(exact(d), km),
             ),
             (
-                0 if a is None else metres,
-                0 if b is None else metres,
-                0 if c is None else metres,
-                0 if d is None else metres,
+                ZERO if a is None else km,
+                ZERO if b is None else km,
+                ZERO if c is None else km,
+                ZERO if d is None else km,
             ),
         )
 
@@ -107,28 +112,29 @@ class MonthTotals:
         """Many totals at once (one object built, not one per addition)."""
         if len(parts) == 1:
             return parts[0]
-        weighted, weight = [0, 0, 0, 0], [0, 0, 0, 0]
+        km, weighted, weight = ZERO, [ZERO] * 4, [ZERO] * 4
         for part in parts:
+            km = add(km, part.km)
             for i in range(4):
-                weighted[i] += part.weighted[i]
-                weight[i] += part.weight[i]
-        return cls(
-            sum(p.trips for p in parts),
-            sum(p.metres for p in parts),
-            _four(weighted),
-            _four(weight),
-        )
+                weighted[i] = add(weighted[i], part.weighted[i])
+                weight[i] = add(weight[i], part.weight[i])
+        return cls(sum(p.trips for p in parts), km, _four(weighted), _four(weight))
 
     def tally(self, kind: ScoreKind) -> Tally:
         i = SCORE_POSITION[kind]
-        return Tally(self.trips, self.metres, self.weighted[i], self.weight[i])
+        return Tally(self.trips, self.km, self.weighted[i], self.weight[i])
 
     def __add__(self, other: MonthTotals) -> MonthTotals:
         return MonthTotals.sum((self, other))
 
     def __neg__(self) -> MonthTotals:
         (a, b, c, d), (e, f, g, h) = self.weighted, self.weight
-        return MonthTotals(-self.trips, -self.metres, (-a, -b, -c, -d), (-e, -f, -g, -h))
+        return MonthTotals(
+            -self.trips,
+            self.km.copy_negate(),
+            (a.copy_negate(), b.copy_negate(), c.copy_negate(), d.copy_negate()),
+            (e.copy_negate(), f.copy_negate(), g.copy_negate(), h.copy_negate()),
+        )
 
     def __sub__(self, other: MonthTotals) -> MonthTotals:
         return self + -other
@@ -137,7 +143,7 @@ class MonthTotals:
 NO_TOTALS = MonthTotals()
 
 
-def _four(values: Sequence[int]) -> tuple[int, int, int, int]:
+def _four(values: Sequence[Decimal]) -> Four:
     return (values[0], values[1], values[2], values[3])
 
 
@@ -170,7 +176,7 @@ class MonthDeltas(Generic[S]):
 
     def __init__(self, grace: timedelta) -> None:
         self._grace = grace
-        self._sums: dict[tuple[S, str, Month], list[int]] = {}
+        self._sums: dict[tuple[S, str, Month], _Sums] = {}
 
     def add(self, scope: S, trip: TripFacts, sign: int = 1) -> None:
         """Count `trip` (its contribution times `sign`, +1 or -1) under `scope`."""
@@ -180,22 +186,40 @@ class MonthDeltas(Generic[S]):
         key = (scope, trip.user_id, month)
         sums = self._sums.get(key)
         if sums is None:
-            sums = self._sums[key] = [0] * 10
-        metres = sign * trip.metres
-        sums[0] += sign
-        sums[1] += metres
-        for i, units in enumerate(trip.score_units):
-            if units is not None:
-                sums[2 + i] += units * metres
-                sums[6 + i] += metres
+            sums = self._sums[key] = _Sums()
+        sums.trips += sign
+        km = exact(trip.distance_km)
+        if sign < 0:
+            km = km.copy_negate()
+        figures = sums.figures
+        figures[0] = add(figures[0], km)
+        for i, score in enumerate(trip.scores):
+            if score is not None:
+                figures[1 + i] = add(figures[1 + i], multiply(exact(score), km))
+                figures[5 + i] = add(figures[5 + i], km)
 
     def totals(self) -> dict[tuple[S, str, Month], MonthTotals]:
         """The non-zero sums (a trip and its undoing in one batch cancel out)."""
         return {
-            key: MonthTotals(s[0], s[1], _four(s[2:6]), _four(s[6:10]))
-            for key, s in self._sums.items()
-            if any(s)
+            key: sums.totals()
+            for key, sums in self._sums.items()
+            if sums.trips or any(sums.figures)
         }
+
+
+class _Sums:
+    """One driver month's sums as `MonthDeltas` adds to them: the trips, and the km, weighted
+    sums and weights in `MonthTotals` order."""
+
+    __slots__ = ("figures", "trips")
+
+    def __init__(self) -> None:
+        self.trips = 0
+        self.figures = [ZERO] * 9
+
+    def totals(self) -> MonthTotals:
+        f = self.figures
+        return MonthTotals(self.trips, f[0], _four(f[1:5]), _four(f[5:9]))
 
 
 def totals_from_trips(

@@ -1,70 +1,74 @@
 """Tallies of trips and the competition ranking shared by driver and challenge rankings
-(docs/rules.md#conventions, docs/rules.md#ranking-order).
+(docs/rules.md#conventions, docs/rules.md#exact-figures, docs/rules.md#ranking-order).
 
-Figures are kept as integers (metres, score units) so that adding a trip and later taking it
-away again returns the tally to exactly what it was: incremental state then equals a
-recomputation from all events, in any order, with no floating-point drift.
+Figures are exact (`service.domain.exact`): the decimals producers sent, added and multiplied
+without rounding, so adding a trip and later taking it away again returns the tally to exactly
+what it was (incremental state then equals a recomputation from all events, in any order), and
+a mean is the mean of those decimals, rounded once when it is read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Generic, TypeVar
 
-SCORE_UNITS_PER_POINT = 10_000
-"""Scores are 0-10 doubles; we keep them to 1/10,000 of a point."""
+from service.domain.exact import ZERO, add, half_up, multiply, ratio_half_up, rounded_up, subtract
 
 METRES_PER_KM = 1_000
-
-
-def km_to_metres(km: float) -> int:
-    return round(km * METRES_PER_KM)
 
 
 def metres_to_km(metres: int) -> float:
     return metres / METRES_PER_KM
 
 
-def score_to_units(score: float) -> int:
-    return round(score * SCORE_UNITS_PER_POINT)
-
-
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Trips folded over one window for one kind of score.
+    """Trips folded over one window for one kind of score, exactly.
 
-    `weighted` is the sum of score units * metres over the trips that carry the score and
-    `weight` the sum of their metres, so the distance-weighted mean is `weighted / weight`.
+    `km` is the distance of all the trips; `weighted` the sum of score * km over the trips
+    that carry the score and `weight` the sum of their km, so the distance-weighted mean is
+    `weighted / weight`. A trip of 0 km weighs nothing: its score does not count.
     """
 
     trips: int = 0
-    metres: int = 0
-    weighted: int = 0
-    weight: int = 0
+    km: Decimal = ZERO
+    weighted: Decimal = ZERO
+    weight: Decimal = ZERO
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
             self.trips + other.trips,
-            self.metres + other.metres,
-            self.weighted + other.weighted,
-            self.weight + other.weight,
+            add(self.km, other.km),
+            add(self.weighted, other.weighted),
+            add(self.weight, other.weight),
         )
 
     def __sub__(self, other: Tally) -> Tally:
         return Tally(
             self.trips - other.trips,
-            self.metres - other.metres,
-            self.weighted - other.weighted,
-            self.weight - other.weight,
+            subtract(self.km, other.km),
+            subtract(self.weighted, other.weighted),
+            subtract(self.weight, other.weight),
         )
 
     def __neg__(self) -> Tally:
-        return Tally(-self.trips, -self.metres, -self.weighted, -self.weight)
+        return Tally(
+            -self.trips,
+            self.km.copy_negate(),
+            self.weighted.copy_negate(),
+            self.weight.copy_negate(),
+        )
 
     @property
     def is_empty(self) -> bool:
         return self == EMPTY_TALLY
+
+    @property
+    def metres(self) -> int:
+        """The distance as answers show it: to the metre, rounded half up."""
+        return half_up(self.km, 3)
 
     @property
     def score_hundredths(self) -> int | None:
@@ -72,10 +76,9 @@ class Tally:
 
         None when no trip with a distance carries the score.
         """
-        if self.weight <= 0:
+        if not self.weight:
             return None
-        scale = self.weight * (SCORE_UNITS_PER_POINT // 100)
-        return (self.weighted + scale // 2) // scale
+        return ratio_half_up(self.weighted, self.weight, 2)
 
     @property
     def score(self) -> float | None:
@@ -86,21 +89,27 @@ class Tally:
 EMPTY_TALLY = Tally()
 
 
-def trip_tally(metres: int, score_units: int | None) -> Tally:
+def trip_tally(km: Decimal, score: Decimal | None) -> Tally:
     """The tally of a single trip; a trip without the score counts in trips and distance only."""
-    if score_units is None:
-        return Tally(1, metres, 0, 0)
-    return Tally(1, metres, score_units * metres, metres)
+    if score is None:
+        return Tally(1, km)
+    return Tally(1, km, multiply(score, km), km)
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     min_trips: int
-    min_metres: int
+    min_km: Decimal
 
     def admits(self, tally: Tally) -> bool:
-        """Enough trips and distance to be ranked (a score is needed as well)."""
-        return tally.trips >= self.min_trips and tally.metres >= self.min_metres
+        """Enough trips and distance to be ranked (a score is needed as well); the distance
+        is compared exactly: 19.9996 km is under 20 km."""
+        return tally.trips >= self.min_trips and tally.km >= self.min_km
+
+    def metres_short(self, tally: Tally) -> int:
+        """What `tally` lacks of the distance, to the metre rounded up (0 when it has it): a
+        driver 0.4 m short is shown 1 m short, never 0."""
+        return max(rounded_up(subtract(self.min_km, tally.km), 3), 0)
 
 
 K = TypeVar("K")

@@ -1,17 +1,18 @@
 """The task state machine (docs/rules.md#tasks): what a task's events say, and its status.
 
-A task's events fold into `TaskFacts` (the first creation, the earliest start, the lowest
-remaining count, the earliest completion and failure), so the facts are the same whatever
-order the events arrive in, events for a task that is not created yet included. `task_of`
-reads the task from its facts and its tenant's pauses of the task's type:
+A task's events fold into `TaskFacts` (the first creation, the earliest start, the progress
+reports with their times, the earliest completion and failure), so the facts are the same
+whatever order the events arrive in, events for a task that is not created yet included.
+`task_of` reads the task from its facts and its tenant's pauses of the task's type:
 
 - PENDING once created, IN_PROGRESS once started;
 - the earliest terminal moment wins, each at its own time: `completed_at` (COMPLETED),
   `failed_at` (FAILED), or the first pause at or after the start (CANCELED). A pause cancels
   a task that had started by then and was not terminal; a task started after it goes on.
-  COMPLETED, CANCELED and FAILED are terminal: what comes later changes nothing;
-- `nbRemainingItems`: the lowest count reported once the task started, never above
-  `nbItems` (a count above it is ignored), 0 once completed.
+  COMPLETED, CANCELED and FAILED are terminal: an event dated after the terminal moment
+  changes nothing (a start after it is no start, a report after it no progress);
+- `nbRemainingItems`: the lowest count reported (by the end, for a terminal task) once the
+  task started, never above `nbItems` (a count above it is ignored), 0 once completed.
 """
 
 from __future__ import annotations
@@ -40,12 +41,23 @@ class Creation:
     """A task created twice keeps the creation of the oldest version."""
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Report:
+    """A `task_progressed`: the items left, at its envelope's `occurred_at` (it has no time of
+    its own)."""
+
+    at: datetime
+    remaining: int
+
+
 @dataclass(frozen=True, slots=True)
 class TaskFacts:
     task_id: str
     creation: Creation | None = None
     started_at: datetime | None = None
-    lowest_remaining: int | None = None
+    progress: tuple[Report, ...] = ()
+    """The reports that can still matter, oldest first, each lower than every earlier one
+    (`with_report`): the lowest count reported by any moment is the last of them by then."""
     completed_at: datetime | None = None
     failed_at: datetime | None = None
     failure_reason: str = ""
@@ -65,6 +77,8 @@ class Task:
     completed_at: datetime | None = None
     failed_at: datetime | None = None
     failure_reason: str = ""
+    ended_at: datetime | None = None
+    """The terminal moment (of a COMPLETED, CANCELED or FAILED task)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +99,8 @@ def fold(facts: TaskFacts, event: PerTaskEvent, version: Version) -> TaskFacts:
     if isinstance(event, ev.TaskStarted):
         return replace(facts, started_at=_earliest(facts.started_at, event.started_at))
     if isinstance(event, ev.TaskProgressed):
-        lowest = facts.lowest_remaining
-        remaining = event.nb_remaining_items
-        return replace(
-            facts, lowest_remaining=remaining if lowest is None else min(lowest, remaining)
-        )
+        report = Report(version.at, event.nb_remaining_items)
+        return replace(facts, progress=with_report(facts.progress, report))
     if isinstance(event, ev.TaskCompleted):
         return replace(facts, completed_at=_earliest(facts.completed_at, event.completed_at))
     failure = (event.failed_at, event.reason)
@@ -105,20 +116,57 @@ def task_of(facts: TaskFacts, pauses: Iterable[datetime]) -> Task | None:
     if creation is None:
         return None
     status, ended_at = _terminal(facts, pauses)
+    started_at = _by(facts.started_at, ended_at)
     if status is None:
-        status = TaskStatus.PENDING if facts.started_at is None else TaskStatus.IN_PROGRESS
+        status = TaskStatus.PENDING if started_at is None else TaskStatus.IN_PROGRESS
+    remaining = creation.nb_items
+    if status is TaskStatus.COMPLETED:
+        remaining = 0
+    elif started_at is not None:
+        lowest = _lowest_by(facts.progress, ended_at)
+        if lowest is not None and lowest <= creation.nb_items:
+            remaining = lowest
     return Task(
         task_id=facts.task_id,
         type=creation.type,
         status=status,
         nb_items=creation.nb_items,
-        nb_remaining_items=_remaining(facts, creation.nb_items, status),
+        nb_remaining_items=remaining,
         created_at=creation.created_at,
-        started_at=facts.started_at,
+        started_at=started_at,
         completed_at=ended_at if status is TaskStatus.COMPLETED else None,
         failed_at=ended_at if status is TaskStatus.FAILED else None,
         failure_reason=facts.failure_reason if status is TaskStatus.FAILED else "",
+        ended_at=ended_at,
     )
+
+
+def with_report(reports: tuple[Report, ...], new: Report) -> tuple[Report, ...]:
+    """`reports` with `new`, keeping only the reports that can still matter: by time, each
+    lower than every earlier one (a report no lower than an earlier one never is the lowest by
+    any moment). The same whatever order the reports come in."""
+    kept: list[Report] = []
+    for report in sorted((*reports, new)):
+        if not kept or report.remaining < kept[-1].remaining:
+            kept.append(report)
+    return tuple(kept)
+
+
+def _lowest_by(reports: tuple[Report, ...], moment: datetime | None) -> int | None:
+    """The lowest count reported at or before `moment` (None: ever)."""
+    lowest = None
+    for report in reports:
+        if moment is not None and report.at > moment:
+            break
+        lowest = report.remaining
+    return lowest
+
+
+def _by(moment: datetime | None, ended_at: datetime | None) -> datetime | None:
+    """`moment` if it came by the task's end (an event dated after it changes nothing)."""
+    if moment is None or (ended_at is not None and moment > ended_at):
+        return None
+    return moment
 
 
 # Terminal moments that fall at the same time: completing or failing first (the task was
@@ -147,15 +195,6 @@ def _terminal(
     return status, at
 
 
-def _remaining(facts: TaskFacts, nb_items: int, status: TaskStatus) -> int:
-    if status is TaskStatus.COMPLETED:
-        return 0
-    lowest = facts.lowest_remaining
-    if facts.started_at is None or lowest is None or lowest > nb_items:
-        return nb_items
-    return lowest
-
-
 def ignored(before: Task | None, after: Task | None, event: PerTaskEvent) -> Ignored | None:
     """Why a valid event changed nothing of a task that exists, for operators; None when it
     changed the task, or when it waits for the task's creation."""
@@ -164,7 +203,8 @@ def ignored(before: Task | None, after: Task | None, event: PerTaskEvent) -> Ign
     if isinstance(event, ev.TaskCreated):
         return Ignored("already_exists", f"task {event.task_id!r} already exists")
     if before.status in TERMINAL:
-        return Ignored("terminal_state", f"task is {before.status.name}, a terminal state")
+        ended = "" if before.ended_at is None else f" since {before.ended_at.isoformat()}"
+        return Ignored("terminal_state", f"task is {before.status.name}{ended}, a terminal state")
     if isinstance(event, ev.TaskStarted):
         return Ignored("not_pending", "the task had started already")
     if isinstance(event, ev.TaskProgressed):

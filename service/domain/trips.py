@@ -12,50 +12,61 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from service.domain.events import SCORE_POSITION, ScoreKind, TripCompleted
-from service.domain.standings import EMPTY_TALLY, Tally, km_to_metres, score_to_units, trip_tally
+from service.domain.exact import exact
+from service.domain.standings import EMPTY_TALLY, Tally, trip_tally
 
-ScoreUnits = tuple[int | None, int | None, int | None, int | None]
-"""Score units of a trip, in `SCORE_KINDS` order."""
+Doubles = tuple[float | None, float | None, float | None, float | None]
+"""A trip's scores as its producer sent them, in `SCORE_KINDS` order."""
 
 
 @dataclass(frozen=True, slots=True)
 class TripFacts:
+    """A trip as recorded: its figures are the producer's doubles, kept as sent (and stored
+    as sent); the rules read them as the exact decimals they stand for (`km`, `score_of`;
+    docs/rules.md#exact-figures)."""
+
     trip_id: str
     user_id: str
     ended_at: datetime
-    metres: int
-    score_units: ScoreUnits
+    distance_km: float
+    scores: Doubles
     arrived_at: datetime
     deleted_arrived_at: datetime | None = None
 
     @classmethod
     def from_event(cls, event: TripCompleted, arrived_at: datetime) -> TripFacts:
-        a, b, c, d = event.scores.in_kind_order()
         return cls(
-            trip_id=event.trip_id,
-            user_id=event.user_id,
-            ended_at=event.ended_at,
-            metres=km_to_metres(event.distance_km),
-            score_units=(_units(a), _units(b), _units(c), _units(d)),
-            arrived_at=arrived_at,
+            event.trip_id,
+            event.user_id,
+            event.ended_at,
+            event.distance_km,
+            event.scores.in_kind_order(),
+            arrived_at,
         )
 
-    def units_of(self, kind: ScoreKind) -> int | None:
-        return self.score_units[SCORE_POSITION[kind]]
+    @property
+    def km(self) -> Decimal:
+        return exact(self.distance_km)
+
+    def score_of(self, kind: ScoreKind) -> Decimal | None:
+        score = self.scores[SCORE_POSITION[kind]]
+        return None if score is None else exact(score)
 
     def tally(self, kind: ScoreKind | None) -> Tally:
         """This trip's tally for one score (None: distance only)."""
-        return trip_tally(self.metres, None if kind is None else self.units_of(kind))
+        return trip_tally(self.km, None if kind is None else self.score_of(kind))
 
     def same_trip_as(self, other: TripFacts) -> bool:
-        """Same recorded content, whatever arrived when (a re-sent trip)."""
-        return (self.user_id, self.ended_at, self.metres, self.score_units) == (
+        """Same recorded content, whatever arrived when (a re-sent trip): the same user, end
+        and figures (equal doubles are equal decimals)."""
+        return (self.user_id, self.ended_at, self.distance_km, self.scores) == (
             other.user_id,
             other.ended_at,
-            other.metres,
-            other.score_units,
+            other.distance_km,
+            other.scores,
         )
 
     def deleted(self, arrived_at: datetime) -> TripFacts:
@@ -63,10 +74,6 @@ class TripFacts:
         if self.deleted_arrived_at is not None and self.deleted_arrived_at <= arrived_at:
             return self
         return replace(self, deleted_arrived_at=arrived_at)
-
-
-def _units(score: float | None) -> int | None:
-    return None if score is None else score_to_units(score)
 
 
 def counts_by(trip: TripFacts, freeze_at: datetime) -> bool:

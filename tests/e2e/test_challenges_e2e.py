@@ -165,3 +165,66 @@ async def test_another_tenants_challenge_is_not_found(running: Running) -> None:
             challenges_pb2.GetChallengeRankingRequest(challenge_id="c1"), metadata=stranger.auth
         )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_challenge_compares_and_scores_the_exact_figures(running: Running) -> None:
+    """docs/rules.md#exact-figures: a safety challenge of 20 km where 8.12496 ties with 8.12
+    and 19.9996 km falls a metre short; a distance challenge where ten trips of half a metre
+    score 0.01 km."""
+    now, tenant, topic = datetime.now(UTC), running.tenant, running.settings.topic
+    start, end = now - timedelta(days=1), now + timedelta(days=1)
+    safety = challenge_envelope("safe", start=start, end=end, tenant=tenant)
+    safety.challenge_published.min_distance_km = 20  # type: ignore[attr-defined]
+    distance = challenge_envelope(
+        "far", start=start, end=end, theme="CHALLENGE_THEME_DISTANCE", tenant=tenant
+    )
+    await produce(running.servers, topic("catalog"), [(b"safe", safety), (b"far", distance)])
+    drivers = {"ann": (5, 5.0, 8.12496), "bob": (5, 6.0, 8.12), "dee": (5, 3.99992, 8.0)}
+    drivers["eve"] = (10, 0.0005, 9.0)
+    await produce(
+        running.servers,
+        topic("enrollments"),
+        [
+            (user.encode(), registration_envelope(c, user, registered_at=start, tenant=tenant))
+            for c in ("safe", "far")
+            for user in drivers
+        ],
+    )
+    trips = [
+        (u.encode(), trip_envelope(f"{u}{i}", u, km=km, safety=score, tenant=tenant))
+        for u, (count, km, score) in drivers.items()
+        for i in range(count)
+    ]
+    await produce(running.servers, topic("trips"), trips)
+    stub = challenges_pb2_grpc.ChallengeServiceStub(running.channel)
+
+    async def ranking(challenge_id: str) -> challenges_pb2.GetChallengeRankingResponse:
+        request = challenges_pb2.GetChallengeRankingRequest(challenge_id=challenge_id)
+        return await stub.GetChallengeRanking(request, metadata=running.auth)
+
+    def all_trips(answer: challenges_pb2.GetChallengeRankingResponse) -> int:
+        ranked = sum(u.numberTrips for u in answer.users)
+        return ranked + sum(u.numberTrips for u in answer.usersNotRanked)
+
+    safe = await eventually(lambda: ranking("safe"), lambda r: all_trips(r) == 25)
+    assert [(u.username, u.rank, u.score, u.distance) for u in safe.users] == [
+        ("bob", 1, 8.12, 30.0),
+        ("ann", 1, 8.12, 25.0),
+    ]
+    assert [(u.username, u.distance) for u in safe.usersNotRanked] == [
+        ("dee", 20.0),
+        ("eve", 0.005),
+    ]
+    rank = await stub.GetChallengeRank(
+        challenges_pb2.GetChallengeRankRequest(challenge_id="safe", user_id="dee"),
+        metadata=running.auth,
+    )
+    assert (rank.shortfall.tripsShort, rank.shortfall.distanceShortKm) == (0, 0.001)
+
+    far = await eventually(lambda: ranking("far"), lambda r: all_trips(r) == 25)
+    assert [(u.username, u.rank, u.score) for u in far.users] == [
+        ("bob", 1, 30.0),
+        ("ann", 2, 25.0),
+        ("dee", 3, 20.0),
+        ("eve", 4, 0.01),
+    ]

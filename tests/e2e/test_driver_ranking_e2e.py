@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime, timedelta
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -10,8 +13,16 @@ from grpc_status import rpc_status
 from sqlalchemy import select
 
 from service.adapters.tables import dead_letters
+from service.gen.podium.events.v1 import tasks_pb2 as events
 from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
-from tests.builders import deletion_envelope, produce, trip_envelope, user_envelope
+from tests.builders import (
+    challenge_envelope,
+    deletion_envelope,
+    produce,
+    task_envelope,
+    trip_envelope,
+    user_envelope,
+)
 from tests.e2e.conftest import Running, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
@@ -149,3 +160,85 @@ def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
     return info
+
+
+async def test_figures_are_exact_and_rounded_once(running: Running) -> None:
+    """docs/rules.md#exact-figures, through Kafka and gRPC: a mean of 8.12496 ties with 8.12;
+    19.9996 km is short of 20 km by a metre; a trip of 1e-9 km carries its score; trips of
+    0 km carry none."""
+    tenant = running.tenant
+    drivers = {"ann": (5.0, 8.12496), "bob": (6.0, 8.12), "dee": (3.99992, 8.0)}
+    drivers |= {"eve": (1e-9, 5.0), "fay": (0.0, 9.0)}
+    trips = [
+        (user.encode(), trip_envelope(f"{user}{i}", user, km=km, safety=score, tenant=tenant))
+        for user, (km, score) in drivers.items()
+        for i in range(1 if user == "eve" else 5)
+    ]
+    await produce(running.servers, running.settings.topic("trips"), trips)
+    stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(running.channel)
+
+    async def ranking() -> driver_ranking_pb2.MonthRanking:
+        answer = await stub.GetDriverRanking(ranking_request(), metadata=running.auth)
+        return answer.currentMonth
+
+    month = await eventually(ranking, lambda m: len(m.driverRanked) + len(m.driverNotRanked) == 5)
+    assert [(d.userId, d.rank, d.score, d.distance) for d in month.driverRanked] == [
+        ("bob", 1, 8.12, 30.0),
+        ("ann", 1, 8.12, 25.0),
+    ]
+    assert [(d.userId, d.distance, d.tripNumber) for d in month.driverNotRanked] == [
+        ("dee", 20.0, 5),
+        ("eve", 0.0, 1),
+        ("fay", 0.0, 5),
+    ]
+
+    async def shortfall(user: str) -> tuple[int, float, bool]:
+        request = driver_ranking_pb2.GetDriverRankRequest(type="RANKING_TYPE_SAFETY", user_id=user)
+        found = (await stub.GetDriverRank(request, metadata=running.auth)).shortfall
+        return (found.tripsShort, found.distanceShortKm, found.noScore)
+
+    assert await shortfall("dee") == (0, 0.001, False)
+    assert await shortfall("eve") == (4, 20.0, False)
+    assert await shortfall("fay") == (0, 20.0, True)
+
+
+async def test_dead_letters_are_counted_by_the_kind_the_rules_give_them(running: Running) -> None:
+    """docs/rules.md#validation-and-dead-letters: what cannot be decoded into an event is
+    `undecodable` (a missing time, an unspecified enum, a NaN distance of a challenge), what
+    breaks a rule `invalid`."""
+    tenant, topic = running.tenant, running.settings.topic
+    no_end = trip_envelope("no-end", "ann", tenant=tenant)
+    no_end.trip_completed.ClearField("ended_at")
+    out_of_range = trip_envelope("out", "ann", safety=8.0, tenant=tenant)
+    out_of_range.trip_completed.scores.safety = 42.0
+    now = datetime.now(UTC)
+    nan = challenge_envelope("nan", start=now, end=now + timedelta(days=1), tenant=tenant)
+    nan.challenge_published.min_distance_km = math.nan  # type: ignore[attr-defined]
+    untyped = task_envelope("k", tenant, task_created=events.TaskCreated(task_id="k", nb_items=3))
+    untyped.task_created.created_at.FromDatetime(now)  # type: ignore[attr-defined]
+    letters = {
+        ("trips", "undecodable"): 1,
+        ("trips", "invalid"): 1,
+        ("catalog", "undecodable"): 1,
+        ("tasks", "undecodable"): 1,
+    }
+
+    def counted() -> dict[tuple[str, str], float]:
+        registry = running.podium.metrics.registry
+        return {
+            (family, kind): registry.get_sample_value(
+                "podium_events_dead_lettered_total", {"topic": topic(family), "reason": kind}
+            )
+            or 0.0
+            for family, kind in letters
+        }
+
+    before = counted()
+    await produce(running.servers, topic("trips"), [(b"ann", no_end), (b"ann", out_of_range)])
+    await produce(running.servers, topic("catalog"), [(b"nan", nan)])
+    await produce(running.servers, topic("tasks"), [(b"k", untyped)])
+
+    async def added() -> dict[tuple[str, str], float]:
+        return {key: count - before[key] for key, count in counted().items()}
+
+    assert await eventually(added, lambda found: found == letters) == letters

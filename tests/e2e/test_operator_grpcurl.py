@@ -6,11 +6,12 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.builders import produce, trip_envelope, user_envelope
-from tests.e2e.conftest import Running
+from tests.e2e.conftest import Running, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -102,3 +103,45 @@ async def test_an_error_shows_its_reason_to_the_operator(running: Running) -> No
     assert code != 0
     assert "Code: InvalidArgument" in output
     assert '"reason":"invalid_rank_type"' in output.replace(" ", "")
+
+
+async def test_grpcurl_shows_figures_rounded_once_from_the_exact_ones(running: Running) -> None:
+    """The README's session: 8.12496 ties with 8.12; five trips of 3.99992 km show 20 km and
+    fall a metre short of the 20 km threshold."""
+    drivers = {"ann": (5.0, 8.12496), "bob": (6.0, 8.12), "dee": (3.99992, 8.0)}
+    await produce(
+        running.servers,
+        running.settings.topic("trips"),
+        [
+            (
+                user.encode(),
+                trip_envelope(f"{user}{i}", user, km=km, safety=score, tenant=running.tenant),
+            )
+            for user, (km, score) in drivers.items()
+            for i in range(5)
+        ],
+    )
+
+    async def call(method: str, **request: str) -> dict[str, Any]:
+        body = json.dumps({"type": "RANKING_TYPE_SAFETY", **request})
+        code, output = await grpcurl(
+            "-H", f"x-api-key: {running.key}", "-d", body, running.address, method
+        )
+        assert code == 0, output
+        answer: dict[str, Any] = json.loads(output)
+        return answer
+
+    async def month() -> dict[str, Any]:
+        answer = await call("podium.v1.DriverRankingService/GetDriverRanking")
+        return dict(answer["currentMonth"])
+
+    current = await eventually(month, lambda m: len(m.get("driverNotRanked", [])) == 1)
+    assert [
+        (d["userId"], d["rank"], d["score"], d["distance"]) for d in current["driverRanked"]
+    ] == [
+        ("bob", 1, 8.12, 30),
+        ("ann", 1, 8.12, 25),
+    ]
+    dee = await call("podium.v1.DriverRankingService/GetDriverRank", user_id="dee")
+    assert dee["driverNotRanked"] == {"userId": "dee", "distance": 20, "tripNumber": 5}
+    assert dee["shortfall"] == {"distanceShortKm": 0.001}

@@ -80,14 +80,14 @@ async def test_a_pause_cancels_what_had_started_by_its_time_in_whatever_order_it
             task_started=task_events.TaskStarted(task_id=task_id, started_at=stamp(at)),
         )
 
-    progressed = (
-        b"early",
-        task_envelope(
-            "early",
-            tenant,
-            task_progressed=task_events.TaskProgressed(task_id="early", nb_remaining_items=4),
-        ),
+    report = task_envelope(
+        "early",
+        tenant,
+        task_progressed=task_events.TaskProgressed(task_id="early", nb_remaining_items=4),
     )
+    assert isinstance(report, task_events.TaskEvent)
+    report.occurred_at.FromDatetime(NOW - timedelta(hours=1))  # before the pause canceled it
+    progressed = (b"early", report)
     await produce(running.servers, topic, [(tenant.encode(), pause)])
     await produce(
         running.servers,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -131,3 +132,58 @@ async def test_the_paths_scope_is_required(running: Running) -> None:
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "paths_feature_disabled" in str(refused.value.trailing_metadata())
+
+
+async def test_success_and_failure_read_alike_and_the_score_is_exact(running: Running) -> None:
+    """docs/rules.md#path-session-stats: no step is mandatory, so every step counts for
+    success and failure alike; the learner did every step and ran out of attempts on one.
+    Best scores 60.3, 68.1 and 68.1 have the mean 65.5 exactly: 66."""
+    now, tenant, topic = datetime.now(UTC), running.tenant, running.settings.topic
+    steps: list[dict[str, Any]] = [
+        {"step_id": "s1", "min_score": 80, "max_attempts": 1},
+        {"step_id": "s2"},
+        {"step_id": "s3"},
+    ]
+    session = catalog_session_envelope(
+        "p2",
+        tenant=tenant,
+        starts_at=now - timedelta(days=3),
+        ends_at=now + timedelta(days=3),
+        steps=steps,
+    )
+    await produce(running.servers, topic("catalog"), [(b"p2", session)])
+    enrolled = events.PathEnrolled(
+        session_id="p2", user_id="kim", enrolled_at=at(now - timedelta(days=2))
+    )
+    attempts = [
+        events.StepAttempted(
+            session_id="p2",
+            user_id="kim",
+            step_id=step,
+            attempt_id=f"a-{step}",
+            started_at=at(now - timedelta(hours=2)),
+            ended_at=at(now - timedelta(hours=1)),
+            time_spent_ms=1_000,
+            score=score,
+        )
+        for step, score in (("s1", 60.3), ("s2", 68.1), ("s3", 68.1))
+    ]
+    await produce(
+        running.servers,
+        topic("enrollments"),
+        [(b"kim", enrollment_envelope(tenant, path_enrolled=enrolled))]
+        + [(b"kim", enrollment_envelope(tenant, step_attempted=a)) for a in attempts],
+    )
+    stub = paths_pb2_grpc.PathServiceStub(running.channel)
+
+    async def learner() -> paths_pb2.GetPathSessionStatsResponse:
+        request = paths_pb2.GetPathSessionStatsRequest(session_id="p2", user_email_or_id="kim")
+        return await stub.GetPathSessionStats(request, metadata=running.auth)
+
+    answer = await eventually(learner, lambda s: s.globalTime == 3_000)
+    assert (answer.progress, answer.score) == (100, 66)
+    assert (answer.status, answer.result, answer.detailedStatus.type) == (
+        paths_pb2.PATH_STATUS_COMPLETED,
+        paths_pb2.PATH_RESULT_UNSUCCESSFUL,
+        paths_pb2.DETAILED_STATUS_TYPE_UNSUCCESSFUL,
+    )

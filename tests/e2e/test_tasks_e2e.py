@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 import grpc
 import pytest
@@ -17,8 +19,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 
 def _now() -> timestamp_pb2.Timestamp:
+    return _at(datetime.now(UTC))
+
+
+def _at(moment: datetime) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(datetime.now(UTC))
+    stamp.FromDatetime(moment)
     return stamp
 
 
@@ -93,3 +99,75 @@ async def test_an_unknown_task_is_not_found(running: Running) -> None:
         await stub.GetTask(tasks_pb2.GetTaskRequest(task_id="nope"), metadata=running.auth)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert "task_not_found" in str(missing.value.trailing_metadata())
+
+
+async def test_a_finished_task_stays_finished_whatever_order_its_events_come_in(
+    running: Running,
+) -> None:
+    """docs/rules.md#tasks: a report dated after the task failed changes nothing, and is
+    listed as ignored when it comes after the failure; a task that failed before it started
+    takes no later start or report."""
+    now, tenant = datetime.now(UTC), running.tenant
+
+    def event(task_id: str, minutes_ago: int, **oneof: Any) -> tuple[bytes, Any]:
+        envelope: Any = task_envelope(task_id, tenant, **oneof)
+        envelope.occurred_at.CopyFrom(_at(now - timedelta(minutes=minutes_ago)))
+        return (task_id.encode(), envelope)
+
+    def lifecycle(task_id: str, *, failed: int, started: int) -> list[tuple[bytes, Any]]:
+        created = events.TaskCreated(
+            task_id=task_id, type="TASK_TYPE_PUSH_FAILED_TRIPS", nb_items=200, created_at=_at(now)
+        )
+        return [
+            event(task_id, 60, task_created=created),
+            event(
+                task_id,
+                started,
+                task_started=events.TaskStarted(
+                    task_id=task_id, started_at=_at(now - timedelta(minutes=started))
+                ),
+            ),
+            event(
+                task_id,
+                45,
+                task_progressed=events.TaskProgressed(task_id=task_id, nb_remaining_items=120),
+            ),
+            event(
+                task_id,
+                failed,
+                task_failed=events.TaskFailed(
+                    task_id=task_id, failed_at=_at(now - timedelta(minutes=failed)), reason="quota"
+                ),
+            ),
+        ]
+
+    def late_report(task_id: str) -> tuple[bytes, Any]:
+        report = events.TaskProgressed(task_id=task_id, nb_remaining_items=12)
+        return event(task_id, 30, task_progressed=report)
+
+    failed_then_reported = [*lifecycle("k1", failed=40, started=50), late_report("k1")]
+    reported_then_failed = [late_report("k2"), *lifecycle("k2", failed=40, started=50)]
+    created, started, reported, failed = lifecycle("k3", failed=55, started=50)
+    never_started = [created, failed, started, reported]
+    topic = running.settings.topic("tasks")
+    await produce(
+        running.servers, topic, failed_then_reported + reported_then_failed + never_started
+    )
+    stub = tasks_pb2_grpc.TaskServiceStub(running.channel)
+
+    async def task(task_id: str) -> tasks_pb2.GetTaskResponse:
+        request = tasks_pb2.GetTaskRequest(task_id=task_id)
+        return await stub.GetTask(request, metadata=running.auth)
+
+    for task_id, remaining in (("k1", 120), ("k2", 120), ("k3", 200)):
+        found = await eventually(
+            partial(task, task_id), lambda t: t.status == common_pb2.TASK_STATUS_FAILED
+        )
+        assert found.nbRemainingItems == remaining, task_id
+    with running.podium.storage.read() as read:
+        ignored = read.ignored_events(tenant, "terminal_state", None)
+    listed = sorted(entry.event_id.split("-")[0] for entry in ignored)
+    # k2's report came before the failure, when it still counted; k3's start and report
+    # came after it.
+    assert listed == ["k1", "k3", "k3"]
+    assert all("FAILED since" in entry.reason for entry in ignored)

@@ -1,17 +1,30 @@
-"""Incremental per-registration tallies equal a recomputation from all events, in any order."""
+"""Incremental per-registration tallies equal a recomputation from all events, in any order:
+the figures worked out exactly with fractions (`tests.reference`), over trips whose doubles
+have many digits, tiny and huge distances included (docs/rules.md#exact-figures); and a
+group's ranking, progress and counters follow the membership the profile versions give it,
+live or frozen (docs/rules.md#arrival-time-and-freezes)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.app import queries
 from service.domain import events as ev
-from service.domain.challenges import Challenge, Entry, entry_from_trips, progress, rank_challenge
+from service.domain.challenges import (
+    Challenge,
+    Entry,
+    entry_from_trips,
+    progress,
+    rank_challenge,
+    score_hundredths,
+)
 from service.domain.ranking import Profile
+from service.domain.standings import Tally
 from service.domain.trips import TripFacts
 from tests.builders import (
     RULES,
@@ -25,7 +38,14 @@ from tests.builders import (
     trip,
 )
 from tests.builders import user as profile
-from tests.reference import event_sightings, profiles_at_freeze, todays_profiles
+from tests.reference import (
+    TRIP_KM,
+    TRIP_SCORES,
+    Figures,
+    event_sightings,
+    profiles_at_freeze,
+    todays_profiles,
+)
 
 USERS = ["u0", "u1", "u2"]
 GROUPS = ["g0", "g1"]
@@ -62,9 +82,10 @@ def streams(draw: st.DrawFn) -> list[ev.Event]:
         completed = trip(
             f"t{index}",
             user,
-            km=draw(st.integers(0, 30)),
+            km=draw(TRIP_KM),
             ended_at=ended,
-            safety=draw(st.none() | st.integers(0, 10).map(float)),
+            safety=draw(TRIP_SCORES),
+            eco=draw(TRIP_SCORES),
             arrived_at=max(ended, draw(HOURS)),
         )
         events.append(completed)
@@ -104,6 +125,67 @@ def expected_entries(events: list[ev.Event]) -> list[Entry]:
     ]
 
 
+def expected(events: list[ev.Event]) -> dict[str, tuple[Figures, Figures]]:
+    """The reference: each registered user's trips during and before the challenge, in
+    fractions."""
+    publications = [e for e in events if isinstance(e.payload, ev.ChallengePublished)]
+    newest = max(publications, key=lambda e: (e.meta.occurred_at, e.meta.event_id))
+    challenge = newest.payload
+    assert isinstance(challenge, ev.ChallengePublished)
+    frozen = challenge.end_at + RULES.late_event_grace
+    period = challenge.pre_challenge_period or challenge.end_at - challenge.start_at
+    trips = _counted_trips(events, frozen)
+    registrations: dict[str, tuple[datetime, datetime]] = {}
+    for e in events:
+        # Of a user's registrations that arrived before the freeze, the earliest counts.
+        if isinstance(e.payload, ev.ChallengeRegistered) and e.meta.arrived_at < frozen:
+            seen = (e.payload.registered_at, e.meta.arrived_at)
+            registrations[e.payload.user_id] = min(registrations.get(e.payload.user_id, seen), seen)
+    answer: dict[str, tuple[Figures, Figures]] = {}
+    for user, (registered_at, _) in registrations.items():
+        during, before = Figures(), Figures()
+        for t in (t for t in trips if t.user_id == user):
+            score = _theme_score(challenge.theme, t)
+            if max(challenge.start_at, registered_at) <= t.ended_at < challenge.end_at:
+                during = during.with_trip(t.distance_km, score)
+            elif challenge.start_at - period <= t.ended_at < challenge.start_at:
+                before = before.with_trip(t.distance_km, score)
+        answer[user] = (during, before)
+    return answer
+
+
+def _counted_trips(events: list[ev.Event], frozen: datetime) -> list[ev.TripCompleted]:
+    """Each trip as first recorded, when it arrived before the freeze and no deletion did."""
+    first: dict[str, tuple[ev.TripCompleted, datetime]] = {}
+    deleted: dict[str, datetime] = {}
+    for e in sorted(events, key=lambda e: e.meta.arrived_at):
+        if isinstance(e.payload, ev.TripCompleted):
+            first.setdefault(e.payload.trip_id, (e.payload, e.meta.arrived_at))
+        elif isinstance(e.payload, ev.TripDeleted):
+            deleted.setdefault(e.payload.trip_id, e.meta.arrived_at)
+    return [
+        t
+        for trip_id, (t, arrived) in first.items()
+        if arrived < frozen and not (trip_id in deleted and deleted[trip_id] < frozen)
+    ]
+
+
+def _theme_score(theme: ev.ChallengeTheme, t: ev.TripCompleted) -> float | None:
+    scores = {
+        ev.ChallengeTheme.SAFETY: t.scores.safety,
+        ev.ChallengeTheme.ECO_DRIVING: t.scores.eco_driving,
+        ev.ChallengeTheme.DISTRACTION: t.scores.distraction,
+        ev.ChallengeTheme.SPEEDING: t.scores.speeding,
+    }
+    return scores.get(theme)
+
+
+def _as_figures(tally: Tally) -> Figures:
+    return Figures(
+        tally.trips, Fraction(tally.km), Fraction(tally.weighted), Fraction(tally.weight)
+    )
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=streams(), data=st.data())
 def test_incremental_tallies_equal_a_recomputation_in_any_arrival_order(
@@ -118,8 +200,13 @@ def test_incremental_tallies_equal_a_recomputation_in_any_arrival_order(
             assert stored is not None
             frozen = stored.freezes_at(RULES.late_event_grace)
             rows = reading.challenge_entries("acme", "c1", frozen, None)
-    assert {e.user_id: (e.during, e.before) for e, _ in rows} == {
-        e.user_id: (e.during, e.before) for e in expected_entries(events)
+    answer = {e.user_id: (_as_figures(e.during), _as_figures(e.before)) for e, _ in rows}
+    assert answer == expected(events)
+    scores = {e.user_id: score_hundredths(stored, e.during) for e, _ in rows}
+    distance = stored.theme is ev.ChallengeTheme.DISTANCE
+    assert scores == {
+        user: during.km_hundredths if distance else during.score_hundredths
+        for user, (during, _) in answer.items()
     }
 
 

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 from google.protobuf import json_format
@@ -56,7 +57,7 @@ T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0_SECONDS = int((T0 - EPOCH).total_seconds())
 DAY = 86_400
-RULES = Rules(Thresholds(min_trips=1, min_metres=1_000), late_event_grace=timedelta(hours=24))
+RULES = Rules(Thresholds(min_trips=1, min_km=Decimal(1)), late_event_grace=timedelta(hours=24))
 """Low thresholds, so that the few trips of a run rank drivers."""
 
 ENVELOPES: dict[str, type[Message]] = {

@@ -1,4 +1,8 @@
-"""Incremental driver months equal a recomputation from all events, whatever the order."""
+"""Incremental driver months equal a recomputation from all events, whatever the order: the
+figures worked out exactly with fractions (`tests.reference`), over trips whose doubles have
+many digits, tiny and huge distances included (docs/rules.md#exact-figures), and the
+membership of frozen months as the profile versions that place each user say
+(docs/rules.md#arrival-time-and-freezes), names today's."""
 
 from __future__ import annotations
 
@@ -9,17 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.domain import events as ev
-from service.domain.events import ScoreKind
-from service.domain.ranking import (
-    DriverMonth,
-    Month,
-    Profile,
-    drivers_of_month,
-    rank_month,
-    totals_from_trips,
-)
+from service.domain.ranking import DriverMonth, Month, Profile
 from service.domain.standings import Standings
-from service.domain.trips import TripFacts
 from tests.builders import (
     RULES,
     apply,
@@ -31,7 +26,18 @@ from tests.builders import (
     trip,
     user,
 )
-from tests.reference import event_sightings, profiles_at_freeze, todays_profiles
+from tests.reference import (
+    MIN_KM,
+    MIN_TRIPS,
+    TRIP_KM,
+    TRIP_SCORES,
+    Figures,
+    Standing,
+    event_sightings,
+    profiles_at_freeze,
+    standings,
+    todays_profiles,
+)
 
 USERS = ["u0", "u1", "u2", "u3"]
 GROUPS = ["g0", "g1"]
@@ -51,8 +57,7 @@ def streams(draw: st.DrawFn) -> list[ev.Event]:
     for index in range(draw(st.integers(1, 14))):
         user_id = draw(st.sampled_from(USERS))
         ended = datetime(2026, 10, 25, tzinfo=UTC) + timedelta(hours=draw(st.integers(0, 24 * 12)))
-        km = draw(st.integers(0, 40000)) / 1000
-        safety = draw(st.none() | st.integers(0, 1000).map(lambda s: s / 100))
+        km, safety = draw(TRIP_KM), draw(TRIP_SCORES)
         arrival = max(draw(ARRIVALS), ended)
         completed = trip(
             f"t{index}", user_id, km=km, safety=safety, ended_at=ended, arrived_at=arrival
@@ -79,35 +84,51 @@ def streams(draw: st.DrawFn) -> list[ev.Event]:
     return events
 
 
-def recomputed(events: list[ev.Event], group: str, month: Month) -> list[tuple[Profile, int, int]]:
-    """The reference: rank from all events at once, by the rules alone."""
-    trips: dict[str, TripFacts] = {}
-    for e in sorted(
-        (e for e in events if isinstance(e.payload, ev.TripCompleted)),
-        key=lambda e: e.meta.arrived_at,
-    ):
-        assert isinstance(e.payload, ev.TripCompleted)
-        trips.setdefault(e.payload.trip_id, TripFacts.from_event(e.payload, e.meta.arrived_at))
-    for e in sorted(
-        (e for e in events if isinstance(e.payload, ev.TripDeleted)),
-        key=lambda e: e.meta.arrived_at,
-    ):
-        assert isinstance(e.payload, ev.TripDeleted)
-        if e.payload.trip_id in trips:
-            trips[e.payload.trip_id] = trips[e.payload.trip_id].deleted(e.meta.arrived_at)
+Listed = tuple[Standing, Profile]
+"""A driver listed, with the names the answer shows."""
+
+
+def recomputed(events: list[ev.Event], group: str, month: Month) -> list[Listed]:
+    """The reference: rank from all events at once, in fractions (`tests.reference`); the
+    group's members as the versions that place them say, names today's."""
     freeze = month.freezes_at(RULES.late_event_grace)
     current = todays_profiles(event_sightings(events))
     as_of = profiles_at_freeze(event_sightings(events), freeze) if freeze <= NOW else current
     members = [u for u, p in as_of.items() if not group or group in p.groups]
-    totals = {
-        user_id: t.tally(ScoreKind.SAFETY)
-        for (user_id, m), t in totals_from_trips(trips.values(), RULES.late_event_grace).items()
-        if m == month and (not group or user_id in members)
+    figures = {
+        user_id: f
+        for user_id, f in _month_figures(events, month, freeze).items()
+        if not group or user_id in members
     }
-    names = [current[u] for u in members]  # a frozen month's names are today's
-    people = [Profile(p.user_id, p.firstname, p.lastname, p.pseudo) for p in names]
-    standings = rank_month(drivers_of_month(people, totals), RULES.driver_thresholds)
-    return _flatten(standings)
+    listed = standings({u: Figures() for u in members} | figures, MIN_TRIPS, MIN_KM)
+    return [(s, _names(current.get(s.user_id), s.user_id)) for s in listed]
+
+
+def _names(profile: ev.UserUpserted | None, user_id: str) -> Profile:
+    if profile is None:
+        return Profile(user_id)  # a driver known only from their trips
+    return Profile(user_id, profile.firstname, profile.lastname, profile.pseudo)
+
+
+def _month_figures(events: list[ev.Event], month: Month, freeze: datetime) -> dict[str, Figures]:
+    """Each driver's trips that ended in the month and count there: a trip's first figures,
+    when it arrived before the freeze and no deletion of it did."""
+    first: dict[str, ev.TripCompleted] = {}
+    arrived: dict[str, datetime] = {}
+    deleted: dict[str, datetime] = {}
+    for e in sorted(events, key=lambda e: e.meta.arrived_at):
+        if isinstance(e.payload, ev.TripCompleted):
+            first.setdefault(e.payload.trip_id, e.payload)
+            arrived.setdefault(e.payload.trip_id, e.meta.arrived_at)
+        elif isinstance(e.payload, ev.TripDeleted):
+            deleted.setdefault(e.payload.trip_id, e.meta.arrived_at)
+    figures: dict[str, Figures] = {}
+    for trip_id, t in first.items():
+        gone = trip_id in deleted and deleted[trip_id] < freeze
+        if Month.of(t.ended_at) == month and arrived[trip_id] < freeze and not gone:
+            before = figures.get(t.user_id, Figures())
+            figures[t.user_id] = before.with_trip(t.distance_km, t.scores.safety)
+    return figures
 
 
 def _known_groups(events: list[ev.Event]) -> set[str]:
@@ -115,10 +136,28 @@ def _known_groups(events: list[ev.Event]) -> set[str]:
     return {g for e in events if isinstance(e.payload, ev.UserUpserted) for g in e.payload.groups}
 
 
-def _flatten(standings: Standings[DriverMonth]) -> list[tuple[Profile, int, int]]:
-    """Each driver listed, names included, with their rank (0: not ranked) and distance."""
-    ranked = [(p.entrant.profile, p.rank, p.entrant.tally.metres) for p in standings.ranked]
-    rest = [(d.profile, 0, d.tally.metres) for d in standings.not_ranked]
+def _flatten(answer: Standings[DriverMonth]) -> list[Listed]:
+    """Each driver listed, names included, with their rank (0: not ranked) and figures."""
+    ranked = [
+        (
+            Standing(
+                p.entrant.profile.user_id,
+                p.rank,
+                p.score_hundredths,
+                p.entrant.tally.metres,
+                p.entrant.tally.trips,
+            ),
+            p.entrant.profile,
+        )
+        for p in answer.ranked
+    ]
+    rest = [
+        (
+            Standing(d.profile.user_id, 0, d.tally.score_hundredths, d.tally.metres, d.tally.trips),
+            d.profile,
+        )
+        for d in answer.not_ranked
+    ]
     return ranked + rest
 
 

@@ -152,4 +152,6 @@ def test_an_operator_lists_the_ignored_events(
     assert code == 0
     listed = [json.loads(line) for line in out.splitlines()]
     assert [(x["kind"], x["tenantId"]) for x in listed] == [("terminal_state", "acme")] * 2
-    assert listed[0]["reason"] == "task is COMPLETED, a terminal state"
+    assert (
+        listed[0]["reason"] == "task is COMPLETED since 2026-11-10T12:00:00+00:00, a terminal state"
+    )

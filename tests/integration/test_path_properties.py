@@ -1,4 +1,5 @@
-"""A learner's stats do not depend on the order their events arrive in."""
+"""A learner's stats do not depend on the order their events arrive in, and their score is the
+exact mean of the best scores, rounded once (in fractions: `tests.reference`)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import LearnerState, fold, stats
 from tests.builders import apply, arrival_batches, memory_storage, path_event, read
+from tests.reference import path_score
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 TIMES = st.integers(-200, 0).map(lambda h: NOW + timedelta(hours=h))
+SCORES = st.one_of(
+    st.integers(0, 100).map(float),
+    st.floats(0, 100),  # up to 17 significant digits
+    st.sampled_from([60.3, 68.1, 5e-324, 100.0]),
+)
 STEPS = (
     ev.Step("s1", min_score=60, max_attempts=2),
     ev.Step("s2", requires_correction=True, due_after_enrollment=timedelta(hours=50)),
@@ -36,7 +43,7 @@ def learner_events(draw: st.DrawFn) -> list[ev.Payload]:
         ended = draw(TIMES)
         step_id = draw(st.sampled_from(["s1", "s2", "s3"]))
         started = ended - timedelta(hours=draw(st.integers(0, 3)))
-        score = draw(st.none() | st.integers(0, 100).map(float))
+        score = draw(st.none() | SCORES)
         attempt = ev.StepAttempted(
             "p1",
             "u1",
@@ -52,11 +59,7 @@ def learner_events(draw: st.DrawFn) -> list[ev.Payload]:
         if draw(st.booleans()):
             events.append(attempt)  # a redelivery
         if step_id == "s2" and draw(st.booleans()):
-            events.append(
-                ev.StepCorrected(
-                    "p1", "u1", "s2", f"a{n}", draw(st.integers(0, 100).map(float)), draw(TIMES)
-                )
-            )
+            events.append(ev.StepCorrected("p1", "u1", "s2", f"a{n}", draw(SCORES), draw(TIMES)))
     return events
 
 
@@ -79,3 +82,35 @@ def test_the_stats_are_the_same_for_every_arrival_order(
                 return
             answer = queries.path_session_stats(c, "acme", "p1", "u1", NOW)
     assert answer == stats(SESSION, folded, NOW)
+    assert answer.score == path_score(_best_scores(events))
+
+
+def _best_scores(events: list[ev.Payload]) -> list[float]:
+    """Each step's best graded score: an attempt's correction's (the latest, then the
+    highest), else its own unless the step requires a correction; of an unenrolled learner,
+    only attempts ended and corrections made by the unenrolment."""
+    enrolled = max((e.enrolled_at for e in events if isinstance(e, ev.PathEnrolled)), default=None)
+    unenrolled = max(
+        (e.unenrolled_at for e in events if isinstance(e, ev.PathUnenrolled)), default=None
+    )
+    archive = unenrolled if unenrolled and not (enrolled and enrolled > unenrolled) else None
+    attempts: dict[str, ev.StepAttempted] = {}
+    corrections: dict[str, tuple[datetime, float]] = {}
+    for e in events:
+        if isinstance(e, ev.StepAttempted):
+            attempts.setdefault(e.attempt_id, e)
+        elif isinstance(e, ev.StepCorrected) and (archive is None or e.corrected_at <= archive):
+            seen = (e.corrected_at, e.score)
+            corrections[e.attempt_id] = max(corrections.get(e.attempt_id, seen), seen)
+    best: dict[str, float] = {}
+    for a in attempts.values():
+        step = next(s for s in STEPS if s.step_id == a.step_id)
+        if archive is not None and a.ended_at > archive:
+            continue
+        if a.attempt_id in corrections:
+            score: float | None = corrections[a.attempt_id][1]
+        else:
+            score = None if step.requires_correction else a.score
+        if score is not None:
+            best[a.step_id] = max(best.get(a.step_id, score), score)
+    return list(best.values())

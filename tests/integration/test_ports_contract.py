@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,11 @@ from service.domain.events import (
     TaskType,
     UserUpserted,
 )
+from service.domain.exact import add, exact
 from service.domain.paths import Attempt, Correction, LearnerState
 from service.domain.ranking import Month, MonthTotals, Profile
 from service.domain.standings import Tally
-from service.domain.tasks import Creation, TaskFacts
+from service.domain.tasks import Creation, Report, TaskFacts
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 from service.domain.versions import Version
 from tests.builders import Ports
@@ -114,14 +116,31 @@ def profile(user_id: str, *groups: str, email: str = "", firstname: str = "") ->
 
 
 def facts(trip_id: str, user_id: str = "ann", deleted: datetime | None = None) -> TripFacts:
-    return TripFacts(trip_id, user_id, AT, 12_000, (81_000, None, 50_000, None), AT, deleted)
+    """A trip whose doubles have 17 significant digits, and one as small as a double gets."""
+    scores = (8.123456789012345, None, 5e-324, None)
+    return TripFacts(trip_id, user_id, AT, 12.345678901234567, scores, AT, deleted)
+
+
+def fine(whole: int, last: int = 1) -> Decimal:
+    """`whole` and a digit 10^-45 further: more digits than a double (17) or Python's default
+    decimal context (28) keep, so a store keeping or adding less than exactly shows."""
+    return add(Decimal(whole), Decimal(last).scaleb(-45))
+
+
+def km(metres: int) -> Decimal:
+    return add(Decimal(metres).scaleb(-3), Decimal(1).scaleb(-45))
 
 
 def totals(trips: int, metres: int, base: int = 1) -> MonthTotals:
-    """Each score kind's figures distinct, so that a tally of the wrong kind shows."""
-    weighted = (base * 10, base * 20, base * 30, base * 40)
-    weight = (base * 1, base * 2, base * 3, base * 4)
-    return MonthTotals(trips, metres, weighted, weight)
+    """Each score kind's figures distinct, so that a tally of the wrong kind shows, and exact
+    far beyond a double (`fine`), tiny ones included."""
+    weighted = (fine(base * 10, 1), fine(base * 20, 2), fine(base * 30, 3), fine(base * 40, 4))
+    weight = tuple(Decimal(base * n).scaleb(-300) for n in (1, 2, 3, 4))
+    return MonthTotals(trips, km(metres), weighted, (weight[0], weight[1], weight[2], weight[3]))
+
+
+def summed(kind: ScoreKind, *parts: MonthTotals) -> Tally:
+    return MonthTotals.sum(parts).tally(kind)
 
 
 def a_challenge(challenge_id: str = "c1", groups: tuple[str, ...] = ()) -> Challenge:
@@ -133,14 +152,15 @@ def a_challenge(challenge_id: str = "c1", groups: tuple[str, ...] = ()) -> Chall
         AT + timedelta(days=7),
         groups,
         3,
-        20_000,
+        exact(19.9996),
         timedelta(days=14),
         4,
     )
 
 
 def entry(user_id: str, during: int = 0, before: int = 0) -> Entry:
-    return Entry(user_id, AT, Tally(during, during * 1000, during * 7, during * 3), Tally(before))
+    tally = Tally(during, km(during * 1000), fine(during * 7), Decimal(during * 3).scaleb(-300))
+    return Entry(user_id, AT, tally, Tally(before))
 
 
 STEPS = (
@@ -174,7 +194,7 @@ def task(task_id: str, task_type: TaskType = TaskType.PUSH_FAILED_TRIPS) -> Task
         task_id,
         Creation(task_type, 40, AT, Version(AT, f"created-{task_id}")),
         started_at=AT + HOUR,
-        lowest_remaining=12,
+        progress=(Report(AT + HOUR, 30), Report(AT + 2 * HOUR, 12)),
     )
 
 
@@ -325,8 +345,8 @@ def test_a_driver_month_delta_creates_the_month_at_zero_then_adds(ports: Ports) 
         )
     with ports.read() as read:
         assert read.month_tallies("acme", NOVEMBER, ScoreKind.SAFETY, None) == {
-            "ann": Tally(3, 13_000, 60, 6),
-            "bob": Tally(1, 3_000, 10, 1),
+            "ann": summed(ScoreKind.SAFETY, totals(2, 9_000), totals(1, 4_000, base=5)),
+            "bob": summed(ScoreKind.SAFETY, totals(1, 3_000)),
         }
 
 
@@ -335,12 +355,8 @@ def test_the_tallies_are_of_the_ranking_type_asked(ports: Ports) -> None:
         uow.driver_months.add({("acme", "ann", NOVEMBER): totals(2, 9_000)})
     with ports.read() as read:
         tallies = {kind: read.month_tallies("acme", NOVEMBER, kind, None) for kind in ScoreKind}
-    assert tallies == {
-        ScoreKind.SAFETY: {"ann": Tally(2, 9_000, 10, 1)},
-        ScoreKind.ECO_DRIVING: {"ann": Tally(2, 9_000, 20, 2)},
-        ScoreKind.DISTRACTION: {"ann": Tally(2, 9_000, 30, 3)},
-        ScoreKind.SPEEDING: {"ann": Tally(2, 9_000, 40, 4)},
-    }
+    assert tallies == {kind: {"ann": summed(kind, totals(2, 9_000))} for kind in ScoreKind}
+    assert len({tally["ann"] for tally in tallies.values()}) == len(ScoreKind)
 
 
 def test_a_month_whose_trips_were_all_deleted_is_left_out_of_the_tallies(ports: Ports) -> None:
@@ -358,7 +374,7 @@ def test_a_month_whose_trips_were_all_deleted_is_left_out_of_the_tallies(ports: 
         uow.driver_months.add({("acme", "ann", NOVEMBER): -totals(2, 9_000)})
     with ports.read() as read:
         assert read.month_tallies("acme", NOVEMBER, ScoreKind.SAFETY, None) == {
-            "bob": Tally(1, 1_000, 10, 1)
+            "bob": summed(ScoreKind.SAFETY, totals(1, 1_000))
         }
         assert read.month_tallies("acme", NOVEMBER, ScoreKind.SAFETY, "north") == {}
 
@@ -379,7 +395,7 @@ def test_a_groups_tallies_are_its_members_months_only(ports: Ports) -> None:
     with ports.read() as read:
         north = read.month_tallies("acme", NOVEMBER, ScoreKind.SAFETY, "north")
         everyone = read.month_tallies("acme", NOVEMBER, ScoreKind.SAFETY, None)
-    assert north == {"ann": Tally(1, 1_000, 10, 1)}
+    assert north == {"ann": summed(ScoreKind.SAFETY, totals(1, 1_000))}
     assert sorted(everyone) == ["ann", "bob", "dee", "eve"]
 
 
@@ -575,7 +591,8 @@ def test_putting_an_entry_replaces_it_whole(ports: Ports) -> None:
 def test_adding_to_entries_only_touches_stored_rows(ports: Ports) -> None:
     with committing(ports) as uow:
         uow.challenges.put_entries([("acme", "c1", entry("ann", 2, 1), AT)])
-    during, before = Tally(1, 500, 3, 2), Tally(-1, -100, -1, -1)
+    during = Tally(1, km(500), fine(3), Decimal(2).scaleb(-300))
+    before = Tally(-1, km(-100), fine(-1), Decimal(-1).scaleb(-300))
     with committing(ports) as uow:
         uow.challenges.add_to_entries(
             {("acme", "c1", "ann"): (during, before), ("acme", "c1", "bob"): (during, before)}
@@ -777,7 +794,7 @@ def test_a_learner_known_only_from_an_enrollment_is_resolved_by_id_exactly(ports
 
 
 def test_task_facts_are_saved_whole_and_loaded_by_key(ports: Ports) -> None:
-    waiting = TaskFacts("k2", started_at=AT, lowest_remaining=3)
+    waiting = TaskFacts("k2", started_at=AT, progress=(Report(AT - HOUR, 3),))
     with committing(ports) as uow:
         uow.tasks.save(
             {("acme", "k1"): task("k1"), ("other", "k1"): task("k1"), ("acme", "k2"): waiting}

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from service.adapters.sql import InList, add_to_rows, key_lookups, upsert
-from service.adapters.tables import consumer_offsets, service_state, state_versions, trips
+from service.adapters.tables import (
+    challenge_entries,
+    consumer_offsets,
+    driver_months,
+    service_state,
+    state_versions,
+    trips,
+)
+from service.domain.exact import add
 
 AT = datetime(2026, 11, 3, 8, 30, 0, 123456, tzinfo=UTC)
 
@@ -21,8 +30,8 @@ def _trip(trip_id: str, user_id: str) -> dict[str, object]:
         "trip_id": trip_id,
         "user_id": user_id,
         "ended_at": AT,
-        "metres": 12_000,
-        "safety": 81_000,
+        "distance_km": 12.345678901234567,
+        "safety": 8.1,
         "eco_driving": None,
         "distraction": None,
         "speeding": None,
@@ -68,12 +77,79 @@ def test_an_upsert_quotes_reserved_column_names(engine: Engine) -> None:
         assert list(stored) == [(3, 42)]
 
 
+FINE = Decimal("0.1000000000000000000000000000000000000001")
+"""More digits than a double or Python's default decimal context (28) keep."""
+
+
+def _month(user_id: str, km: Decimal) -> dict[str, object]:
+    figures = {c.name: km for c in driver_months.c if c.name.endswith(("_weighted", "_weight"))}
+    return {
+        "tenant_id": "acme",
+        "year": 2026,
+        "month": 11,
+        "user_id": user_id,
+        "trips": 1,
+        "km": km,
+        **figures,
+    }
+
+
+def test_an_upsert_adds_exact_figures_exactly(engine: Engine) -> None:
+    key = ["tenant_id", "year", "month", "user_id"]
+    added = [c.name for c in driver_months.c if not c.primary_key]
+    with engine.begin() as c:
+        upsert(c, driver_months, [_month("ann", FINE)], keys=key, add=added)
+        rows = [_month("ann", Decimal("5E-324")), _month("bob", FINE)]
+        upsert(c, driver_months, rows, keys=key, add=added)
+        stored = {row.user_id: row for row in c.execute(select(driver_months))}
+    figures = [name for name in added if name != "trips"]
+    assert stored["ann"].trips == 2
+    assert {getattr(stored["ann"], name) for name in figures} == {add(FINE, Decimal("5E-324"))}
+    assert {getattr(stored["bob"], name) for name in figures} == {FINE}
+
+
+def test_adding_to_rows_adds_exact_figures_exactly(engine: Engine) -> None:
+    tally = {f"{p}_{f}": FINE for p in ("during", "before") for f in ("km", "weighted", "weight")}
+    row = {
+        "tenant_id": "acme",
+        "challenge_id": "c1",
+        "user_id": "ann",
+        "registered_at": AT,
+        "arrived_at": AT,
+        "during_trips": 1,
+        "before_trips": 0,
+        **tally,
+    }
+    delta = {"tenant_id": "acme", "challenge_id": "c1", "user_id": "ann", "during_trips": 1}
+    delta |= {name: FINE.copy_negate() if name.startswith("b") else FINE for name in tally}
+    with engine.begin() as c:
+        upsert(c, challenge_entries, [row], keys=["tenant_id", "challenge_id", "user_id"])
+        add_to_rows(c, challenge_entries, [delta], keys=["tenant_id", "challenge_id", "user_id"])
+        stored = c.execute(select(challenge_entries)).one()
+    twice = Decimal("0.2000000000000000000000000000000000000002")
+    assert (stored.during_trips, stored.during_km, stored.before_weight) == (2, twice, 0)
+
+
+def test_a_sum_sqlite_cannot_make_exactly_fails_as_the_batchs_own_fault(
+    memory_engine: Engine,
+) -> None:
+    """Beyond the precision figures within the bounds ever need: the statement fails on the
+    NOT NULL column (a data error: the batch is split and its culprit dead-lettered), rather
+    than a rounded sum being stored or SQLite reporting a failure of its own."""
+    key = ["tenant_id", "year", "month", "user_id"]
+    with memory_engine.begin() as c:
+        upsert(c, driver_months, [_month("ann", Decimal("1E+999"))], keys=key)
+    tiny = [_month("ann", Decimal("1E-999"))]
+    with memory_engine.begin() as c, pytest.raises(IntegrityError, match="NOT NULL"):
+        upsert(c, driver_months, tiny, keys=key, add=["km"])
+
+
 def test_upserted_times_and_nulls_read_back_as_written(engine: Engine) -> None:
     with engine.begin() as c:
         upsert(c, trips, [_trip("t1", "ann")], keys=["tenant_id", "trip_id"])
         row = c.execute(select(trips)).one()
     assert (row.ended_at, row.arrived_at, row.deleted_arrived_at) == (AT, AT, None)
-    assert (row.safety, row.eco_driving) == (81_000, None)
+    assert (row.distance_km, row.safety, row.eco_driving) == (12.345678901234567, 8.1, None)
 
 
 def test_key_lookups_find_exactly_the_rows_of_the_keys_asked(engine: Engine) -> None:

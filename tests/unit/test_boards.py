@@ -4,6 +4,7 @@ their neighbours, from the same standings as the whole list."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -12,16 +13,19 @@ from hypothesis import strategies as st
 from service.domain import boards
 from service.domain.boards import Board, Page, around, board_of, page
 from service.domain.errors import InvalidArgument
+from service.domain.exact import multiply
 from service.domain.ranking import DriverMonth, Profile, rank_month
 from service.domain.standings import Tally, Thresholds
 
-THRESHOLDS = Thresholds(min_trips=2, min_metres=10_000)
+THRESHOLDS = Thresholds(min_trips=2, min_km=Decimal(10))
 
 
 def driver(user: str, trips: int, metres: int, score: int | None) -> DriverMonth:
-    units = 0 if score is None else score * 100
-    weight = 0 if score is None else metres
-    return DriverMonth(Profile(user), Tally(trips, metres, units * metres, weight))
+    """A driver whose month has `score` hundredths of a point over `metres`."""
+    km = Decimal(metres).scaleb(-3)
+    if score is None:
+        return DriverMonth(Profile(user), Tally(trips, km))
+    return DriverMonth(Profile(user), Tally(trips, km, multiply(Decimal(score).scaleb(-2), km), km))
 
 
 def board(drivers: list[DriverMonth]) -> Board[DriverMonth]:

@@ -18,7 +18,8 @@ from service.domain.challenges import (
 )
 from service.domain.errors import InvalidGroupLabel, NotApplicableForChallenge, ProgressNotAvailable
 from service.domain.events import ChallengePublished, ChallengeTheme, Scores, TripCompleted
-from service.domain.standings import EMPTY_TALLY, Tally, km_to_metres, score_to_units, trip_tally
+from service.domain.exact import exact
+from service.domain.standings import EMPTY_TALLY, Tally, trip_tally
 from service.domain.trips import TripFacts
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -60,7 +61,7 @@ def trip(
 def tally(*trips: tuple[float, float]) -> Tally:
     total = Tally()
     for km, score in trips:
-        total = total + trip_tally(km_to_metres(km), score_to_units(score))
+        total = total + trip_tally(exact(km), exact(score))
     return total
 
 
@@ -129,6 +130,28 @@ def test_a_distance_challenge_scores_the_kilometres() -> None:
     )
     assert score_hundredths(distance, entry.during) == 1285
     assert entry.during.trips == 2
+
+
+def test_a_distance_score_is_the_exact_distance_rounded_once() -> None:
+    """Ten trips of half a metre are 5 m, 0.01 km to the hundredth: none of them vanishes."""
+    distance = make(ChallengeTheme.DISTANCE)
+    trips = [trip(START + timedelta(minutes=i), 0.0005) for i in range(10)]
+    entry = entry_from_trips(distance, "u", START, trips, GRACE)
+    assert (score_hundredths(distance, entry.during), entry.during.metres) == (1, 5)
+
+
+def test_a_challenges_minimum_distance_is_compared_exactly() -> None:
+    strict = make(min_distance_km=20.0)
+    short = Entry("short", START, tally(*((3.99992, 8.0) for _ in range(5))))
+    enough = Entry("enough", START, tally(*((4.0, 8.0) for _ in range(5))))
+    standings = rank_challenge(strict, [short, enough])
+    assert [p.entrant.user_id for p in standings.ranked] == ["enough"]
+    assert strict.thresholds.metres_short(short.during) == 1
+
+
+def test_progress_totals_the_exact_distances_and_rounds_once() -> None:
+    entries = [Entry(f"u{i}", START, tally((0.0004, 8.0))) for i in range(3)]
+    assert progress(make(), entries, END).total_metres == 1
 
 
 def test_the_live_ranking_shares_ranks_and_applies_the_thresholds() -> None:

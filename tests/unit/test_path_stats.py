@@ -112,9 +112,29 @@ DETAILED = {
         learner(attempt("s2")),
         (DetailedStatusType.LATE, None),
     ),
-    "on-time-due-exactly-now": (
+    "late-when-due-exactly-now": (
         session(step(due_at=NOW), step("s2")),
         learner(attempt("s2")),
+        (DetailedStatusType.LATE, None),
+    ),
+    "a-session-opening-exactly-now-is-open": (
+        session(starts_at=NOW),
+        learner(),
+        (DetailedStatusType.NOT_YET_STARTED, None),
+    ),
+    "unsuccessful-when-none-is-mandatory-and-a-step-is-out-of-attempts": (
+        session(step(min_score=80, max_attempts=1, mandatory=False), step("s2", mandatory=False)),
+        learner(attempt(score=50), attempt("s2", "a2")),
+        (DetailedStatusType.UNSUCCESSFUL, None),
+    ),
+    "to-retake-when-none-is-mandatory-and-a-step-is-below-its-min-score": (
+        session(step(min_score=80, max_attempts=2, mandatory=False), step("s2", mandatory=False)),
+        learner(attempt(score=50), attempt("s2", "a2")),
+        (DetailedStatusType.TO_RETAKE, None),
+    ),
+    "on-time-when-none-is-mandatory-and-a-step-is-not-done": (
+        session(step(mandatory=False), step("s2", mandatory=False)),
+        learner(attempt("s2", "a2")),
         (DetailedStatusType.ON_TIME, None),
     ),
     "on-time": (
@@ -184,7 +204,8 @@ STATUS = {
         learner(),
         PathStatus.ON_TIME,
     ),
-    "on-time": (session(step(due_at=NOW)), learner(), PathStatus.ON_TIME),
+    "late-when-due-exactly-now": (session(step(due_at=NOW)), learner(), PathStatus.LATE),
+    "on-time": (session(step(due_at=NOW + HOUR)), learner(), PathStatus.ON_TIME),
     "optional-steps-never-make-a-learner-late-even-when-none-is-mandatory": (
         session(step(due_at=NOW - HOUR, mandatory=False), step("s2", mandatory=False)),
         learner(),
@@ -252,6 +273,27 @@ def test_progress_time_and_score_sum_up_the_steps() -> None:
     )
     answer = stats(path, state, NOW)
     assert (answer.progress, answer.global_time_ms, answer.score) == (66, 1750, 73)
+
+
+def test_the_score_is_the_exact_mean_rounded_once() -> None:
+    """60.3, 68.1 and 68.1 are 196.5 / 3 = 65.5 exactly: 66 (in doubles, 65.49999...: 65)."""
+    path = session(step(), step("s2"), step("s3"))
+    state = learner(
+        attempt(score=60.3), attempt("s2", "a2", score=68.1), attempt("s3", "a3", score=68.1)
+    )
+    assert stats(path, state, NOW).score == 66
+
+
+def test_the_fallback_to_every_step_gives_one_reading_of_success_and_failure() -> None:
+    """No step is mandatory; the learner did every step and ran out of attempts on one:
+    completed, unsuccessful, and unsuccessful in detail too (not onTime)."""
+    path = session(step(min_score=80, max_attempts=1, mandatory=False), step("s2", mandatory=False))
+    answer = stats(path, learner(attempt(score=50), attempt("s2", "a2")), NOW)
+    assert (answer.status, answer.result, answer.detailed_type) == (
+        PathStatus.COMPLETED,
+        PathResult.UNSUCCESSFUL,
+        DetailedStatusType.UNSUCCESSFUL,
+    )
 
 
 def test_the_score_is_zero_without_scores() -> None:

@@ -4,6 +4,7 @@ docs/rules.md#arrival-time-and-freezes)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -129,7 +130,7 @@ def test_every_known_driver_is_listed_even_without_trips() -> None:
     totals = totals_from_trips([facts(f"t{i}", km=5) for i in range(5)], GRACE)
     month_tallies = {user: t.tally(ScoreKind.SAFETY) for (user, _), t in totals.items()}
     drivers = drivers_of_month([Profile("u1", "Una"), Profile("u2", "Dos")], month_tallies)
-    standings = rank_month(drivers, Thresholds(5, 20_000))
+    standings = rank_month(drivers, Thresholds(5, Decimal(20)))
     assert [p.entrant.profile.user_id for p in standings.ranked] == ["u1"]
     assert standings.ranked[0].score_hundredths == 800
     assert [d.profile.user_id for d in standings.not_ranked] == ["u2"]

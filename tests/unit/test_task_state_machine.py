@@ -16,6 +16,7 @@ from service.domain.versions import Version
 
 AT = datetime(2026, 11, 20, 9, tzinfo=UTC)
 MIN = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 TRIPS = TaskType.PUSH_FAILED_TRIPS
 
 
@@ -122,6 +123,81 @@ def test_a_task_created_twice_keeps_the_creation_of_the_older_version() -> None:
     assert found.nb_items == 10
 
 
+Dated = tuple[PerTaskEvent, datetime]
+
+
+def dated(*events: Dated) -> TaskFacts:
+    """The facts of `events`, each with its envelope's `occurred_at` (a report's own time)."""
+    return reduce(
+        lambda facts, pair: fold(facts, pair[1][0], Version(pair[1][1], f"e{pair[0]}")),
+        enumerate(events),
+        TaskFacts("k"),
+    )
+
+
+FAILED = ev.TaskFailed("k", AT + 20 * MIN, "quota")
+
+
+def test_a_report_dated_after_the_task_ended_changes_nothing_whatever_came_first() -> None:
+    late: Dated = (ev.TaskProgressed("k", 4), AT + 30 * MIN)
+    in_order: list[Dated] = [(CREATED, AT), (STARTED, AT), (FAILED, AT), late]
+    for events in (in_order, [late, *in_order[:3]]):
+        failed = task_of(dated(*events), ())
+        assert failed is not None
+        assert (failed.status, failed.nb_remaining_items) == (TaskStatus.FAILED, 10)
+
+
+def test_a_report_dated_before_the_end_counts_whenever_it_comes() -> None:
+    early = (ev.TaskProgressed("k", 4), AT + 15 * MIN)
+    failed = task_of(dated((CREATED, AT), (STARTED, AT), (FAILED, AT), early), ())
+    assert failed is not None
+    assert (failed.status, failed.nb_remaining_items) == (TaskStatus.FAILED, 4)
+
+
+def test_the_lowest_count_by_the_end_is_kept_and_reports_after_it_are_not() -> None:
+    reports: list[Dated] = [
+        (ev.TaskProgressed("k", n), AT + m * MIN) for n, m in [(8, 12), (6, 19), (2, 21)]
+    ]
+    failed = task_of(dated((CREATED, AT), (STARTED, AT), *reports, (FAILED, AT)), ())
+    assert failed is not None
+    assert failed.nb_remaining_items == 6
+
+
+def test_a_task_that_failed_before_it_started_takes_no_later_start_or_progress() -> None:
+    early_failure = ev.TaskFailed("k", AT + 5 * MIN, "quota")
+    late: list[Dated] = [(STARTED, AT), (ev.TaskProgressed("k", 3), AT + 12 * MIN)]
+    failed = task_of(dated((CREATED, AT), *late, (early_failure, AT)), ())
+    assert failed is not None
+    assert (failed.status, failed.started_at, failed.nb_remaining_items) == (
+        TaskStatus.FAILED,
+        None,
+        10,
+    )
+
+
+def test_a_canceled_task_takes_no_report_dated_after_its_pause() -> None:
+    pause = AT + 30 * MIN
+    reports = [(ev.TaskProgressed("k", 7), AT + 29 * MIN), (ev.TaskProgressed("k", 1), pause + MIN)]
+    canceled = task_of(dated((CREATED, AT), (STARTED, AT), *reports), (pause,))
+    assert canceled is not None
+    assert (canceled.status, canceled.nb_remaining_items) == (TaskStatus.CANCELED, 7)
+
+
+def test_an_event_dated_after_the_end_is_ignored_as_terminal_saying_since_when() -> None:
+    before = task_of(dated((CREATED, AT), (STARTED, AT), (FAILED, AT)), ())
+    after = task_of(
+        dated((CREATED, AT), (STARTED, AT), (FAILED, AT), (ev.TaskProgressed("k", 1), AT + HOUR)),
+        (),
+    )
+    assert before == after
+    why = ignored(before, after, ev.TaskProgressed("k", 1))
+    assert why is not None
+    assert (why.kind, why.reason) == (
+        "terminal_state",
+        "task is FAILED since 2026-11-20T09:20:00+00:00, a terminal state",
+    )
+
+
 def test_events_that_change_nothing_say_why() -> None:
     running = task(CREATED, STARTED, ev.TaskProgressed("k", 5))
     done = task(CREATED, STARTED, ev.TaskCompleted("k", AT + MIN))
@@ -159,7 +235,7 @@ task_events = st.lists(
 def test_the_task_is_the_same_whatever_order_its_events_and_pauses_come_in(
     events: list[PerTaskEvent], pauses: list[datetime], data: st.DataObject
 ) -> None:
-    versioned = [(event, Version(AT, f"e{i}")) for i, event in enumerate(events)]
+    versioned = [(event, Version(data.draw(minutes), f"e{i}")) for i, event in enumerate(events)]
     shuffled = data.draw(st.permutations(versioned))
     in_order = reduce(lambda f, p: fold(f, *p), versioned, TaskFacts("k"))
     any_order = reduce(lambda f, p: fold(f, *p), shuffled, TaskFacts("k"))

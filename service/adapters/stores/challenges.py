@@ -19,10 +19,11 @@ from service.adapters.tables import (
 from service.app.ports import ChallengeKey, EntryKey, Registration, TenantUser
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import ChallengeTheme
+from service.domain.exact import exact
 from service.domain.standings import Tally
 from service.domain.versions import Version
 
-TALLY_FIELDS = ("trips", "metres", "weighted", "weight")
+TALLY_FIELDS = ("trips", "km", "weighted", "weight")
 _REGISTRATION_KEY = ["tenant_id", "challenge_id", "user_id", "registered_at", "arrived_at"]
 
 
@@ -35,7 +36,7 @@ def challenge_from_row(row: Row[Any], groups: Sequence[str]) -> Challenge:
         end_at=row.end_at,
         groups=tuple(sorted(groups)),
         min_trips=row.min_trips,
-        min_metres=row.min_metres,
+        min_km=exact(row.min_distance_km),
         pre_period=timedelta(microseconds=row.pre_period_us),
         pre_min_trips=row.pre_min_trips,
     )
@@ -49,7 +50,7 @@ def _tally(row: Row[Any], prefix: str) -> Tally:
     return Tally(*(getattr(row, f"{prefix}_{f}") for f in TALLY_FIELDS))
 
 
-def _tally_values(prefix: str, tally: Tally) -> dict[str, int]:
+def _tally_values(prefix: str, tally: Tally) -> dict[str, object]:
     return {f"{prefix}_{f}": getattr(tally, f) for f in TALLY_FIELDS}
 
 
@@ -89,7 +90,7 @@ class SqlChallengeStore:
                 "start_at": c.start_at,
                 "end_at": c.end_at,
                 "min_trips": c.min_trips,
-                "min_metres": c.min_metres,
+                "min_distance_km": float(c.min_km),
                 "pre_period_us": c.pre_period // timedelta(microseconds=1),
                 "pre_min_trips": c.pre_min_trips,
                 "version_at": v.at,

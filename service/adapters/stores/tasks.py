@@ -7,17 +7,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, delete, select
 
 from service.adapters.sql import key_lookups, upsert
-from service.adapters.tables import task_pauses, tasks
+from service.adapters.tables import task_pauses, task_progress, tasks
 from service.app.ports import TaskKey, TaskTypeKey
 from service.domain.events import TaskType
-from service.domain.tasks import Creation, TaskFacts
+from service.domain.tasks import Creation, Report, TaskFacts
 from service.domain.versions import Version
 
 
-def facts_from_row(row: Row[Any]) -> TaskFacts:
+def facts_from_row(row: Row[Any], progress: tuple[Report, ...]) -> TaskFacts:
     creation = None
     if row.type is not None:
         creation = Creation(
@@ -30,7 +30,7 @@ def facts_from_row(row: Row[Any]) -> TaskFacts:
         task_id=row.task_id,
         creation=creation,
         started_at=row.started_at,
-        lowest_remaining=row.lowest_remaining,
+        progress=progress,
         completed_at=row.completed_at,
         failed_at=row.failed_at,
         failure_reason=row.failure_reason,
@@ -49,7 +49,6 @@ def _row(tenant_id: str, facts: TaskFacts) -> dict[str, Any]:
         "created_version_at": None if creation is None else creation.version.at,
         "created_version_event": None if creation is None else creation.version.event_id,
         "started_at": facts.started_at,
-        "lowest_remaining": facts.lowest_remaining,
         "completed_at": facts.completed_at,
         "failed_at": facts.failed_at,
         "failure_reason": facts.failure_reason,
@@ -65,15 +64,33 @@ class SqlTaskStore:
         self._c = connection
 
     def load(self, keys: Iterable[TaskKey]) -> dict[TaskKey, TaskFacts]:
+        key_list = list(keys)
+        progress = progress_of(self._c, key_list)
         found: dict[TaskKey, TaskFacts] = {}
-        for condition in key_lookups((tasks.c.tenant_id, tasks.c.task_id), keys):
-            rows = self._c.execute(select(tasks).where(condition))
-            found.update({(row.tenant_id, row.task_id): facts_from_row(row) for row in rows})
+        for condition in key_lookups((tasks.c.tenant_id, tasks.c.task_id), key_list):
+            for row in self._c.execute(select(tasks).where(condition)):
+                key = (row.tenant_id, row.task_id)
+                found[key] = facts_from_row(row, progress.get(key, ()))
         return found
 
     def save(self, facts: Mapping[TaskKey, TaskFacts]) -> None:
+        """Replace the tasks' rows, their progress reports included."""
         rows = [_row(tenant, f) for (tenant, _), f in sorted(facts.items())]
         upsert(self._c, tasks, rows, keys=["tenant_id", "task_id"], replace=_VALUES)
+        p = task_progress
+        for condition in key_lookups((p.c.tenant_id, p.c.task_id), sorted(facts)):
+            self._c.execute(delete(p).where(condition))
+        reports = [
+            {
+                "tenant_id": tenant,
+                "task_id": f.task_id,
+                "reported_at": r.at,
+                "remaining": r.remaining,
+            }
+            for (tenant, _), f in sorted(facts.items())
+            for r in f.progress
+        ]
+        upsert(self._c, p, reports, keys=["tenant_id", "task_id", "reported_at"])
 
     def add_pauses(self, pauses: Iterable[tuple[str, TaskType, datetime]]) -> None:
         rows = [
@@ -93,3 +110,16 @@ class SqlTaskStore:
             )
             found[(tenant, task_type)].extend(self._c.execute(query).scalars())
         return {key: times for key, times in found.items() if times}
+
+
+def progress_of(
+    connection: Connection, keys: Iterable[TaskKey]
+) -> dict[TaskKey, tuple[Report, ...]]:
+    """The progress reports of these tasks, oldest first."""
+    p = task_progress
+    found: defaultdict[TaskKey, list[Report]] = defaultdict(list)
+    for condition in key_lookups((p.c.tenant_id, p.c.task_id), keys):
+        query = select(p.c.tenant_id, p.c.task_id, p.c.reported_at, p.c.remaining).where(condition)
+        for tenant, task_id, at, remaining in connection.execute(query):
+            found[(tenant, task_id)].append(Report(at, remaining))
+    return {key: tuple(sorted(reports)) for key, reports in found.items()}

@@ -16,14 +16,15 @@ from service.domain.trips import StoredTrip, Tombstone, TripFacts
 
 
 def trip_from_row(row: Row[Any]) -> StoredTrip:
+    """The table keeps the producer's doubles as sent (REAL, float8: both keep a double)."""
     if row.ended_at is None:
         return Tombstone(row.trip_id, row.user_id, row.deleted_arrived_at)
     return TripFacts(
         trip_id=row.trip_id,
         user_id=row.user_id,
         ended_at=row.ended_at,
-        metres=row.metres,
-        score_units=(row.safety, row.eco_driving, row.distraction, row.speeding),
+        distance_km=row.distance_km,
+        scores=(row.safety, row.eco_driving, row.distraction, row.speeding),
         arrived_at=row.arrived_at,
         deleted_arrived_at=row.deleted_arrived_at,
     )
@@ -39,10 +40,10 @@ def _trip_columns(written: Mapping[TripKey, StoredTrip]) -> dict[str, list[Any]]
         "user_id": [trip.user_id for trip in stored],
         "deleted_arrived_at": [trip.deleted_arrived_at for trip in stored],
         "ended_at": [f.ended_at if f else None for f in facts],
-        "metres": [f.metres if f else None for f in facts],
+        "distance_km": [f.distance_km if f else None for f in facts],
         "arrived_at": [f.arrived_at if f else None for f in facts],
         **{
-            SCORE_COLUMNS[kind]: [f.score_units[i] if f else None for f in facts]
+            SCORE_COLUMNS[kind]: [f.scores[i] if f else None for f in facts]
             for i, kind in enumerate(SCORE_KINDS)
         },
     }
@@ -98,7 +99,7 @@ class SqlDriverMonthStore:
             "month": [month.number for month in months],
             "user_id": [user for _, user, _ in kept],
             "trips": [totals.trips for totals in sums],
-            "metres": [totals.metres for totals in sums],
+            "km": [totals.km for totals in sums],
         }
         for i, kind in enumerate(SCORE_KINDS):
             columns[f"{SCORE_COLUMNS[kind]}_weighted"] = [totals.weighted[i] for totals in sums]
