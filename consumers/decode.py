@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 
 from consumers import json_events
 from service.app.records import EPOCH, Rejected, arrival_at
 from service.domain import bounds
 from service.domain import events as ev
 from service.domain.validation import TIME_RANGE, problem_with
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 from service.logs import describe
 from service.proto_enums import TASK_TYPE_OF, THEME_OF
 

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
+from podium.events.v1 import trips_pb2
 
 from service.domain import events as ev
-from service.gen.podium.events.v1 import trips_pb2
 
 Members = dict[str, Any]
 

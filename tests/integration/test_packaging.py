@@ -51,7 +51,7 @@ def test_a_wheel_from_a_clean_checkout_holds_the_generated_code(tmp_path: Path) 
             assert {f"{stem}_pb2.py", f"{stem}_pb2.pyi", f"{stem}_pb2_grpc.py"} <= names, stem
         archive.extractall(tmp_path / "unpacked")
     probe = (
-        "import service.gen.podium.v1.driver_ranking_pb2_grpc as m, service; "
+        "import podium.v1.driver_ranking_pb2_grpc as m, service; "
         "print(service.__file__); print(m.DriverRankingServiceStub.__name__)"
     )
     run = subprocess.run(

@@ -14,10 +14,10 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from podium.v1 import tasks_pb2, tasks_pb2_grpc
 
 from service.bootstrap import server_credentials
 from service.config import Settings, SettingsError
-from service.gen.podium.v1 import tasks_pb2, tasks_pb2_grpc
 from tests.api import KEY, api
 from tests.certificates import Authority, Pem
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
+from podium.v1 import common_pb2
 
 import consumers.decode as decode_module
 from consumers.decode import decode
 from service.app.records import Rejected
 from service.domain import events as ev
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
-from service.gen.podium.v1 import common_pb2
 from tests.builders import trip_envelope, user_envelope
 
 ARRIVED = datetime(2026, 11, 20, tzinfo=UTC)

@@ -15,15 +15,15 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-
-from service.app.ports import ReadModel
-from service.gen.podium.v1 import (
+from podium.v1 import (
     challenges_pb2,
     driver_ranking_pb2,
     paths_pb2,
     tasks_pb2,
     tasks_pb2_grpc,
 )
+
+from service.app.ports import ReadModel
 from tests.api import KEY, api, channel_to, empty_read_model, guard, query_deps
 
 AUTH = (("x-api-key", KEY),)
