@@ -161,6 +161,14 @@ async def test_a_refused_key_waits_out_its_delay_without_holding_a_calls_place()
     assert not_found.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_refused_keys_delay_ends_before_the_calls_deadline() -> None:
+    async with api(gate=guard(refusal_delay=30)) as port, channel_to(port) as channel:
+        error = await refused(get_task(channel, metadata=(("x-api-key", "pod_x"),), deadline=1.5))
+        hurried = await refused(get_task(channel, metadata=(("x-api-key", "pod_x"),), deadline=0.2))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert hurried.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 @pytest.mark.parametrize(
     ("method", "request_message", "field"),
     [
