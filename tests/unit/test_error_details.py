@@ -32,7 +32,7 @@ def trailers(status: grpc.Status) -> dict[str, str | bytes]:
 
 
 def unpacked(status: grpc.Status) -> list[object]:
-    rich = status_pb2.Status.FromString(trailers(status)[DETAILS_TRAILER])  # type: ignore[arg-type]
+    rich = status_pb2.Status.FromString(trailers(status)[DETAILS_TRAILER])
     found: list[object] = []
     for detail in rich.details:
         for kind in (
