@@ -23,7 +23,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # The container tool: docker, or anything that reads the same arguments (podman).
 CONTAINER ?= docker
 
-.PHONY: install proto run demo test test-fast soak lint lock bench wheel client image image-test clean
+.PHONY: install proto run demo test test-fast soak lint lock bench wheel client clients-test image image-test clean
 
 install: $(STAMP) $(GEN_STAMP)
 
@@ -96,6 +96,14 @@ wheel: client
 # The client wheel alone (podium-client: the package `podium` and `podium_client`), into dist/.
 client: install
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist ./$(CLIENT)
+
+# The code of buf.gen.yaml (Go and Java) generated and compiled with docs/clients.md's
+# examples, the Go one run against a live podium serve, on Debian's toolchains
+# (tools/client-toolchains.sh installs what is missing): left out of `make test`.
+clients-test: install
+	tools/client-toolchains.sh
+	$(BIN)/python -m tests.services_up
+	$(BIN)/pytest -q -m clients tests/clients
 
 # The image (Containerfile): podium:<version> and podium:latest. BUILDAH_FORMAT makes podium
 # keep the HEALTHCHECK (its default image format has none); docker ignores it.

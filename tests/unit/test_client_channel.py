@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 
 import grpc
 import podium_client
@@ -143,3 +145,9 @@ def test_the_service_config_names_only_methods_podium_serves_and_is_the_shipped_
     assert config == json.loads(shipped)
     config["methodConfig"].clear()
     assert podium_client.service_config()["methodConfig"]
+
+
+def test_docs_clients_shows_the_service_config_the_package_ships() -> None:
+    clients = (Path(__file__).parents[2] / "docs" / "clients.md").read_text()
+    [shown] = re.findall(r"```json\n(.*?)```", clients, re.DOTALL)
+    assert json.loads(shown) == podium_client.service_config()
