@@ -9,9 +9,7 @@ from setuptools import setup
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 if (REPOSITORY / "protos").is_dir() and (REPOSITORY / "tools" / "protogen.py").is_file():
-    spec = importlib.util.spec_from_file_location(
-        "protogen", REPOSITORY / "tools" / "protogen.py"
-    )
+    spec = importlib.util.spec_from_file_location("protogen", REPOSITORY / "tools" / "protogen.py")
     assert spec is not None
     assert spec.loader is not None
     protogen = importlib.util.module_from_spec(spec)
