@@ -72,6 +72,18 @@ async def test_the_key_goes_with_every_call_on_both_kinds_of_channel() -> None:
     assert blocking_code == str(grpc.StatusCode.NOT_FOUND)
 
 
+async def test_a_call_that_brings_its_own_key_is_sent_with_it_alone() -> None:
+    async with (
+        api() as port,
+        podium_client.channel(f"127.0.0.1:{port}", api_key=KEY, insecure=True) as channel,
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await tasks_pb2_grpc.TaskServiceStub(channel).GetTask(
+                tasks_pb2.GetTaskRequest(task_id="t1"), metadata=(("x-api-key", "pod_other"),)
+            )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_an_unavailable_answer_is_retried_after_its_pushback_and_succeeds() -> None:
     metrics = Metrics()
     readiness = ready_from_the_second_call()
