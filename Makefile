@@ -14,25 +14,26 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
-GEN := service/gen
-GEN_STAMP := $(GEN)/.generated
+CLIENT := client
+GEN_STAMP := $(CLIENT)/.generated
 PEER := .venv-peer
 PEER_STAMP := $(PEER)/.installed
-LOCKS := requirements/dev.txt requirements/runtime.txt requirements/build.txt requirements/bench-peer.txt
+LOCKS := requirements/dev.txt requirements/runtime.txt requirements/build.txt requirements/bench-peer.txt requirements/client.txt
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # The container tool: docker, or anything that reads the same arguments (podman).
 CONTAINER ?= docker
 
-.PHONY: install proto run demo test test-fast soak lint lock bench wheel image image-test clean
+.PHONY: install proto run demo test test-fast soak lint lock bench wheel client clients-test image image-test clean
 
 install: $(STAMP) $(GEN_STAMP)
 
-# Every package from the lock (pinned, hashes checked), then Podium itself, editable, with the
-# build requirements the lock brought (nothing is fetched unpinned).
-$(STAMP): pyproject.toml requirements/dev.txt
+# Every package from the lock (pinned, hashes checked), then the client (the generated package
+# `podium`) and Podium itself, editable, with the build requirements the lock brought (nothing
+# is fetched unpinned).
+$(STAMP): pyproject.toml $(CLIENT)/pyproject.toml requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e ./$(CLIENT) -e .
 	touch $@
 
 # The lock files again from pyproject.toml, keeping every pin that still fits;
@@ -87,9 +88,22 @@ $(PEER_STAMP): requirements/bench-peer.txt $(STAMP)
 	$(PEER)/bin/python -m pip install --quiet --require-hashes -r requirements/bench-peer.txt
 	touch $@
 
-# A wheel with the generated code in it, built as a clean checkout builds it (into dist/).
-wheel: install
-	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+# Podium's wheel and the client's (the generated code is in the client's, which Podium's
+# requires), built as a clean checkout builds them (into dist/).
+wheel: client
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
+# The client wheel alone (podium-client: the package `podium` and `podium_client`), into dist/.
+client: install
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist ./$(CLIENT)
+
+# The code of buf.gen.yaml (Go and Java) generated and compiled with docs/clients.md's
+# examples, the Go one run against a live podium serve, on Debian's toolchains
+# (tools/client-toolchains.sh installs what is missing): left out of `make test`.
+clients-test: install
+	tools/client-toolchains.sh
+	$(BIN)/python -m tests.services_up
+	$(BIN)/pytest -q -m clients tests/clients
 
 # The image (Containerfile): podium:<version> and podium:latest. BUILDAH_FORMAT makes podium
 # keep the HEALTHCHECK (its default image format has none); docker ignores it.
@@ -104,4 +118,4 @@ image-test: install image
 	PODIUM_IMAGE=podium:$(VERSION) CONTAINER='$(CONTAINER)' $(BIN)/pytest -q -s -m image tests/image
 
 clean:
-	rm -rf $(VENV) $(PEER) $(GEN)/podium $(GEN_STAMP) .pytest_cache .mypy_cache .hypothesis dist build
+	rm -rf $(VENV) $(PEER) $(CLIENT)/podium $(GEN_STAMP) gen .pytest_cache .mypy_cache .hypothesis dist build

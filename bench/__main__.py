@@ -60,6 +60,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+from podium.v1 import (
+    challenges_pb2,
+    driver_ranking_pb2,
+    driver_ranking_pb2_grpc,
+    paths_pb2,
+    tasks_pb2,
+)
 from sqlalchemy import Engine
 
 from bench.abuse import bench_abuse
@@ -101,13 +108,6 @@ from consumers.topics import ensure_topics
 from service.bootstrap import Storage, collect_garbage_less_often
 from service.clock import SystemClock
 from service.config import Settings
-from service.gen.podium.v1 import (
-    challenges_pb2,
-    driver_ranking_pb2,
-    driver_ranking_pb2_grpc,
-    paths_pb2,
-    tasks_pb2,
-)
 from service.local_broker import LocalBroker
 
 BIG_GROUP = "group-0"

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+from podium.v1 import tasks_pb2
 
 from bench.families import seed_tasks
 from bench.harness import (
@@ -42,7 +43,6 @@ from consumers.topics import ensure_topics
 from service.bootstrap import Storage
 from service.clock import SystemClock
 from service.config import Settings
-from service.gen.podium.v1 import tasks_pb2
 
 SECOND_TENANT = "second"
 GET_TASK = "/podium.v1.TaskService/GetTask"

@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import json_format
+from podium.events.v1 import trips_pb2
 
 from bench.harness import trip_message
 from consumers.decode import JSON, decode
 from service.app.records import Rejected
 from service.domain import events as ev
-from service.gen.podium.events.v1 import trips_pb2
 
 ENDED = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
 ARRIVED_MS = int((ENDED + timedelta(days=1)).timestamp() * 1000)

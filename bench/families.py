@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
+from podium.events.v1 import enrollments_pb2
 from sqlalchemy import Engine
 
 from bench.harness import TENANT, apply_events, trip_message
 from service.domain import events as ev
-from service.gen.podium.events.v1 import enrollments_pb2
 
 CHALLENGES, REGISTERED = 50, 2_000
 SESSIONS, STEPS, LEARNERS = 100, 20, 10_000

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 from aiokafka import AIOKafkaProducer
 from confluent_kafka import Producer
+from podium.events.v1 import trips_pb2
 from sqlalchemy import Engine
 
 import migrations
@@ -27,7 +28,6 @@ from service.domain import events as ev
 from service.domain.ranking import Month
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
-from service.gen.podium.events.v1 import trips_pb2
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 RULES = Rules(Thresholds(5, Decimal(20)), timedelta(hours=24))

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from google.protobuf import json_format
+from podium.events.v1 import trips_pb2
 
 from bench.fold import Fold, peer_fold, serve_fold
 from bench.harness import produce_quickly, trip_envelope
@@ -30,7 +31,6 @@ from consumers.decode import JSON
 from consumers.topics import ensure_topics
 from service.config import Settings
 from service.domain.ranking import Month
-from service.gen.podium.events.v1 import trips_pb2
 from service.local_broker import LocalBroker
 
 DRIVERS = 10_000

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import grpc
 from aiokafka import AIOKafkaProducer
+from podium.v1 import common_pb2, driver_ranking_pb2, driver_ranking_pb2_grpc
 
 from bench.harness import GROUPS, percentile, summary, trip_message
 from bench.queries import HEALTH, Load, load
-from service.gen.podium.v1 import common_pb2, driver_ranking_pb2, driver_ranking_pb2_grpc
 
 SAFETY = common_pb2.RANKING_TYPE_SAFETY
 SERVICE = "/podium.v1.DriverRankingService/"

@@ -26,13 +26,13 @@ from typing import Any, TypeVar, cast
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 
 from consumers import framing, json_events, unknown_fields
 from service.app.records import EPOCH, Rejected, arrival_at
 from service.domain import bounds
 from service.domain import events as ev
 from service.domain.validation import TIME_RANGE, problem_with
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 from service.logs import describe
 from service.proto_enums import TASK_TYPE_OF, THEME_OF
 

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
+from podium.events.v1 import trips_pb2
 
 from consumers.unknown_fields import field_path
 from service.domain import events as ev
-from service.gen.podium.events.v1 import trips_pb2
 
 Members = dict[str, Any]
 

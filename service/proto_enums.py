@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from podium.v1 import common_pb2
+
 from service.domain import events as ev
-from service.gen.podium.v1 import common_pb2
 
 CHALLENGE_THEMES: Mapping[ev.ChallengeTheme, common_pb2.ChallengeTheme] = {
     ev.ChallengeTheme.SAFETY: common_pb2.CHALLENGE_THEME_SAFETY,

@@ -80,13 +80,14 @@ def query_deps(
     versions: StateVersions | None = None,
     watchers: Watchers | None = None,
     watch_interval: float = 1.0,
+    is_ready: Callable[[], bool] = lambda: True,
 ) -> QueryDeps:
     return QueryDeps(
         answers=Answers(read_models, ResponseCache()),
         versions=versions or StateVersions(dict),
         clock=clock or Clock(),
         rules=Rules(Thresholds(5, Decimal(20)), timedelta(hours=24)),
-        is_ready=lambda: True,
+        is_ready=is_ready,
         watchers=watchers or Watchers(),
         watch_interval=watch_interval,
     )

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 from aiokafka import AIOKafkaProducer
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from podium.events.v1 import catalog_pb2, trips_pb2
 from sqlalchemy import Engine
 
 from service.app.ingest import Applied, Batch, apply_batch
@@ -24,7 +25,6 @@ from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
-from service.gen.podium.events.v1 import catalog_pb2, trips_pb2
 
 T = TypeVar("T")
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -279,7 +279,7 @@ def memory_storage() -> Iterator[Storage]:
 
 def task_envelope(task_id: str, tenant: str = TENANT, **event: Any) -> Message:
     """A TaskEvent with one oneof field set, e.g. task_envelope("k", task_started=...)."""
-    from service.gen.podium.events.v1 import tasks_pb2
+    from podium.events.v1 import tasks_pb2
 
     envelope = tasks_pb2.TaskEvent(event_id=f"{task_id}-{next(_ids)}", tenant_id=tenant, **event)
     envelope.occurred_at.FromDatetime(datetime.now(UTC))
@@ -358,7 +358,7 @@ def challenge_envelope(
 def registration_envelope(
     challenge_id: str, user_id: str, *, registered_at: datetime, tenant: str = TENANT
 ) -> Message:
-    from service.gen.podium.events.v1 import enrollments_pb2
+    from podium.events.v1 import enrollments_pb2
 
     envelope = enrollments_pb2.EnrollmentEvent(
         event_id=f"reg-{challenge_id}-{user_id}-{next(_ids)}",
@@ -401,7 +401,7 @@ def catalog_session_envelope(
 
 
 def enrollment_envelope(tenant: str = TENANT, **event: Any) -> Message:
-    from service.gen.podium.events.v1 import enrollments_pb2
+    from podium.events.v1 import enrollments_pb2
 
     envelope = enrollments_pb2.EnrollmentEvent(
         event_id=f"enrollment-{next(_ids)}", tenant_id=tenant, **event

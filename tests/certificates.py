@@ -38,6 +38,10 @@ class Authority:
         self._cert = (
             _builder(subject, subject, self._key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(*_CERT_SIGN), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
+            )
             .sign(self._key, hashes.SHA256())
         )
         self.cert = folder / f"{name}.pem"
@@ -46,8 +50,13 @@ class Authority:
     def issue(self, name: str, *, server: bool) -> Pem:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        builder = _builder(subject, self._subject, key.public_key()).add_extension(
-            x509.BasicConstraints(ca=False, path_length=None), critical=True
+        builder = (
+            _builder(subject, self._subject, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
         )
         if server:
             builder = builder.add_extension(
@@ -71,6 +80,11 @@ class Authority:
             )
         )
         return pem
+
+
+_CERT_SIGN = (False, False, False, False, False, True, True, False, False)
+"""KeyUsage of a CA: keyCertSign and cRLSign only. With the key identifiers, what Python's
+strict verification (the default from 3.13) asks of a chain."""
 
 
 def _builder(

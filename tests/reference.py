@@ -32,17 +32,17 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import strategies as st
-
-from service.domain import events as ev
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
-from service.gen.podium.v1 import (
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
+from podium.v1 import (
     challenges_pb2,
     common_pb2,
     driver_ranking_pb2,
     driver_ranking_pb2_grpc,
     tasks_pb2_grpc,
 )
-from service.gen.podium.v1 import tasks_pb2 as task_api
+from podium.v1 import tasks_pb2 as task_api
+
+from service.domain import events as ev
 
 MIN_TRIPS = 5
 MIN_KM = Fraction(20)

@@ -12,8 +12,11 @@ package has the same version in every set that holds it. Resolution is universal
 `--universal`): one lock serves every Python from 3.11 on, with markers where a package
 is needed only on some.
 
-A second distribution of this repository (a client wheel with a pyproject.toml of its own)
-becomes one more entry of `LOCKS`, naming its pyproject as its source.
+The client distribution (`client/pyproject.toml`, the package `podium` that Podium itself
+requires) has a lock of its own, what a caller's install takes (the clean virtualenv of the
+client's test installs it). A requirement on a distribution of this repository is built here,
+never downloaded: in a lock it stands for that distribution's own requirements, and the build
+set holds what builds it too.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 OLDEST_PYTHON = "3.11"
+SIBLINGS = {"podium-client": "client/pyproject.toml"}
+"""The distributions this repository builds, by name: their pyproject.toml."""
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)")
 
 
@@ -46,23 +52,54 @@ class Lock:
     """The project's own `dependencies`."""
     extras: tuple[str, ...] = ()
     build: bool = False
-    """The project's `build-system.requires`."""
+    """The project's `build-system.requires`, and those of the distributions of this
+    repository it requires (they are built with it)."""
     within: str | None = None
     """Another lock whose pins this one keeps to (resolved first)."""
 
     def requirements(self) -> list[str]:
-        project = tomllib.loads((ROOT / self.pyproject).read_text())
+        project = _project(self.pyproject)
         wanted = list(project["project"]["dependencies"]) if self.dependencies else []
         for extra in self.extras:
             wanted += project["project"]["optional-dependencies"][extra]
-        if self.build:
-            wanted += project["build-system"]["requires"]
-        return wanted
+        needed = _siblings(project["project"]["dependencies"])
+        builds = [self.pyproject, *needed] if self.build else []
+        return [
+            *_downloaded(wanted),
+            *(r for p in builds for r in _project(p)["build-system"]["requires"]),
+        ]
 
     def fingerprint(self) -> str:
         """What the lock was made from: its requirements, in a stable form."""
         text = json.dumps(sorted(str(Requirement(r)) for r in self.requirements()))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _project(pyproject: str) -> dict[str, Any]:
+    return tomllib.loads((ROOT / pyproject).read_text())
+
+
+def _siblings(requirements: list[str]) -> list[str]:
+    """The pyproject.toml of each distribution of this repository that `requirements` name,
+    and of those they name in turn."""
+    found: list[str] = []
+    for raw in requirements:
+        sibling = SIBLINGS.get(canonicalize_name(Requirement(raw).name))
+        if sibling is not None:
+            found += [sibling, *_siblings(_project(sibling)["project"]["dependencies"])]
+    return found
+
+
+def _downloaded(requirements: list[str]) -> list[str]:
+    """`requirements` with each distribution of this repository replaced by its own."""
+    found: list[str] = []
+    for raw in requirements:
+        sibling = SIBLINGS.get(canonicalize_name(Requirement(raw).name))
+        if sibling is None:
+            found.append(raw)
+        else:
+            found += _downloaded(_project(sibling)["project"]["dependencies"])
+    return found
 
 
 LOCKS = (
@@ -76,6 +113,7 @@ LOCKS = (
         within="requirements/dev.txt",
     ),
     Lock("requirements/bench-peer.txt", "pyproject.toml", dependencies=False, extras=("bench",)),
+    Lock("requirements/client.txt", "client/pyproject.toml", within="requirements/dev.txt"),
 )
 
 

@@ -1,30 +1,29 @@
-"""Generate the Python code of `protos/` into `service/gen` (messages, gRPC stubs and their
-type stubs): `make proto` runs it, and so does a wheel build from a clean checkout
-(`setup.py`), so the wheel always holds the generated modules.
-
-protoc writes `from podium.v1 import x_pb2`; the imports are rewritten so the generated
-modules live inside the `service` package (`service.gen.podium...`).
+"""Generate the Python code of `protos/` into `client/podium` (messages, gRPC stubs and their
+type stubs, beside the .proto files themselves): the top-level package `podium` of the
+client distribution (`client/`), which the server imports too, so there is one generation
+for both. `make proto` runs it, and so does a build of the client from a checkout
+(`client/setup.py`), so its wheel always holds the generated modules.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-GEN = ROOT / "service" / "gen"
-_IMPORT = re.compile(r"^(from|import) podium\.", re.MULTILINE)
+GEN = ROOT / "client"
 
 
 def generate(protos: Path = PROTOS, gen: Path = GEN) -> list[Path]:
-    """Generate every .proto under `protos` into `gen`; returns the files written."""
+    """Generate every .proto under `protos` into the package `podium` under `gen`; returns
+    the files written."""
     from grpc_tools import protoc  # a build requirement, imported only when generating
 
     sources = sorted(str(p.relative_to(protos)) for p in protos.rglob("*.proto"))
-    shutil.rmtree(gen / "podium", ignore_errors=True)
+    package = gen / "podium"
+    shutil.rmtree(package, ignore_errors=True)
     include = Path(protoc.__file__).parent / "_proto"
     arguments = [
         "grpc_tools.protoc",
@@ -39,12 +38,12 @@ def generate(protos: Path = PROTOS, gen: Path = GEN) -> list[Path]:
     ]
     if protoc.main(arguments) != 0:
         raise SystemExit("protoc failed")
-    written = sorted(p for p in (gen / "podium").rglob("*") if p.suffix in (".py", ".pyi"))
-    for path in written:
-        path.write_text(_IMPORT.sub(r"\1 service.gen.podium.", path.read_text()))
-    for folder in [gen / "podium", *(p for p in (gen / "podium").rglob("*") if p.is_dir())]:
+    for source in sources:  # the contracts themselves, for callers generating other code
+        shutil.copyfile(protos / source, gen / source)
+    for folder in [package, *(p for p in package.rglob("*") if p.is_dir())]:
         (folder / "__init__.py").touch()
-    return written
+    (package / "py.typed").touch()
+    return sorted(p for p in package.rglob("*") if p.is_file())
 
 
 def _mypy_grpc_plugin() -> str:
@@ -57,4 +56,4 @@ def _mypy_grpc_plugin() -> str:
 
 
 if __name__ == "__main__":
-    print(f"generated {len(generate())} files into {GEN.relative_to(ROOT)}")
+    print(f"generated {len(generate())} files into {(GEN / 'podium').relative_to(ROOT)}")

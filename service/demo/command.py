@@ -28,6 +28,12 @@ from typing import TextIO, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from podium.v1 import (
+    driver_ranking_pb2,
+    driver_ranking_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
 
 from service.bootstrap import Storage, storage
 from service.clock import Clock
@@ -36,12 +42,6 @@ from service.demo.key_file import demo_key, key_file
 from service.demo.world import World, demo_world
 from service.domain.events import TaskStatus
 from service.domain.ranking import Month
-from service.gen.podium.v1 import (
-    driver_ranking_pb2,
-    driver_ranking_pb2_grpc,
-    tasks_pb2,
-    tasks_pb2_grpc,
-)
 from service.publish import from_envelope, publish
 
 T = TypeVar("T")

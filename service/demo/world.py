@@ -19,10 +19,10 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 
 from service.domain.events import TaskStatus
 from service.domain.ranking import Month
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 
 DEFAULT_SEED = 15
 GROUPS = ("north", "south", "east", "west", "central")

@@ -148,7 +148,7 @@ def check_group(challenge: Challenge, group: str, known_groups: frozenset[str]) 
         return
     allowed = set(challenge.groups) if challenge.groups else known_groups
     if group not in allowed:
-        raise InvalidGroupLabel(group)
+        raise InvalidGroupLabel(group, field="group")
 
 
 @dataclass(frozen=True, slots=True)

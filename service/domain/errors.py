@@ -13,6 +13,9 @@ from datetime import datetime, timedelta
 class PodiumError(Exception):
     reason: str = "internal"
     code: int | None = None
+    field: str | None = None
+    """The request field a refusal of the caller's argument is about (a field violation of
+    `google.rpc.BadRequest`), as the request message names it."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -63,6 +66,7 @@ class FeatureDisabled(PodiumError):
 class InvalidRankType(PodiumError):
     reason = "invalid_rank_type"
     code = 3
+    field = "type"
 
     def __init__(self) -> None:
         super().__init__("Invalid rank type")
@@ -72,8 +76,10 @@ class InvalidGroupLabel(PodiumError):
     reason = "invalid_group_label"
     code = 4
 
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, field: str = "group_label") -> None:
+        """`field`: `group_label` in driver rankings, `group` in challenges."""
         super().__init__(f"Invalid group label: {shortened(group)}")
+        self.field = field
 
 
 class StateNotReady(PodiumError):
@@ -153,6 +159,7 @@ class InvalidArgument(PodiumError):
     def __init__(self, reason: str, field: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+        self.field = field
         self.metadata["field"] = field
 
 
@@ -198,6 +205,7 @@ class InvalidId(PodiumError):
 
     def __init__(self, field: str, value: str, problem: str) -> None:
         super().__init__(f"Invalid {field}: {shortened(value)} {problem}")
+        self.field = field
         self.metadata["field"] = field
 
 

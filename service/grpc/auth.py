@@ -74,6 +74,10 @@ REFUSAL_DELAY_SECONDS = 1.0
 """An unknown, revoked or expired key is refused after this long: a client trying keys one
 after the other (a flood of random keys) then costs the instance a sleeping call a second
 each rather than all it can answer. A call with a usable key never waits."""
+REFUSAL_MARGIN_SECONDS = 0.25
+"""A refusal's delay ends this long before the call's deadline at the latest, so that the
+caller gets UNAUTHENTICATED, not DEADLINE_EXCEEDED: room for the answer to travel back and
+for a busy instance."""
 MAX_DELAYED_REFUSALS = 1_000
 """Refusals waiting out their delay at most; beyond, refusals answer at once (the delay
 must not become a way to pile up calls in memory)."""
@@ -287,7 +291,7 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
                 await abort(context, InternalError(error_id))
             error = self._refusal(principal, scope)
             if principal is None:
-                await self._delay_refusal()
+                await self._delay_refusal(context.time_remaining())
             if error is not None:
                 await abort(context, error)
             assert principal is not None
@@ -299,12 +303,16 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
 
         return as_principal
 
-    async def _delay_refusal(self) -> None:
-        if self._refusal_delay <= 0 or self._delayed >= MAX_DELAYED_REFUSALS:
+    async def _delay_refusal(self, time_left: float | None) -> None:
+        """Wait out the refusal's delay, ending before the call's deadline (`time_left`)."""
+        delay = self._refusal_delay
+        if time_left is not None:
+            delay = min(delay, time_left - REFUSAL_MARGIN_SECONDS)
+        if delay <= 0 or self._delayed >= MAX_DELAYED_REFUSALS:
             return
         self._delayed += 1
         try:
-            await asyncio.sleep(self._refusal_delay)
+            await asyncio.sleep(delay)
         finally:
             self._delayed -= 1
 

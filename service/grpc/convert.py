@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from google.protobuf import timestamp_pb2
+from podium.v1 import challenges_pb2, common_pb2, paths_pb2, tasks_pb2
+from podium.v1 import driver_ranking_pb2 as ranking_pb2
 
 from service.app.queries import (
     ChallengeBoard,
@@ -31,8 +33,6 @@ from service.domain.paths import (
 from service.domain.ranking import DriverMonth, Month, Profile, requested_month
 from service.domain.standings import Placed, metres_to_km
 from service.domain.tasks import Task
-from service.gen.podium.v1 import challenges_pb2, common_pb2, paths_pb2, tasks_pb2
-from service.gen.podium.v1 import driver_ranking_pb2 as ranking_pb2
 from service.proto_enums import CHALLENGE_THEMES, TASK_TYPES
 
 E = TypeVar("E")

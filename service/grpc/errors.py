@@ -1,17 +1,30 @@
-"""The one place where domain errors become gRPC statuses with `google.rpc.Status` details."""
+"""The one place where domain errors become gRPC statuses with `google.rpc.Status` details
+(docs/rules.md#errors): an `ErrorInfo` always, a `RetryInfo` when the caller may retry later
+(with the same delay in the `grpc-retry-pushback-ms` trailer, which gRPC's own retries obey),
+a `BadRequest` when an argument of the request is refused."""
 
 from __future__ import annotations
 
+import collections
+import math
+from datetime import timedelta
 from typing import NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from service.domain import errors
 
 DOMAIN = "podium"
+DETAILS_TRAILER = "grpc-status-details-bin"
+PUSHBACK_TRAILER = "grpc-retry-pushback-ms"
+"""gRPC's retry pushback (gRFC A6): a client whose service config retries the status waits
+this many milliseconds before its next attempt; a negative value tells it not to retry."""
+RETRIED_BY_CODE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+"""Codes clients retry by their code alone (Podium's service config does): a refusal of one
+of these that has no RetryInfo (a request too large) tells them not to."""
 
 _CODES: list[tuple[type[errors.PodiumError], grpc.StatusCode]] = [
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
@@ -38,17 +51,30 @@ def status_code_of(error: errors.PodiumError) -> grpc.StatusCode:
     )
 
 
+class _Status(
+    collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status
+):
+    """What a call is aborted with: its code, message and trailers."""
+
+
 def to_status(error: errors.PodiumError) -> grpc.Status:
     code = status_code_of(error)
     metadata = dict(error.metadata)
     if error.code is not None:
         metadata["code"] = str(error.code)
-    details = [error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)]
-    retry_after = getattr(error, "retry_after", None)
+    details: list[Message] = [
+        error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)
+    ]
+    retry_after: timedelta | None = getattr(error, "retry_after", None)
     if retry_after is not None:
         delay = duration_pb2.Duration()
         delay.FromTimedelta(retry_after)
         details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    if error.field is not None:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=error.field, description=error.message
+        )
+        details.append(error_details_pb2.BadRequest(field_violations=[violation]))
     packed = []
     for detail in details:
         holder = any_pb2.Any()
@@ -57,8 +83,19 @@ def to_status(error: errors.PodiumError) -> grpc.Status:
     status = status_pb2.Status(
         code=getattr(code_pb2, code.name), message=error.message, details=packed
     )
-    converted: grpc.Status = rpc_status.to_status(status)
-    return converted
+    trailers: list[tuple[str, str | bytes]] = [(DETAILS_TRAILER, status.SerializeToString())]
+    pushback = _pushback_ms(code, retry_after)
+    if pushback is not None:
+        trailers.append((PUSHBACK_TRAILER, pushback))
+    return _Status(code, error.message, tuple(trailers))
+
+
+def _pushback_ms(code: grpc.StatusCode, retry_after: timedelta | None) -> str | None:
+    """The pushback beside a RetryInfo (rounded up: an attempt never comes before the delay
+    is over), or -1 for a refusal retried by its code that is not worth retrying."""
+    if retry_after is not None:
+        return str(max(0, math.ceil(retry_after / timedelta(milliseconds=1))))
+    return "-1" if code in RETRIED_BY_CODE else None
 
 
 async def abort(

@@ -10,14 +10,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.trace import Tracer
-
-from service.clock import Clock
-from service.gen.podium.v1 import (  # noqa: F401  (registers the descriptors for reflection)
+from podium.v1 import (  # noqa: F401  (registers the descriptors for reflection)
     challenges_pb2,
     driver_ranking_pb2,
     paths_pb2,
     tasks_pb2,
 )
+
+from service.clock import Clock
 from service.grpc.auth import (
     REFUSAL_DELAY_SECONDS,
     SCOPE_OF_SERVICE,

@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 
 from service.app import queries
 from service.app.ports import ReadModel, StorageUnavailable
@@ -30,7 +31,6 @@ from service.domain.errors import InternalError, PodiumError, StateNotReady, Sto
 from service.domain.events import ScoreKind
 from service.domain.ranking import Month, Profile
 from service.domain.rules import Rules
-from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 from service.grpc import convert, page_tokens
 from service.grpc.answers import Answers, Assembled, Loaded, Memo
 from service.grpc.auth import current_principal

@@ -18,14 +18,14 @@ from typing import TypeVar
 
 import grpc
 import pytest
-
-from service.gen.podium.v1 import (
+from podium.v1 import (
     challenges_pb2,
     challenges_pb2_grpc,
     common_pb2,
     driver_ranking_pb2,
     driver_ranking_pb2_grpc,
 )
+
 from service.local_broker import LocalBroker
 from tests.conftest import DATABASES, empty_database
 from tests.e2e.conftest import eventually, isolated_settings

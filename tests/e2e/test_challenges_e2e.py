@@ -9,8 +9,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from podium.v1 import challenges_pb2, challenges_pb2_grpc
 
-from service.gen.podium.v1 import challenges_pb2, challenges_pb2_grpc
 from tests.builders import (
     challenge_envelope,
     produce,

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from google.protobuf.message import Message as Envelope
+from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 
-from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from tests.builders import envelope_value, produce, trip_envelope, user_envelope
 from tests.e2e.conftest import Running, eventually
 

@@ -10,11 +10,11 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from podium.events.v1 import tasks_pb2 as events
+from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from sqlalchemy import select
 
 from service.adapters.tables import dead_letters
-from service.gen.podium.events.v1 import tasks_pb2 as events
-from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from tests.builders import (
     challenge_envelope,
     deletion_envelope,

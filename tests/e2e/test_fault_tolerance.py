@@ -32,6 +32,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
+from podium.v1 import tasks_pb2, tasks_pb2_grpc
 from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -43,7 +44,6 @@ from service.adapters.tables import dead_letters, ignored_events
 from service.app.records import FAMILIES
 from service.bootstrap import Storage
 from service.config import Settings
-from service.gen.podium.v1 import tasks_pb2, tasks_pb2_grpc
 from service.local_broker import LocalBroker
 from tests.conftest import ProxiedBroker, empty_database
 from tests.e2e.conftest import isolated_settings

@@ -16,15 +16,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-
-from service.bootstrap import Podium
-from service.clock import SystemClock
-from service.gen.podium.v1 import (
+from podium.v1 import (
     driver_ranking_pb2,
     driver_ranking_pb2_grpc,
     tasks_pb2,
     tasks_pb2_grpc,
 )
+
+from service.bootstrap import Podium
+from service.clock import SystemClock
 from service.local_broker import LocalBroker
 from tests.builders import TENANT, produce, trip_envelope
 from tests.conftest import empty_database

@@ -18,6 +18,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from podium.events.v1 import catalog_pb2
+from podium.v1 import common_pb2, driver_ranking_pb2, driver_ranking_pb2_grpc
 from sqlalchemy import select
 
 from consumers.runner import ConsumerLoop
@@ -27,8 +29,6 @@ from service.app.records import FAMILIES
 from service.bootstrap import Podium, serve
 from service.clock import SystemClock
 from service.config import Settings
-from service.gen.podium.events.v1 import catalog_pb2
-from service.gen.podium.v1 import common_pb2, driver_ranking_pb2, driver_ranking_pb2_grpc
 from service.local_broker import LocalBroker
 from tests.builders import TENANT, produce, trip_envelope
 from tests.conftest import empty_database

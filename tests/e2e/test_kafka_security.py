@@ -149,7 +149,7 @@ async def test_podium_produce_sends_over_tls_with_the_consumers_settings(
     assert await catalog_values(env) == [PROFILE.encode()]
     untrusted = {k: v for k, v in env.items() if k != "PODIUM_KAFKA_SSL_CAFILE"}
     code, output = await podium(untrusted, "produce", stdin=PROFILE.encode())
-    assert code == 1
+    assert code == 1  # a runtime failure (README, "The podium command")
     assert f"podium: cannot send to Kafka at {tls_broker.bootstrap_servers}" in output
 
 

@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from podium.v1 import tasks_pb2, tasks_pb2_grpc
 
 from service import cli
 from service.app.keys import list_keys
 from service.bootstrap import Podium
 from service.clock import SystemClock
-from service.gen.podium.v1 import tasks_pb2, tasks_pb2_grpc
 from tests.e2e.conftest import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]

@@ -17,18 +17,18 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
-from prometheus_client.parser import text_string_to_metric_families
-
-from service.bootstrap import storage
-from service.clock import SystemClock
-from service.gen.podium.events.v1 import catalog_pb2
-from service.gen.podium.events.v1 import tasks_pb2 as event_tasks_pb2
-from service.gen.podium.v1 import (
+from podium.events.v1 import catalog_pb2
+from podium.events.v1 import tasks_pb2 as event_tasks_pb2
+from podium.v1 import (
     driver_ranking_pb2,
     driver_ranking_pb2_grpc,
     tasks_pb2,
     tasks_pb2_grpc,
 )
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.bootstrap import storage
+from service.clock import SystemClock
 from service.local_broker import LocalBroker, free_port
 from tests.builders import produce, task_envelope, trip_envelope
 from tests.conftest import empty_database

@@ -34,17 +34,17 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
-
-from service.config import Settings
-from service.domain.ranking import Month
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
-from service.gen.podium.v1 import (
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
+from podium.v1 import (
     challenges_pb2,
     common_pb2,
     driver_ranking_pb2,
     paths_pb2,
 )
-from service.gen.podium.v1 import tasks_pb2 as task_answers_pb2
+from podium.v1 import tasks_pb2 as task_answers_pb2
+
+from service.config import Settings
+from service.domain.ranking import Month
 from service.local_broker import LocalBroker, free_port
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings

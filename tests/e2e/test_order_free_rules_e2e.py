@@ -8,11 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
-
-from service.domain.ranking import Month
-from service.gen.podium.events.v1 import enrollments_pb2
-from service.gen.podium.events.v1 import tasks_pb2 as task_events
-from service.gen.podium.v1 import (
+from podium.events.v1 import enrollments_pb2
+from podium.events.v1 import tasks_pb2 as task_events
+from podium.v1 import (
     challenges_pb2,
     challenges_pb2_grpc,
     common_pb2,
@@ -23,6 +21,8 @@ from service.gen.podium.v1 import (
     tasks_pb2,
     tasks_pb2_grpc,
 )
+
+from service.domain.ranking import Month
 from tests.builders import (
     catalog_session_envelope,
     challenge_envelope,

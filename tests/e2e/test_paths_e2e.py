@@ -8,9 +8,9 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from podium.events.v1 import enrollments_pb2 as events
+from podium.v1 import paths_pb2, paths_pb2_grpc
 
-from service.gen.podium.events.v1 import enrollments_pb2 as events
-from service.gen.podium.v1 import paths_pb2, paths_pb2_grpc
 from tests.builders import catalog_session_envelope, enrollment_envelope, produce, user_envelope
 from tests.e2e.conftest import Running, eventually
 

@@ -19,11 +19,11 @@ from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from podium.events.v1 import catalog_pb2, trips_pb2
+from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 
 from service.app.dead_letters import list_letters
 from service.app.ports import LetterFilter
-from service.gen.podium.events.v1 import catalog_pb2, trips_pb2
-from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from tests.builders import trip_envelope, user_envelope
 from tests.e2e.conftest import Running, eventually
 from tests.e2e.test_compressed_producers import Headers, produce_records_with_librdkafka

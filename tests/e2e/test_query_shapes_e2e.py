@@ -12,16 +12,16 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-
-from service.bootstrap import Podium
-from service.domain.ranking import Month
-from service.gen.podium.v1 import (
+from podium.v1 import (
     challenges_pb2,
     challenges_pb2_grpc,
     common_pb2,
     driver_ranking_pb2,
     driver_ranking_pb2_grpc,
 )
+
+from service.bootstrap import Podium
+from service.domain.ranking import Month
 from tests.builders import (
     challenge_envelope,
     produce,

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from podium.events.v1 import catalog_pb2, trips_pb2
+from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from sqlalchemy import text
 
 from bench.harness import produce_quickly
@@ -29,8 +31,6 @@ from service.bootstrap import Podium, storage
 from service.clock import SystemClock
 from service.config import Settings
 from service.domain.ranking import Month
-from service.gen.podium.events.v1 import catalog_pb2, trips_pb2
-from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from service.local_broker import LocalBroker
 from tests.builders import TENANT, produce, trip_envelope
 from tests.conftest import empty_database

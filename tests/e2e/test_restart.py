@@ -14,6 +14,7 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from sqlalchemy import func, select
 
 import migrations
@@ -22,7 +23,6 @@ from service.adapters.tables import trips
 from service.bootstrap import Podium, Storage
 from service.clock import SystemClock
 from service.config import Settings
-from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from service.local_broker import LocalBroker, free_port
 from tests.builders import TENANT, produce, trip_envelope, user_envelope
 from tests.conftest import empty_database

@@ -8,10 +8,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 
 from service.bootstrap import storage
 from service.clock import SystemClock
-from service.gen.podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from service.local_broker import LocalBroker
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings

@@ -9,9 +9,9 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from podium.events.v1 import tasks_pb2 as events
+from podium.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
 
-from service.gen.podium.events.v1 import tasks_pb2 as events
-from service.gen.podium.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
 from tests.builders import produce, task_envelope
 from tests.e2e.conftest import Running, eventually
 

@@ -10,10 +10,10 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.message import Message
+from podium.events.v1 import enrollments_pb2 as enrollments
+from podium.events.v1 import tasks_pb2 as task_events
+from podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 
-from service.gen.podium.events.v1 import enrollments_pb2 as enrollments
-from service.gen.podium.events.v1 import tasks_pb2 as task_events
-from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 from tests.builders import (
     catalog_session_envelope,
     challenge_envelope,

@@ -34,6 +34,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 from sqlalchemy import Engine
 
 import consumers.decode as decode_module
@@ -49,7 +50,6 @@ from service.domain import events as ev
 from service.domain.errors import PodiumError
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 from service.grpc import convert
 
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)

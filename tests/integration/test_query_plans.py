@@ -22,6 +22,13 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.message import Message
+from podium.v1 import (
+    challenges_pb2,
+    common_pb2,
+    driver_ranking_pb2,
+    paths_pb2,
+    tasks_pb2,
+)
 from sqlalchemy import Engine, event, func, select, text
 
 import migrations
@@ -31,13 +38,6 @@ from service.app.ingest import Batch, apply_batch
 from service.app.ports import ReadModel
 from service.bootstrap import Storage
 from service.domain import events as ev
-from service.gen.podium.v1 import (
-    challenges_pb2,
-    common_pb2,
-    driver_ranking_pb2,
-    paths_pb2,
-    tasks_pb2,
-)
 from tests.api import KEY, NOW, Clock, api, channel_to, guard, query_deps
 from tests.builders import RULES, challenge, meta, received, registration, trip, user
 from tests.conftest import empty_database

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import podium_client
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from podium.v1 import tasks_pb2, tasks_pb2_grpc
 
 from service.bootstrap import server_credentials
 from service.config import Settings, SettingsError
-from service.gen.podium.v1 import tasks_pb2, tasks_pb2_grpc
 from tests.api import KEY, api
 from tests.certificates import Authority, Pem
 
@@ -77,6 +78,27 @@ async def test_a_client_with_a_certificate_the_ca_signed_is_served(
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await tasks_pb2_grpc.TaskServiceStub(channel).GetTask(
                 tasks_pb2.GetTaskRequest(task_id="t1"), metadata=(("x-api-key", KEY),)
+            )
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_client_packages_channel_presents_its_certificate_and_trusts_the_ca(
+    pki: tuple[Authority, Pem, Pem, Pem],
+) -> None:
+    ca, server, trusted, _ = pki
+    async with (
+        tls_api(tls_settings(ca, server, mutual=True)) as address,
+        podium_client.channel(
+            address,
+            api_key=KEY,
+            root_certificates=ca.cert.read_bytes(),
+            certificate_chain=trusted.cert_bytes(),
+            private_key=trusted.key_bytes(),
+        ) as channel,
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await tasks_pb2_grpc.TaskServiceStub(channel).GetTask(
+                tasks_pb2.GetTaskRequest(task_id="t1")
             )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from google.protobuf.descriptor import EnumDescriptor
+from podium.v1 import common_pb2, paths_pb2
 
 from service import proto_enums
 from service.domain.errors import InvalidRankType
 from service.domain.events import ScoreKind
-from service.gen.podium.v1 import common_pb2, paths_pb2
 from service.grpc import convert
 
 TABLES: list[tuple[Mapping[Any, int], EnumDescriptor]] = [

@@ -14,13 +14,13 @@ from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
+from podium.v1 import common_pb2
 
 import consumers.decode as decode_module
 from consumers.decode import ENVELOPES, decode, decode_noting_unknown_fields
 from service.app.records import Rejected
 from service.domain import events as ev
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
-from service.gen.podium.v1 import common_pb2
 from tests.builders import (
     catalog_session_envelope,
     enrollment_envelope,

@@ -23,9 +23,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 
 from service.domain.auth import ApiKey
-from service.gen.podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 from tests.api import KEY, NOW, TENANT, api, guard
 
 PARTIAL_KEY = "pod_fedcba9876543210_" + "p" * 43

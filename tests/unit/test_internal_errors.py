@@ -13,9 +13,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from podium.v1 import tasks_pb2, tasks_pb2_grpc
 
 from service.app.ports import ReadModel, StorageUnavailable
-from service.gen.podium.v1 import tasks_pb2, tasks_pb2_grpc
 from service.grpc.answers import TimedReadModels
 from service.metrics import Metrics
 from tests.api import KEY, api, channel_to, guard, query_deps

@@ -15,15 +15,15 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
-
-from service.app.ports import ReadModel
-from service.gen.podium.v1 import (
+from podium.v1 import (
     challenges_pb2,
     driver_ranking_pb2,
     paths_pb2,
     tasks_pb2,
     tasks_pb2_grpc,
 )
+
+from service.app.ports import ReadModel
 from tests.api import KEY, api, channel_to, empty_read_model, guard, query_deps
 
 AUTH = (("x-api-key", KEY),)
@@ -38,7 +38,7 @@ def details(error: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo, f
         retry = error_details_pb2.RetryInfo()
         if detail.Unpack(retry):
             delay = retry.retry_delay.ToTimedelta().total_seconds()
-        else:
+        elif not detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             assert detail.Unpack(info)
     assert info.domain == "podium"
     return info, delay
@@ -161,6 +161,14 @@ async def test_a_refused_key_waits_out_its_delay_without_holding_a_calls_place()
     assert not_found.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_refused_keys_delay_ends_before_the_calls_deadline() -> None:
+    async with api(gate=guard(refusal_delay=30)) as port, channel_to(port) as channel:
+        error = await refused(get_task(channel, metadata=(("x-api-key", "pod_x"),), deadline=1.5))
+        hurried = await refused(get_task(channel, metadata=(("x-api-key", "pod_x"),), deadline=0.2))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert hurried.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 @pytest.mark.parametrize(
     ("method", "request_message", "field"),
     [
@@ -198,6 +206,12 @@ async def test_an_id_out_of_its_bounds_is_invalid_id_and_only_its_start_is_echoe
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     info, _ = details(error)
     assert (info.reason, info.metadata["field"]) == ("invalid_id", field)
+    status = rpc_status.from_call(error)
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[-1].Unpack(bad_request)
+    [violation] = bad_request.field_violations
+    assert (violation.field, violation.description) == (field, error.details())
     assert len(error.details() or "") < 150
 
 

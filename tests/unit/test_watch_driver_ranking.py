@@ -15,15 +15,15 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-
-from service.app.ports import ReadModel, StateVersion
-from service.gen.podium.v1 import (
+from podium.v1 import (
     common_pb2,
     driver_ranking_pb2,
     driver_ranking_pb2_grpc,
     tasks_pb2,
     tasks_pb2_grpc,
 )
+
+from service.app.ports import ReadModel, StateVersion
 from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers
 from service.metrics import Metrics

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from podium.v1 import driver_ranking_pb2 as pb
+
 from service.domain.events import ScoreKind
-from service.gen.podium.v1 import driver_ranking_pb2 as pb
 from service.grpc.convert import driver_ranking_bytes
 
 
