@@ -17,11 +17,26 @@ import migrations
 from service.adapters.database import create_database_engine
 from service.bootstrap import Storage
 from service.local_broker import LocalBroker, free_port
+from tests import profiles
 from tests.fakes import FakePorts
 from tests.proxy import ThreadedTcpProxy
 from tests.services_up import POSTGRES_URL
 
 DATABASES = ["sqlite", "postgresql"]
+
+profiles.register()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `postgresql` what runs against PostgreSQL through the fixtures (a `postgresql`
+    parameter, `postgresql_engine`), so `make test-fast` can leave it out; tests that reach
+    PostgreSQL another way carry the mark themselves."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        fixtures = getattr(item, "fixturenames", ())
+        if "postgresql" in params or "postgresql_engine" in fixtures:
+            item.add_marker(pytest.mark.postgresql)
 
 
 def _postgres_schema_url(schema: str) -> str:

@@ -42,6 +42,8 @@ from tests.api import KEY, NOW, Clock, api, channel_to, guard, query_deps
 from tests.builders import RULES, challenge, meta, received, registration, trip, user
 from tests.conftest import empty_database
 
+pytestmark = pytest.mark.postgresql
+
 DRIVERS = 10_000
 """One group of this many drivers: a plan that joins it row by row against a whole table
 reads 10,000 x 10,000 rows (about ten seconds), one that looks each member up reads 10,000."""
