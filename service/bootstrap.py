@@ -26,7 +26,8 @@ from sqlalchemy import Engine
 
 import migrations
 from consumers.connection import kafka_options
-from consumers.runner import ConsumerLoop, IngestReport
+from consumers.reporter import IngestReport
+from consumers.runner import ConsumerLoop
 from consumers.topics import check_durability, ensure_topics
 from service.adapters.database import (
     create_database_engine,

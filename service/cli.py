@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 import migrations
-from consumers.runner import decode_record
+from consumers.runs import decode_record
 from consumers.topics import TopicsNotDurable, log_ranges
 from service.adapters.database import create_database_engine
 from service.app.dead_letters import list_letters, replay

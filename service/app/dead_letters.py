@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from service.app.ingest import Applied, Batch, apply_batch
+from service.app.ingest import Applied, Batch, apply_batch, apply_isolating
 from service.app.ports import Letter, LetterFilter, ReadModel, UnitsOfWork
 from service.app.records import DeadLetter, Received, Record, split
 from service.domain.rules import Rules
@@ -27,14 +27,20 @@ def replay(
 ) -> Applied:
     """Decode and fold the letters again, in one transaction. A letter that now passes is
     applied once and leaves the store; one that fails again stays, with the new reason.
-    Replaying a letter twice is safe: the second time it is no longer in the store. With
-    `dry_run` the transaction is rolled back: the outcome says what would happen."""
+    Replaying a letter twice is safe: the second time it is no longer in the store. Letters
+    whose fold still fails are found as the consumer loop finds them (`apply_isolating`) and
+    stay, the others are applied. With `dry_run` the transaction is rolled back: the outcome
+    says what would happen."""
     received, dead = split([letter.record for letter in letters], decode)
     batch = Batch(
         received=received,
         dead=dead,
         replaying={letter.record.id: letter.id for letter in letters},
     )
-    return apply_batch(
-        unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry_run
-    )
+
+    def apply(batch: Batch, dry: bool) -> Applied:
+        return apply_batch(
+            unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry
+        )
+
+    return apply_isolating(apply, batch, dry_run=dry_run)

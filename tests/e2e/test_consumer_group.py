@@ -1,5 +1,5 @@
 """A stopped Podium leaves its consumer group, so the next start joins at once instead of
-waiting for the old member's session to expire (consumers/runner.py, `leave_first_generation`)."""
+waiting for the old member's session to expire (consumers/consumer.py, `leave_first_generation`)."""
 
 from __future__ import annotations
 

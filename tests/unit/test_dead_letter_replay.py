@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumers.runner import decode_record, split
+from consumers.runs import decode_record, split
 from service.app.dead_letters import list_letters, replay
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import Letter, LetterFilter, LetterGone
