@@ -108,10 +108,10 @@ class Applier:
 
     async def _traced_apply(self, batch: Batch) -> Applied:
         if self._tracer is None:
-            return await asyncio.to_thread(apply_isolating, self._apply_batch, batch)
+            return await asyncio.to_thread(apply_isolating, self._apply_batch, batch, describe)
         records = [r.record for r in batch.received] + [d.record for d in batch.dead]
         with batch_span(self._tracer, records):
-            return await asyncio.to_thread(apply_isolating, self._apply_batch, batch)
+            return await asyncio.to_thread(apply_isolating, self._apply_batch, batch, describe)
 
     async def settle(self, applying: asyncio.Task[Retry | None], stop: asyncio.Event) -> None:
         """Wait for a batch; while the database fails, retry it with a growing back-off, the

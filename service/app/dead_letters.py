@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from service.app.ingest import Applied, Batch, apply_batch, apply_isolating
+from service.app.ingest import Applied, Batch, Describe, apply_batch, apply_isolating
 from service.app.ports import Letter, LetterFilter, ReadModel, UnitsOfWork
 from service.app.records import DeadLetter, Received, Record, split
 from service.domain.rules import Rules
@@ -19,6 +19,7 @@ def replay(
     unit_of_work: UnitsOfWork,
     letters: Sequence[Letter],
     decode: Callable[[Record], Received | DeadLetter],
+    describe: Describe,
     *,
     rules: Rules,
     consumer_group: str,
@@ -43,4 +44,4 @@ def replay(
             unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry
         )
 
-    return apply_isolating(apply, batch, dry_run=dry_run)
+    return apply_isolating(apply, batch, describe, dry_run=dry_run)

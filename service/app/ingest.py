@@ -39,7 +39,6 @@ from service.app.trips import fold_trips
 from service.domain import events as ev
 from service.domain.ranking import Month
 from service.domain.rules import Rules
-from service.logs import describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -197,7 +196,14 @@ class Unresolvable(RuntimeError):
     stream, so the partitions stall and an operator is told."""
 
 
-def apply_isolating(apply: ApplyBatch, batch: Batch, *, dry_run: bool = False) -> Applied:
+Describe = Callable[[BaseException], str]
+"""An error in one line, safe for a log or a dead letter's reason (`service.logs.describe`:
+a database's error shows its class and SQLSTATE, never the row it quotes)."""
+
+
+def apply_isolating(
+    apply: ApplyBatch, batch: Batch, describe: Describe, *, dry_run: bool = False
+) -> Applied:
     """Apply the batch; if its records make it fail, dead-letter those and apply the rest.
     Raises `Unresolvable` when the failure is not the records'."""
     try:
@@ -211,7 +217,7 @@ def apply_isolating(apply: ApplyBatch, batch: Batch, *, dry_run: bool = False) -
     def rolled_back(items: Sequence[Received]) -> None:
         apply(Batch(received=items), True)
 
-    poison = find_poison(received, rolled_back)
+    poison = find_poison(received, rolled_back, describe)
     poisoned = {index for index, _ in poison}
     dead = [
         DeadLetter(
@@ -240,50 +246,55 @@ Attempt = Callable[[Sequence[T]], None]
 """Fold these items in a transaction that is rolled back; raise what the fold raises."""
 
 
-def find_poison(items: Sequence[T], attempt: Attempt[T]) -> list[tuple[int, str]]:
+def find_poison(
+    items: Sequence[T], attempt: Attempt[T], describe: Describe
+) -> list[tuple[int, str]]:
     """The positions of the items that make `attempt` fail, each with why; folding all the
     others succeeds. Raises `Unresolvable` when the failure is not the items'."""
 
     def tried(chosen: list[int]) -> None:
         attempt([items[i] for i in chosen])
 
-    if (error := _failure(tried, [])) is not None:
+    def failure(chosen: list[int]) -> str | None:
+        try:
+            tried(chosen)
+        except NOT_THE_RECORDS:
+            raise
+        except Exception as error:
+            return describe(error)
+        return None
+
+    if (error := failure([])) is not None:
         raise Unresolvable(f"a batch without records fails too: {error}")
-    poison = _isolate(list(range(len(items))), tried)
+    poison = _isolate(list(range(len(items))), failure)
     if len(items) > 1 and len(poison) == len(items):
         raise Unresolvable(f"every record of the batch fails: {poison[0][1]}")
     return sorted(poison)
 
 
-def _isolate(chosen: list[int], attempt: Callable[[list[int]], None]) -> list[tuple[int, str]]:
-    error = _failure(attempt, chosen)
+Failure = Callable[[list[int]], str | None]
+"""Why folding the chosen items fails, or None when it does not."""
+
+
+def _isolate(chosen: list[int], failure: Failure) -> list[tuple[int, str]]:
+    error = failure(chosen)
     if error is None:
         return []
     if len(chosen) == 1:
         return [(chosen[0], error)]
     middle = len(chosen) // 2
-    found = _isolate(chosen[:middle], attempt) + _isolate(chosen[middle:], attempt)
+    found = _isolate(chosen[:middle], failure) + _isolate(chosen[middle:], failure)
     if not found:
         # Each half folds alone, not together: the culprit is the record whose arrival makes
         # a prefix fail (the smallest failing prefix is longer than the first half).
         low, high = middle, len(chosen)
         while high - low > 1:
             mid = (low + high) // 2
-            if _failure(attempt, chosen[:mid]) is None:
+            if failure(chosen[:mid]) is None:
                 low = mid
             else:
                 high = mid
         culprit = chosen[high - 1]
-        found = [(culprit, _failure(attempt, chosen[:high]) or error)]
+        found = [(culprit, failure(chosen[:high]) or error)]
     bad = {index for index, _ in found}
-    return found + _isolate([i for i in chosen if i not in bad], attempt)
-
-
-def _failure(attempt: Callable[[list[int]], None], chosen: list[int]) -> str | None:
-    try:
-        attempt(chosen)
-    except NOT_THE_RECORDS:
-        raise
-    except Exception as error:
-        return describe(error)
-    return None
+    return found + _isolate([i for i in chosen if i not in bad], failure)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from consumers.local_broker import LocalBroker
 from service.bootstrap import Podium
 from service.config import Settings
-from service.local_broker import LocalBroker
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings
 

@@ -37,14 +37,14 @@ from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from consumers.runner import SILENT_DATABASE_SECONDS
+from consumers.backoff import SILENT_DATABASE_SECONDS
+from consumers.local_broker import LocalBroker
 from service import cli
 from service.adapters.database import create_database_engine
 from service.adapters.tables import dead_letters, ignored_events
 from service.app.records import FAMILIES
 from service.bootstrap import Storage
 from service.config import Settings
-from service.local_broker import LocalBroker
 from tests.conftest import ProxiedBroker, empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import SERVING, ServeProcess

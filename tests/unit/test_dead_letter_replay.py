@@ -12,6 +12,7 @@ from service.app.dead_letters import list_letters, replay
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import Letter, LetterFilter, LetterGone
 from service.app.records import DeadLetter, Record, Rejected
+from service.logs import describe
 from tests.builders import RULES, trip_envelope
 from tests.fakes import FakePorts
 
@@ -45,6 +46,7 @@ def replayed(ports: FakePorts, letters: list[Letter]) -> Applied:
         ports.unit_of_work,
         letters,
         lambda r: decode_record(r, FAMILIES),
+        describe,
         rules=RULES,
         consumer_group="podium",
         now=LATER,
