@@ -96,16 +96,16 @@ def collect_garbage_less_often() -> None:
     A batch of events and a big answer each allocate tens of thousands of objects that live
     until the batch or the answer is done. At CPython's default the collector runs every 700
     allocations and carries those survivors into older generations, where it traverses them
-    again and again: half of ranking a 10,000-driver month (39 -> 19 ms measured). Cycles are
-    still collected, only less often; `freeze` keeps the modules, tables and compiled queries
-    loaded at startup out of every collection.
+    again and again: that was half of ranking a big month (bench/RESULTS.md, "Figures once
+    in docstrings"). Cycles are still collected, only less often; `freeze` keeps the modules,
+    tables and compiled queries loaded at startup out of every collection.
 
     The middle generation is collected every second young collection: every object that
     reaches it is traversed there once whatever the threshold, but a collection holds every
-    thread for as long as it runs, and a month's board (30,000 objects for 10,000 drivers,
-    rebuilt up to twice a second under ingest) made those of 20 young collections last up
-    to 170 ms in `podium serve` under the drivers bench (90 ms at most with these).
-    Full collections stay as rare as before (2 x 200 = 20 x 20 young collections)."""
+    thread for as long as it runs, and a month's board (three tracked objects per driver,
+    rebuilt up to twice a second under ingest) made those of 20 young collections hold
+    `podium serve` far longer than these do (bench/RESULTS.md). Full collections stay as rare
+    as before (2 x 200 = 20 x 20 young collections)."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 

@@ -1,4 +1,5 @@
-"""Effectively once under faults (SPEC section 5), end to end through Kafka and gRPC.
+"""Effectively once under faults (docs/rules.md#re-sent-events-and-convergence), end to end
+through Kafka and gRPC.
 
 Each scenario produces a mixed stream (`tests.reference`) to the real broker, lets `podium
 serve` fold it while something goes wrong (kill -9, a frozen instance, a replay from the start,

@@ -1,5 +1,6 @@
-"""What `podium produce` and `podium demo` send: the topic by the event, the key the SPEC
-names, the value and header of the encoding, and nothing the consumer would refuse."""
+"""What `podium produce` and `podium demo` send: the topic by the event, the key
+docs/rules.md#events names, the value and header of the encoding, and nothing the consumer
+would refuse."""
 
 from __future__ import annotations
 
