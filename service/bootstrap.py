@@ -247,8 +247,9 @@ class PlannerStatistics:
     """The planner's statistics kept by Podium: every table analyzed after the first catch-up,
     then the tables that grew by more than their share, after batches."""
 
-    def __init__(self, storage: Storage, metrics: Metrics) -> None:
-        self._storage = storage
+    def __init__(self, statistics: Callable[[], TableStatistics | None], metrics: Metrics) -> None:
+        self._statistics = statistics
+        """The storage's statistics as they are when asked (a test may swap the storage)."""
         self._metrics = metrics
         self.committed = asyncio.Event()
         """A batch committed since the statistics were last looked at."""
@@ -265,7 +266,7 @@ class PlannerStatistics:
     async def analyze(self, which: Callable[[TableStatistics], list[Analyzed]]) -> None:
         """Run ANALYZE on a worker thread, counting each table's outcome; a failure is logged
         and never fatal (the first catch-up is served without fresh statistics then)."""
-        statistics = self._storage.statistics
+        statistics = self._statistics()
         if statistics is None:
             return
         try:
@@ -357,7 +358,7 @@ class Podium:
         self._state_complete = asyncio.Event()
         """The first catch-up is done and the planner's statistics were refreshed after it."""
         self._ingest_report: IngestReport | None = None
-        self._statistics = PlannerStatistics(self.storage, self.metrics)
+        self._statistics = PlannerStatistics(lambda: self.storage.statistics, self.metrics)
         self._stop_consuming = asyncio.Event()
         self._consumer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
