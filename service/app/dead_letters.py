@@ -30,8 +30,8 @@ def replay(
     applied once and leaves the store; one that fails again stays, with the new reason.
     Replaying a letter twice is safe: the second time it is no longer in the store. Letters
     whose fold still fails are found as the consumer loop finds them (`apply_isolating`) and
-    stay, the others are applied. With `dry_run` the transaction is rolled back: the outcome
-    says what would happen."""
+    stay, the others are applied (all of them may fail: they stay, nothing stalls). With
+    `dry_run` the transaction is rolled back: the outcome says what would happen."""
     received, dead = split([letter.record for letter in letters], decode)
     batch = Batch(
         received=received,
@@ -44,4 +44,4 @@ def replay(
             unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry
         )
 
-    return apply_isolating(apply, batch, describe, dry_run=dry_run)
+    return apply_isolating(apply, batch, describe, dry_run=dry_run, every_record_may_fail=True)

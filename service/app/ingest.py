@@ -202,10 +202,15 @@ a database's error shows its class and SQLSTATE, never the row it quotes)."""
 
 
 def apply_isolating(
-    apply: ApplyBatch, batch: Batch, describe: Describe, *, dry_run: bool = False
+    apply: ApplyBatch,
+    batch: Batch,
+    describe: Describe,
+    *,
+    dry_run: bool = False,
+    every_record_may_fail: bool = False,
 ) -> Applied:
     """Apply the batch; if its records make it fail, dead-letter those and apply the rest.
-    Raises `Unresolvable` when the failure is not the records'."""
+    Raises `Unresolvable` when the failure is not the records' (see `find_poison`)."""
     try:
         return apply(batch, dry_run)
     except NOT_THE_RECORDS:
@@ -217,7 +222,7 @@ def apply_isolating(
     def rolled_back(items: Sequence[Received]) -> None:
         apply(Batch(received=items), True)
 
-    poison = find_poison(received, rolled_back, describe)
+    poison = find_poison(received, rolled_back, describe, every_record_may_fail)
     poisoned = {index for index, _ in poison}
     dead = [
         DeadLetter(
@@ -247,10 +252,15 @@ Attempt = Callable[[Sequence[T]], None]
 
 
 def find_poison(
-    items: Sequence[T], attempt: Attempt[T], describe: Describe
+    items: Sequence[T],
+    attempt: Attempt[T],
+    describe: Describe,
+    every_record_may_fail: bool = False,
 ) -> list[tuple[int, str]]:
     """The positions of the items that make `attempt` fail, each with why; folding all the
-    others succeeds. Raises `Unresolvable` when the failure is not the items'."""
+    others succeeds. Raises `Unresolvable` when the failure is not the items': even none of
+    them fails, or (unless `every_record_may_fail`: dead letters replayed, not a stream that
+    would be emptied) every one of several does."""
 
     def tried(chosen: list[int]) -> None:
         attempt([items[i] for i in chosen])
@@ -267,7 +277,7 @@ def find_poison(
     if (error := failure([])) is not None:
         raise Unresolvable(f"a batch without records fails too: {error}")
     poison = _isolate(list(range(len(items))), failure)
-    if len(items) > 1 and len(poison) == len(items):
+    if not every_record_may_fail and len(items) > 1 and len(poison) == len(items):
         raise Unresolvable(f"every record of the batch fails: {poison[0][1]}")
     return sorted(poison)
 

@@ -137,3 +137,29 @@ def test_a_replay_keeps_the_letters_whose_fold_still_fails_and_applies_the_other
     assert (left.record.offset, left.attempts) == (7, 2)
     assert left.reason == "cannot be folded: OverflowError: int too large to convert"
     assert set(ports.state.trips) == {("acme", "t8")}
+
+
+def test_a_replay_whose_every_letter_still_fails_keeps_them_all_and_stalls_nothing(
+    ports: FakePorts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    valid = [record(trip_envelope(f"t{n}", "ann").SerializeToString(), n) for n in (7, 8)]
+    received, _ = split(valid, FAMILIES)
+    kept = [
+        DeadLetter(
+            item.record, Rejected("cannot be folded: a lost disk", "acme", "e", "unfoldable")
+        )
+        for item in received
+    ]
+    apply_batch(ports.unit_of_work, Batch(dead=kept), rules=RULES, consumer_group="podium", now=NOW)
+
+    def folding_none(unit_of_work: object, batch: Batch, **options: object) -> Applied:
+        if batch.received:
+            raise OverflowError("int too large to convert")
+        return apply_batch(unit_of_work, batch, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("service.app.dead_letters.apply_batch", folding_none)
+    outcome = replayed(ports, listed(ports))
+
+    assert sorted(d.record.offset for d in outcome.dead_lettered) == [7, 8]
+    assert [(x.record.offset, x.attempts) for x in listed(ports)] == [(7, 2), (8, 2)]
+    assert ports.state.trips == {}

@@ -116,3 +116,11 @@ def test_a_batch_that_folds_is_applied_as_it_is_and_a_dry_run_stays_one() -> Non
     fold = FakeFold(bad={1})
     apply_isolating(fold, batch, describe, dry_run=True)
     assert fold.committed == []
+
+
+def test_every_record_may_fail_when_the_caller_says_so() -> None:
+    """A dead-letter replay: its letters stay in the store, no stream would be emptied."""
+    assert find_poison([1, 2], failing_with(1, 2), describe, every_record_may_fail=True) == [
+        (0, "ValueError: item 1 is bad"),
+        (1, "ValueError: item 2 is bad"),
+    ]
