@@ -33,9 +33,9 @@ batch's fold works between its statements for well under a second."""
 WRITER_CACHE_KIB = 64 * 1024
 """SQLite's page cache on the ingest's own connection (`create_writer_engine`; SQLite's
 default, which readers keep, is 2 MiB). A replay inserts trips at random keys all over a table
-that grows to hundreds of MiB: with 64 MiB, 1 million trips fold about 15% faster (49k -> 58k
-trip events/s for the fold alone). Readers keep the default: each pooled connection has a
-cache of its own."""
+that grows to hundreds of MiB, which the default cache makes the fold wait on
+(bench/RESULTS.md, "Where ingest time goes"). Readers keep the default: each pooled
+connection has a cache of its own."""
 
 LINK_DEFAULTS = {
     "connect_timeout": "10",

@@ -27,13 +27,13 @@ from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from sqlalchemy import text
 
 from bench.harness import produce_quickly
+from consumers.local_broker import LocalBroker
 from service.adapters.database import create_database_engine
 from service.adapters.statistics import TableStatistics
 from service.bootstrap import Podium, storage
 from service.clock import SystemClock
 from service.config import Settings
 from service.domain.ranking import Month
-from service.local_broker import LocalBroker
 from tests.builders import TENANT, produce, trip_envelope
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings
