@@ -104,11 +104,11 @@ from bench.replay import bench_replay
 from bench.server import PodiumServe, Stopped
 from bench.shapes import WATCHERS, bench_shapes, watcher_latency
 from bench.startup import bench_startup
+from consumers.local_broker import LocalBroker
 from consumers.topics import ensure_topics
 from service.bootstrap import Storage, collect_garbage_less_often
 from service.clock import SystemClock
 from service.config import Settings
-from service.local_broker import LocalBroker
 
 BIG_GROUP = "group-0"
 PROBE_GROUP = "probe"

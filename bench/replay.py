@@ -28,10 +28,10 @@ from bench.fold import Fold, peer_fold, serve_fold
 from bench.harness import produce_quickly, trip_envelope
 from bench.ingest import bare_consumer_rate, bench_settings
 from consumers.decode import JSON
+from consumers.local_broker import LocalBroker
 from consumers.topics import ensure_topics
 from service.config import Settings
 from service.domain.ranking import Month
-from service.local_broker import LocalBroker
 
 DRIVERS = 10_000
 PARTITIONS = 4

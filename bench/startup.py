@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaConsumer
 from bench.harness import database, produce_trips
 from bench.ingest import bench_settings
 from bench.server import PodiumServe
+from consumers.local_broker import LocalBroker
 from consumers.topics import ensure_topics
 from service.app.records import FAMILIES
-from service.local_broker import LocalBroker
 
 
 def say(text: str) -> None:

@@ -107,7 +107,8 @@ def decode_noting_unknown_fields(
     Never raises: whatever goes wrong decoding one record makes that record's Rejected, so
     one bad record cannot stop consumption.
 
-    `timestamp_ms` is the record's Kafka timestamp, the event's arrival time (SPEC section 4).
+    `timestamp_ms` is the record's Kafka timestamp, the event's arrival time
+    (docs/rules.md#arrival-time-and-freezes).
     A JSON record goes first through `consumers.json_events`, which reads the common
     envelopes with the same outcome as protobuf's `json_format` at a fraction of its cost;
     `json_fast_path=False` skips it (the tests compare both routes).

@@ -1,9 +1,12 @@
 """Where each owned partition stands: the one owner of partition positions.
 
-The rebalance listener adds and drops partitions; the consumer loop resolves each new one
-against the offset stored with the state and the log's range, and moves it on as batches
-commit. Every seek that sends a partition back (a new assignment, a batch another consumer
-fenced out) opens a new *epoch*: records fetched before it are stale and never applied,
+The rebalance listener adds and drops partitions; the fetcher resolves each new one against
+the offset stored with the state and the log's range, moves it on as records are fetched or
+the log moves on without records for us, and stalls it; the applier moves it on as batches
+commit. Each of them asks `Positions`; no other module writes a `Position` field.
+
+Every seek that sends a partition back (a new assignment, a batch another consumer fenced
+out) opens a new *epoch*: records fetched before it are stale and never applied,
 whatever their offsets, so a gap in the log (compaction, transaction markers) is no reason
 to refuse a run.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiokafka import TopicPartition
 
@@ -29,8 +32,10 @@ class Status(enum.Enum):
     An operator moves it (`podium offsets reset`); the loop then resolves it again."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Position:
+    """A partition's standing, read-only: `Positions` alone moves it on."""
+
     status: Status = Status.UNRESOLVED
     stored: int | None = None
     """The next offset as stored with the state (None: never stored)."""
@@ -88,12 +93,25 @@ class Positions:
         if partition in self._owned:
             self._owned[partition] = Position(epoch=next(_epochs))
 
-    def stall(self, partition: TopicPartition, why: str) -> None:
+    def stall(self, partition: TopicPartition, why: str, stored: int | None) -> None:
+        """Stop the partition at `stored` (nothing fetched since is applied)."""
         position = self._owned.get(partition)
         if position is not None:
-            position.status = Status.STALLED
-            position.why_stalled = why
-            position.epoch = next(_epochs)
+            self._owned[partition] = replace(
+                position, status=Status.STALLED, why_stalled=why, stored=stored, epoch=next(_epochs)
+            )
+
+    def fetched_to(self, partition: TopicPartition, next_offset: int) -> None:
+        """Records were fetched up to `next_offset` (excluded)."""
+        position = self._owned.get(partition)
+        if position is not None:
+            self._owned[partition] = replace(position, fetched=next_offset)
+
+    def skipped_to(self, partition: TopicPartition, offset: int) -> None:
+        """The broker's own position reached `offset` without records for us."""
+        position = self._owned.get(partition)
+        if position is not None and offset > position.skipped_to:
+            self._owned[partition] = replace(position, skipped_to=offset)
 
     def is_current(self, partition: TopicPartition, epoch: int) -> bool:
         """Whether records fetched in `epoch` may be applied: the partition is still ours,
@@ -104,4 +122,4 @@ class Positions:
     def committed(self, partition: TopicPartition, next_offset: int) -> None:
         position = self._owned.get(partition)
         if position is not None:
-            position.stored = next_offset
+            self._owned[partition] = replace(position, stored=next_offset)

@@ -26,7 +26,8 @@ from sqlalchemy import Engine
 
 import migrations
 from consumers.connection import kafka_options
-from consumers.runner import ConsumerLoop, IngestReport
+from consumers.reporter import IngestReport
+from consumers.runner import ConsumerLoop
 from consumers.topics import check_durability, ensure_topics
 from service.adapters.database import (
     create_database_engine,
@@ -95,16 +96,16 @@ def collect_garbage_less_often() -> None:
     A batch of events and a big answer each allocate tens of thousands of objects that live
     until the batch or the answer is done. At CPython's default the collector runs every 700
     allocations and carries those survivors into older generations, where it traverses them
-    again and again: half of ranking a 10,000-driver month (39 -> 19 ms measured). Cycles are
-    still collected, only less often; `freeze` keeps the modules, tables and compiled queries
-    loaded at startup out of every collection.
+    again and again: that was half of ranking a big month (bench/RESULTS.md, "Figures once
+    in docstrings"). Cycles are still collected, only less often; `freeze` keeps the modules,
+    tables and compiled queries loaded at startup out of every collection.
 
     The middle generation is collected every second young collection: every object that
     reaches it is traversed there once whatever the threshold, but a collection holds every
-    thread for as long as it runs, and a month's board (30,000 objects for 10,000 drivers,
-    rebuilt up to twice a second under ingest) made those of 20 young collections last up
-    to 170 ms in `podium serve` under the drivers bench (90 ms at most with these).
-    Full collections stay as rare as before (2 x 200 = 20 x 20 young collections)."""
+    thread for as long as it runs, and a month's board (three tracked objects per driver,
+    rebuilt up to twice a second under ingest) made those of 20 young collections hold
+    `podium serve` far longer than these do (bench/RESULTS.md). Full collections stay as rare
+    as before (2 x 200 = 20 x 20 young collections)."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
@@ -242,6 +243,84 @@ def consumer_loop(
     )
 
 
+class PlannerStatistics:
+    """The planner's statistics kept by Podium: every table analyzed after the first catch-up,
+    then the tables that grew by more than their share, after batches."""
+
+    def __init__(self, statistics: Callable[[], TableStatistics | None], metrics: Metrics) -> None:
+        self._statistics = statistics
+        """The storage's statistics as they are when asked (a test may swap the storage)."""
+        self._metrics = metrics
+        self.committed = asyncio.Event()
+        """A batch committed since the statistics were last looked at."""
+
+    async def keep(self) -> None:
+        """After batches, at most once every STATISTICS_CHECK_SECONDS, analyze the tables that
+        grew by more than their share since their last ANALYZE."""
+        while True:
+            await self.committed.wait()
+            self.committed.clear()
+            await self.analyze(TableStatistics.analyze_grown)
+            await asyncio.sleep(STATISTICS_CHECK_SECONDS)
+
+    async def analyze(self, which: Callable[[TableStatistics], list[Analyzed]]) -> None:
+        """Run ANALYZE on a worker thread, counting each table's outcome; a failure is logged
+        and never fatal (the first catch-up is served without fresh statistics then)."""
+        statistics = self._statistics()
+        if statistics is None:
+            return
+        try:
+            outcomes = await asyncio.to_thread(which, statistics)
+        except Exception:
+            log.error("the planner's statistics were not refreshed", exc_info=True)
+            return
+        for outcome in outcomes:
+            result = "done" if outcome.failure is None else "failed"
+            self._metrics.table_analyzes.labels(outcome.table, result).inc()
+
+
+def forget_offsets(storage: Storage, settings: Settings, topics: list[str]) -> None:
+    """Topics just created start from their beginning, whatever was stored of an older log."""
+    stale = forget_new_logs(storage.unit_of_work, settings.consumer_group, topics)
+    if stale:
+        log.warning(
+            "created topics %s, which had stored offsets from an older log; "
+            "reading the new ones from their start",
+            ", ".join(stale),
+        )
+
+
+async def watch_group_caught_up(storage: Storage, settings: Settings, event: asyncio.Event) -> None:
+    """Set `event` once some consumer of the group has caught up once (what API-only instances
+    wait for to be ready)."""
+    group = settings.consumer_group
+
+    def has_caught_up() -> bool:
+        with storage.read() as read:
+            return read.has_caught_up(group)
+
+    while not event.is_set():
+        if await asyncio.to_thread(has_caught_up):
+            event.set()
+        else:
+            await asyncio.sleep(0.5)
+
+
+async def supervise(
+    run: Coroutine[Any, Any, None], stopping: asyncio.Event, failed: asyncio.Event
+) -> None:
+    """Run the consumer loop; set `failed` if it fails or ends before `stopping` is set."""
+    try:
+        await run
+    except Exception:
+        log.critical("the consumer loop failed; stopping Podium", exc_info=True)
+        failed.set()
+        return
+    if not stopping.is_set():
+        log.critical("the consumer loop ended on its own; stopping Podium")
+        failed.set()
+
+
 class Podium:
     """One running instance: the API, the consumers, or both. Every role serves health."""
 
@@ -260,6 +339,10 @@ class Podium:
             raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is not set")
         self.settings = settings
         self.role = role
+        self._serves_api = role in ("all", "api")
+        self._consumes = role in ("all", "consumers")
+        self._api_health = ("", API_HEALTH, *QUERY_SERVICES) if self._serves_api else ()
+        self._ingest_health = (INGEST_HEALTH,) if self._serves_api else ("", INGEST_HEALTH)
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
         self.tracing = tracing or tracer_provider(settings)
@@ -275,8 +358,7 @@ class Podium:
         self._state_complete = asyncio.Event()
         """The first catch-up is done and the planner's statistics were refreshed after it."""
         self._ingest_report: IngestReport | None = None
-        self._committed = asyncio.Event()
-        """A batch committed since the statistics were last looked at."""
+        self._statistics = PlannerStatistics(lambda: self.storage.statistics, self.metrics)
         self._stop_consuming = asyncio.Event()
         self._consumer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -288,22 +370,6 @@ class Podium:
         self._api_workers: ThreadPoolExecutor | None = None
         self._key_workers: ThreadPoolExecutor | None = None
         self.key_uses: KeyUses | None = None
-
-    @property
-    def _serves_api(self) -> bool:
-        return self.role in ("all", "api")
-
-    @property
-    def _consumes(self) -> bool:
-        return self.role in ("all", "consumers")
-
-    @property
-    def _api_health(self) -> tuple[str, ...]:
-        return ("", API_HEALTH, *QUERY_SERVICES) if self._serves_api else ()
-
-    @property
-    def _ingest_health(self) -> tuple[str, ...]:
-        return (INGEST_HEALTH,) if self._serves_api else ("", INGEST_HEALTH)
 
     async def start(self) -> None:
         await asyncio.to_thread(migrations.upgrade, self.storage.engine)
@@ -333,7 +399,9 @@ class Podium:
             await self._set_health(self._ingest_health, False)
             await self._start_consumers()
         if self._serves_api and self.loop is None:
-            self._spawn(self._when_caught_up(await self._database_caught_up()))
+            group_caught_up = asyncio.Event()
+            self._spawn(watch_group_caught_up(self.storage, self.settings, group_caught_up))
+            self._spawn(self._when_caught_up(group_caught_up))
 
     async def _query_deps(self) -> tuple[QueryDeps, Guard]:
         settings = self.settings
@@ -389,11 +457,11 @@ class Podium:
         created = await ensure_topics(self.settings)
         await check_durability(self.settings, self.metrics)
         if created:
-            await asyncio.to_thread(self._forget_offsets, created)
+            await asyncio.to_thread(forget_offsets, self.storage, self.settings, created)
         running = asyncio.get_running_loop()
 
         def committed() -> None:
-            running.call_soon_threadsafe(self._committed.set)
+            running.call_soon_threadsafe(self._statistics.committed.set)
 
         self.loop = consumer_loop(
             self.settings,
@@ -405,29 +473,10 @@ class Podium:
             committed,
         )
         self._consumer_task = asyncio.create_task(
-            self._supervise(self.loop.run(self._stop_consuming)), name="consumer-loop"
+            supervise(self.loop.run(self._stop_consuming), self._stop_consuming, self.failed),
+            name="consumer-loop",
         )
         self._spawn(self._record_caught_up(self.loop.caught_up))
-
-    def _forget_offsets(self, topics: list[str]) -> None:
-        stale = forget_new_logs(self.storage.unit_of_work, self.settings.consumer_group, topics)
-        if stale:
-            log.warning(
-                "created topics %s, which had stored offsets from an older log; "
-                "reading the new ones from their start",
-                ", ".join(stale),
-            )
-
-    async def _supervise(self, run: Coroutine[Any, Any, None]) -> None:
-        try:
-            await run
-        except Exception:
-            log.critical("the consumer loop failed; stopping Podium", exc_info=True)
-            self.failed.set()
-            return
-        if not self._stop_consuming.is_set():
-            log.critical("the consumer loop ended on its own; stopping Podium")
-            self.failed.set()
 
     def _ingest_changed(self, report: IngestReport) -> None:
         """Ingest is healthy once its first catch-up is done and analyzed, while it folds."""
@@ -439,21 +488,6 @@ class Podium:
         """Once draining, every service stays NOT_SERVING whatever the state does."""
         if self._health is not None:
             await set_health(self._health, names, serving and not self._draining)
-
-    async def _database_caught_up(self) -> asyncio.Event:
-        """API-only instances are ready once some consumer of the group has caught up once."""
-        event = asyncio.Event()
-        group = self.settings.consumer_group
-
-        async def poll() -> None:
-            while not event.is_set():
-                if await asyncio.to_thread(self._read, lambda read: read.has_caught_up(group)):
-                    event.set()
-                else:
-                    await asyncio.sleep(0.5)
-
-        self._spawn(poll())
-        return event
 
     async def _when_caught_up(self, caught_up: asyncio.Event) -> None:
         await caught_up.wait()
@@ -468,7 +502,7 @@ class Podium:
         it is healthy, and API-only instances of the group are told the state is complete;
         from then on, the tables that grow are analyzed again."""
         await caught_up.wait()
-        await self._analyze(TableStatistics.analyze_all)
+        await self._statistics.analyze(TableStatistics.analyze_all)
         self._state_complete.set()
         if self._serves_api:
             await self._when_caught_up(self._state_complete)
@@ -477,31 +511,7 @@ class Podium:
         await asyncio.to_thread(
             self.storage.mark_caught_up, self.settings.consumer_group, self.clock.now()
         )
-        self._spawn(self._keep_statistics())
-
-    async def _keep_statistics(self) -> None:
-        """After batches, at most once every STATISTICS_CHECK_SECONDS, analyze the tables that
-        grew by more than their share since their last ANALYZE."""
-        while True:
-            await self._committed.wait()
-            self._committed.clear()
-            await self._analyze(TableStatistics.analyze_grown)
-            await asyncio.sleep(STATISTICS_CHECK_SECONDS)
-
-    async def _analyze(self, which: Callable[[TableStatistics], list[Analyzed]]) -> None:
-        """Run ANALYZE on a worker thread, counting each table's outcome; a failure is logged
-        and never fatal (the first catch-up is served without fresh statistics then)."""
-        statistics = self.storage.statistics
-        if statistics is None:
-            return
-        try:
-            outcomes = await asyncio.to_thread(which, statistics)
-        except Exception:
-            log.error("the planner's statistics were not refreshed", exc_info=True)
-            return
-        for outcome in outcomes:
-            result = "done" if outcome.failure is None else "failed"
-            self.metrics.table_analyzes.labels(outcome.table, result).inc()
+        self._spawn(self._statistics.keep())
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)

@@ -21,7 +21,9 @@ from importlib import metadata
 from pathlib import Path
 
 import migrations
-from consumers.runner import decode_record
+from consumers.local_broker import AddressTaken, BrokerMissing, LocalBroker
+from consumers.publish import KafkaUnreachable, Stamp, from_json_lines, publish
+from consumers.runs import decode_record
 from consumers.topics import TopicsNotDurable, log_ranges
 from service.adapters.database import create_database_engine
 from service.app.dead_letters import list_letters, replay
@@ -36,9 +38,7 @@ from service.demo.command import DemoFailed, run_demo
 from service.domain.auth import ApiKey
 from service.grpc.health_check import SERVING, check_health
 from service.grpc.server import API_HEALTH, INGEST_HEALTH
-from service.local_broker import AddressTaken, BrokerMissing, LocalBroker
-from service.logs import configure_logging
-from service.publish import KafkaUnreachable, Stamp, from_json_lines, publish
+from service.logs import configure_logging, describe
 
 log = logging.getLogger("podium")
 
@@ -592,6 +592,7 @@ def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
             store.unit_of_work,
             letters,
             lambda record: decode_record(record, family_of),
+            describe,
             rules=rules_from(settings),
             consumer_group=settings.consumer_group,
             now=SystemClock().now(),

@@ -1,12 +1,18 @@
-"""The one settings object, built from an injected environment mapping (every variable: the
-README, "Configuration"; the rule settings: docs/rules.md#settings)."""
+"""The one settings object, built from an injected environment mapping.
+
+Each setting is declared once, as a field of `Settings` made by `setting(...)`: its variable,
+how it is parsed, its default and what it means. From that one declaration come `from_env`,
+`to_env`, the variables each command's `--help` names (`setting_names`) and the README's
+table, "Configuration" (`settings_table`; `python -m tools.settings_table` rewrites it, a test
+checks it). The rule settings: docs/rules.md#settings.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import Field, dataclass, field, fields
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any
 
 from service.domain.bounds import CHALLENGE_MIN_DISTANCE_MAX_KM, DURATION_MAX, ID_MAX_LENGTH
 
@@ -14,8 +20,6 @@ from service.domain.bounds import CHALLENGE_MIN_DISTANCE_MAX_KM, DURATION_MAX, I
 class SettingsError(ValueError):
     """A setting is malformed; start-up stops with a message naming it."""
 
-
-T = TypeVar("T")
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -25,307 +29,30 @@ DAY_SECONDS = 86_400
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    database_url: str = "sqlite:///podium.db"
-    kafka_bootstrap_servers: str | None = None
-    local_broker_address: str = "127.0.0.1:9092"
-    """Where `podium run-local` (`make run`) starts its broker when KAFKA_BOOTSTRAP_SERVERS is
-    unset: a fixed address, so producers (`podium demo`, `podium produce`, kcat) find it."""
-    grpc_address: str = "127.0.0.1:50051"
-    topic_prefix: str = "podium."
-    consumer_group: str = "podium"
-    metrics_address: str | None = None
-    min_trips: int = 5
-    min_distance_km: float = 20.0
-    late_event_grace: timedelta = timedelta(hours=24)
-    topic_partitions: int = 6
-    batch_max_records: int = 20_000
-    """Under a backlog, bigger batches spread each transaction's fixed cost over more events;
-    when the consumer keeps up, a batch holds only what arrived since the last one."""
-    max_staleness_seconds: float = 1.0
-    """While an answer is rebuilt, callers get the previous one if it is at most this old
-    (else they wait for the build): a query reflects an event within about a second."""
-    tls_cert_file: str | None = None
-    """With `tls_key_file`: the API serves TLS only (PEM, the chain after the certificate)."""
-    tls_key_file: str | None = None
-    tls_client_ca_file: str | None = None
-    """Also require client certificates signed by this CA (mutual TLS)."""
-    max_request_bytes: int = 16 * 1024
-    """A request message, and its metadata, at most this big (requests hold a few ids)."""
-    max_concurrent_calls: int = 256
-    """Calls an instance runs at once; beyond, `too_many_calls`."""
-    rate_limit_per_key: float = 1000.0
-    """Calls a second per key and instance (bursts of one second's worth); 0: no limit."""
-    statement_timeout_seconds: float = 10.0
-    """A query's statements are cancelled after this, or after what is left of the call's
-    deadline when that is less."""
-    max_watchers: int = 10_000
-    """Streams of `WatchDriverRanking` an instance serves at once; beyond, `too_many_watchers`
-    (they are not counted among `max_concurrent_calls`)."""
-    log_format: str | None = None
-    """`text` or `json`; unset, the command chooses (text for `podium run-local`, which
-    `make run` starts, JSON lines otherwise)."""
-    log_level: str = "INFO"
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = field(default=None, repr=False)
-    """Never shown: not in the settings' repr, nor in any log line."""
-    kafka_ssl_cafile: str | None = None
-    """The CA that signed the brokers' certificates (unset: the system's CAs)."""
-    topic_replication_factor: int = 1
-    """Replicas of each partition of the topics Podium creates (missing ones only)."""
-    topic_min_insync_replicas: int = 2
-    """`min.insync.replicas` of the topics Podium creates with more than one replica: a
-    write the brokers acknowledge is on this many of them."""
-    require_durable_topics: bool = False
-    """Refuse to start when a topic Podium reads can lose events (finite retention,
-    compaction) instead of warning (`consumers.topics`)."""
-    otlp_endpoint: str | None = None
-    """`OTEL_EXPORTER_OTLP_ENDPOINT`: where OpenTelemetry spans go; unset, tracing is off."""
-    drain_seconds: float = 5.0
-    """On SIGTERM, health says NOT_SERVING and calls are still answered this long, so load
-    balancers take the instance out before it stops taking calls."""
-    shutdown_grace_seconds: float = 5.0
-    """Calls in flight when the instance stops taking calls (or when a connection reaches its
-    maximum age) get this long to finish before they are cancelled."""
-    max_connection_age_seconds: float = 300.0
-    """A client's connection is closed (GOAWAY, after the grace) once this old, so long-lived
-    channels reconnect and spread over new instances; 0: never."""
-    health_address: str | None = None
-    """A second, plaintext listener serving `grpc.health.v1` only, for probes that cannot
-    present a client certificate under mutual TLS."""
-    health_tls_ca_file: str | None = None
-    """`podium health` over TLS: the CA that signed the API's certificate (unset: the API's
-    own certificate file, which holds its chain)."""
-    health_tls_cert_file: str | None = None
-    """`podium health` under mutual TLS: the client certificate it presents (unset: the
-    API's own certificate and key)."""
-    health_tls_key_file: str | None = None
+class Variable:
+    """How a setting is read from the environment, and how the README shows it."""
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
-        def read(name: str, parse: Callable[[str], T], default: T) -> T:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return parse(raw)
-            except ValueError as error:
-                raise SettingsError(f"{name}={raw!r} is not valid: {error}") from None
-
-        defaults = cls()
-        return cls(
-            database_url=read("DATABASE_URL", _non_empty, defaults.database_url),
-            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-            local_broker_address=read(
-                "PODIUM_LOCAL_BROKER_ADDRESS", _listening_address, defaults.local_broker_address
-            ),
-            grpc_address=read("PODIUM_GRPC_ADDRESS", _host_port, defaults.grpc_address),
-            topic_prefix=read("PODIUM_TOPIC_PREFIX", _non_empty, defaults.topic_prefix),
-            consumer_group=read("PODIUM_CONSUMER_GROUP", _non_empty, defaults.consumer_group),
-            metrics_address=read("PODIUM_METRICS_ADDRESS", _host_port, None),
-            min_trips=read("PODIUM_MIN_TRIPS", _non_negative_int, defaults.min_trips),
-            min_distance_km=read(
-                "PODIUM_MIN_DISTANCE_KM", _non_negative_float, defaults.min_distance_km
-            ),
-            late_event_grace=read(
-                "PODIUM_LATE_EVENT_GRACE_SECONDS", _seconds, defaults.late_event_grace
-            ),
-            topic_partitions=read(
-                "PODIUM_TOPIC_PARTITIONS", _positive_int, defaults.topic_partitions
-            ),
-            batch_max_records=read(
-                "PODIUM_BATCH_MAX_RECORDS", _positive_int, defaults.batch_max_records
-            ),
-            max_staleness_seconds=read(
-                "PODIUM_MAX_STALENESS_SECONDS", _positive_float, defaults.max_staleness_seconds
-            ),
-            tls_cert_file=read("PODIUM_TLS_CERT_FILE", _non_empty, None),
-            tls_key_file=read("PODIUM_TLS_KEY_FILE", _non_empty, None),
-            tls_client_ca_file=read("PODIUM_TLS_CLIENT_CA_FILE", _non_empty, None),
-            max_request_bytes=read(
-                "PODIUM_MAX_REQUEST_BYTES", _positive_int, defaults.max_request_bytes
-            ),
-            max_concurrent_calls=read(
-                "PODIUM_MAX_CONCURRENT_CALLS", _positive_int, defaults.max_concurrent_calls
-            ),
-            rate_limit_per_key=read(
-                "PODIUM_RATE_LIMIT_PER_KEY", _non_negative_float, defaults.rate_limit_per_key
-            ),
-            statement_timeout_seconds=read(
-                "PODIUM_STATEMENT_TIMEOUT_SECONDS",
-                _positive_float,
-                defaults.statement_timeout_seconds,
-            ),
-            max_watchers=read("PODIUM_MAX_WATCHERS", _positive_int, defaults.max_watchers),
-            log_format=read("PODIUM_LOG_FORMAT", _one_of(LOG_FORMATS), None),
-            log_level=read("PODIUM_LOG_LEVEL", _one_of(LOG_LEVELS), defaults.log_level),
-            kafka_security_protocol=read(
-                "PODIUM_KAFKA_SECURITY_PROTOCOL",
-                _one_of(KAFKA_SECURITY_PROTOCOLS),
-                defaults.kafka_security_protocol,
-            ),
-            kafka_sasl_mechanism=read(
-                "PODIUM_KAFKA_SASL_MECHANISM", _one_of(KAFKA_SASL_MECHANISMS), None
-            ),
-            kafka_sasl_username=read("PODIUM_KAFKA_SASL_USERNAME", _non_empty, None),
-            kafka_sasl_password=env.get("PODIUM_KAFKA_SASL_PASSWORD") or None,
-            kafka_ssl_cafile=read("PODIUM_KAFKA_SSL_CAFILE", _non_empty, None),
-            topic_replication_factor=read(
-                "PODIUM_TOPIC_REPLICATION_FACTOR", _positive_int, defaults.topic_replication_factor
-            ),
-            topic_min_insync_replicas=read(
-                "PODIUM_TOPIC_MIN_INSYNC_REPLICAS",
-                _positive_int,
-                defaults.topic_min_insync_replicas,
-            ),
-            require_durable_topics=read(
-                "PODIUM_REQUIRE_DURABLE_TOPICS", _boolean, defaults.require_durable_topics
-            ),
-            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
-            drain_seconds=read("PODIUM_DRAIN_SECONDS", _bounded_seconds, defaults.drain_seconds),
-            shutdown_grace_seconds=read(
-                "PODIUM_SHUTDOWN_GRACE_SECONDS", _bounded_seconds, defaults.shutdown_grace_seconds
-            ),
-            max_connection_age_seconds=read(
-                "PODIUM_MAX_CONNECTION_AGE_SECONDS",
-                _bounded_seconds,
-                defaults.max_connection_age_seconds,
-            ),
-            health_address=read("PODIUM_HEALTH_ADDRESS", _host_port, None),
-            health_tls_ca_file=read("PODIUM_HEALTH_TLS_CA_FILE", _non_empty, None),
-            health_tls_cert_file=read("PODIUM_HEALTH_TLS_CERT_FILE", _non_empty, None),
-            health_tls_key_file=read("PODIUM_HEALTH_TLS_KEY_FILE", _non_empty, None),
-        )._checked()
-
-    def _checked(self) -> Settings:
-        """Settings that only make sense together."""
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            missing = "PODIUM_TLS_KEY_FILE" if self.tls_key_file is None else "PODIUM_TLS_CERT_FILE"
-            raise SettingsError(
-                f"{missing} is not set: PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE go together"
-            )
-        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
-            raise SettingsError(
-                "PODIUM_TLS_CLIENT_CA_FILE needs PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE"
-            )
-        if (self.health_tls_cert_file is None) != (self.health_tls_key_file is None):
-            raise SettingsError(
-                "PODIUM_HEALTH_TLS_CERT_FILE and PODIUM_HEALTH_TLS_KEY_FILE go together"
-            )
-        if self.min_distance_km > CHALLENGE_MIN_DISTANCE_MAX_KM:
-            raise SettingsError(
-                f"PODIUM_MIN_DISTANCE_KM must be at most {CHALLENGE_MIN_DISTANCE_MAX_KM:,.0f}"
-            )
-        replicas = self.topic_replication_factor
-        if replicas > 1 and self.topic_min_insync_replicas > replicas:
-            raise SettingsError(
-                f"PODIUM_TOPIC_MIN_INSYNC_REPLICAS={self.topic_min_insync_replicas} is more than "
-                f"PODIUM_TOPIC_REPLICATION_FACTOR={replicas}: no write could ever be acknowledged"
-            )
-        if len(self.topic("enrollments")) > ID_MAX_LENGTH:
-            raise SettingsError(
-                f"PODIUM_TOPIC_PREFIX is too long: topic names must fit {ID_MAX_LENGTH} characters"
-            )
-        self._check_kafka_security()
-        return self
-
-    def _check_kafka_security(self) -> None:
-        protocol = self.kafka_security_protocol
-        sasl = protocol.startswith("SASL_")
-        given = {
-            "PODIUM_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
-            "PODIUM_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
-            "PODIUM_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
-        }
-        if sasl and (missing := [name for name, value in given.items() if value is None]):
-            raise SettingsError(
-                f"{missing[0]} is not set: PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} needs "
-                "PODIUM_KAFKA_SASL_MECHANISM, PODIUM_KAFKA_SASL_USERNAME and "
-                "PODIUM_KAFKA_SASL_PASSWORD"
-            )
-        if not sasl and (extra := [name for name, value in given.items() if value is not None]):
-            raise SettingsError(
-                f"{extra[0]} is set but PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL "
-                "(SASL_PLAINTEXT or SASL_SSL)"
-            )
-        if self.kafka_ssl_cafile is not None and not protocol.endswith("SSL"):
-            raise SettingsError(
-                f"PODIUM_KAFKA_SSL_CAFILE is set but PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} "
-                "uses no TLS (SSL or SASL_SSL)"
-            )
-
-    def to_env(self) -> dict[str, str]:
-        """The environment variables that give these settings (for starting `podium serve`)."""
-        optional = {
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
-            "PODIUM_METRICS_ADDRESS": self.metrics_address,
-            "PODIUM_TLS_CERT_FILE": self.tls_cert_file,
-            "PODIUM_TLS_KEY_FILE": self.tls_key_file,
-            "PODIUM_TLS_CLIENT_CA_FILE": self.tls_client_ca_file,
-            "PODIUM_LOG_FORMAT": self.log_format,
-            "PODIUM_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
-            "PODIUM_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
-            "PODIUM_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
-            "PODIUM_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_endpoint,
-            "PODIUM_HEALTH_ADDRESS": self.health_address,
-            "PODIUM_HEALTH_TLS_CA_FILE": self.health_tls_ca_file,
-            "PODIUM_HEALTH_TLS_CERT_FILE": self.health_tls_cert_file,
-            "PODIUM_HEALTH_TLS_KEY_FILE": self.health_tls_key_file,
-        }
-        return {
-            "DATABASE_URL": self.database_url,
-            "PODIUM_LOCAL_BROKER_ADDRESS": self.local_broker_address,
-            "PODIUM_GRPC_ADDRESS": self.grpc_address,
-            "PODIUM_TOPIC_PREFIX": self.topic_prefix,
-            "PODIUM_CONSUMER_GROUP": self.consumer_group,
-            "PODIUM_MIN_TRIPS": str(self.min_trips),
-            "PODIUM_MIN_DISTANCE_KM": repr(self.min_distance_km),
-            "PODIUM_LATE_EVENT_GRACE_SECONDS": repr(self.late_event_grace.total_seconds()),
-            "PODIUM_TOPIC_PARTITIONS": str(self.topic_partitions),
-            "PODIUM_BATCH_MAX_RECORDS": str(self.batch_max_records),
-            "PODIUM_MAX_STALENESS_SECONDS": repr(self.max_staleness_seconds),
-            "PODIUM_MAX_REQUEST_BYTES": str(self.max_request_bytes),
-            "PODIUM_MAX_CONCURRENT_CALLS": str(self.max_concurrent_calls),
-            "PODIUM_RATE_LIMIT_PER_KEY": repr(self.rate_limit_per_key),
-            "PODIUM_STATEMENT_TIMEOUT_SECONDS": repr(self.statement_timeout_seconds),
-            "PODIUM_MAX_WATCHERS": str(self.max_watchers),
-            "PODIUM_LOG_LEVEL": self.log_level,
-            "PODIUM_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
-            "PODIUM_TOPIC_REPLICATION_FACTOR": str(self.topic_replication_factor),
-            "PODIUM_DRAIN_SECONDS": repr(self.drain_seconds),
-            "PODIUM_SHUTDOWN_GRACE_SECONDS": repr(self.shutdown_grace_seconds),
-            "PODIUM_MAX_CONNECTION_AGE_SECONDS": repr(self.max_connection_age_seconds),
-            "PODIUM_TOPIC_MIN_INSYNC_REPLICAS": str(self.topic_min_insync_replicas),
-            "PODIUM_REQUIRE_DURABLE_TOPICS": "true" if self.require_durable_topics else "false",
-            **{name: value for name, value in optional.items() if value is not None},
-        }
-
-    @property
-    def kafka_servers(self) -> str:
-        """Where events go and come from: KAFKA_BOOTSTRAP_SERVERS, else the local broker that
-        `make run` starts."""
-        return self.kafka_bootstrap_servers or self.local_broker_address
-
-    def topic(self, name: str) -> str:
-        """The Kafka topic of a family: `catalog`, `trips`, `enrollments` or `tasks`."""
-        return f"{self.topic_prefix}{name}"
+    name: str
+    parse: Callable[[str], Any]
+    """From the variable's text (empty or missing: the default); `ValueError` says why not."""
+    meaning: str
+    default_text: str | None
+    """The README's default, when the default value alone does not say it."""
 
 
-def setting_names() -> tuple[str, ...]:
-    """Every environment variable the settings are read from, in the order `from_env` reads
-    them (the commands' `--help` name theirs from these)."""
-    names: list[str] = []
-
-    class Recorder(dict[str, str]):
-        def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
-            names.append(key)
-            return default
-
-    Settings.from_env(Recorder())
-    return tuple(dict.fromkeys(names))
+def setting(
+    name: str,
+    parse: Callable[[str], Any],
+    default: Any,
+    meaning: str,
+    *,
+    default_text: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """A field of `Settings`, read from the variable `name`; a `secret` one is never shown
+    (not in the settings' repr, nor in any log line)."""
+    variable = Variable(name, parse, meaning, default_text)
+    return field(default=default, repr=not secret, metadata={"variable": variable})
 
 
 def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -339,6 +66,10 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
         raise ValueError(f"expected one of {', '.join(choices)}")
 
     return parse
+
+
+def _as_given(raw: str) -> str:
+    return raw
 
 
 def _non_empty(raw: str) -> str:
@@ -412,3 +143,464 @@ def _seconds(raw: str) -> timedelta:
     if value > DURATION_MAX.total_seconds():
         raise ValueError(f"must be at most {DURATION_MAX.total_seconds():.0f} (3,660 days)")
     return timedelta(seconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class _IngestSettings:
+    """Where events come from and how they are folded: the database, Kafka and its topics."""
+
+    database_url: str = setting(
+        "DATABASE_URL",
+        _non_empty,
+        "sqlite:///podium.db",
+        (
+            "SQLite file, or `postgresql://user@host/db` (libpq parameters in the query override "
+            "Podium's link defaults: `connect_timeout=10`, keepalives after 10 s idle every 5 s, "
+            "`tcp_user_timeout=30000`)"
+        ),
+    )
+    kafka_bootstrap_servers: str | None = setting(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        _as_given,
+        None,
+        "any Kafka; `make run` starts a local broker when unset",
+    )
+    local_broker_address: str = setting(
+        "PODIUM_LOCAL_BROKER_ADDRESS",
+        _listening_address,
+        "127.0.0.1:9092",
+        (
+            "where `make run` starts that broker (a taken address stops it, naming the address); "
+            "`podium demo` and `podium produce` send there when `KAFKA_BOOTSTRAP_SERVERS` is unset"
+        ),
+    )
+    topic_prefix: str = setting(
+        "PODIUM_TOPIC_PREFIX",
+        _non_empty,
+        "podium.",
+        "topics are `<prefix>catalog`, `trips`, `enrollments`, `tasks`",
+    )
+    consumer_group: str = setting(
+        "PODIUM_CONSUMER_GROUP",
+        _non_empty,
+        "podium",
+        "instances sharing it split the partitions",
+    )
+    topic_partitions: int = setting(
+        "PODIUM_TOPIC_PARTITIONS",
+        _positive_int,
+        6,
+        "partitions of topics Podium creates",
+    )
+    batch_max_records: int = setting(
+        "PODIUM_BATCH_MAX_RECORDS",
+        _positive_int,
+        20_000,
+        "records folded per transaction at most",
+    )
+    kafka_security_protocol: str = setting(
+        "PODIUM_KAFKA_SECURITY_PROTOCOL",
+        _one_of(KAFKA_SECURITY_PROTOCOLS),
+        "PLAINTEXT",
+        (
+            "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`, for every Kafka client of Podium "
+            "(consumers, topic creation, `podium offsets`, and the producers of `podium produce` "
+            "and `podium demo`)"
+        ),
+    )
+    kafka_sasl_mechanism: str | None = setting(
+        "PODIUM_KAFKA_SASL_MECHANISM",
+        _one_of(KAFKA_SASL_MECHANISMS),
+        None,
+        "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`; with `SASL_*` only, and then required",
+    )
+    kafka_sasl_username: str | None = setting(
+        "PODIUM_KAFKA_SASL_USERNAME",
+        _non_empty,
+        None,
+        "the SASL user; with `SASL_*` only, and then required",
+    )
+    kafka_sasl_password: str | None = setting(
+        "PODIUM_KAFKA_SASL_PASSWORD",
+        _as_given,
+        None,
+        (
+            "the SASL password; with `SASL_*` only, and then required. Never logged, never in the "
+            "settings' repr"
+        ),
+        secret=True,
+    )
+    kafka_ssl_cafile: str | None = setting(
+        "PODIUM_KAFKA_SSL_CAFILE",
+        _non_empty,
+        None,
+        (
+            "PEM file of the CA that signed the brokers' certificates, with `SSL` or `SASL_SSL` "
+            "(unset: the system's CAs); brokers' host names are checked"
+        ),
+    )
+    topic_replication_factor: int = setting(
+        "PODIUM_TOPIC_REPLICATION_FACTOR",
+        _positive_int,
+        1,
+        (
+            "replicas of each partition of the topics Podium creates (only missing topics are "
+            "created; 3 is usual in production)"
+        ),
+    )
+    topic_min_insync_replicas: int = setting(
+        "PODIUM_TOPIC_MIN_INSYNC_REPLICAS",
+        _positive_int,
+        2,
+        (
+            "`min.insync.replicas` of the topics Podium creates with more than one replica (at most"
+            " the replication factor)"
+        ),
+    )
+    require_durable_topics: bool = setting(
+        "PODIUM_REQUIRE_DURABLE_TOPICS",
+        _boolean,
+        False,
+        (
+            "`true`: refuse to start (exit code 1) when a topic Podium reads can lose events "
+            "(finite `retention.ms` or `retention.bytes`, `cleanup.policy` with `compact`) instead "
+            "of warning; a config the broker does not report never stops it "
+            "([docs/events.md](docs/events.md#topics-that-keep-every-event))"
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleSettings(_IngestSettings):
+    """The rule settings (docs/rules.md#settings)."""
+
+    min_trips: int = setting(
+        "PODIUM_MIN_TRIPS",
+        _non_negative_int,
+        5,
+        "trips a driver needs in a month to be ranked",
+    )
+    min_distance_km: float = setting(
+        "PODIUM_MIN_DISTANCE_KM",
+        _non_negative_float,
+        20.0,
+        (
+            "kilometres a driver needs in a month to be ranked (compared with the exact sum of "
+            "their trips)"
+        ),
+    )
+    late_event_grace: timedelta = setting(
+        "PODIUM_LATE_EVENT_GRACE_SECONDS",
+        _seconds,
+        timedelta(hours=24),
+        "a month (or challenge) freezes this long after its end",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _ApiSettings(_RuleSettings):
+    """The API: where it listens, its TLS, its limits, how it drains."""
+
+    grpc_address: str = setting(
+        "PODIUM_GRPC_ADDRESS",
+        _host_port,
+        "127.0.0.1:50051",
+        "where the API listens",
+    )
+    max_staleness_seconds: float = setting(
+        "PODIUM_MAX_STALENESS_SECONDS",
+        _positive_float,
+        1.0,
+        "while an answer is rebuilt, callers get the previous one if it is at most this old",
+    )
+    tls_cert_file: str | None = setting(
+        "PODIUM_TLS_CERT_FILE",
+        _non_empty,
+        None,
+        (
+            "with `PODIUM_TLS_KEY_FILE`: the API serves TLS only (PEM certificate, chain after it);"
+            " health and reflection too"
+        ),
+    )
+    tls_key_file: str | None = setting(
+        "PODIUM_TLS_KEY_FILE",
+        _non_empty,
+        None,
+        "the certificate's private key (PEM)",
+    )
+    tls_client_ca_file: str | None = setting(
+        "PODIUM_TLS_CLIENT_CA_FILE",
+        _non_empty,
+        None,
+        "also require client certificates signed by this CA (mutual TLS); needs the two above",
+    )
+    max_request_bytes: int = setting(
+        "PODIUM_MAX_REQUEST_BYTES",
+        _positive_int,
+        16 * 1024,
+        "a request message, and its metadata, at most this big: `request_too_large`",
+    )
+    max_concurrent_calls: int = setting(
+        "PODIUM_MAX_CONCURRENT_CALLS",
+        _positive_int,
+        256,
+        "calls running at once per instance: beyond, `too_many_calls` with a `RetryInfo`",
+    )
+    rate_limit_per_key: float = setting(
+        "PODIUM_RATE_LIMIT_PER_KEY",
+        _non_negative_float,
+        1000.0,
+        (
+            "calls a second per key and instance (bursts of a second's worth; `0`: none): beyond, "
+            "`rate_limited` with a `RetryInfo`"
+        ),
+    )
+    statement_timeout_seconds: float = setting(
+        "PODIUM_STATEMENT_TIMEOUT_SECONDS",
+        _positive_float,
+        10.0,
+        (
+            "an answer's statements are cancelled after this, or after what is left of the call's "
+            "deadline (on SQLite, all of them together)"
+        ),
+    )
+    max_watchers: int = setting(
+        "PODIUM_MAX_WATCHERS",
+        _positive_int,
+        10_000,
+        (
+            "`WatchDriverRanking` streams an instance serves at once (not counted among the "
+            "concurrent calls)"
+        ),
+    )
+    drain_seconds: float = setting(
+        "PODIUM_DRAIN_SECONDS",
+        _bounded_seconds,
+        5.0,
+        (
+            "on SIGTERM, health says `NOT_SERVING` and calls are still answered this long before "
+            'the instance stops taking calls ("Deploying")'
+        ),
+        default_text="`5` (`make run`: `0`)",
+    )
+    shutdown_grace_seconds: float = setting(
+        "PODIUM_SHUTDOWN_GRACE_SECONDS",
+        _bounded_seconds,
+        5.0,
+        (
+            "calls in flight when the instance stops taking calls, or when their connection reaches"
+            " its maximum age, get this long to finish"
+        ),
+    )
+    max_connection_age_seconds: float = setting(
+        "PODIUM_MAX_CONNECTION_AGE_SECONDS",
+        _bounded_seconds,
+        300.0,
+        (
+            "a client's connection is closed (GOAWAY) once this old (gRPC spreads it by 10%), so "
+            "clients reconnect and spread over new instances; `0`: never"
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings(_ApiSettings):
+    """Every setting of Podium (the bases group them by what they set)."""
+
+    metrics_address: str | None = setting(
+        "PODIUM_METRICS_ADDRESS",
+        _host_port,
+        None,
+        "`host:port` serving Prometheus metrics",
+    )
+    log_format: str | None = setting(
+        "PODIUM_LOG_FORMAT",
+        _one_of(LOG_FORMATS),
+        None,
+        (
+            "`json`: one JSON object per line (`time`, `level`, `logger`, `message`, and fields "
+            "such as `topic`, `partition`, `offset`, `tenant`, `error_id`, `exc_info`); `text`: "
+            "`time LEVEL logger message`"
+        ),
+        default_text="`json` (`text` for `make run`)",
+    )
+    log_level: str = setting(
+        "PODIUM_LOG_LEVEL",
+        _one_of(LOG_LEVELS),
+        "INFO",
+        "`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`",
+    )
+    otlp_endpoint: str | None = setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        _as_given,
+        None,
+        (
+            "where OpenTelemetry spans go over OTLP/gRPC (e.g. `http://collector:4317`); unset, "
+            "tracing is off. The other `OTEL_*` variables (`OTEL_SERVICE_NAME`, "
+            "`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_TRACES_SAMPLER`, ...) apply as OpenTelemetry "
+            "defines them"
+        ),
+    )
+    health_address: str | None = setting(
+        "PODIUM_HEALTH_ADDRESS",
+        _host_port,
+        None,
+        (
+            "`host:port` of a second listener serving `grpc.health.v1` alone, plaintext, for probes"
+            " that cannot present a client certificate under mutual TLS"
+        ),
+    )
+    health_tls_ca_file: str | None = setting(
+        "PODIUM_HEALTH_TLS_CA_FILE",
+        _non_empty,
+        None,
+        (
+            "`podium health` over TLS: the CA that signed the API's certificate (unset: "
+            "`PODIUM_TLS_CERT_FILE`, enough when it holds the chain up to a root)"
+        ),
+    )
+    health_tls_cert_file: str | None = setting(
+        "PODIUM_HEALTH_TLS_CERT_FILE",
+        _non_empty,
+        None,
+        (
+            "`podium health` under mutual TLS: the client certificate it presents, with "
+            "`PODIUM_HEALTH_TLS_KEY_FILE` (unset: the API's own, enough when the client CA signed "
+            "it for client use)"
+        ),
+    )
+    health_tls_key_file: str | None = setting(
+        "PODIUM_HEALTH_TLS_KEY_FILE",
+        _non_empty,
+        None,
+        "the key of that client certificate",
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        values: dict[str, Any] = {}
+        for attribute, variable in declared():
+            raw = env.get(variable.name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[attribute] = variable.parse(raw)
+            except ValueError as error:
+                raise SettingsError(f"{variable.name}={raw!r} is not valid: {error}") from None
+        return _checked(cls(**values))
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that give these settings (for starting `podium serve`)."""
+        return {
+            variable.name: _as_text(value)
+            for attribute, variable in declared()
+            if (value := getattr(self, attribute)) is not None
+        }
+
+    @property
+    def kafka_servers(self) -> str:
+        """Where events go and come from: KAFKA_BOOTSTRAP_SERVERS, else the local broker that
+        `make run` starts."""
+        return self.kafka_bootstrap_servers or self.local_broker_address
+
+    def topic(self, name: str) -> str:
+        """The Kafka topic of a family: `catalog`, `trips`, `enrollments` or `tasks`."""
+        return f"{self.topic_prefix}{name}"
+
+
+def declared() -> Iterator[tuple[str, Variable]]:
+    """Each setting's attribute and variable, in the order of the declarations."""
+    for each in fields(Settings):
+        yield each.name, each.metadata["variable"]
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable the settings are read from, in the order they are declared
+    (the commands' `--help` name theirs from these)."""
+    return tuple(variable.name for _, variable in declared())
+
+
+def settings_table() -> str:
+    """The README's table of settings, in Markdown."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    by_attribute = {each.name: each for each in fields(Settings)}
+    for attribute, variable in declared():
+        default = variable.default_text or _default_text(by_attribute[attribute])
+        rows.append(f"| `{variable.name}` | {default} | {variable.meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _default_text(declaration: Field[Any]) -> str:
+    value = declaration.default
+    return "unset" if value is None else f"`{_as_text(value, readable=True)}`"
+
+
+def _as_text(value: object, *, readable: bool = False) -> str:
+    """A setting's value as its variable gives it; `readable`: numbers without a needless
+    fraction (the README's `20`, not `20.0`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, float):
+        return f"{value:g}" if readable else repr(value)
+    return str(value)
+
+
+def _checked(settings: Settings) -> Settings:
+    """Settings that only make sense together."""
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        missing = "PODIUM_TLS_KEY_FILE" if settings.tls_key_file is None else "PODIUM_TLS_CERT_FILE"
+        raise SettingsError(
+            f"{missing} is not set: PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE go together"
+        )
+    if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
+        raise SettingsError(
+            "PODIUM_TLS_CLIENT_CA_FILE needs PODIUM_TLS_CERT_FILE and PODIUM_TLS_KEY_FILE"
+        )
+    if (settings.health_tls_cert_file is None) != (settings.health_tls_key_file is None):
+        raise SettingsError(
+            "PODIUM_HEALTH_TLS_CERT_FILE and PODIUM_HEALTH_TLS_KEY_FILE go together"
+        )
+    if settings.min_distance_km > CHALLENGE_MIN_DISTANCE_MAX_KM:
+        raise SettingsError(
+            f"PODIUM_MIN_DISTANCE_KM must be at most {CHALLENGE_MIN_DISTANCE_MAX_KM:,.0f}"
+        )
+    replicas = settings.topic_replication_factor
+    if replicas > 1 and settings.topic_min_insync_replicas > replicas:
+        raise SettingsError(
+            f"PODIUM_TOPIC_MIN_INSYNC_REPLICAS={settings.topic_min_insync_replicas} is more than "
+            f"PODIUM_TOPIC_REPLICATION_FACTOR={replicas}: no write could ever be acknowledged"
+        )
+    if len(settings.topic("enrollments")) > ID_MAX_LENGTH:
+        raise SettingsError(
+            f"PODIUM_TOPIC_PREFIX is too long: topic names must fit {ID_MAX_LENGTH} characters"
+        )
+    _check_kafka_security(settings)
+    return settings
+
+
+def _check_kafka_security(settings: Settings) -> None:
+    protocol = settings.kafka_security_protocol
+    sasl = protocol.startswith("SASL_")
+    given = {
+        "PODIUM_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "PODIUM_KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
+        "PODIUM_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
+    }
+    if sasl and (missing := [name for name, value in given.items() if value is None]):
+        raise SettingsError(
+            f"{missing[0]} is not set: PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} needs "
+            "PODIUM_KAFKA_SASL_MECHANISM, PODIUM_KAFKA_SASL_USERNAME and "
+            "PODIUM_KAFKA_SASL_PASSWORD"
+        )
+    if not sasl and (extra := [name for name, value in given.items() if value is not None]):
+        raise SettingsError(
+            f"{extra[0]} is set but PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL "
+            "(SASL_PLAINTEXT or SASL_SSL)"
+        )
+    if settings.kafka_ssl_cafile is not None and not protocol.endswith("SSL"):
+        raise SettingsError(
+            f"PODIUM_KAFKA_SSL_CAFILE is set but PODIUM_KAFKA_SECURITY_PROTOCOL={protocol} "
+            "uses no TLS (SSL or SASL_SSL)"
+        )

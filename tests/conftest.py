@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine
 
 import migrations
+from consumers.local_broker import LocalBroker, free_port
 from service.adapters.database import create_database_engine
 from service.bootstrap import Storage
-from service.local_broker import LocalBroker, free_port
 from tests import profiles
 from tests.fakes import FakePorts
 from tests.proxy import ThreadedTcpProxy

@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from consumers.local_broker import free_port
 from service.config import Settings
-from service.local_broker import free_port
 
 PODIUM = str(Path(sys.executable).parent / "podium")
 SERVING: int = health_pb2.HealthCheckResponse.SERVING

@@ -6,8 +6,9 @@ tests hold Podium's incremental state to.
 The stream is what producers would write: driver profiles (renamed now and then), trips of the
 current and the previous month, deletions (some arriving before their trip), task lifecycles,
 and about one event in ten sent a second time. Each record carries the Kafka timestamp a timely
-producer gives it (a trip arrives minutes after it ended), so the late-event rule of SPEC
-section 4 is in play and the answers do not depend on when the test runs.
+producer gives it (a trip arrives minutes after it ended), so the late-event rule
+(docs/rules.md#arrival-time-and-freezes) is in play and the answers do not depend on when the
+test runs.
 
 Every event is valid: a stream folded by Podium leaves no dead letter.
 """
@@ -47,7 +48,7 @@ from service.domain import events as ev
 MIN_TRIPS = 5
 MIN_KM = Fraction(20)
 GRACE = timedelta(hours=24)
-"""Podium's default rule settings (SPEC section 4), which the tests keep."""
+"""Podium's default rule settings (docs/rules.md#settings), which the tests keep."""
 
 RESENT_SHARE = 0.1
 

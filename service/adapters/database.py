@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,9 @@ batch's fold works between its statements for well under a second."""
 WRITER_CACHE_KIB = 64 * 1024
 """SQLite's page cache on the ingest's own connection (`create_writer_engine`; SQLite's
 default, which readers keep, is 2 MiB). A replay inserts trips at random keys all over a table
-that grows to hundreds of MiB: with 64 MiB, 1 million trips fold about 15% faster (49k -> 58k
-trip events/s for the fold alone). Readers keep the default: each pooled connection has a
-cache of its own."""
+that grows to hundreds of MiB, which the default cache makes the fold wait on
+(bench/RESULTS.md, "Where ingest time goes"). Readers keep the default: each pooled
+connection has a cache of its own."""
 
 LINK_DEFAULTS = {
     "connect_timeout": "10",
@@ -126,7 +127,23 @@ def _configure_postgresql(engine: Engine) -> None:
         dbapi_connection.commit()
 
 
+_GENERATIONS: weakref.WeakKeyDictionary[Engine, list[int]] = weakref.WeakKeyDictionary()
+"""Each SQLite engine's generation of connections (`renew_connections`)."""
+
+
+def renew_connections(engine: Engine) -> None:
+    """Every pooled connection of an SQLite `engine` is replaced as it is next checked out,
+    those checked out now included. `Engine.dispose` would hand those to a discarded pool,
+    which never closes them (Python 3.13 reports each as an unclosed database). An in-memory
+    database keeps its one connection: the database lives in it."""
+    if engine in _GENERATIONS:
+        _GENERATIONS[engine][0] += 1
+
+
 def _configure_sqlite(engine: Engine, *, wal: bool, cache_kib: int | None) -> None:
+    if wal:
+        _renewable(engine)
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" below decide how transactions start (pysqlite's own
@@ -146,6 +163,20 @@ def _configure_sqlite(engine: Engine, *, wal: bool, cache_kib: int | None) -> No
     def on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get("podium_writer", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _renewable(engine: Engine) -> None:
+    generation = _GENERATIONS.setdefault(engine, [0])
+
+    @event.listens_for(engine, "connect")
+    def on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info["generation"] = generation[0]
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("generation") != generation[0]:
+            # The pool closes this connection and checks out a new one.
+            raise sa_exc.DisconnectionError("renewed (renew_connections)")
 
 
 RECORD_CAUSED = frozenset({"22", "23"})

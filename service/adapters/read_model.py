@@ -16,7 +16,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     FromClause,
-    Row,
     Select,
     Subquery,
     Table,
@@ -28,26 +27,21 @@ from sqlalchemy import (
 )
 
 from service.adapters.database import storage_failures_as_unavailable
+from service.adapters.operator_reads import OperatorReads
 from service.adapters.sql import InList
 from service.adapters.stores.challenges import challenge_from_row, entry_from_row
-from service.adapters.stores.dead_letters import decode_headers
 from service.adapters.stores.paths import attempt_from_row, session_from_row
-from service.adapters.stores.service_state import CAUGHT_UP
 from service.adapters.stores.tasks import facts_from_row, progress_of
 from service.adapters.tables import (
     SCORE_COLUMNS,
     challenge_entries,
     challenge_groups,
     challenges,
-    consumer_offsets,
-    dead_letters,
     driver_months,
-    ignored_events,
     path_learners,
     path_sessions,
     profile_version_groups,
     profile_versions,
-    service_state,
     state_versions,
     step_attempts,
     step_corrections,
@@ -57,14 +51,9 @@ from service.adapters.tables import (
     users,
 )
 from service.app.ports import (
-    IgnoredEntry,
-    Letter,
-    LetterFilter,
     ReadModel,
     StateVersion,
-    TopicPartition,
 )
-from service.app.records import Record
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import PathSessionPublished, ScoreKind, TaskType
 from service.domain.paths import Correction, LearnerState
@@ -116,7 +105,7 @@ def _interrupted_after(connection: Connection, seconds: float) -> Iterator[None]
         driver.set_progress_handler(None, 0)
 
 
-class SqlReadModel:
+class SqlReadModel(OperatorReads):
     def __init__(self, connection: Connection) -> None:
         self._c = connection
         self._row_by_row = connection.dialect.name == "postgresql"
@@ -135,7 +124,7 @@ class SqlReadModel:
         else:
             members = self._members(tenant_id, group, as_of)
             key = (u.c.tenant_id == tenant_id) & (u.c.user_id == members.c.user_id)
-            joined, found = self._looked_up(members, u, key, names, outer=False)
+            joined, found = _looked_up(self._row_by_row, members, u, key, names, outer=False)
             query = select(members.c.user_id, *found).select_from(joined)
         return [Profile(*row) for row in _plain_rows(self._c, query)]
 
@@ -157,7 +146,7 @@ class SqlReadModel:
         if group:
             members = self._members(tenant_id, group, as_of)
             key = of_month & (m.c.user_id == members.c.user_id)
-            joined, found = self._looked_up(members, m, key, columns)
+            joined, found = _looked_up(self._row_by_row, members, m, key, columns)
             query = select(members.c.user_id, *found).select_from(joined)
         else:
             query = select(m.c.user_id, *columns).where(of_month)
@@ -216,11 +205,18 @@ class SqlReadModel:
             entries = self._members_only(entries, e.c.user_id, tenant_id, group, as_of)
         elif group:
             key = (g.c.tenant_id == tenant_id) & (g.c.group_label == group)
-            entries, _ = self._looked_up(
-                entries, g, key & (g.c.user_id == e.c.user_id), (g.c.user_id,), outer=False
+            entries, _ = _looked_up(
+                self._row_by_row,
+                entries,
+                g,
+                key & (g.c.user_id == e.c.user_id),
+                (g.c.user_id,),
+                outer=False,
             )
         key = (u.c.tenant_id == tenant_id) & (u.c.user_id == e.c.user_id)
-        joined, names = self._looked_up(entries, u, key, (u.c.firstname, u.c.lastname, u.c.pseudo))
+        joined, names = _looked_up(
+            self._row_by_row, entries, u, key, (u.c.firstname, u.c.lastname, u.c.pseudo)
+        )
         query = (
             select(e, *names)
             .select_from(joined)
@@ -297,31 +293,6 @@ class SqlReadModel:
         )
         return LearnerState(enrolment.enrolled_at, enrolment.unenrolled_at, attempts, corrections)
 
-    def _looked_up(
-        self,
-        rows: FromClause,
-        table: Table,
-        key: ColumnElement[bool],
-        columns: Sequence[Column[Any]],
-        *,
-        outer: bool = True,
-    ) -> tuple[FromClause, list[ColumnElement[Any]]]:
-        """`rows` joined to the row of `table` that `key` finds for each of them (left out when
-        none is found, unless `outer`), and that row's `columns`.
-
-        The row is looked up for one row of `rows` at a time, by an index, whatever the
-        planner's statistics say: on PostgreSQL as a LATERAL subquery, which its LIMIT 1 keeps
-        from being folded into an ordinary join. Planned as an ordinary join on a database
-        that was never analyzed (a rebuild, docs/operations.md#the-planners-statistics),
-        a 10,000-member group was joined row by row against the whole month's rows. SQLite
-        never puts a left join's right side in the outer loop, so a plain join is looked up
-        that way already."""
-        if self._row_by_row:
-            found = select(*columns).where(key).limit(1).lateral()
-            joined = rows.join(found, true(), isouter=outer)
-            return joined, [found.c[column.name] for column in columns]
-        return rows.join(table, key, isouter=outer), list(columns)
-
     def _members(self, tenant_id: str, group: str, as_of: datetime | None) -> Subquery:
         """The users a group's ranking lists (`user_id`): today's members of `group`, or its
         members in a window frozen at `as_of`."""
@@ -379,75 +350,31 @@ class SqlReadModel:
             query = query.where(InList(state_versions.c.key, keys))
         return {key: StateVersion(number, as_of) for key, number, as_of in self._c.execute(query)}
 
-    def has_caught_up(self, group: str) -> bool:
-        query = select(service_state.c.value).where(
-            service_state.c.name == CAUGHT_UP.format(group=group)
-        )
-        return self._c.execute(query).first() is not None
 
-    def dead_letters(self, which: LetterFilter) -> list[Letter]:
-        query = select(dead_letters).order_by(dead_letters.c.id)
-        if which.ids:
-            query = query.where(dead_letters.c.id.in_(which.ids))
-        if which.topic:
-            query = query.where(dead_letters.c.topic == which.topic)
-        if which.tenant_id:
-            query = query.where(dead_letters.c.tenant_id == which.tenant_id)
-        letters = [_letter(row) for row in self._c.execute(query)]
-        if which.reason:
-            wanted = which.reason.lower()
-            letters = [x for x in letters if wanted in x.reason.lower()]
-        return letters[: which.limit] if which.limit else letters
+def _looked_up(
+    row_by_row: bool,
+    rows: FromClause,
+    table: Table,
+    key: ColumnElement[bool],
+    columns: Sequence[Column[Any]],
+    *,
+    outer: bool = True,
+) -> tuple[FromClause, list[ColumnElement[Any]]]:
+    """`rows` joined to the row of `table` that `key` finds for each of them (left out when
+    none is found, unless `outer`), and that row's `columns`.
 
-    def ignored_events(
-        self, tenant_id: str | None, kind: str | None, limit: int | None
-    ) -> list[IgnoredEntry]:
-        query = select(ignored_events).order_by(ignored_events.c.id.desc())
-        if tenant_id:
-            query = query.where(ignored_events.c.tenant_id == tenant_id)
-        if kind:
-            query = query.where(ignored_events.c.kind == kind)
-        if limit:
-            query = query.limit(limit)
-        return [
-            IgnoredEntry(
-                row.id,
-                Record(row.topic, row.partition, row.offset, 0, None, b""),
-                row.tenant_id,
-                row.event_id,
-                row.kind,
-                row.reason,
-                row.ignored_at,
-            )
-            for row in self._c.execute(query)
-        ]
-
-    def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
-        o = consumer_offsets
-        query = select(o.c.topic, o.c.partition, o.c.next_offset).where(o.c.consumer_group == group)
-        return {(topic, partition): offset for topic, partition, offset in self._c.execute(query)}
-
-
-def _letter(row: Row[Any]) -> Letter:
-    record = Record(
-        topic=row.topic,
-        partition=row.partition,
-        offset=row.offset,
-        timestamp_ms=row.record_timestamp_ms,
-        key=row.key,
-        value=row.value,
-        headers=decode_headers(row.headers),
-    )
-    return Letter(
-        row.id,
-        record,
-        row.reason,
-        row.tenant_id,
-        row.event_id,
-        row.first_failed_at,
-        row.last_failed_at,
-        row.attempts,
-    )
+    The row is looked up for one row of `rows` at a time, by an index, whatever the
+    planner's statistics say: on PostgreSQL as a LATERAL subquery, which its LIMIT 1 keeps
+    from being folded into an ordinary join. Planned as an ordinary join on a database
+    that was never analyzed (a rebuild, docs/operations.md#the-planners-statistics),
+    a 10,000-member group was joined row by row against the whole month's rows. SQLite
+    never puts a left join's right side in the outer loop, so a plain join is looked up
+    that way already."""
+    if row_by_row:
+        found = select(*columns).where(key).limit(1).lateral()
+        joined = rows.join(found, true(), isouter=outer)
+        return joined, [found.c[column.name] for column in columns]
+    return rows.join(table, key, isouter=outer), list(columns)
 
 
 def _plain_rows(connection: Connection, query: Select[Any]) -> Sequence[Any]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
 
-from service.adapters.database import WRITER
+from service.adapters.database import WRITER, renew_connections
 from service.adapters.tables import metadata
 from service.logs import describe
 
@@ -158,7 +158,7 @@ class TableStatistics:
                 continue
             self._held(table, rows)
             outcomes.append(Analyzed(table))
-        self._engine.dispose()
+        renew_connections(self._engine)
         return outcomes
 
     def _held(self, table: str, rows: int) -> None:

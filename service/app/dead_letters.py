@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from service.app.ingest import Applied, Batch, apply_batch
+from service.app.ingest import Applied, Batch, Describe, apply_batch, apply_isolating
 from service.app.ports import Letter, LetterFilter, ReadModel, UnitsOfWork
 from service.app.records import DeadLetter, Received, Record, split
 from service.domain.rules import Rules
@@ -19,6 +19,7 @@ def replay(
     unit_of_work: UnitsOfWork,
     letters: Sequence[Letter],
     decode: Callable[[Record], Received | DeadLetter],
+    describe: Describe,
     *,
     rules: Rules,
     consumer_group: str,
@@ -27,7 +28,9 @@ def replay(
 ) -> Applied:
     """Decode and fold the letters again, in one transaction. A letter that now passes is
     applied once and leaves the store; one that fails again stays, with the new reason.
-    Replaying a letter twice is safe: the second time it is no longer in the store. With
+    Replaying a letter twice is safe: the second time it is no longer in the store. Letters
+    whose fold still fails are found as the consumer loop finds them (`apply_isolating`) and
+    stay, the others are applied (all of them may fail: they stay, nothing stalls). With
     `dry_run` the transaction is rolled back: the outcome says what would happen."""
     received, dead = split([letter.record for letter in letters], decode)
     batch = Batch(
@@ -35,6 +38,10 @@ def replay(
         dead=dead,
         replaying={letter.record.id: letter.id for letter in letters},
     )
-    return apply_batch(
-        unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry_run
-    )
+
+    def apply(batch: Batch, dry: bool) -> Applied:
+        return apply_batch(
+            unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry
+        )
+
+    return apply_isolating(apply, batch, describe, dry_run=dry_run, every_record_may_fail=True)

@@ -4,25 +4,44 @@ A batch is folded family by family in a fixed order; each fold reads the state i
 folds its events in memory and writes the result, so the cost is a few statements per batch
 rather than per event. The order does not change the outcome (every fold converges whatever
 the arrival order); it only lets later folds see what earlier ones wrote.
+
+A batch that fails for a reason of its own (not the database's: see `StorageUnavailable`) is
+split until the records that cause the failure are found (`apply_isolating`); they are
+dead-lettered with the error as their reason and the rest is folded. Each try is a dry run
+(rolled back), so the batch is still applied once, in one transaction, offsets included. The
+consumer loop and a dead-letter replay isolate the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 from service.app.catalog import fold_users
 from service.app.challenges import fold_publications, fold_registrations, fold_trip_changes
 from service.app.paths import LEARNER_EVENTS, fold_learners, fold_path_sessions
-from service.app.ports import OffsetMove, TopicPartition, UnitOfWork, UnitsOfWork
-from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId, arrival_at
+from service.app.ports import (
+    LetterGone,
+    OffsetMove,
+    OffsetMoved,
+    StorageUnavailable,
+    TopicPartition,
+    UnitOfWork,
+    UnitsOfWork,
+)
+from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId, Rejected, arrival_at
 from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
 from service.domain import events as ev
 from service.domain.ranking import Month
 from service.domain.rules import Rules
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TRIP_EVENTS = (ev.TripCompleted, ev.TripDeleted)
 
@@ -159,3 +178,133 @@ def _by_family(received: Sequence[Received]) -> dict[Family, list[Received]]:
     for item in received:
         families[_FAMILY_OF[type(item.event.payload)]].append(item)
     return families
+
+
+ApplyBatch = Callable[[Batch, bool], Applied]
+"""Fold a batch in one transaction, `True` for a dry run that is rolled back. Raises
+`OffsetMoved` when fenced out, `StorageUnavailable` when the database fails; anything else is
+the batch's own fault."""
+
+
+NOT_THE_RECORDS = (OffsetMoved, StorageUnavailable, LetterGone)
+"""Failures that say nothing of a batch's records: passed on, never isolated."""
+
+
+class Unresolvable(RuntimeError):
+    """The failure is not any record's: even an empty batch fails, or every record of a batch
+    fails (a bug or a broken schema rather than bad data). Dead-lettering would empty the
+    stream, so the partitions stall and an operator is told."""
+
+
+Describe = Callable[[BaseException], str]
+"""An error in one line, safe for a log or a dead letter's reason (`service.logs.describe`:
+a database's error shows its class and SQLSTATE, never the row it quotes)."""
+
+
+def apply_isolating(
+    apply: ApplyBatch,
+    batch: Batch,
+    describe: Describe,
+    *,
+    dry_run: bool = False,
+    every_record_may_fail: bool = False,
+) -> Applied:
+    """Apply the batch; if its records make it fail, dead-letter those and apply the rest.
+    Raises `Unresolvable` when the failure is not the records' (see `find_poison`)."""
+    try:
+        return apply(batch, dry_run)
+    except NOT_THE_RECORDS:
+        raise
+    except Exception as error:
+        log.warning("a batch failed to fold (%s); isolating its records", describe(error))
+    received = list(batch.received)
+
+    def rolled_back(items: Sequence[Received]) -> None:
+        apply(Batch(received=items), True)
+
+    poison = find_poison(received, rolled_back, describe, every_record_may_fail)
+    poisoned = {index for index, _ in poison}
+    dead = [
+        DeadLetter(
+            received[index].record,
+            Rejected(
+                f"cannot be folded: {why}",
+                received[index].event.meta.tenant_id,
+                received[index].event.meta.event_id,
+                kind="unfoldable",
+            ),
+        )
+        for index, why in poison
+    ]
+    remaining = [item for index, item in enumerate(received) if index not in poisoned]
+    try:
+        return apply(replace(batch, received=remaining, dead=[*batch.dead, *dead]), dry_run)
+    except NOT_THE_RECORDS:
+        raise
+    except Exception as error:
+        raise Unresolvable(
+            f"the batch fails even without its bad records: {describe(error)}"
+        ) from error
+
+
+Attempt = Callable[[Sequence[T]], None]
+"""Fold these items in a transaction that is rolled back; raise what the fold raises."""
+
+
+def find_poison(
+    items: Sequence[T],
+    attempt: Attempt[T],
+    describe: Describe,
+    every_record_may_fail: bool = False,
+) -> list[tuple[int, str]]:
+    """The positions of the items that make `attempt` fail, each with why; folding all the
+    others succeeds. Raises `Unresolvable` when the failure is not the items': even none of
+    them fails, or (unless `every_record_may_fail`: dead letters replayed, not a stream that
+    would be emptied) every one of several does."""
+
+    def tried(chosen: list[int]) -> None:
+        attempt([items[i] for i in chosen])
+
+    def failure(chosen: list[int]) -> str | None:
+        try:
+            tried(chosen)
+        except NOT_THE_RECORDS:
+            raise
+        except Exception as error:
+            return describe(error)
+        return None
+
+    if (error := failure([])) is not None:
+        raise Unresolvable(f"a batch without records fails too: {error}")
+    poison = _isolate(list(range(len(items))), failure)
+    if not every_record_may_fail and len(items) > 1 and len(poison) == len(items):
+        raise Unresolvable(f"every record of the batch fails: {poison[0][1]}")
+    return sorted(poison)
+
+
+Failure = Callable[[list[int]], str | None]
+"""Why folding the chosen items fails, or None when it does not."""
+
+
+def _isolate(chosen: list[int], failure: Failure) -> list[tuple[int, str]]:
+    error = failure(chosen)
+    if error is None:
+        return []
+    if len(chosen) == 1:
+        return [(chosen[0], error)]
+    middle = len(chosen) // 2
+    found = _isolate(chosen[:middle], failure) + _isolate(chosen[middle:], failure)
+    if not found:
+        # Each half folds alone, not together: the culprit is the record whose arrival makes
+        # a prefix fail (the smallest failing prefix is longer than the first half).
+        low, high = middle, len(chosen)
+        while high - low > 1:
+            mid = (low + high) // 2
+            if failure(chosen[:mid]) is None:
+                low = mid
+            else:
+                high = mid
+        culprit = chosen[high - 1]
+        found = [(culprit, failure(chosen[:high]) or error)]
+    bad = {index for index, _ in found}
+    return found + _isolate([i for i in chosen if i not in bad], failure)

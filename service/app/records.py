@@ -55,7 +55,7 @@ def timestamp_ms_of(moment: datetime) -> int:
 REJECTION_KINDS = ("undecodable", "invalid", "conflict", "unfoldable")
 """Why records are rejected, in a word (a metric label: a bounded set): the bytes are not an
 envelope; the event breaks a rule; it contradicts what was folded before (a trip sent again
-with other figures); its fold fails (`consumers.poison`)."""
+with other figures); its fold fails (`service.app.ingest.apply_isolating`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ producers send events, folded by the running Podium, and grpcurl commands that a
    found), the `now` it was made for, so the very same events are sent again and change
    nothing; else the current time. A world for a new `now` under the same ids would re-send
    every trip with other times, and a trip is immutable: they would be dead-lettered.
-4. Send it (`service.publish`: each record checked with the consumer's decoder, keyed as the
-   SPEC says, the binary envelope, its timestamp the moment the event happened).
+4. Send it (`consumers.publish`: each record checked with the consumer's decoder, keyed as
+   docs/rules.md#events says, the binary envelope, its timestamp the moment the event happened).
 5. Wait until the offsets Podium stored with its state reach the end of what was sent, then
    until the ranking shows it (an answer may be a second behind the state).
 6. Print the commands, each ready to run, with the key and ids that exist.
@@ -35,6 +35,7 @@ from podium.v1 import (
     tasks_pb2_grpc,
 )
 
+from consumers.publish import from_envelope, publish
 from service.bootstrap import Storage, storage
 from service.clock import Clock
 from service.config import Settings
@@ -42,7 +43,6 @@ from service.demo.key_file import demo_key, key_file
 from service.demo.world import World, demo_world
 from service.domain.events import TaskStatus
 from service.domain.ranking import Month
-from service.publish import from_envelope, publish
 
 T = TypeVar("T")
 

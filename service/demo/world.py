@@ -409,9 +409,19 @@ class _Builder:
     # --- tasks ---------------------------------------------------------------------------
 
     def tasks(self) -> tuple[dict[TaskStatus, tuple[str, ...]], str]:
+        return _Tasks(self).build()
+
+
+@dataclass
+class _Tasks:
+    """The task events of the demo's world, sent through its builder."""
+
+    builder: _Builder
+
+    def build(self) -> tuple[dict[TaskStatus, tuple[str, ...]], str]:
         """Four tasks in each state. The CANCELED ones are crash pushes that were running
         when that push service was paused; the IN_PROGRESS ones push trips."""
-        now = self.now
+        now = self.builder.now
         pause = now - PAUSE_BEFORE_NOW
         trips, crashes = "TASK_TYPE_PUSH_FAILED_TRIPS", "TASK_TYPE_PUSH_FAILED_CRASHES"
         by_status: dict[TaskStatus, list[str]] = {status: [] for status in TaskStatus}
@@ -454,35 +464,35 @@ class _Builder:
             self._progress(task, 150 - 20 * (n + 1), created + timedelta(minutes=30))
             by_status[TaskStatus.CANCELED].append(task)
         paused = tasks_pb2.PushServicePaused(type=crashes)
-        self._task(f"pause-crashes-{anchor}", pause, push_service_paused=paused)
+        self.builder._task(f"pause-crashes-{anchor}", pause, push_service_paused=paused)
         return {status: tuple(ids) for status, ids in by_status.items()}, anchor
 
     def _task_id(self) -> str:
-        return f"{self.rng.getrandbits(96):024x}"
+        return f"{self.builder.rng.getrandbits(96):024x}"
 
     def _create(self, task_id: str, kind: str, items: int, at: datetime) -> None:
         created = tasks_pb2.TaskCreated(task_id=task_id, type=kind, nb_items=items)
         created.created_at.FromDatetime(at)
-        self._task(f"task-{task_id}-created", at, task_created=created)
+        self.builder._task(f"task-{task_id}-created", at, task_created=created)
 
     def _start(self, task_id: str, at: datetime) -> None:
         started = tasks_pb2.TaskStarted(task_id=task_id)
         started.started_at.FromDatetime(at)
-        self._task(f"task-{task_id}-started", at, task_started=started)
+        self.builder._task(f"task-{task_id}-started", at, task_started=started)
 
     def _progress(self, task_id: str, remaining: int, at: datetime) -> None:
         progressed = tasks_pb2.TaskProgressed(task_id=task_id, nb_remaining_items=remaining)
-        self._task(f"task-{task_id}-progress-{remaining}", at, task_progressed=progressed)
+        self.builder._task(f"task-{task_id}-progress-{remaining}", at, task_progressed=progressed)
 
     def _finish(self, task_id: str, at: datetime, *, completed: bool) -> None:
         if completed:
             done = tasks_pb2.TaskCompleted(task_id=task_id)
             done.completed_at.FromDatetime(at)
-            self._task(f"task-{task_id}-completed", at, task_completed=done)
+            self.builder._task(f"task-{task_id}-completed", at, task_completed=done)
         else:
             failed = tasks_pb2.TaskFailed(task_id=task_id, reason="the push gateway answered 503")
             failed.failed_at.FromDatetime(at)
-            self._task(f"task-{task_id}-failed", at, task_failed=failed)
+            self.builder._task(f"task-{task_id}-failed", at, task_failed=failed)
 
 
 @dataclass

@@ -88,10 +88,11 @@ CHALLENGE_MIN_DISTANCE_MAX_KM = 1_000_000.0
 beyond any challenge."""
 
 TRIP_SCORE_RANGE = (0.0, 10.0)
-"""A trip's scores (SPEC section 2), finite."""
+"""A trip's scores (docs/rules.md#bounds), finite."""
 
 STEP_SCORE_RANGE = (0.0, 100.0)
-"""A step attempt's or correction's score and a step's minimum score (SPEC section 2), finite."""
+"""A step attempt's or correction's score and a step's minimum score (docs/rules.md#bounds),
+finite."""
 
 TIME_SPENT_MAX_MS = DURATION_MAX // timedelta(milliseconds=1)
 """Time spent on one attempt, from 0: at most `DURATION_MAX`, like every duration. A

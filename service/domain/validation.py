@@ -1,4 +1,5 @@
-"""The rules an event must keep to be folded (SPEC section 2); a broken one is dead-lettered.
+"""The rules an event must keep to be folded (docs/rules.md#validation-and-dead-letters); a
+broken one is dead-lettered.
 
 Validation is total: every field that reaches the folds is checked against its bound in
 `service.domain.bounds`, so whatever passes here the folds and the database accept.

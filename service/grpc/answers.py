@@ -184,8 +184,8 @@ class Answers:
     """Serialized answers, and the values several answers are made from (a month's board),
     each cached by the state version it was read at (see `Flights`).
 
-    Big answers (a 10,000-driver ranking is about 1 MB) cost tens of milliseconds to build and
-    serialize; serving the same bytes until the state changes is what lets the API keep up.
+    Big answers (a 10,000-driver ranking) are costly to build and serialize (bench/RESULTS.md);
+    serving the same bytes until the state changes is what lets the API keep up.
     """
 
     def __init__(
@@ -348,7 +348,7 @@ class Memo(Generic[T]):
 
 class Assembled:
     """Responses made from cached answers or values, kept while those are the very same
-    objects: a 1 MB ranking (two months) is joined once per new month answer instead of
+    objects: a big ranking (two months) is joined once per new month answer instead of
     being copied anew, into freshly allocated memory, for every call, and a board's top is
     serialized once for all its watchers."""
 

@@ -120,7 +120,7 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 
 def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
     """Entries are added in place: building each apart and copying it into the list costs
-    twice as much for a 10,000-driver month."""
+    more (bench/RESULTS.md, "Figures once in docstrings")."""
     standings = ranking.standings
     message = ranking_pb2.MonthRanking(
         monthNumber=ranking.month.number,

@@ -12,10 +12,10 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from consumers.local_broker import LocalBroker
 from service.bootstrap import Podium
 from service.clock import SystemClock
 from service.config import Settings
-from service.local_broker import LocalBroker
 
 T = TypeVar("T")
 

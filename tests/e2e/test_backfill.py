@@ -26,7 +26,7 @@ from podium.v1 import (
     driver_ranking_pb2_grpc,
 )
 
-from service.local_broker import LocalBroker
+from consumers.local_broker import LocalBroker
 from tests.conftest import DATABASES, empty_database
 from tests.e2e.conftest import eventually, isolated_settings
 from tests.processes import ServeProcess

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from consumers.local_broker import LocalBroker
 from service.bootstrap import storage
 from service.clock import SystemClock
-from service.local_broker import LocalBroker
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess

@@ -1,5 +1,5 @@
 """A stopped Podium leaves its consumer group, so the next start joins at once instead of
-waiting for the old member's session to expire (consumers/runner.py, `leave_first_generation`)."""
+waiting for the old member's session to expire (consumers/consumer.py, `leave_first_generation`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from consumers.local_broker import LocalBroker
 from service.bootstrap import Podium
 from service.config import Settings
-from service.local_broker import LocalBroker
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings
 

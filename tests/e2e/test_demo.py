@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from service.local_broker import free_port
+from consumers.local_broker import free_port
 
 pytestmark = [pytest.mark.e2e]
 

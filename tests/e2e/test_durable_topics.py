@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from consumers.local_broker import LocalBroker
 from consumers.topics import check_durability, describe_configs, ensure_topics
 from service.app.records import FAMILIES
 from service.bootstrap import Podium
 from service.config import Settings
-from service.local_broker import LocalBroker
 from service.metrics import Metrics
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings

@@ -1,4 +1,5 @@
-"""Effectively once under faults (SPEC section 5), end to end through Kafka and gRPC.
+"""Effectively once under faults (docs/rules.md#re-sent-events-and-convergence), end to end
+through Kafka and gRPC.
 
 Each scenario produces a mixed stream (`tests.reference`) to the real broker, lets `podium
 serve` fold it while something goes wrong (kill -9, a frozen instance, a replay from the start,
@@ -37,14 +38,14 @@ from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from consumers.runner import SILENT_DATABASE_SECONDS
+from consumers.backoff import SILENT_DATABASE_SECONDS
+from consumers.local_broker import LocalBroker
 from service import cli
 from service.adapters.database import create_database_engine
 from service.adapters.tables import dead_letters, ignored_events
 from service.app.records import FAMILIES
 from service.bootstrap import Storage
 from service.config import Settings
-from service.local_broker import LocalBroker
 from tests.conftest import ProxiedBroker, empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import SERVING, ServeProcess

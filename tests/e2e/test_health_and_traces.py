@@ -23,9 +23,9 @@ from podium.v1 import (
     tasks_pb2_grpc,
 )
 
+from consumers.local_broker import LocalBroker
 from service.bootstrap import Podium
 from service.clock import SystemClock
-from service.local_broker import LocalBroker
 from tests.builders import TENANT, produce, trip_envelope
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings

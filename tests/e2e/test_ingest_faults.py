@@ -22,6 +22,7 @@ from podium.events.v1 import catalog_pb2
 from podium.v1 import common_pb2, driver_ranking_pb2, driver_ranking_pb2_grpc
 from sqlalchemy import select
 
+from consumers.local_broker import LocalBroker
 from consumers.runner import ConsumerLoop
 from service import cli
 from service.adapters.tables import dead_letters
@@ -29,7 +30,6 @@ from service.app.records import FAMILIES
 from service.bootstrap import Podium, serve
 from service.clock import SystemClock
 from service.config import Settings
-from service.local_broker import LocalBroker
 from tests.builders import TENANT, produce, trip_envelope
 from tests.conftest import empty_database
 from tests.e2e.conftest import Running, eventually, isolated_settings

@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.connection import kafka_options
+from consumers.local_broker import LocalBroker, free_port
 from service.bootstrap import Podium
 from service.config import Settings
-from service.local_broker import LocalBroker, free_port
 from tests.certificates import Authority
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings

@@ -27,9 +27,9 @@ from podium.v1 import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumers.local_broker import LocalBroker, free_port
 from service.bootstrap import storage
 from service.clock import SystemClock
-from service.local_broker import LocalBroker, free_port
 from tests.builders import produce, task_envelope, trip_envelope
 from tests.conftest import empty_database
 from tests.e2e.conftest import eventually, isolated_settings

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from service.local_broker import LocalBroker
+from consumers.local_broker import LocalBroker
 
 pytestmark = [pytest.mark.e2e]
 

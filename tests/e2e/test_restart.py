@@ -18,12 +18,12 @@ from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from sqlalchemy import func, select
 
 import migrations
+from consumers.local_broker import LocalBroker, free_port
 from service.adapters.database import create_database_engine
 from service.adapters.tables import trips
 from service.bootstrap import Podium, Storage
 from service.clock import SystemClock
 from service.config import Settings
-from service.local_broker import LocalBroker, free_port
 from tests.builders import TENANT, produce, trip_envelope, user_envelope
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from consumers.local_broker import LocalBroker, free_port
 from service.bootstrap import storage
 from service.clock import SystemClock
-from service.local_broker import LocalBroker, free_port
 from tests.conftest import empty_database
 
 pytestmark = [pytest.mark.image]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from consumers.local_broker import free_port
 from service.cli import main
-from service.local_broker import free_port
 
 
 def test_the_demo_without_a_running_podium_says_to_start_one(

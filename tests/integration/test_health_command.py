@@ -15,11 +15,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import migrations
+from consumers.local_broker import free_port
 from service.bootstrap import Podium
 from service.cli import main
 from service.clock import SystemClock
 from service.config import Settings
-from service.local_broker import free_port
 from tests.certificates import Authority, Pem
 
 

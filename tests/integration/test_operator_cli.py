@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from consumers.runner import split
+from consumers.runs import split
 from service.adapters.tables import dead_letters, trips
 from service.app.ingest import Batch, apply_batch
 from service.app.records import DeadLetter, Record, Rejected

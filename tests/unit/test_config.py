@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from service.config import Settings, SettingsError, setting_names
+from service.config import Settings, SettingsError, declared, setting_names, settings_table
+from tools import settings_table as settings_table_tool
+from tools.settings_table import README, readme_table
 
 
 def test_defaults_are_sqlite_local_podium_topics_5_trips_20_km_and_a_24_hour_grace() -> None:
@@ -185,12 +186,56 @@ def test_a_stop_drains_5_s_and_gives_calls_5_s_and_connections_live_5_minutes() 
     assert Settings.from_env(again.to_env()) == again
 
 
-def test_the_readme_documents_every_setting() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\| `([A-Z_]+)`", table, re.MULTILINE))
-    documented |= set(re.findall(r"^\| `[A-Z_]+`, `([A-Z_]+)`", table, re.MULTILINE))
-    assert set(setting_names()) - documented == set()
+def test_the_readme_table_is_the_one_the_declarations_give() -> None:
+    readme = README.read_text()
+    start, end = readme_table(readme)
+    assert readme[start:end] == settings_table()  # python -m tools.settings_table rewrites it
+    assert readme.index("## Configuration") < start
+
+
+def test_the_readme_table_lists_every_variable_once_with_its_default() -> None:
+    rows = [row.split(" | ") for row in settings_table().splitlines()[2:]]
+    assert [name.strip("|` ") for name, *_ in rows] == list(setting_names())
+    assert len(set(setting_names())) == len(setting_names())
+    defaults = {name.strip("|` "): default for name, default, _ in rows}
+    assert defaults["PODIUM_MIN_DISTANCE_KM"] == "`20`"
+    assert defaults["PODIUM_LATE_EVENT_GRACE_SECONDS"] == "`86400`"
+    assert defaults["PODIUM_REQUIRE_DURABLE_TOPICS"] == "`false`"
+    assert defaults["PODIUM_MAX_REQUEST_BYTES"] == "`16384`"
+    assert defaults["KAFKA_BOOTSTRAP_SERVERS"] == "unset"
+    assert defaults["PODIUM_LOG_FORMAT"] == "`json` (`text` for `make run`)"
+
+
+def test_to_env_gives_every_variable_that_is_set_and_nothing_else() -> None:
+    env = Settings().to_env()
+    assert set(env) == {
+        name for name in setting_names() if getattr(Settings(), _attribute(name)) is not None
+    }
+    assert "PODIUM_METRICS_ADDRESS" not in env
+    assert env["PODIUM_LATE_EVENT_GRACE_SECONDS"] == "86400.0"
+    assert env["PODIUM_REQUIRE_DURABLE_TOPICS"] == "false"
+    assert Settings.from_env(env) == Settings()
+
+
+def _attribute(name: str) -> str:
+    [attribute] = [a for a, variable in declared() if variable.name == name]
+    return attribute
+
+
+def test_a_tool_rewrites_the_readme_table_and_checks_it(tmp_path: Path) -> None:
+    readme = README.read_text()
+    start, end = readme_table(readme)
+    stale = (
+        readme[:start] + "| variable | default | meaning |\n| --- | --- | --- |\n" + readme[end:]
+    )
+    copy = tmp_path / "README.md"
+    copy.write_text(stale)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(settings_table_tool, "README", copy)
+        assert settings_table_tool.main(["--check"]) == 1
+        assert settings_table_tool.main([]) == 0
+        assert settings_table_tool.main(["--check"]) == 0
+    assert copy.read_text() == readme
 
 
 def test_durable_topics_are_not_required_by_default_and_read_in_any_case() -> None:

@@ -18,7 +18,8 @@ from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 from google.protobuf import json_format
 
-from consumers.runner import ConsumerLoop, IngestReport
+from consumers.reporter import IngestReport
+from consumers.runner import ConsumerLoop
 from consumers.unknown_field_log import MAX_LOGGED_PATHS, UnknownFieldLog
 from service.app.ingest import Applied, Batch
 from service.app.ports import OffsetMoved, StorageUnavailable
@@ -429,7 +430,7 @@ def logged(caplog: pytest.LogCaptureFixture, start: str) -> list[Any]:
 async def test_the_first_catch_up_logs_events_folded_lag_and_time_left_until_done(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="consumers.runner")
+    caplog.set_level(logging.INFO, logger="consumers")
     store = FirstBatchOnly()
 
     def backlog(h: Harness) -> None:
@@ -511,7 +512,7 @@ def test_the_paths_logged_per_topic_are_bounded_and_the_rest_only_counted(
 async def test_dead_letters_are_logged_with_where_and_why_at_most_once_a_second_per_topic(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="consumers.runner")
+    caplog.set_level(logging.INFO, logger="consumers")
     async with running() as h:
         good = h.produce(P0, 2)
         junk = [h.produce_bytes(P0, b"\xff\x00 not a protobuf") for _ in range(5)]

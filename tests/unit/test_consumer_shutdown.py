@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from consumers.runner import stop_consumer
+from consumers.consumer import stop_consumer
 
 
 class FakeClient:
@@ -47,7 +47,7 @@ async def test_a_cancellation_of_the_consumer_task_itself_is_passed_on() -> None
         try:
             started.set()
             await asyncio.sleep(10)
-        finally:  # the loop stops its consumer on the way out, as runner.run does
+        finally:  # the loop stops its consumer on the way out, as ConsumerLoop.run does
             await stop_consumer(_as_consumer(fake))
 
     task = asyncio.create_task(cancelled_while_consuming())

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumers.runner import decode_record, split
+from consumers.runs import decode_record, split
 from service.app.dead_letters import list_letters, replay
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import Letter, LetterFilter, LetterGone
 from service.app.records import DeadLetter, Record, Rejected
+from service.logs import describe
 from tests.builders import RULES, trip_envelope
 from tests.fakes import FakePorts
 
@@ -45,6 +46,7 @@ def replayed(ports: FakePorts, letters: list[Letter]) -> Applied:
         ports.unit_of_work,
         letters,
         lambda r: decode_record(r, FAMILIES),
+        describe,
         rules=RULES,
         consumer_group="podium",
         now=LATER,
@@ -104,3 +106,60 @@ def test_a_letter_another_replay_applied_first_is_not_applied_again(ports: FakeP
     with pytest.raises(LetterGone):
         replayed(ports, letters)  # the same listing, replayed again
     assert (ports.state, ports.commits) == (state, commits)
+
+
+def test_a_replay_keeps_the_letters_whose_fold_still_fails_and_applies_the_others(
+    ports: FakePorts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the consumer loop does (`apply_isolating`): the records a failing batch is at fault
+    for are found by dry runs and stay, with the fold's error as their new reason."""
+    valid = [record(trip_envelope(f"t{n}", "ann").SerializeToString(), n) for n in (7, 8)]
+    received, _ = split(valid, FAMILIES)
+    kept = [
+        DeadLetter(
+            item.record, Rejected("cannot be folded: a lost disk", "acme", "e", "unfoldable")
+        )
+        for item in received
+    ]
+    apply_batch(ports.unit_of_work, Batch(dead=kept), rules=RULES, consumer_group="podium", now=NOW)
+    still_failing = valid[0].id
+
+    def folding_all_but_one(unit_of_work: object, batch: Batch, **options: object) -> Applied:
+        if any(item.record.id == still_failing for item in batch.received):
+            raise OverflowError("int too large to convert")
+        return apply_batch(unit_of_work, batch, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("service.app.dead_letters.apply_batch", folding_all_but_one)
+    outcome = replayed(ports, listed(ports))
+
+    assert [d.record.id for d in outcome.dead_lettered] == [still_failing]
+    [left] = listed(ports)
+    assert (left.record.offset, left.attempts) == (7, 2)
+    assert left.reason == "cannot be folded: OverflowError: int too large to convert"
+    assert set(ports.state.trips) == {("acme", "t8")}
+
+
+def test_a_replay_whose_every_letter_still_fails_keeps_them_all_and_stalls_nothing(
+    ports: FakePorts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    valid = [record(trip_envelope(f"t{n}", "ann").SerializeToString(), n) for n in (7, 8)]
+    received, _ = split(valid, FAMILIES)
+    kept = [
+        DeadLetter(
+            item.record, Rejected("cannot be folded: a lost disk", "acme", "e", "unfoldable")
+        )
+        for item in received
+    ]
+    apply_batch(ports.unit_of_work, Batch(dead=kept), rules=RULES, consumer_group="podium", now=NOW)
+
+    def folding_none(unit_of_work: object, batch: Batch, **options: object) -> Applied:
+        if batch.received:
+            raise OverflowError("int too large to convert")
+        return apply_batch(unit_of_work, batch, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("service.app.dead_letters.apply_batch", folding_none)
+    outcome = replayed(ports, listed(ports))
+
+    assert sorted(d.record.offset for d in outcome.dead_lettered) == [7, 8]
+    assert [(x.record.offset, x.attempts) for x in listed(ports)] == [(7, 2), (8, 2)]
+    assert ports.state.trips == {}

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from consumers.decode import decode
+from consumers.publish import from_envelope
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.queries import (
     challenge_progress,
@@ -24,7 +25,6 @@ from service.demo.world import World, demo_world
 from service.domain.errors import ProgressNotAvailable
 from service.domain.events import ScoreKind, TaskStatus
 from service.domain.paths import DetailedStatusReason, DetailedStatusType, PathResult, PathStatus
-from service.publish import from_envelope
 from tests.builders import RULES, Ports, driver_ranking
 from tests.fakes import FakePorts
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from consumers.decode import ENVELOPES
+from consumers.publish import EVENT_FAMILIES, from_json_line
 from service.app.records import Rejected
 from service.config import Settings
-from service.publish import EVENT_FAMILIES, from_json_line
 
 PAGE = Path(__file__).parents[2] / "docs" / "events.md"
 EXAMPLE = re.compile(

@@ -19,9 +19,9 @@ from podium.events.v1 import trips_pb2
 from bench.harness import trip_message
 from consumers import json_events
 from consumers.decode import NotJson, decode, decode_noting_unknown_fields, load_json
+from consumers.publish import from_envelope
 from service.app.records import Rejected
 from service.domain import events as ev
-from service.publish import from_envelope
 from tests import profiles
 from tests.builders import deletion_envelope, trip_envelope
 from tests.unit.test_event_examples import examples

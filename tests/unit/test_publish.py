@@ -1,5 +1,6 @@
-"""What `podium produce` and `podium demo` send: the topic by the event, the key the SPEC
-names, the value and header of the encoding, and nothing the consumer would refuse."""
+"""What `podium produce` and `podium demo` send: the topic by the event, the key
+docs/rules.md#events names, the value and header of the encoding, and nothing the consumer
+would refuse."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from datetime import UTC, datetime
 import pytest
 
 from consumers.decode import decode
-from service.app.records import Rejected
-from service.publish import (
+from consumers.publish import (
     JSON_HEADERS,
     Stamp,
     from_envelope,
     from_json_line,
     from_json_lines,
 )
+from service.app.records import Rejected
 from tests.builders import task_envelope, trip_envelope, user_envelope
 
 NOW_MS = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)

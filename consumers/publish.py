@@ -1,5 +1,5 @@
-"""Events written to Podium's topics as producers write them (SPEC section 2, README "Event
-contracts"): the topic by the envelope's event, the Kafka key the SPEC names, the value the
+"""Events written to Podium's topics as producers write them (docs/rules.md#events, README "Event
+contracts"): the topic by the envelope's event, the Kafka key the rules name, the value the
 binary envelope or, with the header `content-type: application/json`, its proto3 JSON form.
 Each record is first read back with the consumer's own decoder, so what goes out is what
 Podium folds. `podium produce` and `podium demo` both send through here."""
@@ -81,7 +81,7 @@ class Stamp(enum.Enum):
 
 
 def key_of(event: ev.Event) -> str:
-    """The record key (SPEC section 2): the entity for the catalog, the user for trips and
+    """The record key (docs/rules.md#events): the entity for the catalog, the user for trips and
     enrollments, the task for tasks, the tenant for a pause."""
     field = _KEY_FIELDS.get(type(event.payload))
     return event.meta.tenant_id if field is None else str(getattr(event.payload, field))
