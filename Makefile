@@ -25,6 +25,10 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # own broker and makes its own databases. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 4
 PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
+# The tests keep the bytecode Python compiles of the project's modules (in __pycache__, which
+# git ignores) even where the environment says not to: each `podium` process a test starts
+# would compile them all again.
+test test-fast soak: export PYTHONDONTWRITEBYTECODE :=
 # The container tool: docker, or anything that reads the same arguments (podman).
 CONTAINER ?= docker
 

@@ -7,7 +7,8 @@ the database or the broker out of reach), and ends by comparing Podium's answers
 stream's recomputation: the ranking of both months exactly, the trips of every driver not
 ranked, every task; 0 lost, 0 counted twice, and no dead letter (the stream is valid).
 
-The short forms run in `make test` (about three minutes); the long forms (`soak` marker) in
+The short forms run in `make test`, each with a few thousand events (enough for every fault
+to fall mid-stream, few enough to fold in seconds); the long forms (`soak` marker) in
 `make soak` (about 25 minutes), with both freezes, which take one and two minutes (a member's
 session must expire, then the database's idle-in-transaction timeout). After a kill -9 the
 restarted instance folds again only some 19 s later: the local broker's join delay (5 s),
@@ -246,7 +247,7 @@ class Kills:
     """Production is paced to last about kills x this, so every kill falls mid-stream."""
 
 
-SHORT_KILLS = Kills(events=12_000, kills=4, seconds_per_kill=15.0)
+SHORT_KILLS = Kills(events=6_000, kills=3, seconds_per_kill=15.0)
 LONG_KILLS = Kills(events=100_000, kills=20, seconds_per_kill=15.0)
 
 
@@ -584,7 +585,7 @@ async def _replay_from_the_start(broker: LocalBroker, folder: Path, kind: str, e
 async def test_resent_events_and_a_replay_from_the_start_change_no_answer(
     broker: LocalBroker, tmp_path: Path, kind: str
 ) -> None:
-    await _replay_from_the_start(broker, tmp_path, kind, 10_000)
+    await _replay_from_the_start(broker, tmp_path, kind, 4_000)
 
 
 @pytest.mark.soak
@@ -663,7 +664,7 @@ async def _database_outage(
 async def test_the_database_refusing_connections_for_ten_seconds_loses_nothing(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
-    await _database_outage(broker, tmp_path, "refuse", 10.0, 15_000)
+    await _database_outage(broker, tmp_path, "refuse", 10.0, 6_000)
 
 
 @pytest.mark.soak
@@ -743,7 +744,7 @@ async def _answers_during(podium: ServeProcess, key: str, seconds: float) -> int
 async def test_the_broker_out_of_reach_for_thirty_seconds_loses_nothing(
     proxied_broker: ProxiedBroker, tmp_path: Path
 ) -> None:
-    await _broker_outage(proxied_broker, tmp_path, 30.0, 12_000, cuts=1)
+    await _broker_outage(proxied_broker, tmp_path, 30.0, 6_000, cuts=1)
 
 
 @pytest.mark.soak
