@@ -9,6 +9,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
+import grpc
+
 T = TypeVar("T")
 
 
@@ -61,17 +63,18 @@ async def eventually(
     *,
     within: float = 30.0,
     every: float = 0.1,
-    tolerate: tuple[type[BaseException], ...] = (),
+    tolerate: tuple[type[BaseException], ...] = (grpc.aio.AioRpcError,),
     unless: Callable[[], str | None] | None = None,
     what: str = "",
 ) -> object:
     """The first answer of `probe` (a function or a coroutine function) that `check` holds
     for, asked every `every` seconds; `AssertionError` after `within` seconds.
 
-    A probe raising one of `tolerate` counts as an answer not there yet (the state is still
-    on its way: an API not serving, a row not written); the last such failure is chained to
-    the final error. `unless` is asked after each miss: a reason it gives (a process that
-    exited, with its log) fails the wait at once rather than at the deadline.
+    A probe raising one of `tolerate` (by default a failed gRPC call) counts as an answer
+    not there yet (the state is still on its way: an API not serving, a row not written);
+    the last such failure is chained to the final error. `unless` is asked after each miss:
+    a reason it gives (a process that exited, with its log) fails the wait at once rather
+    than at the deadline.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
