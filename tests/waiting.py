@@ -22,8 +22,8 @@ class _Nothing:
 _NOTHING = _Nothing()
 
 
-def _always_true(_: object) -> bool:
-    return True
+def _truthy(answer: object) -> bool:
+    return bool(answer)
 
 
 def _shown(value: object, limit: int = 2_000) -> str:
@@ -59,7 +59,7 @@ async def eventually(
 
 async def eventually(
     probe: Callable[[], Any],
-    check: Callable[[Any], object] = _always_true,
+    check: Callable[[Any], object] = _truthy,
     *,
     within: float = 30.0,
     every: float = 0.1,
@@ -68,7 +68,8 @@ async def eventually(
     what: str = "",
 ) -> object:
     """The first answer of `probe` (a function or a coroutine function) that `check` holds
-    for, asked every `every` seconds; `AssertionError` after `within` seconds.
+    for (without `check`, the first true one), asked every `every` seconds; `AssertionError`
+    after `within` seconds.
 
     A probe raising one of `tolerate` (by default a failed gRPC call) counts as an answer
     not there yet (the state is still on its way: an API not serving, a row not written);
