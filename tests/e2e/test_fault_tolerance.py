@@ -62,6 +62,7 @@ from tests.reference import (
     ranking_differences,
     task_answers,
 )
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -127,30 +128,36 @@ class Database:
     ) -> float:
         """Wait until every partition's stored offset reaches `ends`; the seconds it took."""
         started = time.monotonic()
-        while True:
-            stored = await self.offsets()
-            if all(stored.get(tp, 0) >= end for tp, end in ends.items()):
-                return time.monotonic() - started
-            if podium is not None and not podium.running:
-                raise AssertionError(
-                    f"podium serve exited with {podium.returncode}\n{podium.tail()}"
-                )
-            if time.monotonic() - started > within:
-                behind = {tp: (stored.get(tp), end) for tp, end in ends.items()}
-                tail = podium.tail() if podium else ""
-                raise AssertionError(f"not caught up after {within} s: {behind}\n{tail}")
-            await asyncio.sleep(0.1)
+
+        def exited() -> str | None:
+            if podium is None or podium.running:
+                return None
+            return f"podium serve exited with {podium.returncode}"
+
+        try:
+            await eventually(
+                self.offsets,
+                lambda stored: all(stored.get(tp, 0) >= end for tp, end in ends.items()),
+                within=within,
+                unless=exited,
+                what=f"every partition stored up to {dict(ends)}",
+            )
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{podium.tail() if podium else ''}") from None
+        return time.monotonic() - started
 
     async def until_moved(self, since: Offsets, *, within: float) -> float:
         """Wait until some stored offset moves past `since` (a batch committed); the seconds
         it took."""
         started = time.monotonic()
-        while time.monotonic() - started < within:
-            stored = await self.offsets()
-            if _moved(since, stored):
-                return time.monotonic() - started
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no batch committed within {within} s")
+        await eventually(
+            self.offsets,
+            lambda stored: _moved(since, stored),
+            within=within,
+            every=0.05,
+            what="a batch committed",
+        )
+        return time.monotonic() - started
 
 
 @asynccontextmanager
@@ -198,17 +205,21 @@ async def assert_answers(
 ) -> None:
     """Podium's answers equal the recomputation (a query reflects the state within a
     second or so: the answers are polled a little while)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def differences() -> list[str]:
         try:
-            problems = await _differences(channel, key, stream)
+            return await _differences(channel, key, stream)
         except grpc.aio.AioRpcError as error:
-            problems = [f"{error.code()}: {error.details()}"]
-        if not problems:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("answers differ from the recomputation:\n" + "\n".join(problems))
-        await asyncio.sleep(0.5)
+            return [f"{error.code()}: {error.details()}"]
+
+    problems = await eventually(
+        differences,
+        lambda found: not found,
+        within=within,
+        every=0.5,
+        what="answers equal to the recomputation",
+    )
+    assert not problems
 
 
 def _summary(stream: Stream) -> str:
@@ -316,14 +327,16 @@ async def _until_folding(
     """Wait until a batch commits after `since`; the seconds it took (the stream may be all
     produced and folded already: then there is nothing to wait for)."""
     started = time.monotonic()
-    while time.monotonic() - started < 90:
-        stored = await database.offsets()
+
+    def folding(stored: Offsets) -> bool:
         if _moved(since, stored):
-            return time.monotonic() - started
-        if producing.done() and all(stored.get(tp, 0) >= e for tp, e in producer.ends.items()):
-            return time.monotonic() - started
-        await asyncio.sleep(0.05)
-    raise AssertionError("the restarted instance folded nothing within 90 s")
+            return True
+        return producing.done() and all(stored.get(tp, 0) >= e for tp, e in producer.ends.items())
+
+    await eventually(
+        database.offsets, folding, within=90, every=0.05, what="the restarted instance folding"
+    )
+    return time.monotonic() - started
 
 
 async def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
