@@ -17,10 +17,11 @@ from google.protobuf.message import Message
 from podium.events.v1 import catalog_pb2, trips_pb2
 from sqlalchemy import Engine
 
+from consumers.runs import split
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import ReadModel, UnitOfWork
 from service.app.queries import MonthRanking, month_ranking, ranking_months
-from service.app.records import Received, Record
+from service.app.records import FAMILIES, Received, Record
 from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.rules import Rules
@@ -103,6 +104,24 @@ def received(events: Iterable[ev.Event], topic: str = "podium.trips") -> list[Re
     ]
 
 
+TOPICS = {f"podium.{family}": family for family in FAMILIES}
+"""The topics under the default prefix, by the family each carries."""
+
+
+def record(
+    offset: int,
+    value: bytes = b"",
+    *,
+    topic: str = "podium.trips",
+    partition: int = 0,
+    key: bytes | None = b"ann",
+    timestamp_ms: int = 0,
+    headers: Iterable[tuple[str, bytes | None]] = (),
+) -> Record:
+    """A record as the consumer hands it over; what a test does not name is plain."""
+    return Record(topic, partition, offset, timestamp_ms, key, value, tuple(headers))
+
+
 class Ports(Protocol):
     """What a test folds events into and reads answers from: the database (`Storage`) or
     memory (`tests.fakes.FakePorts`)."""
@@ -120,6 +139,19 @@ def apply(ports: Ports, *events: ev.Event, rules: Rules = RULES) -> Applied:
         rules=rules,
         consumer_group="test",
         now=T0,
+    )
+
+
+def consume(ports: Ports, *records: Record, now: datetime = T0) -> Applied:
+    """Records decoded as the consumer decodes them and folded as one batch, the ones that
+    do not decode dead-lettered."""
+    received, dead = split(list(records), TOPICS)
+    return apply_batch(
+        ports.unit_of_work,
+        Batch(received=received, dead=dead),
+        rules=RULES,
+        consumer_group="podium",
+        now=now,
     )
 
 
