@@ -3,13 +3,10 @@ them, the real broker (also behind a fault-injecting proxy)."""
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 
@@ -18,11 +15,9 @@ from consumers.local_broker import LocalBroker, free_port
 from service.adapters.database import create_database_engine
 from service.bootstrap import Storage
 from tests import profiles
+from tests.databases import DATABASES, empty_database
 from tests.fakes import FakePorts
 from tests.proxy import ThreadedTcpProxy
-from tests.services_up import POSTGRES_URL
-
-DATABASES = ["sqlite", "postgresql"]
 
 profiles.register()
 
@@ -37,26 +32,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         if "postgresql" in params or "postgresql_engine" in fixtures:
             item.add_marker(pytest.mark.postgresql)
-
-
-def _postgres_schema_url(schema: str) -> str:
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-
-
-@contextlib.contextmanager
-def empty_database(kind: str, folder: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / f'podium-{uuid.uuid4().hex[:8]}.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield _postgres_schema_url(schema)
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=DATABASES)

@@ -27,7 +27,7 @@ from podium.v1 import (
 )
 
 from consumers.local_broker import LocalBroker
-from tests.conftest import DATABASES, empty_database
+from tests.databases import DATABASES, empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 from tests.reference import (

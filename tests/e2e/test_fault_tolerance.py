@@ -47,7 +47,8 @@ from service.adapters.tables import dead_letters, ignored_events
 from service.app.records import FAMILIES
 from service.bootstrap import Storage
 from service.config import Settings
-from tests.conftest import ProxiedBroker, empty_database
+from tests.conftest import ProxiedBroker
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import SERVING, ServeProcess
 from tests.proxy import Cut, ThreadedTcpProxy

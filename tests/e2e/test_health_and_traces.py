@@ -27,7 +27,7 @@ from consumers.local_broker import LocalBroker
 from service.bootstrap import Podium
 from service.clock import SystemClock
 from tests.builders import TENANT, produce, trip_envelope
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.proxy import ThreadedTcpProxy
 from tests.services_up import POSTGRES_URL

@@ -31,7 +31,7 @@ from service.bootstrap import Podium, serve
 from service.clock import SystemClock
 from service.config import Settings
 from tests.builders import TENANT, produce, trip_envelope
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import Running, isolated_settings
 from tests.processes import UNKNOWN, ServeProcess
 from tests.waiting import eventually

@@ -31,7 +31,7 @@ from consumers.local_broker import LocalBroker, free_port
 from service.bootstrap import storage
 from service.clock import SystemClock
 from tests.builders import produce, task_envelope, trip_envelope
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 from tests.waiting import eventually

@@ -46,7 +46,7 @@ from podium.v1 import tasks_pb2 as task_answers_pb2
 from consumers.local_broker import LocalBroker, free_port
 from service.config import Settings
 from service.domain.ranking import Month
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 from tests.waiting import eventually

@@ -35,7 +35,7 @@ from service.clock import SystemClock
 from service.config import Settings
 from service.domain.ranking import Month
 from tests.builders import TENANT, produce, trip_envelope
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 from tests.waiting import eventually

@@ -25,7 +25,7 @@ from service.bootstrap import Podium, Storage
 from service.clock import SystemClock
 from service.config import Settings
 from tests.builders import TENANT, produce, trip_envelope, user_envelope
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.waiting import eventually
 

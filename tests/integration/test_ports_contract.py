@@ -46,7 +46,7 @@ from service.domain.tasks import Creation, Report, TaskFacts
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 from service.domain.versions import Version
 from tests.builders import Ports, record
-from tests.conftest import DATABASES, empty_database
+from tests.databases import DATABASES, empty_database
 from tests.fakes import FakePorts
 
 AT = datetime(2026, 11, 3, 8, 30, 0, 123456, tzinfo=UTC)
