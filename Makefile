@@ -23,7 +23,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # Workers of `make test`, `make test-fast` and `make soak` (pytest-xdist): the suite mostly
 # waits (brokers, processes, polls), so more workers than cores pay; each worker starts its
 # own broker and makes its own databases. TEST_WORKERS=0 runs in one process.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 8
 PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 # The tests keep the bytecode Python compiles of the project's modules (in __pycache__, which
 # git ignores) even where the environment says not to: each `podium` process a test starts
