@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from podium.events.v1 import catalog_pb2, trips_pb2
@@ -120,6 +121,25 @@ def record(
 ) -> Record:
     """A record as the consumer hands it over; what a test does not name is plain."""
     return Record(topic, partition, offset, timestamp_ms, key, value, tuple(headers))
+
+
+def consumer_record(
+    partition: TopicPartition, offset: int, value: bytes, *, timestamp_ms: int = 0
+) -> ConsumerRecord[bytes, bytes]:
+    """A record as aiokafka's consumer returns it (for the fake consumer's logs)."""
+    return ConsumerRecord(
+        partition.topic,
+        partition.partition,
+        offset,
+        timestamp_ms,
+        0,
+        None,
+        value,
+        None,
+        0,
+        len(value),
+        (),
+    )
 
 
 class Ports(Protocol):
