@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -140,6 +141,21 @@ def consumer_record(
         len(value),
         (),
     )
+
+
+async def consumed(
+    consumer: AIOKafkaConsumer, count: int, *, within: float = 30.0, then_quiet: bool = False
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """At least `count` records from `consumer`, within `within` seconds (`TimeoutError`
+    otherwise); with `then_quiet`, more until a poll finds nothing, so that a record sent
+    beyond those expected shows up too."""
+    seen: list[ConsumerRecord[bytes, bytes]] = []
+    async with asyncio.timeout(within):
+        while len(seen) < count:
+            seen += [r for rs in (await consumer.getmany(timeout_ms=200)).values() for r in rs]
+        while then_quiet and (batch := await consumer.getmany(timeout_ms=1000)):
+            seen += [r for rs in batch.values() for r in rs]
+    return seen
 
 
 class Ports(Protocol):
