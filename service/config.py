@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RESULTS_FORMATS = ("protobuf", "json")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 DAY_SECONDS = 86_400
@@ -102,6 +103,9 @@ class Settings:
     """`podium health` under mutual TLS: the client certificate it presents (unset: the
     API's own certificate and key)."""
     health_tls_key_file: str | None = None
+    results_format: str = "protobuf"
+    """How results go out to `<prefix>results`: `protobuf` (the binary `ResultEvent`) or
+    `json` (its proto3 JSON form, with the header `content-type: application/json`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -197,6 +201,9 @@ class Settings:
             health_tls_ca_file=read("PODIUM_HEALTH_TLS_CA_FILE", _non_empty, None),
             health_tls_cert_file=read("PODIUM_HEALTH_TLS_CERT_FILE", _non_empty, None),
             health_tls_key_file=read("PODIUM_HEALTH_TLS_KEY_FILE", _non_empty, None),
+            results_format=read(
+                "PODIUM_RESULTS_FORMAT", _one_of(RESULTS_FORMATS), defaults.results_format
+            ),
         )._checked()
 
     def _checked(self) -> Settings:
@@ -300,6 +307,7 @@ class Settings:
             "PODIUM_MAX_CONNECTION_AGE_SECONDS": repr(self.max_connection_age_seconds),
             "PODIUM_TOPIC_MIN_INSYNC_REPLICAS": str(self.topic_min_insync_replicas),
             "PODIUM_REQUIRE_DURABLE_TOPICS": "true" if self.require_durable_topics else "false",
+            "PODIUM_RESULTS_FORMAT": self.results_format,
             **{name: value for name, value in optional.items() if value is not None},
         }
 
@@ -310,7 +318,8 @@ class Settings:
         return self.kafka_bootstrap_servers or self.local_broker_address
 
     def topic(self, name: str) -> str:
-        """The Kafka topic of a family: `catalog`, `trips`, `enrollments` or `tasks`."""
+        """The Kafka topic of a family (`catalog`, `trips`, `enrollments` or `tasks`), or of
+        the results Podium publishes (`results`)."""
         return f"{self.topic_prefix}{name}"
 
 
