@@ -37,14 +37,16 @@ from service.adapters.database import (
 from service.adapters.keys import SqlKeyStore
 from service.adapters.read_model import read_model
 from service.adapters.statistics import Analyzed, TableStatistics
+from service.adapters.stores.results import AdvisoryLease, SqlResultStore
 from service.adapters.stores.service_state import mark_caught_up
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app import keys
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.key_store import KeyStore
 from service.app.offsets import forget_new_logs
-from service.app.ports import ReadModel, UnitOfWork
+from service.app.ports import OutboxEntry, ReadModel, ResultsWork, UnitOfWork
 from service.app.records import FAMILIES
+from service.app.results import record_all_results
 from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
 from service.config import Settings, SettingsError
@@ -68,6 +70,8 @@ from service.grpc.servicers import QueryDeps
 from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers
 from service.metrics import Metrics
+from service.result_events import encode
+from service.results_relay import ResultRelay, ensure_results_topic
 from service.tracing import tracer_of, tracer_provider
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,10 @@ KEY_WORKERS = 2
 flood of unknown keys waits behind itself, not in front of other tenants' answers."""
 STATISTICS_CHECK_SECONDS = 1.0
 """After batches, whether a table grew enough to be analyzed is looked at most this often."""
+RESULTS_CHECK_SECONDS = 5.0
+"""How often the clock is asked whether a window froze when no batch comes (docs/rules.md
+#results-out); after batches, at most once every RESULTS_AFTER_BATCH_SECONDS."""
+RESULTS_AFTER_BATCH_SECONDS = 1.0
 
 
 def collect_garbage_less_often() -> None:
@@ -138,6 +146,19 @@ class Storage:
 
     def unit_of_work(self) -> UnitOfWork:
         return SqlUnitOfWork(self.writer or self.engine, self.statistics)
+
+    def results_work(self) -> ResultsWork:
+        """A transaction that notices freezes and writes their results (the ingest's)."""
+        return SqlUnitOfWork(self.writer or self.engine, self.statistics)
+
+    def list_results(
+        self, tenant_id: str | None, unsent_only: bool, limit: int | None
+    ) -> list[OutboxEntry]:
+        with self.engine.connect() as connection:
+            return SqlResultStore(connection).listed(tenant_id, unsent_only, limit)
+
+    def relay_lease(self) -> AdvisoryLease:
+        return AdvisoryLease(self.engine)
 
     def read(self, *, statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
         return read_model(self.engine, statement_timeout)
@@ -277,6 +298,9 @@ class Podium:
         self._ingest_report: IngestReport | None = None
         self._committed = asyncio.Event()
         """A batch committed since the statistics were last looked at."""
+        self._batches_since_results = asyncio.Event()
+        """A batch committed since frozen windows were last looked for."""
+        self.relay: ResultRelay | None = None
         self._stop_consuming = asyncio.Event()
         self._consumer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -387,6 +411,7 @@ class Podium:
 
     async def _start_consumers(self) -> None:
         created = await ensure_topics(self.settings)
+        await ensure_results_topic(self.settings)
         await check_durability(self.settings, self.metrics)
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
@@ -394,6 +419,7 @@ class Podium:
 
         def committed() -> None:
             running.call_soon_threadsafe(self._committed.set)
+            running.call_soon_threadsafe(self._batches_since_results.set)
 
         self.loop = consumer_loop(
             self.settings,
@@ -478,6 +504,47 @@ class Podium:
             self.storage.mark_caught_up, self.settings.consumer_group, self.clock.now()
         )
         self._spawn(self._keep_statistics())
+        self._start_results()
+
+    def _start_results(self) -> None:
+        """Results out, once the state has caught up (a window's result is built from the
+        state: before the first catch-up, it could miss events that arrived before its
+        freeze): frozen windows looked for after batches and by the clock, and relayed."""
+        storage = self.storage
+        self.relay = ResultRelay(
+            self.settings,
+            storage.results_work,
+            storage.relay_lease(),
+            self.clock,
+            on_sent=self.metrics.results_sent.inc,
+        )
+        self._spawn(self.relay.run(self._stop_consuming))
+        self._spawn(self._record_results())
+
+    async def _record_results(self) -> None:
+        """Write the results of the windows that froze: after batches (their arrival times
+        may freeze a window) and every RESULTS_CHECK_SECONDS (the clock may)."""
+        while True:
+            self._batches_since_results.clear()
+            try:
+                recorded = await asyncio.to_thread(
+                    record_all_results,
+                    self.storage.results_work,
+                    self.rules,
+                    self.clock.now(),
+                    encode,
+                )
+            except Exception:
+                log.error("frozen windows were not looked for; again soon", exc_info=True)
+                recorded = 0
+            if recorded:
+                log.info("recorded the results of %d frozen window(s)", recorded)
+                self.metrics.results_recorded.inc(recorded)
+                if self.relay is not None:
+                    self.relay.wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._batches_since_results.wait(), RESULTS_CHECK_SECONDS)
+            await asyncio.sleep(RESULTS_AFTER_BATCH_SECONDS)
 
     async def _keep_statistics(self) -> None:
         """After batches, at most once every STATISTICS_CHECK_SECONDS, analyze the tables that

@@ -45,6 +45,13 @@ def record_value(payload: bytes, results_format: str) -> tuple[bytes, list[tuple
     return text.encode(), list(JSON_HEADERS)
 
 
+def as_json(payload: bytes) -> dict[str, object]:
+    """A stored result as its proto3 JSON form (for operators)."""
+    event = results_pb2.ResultEvent.FromString(payload)
+    found: dict[str, object] = json_format.MessageToDict(event)
+    return found
+
+
 def _month(result: rs.MonthResult) -> results_pb2.MonthFrozen:
     month = result.window.month
     return results_pb2.MonthFrozen(

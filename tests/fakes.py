@@ -533,6 +533,13 @@ class FakeReadModel:
         stored = self._state.challenges.get((tenant_id, challenge_id))
         return None if stored is None else stored[0]
 
+    def challenges_ended(self, by: datetime) -> list[tuple[str, str, datetime]]:
+        return sorted(
+            (tenant, challenge_id, challenge.end_at)
+            for (tenant, challenge_id), (challenge, _) in self._state.challenges.items()
+            if challenge.end_at <= by
+        )
+
     def challenge_entries(
         self,
         tenant_id: str,

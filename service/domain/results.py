@@ -25,7 +25,6 @@ RESULT_NAMESPACE = uuid.UUID("5d0c3a52-5b0e-4f8e-9a8e-2f3d6b1c7a10")
 
 MONTH_FROZEN = "month_frozen"
 CHALLENGE_FROZEN = "challenge_frozen"
-KINDS = (MONTH_FROZEN, CHALLENGE_FROZEN)
 
 Groups = Mapping[str, tuple[str, ...]]
 """Each user's groups as the window froze with them (sorted); a user absent has none."""

@@ -45,7 +45,7 @@ def test_a_results_event_id_depends_on_the_tenant_the_window_and_the_kind_only()
     october = MonthWindow("acme", OCTOBER, ScoreKind.SAFETY)
 
     assert result_event_id(october) == result_event_id(MonthWindow("acme", OCTOBER, ScoreKind(1)))
-    others = [
+    others: list[MonthWindow | ChallengeWindow] = [
         MonthWindow("acme", OCTOBER, ScoreKind.ECO_DRIVING),
         MonthWindow("acme", NOVEMBER, ScoreKind.SAFETY),
         MonthWindow("globex", OCTOBER, ScoreKind.SAFETY),

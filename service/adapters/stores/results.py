@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.adapters.sql import InList
@@ -51,11 +51,25 @@ class SqlResultStore:
         query = select(o).where(o.c.sent_at.is_(None)).order_by(o.c.id).limit(limit)
         return [entry_from_row(row) for row in self._c.execute(query)]
 
+    def listed(
+        self, tenant_id: str | None, unsent_only: bool, limit: int | None
+    ) -> list[OutboxEntry]:
+        """The outbox for an operator, in outbox order: of one tenant when given, only the
+        unsent results when asked, the first `limit` (None or 0: all)."""
+        query = select(o).order_by(o.c.id)
+        if tenant_id:
+            query = query.where(o.c.tenant_id == tenant_id)
+        if unsent_only:
+            query = query.where(o.c.sent_at.is_(None))
+        if limit:
+            query = query.limit(limit)
+        return [entry_from_row(row) for row in self._c.execute(query)]
+
     def mark_sent(self, ids: Iterable[int], now: datetime) -> None:
         wanted = sorted(set(ids))
         if wanted:
             self._c.execute(
-                update(o).where(InList(o.c.id, wanted), o.c.sent_at.is_(None)).values(sent_at=now)
+                update(o).where(o.c.id.in_(wanted), o.c.sent_at.is_(None)).values(sent_at=now)
             )
 
 
@@ -71,3 +85,46 @@ def entry_from_row(row: Row[Any]) -> OutboxEntry:
         recorded_at=row.recorded_at,
         sent_at=row.sent_at,
     )
+
+
+RELAY_LOCK = 0x706F6469756D  # "podium": the advisory lock of the results relay
+"""One relay sends at a time across the instances of one PostgreSQL database."""
+
+
+class AdvisoryLease:
+    """The relay's lease: a PostgreSQL session-level advisory lock held on a connection of
+    its own, released when the relay stops or its connection dies (a killed instance's lease
+    ends with its session). SQLite serves one instance: the lease is always held."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def acquire(self) -> bool:
+        if self._engine.dialect.name != "postgresql":
+            return True
+        if self._connection is not None:
+            return True
+        connection = self._engine.connect()
+        try:
+            held = bool(
+                connection.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK}
+                ).scalar()
+            )
+            connection.commit()
+        except BaseException:
+            connection.close()
+            raise
+        if not held:
+            connection.close()
+            return False
+        self._connection = connection
+        return True
+
+    def release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Not back to the pool, where its session would keep the lock: the session ends.
+            connection.invalidate()
+            connection.close()
