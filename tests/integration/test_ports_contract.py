@@ -500,6 +500,20 @@ def test_a_challenge_is_loaded_with_its_version_and_its_groups_sorted(ports: Por
         assert read.challenge("other", "c1") is None
 
 
+def test_the_challenges_that_ended_by_a_moment_are_listed_by_tenant_then_id(
+    ports: Ports,
+) -> None:
+    c1 = a_challenge("c1")
+    later = replace(a_challenge("c0"), end_at=c1.end_at + HOUR)
+    with committing(ports) as uow:
+        uow.challenges.replace([("acme", c1, V1), ("acme", later, V1), ("globex", c1, V1)])
+    with ports.read() as read:
+        assert read.challenges_ended(c1.end_at - HOUR) == []
+        ended = [("acme", "c1", c1.end_at), ("globex", "c1", c1.end_at)]
+        assert read.challenges_ended(c1.end_at) == ended
+        assert read.challenges_ended(later.end_at) == [("acme", "c0", later.end_at), *ended]
+
+
 def test_replacing_a_challenge_replaces_its_groups_and_keeps_its_registrations(
     ports: Ports,
 ) -> None:

@@ -4,13 +4,16 @@ often; the relay's marks."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from podium.events.v1 import results_pb2
 from podium.v1 import common_pb2
 
 from service.app.results import mark_sent, record_all_results, record_results, unsent_results
 from service.bootstrap import Storage
+from service.cli import main
 from service.domain.events import ScoreKind
 from service.domain.ranking import Month
 from service.domain.results import ChallengeWindow, MonthWindow, result_event_id
@@ -174,3 +177,27 @@ def test_results_go_out_in_outbox_order_and_a_marked_one_is_not_sent_again(
     assert [e.sent_at for e in listed] == [sent_at, sent_at, None, None]
     assert storage.list_results("acme", True, 1) == pending[2:3]
     assert storage.list_results("globex", False, None) == []
+
+
+def test_podium_results_list_shows_the_outbox_with_each_result(
+    storage: Storage, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    october(storage)
+    record_all_results(storage.results_work, RULES, OCTOBER_FREEZES, encode)
+    first = unsent_results(storage.results_work, 1)[0]
+    mark_sent(storage.results_work, [first.id], OCTOBER_FREEZES + timedelta(minutes=1))
+
+    assert main(["results", "list", "--json"], env={"DATABASE_URL": database_url}) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(listed) == 4
+    assert listed[0]["eventId"] == first.event_id
+    assert listed[0]["sentAt"] == "2026-11-02T00:01:00+00:00"
+    assert [entry["sentAt"] for entry in listed[1:]] == [None, None, None]
+    assert {entry["window"] for entry in listed} == {f"2026-10/{kind.name}" for kind in ScoreKind}
+    assert listed[0]["result"]["monthFrozen"]["month"] == {"year": 2026, "monthNumber": 10}
+
+    assert main(["results", "list", "--unsent"], env={"DATABASE_URL": database_url}) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert all(line.split("\t")[1:3] == ["acme", "month_frozen"] for line in lines)
+    assert all(line.endswith("\tunsent") for line in lines)
