@@ -3,9 +3,10 @@ by tenant, in outbox order, each result marked sent only once the broker acknowl
 
 Exactly once, by event id: a result is sent under the id its window derives, so a send that
 is retried, or repeated by a relay that died between the broker's acknowledgement and its
-mark, carries the same id. Before sending results left unsent, a relay that starts (or takes
-over) reads the topic from when they were recorded and marks those it finds there, so a
-crash in that gap does not write them twice either. One relay sends at a time across
+mark, carries the same id. Before sending, the relay reads the topic back from when the
+oldest result to send froze (`PublishedIndex`, each record once) and marks the results it
+finds there instead of sending them: a crash in that gap, or a database rebuilt from the
+topics that records old windows again, writes nothing twice. One relay sends at a time across
 instances (`RelayLease`); the producer is idempotent (a retried batch is written once) when
 the broker grants it a producer id.
 """
@@ -43,9 +44,12 @@ BATCH = 100
 IDLE_SECONDS = 1.0
 """How long an idle relay waits before looking at the outbox again (a new result wakes it)."""
 MAX_BACKOFF_SECONDS = 30.0
+FETCH_MS = 1000
+END_FETCH_MS = 300
+"""How long a fetch at what may be the log's end waits for more records."""
 CLOCK_SKEW = timedelta(minutes=5)
-"""How much earlier than a result was recorded the topic is read for it: another instance,
-whose clock may be behind, may have sent it."""
+"""How much earlier than a result's window froze the topic is read for it: the instance that
+sent it (or the producers whose arrival times froze it) may have had a clock behind ours."""
 
 
 class RelayLease(Protocol):
@@ -110,6 +114,7 @@ class ResultRelay:
 
     async def _relay(self, stop: asyncio.Event) -> None:
         producer = await _producer(self._settings)
+        index = PublishedIndex(self._settings)
         try:
             held = False
             while not stop.is_set():
@@ -118,20 +123,29 @@ class ResultRelay:
                     if not held:
                         await _wait(stop, IDLE_SECONDS)
                         continue
-                    await self._mark_already_sent()
-                if not await self._send_some(producer):
+                if not await self._send_some(producer, index):
                     self.wake.clear()
                     await _wait(stop, IDLE_SECONDS, self.wake)
         finally:
             await producer.stop()
             await asyncio.to_thread(self._lease.release)
 
-    async def _send_some(self, producer: AIOKafkaProducer) -> int:
+    async def _send_some(self, producer: AIOKafkaProducer, index: PublishedIndex) -> int:
+        """Send the oldest unsent results, but mark those the topic holds already (a relay
+        died after the broker acknowledged them, before its marks; or the database was
+        rebuilt from the topics and recorded old windows again); returns how many."""
         pending = await asyncio.to_thread(unsent_results, self._work, BATCH)
         if not pending:
             return 0
+        # No result goes out before its window froze, nor before it was recorded.
+        since = min(min(e.occurred_at, e.recorded_at or e.occurred_at) for e in pending)
+        published = await index.since(since - CLOCK_SKEW)
+        there = [e for e in pending if e.event_id in published]
+        if there:
+            log.info("%d unsent result(s) were already in %s: marked sent", len(there), self._topic)
+        sending = [e for e in pending if e.event_id not in published]
         acks = []
-        for entry in pending:
+        for entry in sending:
             value, headers = record_value(entry.payload, self._settings.results_format)
             acks.append(
                 await producer.send(
@@ -140,22 +154,73 @@ class ResultRelay:
             )
         await asyncio.gather(*acks)  # every record acknowledged before any mark
         await asyncio.to_thread(mark_sent, self._work, [e.id for e in pending], self._clock.now())
-        self._on_sent(len(pending))
-        log.info("sent %d result(s) to %s", len(pending), self._topic)
+        if sending:
+            self._on_sent(len(sending))
+            log.info("sent %d result(s) to %s", len(sending), self._topic)
         return len(pending)
 
-    async def _mark_already_sent(self) -> None:
-        """Results left unsent that the topic already holds (a relay died after the broker
-        acknowledged them, before its mark) are marked, not sent again."""
-        pending = await asyncio.to_thread(unsent_results, self._work, 1_000_000)
-        recorded = [e.recorded_at for e in pending if e.recorded_at is not None]
-        if not recorded:
-            return
-        found = await published_event_ids(self._settings, min(recorded) - CLOCK_SKEW)
-        there = [e.id for e in pending if e.event_id in found]
-        if there:
-            await asyncio.to_thread(mark_sent, self._work, there, self._clock.now())
-            log.info("%d unsent result(s) were already in %s: marked sent", len(there), self._topic)
+
+class PublishedIndex:
+    """The event ids in `<prefix>results`, read as far back as asked, each record read once
+    over the relay's life: every partition's range read so far is kept, and only what lies
+    outside it (older records asked for, newer records written since) is read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._topic = settings.topic(RESULTS)
+        self._read: dict[TopicPartition, tuple[int, int]] = {}
+        self._ids: set[str] = set()
+
+    async def since(self, moment: datetime) -> set[str]:
+        """The ids of the results written from `moment` on (and perhaps earlier ones)."""
+        consumer = AIOKafkaConsumer(**kafka_options(self._settings), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer.topics()  # the metadata of every topic, ours included
+            numbers = sorted(consumer.partitions_for_topic(self._topic) or ())
+            partitions = [TopicPartition(self._topic, p) for p in numbers]
+            if not partitions:
+                return self._ids
+            ends = await consumer.end_offsets(partitions)
+            stamp = int(moment.timestamp() * 1000)
+            starts = await consumer.offsets_for_times({tp: stamp for tp in partitions})
+            consumer.assign(partitions)
+            for tp in partitions:
+                found = starts.get(tp)  # none written since (the local broker: timestamp -1)
+                start = ends[tp] if found is None or found.timestamp < 0 else found.offset
+                low, high = self._read.get(tp, (start, start))
+                if start < low:
+                    await self._read_range(consumer, tp, start, low)
+                # To the log's end as fetching finds it: a broker may report an end that
+                # falls short of it (the local broker's ends one past a batch's first record).
+                end = await self._read_range(consumer, tp, high, ends[tp], to_the_end=True)
+                self._read[tp] = (min(start, low), max(high, end))
+            return self._ids
+        finally:
+            await consumer.stop()
+
+    async def _read_range(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        first: int,
+        last: int,
+        *,
+        to_the_end: bool = False,
+    ) -> int:
+        """Read the records from `first` up to `last`, or with `to_the_end` at least up to
+        `last` and on until a fetch finds nothing more; returns the offset reached."""
+        consumer.seek(tp, first)
+        while True:
+            wait = END_FETCH_MS if to_the_end else FETCH_MS
+            records = (await consumer.getmany(tp, timeout_ms=wait)).get(tp, [])
+            position = await consumer.position(tp)
+            if not records and position >= last:
+                return int(position)  # nothing more (the last offsets may hold no record)
+            for record in records:
+                if record.offset >= last and not to_the_end:
+                    return int(record.offset)
+                self._ids.update(_event_id(record.value, record.headers))
 
 
 async def _producer(settings: Settings) -> AIOKafkaProducer:
@@ -177,45 +242,6 @@ async def _producer(settings: Settings) -> AIOKafkaProducer:
     plain = AIOKafkaProducer(**options)
     await plain.start()
     return plain
-
-
-async def published_event_ids(settings: Settings, since: datetime) -> set[str]:
-    """The event ids of the results in `<prefix>results` written from `since` on."""
-    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        topic = settings.topic(RESULTS)
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            await consumer.topics()  # metadata of every topic, ours included
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-        if not partitions:
-            return set()
-        ends = await consumer.end_offsets(partitions)
-        stamp = int(since.timestamp() * 1000)
-        starts = await consumer.offsets_for_times({tp: stamp for tp in partitions})
-        consumer.assign(partitions)
-        left = {}
-        for tp in partitions:
-            at = starts.get(tp)
-            if at is not None and at.offset < ends[tp]:
-                consumer.seek(tp, at.offset)
-                left[tp] = ends[tp]
-        found: set[str] = set()
-        while left:
-            batches = await consumer.getmany(*left, timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    found.update(_event_id(record.value, record.headers))
-                    if record.offset + 1 >= left.get(tp, 0):
-                        left.pop(tp, None)
-        return found
-    finally:
-        await consumer.stop()
 
 
 def _event_id(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None) -> list[str]:

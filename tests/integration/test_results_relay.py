@@ -8,11 +8,13 @@ import asyncio
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from podium.events.v1 import results_pb2
 from sqlalchemy import Engine
 
+from service.adapters.database import create_database_engine
 from service.adapters.stores.results import AdvisoryLease
 from service.app.results import record_all_results, unsent_results
 from service.bootstrap import Storage
@@ -22,6 +24,7 @@ from service.local_broker import LocalBroker
 from service.result_events import encode, record_value
 from service.results_relay import ResultRelay, ensure_results_topic
 from tests.builders import RULES, apply, trip, user
+from tests.conftest import empty_database
 
 IN_OCTOBER = datetime(2026, 10, 20, 12, tzinfo=UTC)
 OCTOBER_FREEZES = datetime(2026, 11, 2, tzinfo=UTC)
@@ -120,12 +123,22 @@ async def test_results_a_dead_relay_sent_but_never_marked_are_marked_not_sent_ag
     assert all(e.sent_at is not None and e.sent_at >= now - timedelta(minutes=1) for e in marked)
 
 
-def test_one_relay_holds_the_lease_at_a_time_until_it_lets_go(postgresql_engine: Engine) -> None:
+def test_one_relay_holds_the_lease_at_a_time_until_it_lets_go(
+    postgresql_engine: Engine, tmp_path: Path
+) -> None:
     first, second = AdvisoryLease(postgresql_engine), AdvisoryLease(postgresql_engine)
 
     assert first.acquire()
     assert first.acquire()  # still held
     assert not second.acquire()
+    with empty_database("postgresql", tmp_path) as elsewhere:  # another deployment's schema
+        engine = create_database_engine(elsewhere)
+        try:
+            other = AdvisoryLease(engine)
+            assert other.acquire()
+            other.release()
+        finally:
+            engine.dispose()
     first.release()
     assert second.acquire()
     second.release()

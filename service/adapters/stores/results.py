@@ -87,8 +87,9 @@ def entry_from_row(row: Row[Any]) -> OutboxEntry:
     )
 
 
-RELAY_LOCK = 0x706F6469756D  # "podium": the advisory lock of the results relay
-"""One relay sends at a time across the instances of one PostgreSQL database."""
+RELAY_LOCK = 0x706F6400  # "pod": the advisory locks of results relays
+"""With the schema's hash, the lock one relay holds: one relay sends at a time across the
+instances of a schema (deployments in other schemas of the database have their own)."""
 
 
 class AdvisoryLease:
@@ -109,7 +110,8 @@ class AdvisoryLease:
         try:
             held = bool(
                 connection.execute(
-                    text("SELECT pg_try_advisory_lock(:k)"), {"k": RELAY_LOCK}
+                    text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))"),
+                    {"k": RELAY_LOCK},
                 ).scalar()
             )
             connection.commit()
