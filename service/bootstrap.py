@@ -46,7 +46,7 @@ from service.app.key_store import KeyStore
 from service.app.offsets import forget_new_logs
 from service.app.ports import OutboxEntry, ReadModel, ResultsWork, UnitOfWork
 from service.app.records import FAMILIES
-from service.app.results import record_all_results
+from service.app.results import due_results, record_all_results
 from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
 from service.config import Settings, SettingsError
@@ -521,19 +521,26 @@ class Podium:
         self._spawn(self.relay.run(self._stop_consuming))
         self._spawn(self._record_results())
 
+    def _record_due(self, known: set[str]) -> int:
+        """Record the results of the windows frozen by now; `known`: the ones known to be
+        recorded already, so that most rounds read and write nothing."""
+        now = self.clock.now()
+        with self.storage.read() as read:
+            due = due_results(read, self.rules, now)
+        if due <= known:
+            return 0
+        recorded = record_all_results(self.storage.results_work, self.rules, now, encode)
+        known.update(due)  # every window frozen by `now` is recorded now
+        return recorded
+
     async def _record_results(self) -> None:
         """Write the results of the windows that froze: after batches (their arrival times
         may freeze a window) and every RESULTS_CHECK_SECONDS (the clock may)."""
+        known: set[str] = set()
         while True:
             self._batches_since_results.clear()
             try:
-                recorded = await asyncio.to_thread(
-                    record_all_results,
-                    self.storage.results_work,
-                    self.rules,
-                    self.clock.now(),
-                    encode,
-                )
+                recorded = await asyncio.to_thread(self._record_due, known)
             except Exception:
                 log.error("frozen windows were not looked for; again soon", exc_info=True)
                 recorded = 0

@@ -61,6 +61,13 @@ def record_all_results(
     return total
 
 
+def due_results(read: ReadModel, rules: Rules, now: datetime) -> set[str]:
+    """The event ids of every window frozen by `now`, recorded or not: read in a read-only
+    transaction, they tell whether there is anything to record before taking the write
+    lock (SQLite takes it at a write transaction's start)."""
+    return {rs.result_event_id(w) for w in _due_windows(read, rules, now)}
+
+
 def unsent_results(work: Callable[[], ResultsWork], limit: int) -> list[OutboxEntry]:
     with work() as uow:
         return uow.results.unsent(limit)

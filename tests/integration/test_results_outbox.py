@@ -11,7 +11,13 @@ import pytest
 from podium.events.v1 import results_pb2
 from podium.v1 import common_pb2
 
-from service.app.results import mark_sent, record_all_results, record_results, unsent_results
+from service.app.results import (
+    due_results,
+    mark_sent,
+    record_all_results,
+    record_results,
+    unsent_results,
+)
 from service.bootstrap import Storage
 from service.cli import main
 from service.domain.events import ScoreKind
@@ -201,3 +207,13 @@ def test_podium_results_list_shows_the_outbox_with_each_result(
     assert len(lines) == 3
     assert all(line.split("\t")[1:3] == ["acme", "month_frozen"] for line in lines)
     assert all(line.endswith("\tunsent") for line in lines)
+
+
+def test_the_results_due_are_read_without_recording_any(storage: Storage) -> None:
+    apply(storage, user("ann", "west", at=IN_OCTOBER), trip("a1", "ann", ended_at=IN_OCTOBER))
+    with storage.read() as read:
+        assert due_results(read, RULES, BEFORE_FREEZE) == set()
+        due = due_results(read, RULES, OCTOBER_FREEZES)
+
+    assert due == {result_event_id(MonthWindow("acme", OCTOBER, kind)) for kind in ScoreKind}
+    assert storage.list_results(None, False, None) == []
