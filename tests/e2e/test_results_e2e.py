@@ -234,3 +234,30 @@ async def test_each_frozen_window_is_published_once_through_a_kill_and_a_replay(
     assert sprint.tenant_id == TENANT
     assert [(u.user_id, u.distance_km) for u in sprint.challenge_frozen.ranked] == [("ann", 12.0)]
     assert sprint.challenge_frozen.registered_users == 1
+
+
+async def test_two_instances_on_one_database_publish_each_frozen_window_once(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    with empty_database("postgresql", tmp_path) as url:
+        settings = isolated_settings(
+            broker, url, PODIUM_LATE_EVENT_GRACE_SECONDS=str(GRACE_SECONDS)
+        )
+        first = ServeProcess(settings, tmp_path / "first.log")
+        second = ServeProcess(settings, tmp_path / "second.log")
+        try:
+            first.start()
+            second.start()
+            await first.serving()
+            await second.serving()
+            await history(settings, datetime.now(UTC))
+            await until_published(settings, FROZEN_WINDOWS, first)
+            await until_all_sent(url, FROZEN_WINDOWS, first)
+            await asyncio.sleep(QUIET_SECONDS)
+            assert len(once_each(await published(settings))) == FROZEN_WINDOWS
+            # One relay sent them all; the other waited for the lease.
+            senders = [p for p in (first, second) if p.count_in_log('"message": "sent ')]
+            assert len(senders) == 1, (first.tail(), second.tail())
+        finally:
+            await first.close()
+            await second.close()
