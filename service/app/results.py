@@ -45,7 +45,8 @@ def record_results(
         if not todo:
             return []
         uow.lock_tenants({w.tenant_id for w in todo})
-        entries = [_entry(uow.read, window, rules, encode) for window in todo]
+        groups = GroupsAt(uow.read)
+        entries = [_entry(uow.read, window, rules, encode, groups) for window in todo]
         uow.results.add(entries, now)
         uow.commit()
     return [entry.event_id for entry in entries]
@@ -104,8 +105,10 @@ def _due_windows(read: ReadModel, rules: Rules, now: datetime) -> list[rs.Window
     return windows
 
 
-def _entry(read: ReadModel, window: rs.Window, rules: Rules, encode: Encode) -> OutboxEntry:
-    result = _result(read, window, rules)
+def _entry(
+    read: ReadModel, window: rs.Window, rules: Rules, encode: Encode, groups: GroupsAt
+) -> OutboxEntry:
+    result = _result(read, window, rules, groups)
     return OutboxEntry(
         event_id=rs.result_event_id(window),
         tenant_id=window.tenant_id,
@@ -116,7 +119,7 @@ def _entry(read: ReadModel, window: rs.Window, rules: Rules, encode: Encode) -> 
     )
 
 
-def _result(read: ReadModel, window: rs.Window, rules: Rules) -> rs.Result:
+def _result(read: ReadModel, window: rs.Window, rules: Rules, groups_at: GroupsAt) -> rs.Result:
     """The window's final standings as the rules answer them once it froze: the whole
     tenant, each person in the groups they had at the freeze."""
     grace = rules.late_event_grace
@@ -126,21 +129,32 @@ def _result(read: ReadModel, window: rs.Window, rules: Rules) -> rs.Result:
         people = read.profiles(tenant, None, frozen_at)
         tallies = read.month_tallies(tenant, window.month, window.kind, None, frozen_at)
         standings = rank_month(drivers_of_month(people, tallies), rules.driver_thresholds)
-        groups = _groups_at(read, tenant, frozen_at)
-        return rs.month_result(window, frozen_at, standings, groups)
+        return rs.month_result(window, frozen_at, standings, groups_at(tenant, frozen_at))
     challenge = read.challenge(tenant, window.challenge_id)
     if challenge is None:  # listed as published by the same transaction a moment ago
         raise LookupError(f"challenge {window.challenge_id!r} of {tenant!r} vanished")
     frozen_at = challenge.freezes_at(grace)
     rows = read.challenge_entries(tenant, challenge.challenge_id, frozen_at, None, frozen_at)
     entries = [entry for entry, _ in rows]
-    groups = _groups_at(read, tenant, frozen_at)
+    groups = groups_at(tenant, frozen_at)
     return rs.challenge_result(window, challenge, frozen_at, entries, groups)
 
 
-def _groups_at(read: ReadModel, tenant: str, frozen_at: datetime) -> dict[str, tuple[str, ...]]:
-    members = {
-        group: [p.user_id for p in read.profiles(tenant, group, frozen_at)]
-        for group in sorted(read.known_groups(tenant))
-    }
-    return rs.groups_of(members)
+class GroupsAt:
+    """Each user's groups as a window froze, read once per tenant and freeze (a month's four
+    results share them)."""
+
+    def __init__(self, read: ReadModel) -> None:
+        self._read = read
+        self._found: dict[tuple[str, datetime], dict[str, tuple[str, ...]]] = {}
+
+    def __call__(self, tenant: str, frozen_at: datetime) -> dict[str, tuple[str, ...]]:
+        key = (tenant, frozen_at)
+        if key not in self._found:
+            read = self._read
+            members = {
+                group: [p.user_id for p in read.profiles(tenant, group, frozen_at)]
+                for group in sorted(read.known_groups(tenant))
+            }
+            self._found[key] = rs.groups_of(members)
+        return self._found[key]
