@@ -20,9 +20,10 @@ from service.domain import results as rs
 from service.domain.ranking import Month, drivers_of_month, rank_month
 from service.domain.rules import Rules
 
-WINDOWS_PER_TRANSACTION = 8
-"""Results built in one transaction at most: a first start over years of history records
-them in several short transactions rather than one long one."""
+WINDOWS_PER_TRANSACTION = 1
+"""Results built in one transaction at most. One: a transaction that writes holds the
+tenant's lock on PostgreSQL, the write lock on SQLite, and a result of 10,000 drivers takes
+about half a second to build (bench/RESULTS.md, "Results out")."""
 
 Encode = Callable[[rs.Result], bytes]
 """A result as the binary `ResultEvent` it goes out as."""
