@@ -107,7 +107,7 @@ def test_a_freeze_noticed_again_by_another_instance_or_after_a_restart_adds_noth
     before = storage.list_results(None, False, None)
 
     again = record_results(
-        storage.results_work, RULES, OCTOBER_FREEZES + timedelta(days=30), encode
+        storage.results_work, RULES, OCTOBER_FREEZES + timedelta(days=30), encode, limit=8
     )
 
     assert (first, again) == (4, [])
@@ -119,7 +119,7 @@ def test_an_event_arriving_after_the_freeze_shows_it_whatever_the_clock_says(
 ) -> None:
     october(storage)  # its last event arrived on 5 November, after October froze
 
-    recorded = record_results(storage.results_work, RULES, IN_OCTOBER, encode)
+    recorded = record_results(storage.results_work, RULES, IN_OCTOBER, encode, limit=8)
 
     assert len(recorded) == 4
 
