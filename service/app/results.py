@@ -142,8 +142,8 @@ def _result(read: ReadModel, window: rs.Window, rules: Rules, groups_at: GroupsA
 
 
 class GroupsAt:
-    """Each user's groups as a window froze, read once per tenant and freeze (a month's four
-    results share them)."""
+    """Each user's groups as a window froze, read once per tenant and freeze within a
+    transaction (the results it builds share them)."""
 
     def __init__(self, read: ReadModel) -> None:
         self._read = read
