@@ -95,6 +95,8 @@ RESULTS_CHECK_SECONDS = 5.0
 """How often the clock is asked whether a window froze when no batch comes (docs/rules.md
 #results-out); after batches, at most once every RESULTS_AFTER_BATCH_SECONDS."""
 RESULTS_AFTER_BATCH_SECONDS = 1.0
+RELAY_STOP_SECONDS = 10.0
+"""On stop, how long the relay may take to finish the send in hand and close its producer."""
 
 
 def collect_garbage_less_often() -> None:
@@ -301,6 +303,7 @@ class Podium:
         self._batches_since_results = asyncio.Event()
         """A batch committed since frozen windows were last looked for."""
         self.relay: ResultRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
         self._stop_consuming = asyncio.Event()
         self._consumer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -518,7 +521,10 @@ class Podium:
             self.clock,
             on_sent=self.metrics.results_sent.inc,
         )
-        self._spawn(self.relay.run(self._stop_consuming))
+        self._relay_task = asyncio.create_task(
+            self.relay.run(self._stop_consuming), name="results-relay"
+        )
+        self._tasks.add(self._relay_task)
         self._spawn(self._record_results())
 
     def _record_due(self, known: set[str]) -> int:
@@ -617,6 +623,10 @@ class Podium:
         self._stop_consuming.set()
         if self._consumer_task is not None:
             await self._consumer_task
+        if self._relay_task is not None:
+            # The relay stops by itself (its producer closed): a send in hand ends first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._relay_task), RELAY_STOP_SECONDS)
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
