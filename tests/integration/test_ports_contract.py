@@ -24,6 +24,7 @@ from service.app.ports import (
     LetterFilter,
     LetterGone,
     OffsetMoved,
+    OutboxEntry,
     TripKey,
     UnitOfWork,
 )
@@ -1111,3 +1112,45 @@ def test_a_unit_of_work_is_used_inside_its_with_block_only(ports: Ports) -> None
         uow.commit()
     with committing(ports) as again:
         again.lock_tenants(["acme"])
+
+
+# --- the outbox of results ----------------------------------------------------------------------
+
+
+def outbox_entry(event_id: str, tenant: str = "acme") -> OutboxEntry:
+    return OutboxEntry(event_id, tenant, "month_frozen", f"2026-10/{event_id}", AT, b"\x0a\x01x")
+
+
+def test_a_result_is_kept_once_by_its_event_id_and_goes_out_in_outbox_order(
+    ports: Ports,
+) -> None:
+    with ports.results_work() as work:
+        work.results.add([outbox_entry("e2"), outbox_entry("e1")], AT)
+        work.commit()
+    with ports.results_work() as work:
+        again = replace(outbox_entry("e1", "globex"), payload=b"other")
+        work.results.add([again, outbox_entry("e3")], AT + HOUR)
+        work.commit()
+    with ports.results_work() as work:
+        assert work.results.recorded(["e1", "e3", "e9"]) == {"e1", "e3"}
+        unsent = work.results.unsent(10)
+    assert [e.event_id for e in unsent] == ["e2", "e1", "e3"]
+    assert [e.id for e in unsent] == sorted(e.id for e in unsent)
+    assert unsent[1] == replace(outbox_entry("e1"), id=unsent[1].id, recorded_at=AT)
+    assert unsent[2].recorded_at == AT + HOUR
+
+
+def test_a_result_marked_sent_keeps_its_first_mark_and_leaves_the_unsent(ports: Ports) -> None:
+    with ports.results_work() as work:
+        work.results.add([outbox_entry("e1"), outbox_entry("e2")], AT)
+        work.commit()
+    with ports.results_work() as work:
+        first, second = work.results.unsent(10)
+        work.results.mark_sent([first.id], AT + HOUR)
+        work.commit()
+    with ports.results_work() as work:
+        work.results.mark_sent([first.id], AT + 2 * HOUR)
+        work.commit()
+    with ports.results_work() as work:
+        assert work.results.unsent(10) == [second]
+        assert work.results.unsent(0) == []
