@@ -234,6 +234,15 @@ class SqlReadModel(OperatorReads):
             for row in self._c.execute(query)
         ]
 
+    def challenges_ended(self, by: datetime) -> list[tuple[str, str, datetime]]:
+        c = challenges
+        query = (
+            select(c.c.tenant_id, c.c.challenge_id, c.c.end_at)
+            .where(c.c.end_at <= by)
+            .order_by(c.c.tenant_id, c.c.challenge_id)
+        )
+        return [(tenant, challenge, end) for tenant, challenge, end in self._c.execute(query)]
+
     def path_session(self, tenant_id: str, session_id: str) -> PathSessionPublished | None:
         row = self._c.execute(
             select(path_sessions).where(
