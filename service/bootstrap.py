@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 import migrations
 from consumers.connection import kafka_options
 from consumers.reporter import IngestReport
+from consumers.results_relay import ResultRelay, ensure_results_topic
 from consumers.runner import ConsumerLoop
 from consumers.topics import check_durability, ensure_topics
 from service.adapters.database import (
@@ -72,7 +73,6 @@ from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers
 from service.metrics import Metrics
 from service.result_events import encode
-from consumers.results_relay import ResultRelay, ensure_results_topic
 from service.tracing import tracer_of, tracer_provider
 
 log = logging.getLogger(__name__)
@@ -326,12 +326,16 @@ class ResultsOut:
         )
         self._relay_task: asyncio.Task[None] | None = None
 
-    def start(
-        self, stopping: asyncio.Event, spawn: Callable[[Coroutine[Any, Any, Any]], None]
-    ) -> None:
-        self._relay_task = asyncio.create_task(self.relay.run(stopping), name="results-relay")
-        spawn(self._relay_task_done())
-        spawn(self._record_results())
+    @classmethod
+    def started(cls, podium: Podium) -> ResultsOut:
+        """Results out of `podium`'s storage, running until it stops consuming."""
+        out = cls(podium.settings, podium.storage, podium.rules, podium.clock, podium.metrics)
+        out._relay_task = asyncio.create_task(
+            out.relay.run(podium._stop_consuming), name="results-relay"
+        )
+        podium._spawn(out._relay_task_done())
+        podium._spawn(out._record_results())
+        return out
 
     async def _relay_task_done(self) -> None:
         if self._relay_task is not None:
@@ -612,8 +616,7 @@ class Podium:
             self.storage.mark_caught_up, self.settings.consumer_group, self.clock.now()
         )
         self._spawn(self._statistics.keep())
-        self._results = ResultsOut(self.settings, self.storage, self.rules, self.clock, self.metrics)
-        self._results.start(self._stop_consuming, self._spawn)
+        self._results = ResultsOut.started(self)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)

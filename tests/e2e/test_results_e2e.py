@@ -16,12 +16,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf import json_format
 from podium.events.v1 import results_pb2
 
+from consumers.local_broker import LocalBroker
 from service import cli
 from service.app.records import FAMILIES
 from service.bootstrap import storage
 from service.config import Settings
 from service.domain.ranking import Month
-from consumers.local_broker import LocalBroker
 from tests.builders import (
     TENANT,
     challenge_envelope,

@@ -14,15 +14,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from podium.events.v1 import results_pb2
 from sqlalchemy import Engine
 
+from consumers.local_broker import LocalBroker
+from consumers.results_relay import ResultRelay, ensure_results_topic
 from service.adapters.database import create_database_engine
 from service.adapters.stores.results import AdvisoryLease
 from service.app.results import record_all_results, unsent_results
 from service.bootstrap import Storage
 from service.clock import SystemClock
 from service.config import Settings
-from consumers.local_broker import LocalBroker
 from service.result_events import encode, record_value
-from consumers.results_relay import ResultRelay, ensure_results_topic
 from tests.builders import RULES, apply, trip, user
 from tests.conftest import empty_database
 
