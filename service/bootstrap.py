@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 import migrations
 from consumers.connection import kafka_options
 from consumers.reporter import IngestReport
+from consumers.results_relay import ResultRelay, ensure_results_topic
 from consumers.runner import ConsumerLoop
 from consumers.topics import check_durability, ensure_topics
 from service.adapters.database import (
@@ -38,14 +39,16 @@ from service.adapters.database import (
 from service.adapters.keys import SqlKeyStore
 from service.adapters.read_model import read_model
 from service.adapters.statistics import Analyzed, TableStatistics
+from service.adapters.stores.results import AdvisoryLease, SqlResultStore
 from service.adapters.stores.service_state import mark_caught_up
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app import keys
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.key_store import KeyStore
 from service.app.offsets import forget_new_logs
-from service.app.ports import ReadModel, UnitOfWork
+from service.app.ports import OutboxEntry, ReadModel, ResultsWork, UnitOfWork
 from service.app.records import FAMILIES
+from service.app.results import due_results, record_all_results
 from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
 from service.config import Settings, SettingsError
@@ -69,6 +72,7 @@ from service.grpc.servicers import QueryDeps
 from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers
 from service.metrics import Metrics
+from service.result_events import encode
 from service.tracing import tracer_of, tracer_provider
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,12 @@ KEY_WORKERS = 2
 flood of unknown keys waits behind itself, not in front of other tenants' answers."""
 STATISTICS_CHECK_SECONDS = 1.0
 """After batches, whether a table grew enough to be analyzed is looked at most this often."""
+RESULTS_CHECK_SECONDS = 5.0
+"""How often the clock is asked whether a window froze when no batch comes (docs/rules.md
+#results-out); after batches, at most once every RESULTS_AFTER_BATCH_SECONDS."""
+RESULTS_AFTER_BATCH_SECONDS = 1.0
+RELAY_STOP_SECONDS = 10.0
+"""On stop, how long the relay may take to finish the send in hand and close its producer."""
 
 
 def collect_garbage_less_often() -> None:
@@ -139,6 +149,19 @@ class Storage:
 
     def unit_of_work(self) -> UnitOfWork:
         return SqlUnitOfWork(self.writer or self.engine, self.statistics)
+
+    def results_work(self) -> ResultsWork:
+        """A transaction that notices freezes and writes their results (the ingest's)."""
+        return SqlUnitOfWork(self.writer or self.engine, self.statistics)
+
+    def list_results(
+        self, tenant_id: str | None, unsent_only: bool, limit: int | None
+    ) -> list[OutboxEntry]:
+        with self.engine.connect() as connection:
+            return SqlResultStore(connection).listed(tenant_id, unsent_only, limit)
+
+    def relay_lease(self) -> AdvisoryLease:
+        return AdvisoryLease(self.engine)
 
     def read(self, *, statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
         return read_model(self.engine, statement_timeout)
@@ -279,6 +302,83 @@ class PlannerStatistics:
             self._metrics.table_analyzes.labels(outcome.table, result).inc()
 
 
+class ResultsOut:
+    """Results out, once the state has caught up (a window's result is built from the state:
+    before the first catch-up, it could miss events that arrived before its freeze): frozen
+    windows looked for after batches and by the clock, their results recorded in the outbox
+    and relayed (docs/rules.md#results-out)."""
+
+    def __init__(
+        self, settings: Settings, storage: Storage, rules: Rules, clock: Clock, metrics: Metrics
+    ) -> None:
+        self._storage = storage
+        self._rules = rules
+        self._clock = clock
+        self._metrics = metrics
+        self.committed = asyncio.Event()
+        """A batch committed since frozen windows were last looked for."""
+        self.relay = ResultRelay(
+            settings,
+            storage.results_work,
+            storage.relay_lease(),
+            clock,
+            on_sent=metrics.results_sent.inc,
+        )
+        self._relay_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def started(cls, podium: Podium) -> ResultsOut:
+        """Results out of `podium`'s storage, running until it stops consuming."""
+        out = cls(podium.settings, podium.storage, podium.rules, podium.clock, podium.metrics)
+        out._relay_task = asyncio.create_task(
+            out.relay.run(podium._stop_consuming), name="results-relay"
+        )
+        podium._spawn(out._relay_task_done())
+        podium._spawn(out._record_results())
+        return out
+
+    async def _relay_task_done(self) -> None:
+        if self._relay_task is not None:
+            await self._relay_task
+
+    async def stopped(self) -> None:
+        """The relay stops by itself (its producer closed): a send in hand ends first."""
+        if self._relay_task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._relay_task), RELAY_STOP_SECONDS)
+
+    def _record_due(self, known: set[str]) -> int:
+        """Record the results of the windows frozen by now; `known`: the ones known to be
+        recorded already, so that most rounds read and write nothing."""
+        now = self._clock.now()
+        with self._storage.read() as read:
+            due = due_results(read, self._rules, now)
+        if due <= known:
+            return 0
+        recorded = record_all_results(self._storage.results_work, self._rules, now, encode)
+        known.update(due)  # every window frozen by `now` is recorded now
+        return recorded
+
+    async def _record_results(self) -> None:
+        """Write the results of the windows that froze: after batches (their arrival times
+        may freeze a window) and every RESULTS_CHECK_SECONDS (the clock may)."""
+        known: set[str] = set()
+        while True:
+            self.committed.clear()
+            try:
+                recorded = await asyncio.to_thread(self._record_due, known)
+            except Exception:
+                log.error("frozen windows were not looked for; again soon", exc_info=True)
+                recorded = 0
+            if recorded:
+                log.info("recorded the results of %d frozen window(s)", recorded)
+                self._metrics.results_recorded.inc(recorded)
+                self.relay.wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.committed.wait(), RESULTS_CHECK_SECONDS)
+            await asyncio.sleep(RESULTS_AFTER_BATCH_SECONDS)
+
+
 def forget_offsets(storage: Storage, settings: Settings, topics: list[str]) -> None:
     """Topics just created start from their beginning, whatever was stored of an older log."""
     stale = forget_new_logs(storage.unit_of_work, settings.consumer_group, topics)
@@ -359,6 +459,7 @@ class Podium:
         """The first catch-up is done and the planner's statistics were refreshed after it."""
         self._ingest_report: IngestReport | None = None
         self._statistics = PlannerStatistics(lambda: self.storage.statistics, self.metrics)
+        self._results: ResultsOut | None = None
         self._stop_consuming = asyncio.Event()
         self._consumer_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -455,6 +556,7 @@ class Podium:
 
     async def _start_consumers(self) -> None:
         created = await ensure_topics(self.settings)
+        await ensure_results_topic(self.settings)
         await check_durability(self.settings, self.metrics)
         if created:
             await asyncio.to_thread(forget_offsets, self.storage, self.settings, created)
@@ -462,6 +564,8 @@ class Podium:
 
         def committed() -> None:
             running.call_soon_threadsafe(self._statistics.committed.set)
+            if self._results is not None:
+                running.call_soon_threadsafe(self._results.committed.set)
 
         self.loop = consumer_loop(
             self.settings,
@@ -512,6 +616,7 @@ class Podium:
             self.storage.mark_caught_up, self.settings.consumer_group, self.clock.now()
         )
         self._spawn(self._statistics.keep())
+        self._results = ResultsOut.started(self)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(work)
@@ -553,6 +658,8 @@ class Podium:
         self._stop_consuming.set()
         if self._consumer_task is not None:
             await self._consumer_task
+        if self._results is not None:
+            await self._results.stopped()
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

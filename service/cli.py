@@ -29,7 +29,7 @@ from service.adapters.database import create_database_engine
 from service.app.dead_letters import list_letters, replay
 from service.app.keys import list_keys, revoke_key
 from service.app.offsets import OffsetRow, offset_rows, reset_offsets, reset_target
-from service.app.ports import IgnoredEntry, Letter, LetterFilter, OffsetMoved
+from service.app.ports import IgnoredEntry, Letter, LetterFilter, OffsetMoved, OutboxEntry
 from service.app.records import FAMILIES, timestamp_ms_of
 from service.bootstrap import ROLES, Storage, health_target, rules_from, serve, storage
 from service.clock import SystemClock
@@ -39,6 +39,7 @@ from service.domain.auth import ApiKey
 from service.grpc.health_check import SERVING, check_health
 from service.grpc.server import API_HEALTH, INGEST_HEALTH
 from service.logs import configure_logging, describe
+from service.result_events import as_json
 
 log = logging.getLogger("podium")
 
@@ -294,7 +295,50 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=100)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(run=_ignored_list)
+
+    results = commands.add_parser(
+        "results", help="the results of frozen windows published to <prefix>results"
+    ).add_subparsers(required=True)
+    outbox = _command(
+        results, "list", "list the outbox of results, oldest first", ("DATABASE_URL",)
+    )
+    outbox.add_argument("--tenant")
+    outbox.add_argument("--unsent", action="store_true", help="only results not sent yet")
+    outbox.add_argument("--limit", type=int, default=100, help="at most this many (0: all)")
+    outbox.add_argument(
+        "--json", action="store_true", help="one JSON object per line, the result included"
+    )
+    outbox.set_defaults(run=_results_list)
     return parser
+
+
+def _results_list(settings: Settings, args: argparse.Namespace) -> int:
+    with _database(settings) as store:
+        entries = store.list_results(args.tenant, args.unsent, args.limit)
+    for entry in entries:
+        print(json.dumps(_result_json(entry)) if args.json else _result_line(entry))
+    return 0
+
+
+def _result_json(entry: OutboxEntry) -> dict[str, object]:
+    return {
+        "id": entry.id,
+        "eventId": entry.event_id,
+        "tenantId": entry.tenant_id,
+        "kind": entry.kind,
+        "window": entry.window,
+        "occurredAt": entry.occurred_at.isoformat(),
+        "recordedAt": None if entry.recorded_at is None else entry.recorded_at.isoformat(),
+        "sentAt": None if entry.sent_at is None else entry.sent_at.isoformat(),
+        "result": as_json(entry.payload),
+    }
+
+
+def _result_line(entry: OutboxEntry) -> str:
+    sent = "unsent" if entry.sent_at is None else f"sent {entry.sent_at.isoformat()}"
+    return "\t".join(
+        (str(entry.id), entry.tenant_id, entry.kind, entry.window, entry.event_id, sent)
+    )
 
 
 def _ignored_list(settings: Settings, args: argparse.Namespace) -> int:

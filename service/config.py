@@ -23,6 +23,7 @@ class SettingsError(ValueError):
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RESULTS_FORMATS = ("protobuf", "json")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 DAY_SECONDS = 86_400
@@ -412,6 +413,15 @@ class Settings(_ApiSettings):
         _host_port,
         None,
         "`host:port` serving Prometheus metrics",
+    )
+    results_format: str = setting(
+        "PODIUM_RESULTS_FORMAT",
+        _one_of(RESULTS_FORMATS),
+        "protobuf",
+        (
+            "how results go out to `<prefix>results`: `protobuf` (the binary `ResultEvent`) or "
+            "`json` (its proto3 JSON form, with the header `content-type: application/json`)"
+        ),
     )
     log_format: str | None = setting(
         "PODIUM_LOG_FORMAT",

@@ -124,6 +124,16 @@ class Metrics:
             ["table", "outcome"],
             registry=r,
         )
+        self.results_recorded = Counter(
+            "podium_results_recorded",
+            "Results of frozen windows written to the outbox",
+            registry=r,
+        )
+        self.results_sent = Counter(
+            "podium_results_sent",
+            "Results the broker acknowledged in the results topic",
+            registry=r,
+        )
 
 
 def podium_version() -> str:

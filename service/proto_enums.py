@@ -11,6 +11,12 @@ from podium.v1 import common_pb2
 
 from service.domain import events as ev
 
+RANKING_TYPES: Mapping[ev.ScoreKind, common_pb2.RankingType] = {
+    ev.ScoreKind.SAFETY: common_pb2.RANKING_TYPE_SAFETY,
+    ev.ScoreKind.ECO_DRIVING: common_pb2.RANKING_TYPE_ECO_DRIVING,
+    ev.ScoreKind.DISTRACTION: common_pb2.RANKING_TYPE_DISTRACTION,
+    ev.ScoreKind.SPEEDING: common_pb2.RANKING_TYPE_SPEEDING,
+}
 CHALLENGE_THEMES: Mapping[ev.ChallengeTheme, common_pb2.ChallengeTheme] = {
     ev.ChallengeTheme.SAFETY: common_pb2.CHALLENGE_THEME_SAFETY,
     ev.ChallengeTheme.ECO_DRIVING: common_pb2.CHALLENGE_THEME_ECO_DRIVING,

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from consumers.runs import split
 from service.app.ingest import Applied, Batch, apply_batch
-from service.app.ports import ReadModel, UnitOfWork
+from service.app.ports import ReadModel, ResultsWork, UnitOfWork
 from service.app.queries import MonthRanking, month_ranking, ranking_months
 from service.app.records import FAMILIES, Received, Record
 from service.bootstrap import Storage
@@ -163,6 +163,7 @@ class Ports(Protocol):
     memory (`tests.fakes.FakePorts`)."""
 
     def unit_of_work(self) -> UnitOfWork: ...
+    def results_work(self) -> ResultsWork: ...
     def read(self) -> AbstractContextManager[ReadModel]: ...
     def mark_caught_up(self, group: str, now: datetime) -> None: ...
 

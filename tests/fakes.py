@@ -30,6 +30,7 @@ from service.app.ports import (
     MonthKey,
     OffsetMove,
     OffsetMoved,
+    OutboxEntry,
     Registration,
     SessionKey,
     StateVersion,
@@ -90,6 +91,8 @@ class State:
     dead_letters: dict[int, Letter] = field(default_factory=dict)
     versions: dict[str, StateVersion] = field(default_factory=dict)
     caught_up: dict[str, datetime] = field(default_factory=dict)
+    results: dict[str, OutboxEntry] = field(default_factory=dict)
+    """The outbox of results, by event id."""
     last_ids: dict[str, int] = field(default_factory=dict)
     """The last id given per table (never reused, as a PostgreSQL sequence's)."""
 
@@ -132,6 +135,9 @@ class FakePorts:
     def read(self) -> Iterator[FakeReadModel]:
         yield FakeReadModel(self.state)
 
+    def results_work(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self)
+
     def mark_caught_up(self, group: str, now: datetime) -> None:
         state = self.state.copy()
         state.caught_up[group] = now
@@ -159,6 +165,12 @@ class FakeUnitOfWork:
         self.offsets = FakeOffsetStore(self)
         self.dead_letters = FakeDeadLetterStore(self)
         self.versions = FakeStateVersionStore(self)
+        self.results = FakeResultStore(self)
+
+    @property
+    def read(self) -> FakeReadModel:
+        """The read model over the transaction's own copy: it sees the transaction's writes."""
+        return FakeReadModel(self.state)
 
     def __enter__(self) -> FakeUnitOfWork:
         self._base = self._ports.state
@@ -470,6 +482,28 @@ class FakeStateVersionStore(_Store):
             versions[key] = StateVersion(number + 1, latest)
 
 
+class FakeResultStore(_Store):
+    def recorded(self, event_ids: Iterable[str]) -> set[str]:
+        return {i for i in event_ids if i in self._state.results}
+
+    def add(self, entries: Sequence[OutboxEntry], now: datetime) -> None:
+        for entry in entries:
+            if entry.event_id not in self._state.results:
+                entry_id = self._uow.state.next_id("results_outbox")
+                stored = dataclasses.replace(entry, id=entry_id, recorded_at=now, sent_at=None)
+                self._state.results[entry.event_id] = stored
+
+    def unsent(self, limit: int) -> list[OutboxEntry]:
+        waiting = [e for e in self._state.results.values() if e.sent_at is None]
+        return sorted(waiting, key=lambda e: e.id)[:limit]
+
+    def mark_sent(self, ids: Iterable[int], now: datetime) -> None:
+        marked = set(ids)
+        for event_id, entry in list(self._state.results.items()):
+            if entry.id in marked and entry.sent_at is None:
+                self._state.results[event_id] = dataclasses.replace(entry, sent_at=now)
+
+
 def _last_per_record(items: Sequence[R]) -> list[R]:
     """One item per record, the last listed, in the order records were first listed (as the
     SQL stores' `{record id: item}` dict)."""
@@ -532,6 +566,13 @@ class FakeReadModel:
     def challenge(self, tenant_id: str, challenge_id: str) -> Challenge | None:
         stored = self._state.challenges.get((tenant_id, challenge_id))
         return None if stored is None else stored[0]
+
+    def challenges_ended(self, by: datetime) -> list[tuple[str, str, datetime]]:
+        return sorted(
+            (tenant, challenge_id, challenge.end_at)
+            for (tenant, challenge_id), (challenge, _) in self._state.challenges.items()
+            if challenge.end_at <= by
+        )
 
     def challenge_entries(
         self,

@@ -234,6 +234,9 @@ class SqlReadModel(OperatorReads):
             for row in self._c.execute(query)
         ]
 
+    def challenges_ended(self, by: datetime) -> list[tuple[str, str, datetime]]:
+        return _challenges_ended(self._c, by)
+
     def path_session(self, tenant_id: str, session_id: str) -> PathSessionPublished | None:
         row = self._c.execute(
             select(path_sessions).where(
@@ -444,3 +447,13 @@ def _members_as_of(tenant_id: str, as_of: datetime, group: str) -> Select[Any]:
         .join(vg, _same_version(vg, placing, tenant_id))
         .where(vg.c.group_label == group)
     )
+
+
+def _challenges_ended(connection: Connection, by: datetime) -> list[tuple[str, str, datetime]]:
+    c = challenges
+    query = (
+        select(c.c.tenant_id, c.c.challenge_id, c.c.end_at)
+        .where(c.c.end_at <= by)
+        .order_by(c.c.tenant_id, c.c.challenge_id)
+    )
+    return [(tenant, challenge, end) for tenant, challenge, end in connection.execute(query)]

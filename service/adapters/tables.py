@@ -203,6 +203,24 @@ ignored_events = Table(
     Index("uq_ignored_events_record", "topic", "partition", "offset", unique=True),
 )
 
+results_outbox = Table(
+    "results_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    Column("tenant_id", Id, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("window_name", Id, nullable=False),
+    Column("occurred_at", Instant, nullable=False),
+    Column("recorded_at", Instant, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("sent_at", Instant, nullable=True),
+    Index("uq_results_outbox_event", "event_id", unique=True),
+    Index("ix_results_outbox_sent", "sent_at"),
+)
+"""The results of frozen windows (`service.app.results`), written in the transaction that
+saw the freeze, relayed to `<prefix>results`; `sent_at` once the broker acknowledged."""
+
 # --- catalog -------------------------------------------------------------------------------
 
 users = Table(

@@ -8,12 +8,14 @@ from collections.abc import Iterable
 from sqlalchemy import Connection, Engine, text
 
 from service.adapters.database import WRITER
+from service.adapters.read_model import SqlReadModel
 from service.adapters.statistics import TableStatistics, TransactionGrowth
 from service.adapters.stores.challenges import SqlChallengeStore
 from service.adapters.stores.dead_letters import SqlDeadLetterStore
 from service.adapters.stores.ignored_events import SqlIgnoredEventStore
 from service.adapters.stores.offsets import SqlOffsetStore
 from service.adapters.stores.paths import SqlPathStore
+from service.adapters.stores.results import SqlResultStore
 from service.adapters.stores.state_versions import SqlStateVersionStore
 from service.adapters.stores.tasks import SqlTaskStore
 from service.adapters.stores.trips import SqlDriverMonthStore, SqlTripStore
@@ -34,6 +36,9 @@ class SqlUnitOfWork:
     offsets: SqlOffsetStore
     dead_letters: SqlDeadLetterStore
     versions: SqlStateVersionStore
+    results: SqlResultStore
+    read: SqlReadModel
+    """The read model on this transaction's connection: it sees the transaction's writes."""
 
     def __init__(self, engine: Engine, statistics: TableStatistics | None = None) -> None:
         """`statistics`: told what each committed transaction added to each table, so that
@@ -59,6 +64,8 @@ class SqlUnitOfWork:
         self.offsets = SqlOffsetStore(connection)
         self.dead_letters = SqlDeadLetterStore(connection)
         self.versions = SqlStateVersionStore(connection)
+        self.results = SqlResultStore(connection)
+        self.read = SqlReadModel(connection)
         return self
 
     def __exit__(self, *exc: object) -> None:

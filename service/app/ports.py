@@ -250,6 +250,40 @@ class StateVersionStore(Protocol):
         of that and the stored one (None changes nothing)."""
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A result in the outbox (`service.app.results`): its envelope as it goes out."""
+
+    event_id: str
+    tenant_id: str
+    kind: str
+    window: str
+    occurred_at: datetime
+    """When the window froze."""
+    payload: bytes
+    """The binary `ResultEvent`."""
+    id: int = 0
+    """Its place in the outbox (0: not stored yet); results go out in this order."""
+    recorded_at: datetime | None = None
+    sent_at: datetime | None = None
+    """When the broker acknowledged it (None: not yet)."""
+
+
+class ResultStore(Protocol):
+    def recorded(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of these results are in the outbox, sent or not."""
+
+    def add(self, entries: Sequence[OutboxEntry], now: datetime) -> None:
+        """Put each result in the outbox, recorded `now`, unless its event id is
+        there already (then the stored one stays as it is)."""
+
+    def unsent(self, limit: int) -> list[OutboxEntry]:
+        """The oldest results not sent yet, in outbox order, at most `limit`."""
+
+    def mark_sent(self, ids: Iterable[int], now: datetime) -> None:
+        """The broker acknowledged these results `now` (one already marked keeps its time)."""
+
+
 class UnitOfWork(Protocol):
     """One transaction: every store's writes and the offsets commit together, or none. The
     stores read the transaction's own writes; nobody else sees them before `commit()`. Used
@@ -285,6 +319,25 @@ class UnitOfWork(Protocol):
 
     def commit(self) -> None:
         """Make the writes so far the state; writes after it need a commit of their own."""
+
+
+class ResultsWork(Protocol):
+    """One transaction that notices freezes and writes their results: it reads the state
+    (`read`, on the transaction's own connection) and writes the outbox, together."""
+
+    @property
+    def read(self) -> ReadModel: ...
+    @property
+    def results(self) -> ResultStore: ...
+
+    def __enter__(self) -> ResultsWork: ...
+    def __exit__(self, *exc: object) -> None:
+        """Roll back whatever was not committed."""
+
+    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
+        """As `UnitOfWork.lock_tenants`: no batch of these tenants commits meanwhile."""
+
+    def commit(self) -> None: ...
 
 
 class LetterGone(RuntimeError):
@@ -376,6 +429,10 @@ class ReadModel(Protocol):
         """Registrations that arrived before `arrived_before`, with the users' profiles (a
         user without one: a profile of their id alone); for a group, its members' only
         (members as of `as_of`, as for `profiles`)."""
+
+    def challenges_ended(self, by: datetime) -> list[tuple[str, str, datetime]]:
+        """(tenant, challenge_id, end_at) of every published challenge that ended by `by`
+        (its end at or before it), in tenant then challenge order."""
 
     def path_session(self, tenant_id: str, session_id: str) -> PathSessionPublished | None: ...
     def resolve_user(self, tenant_id: str, email_or_id: str) -> str | None:

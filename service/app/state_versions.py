@@ -31,3 +31,17 @@ def keys_key() -> str:
     """The API keys: moved by every key created or revoked, so API instances forget what
     they cached about keys. It starts with the separator, so no tenant's key can be it."""
     return f"{SEPARATOR}keys"
+
+
+def month_of_key(key: str) -> tuple[str, Month] | None:
+    """The tenant and month a `month_key` names (None: the key names something else)."""
+    tenant, sep, rest = key.partition(f"{SEPARATOR}month{SEPARATOR}")
+    if not sep or not tenant:
+        return None
+    year, _, number = rest.partition("-")
+    return tenant, Month(int(year), int(number))
+
+
+def tenant_of_key(key: str) -> str | None:
+    """The tenant a `tenant_key` names (None: the key names something finer, or no tenant)."""
+    return None if SEPARATOR in key else key

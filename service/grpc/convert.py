@@ -33,19 +33,13 @@ from service.domain.paths import (
 from service.domain.ranking import DriverMonth, Month, Profile, requested_month
 from service.domain.standings import Placed, metres_to_km
 from service.domain.tasks import Task
-from service.proto_enums import CHALLENGE_THEMES, TASK_TYPES
+from service.proto_enums import CHALLENGE_THEMES, RANKING_TYPES, TASK_TYPES
 
 E = TypeVar("E")
 P = TypeVar("P", bound=int)
 
 # --- enums -----------------------------------------------------------------------------------
 
-RANKING_TYPES: Mapping[ev.ScoreKind, common_pb2.RankingType] = {
-    ev.ScoreKind.SAFETY: common_pb2.RANKING_TYPE_SAFETY,
-    ev.ScoreKind.ECO_DRIVING: common_pb2.RANKING_TYPE_ECO_DRIVING,
-    ev.ScoreKind.DISTRACTION: common_pb2.RANKING_TYPE_DISTRACTION,
-    ev.ScoreKind.SPEEDING: common_pb2.RANKING_TYPE_SPEEDING,
-}
 TASK_STATUSES: Mapping[ev.TaskStatus, common_pb2.TaskStatus] = {
     ev.TaskStatus.PENDING: common_pb2.TASK_STATUS_PENDING,
     ev.TaskStatus.IN_PROGRESS: common_pb2.TASK_STATUS_IN_PROGRESS,

@@ -64,7 +64,7 @@ def commands(
 def test_every_command_names_the_settings_it_reads_all_of_them_real() -> None:
     known = set(setting_names())
     listed = commands(_parser())
-    assert len(listed) == 14  # serve, run-local, migrate, health, keys x3, dlq x2, ...
+    assert len(listed) == 15  # serve, run-local, migrate, health, keys x3, dlq x2, ...
     for words, parser in listed:
         epilog = parser.epilog or ""
         assert epilog.startswith("settings (environment): "), words

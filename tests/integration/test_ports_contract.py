@@ -24,6 +24,7 @@ from service.app.ports import (
     LetterFilter,
     LetterGone,
     OffsetMoved,
+    OutboxEntry,
     TripKey,
     UnitOfWork,
 )
@@ -506,6 +507,20 @@ def test_a_challenge_is_loaded_with_its_version_and_its_groups_sorted(ports: Por
     with ports.read() as read:
         assert read.challenge("acme", "c1") == published
         assert read.challenge("other", "c1") is None
+
+
+def test_the_challenges_that_ended_by_a_moment_are_listed_by_tenant_then_id(
+    ports: Ports,
+) -> None:
+    c1 = a_challenge("c1")
+    later = replace(a_challenge("c0"), end_at=c1.end_at + HOUR)
+    with committing(ports) as uow:
+        uow.challenges.replace([("acme", c1, V1), ("acme", later, V1), ("globex", c1, V1)])
+    with ports.read() as read:
+        assert read.challenges_ended(c1.end_at - HOUR) == []
+        ended = [("acme", "c1", c1.end_at), ("globex", "c1", c1.end_at)]
+        assert read.challenges_ended(c1.end_at) == ended
+        assert read.challenges_ended(later.end_at) == [("acme", "c0", later.end_at), *ended]
 
 
 def test_replacing_a_challenge_replaces_its_groups_and_keeps_its_registrations(
@@ -1105,3 +1120,45 @@ def test_a_unit_of_work_is_used_inside_its_with_block_only(ports: Ports) -> None
         uow.commit()
     with committing(ports) as again:
         again.lock_tenants(["acme"])
+
+
+# --- the outbox of results ----------------------------------------------------------------------
+
+
+def outbox_entry(event_id: str, tenant: str = "acme") -> OutboxEntry:
+    return OutboxEntry(event_id, tenant, "month_frozen", f"2026-10/{event_id}", AT, b"\x0a\x01x")
+
+
+def test_a_result_is_kept_once_by_its_event_id_and_goes_out_in_outbox_order(
+    ports: Ports,
+) -> None:
+    with ports.results_work() as work:
+        work.results.add([outbox_entry("e2"), outbox_entry("e1")], AT)
+        work.commit()
+    with ports.results_work() as work:
+        again = replace(outbox_entry("e1", "globex"), payload=b"other")
+        work.results.add([again, outbox_entry("e3")], AT + HOUR)
+        work.commit()
+    with ports.results_work() as work:
+        assert work.results.recorded(["e1", "e3", "e9"]) == {"e1", "e3"}
+        unsent = work.results.unsent(10)
+    assert [e.event_id for e in unsent] == ["e2", "e1", "e3"]
+    assert [e.id for e in unsent] == sorted(e.id for e in unsent)
+    assert unsent[1] == replace(outbox_entry("e1"), id=unsent[1].id, recorded_at=AT)
+    assert unsent[2].recorded_at == AT + HOUR
+
+
+def test_a_result_marked_sent_keeps_its_first_mark_and_leaves_the_unsent(ports: Ports) -> None:
+    with ports.results_work() as work:
+        work.results.add([outbox_entry("e1"), outbox_entry("e2")], AT)
+        work.commit()
+    with ports.results_work() as work:
+        first, second = work.results.unsent(10)
+        work.results.mark_sent([first.id], AT + HOUR)
+        work.commit()
+    with ports.results_work() as work:
+        work.results.mark_sent([first.id], AT + 2 * HOUR)
+        work.commit()
+    with ports.results_work() as work:
+        assert work.results.unsent(10) == [second]
+        assert work.results.unsent(0) == []

@@ -18,7 +18,7 @@ from service.domain.events import ScoreKind
 from service.grpc import convert
 
 TABLES: list[tuple[Mapping[Any, int], EnumDescriptor]] = [
-    (convert.RANKING_TYPES, common_pb2.RankingType.DESCRIPTOR),
+    (proto_enums.RANKING_TYPES, common_pb2.RankingType.DESCRIPTOR),
     (proto_enums.CHALLENGE_THEMES, common_pb2.ChallengeTheme.DESCRIPTOR),
     (proto_enums.TASK_TYPES, common_pb2.TaskType.DESCRIPTOR),
     (convert.TASK_STATUSES, common_pb2.TaskStatus.DESCRIPTOR),
