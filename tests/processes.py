@@ -116,14 +116,14 @@ class ServeProcess:
                 lambda: self.health(service),
                 lambda answer: answer == status,
                 within=within,
-                unless=self._exited,
+                unless=self.why_gone,
                 what=f"{service!r} {name}",
             )
         except AssertionError as failure:
             raise AssertionError(f"{failure}\n{self.tail()}") from None
         return time.monotonic() - started
 
-    def _exited(self) -> str | None:
+    def why_gone(self) -> str | None:
         """Why nothing more will come of this process, if it ended."""
         return None if self.running else f"podium serve exited with {self.returncode}"
 
