@@ -20,6 +20,15 @@ PEER := .venv-peer
 PEER_STAMP := $(PEER)/.installed
 LOCKS := requirements/dev.txt requirements/runtime.txt requirements/build.txt requirements/bench-peer.txt requirements/client.txt
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# Workers of `make test`, `make test-fast` and `make soak` (pytest-xdist): the suite mostly
+# waits (brokers, processes, polls), so more workers than cores pay; each worker starts its
+# own broker and makes its own databases. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 8
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
+# The tests keep the bytecode Python compiles of the project's modules (in __pycache__, which
+# git ignores) even where the environment says not to: each `podium` process a test starts
+# would compile them all again.
+test test-fast soak: export PYTHONDONTWRITEBYTECODE :=
 # The container tool: docker, or anything that reads the same arguments (podman).
 CONTAINER ?= docker
 
@@ -57,15 +66,17 @@ demo: install
 
 test: lint
 	$(BIN)/python -m tests.services_up
-	$(BIN)/pytest -q
+	$(PYTEST)
 
-# The long fault-tolerance runs (tests/e2e/test_fault_tolerance.py): about 25 minutes.
+# The long fault-tolerance runs (tests/e2e/test_fault_tolerance.py) and every property test
+# with its full count of examples (the hypothesis profile `soak`: tests/profiles.py).
 soak: install
 	$(BIN)/python -m tests.services_up
-	$(BIN)/pytest -q -m soak
+	$(PYTEST) -m 'soak or hypothesis' --hypothesis-profile soak
 
+# The unit tests and the integration tests on SQLite: no PostgreSQL, no broker needed.
 test-fast: install
-	$(BIN)/pytest -q tests/unit
+	$(PYTEST) -m 'not soak and not image and not clients and not postgresql' tests/unit tests/integration
 
 lint: install
 	$(PY) tools/lock.py --check

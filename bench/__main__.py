@@ -89,7 +89,6 @@ from bench.harness import (
     BackgroundLoad,
     analyze,
     apply_events,
-    database,
     engine_for,
     percentile,
     probe_profile,
@@ -109,6 +108,7 @@ from consumers.topics import ensure_topics
 from service.bootstrap import Storage, collect_garbage_less_often
 from service.clock import SystemClock
 from service.config import Settings
+from tests.databases import empty_database
 
 BIG_GROUP = "group-0"
 PROBE_GROUP = "probe"
@@ -144,7 +144,7 @@ async def bench_drivers(
         f"\n== {kind}: {drivers:,} drivers in 20 groups ({BIG_GROUP}: {args.big_group:,}), "
         f"{args.trips_per_driver} trips each over 3 months =="
     )
-    with database(kind, folder) as url:
+    with empty_database(kind, folder, prefix="bench") as url:
         engine = engine_for(url)
         seed(engine, drivers, args)
         settings = bench_settings(broker.bootstrap_servers, url, f"b{uuid.uuid4().hex[:6]}.")
@@ -421,7 +421,7 @@ async def bench_families(
         f"\n== {kind}: {challenges} live challenges of {registered:,} registered users, "
         f"{SESSIONS} path sessions of {STEPS} steps with {LEARNERS:,} learners, 1,000 tasks =="
     )
-    with database(kind, folder) as url:
+    with empty_database(kind, folder, prefix="bench") as url:
         engine = engine_for(url)
         now = utc_now()
         start, _ = seed_challenges(engine, now, challenges, registered)

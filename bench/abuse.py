@@ -29,7 +29,6 @@ from podium.v1 import tasks_pb2
 from bench.families import seed_tasks
 from bench.harness import (
     analyze,
-    database,
     engine_for,
     percentile,
     produce_quickly,
@@ -43,6 +42,7 @@ from consumers.topics import ensure_topics
 from service.bootstrap import Storage
 from service.clock import SystemClock
 from service.config import Settings
+from tests.databases import empty_database
 
 SECOND_TENANT = "second"
 GET_TASK = "/podium.v1.TaskService/GetTask"
@@ -81,7 +81,7 @@ async def bench_abuse(
         f"folds a backlog of {backlog:,} trip events; quiet phases of {quiet:.0f} s before "
         "and after =="
     )
-    with database(kind, folder) as url:
+    with empty_database(kind, folder, prefix="bench") as url:
         engine = engine_for(url)
         seed_tasks(engine, datetime.now(UTC), TASKS, tenant=SECOND_TENANT)
         analyze(engine)

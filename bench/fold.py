@@ -17,12 +17,12 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.harness import database
 from bench.ingest import Rate
 from bench.process import caught_up, cpu_seconds, database_cpu_seconds, folded
 from bench.server import PodiumServe, free_port
 from bench.waits import BackendStates, with_application
 from service.config import Settings
+from tests.databases import empty_database
 
 POLL_SECONDS = 0.05
 """How often the counters are read: the error on a rate is at most this over its run."""
@@ -86,7 +86,7 @@ async def serve_fold(
     group = f"replay-{uuid.uuid4().hex[:6]}"
     states = BackendStates(group)
     timeout = 120 + expected / 2_000  # a crashed server must not wedge the bench
-    with database(kind, folder) as url, contextlib.ExitStack() as sampling:
+    with empty_database(kind, folder, prefix="bench") as url, contextlib.ExitStack() as sampling:
         if sample_backends:
             url = with_application(url, group)
             sampling.enter_context(states)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import sys
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import psycopg
 from aiokafka import AIOKafkaProducer
 from confluent_kafka import Producer
 from podium.events.v1 import trips_pb2
@@ -29,24 +26,8 @@ from service.domain.ranking import Month
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
 
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 RULES = Rules(Thresholds(5, Decimal(20)), timedelta(hours=24))
 TENANT = "bench"
-
-
-@contextlib.contextmanager
-def database(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:6]}.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def engine_for(url: str) -> Engine:

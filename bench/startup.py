@@ -14,12 +14,13 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.harness import database, produce_trips
+from bench.harness import produce_trips
 from bench.ingest import bench_settings
 from bench.server import PodiumServe
 from consumers.local_broker import LocalBroker
 from consumers.topics import ensure_topics
 from service.app.records import FAMILIES
+from tests.databases import empty_database
 
 
 def say(text: str) -> None:
@@ -63,7 +64,7 @@ async def bench_startup(
     restart with that backlog folded; each beside the bare join and the imports."""
     events = args.events // 4
     say(f"\n== {kind}: start-up, to SERVING on grpc.health.v1 ==")
-    with database(kind, folder) as url:
+    with empty_database(kind, folder, prefix="bench") as url:
         settings = bench_settings(broker.bootstrap_servers, url, f"s{uuid.uuid4().hex[:6]}.")
         await ensure_topics(settings)
         join = await join_seconds(broker.bootstrap_servers, [settings.topic(f) for f in FAMILIES])

@@ -10,7 +10,7 @@ from types import TracebackType
 
 import psycopg
 
-from bench.harness import POSTGRES_URL
+from tests.services_up import POSTGRES_URL
 
 SAMPLE_SECONDS = 0.02
 STATES = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
@@ -11,16 +12,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from podium.events.v1 import catalog_pb2, trips_pb2
 from sqlalchemy import Engine
 
+from consumers.runs import split
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import ReadModel, ResultsWork, UnitOfWork
 from service.app.queries import MonthRanking, month_ranking, ranking_months
-from service.app.records import Received, Record
+from service.app.records import FAMILIES, Received, Record
 from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.rules import Rules
@@ -103,6 +106,58 @@ def received(events: Iterable[ev.Event], topic: str = "podium.trips") -> list[Re
     ]
 
 
+TOPICS = {f"podium.{family}": family for family in FAMILIES}
+"""The topics under the default prefix, by the family each carries."""
+
+
+def record(
+    offset: int,
+    value: bytes = b"",
+    *,
+    topic: str = "podium.trips",
+    partition: int = 0,
+    key: bytes | None = b"ann",
+    timestamp_ms: int = 0,
+    headers: Iterable[tuple[str, bytes | None]] = (),
+) -> Record:
+    """A record as the consumer hands it over; what a test does not name is plain."""
+    return Record(topic, partition, offset, timestamp_ms, key, value, tuple(headers))
+
+
+def consumer_record(
+    partition: TopicPartition, offset: int, value: bytes, *, timestamp_ms: int = 0
+) -> ConsumerRecord[bytes, bytes]:
+    """A record as aiokafka's consumer returns it (for the fake consumer's logs)."""
+    return ConsumerRecord(
+        partition.topic,
+        partition.partition,
+        offset,
+        timestamp_ms,
+        0,
+        None,
+        value,
+        None,
+        0,
+        len(value),
+        (),
+    )
+
+
+async def consumed(
+    consumer: AIOKafkaConsumer, count: int, *, within: float = 30.0, then_quiet: bool = False
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """At least `count` records from `consumer`, within `within` seconds (`TimeoutError`
+    otherwise); with `then_quiet`, more until a poll finds nothing, so that a record sent
+    beyond those expected shows up too."""
+    seen: list[ConsumerRecord[bytes, bytes]] = []
+    async with asyncio.timeout(within):
+        while len(seen) < count:
+            seen += [r for rs in (await consumer.getmany(timeout_ms=200)).values() for r in rs]
+        while then_quiet and (batch := await consumer.getmany(timeout_ms=1000)):
+            seen += [r for rs in batch.values() for r in rs]
+    return seen
+
+
 class Ports(Protocol):
     """What a test folds events into and reads answers from: the database (`Storage`) or
     memory (`tests.fakes.FakePorts`)."""
@@ -121,6 +176,19 @@ def apply(ports: Ports, *events: ev.Event, rules: Rules = RULES) -> Applied:
         rules=rules,
         consumer_group="test",
         now=T0,
+    )
+
+
+def consume(ports: Ports, *records: Record, now: datetime = T0) -> Applied:
+    """Records decoded as the consumer decodes them and folded as one batch, the ones that
+    do not decode dead-lettered."""
+    received, dead = split(list(records), TOPICS)
+    return apply_batch(
+        ports.unit_of_work,
+        Batch(received=received, dead=dead),
+        rules=RULES,
+        consumer_group="podium",
+        now=now,
     )
 
 

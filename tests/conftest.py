@@ -3,13 +3,10 @@ them, the real broker (also behind a fault-injecting proxy)."""
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 
@@ -17,31 +14,24 @@ import migrations
 from consumers.local_broker import LocalBroker, free_port
 from service.adapters.database import create_database_engine
 from service.bootstrap import Storage
+from tests import profiles
+from tests.databases import DATABASES, empty_database
 from tests.fakes import FakePorts
 from tests.proxy import ThreadedTcpProxy
-from tests.services_up import POSTGRES_URL
 
-DATABASES = ["sqlite", "postgresql"]
-
-
-def _postgres_schema_url(schema: str) -> str:
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+profiles.register()
 
 
-@contextlib.contextmanager
-def empty_database(kind: str, folder: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a PostgreSQL schema dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / f'podium-{uuid.uuid4().hex[:8]}.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield _postgres_schema_url(schema)
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {schema} CASCADE")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `postgresql` what runs against PostgreSQL through the fixtures (a `postgresql`
+    parameter, `postgresql_engine`), so `make test-fast` can leave it out; tests that reach
+    PostgreSQL another way carry the mark themselves."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        fixtures = getattr(item, "fixturenames", ())
+        if "postgresql" in params or "postgresql_engine" in fixtures:
+            item.add_marker(pytest.mark.postgresql)
 
 
 @pytest.fixture(params=DATABASES)

@@ -15,23 +15,7 @@ from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.structs import ConsumerRecord
 
-
-def record(
-    partition: TopicPartition, offset: int, value: bytes, timestamp_ms: int
-) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        partition.topic,
-        partition.partition,
-        offset,
-        timestamp_ms,
-        0,
-        None,
-        value,
-        None,
-        0,
-        len(value),
-        (),
-    )
+from tests.builders import consumer_record
 
 
 class FakeConsumer:
@@ -57,7 +41,7 @@ class FakeConsumer:
     def append(self, partition: TopicPartition, value: bytes, *, timestamp_ms: int) -> int:
         log = self.logs[partition]
         offset = log[-1].offset + 1 if log else self.log_start[partition]
-        log.append(record(partition, offset, value, timestamp_ms))
+        log.append(consumer_record(partition, offset, value, timestamp_ms=timestamp_ms))
         return offset
 
     def end(self, partition: TopicPartition) -> int:

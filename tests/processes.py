@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from consumers.local_broker import free_port
 from service.config import Settings
+from tests.waiting import eventually
 
 PODIUM = str(Path(sys.executable).parent / "podium")
 SERVING: int = health_pb2.HealthCheckResponse.SERVING
@@ -109,14 +110,22 @@ class ServeProcess:
     ) -> float:
         """Wait until the service reports `status`; returns the seconds waited."""
         started = time.monotonic()
-        while (await self.health(service)) != status:
-            if not self.running:
-                raise AssertionError(f"podium serve exited with {self.returncode}\n{self.tail()}")
-            if time.monotonic() - started > within:
-                name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-                raise AssertionError(f"{service!r} not {name} after {within} s\n{self.tail()}")
-            await asyncio.sleep(0.1)
+        name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+        try:
+            await eventually(
+                lambda: self.health(service),
+                lambda answer: answer == status,
+                within=within,
+                unless=self.why_gone,
+                what=f"{service!r} {name}",
+            )
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{self.tail()}") from None
         return time.monotonic() - started
+
+    def why_gone(self) -> str | None:
+        """Why nothing more will come of this process, if it ended."""
+        return None if self.running else f"podium serve exited with {self.returncode}"
 
     async def serving(self, *, within: float = 120.0) -> float:
         """Wait until the API serves (the state has caught up once)."""

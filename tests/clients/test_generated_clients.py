@@ -18,7 +18,7 @@ import pytest
 from consumers.local_broker import LocalBroker
 from service.bootstrap import storage
 from service.clock import SystemClock
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 

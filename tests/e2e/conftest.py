@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import grpc
 import pytest
@@ -16,8 +15,6 @@ from consumers.local_broker import LocalBroker
 from service.bootstrap import Podium
 from service.clock import SystemClock
 from service.config import Settings
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -82,24 +79,6 @@ async def server(broker: LocalBroker, shared_database_url: str) -> AsyncIterator
     finally:
         await channel.close()
         await podium.stop()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], within: float = 30.0
-) -> T:
-    """Poll until `check(probe())` holds, the probe failing meanwhile being fine (the state is
-    still on its way); the last value is returned, or the last failure raised, at the end."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        try:
-            value = await probe()
-        except grpc.aio.AioRpcError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        else:
-            if check(value) or asyncio.get_running_loop().time() > deadline:
-                return value
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

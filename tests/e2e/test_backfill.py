@@ -27,8 +27,8 @@ from podium.v1 import (
 )
 
 from consumers.local_broker import LocalBroker
-from tests.conftest import DATABASES, empty_database
-from tests.e2e.conftest import eventually, isolated_settings
+from tests.databases import DATABASES, empty_database
+from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 from tests.reference import (
     Backfill,
@@ -45,6 +45,7 @@ from tests.reference import (
     json_lines,
     progress_differences,
 )
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 

@@ -18,8 +18,9 @@ from tests.builders import (
     trip_envelope,
     user_envelope,
 )
-from tests.e2e.conftest import Running, eventually
+from tests.e2e.conftest import Running
 from tests.e2e.test_operator_grpcurl import grpcurl
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

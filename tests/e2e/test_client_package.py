@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 from consumers.local_broker import LocalBroker
 from service.bootstrap import storage
 from service.clock import SystemClock
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 from tests.wheels import ROOT, build_wheel, clean_checkout

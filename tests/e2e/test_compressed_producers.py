@@ -12,7 +12,8 @@ from google.protobuf.message import Message as Envelope
 from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 
 from tests.builders import envelope_value, produce, trip_envelope, user_envelope
-from tests.e2e.conftest import Running, eventually
+from tests.e2e.conftest import Running
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from consumers.local_broker import LocalBroker
 from service.bootstrap import Podium
 from service.config import Settings
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 
 pytestmark = [pytest.mark.e2e]

@@ -19,7 +19,7 @@ from service.app.records import FAMILIES
 from service.bootstrap import Podium
 from service.config import Settings
 from service.metrics import Metrics
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import PODIUM
 

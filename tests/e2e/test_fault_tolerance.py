@@ -7,7 +7,8 @@ the database or the broker out of reach), and ends by comparing Podium's answers
 stream's recomputation: the ranking of both months exactly, the trips of every driver not
 ranked, every task; 0 lost, 0 counted twice, and no dead letter (the stream is valid).
 
-The short forms run in `make test` (about three minutes); the long forms (`soak` marker) in
+The short forms run in `make test`, each with a few thousand events (enough for every fault
+to fall mid-stream, few enough to fold in seconds); the long forms (`soak` marker) in
 `make soak` (about 25 minutes), with both freezes, which take one and two minutes (a member's
 session must expire, then the database's idle-in-transaction timeout). After a kill -9 the
 restarted instance folds again only some 19 s later: the local broker's join delay (5 s),
@@ -46,7 +47,8 @@ from service.adapters.tables import dead_letters, ignored_events
 from service.app.records import FAMILIES
 from service.bootstrap import Storage
 from service.config import Settings
-from tests.conftest import ProxiedBroker, empty_database
+from tests.conftest import ProxiedBroker
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import SERVING, ServeProcess
 from tests.proxy import Cut, ThreadedTcpProxy
@@ -61,6 +63,7 @@ from tests.reference import (
     ranking_differences,
     task_answers,
 )
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -126,30 +129,36 @@ class Database:
     ) -> float:
         """Wait until every partition's stored offset reaches `ends`; the seconds it took."""
         started = time.monotonic()
-        while True:
-            stored = await self.offsets()
-            if all(stored.get(tp, 0) >= end for tp, end in ends.items()):
-                return time.monotonic() - started
-            if podium is not None and not podium.running:
-                raise AssertionError(
-                    f"podium serve exited with {podium.returncode}\n{podium.tail()}"
-                )
-            if time.monotonic() - started > within:
-                behind = {tp: (stored.get(tp), end) for tp, end in ends.items()}
-                tail = podium.tail() if podium else ""
-                raise AssertionError(f"not caught up after {within} s: {behind}\n{tail}")
-            await asyncio.sleep(0.1)
+
+        def exited() -> str | None:
+            if podium is None or podium.running:
+                return None
+            return f"podium serve exited with {podium.returncode}"
+
+        try:
+            await eventually(
+                self.offsets,
+                lambda stored: all(stored.get(tp, 0) >= end for tp, end in ends.items()),
+                within=within,
+                unless=exited,
+                what=f"every partition stored up to {dict(ends)}",
+            )
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{podium.tail() if podium else ''}") from None
+        return time.monotonic() - started
 
     async def until_moved(self, since: Offsets, *, within: float) -> float:
         """Wait until some stored offset moves past `since` (a batch committed); the seconds
         it took."""
         started = time.monotonic()
-        while time.monotonic() - started < within:
-            stored = await self.offsets()
-            if _moved(since, stored):
-                return time.monotonic() - started
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no batch committed within {within} s")
+        await eventually(
+            self.offsets,
+            lambda stored: _moved(since, stored),
+            within=within,
+            every=0.05,
+            what="a batch committed",
+        )
+        return time.monotonic() - started
 
 
 @asynccontextmanager
@@ -197,17 +206,21 @@ async def assert_answers(
 ) -> None:
     """Podium's answers equal the recomputation (a query reflects the state within a
     second or so: the answers are polled a little while)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def differences() -> list[str]:
         try:
-            problems = await _differences(channel, key, stream)
+            return await _differences(channel, key, stream)
         except grpc.aio.AioRpcError as error:
-            problems = [f"{error.code()}: {error.details()}"]
-        if not problems:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("answers differ from the recomputation:\n" + "\n".join(problems))
-        await asyncio.sleep(0.5)
+            return [f"{error.code()}: {error.details()}"]
+
+    problems = await eventually(
+        differences,
+        lambda found: not found,
+        within=within,
+        every=0.5,
+        what="answers equal to the recomputation",
+    )
+    assert not problems
 
 
 def _summary(stream: Stream) -> str:
@@ -246,7 +259,7 @@ class Kills:
     """Production is paced to last about kills x this, so every kill falls mid-stream."""
 
 
-SHORT_KILLS = Kills(events=12_000, kills=4, seconds_per_kill=15.0)
+SHORT_KILLS = Kills(events=6_000, kills=3, seconds_per_kill=15.0)
 LONG_KILLS = Kills(events=100_000, kills=20, seconds_per_kill=15.0)
 
 
@@ -315,14 +328,16 @@ async def _until_folding(
     """Wait until a batch commits after `since`; the seconds it took (the stream may be all
     produced and folded already: then there is nothing to wait for)."""
     started = time.monotonic()
-    while time.monotonic() - started < 90:
-        stored = await database.offsets()
+
+    def folding(stored: Offsets) -> bool:
         if _moved(since, stored):
-            return time.monotonic() - started
-        if producing.done() and all(stored.get(tp, 0) >= e for tp, e in producer.ends.items()):
-            return time.monotonic() - started
-        await asyncio.sleep(0.05)
-    raise AssertionError("the restarted instance folded nothing within 90 s")
+            return True
+        return producing.done() and all(stored.get(tp, 0) >= e for tp, e in producer.ends.items())
+
+    await eventually(
+        database.offsets, folding, within=90, every=0.05, what="the restarted instance folding"
+    )
+    return time.monotonic() - started
 
 
 async def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
@@ -584,7 +599,7 @@ async def _replay_from_the_start(broker: LocalBroker, folder: Path, kind: str, e
 async def test_resent_events_and_a_replay_from_the_start_change_no_answer(
     broker: LocalBroker, tmp_path: Path, kind: str
 ) -> None:
-    await _replay_from_the_start(broker, tmp_path, kind, 10_000)
+    await _replay_from_the_start(broker, tmp_path, kind, 4_000)
 
 
 @pytest.mark.soak
@@ -663,7 +678,7 @@ async def _database_outage(
 async def test_the_database_refusing_connections_for_ten_seconds_loses_nothing(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
-    await _database_outage(broker, tmp_path, "refuse", 10.0, 15_000)
+    await _database_outage(broker, tmp_path, "refuse", 10.0, 6_000)
 
 
 @pytest.mark.soak
@@ -743,7 +758,7 @@ async def _answers_during(podium: ServeProcess, key: str, seconds: float) -> int
 async def test_the_broker_out_of_reach_for_thirty_seconds_loses_nothing(
     proxied_broker: ProxiedBroker, tmp_path: Path
 ) -> None:
-    await _broker_outage(proxied_broker, tmp_path, 30.0, 12_000, cuts=1)
+    await _broker_outage(proxied_broker, tmp_path, 30.0, 6_000, cuts=1)
 
 
 @pytest.mark.soak

@@ -27,10 +27,11 @@ from consumers.local_broker import LocalBroker
 from service.bootstrap import Podium
 from service.clock import SystemClock
 from tests.builders import TENANT, produce, trip_envelope
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.proxy import ThreadedTcpProxy
 from tests.services_up import POSTGRES_URL
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -99,13 +100,13 @@ def _traceparent(trace_id: int, span_id: int) -> str:
 async def _spans_until(
     exporter: InMemorySpanExporter, wanted: Callable[[ReadableSpan], bool], within: float = 30
 ) -> ReadableSpan:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        found = [span for span in exporter.get_finished_spans() if wanted(span)]
-        if found:
-            return found[0]
-        assert asyncio.get_running_loop().time() < deadline, "no such span"
-        await asyncio.sleep(0.05)
+    found = await eventually(
+        lambda: [span for span in exporter.get_finished_spans() if wanted(span)],
+        within=within,
+        every=0.05,
+        what="such a span",
+    )
+    return found[0]
 
 
 async def test_calls_and_batches_make_spans_linked_to_their_callers_and_producers(

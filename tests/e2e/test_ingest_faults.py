@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, redirect_stdout
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -31,9 +31,10 @@ from service.bootstrap import Podium, serve
 from service.clock import SystemClock
 from service.config import Settings
 from tests.builders import TENANT, produce, trip_envelope
-from tests.conftest import empty_database
-from tests.e2e.conftest import Running, eventually, isolated_settings
+from tests.databases import empty_database
+from tests.e2e.conftest import Running, isolated_settings
 from tests.processes import UNKNOWN, ServeProcess
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -75,13 +76,6 @@ async def health_of(podium: Podium, service: str) -> int:
     return int(answer.status)
 
 
-async def until_health(podium: Podium, service: str, status: int, within: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while await health_of(podium, service) != status:
-        assert asyncio.get_running_loop().time() < deadline, f"{service} never became {status}"
-        await asyncio.sleep(0.1)
-
-
 def letters_of(podium: Podium, tenant: str | None = None) -> list[tuple[str, int, str]]:
     query = select(dead_letters.c.topic, dead_letters.c.offset, dead_letters.c.reason)
     if tenant is not None:
@@ -96,13 +90,6 @@ def stalled_partitions(podium: Podium, topic: str) -> float:
         registry.get_sample_value("podium_partition_stalled", {"topic": topic, "partition": p}) or 0
         for p in ("0", "1")
     )
-
-
-async def until(check: Callable[[], bool], within: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "the condition never held"
-        await asyncio.sleep(0.1)
 
 
 def run_cli(settings: Settings, *args: str) -> tuple[int, str]:
@@ -303,7 +290,7 @@ async def test_a_stored_offset_outside_the_log_stops_the_partition_until_an_oper
                 await admin.close()
             async with podium_running(again) as podium:
                 trips = again.topic("trips")
-                await until(lambda: stalled_partitions(podium, trips) == 1)
+                await eventually(lambda: stalled_partitions(podium, trips) == 1, within=60)
                 assert await health_of(podium, "podium.ingest") == NOT_SERVING
                 code, shown = await asyncio.to_thread(run_cli, again, "offsets", "show")
                 assert code == 1
@@ -320,7 +307,11 @@ async def test_a_stored_offset_outside_the_log_stops_the_partition_until_an_oper
                 assert (code, "OUTSIDE THE LOG" in shown) == (1, True)  # nothing moved
                 code, _ = await asyncio.to_thread(run_cli, again, *reset)
                 assert code == 0
-                await until_health(podium, "podium.ingest", SERVING)
+                await eventually(
+                    lambda: health_of(podium, "podium.ingest"),
+                    lambda status: status == SERVING,
+                    what="podium.ingest SERVING",
+                )
                 await ten_more_trips_make_sixteen(podium, second, again, key)
                 code, shown = await asyncio.to_thread(run_cli, again, "offsets", "show")
                 assert code == 0, shown

@@ -23,7 +23,7 @@ from consumers.local_broker import LocalBroker, free_port
 from service.bootstrap import Podium
 from service.config import Settings
 from tests.certificates import Authority
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 from tests.proxy import ThreadedTcpProxy

@@ -31,9 +31,10 @@ from consumers.local_broker import LocalBroker, free_port
 from service.bootstrap import storage
 from service.clock import SystemClock
 from tests.builders import produce, task_envelope, trip_envelope
-from tests.conftest import empty_database
-from tests.e2e.conftest import eventually, isolated_settings
+from tests.databases import empty_database
+from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -229,7 +230,7 @@ def log_lines(serve: ServeProcess) -> list[dict[str, Any]]:
 
 async def test_the_log_is_json_lines_with_the_fields_operators_filter_on(live: Live) -> None:
     await eventually(
-        lambda: asyncio.sleep(0, log_lines(live.serve)),
+        lambda: log_lines(live.serve),
         lambda lines: any(catalog_letter(line, live) for line in lines),
     )
     lines = log_lines(live.serve)
@@ -249,7 +250,7 @@ def catalog_letter(line: dict[str, Any], live: Live) -> bool:
 
 async def test_no_log_line_holds_a_key_or_a_personal_field(live: Live) -> None:
     await eventually(
-        lambda: asyncio.sleep(0, log_lines(live.serve)),
+        lambda: log_lines(live.serve),
         lambda lines: any(catalog_letter(line, live) for line in lines),
     )
     output = live.serve.log()

@@ -46,9 +46,10 @@ from podium.v1 import tasks_pb2 as task_answers_pb2
 from consumers.local_broker import LocalBroker, free_port
 from service.config import Settings
 from service.domain.ranking import Month
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -368,15 +369,20 @@ def run(env: dict[str, str], *command: str, folder: Path) -> str:
 async def until_folded(env: dict[str, str], folder: Path, records: int) -> None:
     """Until `podium offsets show` says every partition was folded to its end, and the
     partitions hold the records sent."""
-    for _ in range(600):
+
+    async def offsets() -> list[dict[str, Any]]:
         output = await asyncio.to_thread(
             run, env, str(BIN / "podium"), "offsets", "show", "--json", folder=folder
         )
-        rows = [json.loads(line) for line in output.splitlines()]
-        if sum(r["logEnd"] for r in rows) >= records and all(r["lag"] == 0 for r in rows):
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"not folded: {output}")
+        return [json.loads(line) for line in output.splitlines()]
+
+    await eventually(
+        offsets,
+        lambda rows: sum(r["logEnd"] for r in rows) >= records and all(r["lag"] == 0 for r in rows),
+        within=300,
+        every=0.5,
+        what="every partition folded to its end",
+    )
 
 
 @contextmanager

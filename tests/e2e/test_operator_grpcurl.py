@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.builders import produce, trip_envelope, user_envelope
-from tests.e2e.conftest import Running, eventually
+from tests.e2e.conftest import Running
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -61,19 +62,20 @@ async def test_grpcurl_prints_a_ranking_with_the_public_api_field_names(running:
         [(b"ann", trip_envelope(f"t{i}", "ann", km=5, tenant=running.tenant)) for i in range(5)],
     )
     request = json.dumps({"type": "RANKING_TYPE_SAFETY", "group_label": "north"})
-    output = ""
-    for _ in range(100):
-        code, output = await grpcurl(
+    _, output = await eventually(
+        lambda: grpcurl(
             "-H",
             f"x-api-key: {running.key}",
             "-d",
             request,
             running.address,
             "podium.v1.DriverRankingService/GetDriverRanking",
-        )
-        if code == 0 and '"driverRankedNumber": 1' in output:
-            break
-        await asyncio.sleep(0.2)
+        ),
+        lambda done: done[0] == 0 and '"driverRankedNumber": 1' in done[1],
+        within=20,
+        every=0.2,
+        what="a ranking with ann in it",
+    )
     answer = json.loads(output)
     assert answer["type"] == "RANKING_TYPE_SAFETY"
     month = answer["currentMonth"]

@@ -12,7 +12,8 @@ from podium.events.v1 import enrollments_pb2 as events
 from podium.v1 import paths_pb2, paths_pb2_grpc
 
 from tests.builders import catalog_session_envelope, enrollment_envelope, produce, user_envelope
-from tests.e2e.conftest import Running, eventually
+from tests.e2e.conftest import Running
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

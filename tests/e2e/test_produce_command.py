@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from consumers.local_broker import LocalBroker
+from tests.builders import consumed
 
 pytestmark = [pytest.mark.e2e]
 
@@ -34,11 +35,11 @@ Seen = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
 async def records_of(servers: str, topics: list[str], expected: int) -> list[Seen]:
     return [
         (r.topic, r.key, r.value, list(r.headers))
-        for r in await consumed(servers, topics, expected)
+        for r in await read_from_the_start(servers, topics, expected)
     ]
 
 
-async def consumed(
+async def read_from_the_start(
     servers: str, topics: list[str], expected: int
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of the topics, read from their start: at least `expected`, and then until
@@ -53,14 +54,7 @@ async def consumed(
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        seen: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = asyncio.get_running_loop().time() + 30
-        while asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=1000)
-            if not batch and len(seen) >= expected:
-                break
-            seen += [m for ms in batch.values() for m in ms]
-        return seen
+        return await consumed(consumer, expected, then_quiet=True)
     finally:
         await consumer.stop()
 
@@ -152,7 +146,7 @@ async def test_a_backfill_dates_each_record_by_its_occurred_at_a_live_send_by_th
     after = int(time.time() * 1000)
     stamps = {
         json.loads(r.value)["eventId"]: r.timestamp
-        for r in await consumed(broker.bootstrap_servers, [f"{prefix}catalog"], 3)
+        for r in await read_from_the_start(broker.bootstrap_servers, [f"{prefix}catalog"], 3)
     }
     assert {k: stamps[k] for k in history} == {
         k: int(datetime.fromisoformat(v).timestamp() * 1000) for k, v in history.items()

@@ -25,8 +25,9 @@ from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from service.app.dead_letters import list_letters
 from service.app.ports import LetterFilter
 from tests.builders import trip_envelope, user_envelope
-from tests.e2e.conftest import Running, eventually
+from tests.e2e.conftest import Running
 from tests.e2e.test_compressed_producers import Headers, produce_records_with_librdkafka
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

@@ -6,33 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from tests.builders import consumed
 from tests.conftest import ProxiedBroker
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT_MS = 2_000  # what a client waits on a request before giving up (aiokafka's is 40 s)
 BOUND = 15.0  # no step of the test waits longer than this
-
-
-async def next_values(consumer: AIOKafkaConsumer, count: int) -> AsyncIterator[bytes]:
-    seen = 0
-    while seen < count:
-        for records in (await consumer.getmany(timeout_ms=200)).values():
-            for record in records:
-                seen += 1
-                assert record.value is not None
-                yield record.value
-
-
-async def consume(consumer: AIOKafkaConsumer, count: int) -> list[bytes]:
-    async with asyncio.timeout(BOUND):
-        return [value async for value in next_values(consumer, count)]
 
 
 async def test_clients_reach_the_broker_through_the_proxy_and_feel_its_cuts(
@@ -58,7 +43,7 @@ async def test_clients_reach_the_broker_through_the_proxy_and_feel_its_cuts(
         async with asyncio.timeout(BOUND):
             await producer.send_and_wait(topic, b"before")
             await consumer.start()
-        assert await consume(consumer, 1) == [b"before"]
+        assert [r.value for r in await consumed(consumer, 1, within=BOUND)] == [b"before"]
         assert proxied_broker.proxy.connections >= 2  # the advertised port: no client goes around
 
         proxied_broker.proxy.cut("refuse")
@@ -72,7 +57,7 @@ async def test_clients_reach_the_broker_through_the_proxy_and_feel_its_cuts(
         proxied_broker.proxy.restore()
         async with asyncio.timeout(BOUND):
             await producer.send_and_wait(topic, b"after")
-        assert await consume(consumer, 1) == [b"after"]
+        assert [r.value for r in await consumed(consumer, 1, within=BOUND)] == [b"after"]
     finally:
         async with asyncio.timeout(BOUND):
             await consumer.stop()

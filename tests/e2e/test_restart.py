@@ -25,8 +25,9 @@ from service.bootstrap import Podium, Storage
 from service.clock import SystemClock
 from service.config import Settings
 from tests.builders import TENANT, produce, trip_envelope, user_envelope
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -60,11 +61,12 @@ def _trip_count(database_url: str) -> int:
 
 
 async def _until_trips(database_url: str, count: int) -> None:
-    for _ in range(600):
-        if await asyncio.to_thread(_trip_count, database_url) >= count:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"only {_trip_count(database_url)} of {count} trips were folded")
+    await eventually(
+        lambda: asyncio.to_thread(_trip_count, database_url),
+        lambda folded: folded >= count,
+        within=60,
+        what=f"{count} trips folded",
+    )
 
 
 async def _ranking(address: str, key: str) -> bytes:
@@ -98,15 +100,12 @@ async def _stream(servers: str, settings: Settings) -> None:
 async def _serving(port: int) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for _ in range(600):
-            try:
-                answer = await health.Check(health_pb2.HealthCheckRequest())
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("podium serve never reported SERVING")
+        await eventually(
+            lambda: health.Check(health_pb2.HealthCheckRequest()),
+            lambda answer: answer.status == health_pb2.HealthCheckResponse.SERVING,
+            within=60,
+            what="podium serve SERVING",
+        )
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

@@ -5,7 +5,6 @@ kill -9 and through a replay of every topic from offset 0."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -30,9 +29,10 @@ from tests.builders import (
     trip_envelope,
     user_envelope,
 )
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e]
 
@@ -77,13 +77,17 @@ async def published(settings: Settings) -> list[results_pb2.ResultEvent]:
 
 
 async def until_published(settings: Settings, count: int, podium: ServeProcess) -> None:
-    deadline = time.monotonic() + 120
-    while len(await published(settings)) < count:
-        if not podium.running:
-            raise AssertionError(f"podium serve exited\n{podium.tail()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"fewer than {count} results published\n{podium.tail()}")
-        await asyncio.sleep(0.5)
+    try:
+        await eventually(
+            lambda: published(settings),
+            lambda events: len(events) >= count,
+            within=120,
+            every=0.5,
+            unless=podium.why_gone,
+            what=f"{count} results published",
+        )
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{podium.tail()}") from None
 
 
 async def until_recorded(database_url: str) -> None:
@@ -93,10 +97,9 @@ async def until_recorded(database_url: str) -> None:
         with storage(database_url) as store:
             return len(store.list_results(None, False, None))
 
-    deadline = time.monotonic() + 120
-    while not await asyncio.to_thread(recorded):
-        assert time.monotonic() < deadline, "no result was ever recorded"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: asyncio.to_thread(recorded), within=120, every=0.05, what="a result recorded"
+    )
 
 
 async def until_all_sent(database_url: str, count: int, podium: ServeProcess) -> None:
@@ -104,10 +107,16 @@ async def until_all_sent(database_url: str, count: int, podium: ServeProcess) ->
         with storage(database_url) as store:
             return sum(e.sent_at is not None for e in store.list_results(None, False, None))
 
-    deadline = time.monotonic() + 120
-    while await asyncio.to_thread(sent) < count:
-        assert time.monotonic() < deadline, f"results left unsent\n{podium.tail()}"
-        await asyncio.sleep(0.2)
+    try:
+        await eventually(
+            lambda: asyncio.to_thread(sent),
+            lambda done: done >= count,
+            within=120,
+            every=0.2,
+            what=f"{count} results sent",
+        )
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{podium.tail()}") from None
 
 
 def once_each(events: list[results_pb2.ResultEvent]) -> dict[str, results_pb2.ResultEvent]:

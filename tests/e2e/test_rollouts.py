@@ -13,7 +13,7 @@ from podium.v1 import driver_ranking_pb2, driver_ranking_pb2_grpc
 from consumers.local_broker import LocalBroker
 from service.bootstrap import storage
 from service.clock import SystemClock
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import NOT_SERVING, UNKNOWN, ServeProcess
 

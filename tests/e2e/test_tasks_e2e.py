@@ -13,7 +13,8 @@ from podium.events.v1 import tasks_pb2 as events
 from podium.v1 import common_pb2, tasks_pb2, tasks_pb2_grpc
 
 from tests.builders import produce, task_envelope
-from tests.e2e.conftest import Running, eventually
+from tests.e2e.conftest import Running
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

@@ -24,7 +24,8 @@ from tests.builders import (
     trip_envelope,
     user_envelope,
 )
-from tests.e2e.conftest import Running, eventually
+from tests.e2e.conftest import Running
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 

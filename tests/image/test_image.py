@@ -23,7 +23,7 @@ import pytest
 from consumers.local_broker import LocalBroker, free_port
 from service.bootstrap import storage
 from service.clock import SystemClock
-from tests.conftest import empty_database
+from tests.databases import empty_database
 
 pytestmark = [pytest.mark.image]
 

@@ -26,6 +26,7 @@ from service.domain.challenges import (
 from service.domain.ranking import Profile
 from service.domain.standings import Tally
 from service.domain.trips import TripFacts
+from tests import profiles
 from tests.builders import (
     RULES,
     apply,
@@ -186,7 +187,9 @@ def _as_figures(tally: Tally) -> Figures:
     )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=profiles.examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(events=streams(), data=st.data())
 def test_incremental_tallies_equal_a_recomputation_in_any_arrival_order(
     events: list[ev.Event], data: st.DataObject
@@ -261,7 +264,9 @@ def todays_names(events: list[ev.Event], entries: list[Entry]) -> dict[str, Prof
     }
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=profiles.examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(events=streams_with_groups(), data=st.data())
 def test_a_groups_ranking_progress_and_counters_equal_a_recomputation_in_any_arrival_order(
     events: list[ev.Event], data: st.DataObject

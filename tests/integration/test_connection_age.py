@@ -4,14 +4,13 @@ send to a new instance), without a call failing."""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service.grpc.connections import connection_options
 from service.grpc.server import create_server, set_health
 from tests.proxy import TcpProxy
+from tests.waiting import eventually
 
 
 async def test_a_client_reconnects_once_its_connection_is_old_and_no_call_fails() -> None:
@@ -27,12 +26,14 @@ async def test_a_client_reconnects_once_its_connection_is_old_and_no_call_fails(
         ):
             stub = health_pb2_grpc.HealthStub(channel)
             answers = []
-            for _ in range(300):  # 0.5 s of age, spread by 10%: a few reconnections in 30 s
+
+            async def call() -> int:
                 answer = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
                 answers.append(answer.status)
-                if proxy.accepted >= 3:
-                    break
-                await asyncio.sleep(0.1)
+                return proxy.accepted
+
+            # 0.5 s of age, spread by 10%: a few reconnections in 30 s; a call failing fails
+            await eventually(call, lambda accepted: accepted >= 3, within=30, tolerate=())
             assert proxy.accepted >= 3
             assert set(answers) == {health_pb2.HealthCheckResponse.SERVING}
     finally:

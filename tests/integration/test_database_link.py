@@ -25,6 +25,8 @@ from service.adapters.database import (
 from tests.proxy import ThreadedTcpProxy
 from tests.services_up import POSTGRES_URL
 
+pytestmark = pytest.mark.postgresql
+
 
 @pytest.fixture
 def proxy() -> Iterator[ThreadedTcpProxy]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from service.domain import events as ev
 from service.domain.ranking import DriverMonth, Month, Profile
 from service.domain.standings import Standings
+from tests import profiles
 from tests.builders import (
     RULES,
     apply,
@@ -161,7 +162,9 @@ def _flatten(answer: Standings[DriverMonth]) -> list[Listed]:
     return ranked + rest
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=profiles.examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(events=streams(), data=st.data())
 def test_incremental_state_equals_a_recomputation_in_any_arrival_order(
     events: list[ev.Event], data: st.DataObject

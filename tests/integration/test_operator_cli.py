@@ -10,32 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from consumers.runs import split
 from service.adapters.tables import dead_letters, trips
-from service.app.ingest import Batch, apply_batch
-from service.app.records import DeadLetter, Record, Rejected
+from service.app.records import DeadLetter, Rejected
 from service.bootstrap import Storage
 from service.cli import main
 from service.domain import events as ev
-from tests.builders import RULES, T0, apply, meta, trip_envelope
+from tests.builders import T0, apply, consume, meta, record, trip_envelope
 
-FAMILIES = {f"podium.{f}": f for f in ("catalog", "trips", "enrollments", "tasks")}
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
-
-
-def record(value: bytes, offset: int, tenant_key: bytes = b"ann") -> Record:
-    return Record("podium.trips", 0, offset, int(NOW.timestamp() * 1000), tenant_key, value)
-
-
-def consume(storage: Storage, *records: Record) -> None:
-    received, dead = split(list(records), FAMILIES)
-    apply_batch(
-        storage.unit_of_work,
-        Batch(received=received, dead=dead),
-        rules=RULES,
-        consumer_group="podium",
-        now=NOW,
-    )
+STAMP = int(NOW.timestamp() * 1000)
+"""When the records of these tests were written to their topic."""
 
 
 def podium(database_url: str, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -53,7 +37,12 @@ def test_a_bad_event_is_listed_and_replaying_it_unchanged_keeps_it(
 ) -> None:
     broken = trip_envelope("bad", "ann", safety=8.0)
     broken.trip_completed.scores.safety = 42.0
-    consume(storage, record(broken.SerializeToString(), 7), record(b"\x00garbage", 8))
+    consume(
+        storage,
+        record(7, broken.SerializeToString(), timestamp_ms=STAMP),
+        record(8, b"\x00garbage", timestamp_ms=STAMP),
+        now=NOW,
+    )
 
     code, out = podium(database_url, capsys, "dlq", "list", "--json")
     letters = [json.loads(line) for line in out.splitlines()]
@@ -83,7 +72,7 @@ def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(
     storage: Storage, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # As after a bug that has since been fixed: a sound event sits in the store.
-    sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
+    sound = record(3, trip_envelope("t1", "ann").SerializeToString(), timestamp_ms=STAMP)
     with storage.unit_of_work() as uow:
         uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
         uow.commit()
@@ -104,13 +93,13 @@ def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(
 def test_a_dry_run_replay_says_what_would_happen_and_changes_nothing(
     storage: Storage, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
+    sound = record(3, trip_envelope("t1", "ann").SerializeToString(), timestamp_ms=STAMP)
     broken = trip_envelope("bad", "ann", safety=8.0)
     broken.trip_completed.scores.safety = 42.0
     with storage.unit_of_work() as uow:
         uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
         uow.commit()
-    consume(storage, record(broken.SerializeToString(), 7))
+    consume(storage, record(7, broken.SerializeToString(), timestamp_ms=STAMP), now=NOW)
     code, out = podium(database_url, capsys, "dlq", "list", "--json")
     before = [json.loads(line) for line in out.splitlines()]
 

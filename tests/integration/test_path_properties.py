@@ -14,6 +14,7 @@ from service.app import queries
 from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.paths import LearnerState, fold, stats
+from tests import profiles
 from tests.builders import apply, arrival_batches, memory_storage, path_event, read
 from tests.reference import path_score
 
@@ -63,7 +64,9 @@ def learner_events(draw: st.DrawFn) -> list[ev.Payload]:
     return events
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=profiles.examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(events=learner_events(), data=st.data())
 def test_the_stats_are_the_same_for_every_arrival_order(
     events: list[ev.Payload], data: st.DataObject

@@ -46,8 +46,8 @@ from service.domain.standings import Tally
 from service.domain.tasks import Creation, Report, TaskFacts
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 from service.domain.versions import Version
-from tests.builders import Ports
-from tests.conftest import DATABASES, empty_database
+from tests.builders import Ports, record
+from tests.databases import DATABASES, empty_database
 from tests.fakes import FakePorts
 
 AT = datetime(2026, 11, 3, 8, 30, 0, 123456, tzinfo=UTC)
@@ -199,21 +199,29 @@ def task(task_id: str, task_type: TaskType = TaskType.PUSH_FAILED_TRIPS) -> Task
     )
 
 
-def record(offset: int, topic: str = "podium.trips") -> Record:
-    headers = (("content-type", b"application/json"), ("trace", None))
-    return Record(topic, 2, offset, 1_793_000_000_123, b"ann", b"\x00\xff value", headers)
+def sent(offset: int, topic: str = "podium.trips") -> Record:
+    """A record whose every field is worth keeping: a partition, a millisecond, binary bytes,
+    a header without a value."""
+    return record(
+        offset,
+        b"\x00\xff value",
+        topic=topic,
+        partition=2,
+        timestamp_ms=1_793_000_000_123,
+        headers=[("content-type", b"application/json"), ("trace", None)],
+    )
 
 
 def dead(
     offset: int, reason: str = "bad", tenant: str | None = "acme", topic: str = "podium.trips"
 ) -> DeadLetter:
-    return DeadLetter(record(offset, topic), Rejected(reason, tenant, f"event-{offset}"))
+    return DeadLetter(sent(offset, topic), Rejected(reason, tenant, f"event-{offset}"))
 
 
 def ignored(
     offset: int, reason: str = "ignored", tenant: str = "acme", kind: str = "k"
 ) -> IgnoredEvent:
-    return IgnoredEvent(record(offset, "podium.tasks"), tenant, f"event-{offset}", kind, reason)
+    return IgnoredEvent(sent(offset, "podium.tasks"), tenant, f"event-{offset}", kind, reason)
 
 
 def letters(ports: Ports, which: LetterFilter | None = None) -> list[Letter]:
@@ -946,8 +954,8 @@ def test_a_dead_letter_keeps_the_whole_record_and_why_it_failed(ports: Ports) ->
         uow.dead_letters.add([dead(7, "scores.safety 42.0 is out of range")], AT)
         uow.dead_letters.add([dead(8, "UNDECODABLE", tenant=None)], AT)
     assert without_ids(letters(ports)) == [
-        Letter(0, record(7), "scores.safety 42.0 is out of range", "acme", "event-7", AT, AT, 1),
-        Letter(0, record(8), "UNDECODABLE", None, "event-8", AT, AT, 1),
+        Letter(0, sent(7), "scores.safety 42.0 is out of range", "acme", "event-7", AT, AT, 1),
+        Letter(0, sent(8), "UNDECODABLE", None, "event-8", AT, AT, 1),
     ]
 
 

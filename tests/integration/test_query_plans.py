@@ -40,7 +40,9 @@ from service.bootstrap import Storage
 from service.domain import events as ev
 from tests.api import KEY, NOW, Clock, api, channel_to, guard, query_deps
 from tests.builders import RULES, challenge, meta, received, registration, trip, user
-from tests.conftest import empty_database
+from tests.databases import empty_database
+
+pytestmark = pytest.mark.postgresql
 
 DRIVERS = 10_000
 """One group of this many drivers: a plan that joins it row by row against a whole table

@@ -24,7 +24,7 @@ from service.clock import SystemClock
 from service.config import Settings
 from service.result_events import encode, record_value
 from tests.builders import RULES, apply, trip, user
-from tests.conftest import empty_database
+from tests.databases import empty_database
 
 IN_OCTOBER = datetime(2026, 10, 20, 12, tzinfo=UTC)
 OCTOBER_FREEZES = datetime(2026, 11, 2, tzinfo=UTC)

@@ -125,11 +125,13 @@ def _select_one(database_url: str) -> int:
         engine.dispose()
 
 
+@pytest.mark.postgresql
 @pytest.mark.parametrize("sslmode", ["disable", "prefer"])
 def test_sslmode_in_database_url_reaches_postgresql(sslmode: str) -> None:
     assert _select_one(f"{POSTGRES_URL}?sslmode={sslmode}") == 1
 
 
+@pytest.mark.postgresql
 def test_sslmode_require_is_refused_by_a_server_without_tls() -> None:
     """The test server speaks no TLS: `require` failing shows the mode got there."""
     with pytest.raises(StorageUnavailable, match="SSL was required"):

@@ -14,6 +14,7 @@ from service.domain import events as ev
 from service.domain.errors import NotFound
 from service.domain.tasks import Task, TaskFacts, fold, task_of
 from service.domain.versions import Version
+from tests import profiles
 from tests.builders import apply, arrival_batches, memory_storage, meta, read
 
 AT = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -64,7 +65,9 @@ def recomputed(events: list[ev.Event], task_id: str) -> Task | None:
     return task_of(facts, pauses)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=profiles.examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(events=streams(), data=st.data())
 def test_a_task_is_the_same_whatever_order_its_events_and_the_pauses_arrive_in(
     events: list[ev.Event], data: st.DataObject

@@ -4,6 +4,7 @@ dead-letters, when it retries, when it stops a partition, and what it reports.""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ from service.app.records import RecordId
 from service.metrics import Metrics
 from tests.builders import trip_envelope
 from tests.fake_kafka import FakeConsumer
+from tests.waiting import eventually
 
 TRIPS = "podium.trips"
 P0, P1 = TopicPartition(TRIPS, 0), TopicPartition(TRIPS, 1)
@@ -143,12 +145,8 @@ async def running(
         await asyncio.wait_for(task, 5)
 
 
-async def until(check: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the condition did not hold in time")
-        await asyncio.sleep(0.005)
+until = functools.partial(eventually, within=5.0, every=0.005)
+"""The loop runs in this test's event loop: it is looked at often, and is quick to settle."""
 
 
 def settled(h: Harness, *expected: RecordId) -> Callable[[], bool]:

@@ -11,29 +11,15 @@ from consumers.runs import decode_record, split
 from service.app.dead_letters import list_letters, replay
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import Letter, LetterFilter, LetterGone
-from service.app.records import DeadLetter, Record, Rejected
+from service.app.records import DeadLetter, Rejected
 from service.logs import describe
-from tests.builders import RULES, trip_envelope
+from tests.builders import RULES, TOPICS, consume, record, trip_envelope
 from tests.fakes import FakePorts
 
-FAMILIES = {f"podium.{f}": f for f in ("catalog", "trips", "enrollments", "tasks")}
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
-
-
-def record(value: bytes, offset: int, tenant_key: bytes = b"ann") -> Record:
-    return Record("podium.trips", 0, offset, int(NOW.timestamp() * 1000), tenant_key, value)
-
-
-def consume(ports: FakePorts, *records: Record) -> None:
-    received, dead = split(list(records), FAMILIES)
-    apply_batch(
-        ports.unit_of_work,
-        Batch(received=received, dead=dead),
-        rules=RULES,
-        consumer_group="podium",
-        now=NOW,
-    )
+STAMP = int(NOW.timestamp() * 1000)
+"""When the records of these tests were written to their topic."""
 
 
 def listed(ports: FakePorts, which: LetterFilter | None = None) -> list[Letter]:
@@ -45,7 +31,7 @@ def replayed(ports: FakePorts, letters: list[Letter]) -> Applied:
     return replay(
         ports.unit_of_work,
         letters,
-        lambda r: decode_record(r, FAMILIES),
+        lambda r: decode_record(r, TOPICS),
         describe,
         rules=RULES,
         consumer_group="podium",
@@ -56,7 +42,12 @@ def replayed(ports: FakePorts, letters: list[Letter]) -> Applied:
 def test_a_bad_event_is_listed_and_replaying_it_unchanged_keeps_it(ports: FakePorts) -> None:
     broken = trip_envelope("bad", "ann", safety=8.0)
     broken.trip_completed.scores.safety = 42.0
-    consume(ports, record(broken.SerializeToString(), 7), record(b"\x00garbage", 8))
+    consume(
+        ports,
+        record(7, broken.SerializeToString(), timestamp_ms=STAMP),
+        record(8, b"\x00garbage", timestamp_ms=STAMP),
+        now=NOW,
+    )
 
     letters = listed(ports)
     assert [(x.record.topic, x.record.offset, x.tenant_id, x.attempts) for x in letters] == [
@@ -79,7 +70,7 @@ def test_a_bad_event_is_listed_and_replaying_it_unchanged_keeps_it(ports: FakePo
 
 def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(ports: FakePorts) -> None:
     # As after a bug that has since been fixed: a sound event sits in the store.
-    sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
+    sound = record(3, trip_envelope("t1", "ann").SerializeToString(), timestamp_ms=STAMP)
     with ports.unit_of_work() as uow:
         uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
         uow.commit()
@@ -95,7 +86,7 @@ def test_a_valid_event_in_the_store_is_applied_exactly_once_on_replay(ports: Fak
 
 
 def test_a_letter_another_replay_applied_first_is_not_applied_again(ports: FakePorts) -> None:
-    sound = record(trip_envelope("t1", "ann").SerializeToString(), 3)
+    sound = record(3, trip_envelope("t1", "ann").SerializeToString(), timestamp_ms=STAMP)
     with ports.unit_of_work() as uow:
         uow.dead_letters.add([DeadLetter(sound, Rejected("a bug, since fixed", "acme", "x"))], NOW)
         uow.commit()
@@ -113,8 +104,11 @@ def test_a_replay_keeps_the_letters_whose_fold_still_fails_and_applies_the_other
 ) -> None:
     """As the consumer loop does (`apply_isolating`): the records a failing batch is at fault
     for are found by dry runs and stay, with the fold's error as their new reason."""
-    valid = [record(trip_envelope(f"t{n}", "ann").SerializeToString(), n) for n in (7, 8)]
-    received, _ = split(valid, FAMILIES)
+    valid = [
+        record(n, trip_envelope(f"t{n}", "ann").SerializeToString(), timestamp_ms=STAMP)
+        for n in (7, 8)
+    ]
+    received, _ = split(valid, TOPICS)
     kept = [
         DeadLetter(
             item.record, Rejected("cannot be folded: a lost disk", "acme", "e", "unfoldable")
@@ -142,8 +136,11 @@ def test_a_replay_keeps_the_letters_whose_fold_still_fails_and_applies_the_other
 def test_a_replay_whose_every_letter_still_fails_keeps_them_all_and_stalls_nothing(
     ports: FakePorts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    valid = [record(trip_envelope(f"t{n}", "ann").SerializeToString(), n) for n in (7, 8)]
-    received, _ = split(valid, FAMILIES)
+    valid = [
+        record(n, trip_envelope(f"t{n}", "ann").SerializeToString(), timestamp_ms=STAMP)
+        for n in (7, 8)
+    ]
+    received, _ = split(valid, TOPICS)
     kept = [
         DeadLetter(
             item.record, Rejected("cannot be folded: a lost disk", "acme", "e", "unfoldable")

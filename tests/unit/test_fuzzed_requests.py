@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 
 from service.domain.auth import ApiKey
+from tests import profiles
 from tests.api import KEY, NOW, TENANT, api, guard
 
 PARTIAL_KEY = "pod_fedcba9876543210_" + "p" * 43
@@ -181,7 +182,9 @@ def first_answer(
 
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")  # huge reprs
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=profiles.examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(call=calls())
 def test_any_request_answers_a_known_code_with_podiums_details_and_no_internals(
     address: str, call: tuple[MethodDescriptor, Message, list[tuple[str, str]]]

@@ -22,6 +22,7 @@ from consumers.decode import NotJson, decode, decode_noting_unknown_fields, load
 from consumers.publish import from_envelope
 from service.app.records import Rejected
 from service.domain import events as ev
+from tests import profiles
 from tests.builders import deletion_envelope, trip_envelope
 from tests.unit.test_event_examples import examples
 
@@ -493,13 +494,13 @@ def with_unknown_fields(draw: st.DrawFn) -> Obj:
     return envelope
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=profiles.examples(800), deadline=None)
 @given(st.one_of(envelopes(), one_oddity(), one_oddity(), with_unknown_fields()).map(dumps))
 def test_the_fast_path_is_none_or_decodes_as_through_json_format(document: str) -> None:
     assert_same_as_json_format(document.encode())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=profiles.examples(300), deadline=None)
 @given(
     trip=st.builds(
         lambda km, safety, eco, seconds, micros: (km, safety, eco, seconds, micros),

@@ -7,16 +7,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from service.app.records import Record
 from service.bootstrap import Podium
 from service.config import Settings
 from service.tracing import batch_span, tracer_provider
+from tests.builders import record
 
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-def record(offset: int, *headers: tuple[str, bytes | None]) -> Record:
-    return Record("podium.trips", 0, offset, 0, b"k", b"v", headers)
 
 
 def test_without_an_otlp_endpoint_there_is_no_tracer_at_all() -> None:
@@ -42,11 +38,11 @@ def test_a_batch_span_links_each_producer_trace_once_and_ignores_bad_headers() -
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     records = [
-        record(0, ("traceparent", TRACE.encode())),
-        record(1, ("TraceParent", TRACE.encode())),
-        record(2, ("traceparent", b"not a trace context")),
-        record(3, ("traceparent", None)),
-        record(4),
+        record(0, b"v", key=b"k", headers=[("traceparent", TRACE.encode())]),
+        record(1, b"v", key=b"k", headers=[("TraceParent", TRACE.encode())]),
+        record(2, b"v", key=b"k", headers=[("traceparent", b"not a trace context")]),
+        record(3, b"v", key=b"k", headers=[("traceparent", None)]),
+        record(4, b"v", key=b"k"),
     ]
     with batch_span(provider.get_tracer("test"), records):
         pass

@@ -30,6 +30,7 @@ from service.metrics import Metrics
 from tests.api import KEY, NOW, api, channel_to, guard, query_deps
 from tests.builders import apply, trip, user
 from tests.fakes import FakePorts
+from tests.waiting import eventually
 
 AUTH = (("x-api-key", KEY),)
 WATCH = driver_ranking_pb2.WatchDriverRankingRequest(
@@ -146,18 +147,23 @@ async def test_watchers_beyond_the_instance_limit_are_refused_and_hold_no_calls_
 @pytest.mark.parametrize("asked", [0, 101, -1])
 async def test_a_top_outside_1_to_100_is_invalid_and_counted_so(asked: int) -> None:
     metrics = Metrics()
+    method = "podium.v1.DriverRankingService/WatchDriverRanking"
+
+    def counted() -> float | None:
+        return metrics.registry.get_sample_value(
+            "podium_grpc_requests_total", {"method": method, "code": "INVALID_ARGUMENT"}
+        )
+
     async with watching(FakePorts(), metrics=metrics) as (_, _reads, channel):
         request = driver_ranking_pb2.WatchDriverRankingRequest(type=WATCH.type, top=asked)
         stub = driver_ranking_pb2_grpc.DriverRankingServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await anext(aiter(stub.WatchDriverRanking(request, metadata=AUTH)))
+        # the status reaches the caller before the server's handler ends and counts it
+        await eventually(counted, lambda n: n is not None, within=10, what="the refusal counted")
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason(refused.value) == "invalid_top"
-    method = "podium.v1.DriverRankingService/WatchDriverRanking"
-    counted = metrics.registry.get_sample_value(
-        "podium_grpc_requests_total", {"method": method, "code": "INVALID_ARGUMENT"}
-    )
-    assert counted == 1
+    assert counted() == 1
     timed = metrics.registry.get_sample_value(
         "podium_grpc_request_seconds_count", {"method": method}
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import functools
 
 import pytest
 
 from service.domain.errors import TooManyWatchers
 from service.grpc.watchers import Subscription, Watchers
+from tests.waiting import eventually
 
 
 class Watched:
@@ -106,8 +107,4 @@ async def test_watchers_beyond_the_limit_are_refused() -> None:
         assert await watching.next() == b"message v1"
 
 
-async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.001)
+until = functools.partial(eventually, within=5.0, every=0.001)
