@@ -1,0 +1,139 @@
+"""Hand-over: how long a partition goes unfolded when its consumer ends. A real
+`podium serve --role consumers` folds a stream of trip events; it is ended (kill -9, a crash;
+SIGTERM, a clean stop), and as soon as it has exited a replacement is started in its place (the
+same settings, as a restarted container or a StatefulSet's pod gets them). The figure is the
+time from the signal to the first event the replacement folds (its folded-events counter on
+/metrics), split into the old process's exit, the replacement's start to its joining the
+group, and the rest."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.fold import POLL_SECONDS, folded_so_far
+from bench.harness import BackgroundLoad, database
+from bench.ingest import bench_settings
+from bench.server import environment, free_port
+from consumers.topics import ensure_topics
+from service.config import Settings
+from service.local_broker import LocalBroker
+
+PARTITIONS = 4
+RATE = 200.0
+"""Trip events a second while the consumers are ended and replaced: enough that every
+partition has records waiting once the replacement joins."""
+FIRST_FOLD_TIMEOUT_SECONDS = 120.0
+SIGNALS = (signal.SIGKILL, signal.SIGTERM)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+@dataclass(frozen=True)
+class Handover:
+    exited: float
+    """From the signal to the old process's exit."""
+    first_fold: float
+    """From the signal to the replacement's first folded event."""
+
+
+class Consumers:
+    """One `podium serve --role consumers` process, its log in a file kept if it fails."""
+
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        self.settings = replace(settings, metrics_address=f"127.0.0.1:{free_port()}")
+        self._log = folder / f"handover-{uuid.uuid4().hex[:6]}.log"
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> Consumers:
+        with self._log.open("wb") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "podium"),
+                "serve",
+                "--role",
+                "consumers",
+                env=environment(self.settings, free_port()),
+                stdout=log,
+                stderr=log,
+            )
+        return self
+
+    async def first_fold(self, since: float) -> float:
+        """Seconds from `since` (a perf_counter reading) to this process's first folded
+        event."""
+        deadline = time.perf_counter() + FIRST_FOLD_TIMEOUT_SECONDS
+        while not await asyncio.to_thread(folded_so_far, self.settings):
+            assert self._process is not None
+            if self._process.returncode is not None or time.perf_counter() > deadline:
+                raise RuntimeError(
+                    f"the replacement folded nothing (exit code {self._process.returncode}); "
+                    f"its log: {self._log}\n{self._log.read_text(errors='replace')[-3000:]}"
+                )
+            await asyncio.sleep(POLL_SECONDS)
+        return time.perf_counter() - since
+
+    async def end(self, sig: signal.Signals) -> None:
+        assert self._process is not None
+        if self._process.returncode is None:
+            self._process.send_signal(sig)
+        await self._process.wait()
+
+
+async def handovers(
+    settings: Settings, folder: Path, repetitions: int
+) -> dict[signal.Signals, list[Handover]]:
+    """Each signal in turn, `repetitions` times, each replacement becoming the next one ended."""
+    measured: dict[signal.Signals, list[Handover]] = {sig: [] for sig in SIGNALS}
+    current = await Consumers(settings, folder).start()
+    try:
+        await current.first_fold(time.perf_counter())
+        for _ in range(repetitions):
+            for sig in SIGNALS:
+                await asyncio.sleep(1.0)  # folding steadily, its offsets committed
+                signalled = time.perf_counter()
+                await current.end(sig)
+                exited = time.perf_counter() - signalled
+                current = await Consumers(settings, folder).start()
+                measured[sig].append(Handover(exited, await current.first_fold(signalled)))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            await current.end(signal.SIGTERM)
+    return measured
+
+
+def spread(values: list[float]) -> str:
+    return (
+        f"min {min(values):.2f} s, median {statistics.median(values):.2f} s, "
+        f"max {max(values):.2f} s"
+    )
+
+
+async def bench_handover(
+    kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace
+) -> None:
+    repetitions = 3 if args.quick else 5
+    say(f"\n== {kind}: hand-over, a consumer ended and replaced, to its first folded event ==")
+    with database(kind, folder) as url:
+        settings = bench_settings(
+            broker.bootstrap_servers, url, f"h{uuid.uuid4().hex[:6]}.", PARTITIONS
+        )
+        await ensure_topics(settings)
+        async with BackgroundLoad(broker.bootstrap_servers, settings.topic("trips"), RATE, 1_000):
+            measured = await handovers(settings, folder, repetitions)
+    for sig, runs in measured.items():
+        name = "kill -9" if sig is signal.SIGKILL else "SIGTERM"
+        say(
+            f"{name} to the replacement's first folded event ({len(runs)} runs): "
+            f"{spread([r.first_fold for r in runs])}; the old process exited in "
+            f"{spread([r.exited for r in runs])}"
+        )
