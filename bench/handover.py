@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import statistics
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 from bench.fold import POLL_SECONDS, folded_so_far
 from bench.harness import BackgroundLoad, database
 from bench.ingest import bench_settings
-from bench.server import environment, free_port
+from bench.server import free_port
 from consumers.topics import ensure_topics
 from service.config import Settings
 from service.local_broker import LocalBroker
@@ -62,7 +63,11 @@ class Consumers:
                 "serve",
                 "--role",
                 "consumers",
-                env=environment(self.settings, free_port()),
+                # The operator's settings, the drain on SIGTERM included.
+                env={
+                    **os.environ,
+                    **replace(self.settings, grpc_address=f"127.0.0.1:{free_port()}").to_env(),
+                },
                 stdout=log,
                 stderr=log,
             )
@@ -124,8 +129,9 @@ async def bench_handover(
     repetitions = 3 if args.quick else 5
     say(f"\n== {kind}: hand-over, a consumer ended and replaced, to its first folded event ==")
     with database(kind, folder) as url:
-        settings = bench_settings(
-            broker.bootstrap_servers, url, f"h{uuid.uuid4().hex[:6]}.", PARTITIONS
+        settings = replace(
+            bench_settings(broker.bootstrap_servers, url, f"h{uuid.uuid4().hex[:6]}.", PARTITIONS),
+            instance_id="consumers-0",
         )
         await ensure_topics(settings)
         async with BackgroundLoad(broker.bootstrap_servers, settings.topic("trips"), RATE, 1_000):

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 import migrations
 from consumers.connection import kafka_options
+from consumers.handover import member_options, remove_predecessor
 from consumers.runner import ConsumerLoop, IngestReport
 from consumers.topics import check_durability, ensure_topics
 from service.adapters.database import (
@@ -190,6 +191,7 @@ def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
     which stops the partition and raises the alarm, instead of being silently moved."""
     return AIOKafkaConsumer(
         **kafka_options(settings),
+        **member_options(settings),
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="none",
@@ -390,6 +392,7 @@ class Podium:
         await check_durability(self.settings, self.metrics)
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
+        await remove_predecessor(self.settings)
         running = asyncio.get_running_loop()
 
         def committed() -> None:
@@ -515,11 +518,13 @@ class Podium:
     async def drain(self, cut_short: asyncio.Event | None = None) -> None:
         """Say NOT_SERVING on every health service and keep answering for
         `PODIUM_DRAIN_SECONDS`, so that load balancers stop sending calls here before the
-        listener closes; `cut_short` (a second signal) ends the wait sooner."""
+        listener closes; `cut_short` (a second signal) ends the wait sooner. A `--role
+        consumers` instance takes no calls a balancer sends: it does not wait, so its
+        partitions move to its replacement at once."""
         self._draining = True
         await self._set_health((*self._api_health, *self._ingest_health), False)
         seconds = self.settings.drain_seconds
-        if seconds > 0:
+        if seconds > 0 and self._serves_api:
             log.info(
                 "draining: NOT_SERVING, answering calls for %g s more (PODIUM_DRAIN_SECONDS; "
                 "a second signal stops now)",

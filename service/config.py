@@ -34,6 +34,14 @@ class Settings:
     grpc_address: str = "127.0.0.1:50051"
     topic_prefix: str = "podium."
     consumer_group: str = "podium"
+    instance_id: str | None = None
+    """This member's stable name in the consumer group (a StatefulSet's pod name, a host's
+    name): a process started under a name removes from the group the member its predecessor
+    left behind (`consumers.handover`), so a restart after a crash does not wait for that
+    member's session to expire. Unique among the running members."""
+    session_timeout_seconds: float = 6.0
+    """The consumer group's session: a member not heard from this long is put out of the
+    group (heartbeats go every third of it). Kafka brokers accept 6 to 1800 s by default."""
     metrics_address: str | None = None
     min_trips: int = 5
     min_distance_km: float = 20.0
@@ -124,6 +132,10 @@ class Settings:
             grpc_address=read("PODIUM_GRPC_ADDRESS", _host_port, defaults.grpc_address),
             topic_prefix=read("PODIUM_TOPIC_PREFIX", _non_empty, defaults.topic_prefix),
             consumer_group=read("PODIUM_CONSUMER_GROUP", _non_empty, defaults.consumer_group),
+            instance_id=read("PODIUM_INSTANCE_ID", _non_empty, None),
+            session_timeout_seconds=read(
+                "PODIUM_SESSION_TIMEOUT_SECONDS", _positive_float, defaults.session_timeout_seconds
+            ),
             metrics_address=read("PODIUM_METRICS_ADDRESS", _host_port, None),
             min_trips=read("PODIUM_MIN_TRIPS", _non_negative_int, defaults.min_trips),
             min_distance_km=read(
@@ -261,6 +273,7 @@ class Settings:
         optional = {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "PODIUM_METRICS_ADDRESS": self.metrics_address,
+            "PODIUM_INSTANCE_ID": self.instance_id,
             "PODIUM_TLS_CERT_FILE": self.tls_cert_file,
             "PODIUM_TLS_KEY_FILE": self.tls_key_file,
             "PODIUM_TLS_CLIENT_CA_FILE": self.tls_client_ca_file,
@@ -281,6 +294,7 @@ class Settings:
             "PODIUM_GRPC_ADDRESS": self.grpc_address,
             "PODIUM_TOPIC_PREFIX": self.topic_prefix,
             "PODIUM_CONSUMER_GROUP": self.consumer_group,
+            "PODIUM_SESSION_TIMEOUT_SECONDS": repr(self.session_timeout_seconds),
             "PODIUM_MIN_TRIPS": str(self.min_trips),
             "PODIUM_MIN_DISTANCE_KM": repr(self.min_distance_km),
             "PODIUM_LATE_EVENT_GRACE_SECONDS": repr(self.late_event_grace.total_seconds()),

@@ -1,9 +1,11 @@
 """A stopped Podium leaves its consumer group, so the next start joins at once instead of
-waiting for the old member's session to expire (consumers/runner.py, `leave_first_generation`)."""
+waiting for the old member's session to expire (consumers/runner.py, `leave_first_generation`);
+a killed one is removed by its successor under the same instance name (consumers/handover.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from service.config import Settings
 from service.local_broker import LocalBroker
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings
+from tests.processes import ServeProcess
 
 pytestmark = [pytest.mark.e2e]
 
@@ -42,3 +45,45 @@ async def test_a_stopped_podium_leaves_its_group_even_in_the_brokers_first_gener
         finally:
             await podium.stop()
         assert await group_members(settings) == []
+
+
+async def until_members(settings: Settings, count: int) -> list[str]:
+    for _ in range(600):
+        members = await group_members(settings)
+        if len(members) == count:
+            return members
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the group never had {count} member(s): {members}")
+
+
+async def test_a_member_killed_is_removed_by_its_successor_under_the_same_instance_name(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    """kill -9 leaves the member in the group until its session ends; the replacement under
+    the same PODIUM_INSTANCE_ID removes it before joining (consumers/handover.py), while a
+    member under another name is left alone."""
+    with empty_database("sqlite", tmp_path) as url:
+        settings = isolated_settings(
+            broker, url, PODIUM_INSTANCE_ID="consumers-0", PODIUM_SESSION_TIMEOUT_SECONDS="60"
+        )
+        other = replace(settings, instance_id="consumers-1")
+        killed = ServeProcess(settings, tmp_path / "killed.log", role="consumers")
+        neighbour = ServeProcess(other, tmp_path / "neighbour.log", role="consumers")
+        async with killed, neighbour:
+            [*before] = await until_members(settings, 2)
+            await killed.kill()
+            assert sorted(await group_members(settings)) == sorted(before)  # still there
+            async with ServeProcess(settings, tmp_path / "successor.log", role="consumers"):
+                # The 60 s session has not ended: only the successor could have removed it.
+                for _ in range(300):
+                    if "removed member" in (tmp_path / "successor.log").read_text():
+                        break
+                    await asyncio.sleep(0.1)
+                log = (tmp_path / "successor.log").read_text()
+                [dead] = [m for m in before if m.startswith("podium-consumers-0-")]
+                [kept] = [m for m in before if m.startswith("podium-consumers-1-")]
+                assert f"removed member {dead}," in log
+                assert kept not in log
+                after = await until_members(settings, 2)
+                assert dead not in after
+                assert kept in after

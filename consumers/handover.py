@@ -1,0 +1,142 @@
+"""Hand-over: how soon a restarted consumer folds again, by what the group member is told.
+
+A member killed (kill -9, an OOM kill, a lost node) stays in its consumer group until its
+session expires; the replacement's join waits for it, and the broker then rebalances once more
+(about 19 s with a 10 s session, measured: `make bench BENCH_ARGS='--section handover'`).
+Two things shorten it:
+
+- **A session chosen for it** (`PODIUM_SESSION_TIMEOUT_SECONDS`, heartbeats every third of it).
+- **The predecessor removed at start.** A process given a stable name (`PODIUM_INSTANCE_ID`)
+  joins under the client id `podium-NAME`; brokers name a member after its client id
+  (`CLIENT_ID-UUID`) and describe it with it. Before joining, the process asks the group's
+  coordinator to remove any member under its own name: the one its predecessor left behind
+  (the name is unique among running members). The join then waits for no one.
+
+Kafka's own static membership (`group.instance.id`) is not used: on the local broker (Tansu)
+a member joining with one waits longer than without (8 s instead of 5 s with a 10 s session,
+measured), and aiokafka sends no LeaveGroup for a static member that stops, so a clean stop
+would leave its partitions unfolded until the session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.group import LeaveGroupRequest
+
+from consumers.connection import kafka_options
+from service.config import Settings
+from service.logs import describe
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID_PREFIX = "podium-"
+UUID_LENGTH = 36
+REMOVE_TIMEOUT_SECONDS = 5.0
+"""Removing the predecessor is best effort: past this, the join goes ahead and waits for the
+predecessor's session as it would have."""
+
+
+def client_id(settings: Settings) -> str | None:
+    """The client id the group member joins under: `podium-NAME` with an instance name,
+    else aiokafka's own (shared by every client, so it names no one)."""
+    return None if settings.instance_id is None else CLIENT_ID_PREFIX + settings.instance_id
+
+
+def member_options(settings: Settings) -> dict[str, Any]:
+    """The consumer group member's options beside the connection's: its client id, session
+    and heartbeats."""
+    session_ms = round(settings.session_timeout_seconds * 1000)
+    options: dict[str, Any] = {
+        "session_timeout_ms": session_ms,
+        "heartbeat_interval_ms": max(session_ms // 3, 1),
+    }
+    name = client_id(settings)
+    if name is not None:
+        options["client_id"] = name
+    return options
+
+
+def predecessors(members: Iterable[tuple[str, str]], name: str) -> list[str]:
+    """The ids of the members (member id, client id) that joined under the client id `name`:
+    by the client id the broker reports or, when it reports none (Tansu), by the member id it
+    made from it (`name-UUID`)."""
+    return [
+        member
+        for member, client in members
+        if client == name or (not client and _made_from(member, name))
+    ]
+
+
+def _made_from(member: str, name: str) -> bool:
+    """`member` is `name-UUID` (a member id `name-b-UUID` is another instance's, `name-b`)."""
+    head, rest = member[: len(name) + 1], member[len(name) + 1 :]
+    if head != name + "-" or len(rest) != UUID_LENGTH:
+        return False
+    try:
+        uuid.UUID(rest)
+    except ValueError:
+        return False
+    return True
+
+
+async def remove_predecessor(settings: Settings) -> list[str]:
+    """Before joining: remove from the group any member under this process's name (none
+    without `PODIUM_INSTANCE_ID`); returns their ids. A failure is logged, never raised."""
+    name = client_id(settings)
+    if name is None:
+        return []
+    group = settings.consumer_group
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
+    try:
+        async with asyncio.timeout(REMOVE_TIMEOUT_SECONDS):
+            await admin.start()
+            removed = await _remove(admin, group, name)
+    except (KafkaError, TimeoutError, OSError) as error:
+        log.warning(
+            "could not remove the member a previous %s left in consumer group %s (%s): "
+            "joining waits for its session to expire",
+            name,
+            group,
+            describe(error),
+        )
+        return []
+    finally:
+        await admin.close()
+    for member in removed:
+        log.info(
+            "removed member %s, left in consumer group %s by a previous %s",
+            member,
+            group,
+            name,
+            extra={"group": group, "member": member},
+        )
+    return removed
+
+
+async def _remove(admin: AIOKafkaAdminClient, group: str, name: str) -> list[str]:
+    coordinator = await admin.find_coordinator(group)
+    described = await admin.describe_consumer_groups([group], group_coordinator_id=coordinator)
+    members = [
+        (member[0], member[1])
+        for response in described
+        for described_group in response.groups  # error, id, state, type, protocol, members
+        if described_group[1] == group
+        for member in described_group[5]
+    ]
+    removed = []
+    for member in predecessors(members, name):
+        answer = await admin._send_request_to_node(coordinator, LeaveGroupRequest(group, member))
+        if answer.error_code == 0:
+            removed.append(member)
+        else:
+            log.warning(
+                "the coordinator refused to remove member %s: error %d", member, answer.error_code
+            )
+    return removed
