@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from grpc_health.v1 import health as grpc_health
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
@@ -25,6 +26,7 @@ from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
 import migrations
+from consumers.assignment import PartitionNumbers, check_co_partitioned
 from consumers.connection import kafka_options
 from consumers.handover import member_options, remove_predecessor
 from consumers.runner import ConsumerLoop, IngestReport
@@ -188,7 +190,9 @@ def storage(database_url: str, *, migrate: bool = False) -> Any:
 def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
     tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
-    which stops the partition and raises the alarm, instead of being silently moved."""
+    which stops the partition and raises the alarm, instead of being silently moved.
+    Partitions are handed out by number (`consumers.assignment`); round robin is offered
+    second, for a group whose other members do not know that assignor yet (an upgrade)."""
     return AIOKafkaConsumer(
         **kafka_options(settings),
         **member_options(settings),
@@ -196,6 +200,7 @@ def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="none",
         max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+        partition_assignment_strategy=(PartitionNumbers, RoundRobinPartitionAssignor),
     )
 
 
@@ -390,6 +395,7 @@ class Podium:
     async def _start_consumers(self) -> None:
         created = await ensure_topics(self.settings)
         await check_durability(self.settings, self.metrics)
+        await check_co_partitioned(self.settings)
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
         await remove_predecessor(self.settings)

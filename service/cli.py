@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 import migrations
+from consumers.assignment import TopicsNotCoPartitioned
 from consumers.runner import decode_record
 from consumers.topics import TopicsNotDurable, log_ranges
 from service.adapters.database import create_database_engine
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         DemoFailed,
         BrokerMissing,
         TopicsNotDurable,
+        TopicsNotCoPartitioned,
     ) as error:
         print(f"podium: {error}", file=sys.stderr)
         return RUNTIME_FAILURE
