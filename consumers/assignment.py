@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from aiokafka import AIOKafkaConsumer
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
@@ -109,6 +110,24 @@ class PartitionNumbers(AbstractPartitionAssignor):  # type: ignore[misc]
     @classmethod
     def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
         pass
+
+
+Assignors = tuple[type[AbstractPartitionAssignor], ...]
+
+
+def assignors(group_protocol: str, others: int | None) -> Assignors:
+    """What a member offers the group: `PartitionNumbers` alone when no other member can need
+    round robin (the group is empty, or already runs it), else round robin second, for older
+    members of the group that know no other (an upgrade). Offering one only matters on the
+    local broker: Tansu holds the join of a member offering two twice as long (6 s instead of
+    3 s with a 6 s session, measured)."""
+    if others == 0 or group_protocol == PartitionNumbers.name:
+        return (PartitionNumbers,)
+    return WITH_ROUND_ROBIN
+
+
+WITH_ROUND_ROBIN: Assignors = (PartitionNumbers, RoundRobinPartitionAssignor)
+"""What a member offers a group it knows nothing of."""
 
 
 class TopicsNotCoPartitioned(Exception):

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -39,8 +40,8 @@ log = logging.getLogger(__name__)
 CLIENT_ID_PREFIX = "podium-"
 UUID_LENGTH = 36
 REMOVE_TIMEOUT_SECONDS = 5.0
-"""Removing the predecessor is best effort: past this, the join goes ahead and waits for the
-predecessor's session as it would have."""
+"""Reading the group and removing the predecessor is best effort: past this, the join goes
+ahead (and waits for the predecessor's session as it would have)."""
 
 
 def client_id(settings: Settings) -> str | None:
@@ -86,27 +87,36 @@ def _made_from(member: str, name: str) -> bool:
     return True
 
 
-async def remove_predecessor(settings: Settings) -> list[str]:
-    """Before joining: remove from the group any member under this process's name (none
-    without `PODIUM_INSTANCE_ID`); returns their ids. A failure is logged, never raised."""
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The consumer group as a process found it before joining."""
+
+    protocol: str
+    """The assignor the group runs ('' when empty, or when the broker does not say: Tansu)."""
+    others: int | None
+    """Its members besides this process's predecessor (None: the group could not be read)."""
+
+
+async def take_over(settings: Settings) -> Group:
+    """Before joining: read the group and remove from it any member under this process's name
+    (none without `PODIUM_INSTANCE_ID`). A failure is logged, never raised."""
     name = client_id(settings)
-    if name is None:
-        return []
     group = settings.consumer_group
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     try:
         async with asyncio.timeout(REMOVE_TIMEOUT_SECONDS):
             await admin.start()
-            removed = await _remove(admin, group, name)
+            found, removed = await _take_over(admin, group, name)
     except (KafkaError, TimeoutError, OSError) as error:
         log.warning(
-            "could not remove the member a previous %s left in consumer group %s (%s): "
-            "joining waits for its session to expire",
-            name,
+            "could not read consumer group %s%s (%s)",
             group,
+            ""
+            if name is None
+            else f": joining waits for the session of a member a previous {name} left",
             describe(error),
         )
-        return []
+        return Group("", None)
     finally:
         await admin.close()
     for member in removed:
@@ -117,21 +127,20 @@ async def remove_predecessor(settings: Settings) -> list[str]:
             name,
             extra={"group": group, "member": member},
         )
-    return removed
+    return found
 
 
-async def _remove(admin: AIOKafkaAdminClient, group: str, name: str) -> list[str]:
+async def _take_over(
+    admin: AIOKafkaAdminClient, group: str, name: str | None
+) -> tuple[Group, list[str]]:
     coordinator = await admin.find_coordinator(group)
     described = await admin.describe_consumer_groups([group], group_coordinator_id=coordinator)
-    members = [
-        (member[0], member[1])
-        for response in described
-        for described_group in response.groups  # error, id, state, type, protocol, members
-        if described_group[1] == group
-        for member in described_group[5]
-    ]
+    listed = [g for response in described for g in response.groups if g[1] == group]
+    # Each described group: error, id, state, protocol type, protocol, members.
+    protocol = listed[0][4] if listed else ""
+    members = [(member[0], member[1]) for g in listed for member in g[5]]
     removed = []
-    for member in predecessors(members, name):
+    for member in [] if name is None else predecessors(members, name):
         answer = await admin._send_request_to_node(coordinator, LeaveGroupRequest(group, member))
         if answer.error_code == 0:
             removed.append(member)
@@ -139,4 +148,4 @@ async def _remove(admin: AIOKafkaAdminClient, group: str, name: str) -> list[str
             log.warning(
                 "the coordinator refused to remove member %s: error %d", member, answer.error_code
             )
-    return removed
+    return Group(protocol, len(members) - len(removed)), removed

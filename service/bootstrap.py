@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from grpc_health.v1 import health as grpc_health
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
@@ -26,9 +25,14 @@ from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
 import migrations
-from consumers.assignment import PartitionNumbers, check_co_partitioned
+from consumers.assignment import (
+    WITH_ROUND_ROBIN,
+    Assignors,
+    assignors,
+    check_co_partitioned,
+)
 from consumers.connection import kafka_options
-from consumers.handover import member_options, remove_predecessor
+from consumers.handover import member_options, take_over
 from consumers.runner import ConsumerLoop, IngestReport
 from consumers.topics import check_durability, ensure_topics
 from service.adapters.database import (
@@ -187,12 +191,11 @@ def storage(database_url: str, *, migrate: bool = False) -> Any:
         opened.close()
 
 
-def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
+def kafka_consumer(settings: Settings, offered: Assignors) -> AIOKafkaConsumer:
     """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
     tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
     which stops the partition and raises the alarm, instead of being silently moved.
-    Partitions are handed out by number (`consumers.assignment`); round robin is offered
-    second, for a group whose other members do not know that assignor yet (an upgrade)."""
+    Partitions are handed out by number (`consumers.assignment`), by the assignors `offered`."""
     return AIOKafkaConsumer(
         **kafka_options(settings),
         **member_options(settings),
@@ -200,7 +203,7 @@ def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="none",
         max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
-        partition_assignment_strategy=(PartitionNumbers, RoundRobinPartitionAssignor),
+        partition_assignment_strategy=offered,
     )
 
 
@@ -212,9 +215,11 @@ def consumer_loop(
     report: Callable[[IngestReport], None] = lambda _: None,
     tracer: Tracer | None = None,
     committed: Callable[[], None] = lambda: None,
+    offered: Assignors = WITH_ROUND_ROBIN,
 ) -> ConsumerLoop:
     """The consumer loop over the real broker and database. `committed` is called (on the
-    ingest's thread) after each batch that committed."""
+    ingest's thread) after each batch that committed; `offered`: the assignors offered to the
+    group (`consumers.assignment.assignors`)."""
     rules = rules_from(settings)
 
     def apply(batch: Batch, dry_run: bool) -> Applied:
@@ -238,7 +243,7 @@ def consumer_loop(
         return {TopicPartition(*tp): offset for tp, offset in stored.items() if tp in wanted}
 
     return ConsumerLoop(
-        kafka_consumer(settings),
+        kafka_consumer(settings, offered),
         {settings.topic(f): f for f in FAMILIES},
         apply,
         load_offsets,
@@ -398,7 +403,7 @@ class Podium:
         await check_co_partitioned(self.settings)
         if created:
             await asyncio.to_thread(self._forget_offsets, created)
-        await remove_predecessor(self.settings)
+        group = await take_over(self.settings)
         running = asyncio.get_running_loop()
 
         def committed() -> None:
@@ -412,6 +417,7 @@ class Podium:
             self._ingest_changed,
             self._tracer,
             committed,
+            assignors(group.protocol, group.others),
         )
         self._consumer_task = asyncio.create_task(
             self._supervise(self.loop.run(self._stop_consuming)), name="consumer-loop"

@@ -1,6 +1,6 @@
 """Partitions handed out by number between real `podium serve` processes (consumers/assignment.py):
 each member holds the same partition numbers of the trips and enrollments topics; topics whose
-partition counts differ are refused at start."""
+partition counts differ are refused at start; a group of older members is joined."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from service.config import Settings
 from service.local_broker import LocalBroker
@@ -94,3 +96,40 @@ async def test_trips_and_enrollments_with_different_partition_counts_are_refused
         log = process.log()
         assert f"{settings.topic('trips')} has 4" in log
         assert f"{settings.topic('enrollments')} has 2" in log
+
+
+async def test_a_group_of_older_members_knowing_only_round_robin_takes_a_new_one(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    """An upgrade: the group's member offers round robin alone, as Podium did before; the new
+    process offers round robin second and is given partitions instead of being refused."""
+    with empty_database("sqlite", tmp_path) as url:
+        settings = isolated_settings(broker, url, PODIUM_TOPIC_PARTITIONS="2")
+        topics = [settings.topic(f) for f in ("catalog", "trips", "enrollments", "tasks")]
+        await create_topics(
+            settings, dict.fromkeys(("catalog", "trips", "enrollments", "tasks"), 2)
+        )
+        older = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.consumer_group,
+            enable_auto_commit=False,
+            partition_assignment_strategy=(RoundRobinPartitionAssignor,),
+        )
+        await older.start()
+        try:
+            while not older.assignment():
+                await older.getmany(timeout_ms=100)
+            async with ServeProcess(settings, tmp_path / "new.log", role="consumers") as new:
+                for _ in range(1200):
+                    if last_assignment(new):
+                        break
+                    assert new.running, new.tail()
+                    await older.getmany(timeout_ms=100)  # the older member keeps polling
+                assert last_assignment(new), new.tail()
+                assert new.running
+                # The older member led the group with round robin and kept the rest.
+                held = last_assignment(new) | {(p.topic, p.partition) for p in older.assignment()}
+                assert held == {(topic, n) for topic in topics for n in range(2)}
+        finally:
+            await older.stop()

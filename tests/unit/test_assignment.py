@@ -7,7 +7,13 @@ import pytest
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 
-from consumers.assignment import PartitionNumbers, co_partitioning_problem, plan
+from consumers.assignment import (
+    WITH_ROUND_ROBIN,
+    PartitionNumbers,
+    assignors,
+    co_partitioning_problem,
+    plan,
+)
 
 TOPICS = ("p.catalog", "p.trips", "p.enrollments", "p.tasks")
 
@@ -91,3 +97,12 @@ def test_counts_that_differ_are_named_topic_by_topic() -> None:
     assert "p.enrollments has 4" in problem
     assert co_partitioning_problem({"p.trips": 6, "p.enrollments": 6}) is None
     assert co_partitioning_problem({"p.trips": 6, "p.enrollments": None}) is None
+
+
+def test_partition_numbers_alone_unless_another_member_may_know_only_round_robin() -> None:
+    assert assignors("", 0) == (PartitionNumbers,)  # an empty group
+    assert assignors(PartitionNumbers.name, 2) == (PartitionNumbers,)
+    assert assignors("roundrobin", 1) == WITH_ROUND_ROBIN  # older members: an upgrade
+    assert assignors("", 1) == WITH_ROUND_ROBIN  # the broker does not say (Tansu)
+    assert assignors("", None) == WITH_ROUND_ROBIN  # the group could not be read
+    assert WITH_ROUND_ROBIN[0] is PartitionNumbers
