@@ -4,7 +4,10 @@ SIGTERM, a clean stop), and as soon as it has exited a replacement is started in
 same settings, as a restarted container or a StatefulSet's pod gets them). The figure is the
 time from the signal to the first event the replacement folds (its folded-events counter on
 /metrics), with the part the old process took to exit and the part the replacement took from
-its start; with and without an instance name, at the default session and a shorter one."""
+its start; with and without an instance name, at the default session and a shorter one. Then
+with two members, one stopped by SIGTERM while the other takes its partitions over (a rolling
+update whose new instance is up first, a scale-down): the time until every partition folds
+again, read from the offsets each batch commits to the database."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from bench.harness import BackgroundLoad, database
 from bench.ingest import bench_settings
 from bench.server import free_port
 from consumers.topics import ensure_topics
+from service.bootstrap import Storage
 from service.config import Settings
 from service.local_broker import LocalBroker
 
@@ -41,6 +45,13 @@ CONFIGURATIONS = (
 )
 """Without a name the replacement waits for the killed member's session; the local broker
 holds a join for half the session (at least a second), measured."""
+SURVIVOR_CONFIGURATIONS = (
+    ("the default 6 s session", 6.0),
+    ("PODIUM_SESSION_TIMEOUT_SECONDS=3", 3.0),
+    ("PODIUM_SESSION_TIMEOUT_SECONDS=2", 2.0),
+)
+"""The surviving member hears of the rebalance at its next heartbeat (a third of the session)
+and joins again (the local broker holds the join for half the session)."""
 
 
 def say(text: str) -> None:
@@ -123,6 +134,53 @@ async def handovers(
     return measured
 
 
+async def until_every_partition_moves(store: Storage, settings: Settings) -> float:
+    """Seconds until every trips partition's stored offset is past where it was on the call."""
+    topic, started = settings.topic("trips"), time.perf_counter()
+
+    def offsets() -> dict[tuple[str, int], int]:
+        with store.read() as read:
+            stored = read.stored_offsets(settings.consumer_group)
+        return {tp: offset for tp, offset in stored.items() if tp[0] == topic}
+
+    before = await asyncio.to_thread(offsets)
+    while True:
+        now = await asyncio.to_thread(offsets)
+        if len(now) == PARTITIONS and all(now[tp] > before.get(tp, -1) for tp in now):
+            return time.perf_counter() - started
+        if time.perf_counter() - started > FIRST_FOLD_TIMEOUT_SECONDS:
+            raise RuntimeError(f"partitions not all folding: {before} -> {now}")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def survivor_handovers(settings: Settings, folder: Path, repetitions: int) -> list[float]:
+    """Two members fold; one is stopped (SIGTERM) and the other takes its partitions: the
+    seconds from the signal until every partition folds again. The stopped one is started
+    again (and the group rebalanced) before the next, the other one then stopped."""
+    named = [replace(settings, instance_id=f"consumers-{n}") for n in range(2)]
+    members = [await Consumers(s, folder).start() for s in named]
+    measured = []
+    store = Storage.of(settings.database_url)
+    try:
+        for member in members:
+            await member.first_fold(time.perf_counter())
+        for turn in range(repetitions):
+            await asyncio.sleep(1.0)  # both members folding, their offsets committed
+            stopped = turn % 2
+            signalled = time.perf_counter()
+            await members[stopped].end(signal.SIGTERM)
+            await until_every_partition_moves(store, settings)
+            measured.append(time.perf_counter() - signalled)
+            members[stopped] = await Consumers(named[stopped], folder).start()
+            await members[stopped].first_fold(time.perf_counter())  # the group rebalanced
+    finally:
+        store.close()
+        for member in members:
+            with contextlib.suppress(ProcessLookupError):
+                await member.end(signal.SIGTERM)
+    return measured
+
+
 def spread(values: list[float]) -> str:
     return (
         f"min {min(values):.2f} s, median {statistics.median(values):.2f} s, "
@@ -157,3 +215,19 @@ async def bench_handover(
                 f"{spread([r.exited for r in runs])}, the replacement folded "
                 f"{spread([r.first_fold - r.exited for r in runs])} after its start"
             )
+    for label, session in SURVIVOR_CONFIGURATIONS:
+        with database(kind, folder) as url:
+            settings = replace(
+                bench_settings(
+                    broker.bootstrap_servers, url, f"h{uuid.uuid4().hex[:6]}.", PARTITIONS
+                ),
+                session_timeout_seconds=session,
+            )
+            await ensure_topics(settings)
+            topic = settings.topic("trips")
+            async with BackgroundLoad(broker.bootstrap_servers, topic, RATE, 1_000):
+                moved = await survivor_handovers(settings, folder, repetitions)
+        say(
+            f"two members, {label}: SIGTERM to one until every partition folds again "
+            f"({len(moved)} runs): {spread(moved)}"
+        )
