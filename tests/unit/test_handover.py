@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from consumers.handover import client_id, member_options, predecessors
+from consumers.handover import _take_over, client_id, member_options, predecessors
 from service.config import Settings, SettingsError
 
 ID = "c0202043-ec82-448c-be6b-a112d542d839"
@@ -49,3 +51,37 @@ def test_predecessors_are_the_members_under_the_same_name_by_client_id_or_member
     ]
     assert predecessors(members, "podium-a") == [f"podium-a-{ID}", "m-1"]
     assert predecessors(members, "podium-c") == []
+
+
+class FakeAdmin:
+    """The admin client's three calls `_take_over` makes, over one described group."""
+
+    def __init__(self, state: str, members: list[tuple[str, str]]) -> None:
+        self.group = (0, "g", state, "consumer", "", [(m, c, "", b"", b"") for m, c in members])
+        self.left: list[str] = []
+
+    async def find_coordinator(self, group: str) -> int:
+        return 1
+
+    async def describe_consumer_groups(
+        self, groups: list[str], **coordinator: int
+    ) -> list[SimpleNamespace]:
+        return [SimpleNamespace(groups=[self.group])]
+
+    async def _send_request_to_node(self, node: int, request: object) -> SimpleNamespace:
+        self.left.append(request._member_id)  # type: ignore[attr-defined]
+        return SimpleNamespace(error_code=0)
+
+
+async def test_the_predecessor_is_removed_from_a_group_at_rest_only() -> None:
+    members = [(f"podium-a-{ID}", ""), (f"podium-b-{ID}", "")]
+    stable = FakeAdmin("Stable", members)
+    group, removed = await _take_over(stable, "g", "podium-a")
+    assert removed == stable.left == [f"podium-a-{ID}"]
+    assert group.others == 1
+    rebalancing = FakeAdmin("CompletingRebalance", members)
+    group, removed = await _take_over(rebalancing, "g", "podium-a")
+    assert removed == rebalancing.left == []
+    assert group.others == 2
+    nameless = FakeAdmin("Stable", members)
+    assert (await _take_over(nameless, "g", None))[1] == []
