@@ -16,12 +16,18 @@ from service.config import Settings
 from service.local_broker import LocalBroker
 from tests.conftest import empty_database
 from tests.e2e.conftest import isolated_settings
+from tests.e2e.test_assignment import settled
 from tests.processes import ServeProcess
 
 pytestmark = [pytest.mark.e2e]
 
 
 async def group_members(settings: Settings) -> list[str]:
+    return (await described_group(settings))[1]
+
+
+async def described_group(settings: Settings) -> tuple[str, list[str]]:
+    """The group's state and its members' ids."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
@@ -29,7 +35,7 @@ async def group_members(settings: Settings) -> list[str]:
     finally:
         await admin.close()
     [group] = described.groups
-    return [member[0] for member in group[5]]  # (error_code, group, state, ..., members)
+    return group[2], [member[0] for member in group[5]]  # (error_code, group, state, ..., members)
 
 
 async def test_a_stopped_podium_leaves_its_group_even_in_the_brokers_first_generation(
@@ -48,12 +54,14 @@ async def test_a_stopped_podium_leaves_its_group_even_in_the_brokers_first_gener
 
 
 async def until_members(settings: Settings, count: int) -> list[str]:
+    """Until the group is at rest (a member is removed only from a group at rest) with
+    `count` members."""
     for _ in range(600):
-        members = await group_members(settings)
-        if len(members) == count:
+        state, members = await described_group(settings)
+        if state == "Stable" and len(members) == count:
             return members
         await asyncio.sleep(0.1)
-    raise AssertionError(f"the group never had {count} member(s): {members}")
+    raise AssertionError(f"the group never had {count} member(s) at rest: {state} {members}")
 
 
 async def test_a_member_killed_is_removed_by_its_successor_under_the_same_instance_name(
@@ -70,6 +78,9 @@ async def test_a_member_killed_is_removed_by_its_successor_under_the_same_instan
         killed = ServeProcess(settings, tmp_path / "killed.log", role="consumers")
         neighbour = ServeProcess(other, tmp_path / "neighbour.log", role="consumers")
         async with killed, neighbour:
+            # Both assigned (the group formed over both), then at rest.
+            topics = [settings.topic(f) for f in ("catalog", "trips", "enrollments", "tasks")]
+            await settled([killed, neighbour], topics, 2)
             [*before] = await until_members(settings, 2)
             await killed.kill()
             assert sorted(await group_members(settings)) == sorted(before)  # still there
