@@ -1,7 +1,7 @@
 """`make bench`: every figure beside a ceiling measured in the same run, and their ratio.
 
     python -m bench [--quick] [--growth] [--databases sqlite,postgresql] [--drivers N]
-                    [--section all|startup|drivers|families|abuse|replay]
+                    [--section all|startup|drivers|families|abuse|replay|handover]
 
 For each database:
 - startup: a real `podium serve` process's time to SERVING (on an empty state, restarted on
@@ -35,6 +35,10 @@ For each database:
   `--role consumers` processes against one, with their CPU and the database's
   (`bench/replay.py`).
 
+- handover: a `--role consumers` process folding a stream of trips is killed (kill -9, then
+  SIGTERM), a replacement started in its place as soon as it has exited; the seconds from the
+  signal to the replacement's first folded event, min/median/max (`bench/handover.py`).
+
 Flags:
 - `--quick`: a tenth of the drivers (10,000, `group-0` 1,000), 3 trips each, fewer events,
   shorter load phases; runnable in a couple of minutes (replay: 50,000 trip events, a
@@ -45,7 +49,7 @@ Flags:
   10x the drivers and the trip events, and whether it is within 1.5x.
 - `--databases`: comma-separated, `sqlite` and/or `postgresql` (127.0.0.1:5432, db `test`).
 - `--drivers N`: another base size.
-- `--section`: one section only (default: all five).
+- `--section`: one section only (default: all six).
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ from bench.families import (
     step_message,
     utc_now,
 )
+from bench.handover import bench_handover
 from bench.harness import (
     TENANT,
     BackgroundLoad,
@@ -494,7 +499,7 @@ async def main() -> None:
     parser.add_argument("--drivers", type=int)
     parser.add_argument(
         "--section",
-        choices=("all", "startup", "drivers", "families", "abuse", "replay"),
+        choices=("all", "startup", "drivers", "families", "abuse", "replay", "handover"),
         default="all",
     )
     args = parser.parse_args()
@@ -521,6 +526,8 @@ async def main() -> None:
                 await bench_abuse(kind, broker.bootstrap_servers, Path(folder), args)
             if args.section in ("all", "replay"):
                 await bench_replay(kind, broker, Path(folder), args)
+            if args.section in ("all", "handover"):
+                await bench_handover(kind, broker, Path(folder), args)
 
 
 if __name__ == "__main__":

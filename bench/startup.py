@@ -1,7 +1,7 @@
 """Start-up: how long a real `podium serve` process takes to report SERVING, beside how long a
 bare aiokafka consumer takes to join a consumer group on the same broker in the same run (the
 part of the wait no code of Podium shortens: the local broker holds a join open for half the
-session timeout, about 5 s) and how long a Python process takes to import Podium."""
+session timeout, 3 s at the default 6 s) and how long a Python process takes to import Podium."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from aiokafka import AIOKafkaConsumer
 from bench.harness import produce_trips
 from bench.ingest import bench_settings
 from bench.server import PodiumServe
+from consumers.handover import member_options
 from consumers.local_broker import LocalBroker
 from consumers.topics import ensure_topics
 from service.app.records import FAMILIES
+from service.config import Settings
 from tests.databases import empty_database
 
 
@@ -34,6 +36,7 @@ async def join_seconds(servers: str, topics: list[str]) -> float:
         bootstrap_servers=servers,
         group_id=f"join-{uuid.uuid4().hex[:6]}",
         enable_auto_commit=False,
+        **member_options(Settings()),  # Podium's session, which sets the broker's join delay
     )
     started = time.perf_counter()
     await consumer.start()

@@ -25,7 +25,14 @@ from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
 import migrations
+from consumers.assignment import (
+    WITH_ROUND_ROBIN,
+    Assignors,
+    assignors,
+    check_co_partitioned,
+)
 from consumers.connection import kafka_options
+from consumers.handover import member_options, take_over
 from consumers.reporter import IngestReport
 from consumers.results_relay import ResultRelay, ensure_results_topic
 from consumers.runner import ConsumerLoop
@@ -208,16 +215,19 @@ def storage(database_url: str, *, migrate: bool = False) -> Any:
         opened.close()
 
 
-def kafka_consumer(settings: Settings) -> AIOKafkaConsumer:
+def kafka_consumer(settings: Settings, offered: Assignors) -> AIOKafkaConsumer:
     """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
     tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
-    which stops the partition and raises the alarm, instead of being silently moved."""
+    which stops the partition and raises the alarm, instead of being silently moved.
+    Partitions are handed out by number (`consumers.assignment`), by the assignors `offered`."""
     return AIOKafkaConsumer(
         **kafka_options(settings),
+        **member_options(settings),
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="none",
         max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+        partition_assignment_strategy=offered,
     )
 
 
@@ -229,9 +239,11 @@ def consumer_loop(
     report: Callable[[IngestReport], None] = lambda _: None,
     tracer: Tracer | None = None,
     committed: Callable[[], None] = lambda: None,
+    offered: Assignors = WITH_ROUND_ROBIN,
 ) -> ConsumerLoop:
     """The consumer loop over the real broker and database. `committed` is called (on the
-    ingest's thread) after each batch that committed."""
+    ingest's thread) after each batch that committed; `offered`: the assignors offered to the
+    group (`consumers.assignment.assignors`)."""
     rules = rules_from(settings)
 
     def apply(batch: Batch, dry_run: bool) -> Applied:
@@ -255,7 +267,7 @@ def consumer_loop(
         return {TopicPartition(*tp): offset for tp, offset in stored.items() if tp in wanted}
 
     return ConsumerLoop(
-        kafka_consumer(settings),
+        kafka_consumer(settings, offered),
         {settings.topic(f): f for f in FAMILIES},
         apply,
         load_offsets,
@@ -558,8 +570,10 @@ class Podium:
         created = await ensure_topics(self.settings)
         await ensure_results_topic(self.settings)
         await check_durability(self.settings, self.metrics)
+        await check_co_partitioned(self.settings)
         if created:
             await asyncio.to_thread(forget_offsets, self.storage, self.settings, created)
+        group = await take_over(self.settings)
         running = asyncio.get_running_loop()
 
         def committed() -> None:
@@ -575,6 +589,7 @@ class Podium:
             self._ingest_changed,
             self._tracer,
             committed,
+            assignors(group.protocol, group.others),
         )
         self._consumer_task = asyncio.create_task(
             supervise(self.loop.run(self._stop_consuming), self._stop_consuming, self.failed),
@@ -630,11 +645,13 @@ class Podium:
     async def drain(self, cut_short: asyncio.Event | None = None) -> None:
         """Say NOT_SERVING on every health service and keep answering for
         `PODIUM_DRAIN_SECONDS`, so that load balancers stop sending calls here before the
-        listener closes; `cut_short` (a second signal) ends the wait sooner."""
+        listener closes; `cut_short` (a second signal) ends the wait sooner. A `--role
+        consumers` instance takes no calls a balancer sends: it does not wait, so its
+        partitions move to its replacement at once."""
         self._draining = True
         await self._set_health((*self._api_health, *self._ingest_health), False)
         seconds = self.settings.drain_seconds
-        if seconds > 0:
+        if seconds > 0 and self._serves_api:
             log.info(
                 "draining: NOT_SERVING, answering calls for %g s more (PODIUM_DRAIN_SECONDS; "
                 "a second signal stops now)",

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 import migrations
+from consumers.assignment import TopicsNotCoPartitioned
 from consumers.local_broker import AddressTaken, BrokerMissing, LocalBroker
 from consumers.publish import KafkaUnreachable, Stamp, from_json_lines, publish
 from consumers.runs import decode_record
@@ -77,6 +78,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         DemoFailed,
         BrokerMissing,
         TopicsNotDurable,
+        TopicsNotCoPartitioned,
     ) as error:
         print(f"podium: {error}", file=sys.stderr)
         return RUNTIME_FAILURE

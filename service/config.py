@@ -187,6 +187,26 @@ class _IngestSettings:
         "podium",
         "instances sharing it split the partitions",
     )
+    instance_id: str | None = setting(
+        "PODIUM_INSTANCE_ID",
+        _non_empty,
+        None,
+        (
+            "this member's stable name in the consumer group (a StatefulSet's pod name): a "
+            "process started under a name removes the member its predecessor left behind, so a "
+            "restart after a crash does not wait for that session to end; unique among running "
+            "members ([docs/operations.md](docs/operations.md#hand-over))"
+        ),
+    )
+    session_timeout_seconds: float = setting(
+        "PODIUM_SESSION_TIMEOUT_SECONDS",
+        _positive_float,
+        6.0,
+        (
+            "a group member not heard from this long is put out of the group (heartbeats every "
+            "third of it); Kafka brokers accept 6 to 1800 s by default"
+        ),
+    )
     topic_partitions: int = setting(
         "PODIUM_TOPIC_PARTITIONS",
         _positive_int,

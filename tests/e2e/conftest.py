@@ -66,7 +66,7 @@ def isolated_settings(broker: LocalBroker, database_url: str, **extra: str) -> S
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def server(broker: LocalBroker, shared_database_url: str) -> AsyncIterator[Running]:
-    """Joining a consumer group takes the local broker about five seconds, so one server per
+    """Joining a consumer group takes the local broker seconds, so one server per
     database kind serves every end-to-end test; each test works in a tenant of its own."""
     settings = isolated_settings(broker, shared_database_url)
     podium = Podium(settings)

@@ -10,10 +10,11 @@ ranked, every task; 0 lost, 0 counted twice, and no dead letter (the stream is v
 The short forms run in `make test`, each with a few thousand events (enough for every fault
 to fall mid-stream, few enough to fold in seconds); the long forms (`soak` marker) in
 `make soak` (about 25 minutes), with both freezes, which take one and two minutes (a member's
-session must expire, then the database's idle-in-transaction timeout). After a kill -9 the
-restarted instance folds again only some 19 s later: the local broker's join delay (5 s),
-the dead member's session timeout (10 s) and a second join. Every random choice comes from
-one seed, printed; `PODIUM_FAULT_SEED=<seed>` replays it.
+session must expire, then the database's idle-in-transaction timeout). The instance killed
+-9 is restarted under the same PODIUM_INSTANCE_ID, as a crashed container is: it removes the
+member it left behind and folds again within seconds (without the name, only once that
+member's session has expired). Every random choice comes from one seed, printed;
+`PODIUM_FAULT_SEED=<seed>` replays it.
 """
 
 from __future__ import annotations
@@ -269,7 +270,9 @@ async def _kill_at_random_points(broker: LocalBroker, folder: Path, kind: str, p
     stream = mixed_stream(_tenant(), plan.events, now=datetime.now(UTC), seed=seed)
     print(_summary(stream))
     with empty_database(kind, folder) as url:
-        settings = isolated_settings(broker, url, PODIUM_BATCH_MAX_RECORDS=SMALL_BATCH)
+        settings = isolated_settings(
+            broker, url, PODIUM_BATCH_MAX_RECORDS=SMALL_BATCH, PODIUM_INSTANCE_ID="podium-0"
+        )
         podium = ServeProcess(settings, folder / "serve.log")
         async with _database(url, settings.consumer_group) as database:
             podium.start()
