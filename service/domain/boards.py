@@ -10,9 +10,11 @@ pages read one after the other list every entrant once when nothing changes betw
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from sortedcontainers import SortedList
 
 from service.domain.errors import invalid_neighbors, invalid_page_size, invalid_top
 from service.domain.standings import Placed, Standings, Tally, Thresholds
@@ -147,3 +149,90 @@ def around(
         not has_score(entrant),
     )
     return Around(None, entrant, shortfall=shortfall)
+
+
+class LiveBoard(Generic[K]):
+    """A board kept up to date entrant by entrant (docs/rules.md#boards-pages-and-neighbours):
+    an entrant whose figures change is taken out of its sorted place and put back at its new
+    one, the others stay where they were; `board()` gives what `board_of` gives for the
+    standings `rank_entrants` ranks from the same entrants, whatever order the changes came
+    in.
+
+    Not shared between threads: one owner changes it (the builder of the next answer); the
+    boards it gave stay as they were (frozen copies)."""
+
+    def __init__(
+        self,
+        entrants: Iterable[K],
+        *,
+        score_of: Callable[[K], int | None],
+        metres_of: Callable[[K], int],
+        key_of: Callable[[K], str],
+        is_eligible: Callable[[K], bool],
+    ) -> None:
+        self._score_of, self._metres_of = score_of, metres_of
+        self._key_of, self._is_eligible = key_of, is_eligible
+        self._entrants: dict[str, K] = {}
+        self._ranked_at: dict[str, _RankedKey] = {}
+        self._other_at: dict[str, _OtherKey] = {}
+        self._ranked: SortedList[_RankedKey] = SortedList()
+        self._others: SortedList[_OtherKey] = SortedList()
+        self.revision = 0
+        """Moves on with every change: a board made at an older revision is no longer what
+        this one holds."""
+        for entrant in entrants:
+            self.put(entrant)
+
+    def __len__(self) -> int:
+        return len(self._entrants)
+
+    def get(self, key: str) -> K | None:
+        return self._entrants.get(key)
+
+    def put(self, entrant: K) -> None:
+        """Add `entrant`, or put it in the place of the entrant of the same key."""
+        key = self._key_of(entrant)
+        self.remove(key)
+        hundredths, metres = self._score_of(entrant), self._metres_of(entrant)
+        if hundredths is not None and self._is_eligible(entrant):
+            ranked = (-hundredths, -metres, key)
+            self._ranked.add(ranked)
+            self._ranked_at[key] = ranked
+        else:
+            other = (-metres, key)
+            self._others.add(other)
+            self._other_at[key] = other
+        self._entrants[key] = entrant
+        self.revision += 1
+
+    def remove(self, key: str) -> None:
+        if self._entrants.pop(key, None) is None:
+            return
+        ranked = self._ranked_at.pop(key, None)
+        if ranked is not None:
+            self._ranked.remove(ranked)
+        else:
+            self._others.remove(self._other_at.pop(key))
+        self.revision += 1
+
+    def board(self) -> Board[K]:
+        """The board of the entrants as they are now, with competition ranks ("1, 2, 2, 4")
+        by score, as `rank_entrants` gives them."""
+        entrants = self._entrants
+        ranked_keys = tuple(self._ranked)
+        other_keys = tuple(self._others)
+        placed: list[Placed[K]] = []
+        where: dict[str, tuple[bool, int]] = {}
+        rank, previous = 0, 0
+        for position, (minus_hundredths, _, key) in enumerate(ranked_keys):
+            if minus_hundredths != previous or not position:
+                rank, previous = position + 1, minus_hundredths
+            placed.append(Placed(entrants[key], rank, -minus_hundredths))
+            where[key] = (True, position)
+        not_ranked = [entrants[key] for _, key in other_keys]
+        where.update({key: (False, position) for position, (_, key) in enumerate(other_keys)})
+        return Board(Standings(tuple(placed), tuple(not_ranked)), ranked_keys, other_keys, where)
+
+
+_RankedKey = tuple[int, int, str]
+_OtherKey = tuple[int, str]
