@@ -290,6 +290,11 @@ driver_months = Table(
     Column("km", Exact, nullable=False),
     *(Column(f"{SCORE_COLUMNS[k]}_weighted", Exact, nullable=False) for k in SCORE_KINDS),
     *(Column(f"{SCORE_COLUMNS[k]}_weight", Exact, nullable=False) for k in SCORE_KINDS),
+    Column("changed_in", BigInteger, nullable=True),
+    # The version of the tenant's calendar month (state_versions) the batch that last changed
+    # this row moved it to: what a kept board reads its changes by. NULL for rows last changed
+    # before it was kept (migration 0012).
+    Index("ix_driver_months_changed", "tenant_id", "year", "month", "changed_in"),
 )
 
 # --- challenges ----------------------------------------------------------------------------
