@@ -175,13 +175,17 @@ class LiveBoard(Generic[K]):
         self._entrants: dict[str, K] = {}
         self._ranked_at: dict[str, _RankedKey] = {}
         self._other_at: dict[str, _OtherKey] = {}
-        self._ranked: SortedList[_RankedKey] = SortedList()
-        self._others: SortedList[_OtherKey] = SortedList()
+        for entrant in entrants:  # sorted once, at the end
+            key = key_of(entrant)
+            self._entrants[key] = entrant
+            self._ranked_at.pop(key, None)
+            self._other_at.pop(key, None)
+            self._place(key, entrant)
+        self._ranked: SortedList[_RankedKey] = SortedList(self._ranked_at.values())
+        self._others: SortedList[_OtherKey] = SortedList(self._other_at.values())
         self.revision = 0
         """Moves on with every change: a board made at an older revision is no longer what
         this one holds."""
-        for entrant in entrants:
-            self.put(entrant)
 
     def __len__(self) -> int:
         return len(self._entrants)
@@ -193,17 +197,22 @@ class LiveBoard(Generic[K]):
         """Add `entrant`, or put it in the place of the entrant of the same key."""
         key = self._key_of(entrant)
         self.remove(key)
-        hundredths, metres = self._score_of(entrant), self._metres_of(entrant)
-        if hundredths is not None and self._is_eligible(entrant):
-            ranked = (-hundredths, -metres, key)
+        ranked, other = self._place(key, entrant)
+        if ranked is not None:
             self._ranked.add(ranked)
-            self._ranked_at[key] = ranked
-        else:
-            other = (-metres, key)
+        if other is not None:
             self._others.add(other)
-            self._other_at[key] = other
         self._entrants[key] = entrant
         self.revision += 1
+
+    def _place(self, key: str, entrant: K) -> tuple[_RankedKey | None, _OtherKey | None]:
+        """Where `entrant` stands, noted by key (not yet in the sorted lists)."""
+        hundredths, metres = self._score_of(entrant), self._metres_of(entrant)
+        if hundredths is not None and self._is_eligible(entrant):
+            ranked = self._ranked_at[key] = (-hundredths, -metres, key)
+            return ranked, None
+        other = self._other_at[key] = (-metres, key)
+        return None, other
 
     def remove(self, key: str) -> None:
         if self._entrants.pop(key, None) is None:
