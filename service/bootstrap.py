@@ -51,8 +51,8 @@ from service.config import Settings, SettingsError
 from service.domain.exact import exact
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
-from service.grpc.answers import Answers, ResponseCache
 from service.grpc.auth import STALE_VERSIONS_SECONDS, KeyCache, KeyUses, TokenBuckets
+from service.grpc.cache import AnswerCache
 from service.grpc.connections import connection_options
 from service.grpc.health_check import dialable
 from service.grpc.server import (
@@ -345,10 +345,11 @@ class Podium:
         await versions.start()
         self._versions = versions
         deps = QueryDeps(
-            answers=Answers(
+            answers=AnswerCache(
                 self.storage.read,
-                ResponseCache(),
+                versions.state,
                 while_rebuilding=settings.max_staleness_seconds,
+                budget_bytes=settings.board_cache_mb * 2**20,
                 executor=self._api_workers,
                 statement_timeout=settings.statement_timeout_seconds,
                 on_hit=lambda kind: self.metrics.answer_cache_hits.labels(kind).inc(),

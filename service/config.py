@@ -45,6 +45,8 @@ class Settings:
     max_staleness_seconds: float = 1.0
     """While an answer is rebuilt, callers get the previous one if it is at most this old
     (else they wait for the build): a query reflects an event within about a second."""
+    board_cache_mb: int = 256
+    """The boards and answers an API instance keeps, least recently used out beyond this."""
     tls_cert_file: str | None = None
     """With `tls_key_file`: the API serves TLS only (PEM, the chain after the certificate)."""
     tls_key_file: str | None = None
@@ -141,6 +143,7 @@ class Settings:
             max_staleness_seconds=read(
                 "PODIUM_MAX_STALENESS_SECONDS", _positive_float, defaults.max_staleness_seconds
             ),
+            board_cache_mb=read("PODIUM_BOARD_CACHE_MB", _positive_int, defaults.board_cache_mb),
             tls_cert_file=read("PODIUM_TLS_CERT_FILE", _non_empty, None),
             tls_key_file=read("PODIUM_TLS_KEY_FILE", _non_empty, None),
             tls_client_ca_file=read("PODIUM_TLS_CLIENT_CA_FILE", _non_empty, None),
@@ -287,6 +290,7 @@ class Settings:
             "PODIUM_TOPIC_PARTITIONS": str(self.topic_partitions),
             "PODIUM_BATCH_MAX_RECORDS": str(self.batch_max_records),
             "PODIUM_MAX_STALENESS_SECONDS": repr(self.max_staleness_seconds),
+            "PODIUM_BOARD_CACHE_MB": str(self.board_cache_mb),
             "PODIUM_MAX_REQUEST_BYTES": str(self.max_request_bytes),
             "PODIUM_MAX_CONCURRENT_CALLS": str(self.max_concurrent_calls),
             "PODIUM_RATE_LIMIT_PER_KEY": repr(self.rate_limit_per_key),

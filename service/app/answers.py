@@ -37,6 +37,9 @@ from service.domain.tasks import Task
 
 V = TypeVar("V")
 
+Key = tuple[Hashable, ...]
+"""An answer's name: by convention its kind (a short name) first, then what it is of."""
+
 SMALL_ANSWER_BYTES = 4_096
 """What a value of a small answer (a task, a path's stats) is reckoned to hold in memory."""
 
@@ -50,7 +53,7 @@ class Query(Generic[V]):
     (`load`); `update` makes it from a value kept since (None: read it anew)."""
 
     @property
-    def key(self) -> Hashable:
+    def key(self) -> Key:
         raise NotImplementedError
 
     @property
@@ -92,7 +95,7 @@ class MonthBoardQuery(Query[MonthBoard]):
         return membership_as_of(self.month.freezes_at(self.rules.late_event_grace), self.now)
 
     @property
-    def key(self) -> Hashable:
+    def key(self) -> Key:
         t, kind, group, month = self.tenant_id, self.kind, self.group, self.month
         return ("month_board", t, kind, group, month, self.membership)
 
@@ -205,7 +208,7 @@ class ChallengeBoardQuery(Query[ChallengeBoard]):
     now: datetime
 
     @property
-    def key(self) -> Hashable:
+    def key(self) -> Key:
         t, challenge, group = self.tenant_id, self.challenge_id, self.group
         return ("challenge_board", t, challenge, group, _minute(self.now))
 
@@ -232,7 +235,7 @@ class ChallengeProgressQuery(Query[ChallengeProgress]):
     now: datetime
 
     @property
-    def key(self) -> Hashable:
+    def key(self) -> Key:
         t, challenge, group = self.tenant_id, self.challenge_id, self.group
         return ("challenge_progress", t, challenge, group, _minute(self.now))
 
@@ -257,7 +260,7 @@ class TaskQuery(Query[Task]):
     task_id: str
 
     @property
-    def key(self) -> Hashable:
+    def key(self) -> Key:
         return ("task", self.tenant_id, self.task_id)
 
     @property
@@ -279,7 +282,7 @@ class PathStatsQuery(Query[PathStats]):
     now: datetime
 
     @property
-    def key(self) -> Hashable:
+    def key(self) -> Key:
         second = int(self.now.timestamp())
         return ("path_stats", self.tenant_id, self.session_id, self.user_email_or_id, second)
 

@@ -114,8 +114,8 @@ class DriverMonthStore(Protocol):
     ) -> None:
         """Add each delta to the driver's month (creating it at zero), stamped with the
         version its calendar month reaches in this batch (`stamps`, by tenant and month; None
-        leaves the stamps as they were), so that `month_changes` finds it. A month whose trips fall back to zero stays stored, and
-        `month_tallies` leaves it out."""
+        leaves the stamps as they were), so that `month_changes` finds it. A month whose
+        trips fall back to zero stays stored, and `month_tallies` leaves it out."""
 
 
 class ChallengeStore(Protocol):

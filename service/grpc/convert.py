@@ -4,9 +4,10 @@ name), and a test checks each table covers its proto enum both ways."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from google.protobuf import timestamp_pb2
 from podium.v1 import challenges_pb2, common_pb2, paths_pb2, tasks_pb2
@@ -136,6 +137,110 @@ def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
     return message
 
 
+MonthPieces = tuple[dict[str, "_RankedPiece"], dict[str, tuple[DriverMonth, bytes]]]
+"""What the bytes of a month's ranking were made of, by user id: each ranked driver's piece,
+each other driver's serialized entry."""
+
+
+class _RankedPiece(NamedTuple):
+    driver: DriverMonth
+    before: bytes
+    """The serialized fields that come before the rank in a `RankedDriver`."""
+    after: bytes
+    """Those that come after it."""
+    rank: int
+    entry: bytes
+    """The whole entry, with this rank."""
+
+
+_RANKED_ENTRY = ranking_pb2.MonthRanking.DRIVERRANKED_FIELD_NUMBER << 3 | 2
+_UNRANKED_ENTRY = ranking_pb2.MonthRanking.DRIVERNOTRANKED_FIELD_NUMBER << 3 | 2
+_RANK = bytes([ranking_pb2.RankedDriver.RANK_FIELD_NUMBER << 3])
+_NO_DOUBLE = bytes(8)
+
+
+def month_ranking_bytes(
+    ranking: MonthRanking, pieces: MonthPieces | None = None
+) -> tuple[bytes, MonthPieces]:
+    """`month_ranking_message(ranking)` serialized, the very same bytes (a unit test holds
+    them together), written entry by entry in protobuf's wire format and reusing `pieces`
+    (what the previous bytes of the same board were made of): a driver whose figures did not
+    change keeps the bytes of their entry, their new rank put in between when it moved, so a
+    rank shift costs a few bytes per driver, not the whole answer through protobuf again."""
+    ranked_before, others_before = pieces or ({}, {})
+    ranked_now: dict[str, _RankedPiece] = {}
+    others_now: dict[str, tuple[DriverMonth, bytes]] = {}
+    standings = ranking.standings
+    head = ranking_pb2.MonthRanking(
+        monthNumber=ranking.month.number,
+        year=ranking.month.year,
+        driverRankedNumber=len(standings.ranked),
+    )
+    out = [head.SerializeToString()]
+    append = out.append
+    for placed in standings.ranked:
+        driver, rank = placed.entrant, placed.rank
+        user = driver.profile.user_id
+        piece = ranked_before.get(user)
+        if piece is None or (piece.driver is not driver and piece.driver != driver):
+            piece = _ranked_piece(driver, placed.score_hundredths, rank)
+        elif piece.rank != rank:
+            piece = piece._replace(rank=rank, entry=_ranked_entry(piece.before, rank, piece.after))
+        ranked_now[user] = piece
+        append(piece.entry)
+    for driver in standings.not_ranked:
+        user = driver.profile.user_id
+        other = others_before.get(user)
+        if other is None or (other[0] is not driver and other[0] != driver):
+            tally = driver.tally
+            body = _names_bytes(driver.profile) + _double(5, metres_to_km(tally.metres))
+            body += _int(6, tally.trips)
+            other = (driver, _length_delimited(_UNRANKED_ENTRY, body))
+        others_now[user] = other
+        append(other[1])
+    return b"".join(out), (ranked_now, others_now)
+
+
+def _ranked_piece(driver: DriverMonth, score_hundredths: int, rank: int) -> _RankedPiece:
+    tally = driver.tally
+    before = _names_bytes(driver.profile)
+    after = _double(6, score_hundredths / 100) + _double(7, metres_to_km(tally.metres))
+    after += _int(8, tally.trips)
+    return _RankedPiece(driver, before, after, rank, _ranked_entry(before, rank, after))
+
+
+def _ranked_entry(before: bytes, rank: int, after: bytes) -> bytes:
+    return _length_delimited(_RANKED_ENTRY, b"".join((before, _RANK, _varint(rank), after)))
+
+
+def _names_bytes(profile: Profile) -> bytes:
+    """A driver's fields 1 to 4 (user id and names) as protobuf writes them (an empty string
+    is left out)."""
+    fields = (profile.user_id, profile.firstname, profile.lastname, profile.pseudo)
+    return b"".join(
+        _length_delimited(number, text.encode())
+        for number, text in enumerate(fields, start=1)
+        if text
+    )
+
+
+def _length_delimited(tag_or_number: int, payload: bytes) -> bytes:
+    """A length-delimited field: `tag_or_number` is a field number below 8 or a whole tag."""
+    tag = tag_or_number if tag_or_number >= 8 else tag_or_number << 3 | 2
+    return _varint(tag) + _varint(len(payload)) + payload
+
+
+def _double(number: int, value: float) -> bytes:
+    """A double field; zero is left out, as proto3 does."""
+    packed = struct.pack("<d", value)
+    return b"" if packed == _NO_DOUBLE else bytes([number << 3 | 1]) + packed
+
+
+def _int(number: int, value: int) -> bytes:
+    """A non-negative int32 field; zero is left out, as proto3 does."""
+    return _varint(number << 3) + _varint(value) if value else b""
+
+
 def _ranked_driver(placed: Placed[DriverMonth]) -> dict[str, Any]:
     return {
         **_unranked_driver(placed.entrant),
@@ -256,7 +361,12 @@ def length_delimited(field_number: int, payload: bytes) -> bytes:
     return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
 
 
+_SMALL_VARINTS = [bytes([n]) for n in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL_VARINTS[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
