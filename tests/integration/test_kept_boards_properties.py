@@ -1,0 +1,76 @@
+"""A board an API instance keeps, updated batch after batch from the driver months changed
+since the versions it reflects, is the board read anew from the whole state: after any
+sequence of batches, frozen months, deletions and group changes included, in memory (the
+fakes) as in SQLite (the contract tests hold PostgreSQL's reads of changes to the same)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.app import queries
+from service.app.answers import MonthBoardQuery, driver_ranking
+from service.app.ports import ReadModel
+from service.app.queries import MonthBoard
+from service.domain import events as ev
+from service.domain.errors import InvalidGroupLabel
+from tests.builders import RULES, Ports, apply, arrival_batches, memory_storage
+from tests.fakes import FakePorts
+from tests.integration.test_driver_ranking_properties import GROUPS, NOW, streams
+
+Kept = dict[tuple[object, ...], tuple[MonthBoard, dict[str, int]]]
+
+
+def kept_or_read(reading: ReadModel, query: MonthBoardQuery, kept: Kept) -> MonthBoard:
+    """What the answer cache does: update the kept board if there is one, else read it."""
+    now = {key: state.number for key, state in reading.state_versions(query.reflects).items()}
+    before = kept.get(query.key)
+    board = None if before is None else query.update(reading, before[0], before[1], now)
+    if board is None:
+        board = query.load(reading)
+    kept[query.key] = (board, now)
+    return board
+
+
+def rebuilt(reading: ReadModel, query: MonthBoardQuery) -> MonthBoard:
+    q = query
+    return queries.month_board(reading, q.tenant_id, q.kind, q.group, q.month, q.rules, q.now)
+
+
+@contextlib.contextmanager
+def storages(kind: str) -> Iterator[Ports]:
+    if kind == "memory":
+        yield FakePorts()
+    else:
+        with memory_storage() as storage:
+            yield storage
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=streams(),
+    data=st.data(),
+    kind=st.sampled_from(["memory", "sqlite"]),
+    score=st.sampled_from(list(ev.ScoreKind)),
+)
+def test_a_kept_board_updated_after_each_batch_is_the_board_read_anew(
+    events: list[ev.Event], data: st.DataObject, kind: str, score: ev.ScoreKind
+) -> None:
+    kept: Kept = {}
+    with storages(kind) as storage:
+        for batch in arrival_batches(data, events):
+            apply(storage, *batch)
+            with storage.read() as reading:
+                for group in ["", *GROUPS, "never-listed"]:
+                    for query in driver_ranking("acme", score, group, RULES, NOW).months:
+                        try:
+                            expected = rebuilt(reading, query)
+                        except InvalidGroupLabel:
+                            kept.pop(query.key, None)
+                            continue
+                        board = kept_or_read(reading, query, kept)
+                        assert board == expected
+                        assert board.board == expected.board
