@@ -173,6 +173,8 @@ class LiveBoard(Generic[K]):
         self._score_of, self._metres_of = score_of, metres_of
         self._key_of, self._is_eligible = key_of, is_eligible
         self._entrants: dict[str, K] = {}
+        self._placed: dict[str, Placed[K]] = {}
+        """The ranked entrants' places on the last board given."""
         self._ranked_at: dict[str, _RankedKey] = {}
         self._other_at: dict[str, _OtherKey] = {}
         for entrant in entrants:  # sorted once, at the end
@@ -226,21 +228,42 @@ class LiveBoard(Generic[K]):
 
     def board(self) -> Board[K]:
         """The board of the entrants as they are now, with competition ranks ("1, 2, 2, 4")
-        by score, as `rank_entrants` gives them."""
-        entrants = self._entrants
+        by score, as `rank_entrants` gives them. An entrant whose figures and rank did not
+        change keeps the place the previous board gave them."""
+        entrants, before = self._entrants, self._placed
         ranked_keys = tuple(self._ranked)
         other_keys = tuple(self._others)
         placed: list[Placed[K]] = []
-        where: dict[str, tuple[bool, int]] = {}
+        now: dict[str, Placed[K]] = {}
         rank, previous = 0, 0
         for position, (minus_hundredths, _, key) in enumerate(ranked_keys):
             if minus_hundredths != previous or not position:
                 rank, previous = position + 1, minus_hundredths
-            placed.append(Placed(entrants[key], rank, -minus_hundredths))
-            where[key] = (True, position)
-        not_ranked = [entrants[key] for _, key in other_keys]
-        where.update({key: (False, position) for position, (_, key) in enumerate(other_keys)})
-        return Board(Standings(tuple(placed), tuple(not_ranked)), ranked_keys, other_keys, where)
+            entrant = entrants[key]
+            place = before.get(key)
+            if place is None or place.rank != rank or place.entrant is not entrant:
+                place = Placed(entrant, rank, -minus_hundredths)
+            placed.append(place)
+            now[key] = place
+        self._placed = now
+        ranked_at, other_at = _places(True, len(ranked_keys)), _places(False, len(other_keys))
+        where = {key: ranked_at[i] for i, (_, _, key) in enumerate(ranked_keys)}
+        where.update({key: other_at[i] for i, (_, key) in enumerate(other_keys)})
+        not_ranked = tuple(entrants[key] for _, key in other_keys)
+        return Board(Standings(tuple(placed), not_ranked), ranked_keys, other_keys, where)
+
+
+_PLACES: dict[bool, list[tuple[bool, int]]] = {True: [], False: []}
+
+
+def _places(ranked: bool, up_to: int) -> list[tuple[bool, int]]:
+    """The places (`Board.where`'s values) up to `up_to`, made once and shared by boards: a
+    list is never changed, only replaced by a longer one (boards are made on several
+    threads)."""
+    places = _PLACES[ranked]
+    if len(places) < up_to:
+        _PLACES[ranked] = places = [(ranked, i) for i in range(max(up_to, 2 * len(places)))]
+    return places
 
 
 _RankedKey = tuple[int, int, str]

@@ -5,9 +5,10 @@ name), and a test checks each table covers its proto enum both ways."""
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from google.protobuf import timestamp_pb2
 from podium.v1 import challenges_pb2, common_pb2, paths_pb2, tasks_pb2
@@ -137,25 +138,15 @@ def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
     return message
 
 
-MonthPieces = tuple[dict[str, "_RankedPiece"], dict[str, tuple[DriverMonth, bytes]]]
-"""What the bytes of a month's ranking were made of, by user id: each ranked driver's piece,
-each other driver's serialized entry."""
-
-
-class _RankedPiece(NamedTuple):
-    driver: DriverMonth
-    before: bytes
-    """The serialized fields that come before the rank in a `RankedDriver`."""
-    after: bytes
-    """Those that come after it."""
-    rank: int
-    entry: bytes
-    """The whole entry, with this rank."""
-
+MonthPieces = tuple[
+    dict[str, tuple[DriverMonth, bytes, bytes]], dict[str, tuple[DriverMonth, bytes]]
+]
+"""What the bytes of a month's ranking were made of, by user id: each ranked driver's fields
+serialized before and after their rank, each other driver's serialized entry."""
 
 _RANKED_ENTRY = ranking_pb2.MonthRanking.DRIVERRANKED_FIELD_NUMBER << 3 | 2
 _UNRANKED_ENTRY = ranking_pb2.MonthRanking.DRIVERNOTRANKED_FIELD_NUMBER << 3 | 2
-_RANK = bytes([ranking_pb2.RankedDriver.RANK_FIELD_NUMBER << 3])
+_RANK_TAG = ranking_pb2.RankedDriver.RANK_FIELD_NUMBER << 3
 _NO_DOUBLE = bytes(8)
 
 
@@ -165,10 +156,10 @@ def month_ranking_bytes(
     """`month_ranking_message(ranking)` serialized, the very same bytes (a unit test holds
     them together), written entry by entry in protobuf's wire format and reusing `pieces`
     (what the previous bytes of the same board were made of): a driver whose figures did not
-    change keeps the bytes of their entry, their new rank put in between when it moved, so a
-    rank shift costs a few bytes per driver, not the whole answer through protobuf again."""
+    change keeps the bytes of their fields, their rank put in between, so a rank shift costs
+    a few bytes per driver, not the whole answer through protobuf again."""
     ranked_before, others_before = pieces or ({}, {})
-    ranked_now: dict[str, _RankedPiece] = {}
+    ranked_now: dict[str, tuple[DriverMonth, bytes, bytes]] = {}
     others_now: dict[str, tuple[DriverMonth, bytes]] = {}
     standings = ranking.standings
     head = ranking_pb2.MonthRanking(
@@ -177,17 +168,18 @@ def month_ranking_bytes(
         driverRankedNumber=len(standings.ranked),
     )
     out = [head.SerializeToString()]
-    append = out.append
+    extend = out.extend
+    ranks, lengths = _ranks(len(standings.ranked)), _LENGTHS
     for placed in standings.ranked:
-        driver, rank = placed.entrant, placed.rank
+        driver = placed.entrant
         user = driver.profile.user_id
         piece = ranked_before.get(user)
-        if piece is None or (piece.driver is not driver and piece.driver != driver):
-            piece = _ranked_piece(driver, placed.score_hundredths, rank)
-        elif piece.rank != rank:
-            piece = piece._replace(rank=rank, entry=_ranked_entry(piece.before, rank, piece.after))
+        if piece is None or (piece[0] is not driver and piece[0] != driver):
+            piece = _ranked_piece(driver, placed.score_hundredths)
         ranked_now[user] = piece
-        append(piece.entry)
+        rank = ranks[placed.rank]
+        extend((lengths[len(piece[1]) + len(rank) + len(piece[2])], piece[1], rank, piece[2]))
+    append = out.append
     for driver in standings.not_ranked:
         user = driver.profile.user_id
         other = others_before.get(user)
@@ -195,22 +187,40 @@ def month_ranking_bytes(
             tally = driver.tally
             body = _names_bytes(driver.profile) + _double(5, metres_to_km(tally.metres))
             body += _int(6, tally.trips)
-            other = (driver, _length_delimited(_UNRANKED_ENTRY, body))
+            other = (driver, _varint(_UNRANKED_ENTRY) + _varint(len(body)) + body)
         others_now[user] = other
         append(other[1])
     return b"".join(out), (ranked_now, others_now)
 
 
-def _ranked_piece(driver: DriverMonth, score_hundredths: int, rank: int) -> _RankedPiece:
+def _ranked_piece(driver: DriverMonth, score_hundredths: int) -> tuple[DriverMonth, bytes, bytes]:
     tally = driver.tally
-    before = _names_bytes(driver.profile)
     after = _double(6, score_hundredths / 100) + _double(7, metres_to_km(tally.metres))
-    after += _int(8, tally.trips)
-    return _RankedPiece(driver, before, after, rank, _ranked_entry(before, rank, after))
+    return driver, _names_bytes(driver.profile), after + _int(8, tally.trips)
 
 
-def _ranked_entry(before: bytes, rank: int, after: bytes) -> bytes:
-    return _length_delimited(_RANKED_ENTRY, b"".join((before, _RANK, _varint(rank), after)))
+class _Prefixes(dict[int, bytes]):
+    """A ranked entry's tag and length, by length, made once."""
+
+    def __missing__(self, length: int) -> bytes:
+        made = self[length] = _varint(_RANKED_ENTRY) + _varint(length)
+        return made
+
+
+_LENGTHS = _Prefixes()
+_RANKS: list[bytes] = [b""]
+"""A rank field's bytes, by rank, made once (as far as the biggest board needed)."""
+
+
+_RANKS_GROWING = threading.Lock()
+
+
+def _ranks(up_to: int) -> list[bytes]:
+    if len(_RANKS) <= up_to:
+        with _RANKS_GROWING:  # boards are written on several worker threads
+            while len(_RANKS) <= up_to:
+                _RANKS.append(_varint(_RANK_TAG) + _varint(len(_RANKS)))
+    return _RANKS
 
 
 def _names_bytes(profile: Profile) -> bytes:
@@ -224,10 +234,8 @@ def _names_bytes(profile: Profile) -> bytes:
     )
 
 
-def _length_delimited(tag_or_number: int, payload: bytes) -> bytes:
-    """A length-delimited field: `tag_or_number` is a field number below 8 or a whole tag."""
-    tag = tag_or_number if tag_or_number >= 8 else tag_or_number << 3 | 2
-    return _varint(tag) + _varint(len(payload)) + payload
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def _double(number: int, value: float) -> bytes:
