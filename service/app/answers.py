@@ -48,6 +48,12 @@ BYTES_PER_DRIVER = 1_500
 (`python -m bench.board_memory` measures it; bench/RESULTS.md)."""
 
 
+KEPT_FROM_DRIVERS = 1_000
+"""A smaller board is read anew rather than updated: its read follows its own size, where the
+changes since follow the whole tenant's month (a group's board reads them all, then keeps its
+members')."""
+
+
 class Query(Generic[V]):
     """An answer's read: what it is (`key`), what it reflects (`reflects`) and how it is read
     (`load`); `update` makes it from a value kept since (None: read it anew)."""
@@ -88,6 +94,8 @@ class MonthBoardQuery(Query[MonthBoard]):
     month: Month
     rules: Rules
     now: datetime
+    kept_from: int = KEPT_FROM_DRIVERS
+    """The fewest drivers a board lists to be updated rather than read anew."""
 
     @property
     def membership(self) -> datetime | None:
@@ -127,6 +135,8 @@ class MonthBoardQuery(Query[MonthBoard]):
         held, profiles = kept.kept, profiles_key(self.tenant_id)
         if held is None or held.live.revision != kept.revision:
             return None  # another board was made from it since: it is not this one's any more
+        if len(held.live) < self.kept_from:
+            return None
         if was.get(profiles, 0) != now.get(profiles, 0):
             return None
         since = was.get(month_key(self.tenant_id, self.month), 0)

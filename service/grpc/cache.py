@@ -139,6 +139,9 @@ class _Entry(NamedTuple):
     item: Any
     window: float
     size: int
+    build_seconds: float
+    """The longest build of this key so far: a kept board updated in a few milliseconds keeps
+    the window its first, whole read earned, rather than being made anew at every batch."""
 
 
 class AnswerCache:
@@ -206,10 +209,13 @@ class AnswerCache:
 
         return cast(Loaded[V], await self._get(query.key, cache_key, version, build))
 
-    async def made(self, key: Hashable, sources: Sequence[Source], make: Make) -> Made:
+    async def made(
+        self, key: Hashable, sources: Sequence[Source], make: Make, *, inline: bool = False
+    ) -> Made:
         """The bytes `make` makes from `sources` (values, or bytes made before), made once
         for those very sources. While newer ones are made, callers get the previous bytes if
-        the values they came from were read within the staleness bound."""
+        the values they came from were read within the staleness bound. `inline`: made at
+        once on the event loop (a join of bytes made before, cheaper than a thread's turn)."""
         version = tuple(source.serial for source in sources)
         cache_key = ("made", key)
         found = self._fresh(cache_key, version)
@@ -225,6 +231,12 @@ class AnswerCache:
             data, keeps = make(previous)
             size = len(data) * (2 if keeps is not None else 1)
             return Made(data, as_of, self._serial(), read_at, keeps), size
+
+        if inline:
+            made, size = build()
+            self._on_build(answer_kind(key))
+            self._put(cache_key, _Entry(version, self._clock(), made, 0.0, size, 0.0))
+            return made
 
         def young(item: Any) -> bool:
             return self._clock() - cast(Made, item).read_at < self._while_rebuilding
@@ -282,8 +294,10 @@ class AnswerCache:
             loop = asyncio.get_running_loop()
             item, size, seconds = await loop.run_in_executor(self._executor, run)
             self._on_build(answer_kind(key))
+            before = self._entries.get(cache_key)
+            seconds = max(seconds, 0.0 if before is None else before.build_seconds)
             window = 0.0 if exact else min(self._fresh_enough, BUILD_COST_FACTOR * seconds)
-            self._put(cache_key, _Entry(version, self._clock(), item, window, size))
+            self._put(cache_key, _Entry(version, self._clock(), item, window, size, seconds))
             return item
         finally:
             self._in_flight.pop(cache_key, None)

@@ -92,7 +92,7 @@ async def get_driver_ranking(
         return Encoded(convert.driver_ranking_bytes(kind, current.data, previous.data, as_of))
 
     key = ("driver_ranking", *ranking.months[0].key[1:])
-    return (await deps.answers.made(key, (current, previous), join)).data
+    return (await deps.answers.made(key, (current, previous), join, inline=True)).data
 
 
 def _month_ranking(ranking: queries.MonthRanking) -> Make:
