@@ -164,6 +164,7 @@ async def watch_driver_ranking(
             ("top", *query.key[1:], top),
             (loaded,),
             message(lambda: convert.top_drivers_response(kind, loaded.value, top)),
+            inline=True,  # a hundred drivers at most
         )
         stamp = convert.stamped(driver_ranking_pb2.WatchDriverRankingResponse(), loaded.as_of)
         return content.data, content.data + stamp.SerializeToString()
