@@ -286,9 +286,9 @@ class AnswerCache:
         every call on the event loop."""
 
         def run() -> tuple[T, int, float]:
-            started = time.perf_counter()
+            started = self._clock()
             item, size = build()
-            return item, size, time.perf_counter() - started
+            return item, size, self._clock() - started
 
         try:
             loop = asyncio.get_running_loop()

@@ -295,3 +295,46 @@ async def test_an_answer_bigger_than_the_budget_is_kept_alone() -> None:
 
     assert big.reads == [1]
     assert answers.held_bytes == 500
+
+
+async def test_bytes_made_inline_are_made_at_once_and_kept_for_the_same_sources() -> None:
+    answers = cache(Versions())
+    part = Made(b"part", AS_OF, 9, 0.0)
+    calls: list[int] = []
+
+    def join(_: object) -> Encoded:
+        calls.append(1)
+        return Encoded(part.data * 2)
+
+    made = answers.made(("joined",), (part,), join, inline=True)
+    first = await made
+    assert (first.data, len(calls)) == (b"partpart", 1)
+    assert await answers.made(("joined",), (part,), join, inline=True) is first
+    assert len(calls) == 1
+
+
+async def test_a_value_made_anew_quickly_keeps_the_window_its_slowest_build_earned() -> None:
+    clock, versions = Clock(), Versions()
+    slow = threading.Event()
+
+    @dataclass(frozen=True)
+    class Timed(Board):
+        def load(self, read: ReadModel) -> str:
+            if not slow.is_set():
+                clock.now += 1.0  # the first, whole read takes a second (on this clock)
+                slow.set()
+            return super().load(read)
+
+    board = Timed(keeps=True)
+    answers = cache(versions, fresh_enough=0.5, clock=clock)
+    await answers.value(board)  # built in a second: a window of half a second
+    versions.number = 2
+    clock.now += 0.6
+    await answers.value(board)
+    await answers.settled()
+    assert board.updates == [(1, 2)]  # updated in no time at all
+    versions.number = 3
+    clock.now += 0.1  # within the half second the first build earned
+    assert (await answers.value(board)).value == "v1+v2"
+    await answers.settled()
+    assert board.updates == [(1, 2)]  # not made anew: no build was started
