@@ -56,6 +56,9 @@ BUDGET_BYTES = 256 * 2**20
 """What the cache may hold (`PODIUM_BOARD_CACHE_MB`): the least recently used values and
 bytes leave first beyond it."""
 
+BIG_VALUE_BYTES = 2**20
+"""A value this big (a board of a thousand drivers or more) is reported as kept."""
+
 STATEMENT_TIMEOUT_SECONDS = 10.0
 """The longest an answer's statements may run when its call has no deadline
 (`PODIUM_STATEMENT_TIMEOUT_SECONDS`); a call's remaining deadline shortens it."""
@@ -157,11 +160,13 @@ class AnswerCache:
         statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
         on_hit: Count = _uncounted,
         on_build: Count = _uncounted,
+        on_big_value: Callable[[], None] = lambda: None,
         clock: Monotonic = time.monotonic,
     ) -> None:
         """`versions`: the state's versions as this instance knows them now (`StateVersions`).
         `on_hit` counts, by kind of answer, what was served from the cache (something
-        standing in included), `on_build` what was built."""
+        standing in included), `on_build` what was built; `on_big_value` is told of a big
+        value (a board) just kept, which lives long."""
         self._read_models = read_models
         self._versions = versions
         self._while_rebuilding = while_rebuilding
@@ -170,6 +175,7 @@ class AnswerCache:
         self._executor = executor
         self._statement_timeout = statement_timeout
         self._on_hit, self._on_build = on_hit, on_build
+        self._on_big_value = on_big_value
         self._clock = clock
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._held = 0
@@ -238,8 +244,10 @@ class AnswerCache:
             self._put(cache_key, _Entry(version, self._clock(), made, 0.0, size, 0.0))
             return made
 
-        def young(item: Any) -> bool:
-            return self._clock() - cast(Made, item).read_at < self._while_rebuilding
+        def young(_: Any) -> bool:
+            """The sources asked for are recent: until their bytes are made, the previous
+            ones (saying their own `as_of`) stand for them."""
+            return self._clock() - read_at < self._while_rebuilding
 
         return cast(Made, await self._get(key, cache_key, version, build, young, exact=True))
 
@@ -298,6 +306,8 @@ class AnswerCache:
             seconds = max(seconds, 0.0 if before is None else before.build_seconds)
             window = 0.0 if exact else min(self._fresh_enough, BUILD_COST_FACTOR * seconds)
             self._put(cache_key, _Entry(version, self._clock(), item, window, size, seconds))
+            if not exact and size >= BIG_VALUE_BYTES:
+                self._on_big_value()
             return item
         finally:
             self._in_flight.pop(cache_key, None)
