@@ -24,10 +24,14 @@ additive = True
 
 def upgrade() -> None:
     op.add_column("driver_months", sa.Column("changed_in", sa.BigInteger(), nullable=True))
+    # Partial: only a query that asks for changes (changed_in > v) can use it; a planner
+    # without statistics took a full one for the look-up of one driver's month.
     op.create_index(
         "ix_driver_months_changed",
         "driver_months",
         ["tenant_id", "year", "month", "changed_in"],
+        postgresql_where=sa.text("changed_in IS NOT NULL"),
+        sqlite_where=sa.text("changed_in IS NOT NULL"),
     )
 
 
