@@ -75,7 +75,7 @@ from podium.v1 import (
 from sqlalchemy import Engine
 
 from bench.abuse import bench_abuse
-from bench.boards import main as bench_boards
+from bench.boards import bench_boards
 from bench.families import (
     CHALLENGES,
     LEARNERS,
@@ -541,7 +541,9 @@ async def main() -> None:
     args.probes = 10 if args.quick else 30
     collect_garbage_less_often()  # the consumer loop runs here as it does in `podium serve`
     if args.section in ("all", "boards"):
-        bench_boards()
+        await bench_boards()
+    if args.section == "boards":
+        return
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
             if args.section in ("all", "startup"):

@@ -179,9 +179,13 @@ async def many_tenants(tenants: int, groups: int, drivers: int, budget_mb: int) 
     )
 
 
-def main() -> None:
+async def bench_boards() -> None:
     one_board(10_000)
-    asyncio.run(many_tenants(1_000, 5, 200, budget_mb=64))
+    await many_tenants(1_000, 5, 200, budget_mb=64)
+
+
+def main() -> None:
+    asyncio.run(bench_boards())
 
 
 if __name__ == "__main__":
