@@ -11,7 +11,7 @@ from service.bootstrap import LongLived
 
 class Node:
     def __init__(self) -> None:
-        self.itself = self
+        self.links = [self]
 
 
 def test_a_frozen_cycle_become_garbage_is_collected_at_the_next_renewal() -> None:
