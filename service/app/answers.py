@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from service.app import queries
@@ -47,6 +47,11 @@ BYTES_PER_DRIVER = 1_500
 """What a kept month's board holds in memory per driver, its serialized entries included
 (`python -m bench.board_memory` measures it; bench/RESULTS.md)."""
 
+
+READ_WHOLE_EVERY = timedelta(minutes=1)
+"""A kept board is read whole again at least this often: during a rollout from a release
+before migration 0012, older consumers change driver months without stamping them, and a
+kept board would not see those changes (README, "Upgrades")."""
 
 KEPT_FROM_DRIVERS = 1_000
 """A smaller board is read anew rather than updated: its read follows its own size, where the
@@ -124,7 +129,7 @@ class MonthBoardQuery(Query[MonthBoard]):
             key_of=_user,
             is_eligible=lambda d: thresholds.admits(d.tally),
         )
-        return self._board(KeptMonth(live, {p.user_id: p for p in people}))
+        return self._board(KeptMonth(live, {p.user_id: p for p in people}, self.now))
 
     def update(
         self, read: ReadModel, kept: MonthBoard, was: Mapping[str, int], now: Mapping[str, int]
@@ -135,7 +140,7 @@ class MonthBoardQuery(Query[MonthBoard]):
         held, profiles = kept.kept, profiles_key(self.tenant_id)
         if held is None or held.live.revision != kept.revision:
             return None  # another board was made from it since: it is not this one's any more
-        if len(held.live) < self.kept_from:
+        if len(held.live) < self.kept_from or self.now - held.read_at >= READ_WHOLE_EVERY:
             return None
         if was.get(profiles, 0) != now.get(profiles, 0):
             return None

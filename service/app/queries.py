@@ -104,6 +104,8 @@ class KeptMonth:
 
     live: LiveBoard[DriverMonth]
     profiles: dict[str, Profile]
+    read_at: datetime
+    """When it was last read whole (the `now` of the query that read it)."""
 
 
 def month_board(

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,9 +18,11 @@ from service.app import queries
 from service.app.answers import MonthBoardQuery, driver_ranking
 from service.app.ports import ReadModel
 from service.app.queries import MonthBoard
+from service.app.state_versions import month_key
 from service.domain import events as ev
 from service.domain.errors import InvalidGroupLabel
-from tests.builders import RULES, Ports, apply, arrival_batches, memory_storage
+from service.domain.ranking import MonthTotals
+from tests.builders import RULES, Ports, apply, arrival_batches, memory_storage, trip, user
 from tests.fakes import FakePorts
 from tests.integration.test_driver_ranking_properties import GROUPS, NOW, streams
 
@@ -76,3 +80,34 @@ def test_a_kept_board_updated_after_each_batch_is_the_board_read_anew(
                         board = kept_or_read(reading, query, kept)
                         assert board == expected
                         assert board.board == expected.board
+
+
+def test_a_kept_board_is_read_whole_again_a_minute_after_it_was() -> None:
+    """Changes an older consumer folded carry no stamp (a rollout from before migration
+    0012): a kept board misses them until it is next read whole, a minute on at most."""
+    storage = FakePorts()
+    apply(storage, user("d1", "g", at=NOW), trip("t1", "d1", km=30.0, safety=80.0, ended_at=NOW))
+    query = replace(
+        driver_ranking("acme", ev.ScoreKind.SAFETY, "g", RULES, NOW).months[0], kept_from=0
+    )
+    kept: Kept = {}
+    with storage.read() as reading:
+        kept_or_read(reading, query, kept)
+    with storage.unit_of_work() as uow:  # as an older consumer writes: no stamp
+        uow.driver_months.add({("acme", "d1", query.month): MonthTotals(trips=1, km=Decimal(5))})
+        uow.versions.bump({month_key("acme", query.month): NOW})
+        uow.commit()
+    later = replace(query, now=NOW + timedelta(seconds=59))
+    a_minute_on = replace(query, now=NOW + timedelta(minutes=1))
+    with storage.read() as reading:
+        missed = kept_or_read(reading, later, kept)
+        assert trips(missed) == {"d1": 1}
+        seen = kept_or_read(reading, a_minute_on, kept)
+        assert seen == rebuilt(reading, a_minute_on)
+        assert trips(seen) == {"d1": 2}
+
+
+def trips(board: MonthBoard) -> dict[str, int]:
+    standings = board.board.standings
+    listed = [p.entrant for p in standings.ranked] + list(standings.not_ranked)
+    return {d.profile.user_id: d.tally.trips for d in listed}
