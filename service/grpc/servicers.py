@@ -1,6 +1,7 @@
-"""Thin servicers: each method checks readiness, converts the request, runs one use case
-through the answer cache, and converts the answer. The API key was checked by the
-interceptor; errors become statuses in `service.grpc.errors`.
+"""Thin servicers: each method checks readiness, converts the request into a declared query
+of `service.app.answers`, asks the answer cache (`service.grpc.cache`) for its value, and
+converts the answer. The API key was checked by the interceptor; errors become statuses in
+`service.grpc.errors`.
 
 Handlers return serialized bytes (the answer cache keeps bytes); the method handlers send
 them as they are.
