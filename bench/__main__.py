@@ -1,7 +1,7 @@
 """`make bench`: every figure beside a ceiling measured in the same run, and their ratio.
 
     python -m bench [--quick] [--growth] [--databases sqlite,postgresql] [--drivers N]
-                    [--section all|startup|drivers|families|abuse|replay|handover]
+                    [--section all|startup|drivers|boards|families|abuse|replay|handover]
 
 For each database:
 - startup: a real `podium serve` process's time to SERVING (on an empty state, restarted on
@@ -22,6 +22,11 @@ For each database:
   read cold beside a frozen one's: `bench/shapes.py`); the server's peak memory (VmHWM,
   read just before SIGTERM, after which it must exit 0); and the ranking load again with
   ingest and queries in two processes (`--role consumers`, `--role api`).
+- boards: kept boards in this process, on made-up rows (`bench/boards.py`): a 10,000-driver
+  board's memory, an update beside a read anew, 1,000 tenants x 5 groups under
+  `PODIUM_BOARD_CACHE_MB`. The drivers section measures the ranking again while trips arrive
+  at 700/s, and says whether each load under ingest keeps its target (p99 under 50 ms, at
+  least 0.7 of the calls a second at rest).
 - families: challenge and step ingest with live state, and the single-entity queries
   (tasks, path sessions, challenges) against the trivial ceiling, on their own server.
 - abuse: 50 clients flooding the API with random keys while a second tenant queries and
@@ -74,6 +79,7 @@ from podium.v1 import (
 from sqlalchemy import Engine
 
 from bench.abuse import bench_abuse
+from bench.boards import bench_boards
 from bench.families import (
     CHALLENGES,
     LEARNERS,
@@ -229,6 +235,16 @@ async def bench_ranking(
             f"  ratio to the trivial ceiling: {ranking.per_second / trivial.per_second:.2f}; "
             f"to the answer at rest: {ranking.per_second / at_rest.per_second:.2f}"
         )
+        target(ranking, at_rest)
+        async with BackgroundLoad(servers, topic, STEADY_TRIPS_PER_SECOND, drivers):
+            steady = await load(server.address, RANKING, RANKING_REQUEST, key, seconds=args.seconds)
+        say(
+            steady.line(
+                f"GetDriverRanking, {BIG_GROUP} of {args.big_group:,} drivers, 16 in flight, "
+                f"trips arriving at {STEADY_TRIPS_PER_SECOND}/s"
+            )
+        )
+        target(steady, at_rest)
         async with BackgroundLoad(servers, topic, ingest_rate / 2, drivers):
             delays = await freshness(server.address, key, servers, topic, drivers, args.probes)
             watched = await watcher_latency(
@@ -250,6 +266,24 @@ async def bench_ranking(
     assert server.stopped is not None
     report_stopped(server.stopped)
     return trivial, ranking, delays, server.stopped
+
+
+STEADY_TRIPS_PER_SECOND = 700
+"""A busy tenant's steady feed."""
+TARGET_P99_SECONDS = 0.05
+TARGET_OF_AT_REST = 0.7
+
+
+def target(under_ingest: Load, at_rest: Load) -> None:
+    """Whether the ranking under ingest keeps its target: p99 under 50 ms and at least 0.7 of
+    the calls a second at rest."""
+    p99 = percentile(under_ingest.latencies, 0.99)
+    ratio = under_ingest.per_second / at_rest.per_second
+    met = p99 < TARGET_P99_SECONDS and ratio >= TARGET_OF_AT_REST
+    say(
+        f"  target (p99 < {TARGET_P99_SECONDS * 1e3:.0f} ms, >= {TARGET_OF_AT_REST} of at rest): "
+        f"p99 {p99 * 1e3:.1f} ms, {ratio:.2f} of at rest: {'met' if met else 'MISSED'}"
+    )
 
 
 async def ranking_answer(address: str, key: str) -> bytes:
@@ -499,7 +533,7 @@ async def main() -> None:
     parser.add_argument("--drivers", type=int)
     parser.add_argument(
         "--section",
-        choices=("all", "startup", "drivers", "families", "abuse", "replay", "handover"),
+        choices=("all", "startup", "drivers", "boards", "families", "abuse", "replay", "handover"),
         default="all",
     )
     args = parser.parse_args()
@@ -511,6 +545,10 @@ async def main() -> None:
     args.seconds = 3.0 if args.quick else 8.0
     args.probes = 10 if args.quick else 30
     collect_garbage_less_often()  # the consumer loop runs here as it does in `podium serve`
+    if args.section in ("all", "boards"):
+        await bench_boards()
+    if args.section == "boards":
+        return
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as folder:
         for kind in args.databases.split(","):
             if args.section in ("all", "startup"):

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -62,8 +63,8 @@ from service.config import Settings, SettingsError
 from service.domain.exact import exact
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
-from service.grpc.answers import Answers, ResponseCache
 from service.grpc.auth import STALE_VERSIONS_SECONDS, KeyCache, KeyUses, TokenBuckets
+from service.grpc.cache import AnswerCache
 from service.grpc.connections import connection_options
 from service.grpc.health_check import dialable
 from service.grpc.server import (
@@ -125,6 +126,32 @@ def collect_garbage_less_often() -> None:
     as before (2 x 200 = 20 x 20 young collections)."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+class LongLived:
+    """Keeps what lives long out of the collector's sight: the boards an API instance keeps
+    hold hundreds of thousands of objects that a full collection would traverse every time,
+    holding every thread while it runs (bench/RESULTS.md, issue 23: calls whose p99 was the
+    length of one such pause). Told that a big value was kept, it
+    collects the young generations (cheap) and freezes everything that survived; boards hold
+    no cycles, so they are still freed, by reference counting, when let go. Every
+    `renew_seconds` everything is unfrozen and collected in full first, so that a cycle
+    frozen while it was alive and that became garbage since is collected in the end."""
+
+    def __init__(self, renew_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        self._renew = renew_seconds
+        self._clock = clock
+        self._renewed = clock()
+
+    def __call__(self) -> None:
+        now = self._clock()
+        if now - self._renewed >= self._renew:
+            gc.unfreeze()
+            gc.collect()  # the one long pause, every `renew_seconds`
+            self._renewed = now
+        else:
+            gc.collect(1)
+        gc.freeze()
 
 
 def rules_from(settings: Settings) -> Rules:
@@ -526,10 +553,12 @@ class Podium:
         await versions.start()
         self._versions = versions
         deps = QueryDeps(
-            answers=Answers(
+            answers=AnswerCache(
                 self.storage.read,
-                ResponseCache(),
+                versions.state,
                 while_rebuilding=settings.max_staleness_seconds,
+                budget_bytes=settings.board_cache_mb * 2**20,
+                on_big_value=LongLived(),
                 executor=self._api_workers,
                 statement_timeout=settings.statement_timeout_seconds,
                 on_hit=lambda kind: self.metrics.answer_cache_hits.labels(kind).inc(),

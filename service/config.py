@@ -334,6 +334,12 @@ class _ApiSettings(_RuleSettings):
         1.0,
         "while an answer is rebuilt, callers get the previous one if it is at most this old",
     )
+    board_cache_mb: int = setting(
+        "PODIUM_BOARD_CACHE_MB",
+        _positive_int,
+        256,
+        "the boards and answers an API instance keeps, least recently used out beyond this",
+    )
     tls_cert_file: str | None = setting(
         "PODIUM_TLS_CERT_FILE",
         _non_empty,

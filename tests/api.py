@@ -15,8 +15,8 @@ from service.app.ports import ReadModel
 from service.domain.auth import SCOPES, ApiKey
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
-from service.grpc.answers import Answers, ResponseCache, TimedReadModels
 from service.grpc.auth import KeyCache, TokenBuckets
+from service.grpc.cache import AnswerCache, TimedReadModels
 from service.grpc.server import Guard, create_server
 from service.grpc.servicers import QueryDeps
 from service.grpc.state_versions import StateVersions
@@ -82,9 +82,10 @@ def query_deps(
     watch_interval: float = 1.0,
     is_ready: Callable[[], bool] = lambda: True,
 ) -> QueryDeps:
+    versions = versions or StateVersions(dict)
     return QueryDeps(
-        answers=Answers(read_models, ResponseCache()),
-        versions=versions or StateVersions(dict),
+        answers=AnswerCache(read_models, versions.state),
+        versions=versions,
         clock=clock or Clock(),
         rules=Rules(Thresholds(5, Decimal(20)), timedelta(hours=24)),
         is_ready=is_ready,

@@ -74,6 +74,9 @@ class State:
     """(tenant, user, version) -> the version's groups and when it arrived."""
     trips: dict[TripKey, StoredTrip] = field(default_factory=dict)
     driver_months: dict[MonthKey, MonthTotals] = field(default_factory=dict)
+    month_stamps: dict[MonthKey, int] = field(default_factory=dict)
+    """The version of its calendar month the batch that last changed a driver month moved
+    that month to."""
     challenges: dict[ChallengeKey, tuple[Challenge, Version]] = field(default_factory=dict)
     entries: dict[EntryKey, tuple[Entry, datetime]] = field(default_factory=dict)
     """Entries of published challenges with their tallies, and when their registration
@@ -258,10 +261,18 @@ class FakeTripStore(_Store):
 
 
 class FakeDriverMonthStore(_Store):
-    def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
+    def add(
+        self,
+        deltas: Mapping[MonthKey, MonthTotals],
+        stamps: Mapping[tuple[str, Month], int] | None = None,
+    ) -> None:
         months = self._state.driver_months
         for key, delta in deltas.items():
+            if delta == NO_TOTALS:
+                continue
             months[key] = months.get(key, NO_TOTALS) + delta
+            if stamps is not None:
+                self._state.month_stamps[key] = stamps[key[0], key[2]]
 
 
 class FakeChallengeStore(_Store):
@@ -474,6 +485,10 @@ class FakeDeadLetterStore(_Store):
 
 
 class FakeStateVersionStore(_Store):
+    def numbers(self, keys: Iterable[str]) -> dict[str, int]:
+        versions = self._state.versions
+        return {key: versions[key].number for key in keys if key in versions}
+
     def bump(self, keys: Mapping[str, datetime | None]) -> None:
         versions = self._state.versions
         for key, as_of in keys.items():
@@ -545,6 +560,16 @@ class FakeReadModel:
             if (tenant, of) == (tenant_id, month)
             and totals.trips
             and (members is None or user in members)
+        }
+
+    def month_changes(
+        self, tenant_id: str, month: Month, kind: ScoreKind, since: int
+    ) -> dict[str, Tally | None]:
+        stamps = self._state.month_stamps
+        return {
+            user: totals.tally(kind) if totals.trips else None
+            for (tenant, user, of), totals in self._state.driver_months.items()
+            if (tenant, of) == (tenant_id, month) and stamps.get((tenant, user, of), 0) > since
         }
 
     def task_facts(self, tenant_id: str, task_id: str) -> TaskFacts | None:

@@ -157,6 +157,23 @@ class SqlReadModel(OperatorReads):
             if trips  # no month, or one whose trips were all deleted: it never happened
         }
 
+    def month_changes(
+        self, tenant_id: str, month: Month, kind: ScoreKind, since: int
+    ) -> dict[str, Tally | None]:
+        name = SCORE_COLUMNS[kind]
+        m = driver_months
+        columns = (m.c.trips, m.c.km, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
+        query = select(m.c.user_id, *columns).where(
+            m.c.tenant_id == tenant_id,
+            m.c.year == month.year,
+            m.c.month == month.number,
+            m.c.changed_in > since,
+        )
+        return {
+            user: Tally(trips, Decimal(km), Decimal(weighted), Decimal(weight)) if trips else None
+            for user, trips, km, weighted, weight in _plain_rows(self._c, query)
+        }
+
     def task_facts(self, tenant_id: str, task_id: str) -> TaskFacts | None:
         row = self._c.execute(
             select(tasks).where(tasks.c.tenant_id == tenant_id, tasks.c.task_id == task_id)

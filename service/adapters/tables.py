@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 from service.domain.auth import KEY_ID_LENGTH
@@ -308,6 +309,21 @@ driver_months = Table(
     Column("km", Exact, nullable=False),
     *(Column(f"{SCORE_COLUMNS[k]}_weighted", Exact, nullable=False) for k in SCORE_KINDS),
     *(Column(f"{SCORE_COLUMNS[k]}_weight", Exact, nullable=False) for k in SCORE_KINDS),
+    Column("changed_in", BigInteger, nullable=True),
+    # The version of the tenant's calendar month (state_versions) the batch that last changed
+    # this row moved it to: what a kept board reads its changes by. NULL for rows last changed
+    # before it was kept (migration 0012). The index is partial so that only a query that
+    # asks for changes can use it: a planner without statistics took it for the look-up of
+    # one driver's month, reading the whole month for each driver.
+    Index(
+        "ix_driver_months_changed",
+        "tenant_id",
+        "year",
+        "month",
+        "changed_in",
+        postgresql_where=text("changed_in IS NOT NULL"),
+        sqlite_where=text("changed_in IS NOT NULL"),
+    ),
 )
 
 # --- challenges ----------------------------------------------------------------------------

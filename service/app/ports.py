@@ -107,9 +107,15 @@ class TripStore(Protocol):
 
 
 class DriverMonthStore(Protocol):
-    def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
-        """Add each delta to the driver's month (creating it at zero). A month whose trips
-        fall back to zero stays stored, and `month_tallies` leaves it out."""
+    def add(
+        self,
+        deltas: Mapping[MonthKey, MonthTotals],
+        stamps: Mapping[tuple[str, Month], int] | None = None,
+    ) -> None:
+        """Add each delta to the driver's month (creating it at zero), stamped with the
+        version its calendar month reaches in this batch (`stamps`, by tenant and month; None
+        leaves the stamps as they were), so that `month_changes` finds it. A month whose
+        trips fall back to zero stays stored, and `month_tallies` leaves it out."""
 
 
 class ChallengeStore(Protocol):
@@ -244,6 +250,9 @@ class StateVersion(NamedTuple):
 
 
 class StateVersionStore(Protocol):
+    def numbers(self, keys: Iterable[str]) -> dict[str, int]:
+        """The version of each of `keys` (0 for one never moved)."""
+
     def bump(self, keys: Mapping[str, datetime | None]) -> None:
         """Move each of these state versions on by one (`service.app.state_versions`), each
         with the arrival time of the newest event that moved it: its `as_of` becomes the later
@@ -406,6 +415,14 @@ class ReadModel(Protocol):
         """Each driver's month with trips, for one ranking type: a month whose trips were
         all deleted (0 trips) is left out, as if it never happened; for a group, only its
         members' months (members as of `as_of`, as for `profiles`)."""
+
+    def month_changes(
+        self, tenant_id: str, month: Month, kind: ScoreKind, since: int
+    ) -> dict[str, Tally | None]:
+        """The driver months of the tenant's calendar month changed after its state version
+        `since` (`service.app.state_versions.month_key`), for one ranking type, whatever the
+        drivers' groups: a month whose trips were all deleted is None. Read by an index, so
+        its cost follows the number of changes, not the month's size."""
 
     def task_facts(self, tenant_id: str, task_id: str) -> TaskFacts | None: ...
     def task_pauses(self, tenant_id: str, task_type: TaskType) -> list[datetime]:

@@ -4,12 +4,12 @@ the read model, and calls the rules (docs/rules.md)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from service.app.ports import ReadModel
 from service.domain import challenges as ch
-from service.domain.boards import Around, Board, around, board_of
+from service.domain.boards import Around, Board, LiveBoard, around, board_of
 from service.domain.errors import (
     InvalidGroupLabel,
     challenge_not_found,
@@ -86,10 +86,26 @@ class MonthBoard:
     month: Month
     frozen: bool
     board: Board[DriverMonth]
+    kept: KeptMonth | None = field(default=None, compare=False)
+    """The board kept up to date, from which the next one is made (`service.app.answers`),
+    while its revision is still `revision`."""
+    revision: int = field(default=0, compare=False)
 
     @property
     def ranking(self) -> MonthRanking:
         return MonthRanking(self.month, self.board.standings)
+
+
+@dataclass(eq=False)
+class KeptMonth:
+    """A month's board as an API instance keeps it: its drivers in their sorted places, and
+    the profiles it lists (a group's members, as of the freeze for a frozen month; every
+    profile of the tenant without a group)."""
+
+    live: LiveBoard[DriverMonth]
+    profiles: dict[str, Profile]
+    read_at: datetime
+    """When it was last read whole (the `now` of the query that read it)."""
 
 
 def month_board(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from service.app.ports import MonthKey, TripKey, UnitOfWork
 from service.app.records import DeadLetter, Received, Rejected
+from service.app.state_versions import month_key
 from service.domain.events import TripCompleted, TripDeleted
 from service.domain.ranking import Month, MonthDeltas, MonthTotals
 from service.domain.rules import Rules
@@ -68,9 +69,20 @@ def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> Trip
         changed={k: v for k, v in current.items() if k in stored and v != stored[k]},
     )
     deltas = month_deltas(outcome.changes, rules)
-    uow.driver_months.add(deltas)
     outcome.months = {(tenant, month) for tenant, _, month in deltas}
+    uow.driver_months.add(deltas, month_stamps(uow, outcome.months))
     return outcome
+
+
+def month_stamps(
+    uow: UnitOfWork, months: Iterable[tuple[str, Month]]
+) -> dict[tuple[str, Month], int]:
+    """The version each calendar month reaches in this batch: the batch moves each month it
+    changes on by one (`service.app.ingest`), and writers of a tenant are serialized by its
+    lock, so that is the stored one plus one."""
+    keys = {month_key(tenant, month): (tenant, month) for tenant, month in months}
+    stored = uow.versions.numbers(keys) if keys else {}
+    return {at: stored.get(key, 0) + 1 for key, at in keys.items()}
 
 
 def month_deltas(changes: Sequence[TripChange], rules: Rules) -> dict[MonthKey, MonthTotals]:

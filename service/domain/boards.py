@@ -10,9 +10,11 @@ pages read one after the other list every entrant once when nothing changes betw
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from sortedcontainers import SortedList
 
 from service.domain.errors import invalid_neighbors, invalid_page_size, invalid_top
 from service.domain.standings import Placed, Standings, Tally, Thresholds
@@ -147,3 +149,122 @@ def around(
         not has_score(entrant),
     )
     return Around(None, entrant, shortfall=shortfall)
+
+
+class LiveBoard(Generic[K]):
+    """A board kept up to date entrant by entrant (docs/rules.md#boards-pages-and-neighbours):
+    an entrant whose figures change is taken out of its sorted place and put back at its new
+    one, the others stay where they were; `board()` gives what `board_of` gives for the
+    standings `rank_entrants` ranks from the same entrants, whatever order the changes came
+    in.
+
+    Not shared between threads: one owner changes it (the builder of the next answer); the
+    boards it gave stay as they were (frozen copies)."""
+
+    def __init__(
+        self,
+        entrants: Iterable[K],
+        *,
+        score_of: Callable[[K], int | None],
+        metres_of: Callable[[K], int],
+        key_of: Callable[[K], str],
+        is_eligible: Callable[[K], bool],
+    ) -> None:
+        self._score_of, self._metres_of = score_of, metres_of
+        self._key_of, self._is_eligible = key_of, is_eligible
+        self._entrants: dict[str, K] = {}
+        self._placed: dict[str, Placed[K]] = {}
+        """The ranked entrants' places on the last board given."""
+        self._ranked_at: dict[str, _RankedKey] = {}
+        self._other_at: dict[str, _OtherKey] = {}
+        for entrant in entrants:  # sorted once, at the end
+            key = key_of(entrant)
+            self._entrants[key] = entrant
+            self._ranked_at.pop(key, None)
+            self._other_at.pop(key, None)
+            self._place(key, entrant)
+        self._ranked: SortedList[_RankedKey] = SortedList(self._ranked_at.values())
+        self._others: SortedList[_OtherKey] = SortedList(self._other_at.values())
+        self.revision = 0
+        """Moves on with every change: a board made at an older revision is no longer what
+        this one holds."""
+
+    def __len__(self) -> int:
+        return len(self._entrants)
+
+    def get(self, key: str) -> K | None:
+        return self._entrants.get(key)
+
+    def put(self, entrant: K) -> None:
+        """Add `entrant`, or put it in the place of the entrant of the same key."""
+        key = self._key_of(entrant)
+        self.remove(key)
+        ranked, other = self._place(key, entrant)
+        if ranked is not None:
+            self._ranked.add(ranked)
+        if other is not None:
+            self._others.add(other)
+        self._entrants[key] = entrant
+        self.revision += 1
+
+    def _place(self, key: str, entrant: K) -> tuple[_RankedKey | None, _OtherKey | None]:
+        """Where `entrant` stands, noted by key (not yet in the sorted lists)."""
+        hundredths, metres = self._score_of(entrant), self._metres_of(entrant)
+        if hundredths is not None and self._is_eligible(entrant):
+            ranked = self._ranked_at[key] = (-hundredths, -metres, key)
+            return ranked, None
+        other = self._other_at[key] = (-metres, key)
+        return None, other
+
+    def remove(self, key: str) -> None:
+        if self._entrants.pop(key, None) is None:
+            return
+        ranked = self._ranked_at.pop(key, None)
+        if ranked is not None:
+            self._ranked.remove(ranked)
+        else:
+            self._others.remove(self._other_at.pop(key))
+        self.revision += 1
+
+    def board(self) -> Board[K]:
+        """The board of the entrants as they are now, with competition ranks ("1, 2, 2, 4")
+        by score, as `rank_entrants` gives them. An entrant whose figures and rank did not
+        change keeps the place the previous board gave them."""
+        entrants, before = self._entrants, self._placed
+        ranked_keys = tuple(self._ranked)
+        other_keys = tuple(self._others)
+        placed: list[Placed[K]] = []
+        now: dict[str, Placed[K]] = {}
+        rank, previous = 0, 0
+        for position, (minus_hundredths, _, key) in enumerate(ranked_keys):
+            if minus_hundredths != previous or not position:
+                rank, previous = position + 1, minus_hundredths
+            entrant = entrants[key]
+            place = before.get(key)
+            if place is None or place.rank != rank or place.entrant is not entrant:
+                place = Placed(entrant, rank, -minus_hundredths)
+            placed.append(place)
+            now[key] = place
+        self._placed = now
+        ranked_at, other_at = _places(True, len(ranked_keys)), _places(False, len(other_keys))
+        where = {key: ranked_at[i] for i, (_, _, key) in enumerate(ranked_keys)}
+        where.update({key: other_at[i] for i, (_, key) in enumerate(other_keys)})
+        not_ranked = tuple(entrants[key] for _, key in other_keys)
+        return Board(Standings(tuple(placed), not_ranked), ranked_keys, other_keys, where)
+
+
+_PLACES: dict[bool, list[tuple[bool, int]]] = {True: [], False: []}
+
+
+def _places(ranked: bool, up_to: int) -> list[tuple[bool, int]]:
+    """The places (`Board.where`'s values) up to `up_to`, made once and shared by boards: a
+    list is never changed, only replaced by a longer one (boards are made on several
+    threads)."""
+    places = _PLACES[ranked]
+    if len(places) < up_to:
+        _PLACES[ranked] = places = [(ranked, i) for i in range(max(up_to, 2 * len(places)))]
+    return places
+
+
+_RankedKey = tuple[int, int, str]
+_OtherKey = tuple[int, str]

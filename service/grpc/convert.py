@@ -4,6 +4,8 @@ name), and a test checks each table covers its proto enum both ways."""
 
 from __future__ import annotations
 
+import struct
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -130,6 +132,117 @@ def month_ranking_message(ranking: MonthRanking) -> ranking_pb2.MonthRanking:
     return message
 
 
+MonthPieces = tuple[
+    dict[str, tuple[DriverMonth, bytes, bytes]], dict[str, tuple[DriverMonth, bytes]]
+]
+"""What the bytes of a month's ranking were made of, by user id: each ranked driver's fields
+serialized before and after their rank, each other driver's serialized entry."""
+
+_RANKED_ENTRY = ranking_pb2.MonthRanking.DRIVERRANKED_FIELD_NUMBER << 3 | 2
+_UNRANKED_ENTRY = ranking_pb2.MonthRanking.DRIVERNOTRANKED_FIELD_NUMBER << 3 | 2
+_RANK_TAG = ranking_pb2.RankedDriver.RANK_FIELD_NUMBER << 3
+_NO_DOUBLE = bytes(8)
+
+
+def month_ranking_bytes(
+    ranking: MonthRanking, pieces: MonthPieces | None = None
+) -> tuple[bytes, MonthPieces]:
+    """`month_ranking_message(ranking)` serialized, the very same bytes (a unit test holds
+    them together), written entry by entry in protobuf's wire format and reusing `pieces`
+    (what the previous bytes of the same board were made of): a driver whose figures did not
+    change keeps the bytes of their fields, their rank put in between, so a rank shift costs
+    a few bytes per driver, not the whole answer through protobuf again."""
+    ranked_before, others_before = pieces or ({}, {})
+    ranked_now: dict[str, tuple[DriverMonth, bytes, bytes]] = {}
+    others_now: dict[str, tuple[DriverMonth, bytes]] = {}
+    standings = ranking.standings
+    head = ranking_pb2.MonthRanking(
+        monthNumber=ranking.month.number,
+        year=ranking.month.year,
+        driverRankedNumber=len(standings.ranked),
+    )
+    out = [head.SerializeToString()]
+    extend = out.extend
+    ranks, lengths = _ranks(len(standings.ranked)), _LENGTHS
+    for placed in standings.ranked:
+        driver = placed.entrant
+        user = driver.profile.user_id
+        piece = ranked_before.get(user)
+        if piece is None or (piece[0] is not driver and piece[0] != driver):
+            piece = _ranked_piece(driver, placed.score_hundredths)
+        ranked_now[user] = piece
+        rank = ranks[placed.rank]
+        extend((lengths[len(piece[1]) + len(rank) + len(piece[2])], piece[1], rank, piece[2]))
+    append = out.append
+    for driver in standings.not_ranked:
+        user = driver.profile.user_id
+        other = others_before.get(user)
+        if other is None or (other[0] is not driver and other[0] != driver):
+            tally = driver.tally
+            body = _names_bytes(driver.profile) + _double(5, metres_to_km(tally.metres))
+            body += _int(6, tally.trips)
+            other = (driver, _varint(_UNRANKED_ENTRY) + _varint(len(body)) + body)
+        others_now[user] = other
+        append(other[1])
+    return b"".join(out), (ranked_now, others_now)
+
+
+def _ranked_piece(driver: DriverMonth, score_hundredths: int) -> tuple[DriverMonth, bytes, bytes]:
+    tally = driver.tally
+    after = _double(6, score_hundredths / 100) + _double(7, metres_to_km(tally.metres))
+    return driver, _names_bytes(driver.profile), after + _int(8, tally.trips)
+
+
+class _Prefixes(dict[int, bytes]):
+    """A ranked entry's tag and length, by length, made once."""
+
+    def __missing__(self, length: int) -> bytes:
+        made = self[length] = _varint(_RANKED_ENTRY) + _varint(length)
+        return made
+
+
+_LENGTHS = _Prefixes()
+_RANKS: list[bytes] = [b""]
+"""A rank field's bytes, by rank, made once (as far as the biggest board needed)."""
+
+
+_RANKS_GROWING = threading.Lock()
+
+
+def _ranks(up_to: int) -> list[bytes]:
+    if len(_RANKS) <= up_to:
+        with _RANKS_GROWING:  # boards are written on several worker threads
+            while len(_RANKS) <= up_to:
+                _RANKS.append(_varint(_RANK_TAG) + _varint(len(_RANKS)))
+    return _RANKS
+
+
+def _names_bytes(profile: Profile) -> bytes:
+    """A driver's fields 1 to 4 (user id and names) as protobuf writes them (an empty string
+    is left out)."""
+    fields = (profile.user_id, profile.firstname, profile.lastname, profile.pseudo)
+    return b"".join(
+        _length_delimited(number, text.encode())
+        for number, text in enumerate(fields, start=1)
+        if text
+    )
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _double(number: int, value: float) -> bytes:
+    """A double field; zero is left out, as proto3 does."""
+    packed = struct.pack("<d", value)
+    return b"" if packed == _NO_DOUBLE else bytes([number << 3 | 1]) + packed
+
+
+def _int(number: int, value: int) -> bytes:
+    """A non-negative int32 field; zero is left out, as proto3 does."""
+    return _varint(number << 3) + _varint(value) if value else b""
+
+
 def _ranked_driver(placed: Placed[DriverMonth]) -> dict[str, Any]:
     return {
         **_unranked_driver(placed.entrant),
@@ -250,7 +363,12 @@ def length_delimited(field_number: int, payload: bytes) -> bytes:
     return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
 
 
+_SMALL_VARINTS = [bytes([n]) for n in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _SMALL_VARINTS[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)

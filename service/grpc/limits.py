@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from service.domain.bounds import EMAIL_MAX_LENGTH, ID_MAX_BYTES, ID_MAX_LENGTH
 from service.domain.errors import InvalidId, RequestTooLarge, TooManyCalls
-from service.grpc.answers import CALL_DEADLINE
+from service.grpc.cache import CALL_DEADLINE
 from service.grpc.errors import abort
 from service.grpc.intercept import (
     Behaviour,

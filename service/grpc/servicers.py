@@ -1,6 +1,7 @@
-"""Thin servicers: each method checks readiness, converts the request, runs one use case
-through the answer cache, and converts the answer. The API key was checked by the
-interceptor; errors become statuses in `service.grpc.errors`.
+"""Thin servicers: each method checks readiness, converts the request into a declared query
+of `service.app.answers`, asks the answer cache (`service.grpc.cache`) for its value, and
+converts the answer. The API key was checked by the interceptor; errors become statuses in
+`service.grpc.errors`.
 
 Handlers return serialized bytes (the answer cache keeps bytes); the method handlers send
 them as they are.
@@ -9,36 +10,36 @@ them as they are.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
 from podium.v1 import challenges_pb2, driver_ranking_pb2, paths_pb2, tasks_pb2
 
-from service.app import queries
-from service.app.ports import ReadModel, StorageUnavailable
-from service.app.state_versions import month_key, profiles_key, tenant_key
+from service.app import answers, queries
+from service.app.ports import StorageUnavailable
 from service.clock import Clock
 from service.domain import boards
 from service.domain.auth import Principal
 from service.domain.errors import InternalError, PodiumError, StateNotReady, StorageDown
 from service.domain.events import ScoreKind
-from service.domain.ranking import Month, Profile
+from service.domain.ranking import Month
 from service.domain.rules import Rules
 from service.grpc import convert, page_tokens
-from service.grpc.answers import Answers, Assembled, Loaded, Memo
 from service.grpc.auth import current_principal
+from service.grpc.cache import AnswerCache, Encoded, Make, message
 from service.grpc.errors import abort
-from service.grpc.state_versions import StateVersions, newest_arrival
+from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers, moved_or_after
 
 log = logging.getLogger(__name__)
+
+V = TypeVar("V")
 
 RETRY_WHILE_CATCHING_UP = timedelta(seconds=2)
 RETRY_WHILE_STORAGE_DOWN = timedelta(seconds=1)
@@ -50,15 +51,11 @@ WATCH_INTERVAL_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class QueryDeps:
-    answers: Answers
+    answers: AnswerCache
     versions: StateVersions
     clock: Clock
     rules: Rules
     is_ready: Callable[[], bool]
-    profiles: Memo[list[Profile]] = field(default_factory=Memo)
-    """A ranking's profiles by (tenant, group, profiles version): a month's tallies change
-    with every batch of trips, its drivers' profiles seldom."""
-    assembled: Assembled = field(default_factory=Assembled)
     watchers: Watchers = field(default_factory=Watchers)
     watch_interval: float = WATCH_INTERVAL_SECONDS
 
@@ -69,63 +66,49 @@ StreamHandler = Callable[[Any, Principal, QueryDeps, Send], Awaitable[None]]
 Run = Callable[[Any, Principal, QueryDeps, Send], Awaitable[bytes | None]]
 
 
+def _kind_and_group(request: Any) -> tuple[ScoreKind, str]:
+    return convert.ranking_type(request.type), request.group_label
+
+
 # --- driver rankings ---------------------------------------------------------------------------
-
-
-async def month_board(
-    deps: QueryDeps, tenant: str, kind: ScoreKind, group: str, month: Month, now: datetime
-) -> Loaded[queries.MonthBoard]:
-    """A month's board, read once per state version for every method and caller that asks
-    (the read counts the month's tallies and reads its drivers' profiles; profiles change far
-    less often, so they are kept apart by their own version)."""
-    membership = queries.membership_as_of(month.freezes_at(deps.rules.late_event_grace), now)
-    profiles = deps.versions.state(profiles_key(tenant))
-    tallies = deps.versions.state(month_key(tenant, month))
-
-    def load(read: ReadModel) -> queries.MonthBoard:
-        people = deps.profiles.get(
-            (tenant, group, membership, profiles),
-            lambda: queries.group_profiles(read, tenant, group, membership),
-        )
-        return queries.month_board(read, tenant, kind, group, month, deps.rules, now, people)
-
-    key = ("month_board", tenant, kind, group, month, membership)
-    reflects = (profiles_key(tenant), month_key(tenant, month))
-    return await deps.answers.value(key, (profiles, tallies), load, reflects)
 
 
 async def get_driver_ranking(
     request: driver_ranking_pb2.GetDriverRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    """Each month is serialized on its own, so the previous month (which rarely changes) is
-    not serialized again whenever a trip of the current month arrives."""
-    tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
-    now = deps.clock.now()
-    months = [
-        await month_board(deps, tenant, kind, group, month, now)
-        for month in queries.ranking_months(now)
-    ]
+    """Each month is serialized on its own (the previous month, which rarely changes, is not
+    serialized again when a trip of the current month arrives), then the two are joined."""
+    kind, group = _kind_and_group(request)
+    ranking = answers.driver_ranking(who.tenant_id, kind, group, deps.rules, deps.clock.now())
+    months = [await deps.answers.value(month) for month in ranking.months]
     current, previous = [
         await deps.answers.made(
-            ("month", tenant, kind, group, loaded.value.month),
-            loaded,
-            functools.partial(convert.month_ranking_message, loaded.value.ranking),
+            ("month", *month.key[1:]), (loaded,), _month_ranking(loaded.value.ranking)
         )
-        for loaded in months
+        for month, loaded in zip(ranking.months, months, strict=True)
     ]
-    as_of = max((m.as_of for m in (current, previous) if m.as_of is not None), default=None)
-    return deps.assembled.get(
-        ("driver_ranking", tenant, kind, group, months[0].value.month, as_of),
-        (current.data, previous.data),
-        lambda: convert.driver_ranking_bytes(kind, current.data, previous.data, as_of),
-    )
+
+    def join(_: object) -> Encoded:
+        as_of = max((m.as_of for m in (current, previous) if m.as_of is not None), default=None)
+        return Encoded(convert.driver_ranking_bytes(kind, current.data, previous.data, as_of))
+
+    key = ("driver_ranking", *ranking.months[0].key[1:])
+    return (await deps.answers.made(key, (current, previous), join, inline=True)).data
+
+
+def _month_ranking(ranking: queries.MonthRanking) -> Make:
+    def make(kept: object) -> Encoded:
+        data, pieces = convert.month_ranking_bytes(ranking, cast(convert.MonthPieces, kept))
+        return Encoded(data, pieces)
+
+    return make
 
 
 async def list_month_ranking(
     request: driver_ranking_pb2.ListMonthRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
     """A page is cut from the month's board (a binary search and a slice), never read."""
-    tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
+    tenant, (kind, group) = who.tenant_id, _kind_and_group(request)
     size = boards.checked_page_size(request.page_size)
     now = deps.clock.now()
     asked_month = (request.month.year, request.month.month_number)
@@ -138,7 +121,8 @@ async def list_month_ranking(
         month, after = continued.month, continued.after
     else:
         month = convert.month_of(request, now)
-    loaded = await month_board(deps, tenant, kind, group, month, now)
+    query = answers.MonthBoardQuery(tenant, kind, group, month, deps.rules, now)
+    loaded = await deps.answers.value(query)
     page = boards.page(loaded.value.board, not_ranked=request.not_ranked, after=after, size=size)
     token = "" if page.after is None else page_tokens.encode(asked, month, page.after)
     answer = convert.month_page_response(kind, loaded.value, page, token)
@@ -149,11 +133,12 @@ async def get_driver_rank(
     request: driver_ranking_pb2.GetDriverRankRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
     """A look-up in the month's board, whatever its size."""
-    tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
+    tenant, (kind, group) = who.tenant_id, _kind_and_group(request)
     neighbors = boards.checked_neighbors(request.neighbors)
     now = deps.clock.now()
     month = convert.month_of(request, now)
-    loaded = await month_board(deps, tenant, kind, group, month, now)
+    query = answers.MonthBoardQuery(tenant, kind, group, month, deps.rules, now)
+    loaded = await deps.answers.value(query)
     found = queries.driver_rank(loaded.value, request.user_id, neighbors, deps.rules)
     answer = convert.driver_rank_response(kind, loaded.value, found)
     return convert.stamped(answer, loaded.as_of).SerializeToString()
@@ -169,18 +154,21 @@ async def watch_driver_ranking(
     cached board: a thousand watchers cost what one does. A message goes out when the top or
     the ranked count differs from the last one this watcher had (a newer `asOf` alone is no
     change), a second apart at least."""
-    tenant, group, kind = who.tenant_id, request.group_label, convert.ranking_type(request.type)
+    tenant, (kind, group) = who.tenant_id, _kind_and_group(request)
     top = boards.checked_top(request.top)
-    seen: list[tuple[Loaded[queries.MonthBoard], bytes, bytes]] = []
 
     async def look() -> tuple[bytes, bytes]:
         now = deps.clock.now()
-        loaded = await month_board(deps, tenant, kind, group, Month.of(now), now)
-        if not seen or seen[-1][0] is not loaded:
-            content = convert.top_drivers_response(kind, loaded.value, top).SerializeToString()
-            stamp = convert.stamped(driver_ranking_pb2.WatchDriverRankingResponse(), loaded.as_of)
-            seen[:] = [(loaded, content, content + stamp.SerializeToString())]
-        return seen[-1][1], seen[-1][2]
+        query = answers.MonthBoardQuery(tenant, kind, group, Month.of(now), deps.rules, now)
+        loaded = await deps.answers.value(query)
+        content = await deps.answers.made(
+            ("top", *query.key[1:], top),
+            (loaded,),
+            message(lambda: convert.top_drivers_response(kind, loaded.value, top)),
+            inline=True,  # a hundred drivers at most
+        )
+        stamp = convert.stamped(driver_ranking_pb2.WatchDriverRankingResponse(), loaded.as_of)
+        return content.data, content.data + stamp.SerializeToString()
 
     async def wake() -> None:
         await moved_or_after(deps.versions.moved_since(deps.versions.generation))
@@ -194,41 +182,31 @@ async def watch_driver_ranking(
 # --- challenges --------------------------------------------------------------------------------
 
 
-async def challenge_board(
-    deps: QueryDeps, tenant: str, challenge_id: str, group: str, now: datetime
-) -> Loaded[queries.ChallengeBoard]:
-    """A challenge's groups are read as of its freeze once it froze: the board is read again
-    at least once a minute, so the freeze shows within a minute even if nothing else changes."""
-    state = deps.versions.state(tenant_key(tenant))
-
-    def load(read: ReadModel) -> queries.ChallengeBoard:
-        return queries.challenge_board(read, tenant, challenge_id, group, now, deps.rules)
-
-    minute = int(now.timestamp()) // 60
-    key = ("challenge_board", tenant, challenge_id, group, minute)
-    return await deps.answers.value(key, state, load, [tenant_key(tenant)])
-
-
 async def get_challenge_ranking(
     request: challenges_pb2.GetChallengeRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    tenant, challenge_id, group = who.tenant_id, request.challenge_id, request.group
-    loaded = await challenge_board(deps, tenant, challenge_id, group, deps.clock.now())
+    query = answers.ChallengeBoardQuery(
+        who.tenant_id, request.challenge_id, request.group, deps.rules, deps.clock.now()
+    )
+    loaded = await deps.answers.value(query)
 
     def make() -> Message:
         answer = convert.challenge_ranking_response(loaded.value.ranking)
         return convert.stamped(answer, loaded.as_of)
 
-    key = ("challenge_ranking", tenant, challenge_id, group)
-    return (await deps.answers.made(key, loaded, make)).data
+    return (
+        await deps.answers.made(("challenge_ranking", *query.key[1:]), (loaded,), message(make))
+    ).data
 
 
 async def get_challenge_rank(
     request: challenges_pb2.GetChallengeRankRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    tenant, challenge_id, group = who.tenant_id, request.challenge_id, request.group
     neighbors = boards.checked_neighbors(request.neighbors)
-    loaded = await challenge_board(deps, tenant, challenge_id, group, deps.clock.now())
+    query = answers.ChallengeBoardQuery(
+        who.tenant_id, request.challenge_id, request.group, deps.rules, deps.clock.now()
+    )
+    loaded = await deps.answers.value(query)
     found = queries.challenge_rank(loaded.value, request.user_id, neighbors)
     answer = convert.challenge_rank_response(loaded.value, found)
     return convert.stamped(answer, loaded.as_of).SerializeToString()
@@ -237,59 +215,40 @@ async def get_challenge_rank(
 async def get_challenge_progress(
     request: challenges_pb2.GetChallengeProgressRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    """Progress exists only once the challenge has ended; its groups are read as of the
-    freeze once it froze (rebuilt at least once a minute, as the ranking)."""
-    now, tenant = deps.clock.now(), who.tenant_id
-    state = deps.versions.state(tenant_key(tenant))
-
-    def build(read: ReadModel) -> Message:
-        answer = queries.challenge_progress(
-            read, tenant, request.challenge_id, request.group, now, deps.rules
-        )
-        return convert.stamped(convert.challenge_progress_response(answer), arrival(read, tenant))
-
-    minute = int(now.timestamp()) // 60
-    key = ("challenge_progress", tenant, request.challenge_id, request.group, minute)
-    return await deps.answers.get(key, state, build)
+    query = answers.ChallengeProgressQuery(
+        who.tenant_id, request.challenge_id, request.group, deps.rules, deps.clock.now()
+    )
+    return await _answer(deps, query, convert.challenge_progress_response)
 
 
-def arrival(read: ReadModel, tenant: str) -> datetime | None:
-    """The arrival time of the tenant's newest event in the read model's snapshot: what the
-    answer's other reads reflect."""
-    return newest_arrival(*read.state_versions([tenant_key(tenant)]).values())
+async def _answer(
+    deps: QueryDeps, query: answers.Query[V], to_message: Callable[[V], Any]
+) -> bytes:
+    """The bytes of a small answer: its value converted and stamped with its `as_of`."""
+    loaded = await deps.answers.value(query)
+
+    def make() -> Message:
+        answer: Message = convert.stamped(to_message(loaded.value), loaded.as_of)
+        return answer
+
+    return (await deps.answers.made(query.key, (loaded,), message(make))).data
 
 
 # --- tasks and paths ---------------------------------------------------------------------------
 
 
 async def get_task(request: tasks_pb2.GetTaskRequest, who: Principal, deps: QueryDeps) -> bytes:
-    tenant = who.tenant_id
-    state = deps.versions.state(tenant_key(tenant))
-
-    def build(read: ReadModel) -> Message:
-        answer = convert.task_response(queries.get_task(read, tenant, request.task_id))
-        return convert.stamped(answer, arrival(read, tenant))
-
-    return await deps.answers.get(("task", tenant, request.task_id), state, build)
+    query = answers.TaskQuery(who.tenant_id, request.task_id)
+    return await _answer(deps, query, convert.task_response)
 
 
 async def get_path_session_stats(
     request: paths_pb2.GetPathSessionStatsRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    """Due dates and the session's start and end make the answer depend on the time too: it
-    is cached for the current second only."""
-    now, tenant = deps.clock.now(), who.tenant_id
-    state = deps.versions.state(tenant_key(tenant))
-
-    def build(read: ReadModel) -> Message:
-        answer = queries.path_session_stats(
-            read, tenant, request.session_id, request.user_email_or_id, now
-        )
-        return convert.stamped(convert.path_stats_response(answer), arrival(read, tenant))
-
-    second = int(now.timestamp())
-    key = ("path_stats", tenant, request.session_id, request.user_email_or_id, second)
-    return await deps.answers.get(key, state, build)
+    query = answers.PathStatsQuery(
+        who.tenant_id, request.session_id, request.user_email_or_id, deps.clock.now()
+    )
+    return await _answer(deps, query, convert.path_stats_response)
 
 
 # --- routing -----------------------------------------------------------------------------------

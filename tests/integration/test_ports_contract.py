@@ -359,6 +359,39 @@ def test_a_driver_month_delta_creates_the_month_at_zero_then_adds(ports: Ports) 
         }
 
 
+def test_the_driver_months_changed_after_a_version_are_found_by_their_stamp(
+    ports: Ports,
+) -> None:
+    with committing(ports) as uow:
+        assert uow.versions.numbers(["acme\x1fmonth"]) == {}
+        uow.driver_months.add(
+            {
+                ("acme", "ann", NOVEMBER): totals(2, 9_000),
+                ("acme", "bob", NOVEMBER): totals(1, 1_000),
+                ("acme", "cid", NOVEMBER.previous()): totals(1, 1_000),
+            },
+            {("acme", NOVEMBER): 1, ("acme", NOVEMBER.previous()): 1},
+        )
+        uow.versions.bump({"acme\x1fmonth": None})
+    with committing(ports) as uow:
+        assert uow.versions.numbers(["acme\x1fmonth", "never"]) == {"acme\x1fmonth": 1}
+        uow.driver_months.add(
+            {
+                ("acme", "bob", NOVEMBER): -totals(1, 1_000),
+                ("other", "ann", NOVEMBER): totals(1, 1),
+            },
+            {("acme", NOVEMBER): 2, ("other", NOVEMBER): 7},
+        )
+    with ports.read() as read:
+        kind = ScoreKind.SAFETY
+        assert read.month_changes("acme", NOVEMBER, kind, 0) == {
+            "ann": summed(kind, totals(2, 9_000)),
+            "bob": None,  # its trips were all taken away again
+        }
+        assert read.month_changes("acme", NOVEMBER, kind, 1) == {"bob": None}
+        assert read.month_changes("acme", NOVEMBER, kind, 2) == {}
+
+
 def test_the_tallies_are_of_the_ranking_type_asked(ports: Ports) -> None:
     with committing(ports) as uow:
         uow.driver_months.add({("acme", "ann", NOVEMBER): totals(2, 9_000)})

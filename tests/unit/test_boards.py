@@ -133,3 +133,54 @@ def test_request_sizes_are_checked_against_their_range(
             f"invalid_{reason}",
             reason,
         )
+
+
+def live(drivers: list[DriverMonth]) -> boards.LiveBoard[DriverMonth]:
+    return boards.LiveBoard(
+        drivers,
+        score_of=lambda d: d.tally.score_hundredths,
+        metres_of=lambda d: d.tally.metres,
+        key_of=lambda d: d.profile.user_id,
+        is_eligible=lambda d: THRESHOLDS.admits(d.tally),
+    )
+
+
+changes = st.lists(
+    st.one_of(
+        st.builds(
+            driver,
+            st.text("abcdefg", min_size=1, max_size=3),
+            st.integers(0, 5),
+            st.integers(0, 30_000),
+            st.none() | st.integers(0, 1000),
+        ),
+        st.text("abcdefg", min_size=1, max_size=3),  # that driver leaves the board
+    ),
+    max_size=60,
+)
+
+
+@given(start=drivers, changes=changes)
+def test_a_board_kept_up_to_date_is_the_board_of_its_drivers_ranked_anew(
+    start: list[DriverMonth], changes: list[DriverMonth | str]
+) -> None:
+    kept, now = live(start), {d.profile.user_id: d for d in start}
+    for change in changes:
+        if isinstance(change, str):
+            kept.remove(change)
+            now.pop(change, None)
+        else:
+            kept.put(change)
+            now[change.profile.user_id] = change
+        assert kept.board() == board(list(now.values()))
+    assert len(kept) == len(now)
+
+
+def test_a_change_moves_the_revision_on_and_a_board_given_before_stays_as_it_was() -> None:
+    kept = live([driver("a", 5, 20_000, 700), driver("b", 5, 20_000, 800)])
+    before, revision = kept.board(), kept.revision
+    kept.put(driver("a", 5, 20_000, 900))
+
+    assert kept.revision > revision
+    assert [p.entrant.profile.user_id for p in before.standings.ranked] == ["b", "a"]
+    assert [p.entrant.profile.user_id for p in kept.board().standings.ranked] == ["a", "b"]

@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 from podium.v1 import tasks_pb2, tasks_pb2_grpc
 
 from service.app.ports import ReadModel, StorageUnavailable
-from service.grpc.answers import TimedReadModels
+from service.grpc.cache import TimedReadModels
 from service.metrics import Metrics
 from tests.api import KEY, api, channel_to, guard, query_deps
 

@@ -11,7 +11,7 @@ from service.adapters.sql import InList, key_lookups, upsert_columns
 from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
 from service.app.ports import MonthKey, TripKey
 from service.domain.events import SCORE_KINDS
-from service.domain.ranking import NO_TOTALS, MonthTotals
+from service.domain.ranking import NO_TOTALS, Month, MonthTotals
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 
 
@@ -87,9 +87,14 @@ class SqlDriverMonthStore:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
 
-    def add(self, deltas: Mapping[MonthKey, MonthTotals]) -> None:
-        """Add each delta to the driver's month (creating it at zero). Row order does not
-        matter: writers of a tenant are serialized by its lock (`lock_tenants`)."""
+    def add(
+        self,
+        deltas: Mapping[MonthKey, MonthTotals],
+        stamps: Mapping[tuple[str, Month], int] | None = None,
+    ) -> None:
+        """Add each delta to the driver's month (creating it at zero), stamped by `stamps`
+        (None: the stamps stay as they were). Row order does not matter: writers of a tenant
+        are serialized by its lock (`lock_tenants`)."""
         kept = {key: totals for key, totals in deltas.items() if totals != NO_TOTALS}
         months = [month for _, _, month in kept]
         sums = list(kept.values())
@@ -104,13 +109,16 @@ class SqlDriverMonthStore:
         for i, kind in enumerate(SCORE_KINDS):
             columns[f"{SCORE_COLUMNS[kind]}_weighted"] = [totals.weighted[i] for totals in sums]
             columns[f"{SCORE_COLUMNS[kind]}_weight"] = [totals.weight[i] for totals in sums]
+        if stamps is not None:
+            columns["changed_in"] = [stamps[tenant, month] for tenant, _, month in kept]
         upsert_columns(
             self._c,
             driver_months,
             columns,
             keys=["tenant_id", "year", "month", "user_id"],
             add=_MONTH_VALUES,
+            replace=["changed_in"] if stamps is not None else [],
         )
 
 
-_MONTH_VALUES = [c.name for c in driver_months.c if not c.primary_key]
+_MONTH_VALUES = [c.name for c in driver_months.c if not c.primary_key and c.name != "changed_in"]
