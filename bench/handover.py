@@ -24,13 +24,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.fold import POLL_SECONDS, folded_so_far
-from bench.harness import BackgroundLoad, database
+from bench.harness import BackgroundLoad
 from bench.ingest import bench_settings
 from bench.server import free_port
 from consumers.local_broker import LocalBroker
 from consumers.topics import ensure_topics
 from service.bootstrap import Storage
 from service.config import Settings
+from tests.databases import empty_database
 
 PARTITIONS = 4
 RATE = 200.0
@@ -194,7 +195,7 @@ async def bench_handover(
     repetitions = 3 if args.quick else 5
     say(f"\n== {kind}: hand-over, a consumer ended and replaced, to its first folded event ==")
     for label, instance_id, session in CONFIGURATIONS:
-        with database(kind, folder) as url:
+        with empty_database(kind, folder, prefix="bench") as url:
             settings = replace(
                 bench_settings(
                     broker.bootstrap_servers, url, f"h{uuid.uuid4().hex[:6]}.", PARTITIONS
@@ -216,7 +217,7 @@ async def bench_handover(
                 f"{spread([r.first_fold - r.exited for r in runs])} after its start"
             )
     for label, session in SURVIVOR_CONFIGURATIONS:
-        with database(kind, folder) as url:
+        with empty_database(kind, folder, prefix="bench") as url:
             settings = replace(
                 bench_settings(
                     broker.bootstrap_servers, url, f"h{uuid.uuid4().hex[:6]}.", PARTITIONS

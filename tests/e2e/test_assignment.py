@@ -15,7 +15,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 
 from consumers.local_broker import LocalBroker
 from service.config import Settings
-from tests.conftest import empty_database
+from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
 from tests.processes import ServeProcess
 
