@@ -33,7 +33,7 @@ from consumers.assignment import (
     check_co_partitioned,
 )
 from consumers.connection import kafka_options
-from consumers.handover import member_options, take_over
+from consumers.handover import Group, member_options, take_over
 from consumers.reporter import IngestReport
 from consumers.results_relay import ResultRelay, ensure_results_topic
 from consumers.runner import ConsumerLoop
@@ -418,6 +418,19 @@ class ResultsOut:
             await asyncio.sleep(RESULTS_AFTER_BATCH_SECONDS)
 
 
+async def prepared_topics(settings: Settings, storage: Storage, metrics: Metrics) -> Group:
+    """The topics made and checked before the member joins (durable, co-partitioned; the
+    offsets of topics just created forgotten), then the group as the member finds it, its
+    predecessor removed (`consumers.handover.take_over`)."""
+    created = await ensure_topics(settings)
+    await ensure_results_topic(settings)
+    await check_durability(settings, metrics)
+    await check_co_partitioned(settings)
+    if created:
+        await asyncio.to_thread(forget_offsets, storage, settings, created)
+    return await take_over(settings)
+
+
 def forget_offsets(storage: Storage, settings: Settings, topics: list[str]) -> None:
     """Topics just created start from their beginning, whatever was stored of an older log."""
     stale = forget_new_logs(storage.unit_of_work, settings.consumer_group, topics)
@@ -596,13 +609,7 @@ class Podium:
         return deps, guard
 
     async def _start_consumers(self) -> None:
-        created = await ensure_topics(self.settings)
-        await ensure_results_topic(self.settings)
-        await check_durability(self.settings, self.metrics)
-        await check_co_partitioned(self.settings)
-        if created:
-            await asyncio.to_thread(forget_offsets, self.storage, self.settings, created)
-        group = await take_over(self.settings)
+        group = await prepared_topics(self.settings, self.storage, self.metrics)
         running = asyncio.get_running_loop()
 
         def committed() -> None:

@@ -265,53 +265,10 @@ class SqlReadModel(OperatorReads):
     def resolve_user(self, tenant_id: str, email_or_id: str) -> str | None:
         """By id, else by email (the first such user by id), else by enrolment: each a look-up
         by an index of its own."""
-        of_tenant = users.c.tenant_id == tenant_id
-        by_id = select(users.c.user_id).where(of_tenant, users.c.user_id == email_or_id)
-        by_email = (
-            select(users.c.user_id)
-            .where(of_tenant, users.c.email_lower == email_or_id.lower())
-            .order_by(users.c.user_id)
-            .limit(1)
-        )
-        for query in (by_id, by_email):
-            by_profile = self._c.execute(query).first()
-            if by_profile is not None:
-                return str(by_profile.user_id)
-        by_enrollment = self._c.execute(
-            select(path_learners.c.user_id)
-            .where(path_learners.c.tenant_id == tenant_id, path_learners.c.user_id == email_or_id)
-            .limit(1)
-        ).first()
-        return None if by_enrollment is None else str(by_enrollment.user_id)
+        return _resolved_user(self._c, tenant_id, email_or_id)
 
     def learner_state(self, tenant_id: str, session_id: str, user_id: str) -> LearnerState | None:
-        enrolment = self._c.execute(
-            select(path_learners.c.enrolled_at, path_learners.c.unenrolled_at).where(
-                path_learners.c.tenant_id == tenant_id,
-                path_learners.c.session_id == session_id,
-                path_learners.c.user_id == user_id,
-            )
-        ).first()
-        if enrolment is None:
-            return None
-
-        def mine(table: Any) -> Any:
-            return (
-                select(table)
-                .where(
-                    table.c.tenant_id == tenant_id,
-                    table.c.session_id == session_id,
-                    table.c.user_id == user_id,
-                )
-                .order_by(table.c.attempt_id)
-            )
-
-        attempts = tuple(attempt_from_row(r) for r in self._c.execute(mine(step_attempts)))
-        corrections = tuple(
-            Correction(r.step_id, r.attempt_id, r.score, r.corrected_at)
-            for r in self._c.execute(mine(step_corrections))
-        )
-        return LearnerState(enrolment.enrolled_at, enrolment.unenrolled_at, attempts, corrections)
+        return _learner_state(self._c, tenant_id, session_id, user_id)
 
     def _members(self, tenant_id: str, group: str, as_of: datetime | None) -> Subquery:
         """The users a group's ranking lists (`user_id`): today's members of `group`, or its
@@ -474,3 +431,56 @@ def _challenges_ended(connection: Connection, by: datetime) -> list[tuple[str, s
         .order_by(c.c.tenant_id, c.c.challenge_id)
     )
     return [(tenant, challenge, end) for tenant, challenge, end in connection.execute(query)]
+
+
+def _resolved_user(connection: Connection, tenant_id: str, email_or_id: str) -> str | None:
+    of_tenant = users.c.tenant_id == tenant_id
+    by_id = select(users.c.user_id).where(of_tenant, users.c.user_id == email_or_id)
+    by_email = (
+        select(users.c.user_id)
+        .where(of_tenant, users.c.email_lower == email_or_id.lower())
+        .order_by(users.c.user_id)
+        .limit(1)
+    )
+    for query in (by_id, by_email):
+        by_profile = connection.execute(query).first()
+        if by_profile is not None:
+            return str(by_profile.user_id)
+    by_enrollment = connection.execute(
+        select(path_learners.c.user_id)
+        .where(path_learners.c.tenant_id == tenant_id, path_learners.c.user_id == email_or_id)
+        .limit(1)
+    ).first()
+    return None if by_enrollment is None else str(by_enrollment.user_id)
+
+
+def _learner_state(
+    connection: Connection, tenant_id: str, session_id: str, user_id: str
+) -> LearnerState | None:
+    enrolment = connection.execute(
+        select(path_learners.c.enrolled_at, path_learners.c.unenrolled_at).where(
+            path_learners.c.tenant_id == tenant_id,
+            path_learners.c.session_id == session_id,
+            path_learners.c.user_id == user_id,
+        )
+    ).first()
+    if enrolment is None:
+        return None
+
+    def mine(table: Any) -> Any:
+        return (
+            select(table)
+            .where(
+                table.c.tenant_id == tenant_id,
+                table.c.session_id == session_id,
+                table.c.user_id == user_id,
+            )
+            .order_by(table.c.attempt_id)
+        )
+
+    attempts = tuple(attempt_from_row(r) for r in connection.execute(mine(step_attempts)))
+    corrections = tuple(
+        Correction(r.step_id, r.attempt_id, r.score, r.corrected_at)
+        for r in connection.execute(mine(step_corrections))
+    )
+    return LearnerState(enrolment.enrolled_at, enrolment.unenrolled_at, attempts, corrections)

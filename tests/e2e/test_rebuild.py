@@ -28,6 +28,7 @@ from sqlalchemy import text
 
 from bench.harness import produce_quickly
 from consumers.local_broker import LocalBroker
+from consumers.topics import ensure_topics
 from service.adapters.database import create_database_engine
 from service.adapters.statistics import TableStatistics
 from service.bootstrap import Podium, storage
@@ -113,6 +114,7 @@ async def _rebuild_answers_right_after_serving(
         with storage(url) as store:
             key = store.create_key(TENANT, "ranking", SystemClock().now())
         servers = broker.bootstrap_servers
+        await ensure_topics(settings)  # as Podium makes them: co-partitioned
         for family, records in (("catalog", _profiles()), ("trips", _trips(trips))):
             await asyncio.to_thread(produce_quickly, servers, settings.topic(family), records)
         async with ServeProcess(settings, tmp_path / "serve.log") as serve:
