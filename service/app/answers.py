@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from service.app import queries
 from service.app.ports import ReadModel
@@ -215,7 +215,10 @@ def _minute(now: datetime) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class ChallengeBoardQuery(Query[ChallengeBoard]):
+class _OfChallenge(Query[V]):
+    """A challenge's answer for a group (every registered user: ""), as of the minute."""
+
+    kind: ClassVar[str]
     tenant_id: str
     challenge_id: str
     group: str
@@ -224,12 +227,16 @@ class ChallengeBoardQuery(Query[ChallengeBoard]):
 
     @property
     def key(self) -> Key:
-        t, challenge, group = self.tenant_id, self.challenge_id, self.group
-        return ("challenge_board", t, challenge, group, _minute(self.now))
+        return (self.kind, self.tenant_id, self.challenge_id, self.group, _minute(self.now))
 
     @property
     def reflects(self) -> tuple[str, ...]:
         return (tenant_key(self.tenant_id),)
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeBoardQuery(_OfChallenge[ChallengeBoard]):
+    kind: ClassVar[str] = "challenge_board"
 
     def load(self, read: ReadModel) -> ChallengeBoard:
         t, challenge, group = self.tenant_id, self.challenge_id, self.group
@@ -240,23 +247,10 @@ class ChallengeBoardQuery(Query[ChallengeBoard]):
 
 
 @dataclass(frozen=True, slots=True)
-class ChallengeProgressQuery(Query[ChallengeProgress]):
+class ChallengeProgressQuery(_OfChallenge[ChallengeProgress]):
     """Progress exists only once the challenge has ended."""
 
-    tenant_id: str
-    challenge_id: str
-    group: str
-    rules: Rules
-    now: datetime
-
-    @property
-    def key(self) -> Key:
-        t, challenge, group = self.tenant_id, self.challenge_id, self.group
-        return ("challenge_progress", t, challenge, group, _minute(self.now))
-
-    @property
-    def reflects(self) -> tuple[str, ...]:
-        return (tenant_key(self.tenant_id),)
+    kind: ClassVar[str] = "challenge_progress"
 
     def load(self, read: ReadModel) -> ChallengeProgress:
         t, challenge, group = self.tenant_id, self.challenge_id, self.group
