@@ -383,8 +383,9 @@ class ResultsOut:
     async def stopped(self) -> None:
         """The relay stops by itself (its producer closed): a send in hand ends first."""
         if self._relay_task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._relay_task), RELAY_STOP_SECONDS)
+            # Waited for, never awaited: a relay already cancelled or failed (reported by its
+            # own task) must not fail the stop.
+            await asyncio.wait({self._relay_task}, timeout=RELAY_STOP_SECONDS)
 
     def _record_due(self, known: set[str]) -> int:
         """Record the results of the windows frozen by now; `known`: the ones known to be
