@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,8 @@ from service.adapters.tables import results_outbox
 from service.app.ports import OutboxEntry
 
 o = results_outbox
+
+log = logging.getLogger(__name__)
 
 
 class SqlResultStore:
@@ -126,7 +129,19 @@ class AdvisoryLease:
 
     def release(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
+        if connection is None:
+            return
+        try:
+            # Unlocked before the session ends: the server ends a closed session's backend,
+            # and its locks, a moment after the client has gone, and another relay asking at
+            # once would be refused.
+            connection.execute(
+                text("SELECT pg_advisory_unlock(:k, hashtext(current_schema()))"),
+                {"k": RELAY_LOCK},
+            )
+        except Exception:  # a dead connection: its session's end releases the lock
+            log.debug("could not unlock the relay's lease; its session's end will", exc_info=True)
+        finally:
             # Not back to the pool, where its session would keep the lock: the session ends.
             connection.invalidate()
             connection.close()
