@@ -91,14 +91,19 @@ class ConsumerLoop:
         """Set once the first catch-up is done."""
         return self._reporter.caught_up
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set; the batch in hand is applied before returning."""
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Consume until `stop` is set; the batch in hand is applied before returning.
+        `ready`: the loop joins its group at once but folds nothing before it is set (the
+        schema migrated meanwhile: the broker holds a join for seconds, bench/RESULTS.md);
+        partitions assigned until then wait, paused."""
         self._consumer.subscribe(list(self._family_of), listener=self._listener)
         await self._consumer.start()
         applying: asyncio.Task[Retry | None] | None = None
         self._reporter.publish()
         progress = asyncio.create_task(self._reporter.log_progress())
         try:
+            if ready is not None:
+                await _either(ready, stop)
             while not stop.is_set():
                 await self._fetcher.resolve()
                 fetched = await self._fetcher.fetch()
@@ -121,3 +126,13 @@ class ConsumerLoop:
             if applying is not None:
                 await self._applier.settle(applying, stop)
             await stop_consumer(self._consumer)
+
+
+async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
+    """Return once either event is set."""
+    waiters = {asyncio.create_task(first.wait()), asyncio.create_task(second.wait())}
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

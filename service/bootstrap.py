@@ -15,12 +15,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from grpc_health.v1 import health as grpc_health
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
@@ -82,6 +81,9 @@ from service.grpc.watchers import Watchers
 from service.metrics import Metrics
 from service.result_events import encode
 from service.tracing import tracer_of, tracer_provider
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -419,17 +421,60 @@ class ResultsOut:
             await asyncio.sleep(RESULTS_AFTER_BATCH_SECONDS)
 
 
-async def prepared_topics(settings: Settings, storage: Storage, metrics: Metrics) -> Group:
+async def prepared_topics(
+    settings: Settings, storage: Storage, metrics: Metrics, schema: asyncio.Task[None]
+) -> Group:
     """The topics made and checked before the member joins (durable, co-partitioned; the
-    offsets of topics just created forgotten), then the group as the member finds it, its
-    predecessor removed (`consumers.handover.take_over`)."""
+    offsets of topics just created forgotten, once `schema` is current), then the group as
+    the member finds it, its predecessor removed (`consumers.handover.take_over`)."""
     created = await ensure_topics(settings)
-    await ensure_results_topic(settings)
-    await check_durability(settings, metrics)
-    await check_co_partitioned(settings)
+    await asyncio.gather(
+        ensure_results_topic(settings),
+        check_durability(settings, metrics),
+        check_co_partitioned(settings),
+    )
     if created:
+        await asyncio.shield(schema)
         await asyncio.to_thread(forget_offsets, storage, settings, created)
     return await take_over(settings)
+
+
+async def schema_current(storage: Storage, settings: Settings, ready: asyncio.Event) -> None:
+    """Migrate the schema (`migrations.upgrade`: nothing, and no Alembic import, when it is
+    current), then open the engines' first connections and read the consumer's stored
+    offsets once, so that a joining member's first batch does not wait for them; `ready`
+    is set then."""
+
+    def work() -> None:
+        migrations.upgrade(storage.engine)
+        with storage.read() as read:
+            read.stored_offsets(settings.consumer_group)
+        if storage.writer is not None:
+            with storage.writer.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+
+    await asyncio.to_thread(work)
+    ready.set()
+
+
+async def start_servers(
+    settings: Settings, queries: tuple[QueryDeps, Guard] | None
+) -> tuple[grpc.aio.Server, int, grpc_health.aio.HealthServicer, grpc.aio.Server | None]:
+    """The gRPC server (the API with `queries`, health always) and, when
+    `PODIUM_HEALTH_ADDRESS` is set, the plaintext health listener, started."""
+    server, port, health = create_server(
+        settings.grpc_address,
+        queries,
+        server_credentials(settings),
+        connection_options(settings.max_connection_age_seconds, settings.shutdown_grace_seconds),
+    )
+    await server.start()
+    health_server = None
+    if settings.health_address:
+        health_server, health_port = create_health_server(settings.health_address, health)
+        await health_server.start()
+        log.info("health alone, plaintext, on %s (port %d)", settings.health_address, health_port)
+    return server, port, health, health_server
 
 
 def forget_offsets(storage: Storage, settings: Settings, topics: list[str]) -> None:
@@ -526,32 +571,30 @@ class Podium:
         self.key_uses: KeyUses | None = None
 
     async def start(self) -> None:
-        await asyncio.to_thread(migrations.upgrade, self.storage.engine)
+        """A consuming instance joins its group first: the broker holds a join for seconds
+        (half the session on the local one), in which the schema is migrated, the engines
+        connect and the servers start; its loop folds once the schema is current."""
+        ready = asyncio.Event()
+        schema = asyncio.create_task(schema_current(self.storage, self.settings, ready))
+        if self._consumes:
+            await self._start_consumers(schema, ready)
+        if self._serves_api:
+            await asyncio.shield(schema)
         if self.settings.metrics_address:
             host, _, port = self.settings.metrics_address.rpartition(":")
             start_http_server(int(port), host, registry=self.metrics.registry)
         queries = await self._query_deps() if self._serves_api else None
-        settings = self.settings
-        server, self.port, health = create_server(
-            settings.grpc_address,
-            queries,
-            server_credentials(settings),
-            connection_options(
-                settings.max_connection_age_seconds, settings.shutdown_grace_seconds
-            ),
+        server, self.port, self._health, self._health_server = await start_servers(
+            self.settings, queries
         )
-        await server.start()
-        self._server, self._health = server, health
+        self._server = server
         await self._set_health(self._api_health, False)
-        if settings.health_address:
-            self._health_server, health_port = create_health_server(settings.health_address, health)
-            await self._health_server.start()
-            log.info(
-                "health alone, plaintext, on %s (port %d)", settings.health_address, health_port
-            )
         if self._consumes:
-            await self._set_health(self._ingest_health, False)
-            await self._start_consumers()
+            if self._ingest_report is None:
+                await self._set_health(self._ingest_health, False)
+            else:
+                self._ingest_changed(self._ingest_report)
+        await asyncio.shield(schema)
         if self._serves_api and self.loop is None:
             group_caught_up = asyncio.Event()
             self._spawn(watch_group_caught_up(self.storage, self.settings, group_caught_up))
@@ -609,8 +652,8 @@ class Podium:
         )
         return deps, guard
 
-    async def _start_consumers(self) -> None:
-        group = await prepared_topics(self.settings, self.storage, self.metrics)
+    async def _start_consumers(self, schema: asyncio.Task[None], ready: asyncio.Event) -> None:
+        group = await prepared_topics(self.settings, self.storage, self.metrics, schema)
         running = asyncio.get_running_loop()
 
         def committed() -> None:
@@ -628,8 +671,9 @@ class Podium:
             committed,
             assignors(group.protocol, group.others),
         )
+        stop = self._stop_consuming
         self._consumer_task = asyncio.create_task(
-            supervise(self.loop.run(self._stop_consuming), self._stop_consuming, self.failed),
+            supervise(self.loop.run(stop, ready), stop, self.failed),
             name="consumer-loop",
         )
         self._spawn(self._record_caught_up(self.loop.caught_up))
