@@ -5,7 +5,9 @@ session expires; the replacement's join waits for it, and the broker then rebala
 (about 19 s with a 10 s session, measured: `make bench BENCH_ARGS='--section handover'`).
 Two things shorten it:
 
-- **A session chosen for it** (`PODIUM_SESSION_TIMEOUT_SECONDS`, heartbeats every third of it).
+- **A session chosen for it** (`PODIUM_SESSION_TIMEOUT_SECONDS`; heartbeats every half second,
+  or every third of a shorter session, so that a member still running hears of a rebalance
+  soon).
 - **The predecessor removed at start.** A process given a stable name (`PODIUM_INSTANCE_ID`)
   joins under the client id `podium-NAME`; brokers name a member after its client id
   (`CLIENT_ID-UUID`) and describe it with it. Before joining, the process asks the group's
@@ -46,6 +48,11 @@ between its join and its sync, say), it may stay the leader the broker waits for
 broker then answered every later join with the same generation, led by the removed member,
 and the group never formed again (seen once in twenty kills, tests/e2e/test_fault_tolerance.py).
 Left in place, its session ends and the group forms without it."""
+HEARTBEAT_MS = 500
+"""Heartbeats at most this far apart (a third of the session when that is shorter): a member
+learns that its group rebalances (another member left or joined) at its next heartbeat, and
+until it rejoins the partitions moving to it are folded by no one (bench/RESULTS.md, issue
+26: two members, one stopped). A heartbeat is one small request to the coordinator."""
 REMOVE_TIMEOUT_SECONDS = 5.0
 """Reading the group and removing the predecessor is best effort: past this, the join goes
 ahead (and waits for the predecessor's session as it would have)."""
@@ -59,11 +66,11 @@ def client_id(settings: Settings) -> str | None:
 
 def member_options(settings: Settings) -> dict[str, Any]:
     """The consumer group member's options beside the connection's: its client id, session
-    and heartbeats."""
+    and heartbeats (`HEARTBEAT_MS` apart, or a third of the session if shorter)."""
     session_ms = round(settings.session_timeout_seconds * 1000)
     options: dict[str, Any] = {
         "session_timeout_ms": session_ms,
-        "heartbeat_interval_ms": max(session_ms // 3, 1),
+        "heartbeat_interval_ms": max(min(session_ms // 3, HEARTBEAT_MS), 1),
     }
     name = client_id(settings)
     if name is not None:

@@ -428,15 +428,16 @@ async def prepared_topics(
     offsets of topics just created forgotten, once `schema` is current), then the group as
     the member finds it, its predecessor removed (`consumers.handover.take_over`)."""
     created = await ensure_topics(settings)
-    await asyncio.gather(
+    *_, group = await asyncio.gather(
         ensure_results_topic(settings),
         check_durability(settings, metrics),
         check_co_partitioned(settings),
+        take_over(settings),
     )
     if created:
         await asyncio.shield(schema)
         await asyncio.to_thread(forget_offsets, storage, settings, created)
-    return await take_over(settings)
+    return group
 
 
 async def schema_current(storage: Storage, settings: Settings, ready: asyncio.Event) -> None:
@@ -742,20 +743,20 @@ class Podium:
                 await asyncio.wait_for((cut_short or asyncio.Event()).wait(), seconds)
 
     async def stop(self) -> None:
-        """Stop taking calls, let those in flight finish within
-        `PODIUM_SHUTDOWN_GRACE_SECONDS`, let the batch in hand commit, leave the group,
-        then close everything."""
+        """Let the batch in hand commit and leave the group first (its partitions move to
+        another member at once), stop taking calls, let those in flight finish within
+        `PODIUM_SHUTDOWN_GRACE_SECONDS`, then close everything."""
         self._draining = True
         await self._set_health((*self._api_health, *self._ingest_health), False)
+        self._stop_consuming.set()
+        if self._consumer_task is not None:
+            await self._consumer_task
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace_seconds)
         if self._health_server is not None:
             await self._health_server.stop(None)
         if self._versions is not None:
             await self._versions.stop()
-        self._stop_consuming.set()
-        if self._consumer_task is not None:
-            await self._consumer_task
         if self._results is not None:
             await self._results.stopped()
         for task in list(self._tasks):

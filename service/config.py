@@ -204,7 +204,8 @@ class _IngestSettings:
         6.0,
         (
             "a group member not heard from this long is put out of the group (heartbeats every "
-            "third of it); Kafka brokers accept 6 to 1800 s by default"
+            "0.5 s, or every third of a shorter session); Kafka brokers accept 6 to 1800 s by "
+            "default"
         ),
     )
     topic_partitions: int = setting(
