@@ -30,11 +30,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.group import LeaveGroupRequest
 
+from consumers.assignment import Assignors, assignors
 from consumers.connection import kafka_options
+from consumers.rebalance import Member
+from consumers.topics import ensure_topics
+from service.app.records import FAMILIES
 from service.config import Settings
 from service.logs import describe
 
@@ -53,6 +58,7 @@ HEARTBEAT_MS = 500
 learns that its group rebalances (another member left or joined) at its next heartbeat, and
 until it rejoins the partitions moving to it are folded by no one (bench/RESULTS.md, issue
 26: two members, one stopped). A heartbeat is one small request to the coordinator."""
+MAX_PARTITION_FETCH_BYTES = 4 * 1024 * 1024
 REMOVE_TIMEOUT_SECONDS = 5.0
 """Reading the group and removing the predecessor is best effort: past this, the join goes
 ahead (and waits for the predecessor's session as it would have)."""
@@ -173,3 +179,32 @@ async def _take_over(
                 "the coordinator refused to remove member %s: error %d", member, answer.error_code
             )
     return Group(protocol, len(members) - len(removed)), removed
+
+
+def group_member(settings: Settings, offered: Assignors) -> AIOKafkaConsumer:
+    """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
+    tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
+    which stops the partition and raises the alarm, instead of being silently moved.
+    Partitions are handed out by number (`consumers.assignment`), by the assignors `offered`."""
+    return AIOKafkaConsumer(
+        **kafka_options(settings),
+        **member_options(settings),
+        group_id=settings.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="none",
+        max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+        partition_assignment_strategy=offered,
+    )
+
+
+async def join(settings: Settings) -> Member:
+    """Join the consumer group as soon as a process can: its topics made, its predecessor
+    removed (`take_over`), the member started. The broker then holds the join for seconds
+    (the local one for half the session), in which the process loads and checks the rest:
+    `podium serve` calls this before it imports the database's, the API's and the fold's
+    modules, so that they load while it waits (bench/RESULTS.md, issue 26)."""
+    created = await ensure_topics(settings)
+    group = await take_over(settings)
+    member = Member(group_member(settings, assignors(group.protocol, group.others)), tuple(created))
+    await member.join([settings.topic(family) for family in FAMILIES])
+    return member

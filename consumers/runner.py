@@ -23,10 +23,9 @@ from opentelemetry.trace import Tracer
 
 from consumers.applier import Applier, Retry
 from consumers.backoff import FIRST_BACKOFF_SECONDS, SILENT_DATABASE_SECONDS, DatabaseWatch
-from consumers.consumer import Consumer, stop_consumer
+from consumers.consumer import Consumer
 from consumers.fetcher import RECHECK_SECONDS, Fetcher, LoadOffsets
-from consumers.positions import Positions
-from consumers.rebalance import TrackAssignments
+from consumers.rebalance import Member
 from consumers.reporter import PROGRESS_SECONDS, IngestReport, Reporter
 from consumers.runs import decode_runs
 from service.app.ingest import ApplyBatch
@@ -49,15 +48,17 @@ class ConsumerLoop:
         silent_seconds: float = SILENT_DATABASE_SECONDS,
         progress_seconds: float = PROGRESS_SECONDS,
         tracer: Tracer | None = None,
+        member: Member | None = None,
     ) -> None:
+        """`member`: the group member `consumer` is, if it joined already."""
         self._consumer = consumer
         self._family_of = dict(family_of)
-        self.positions = Positions()
-        lock = asyncio.Lock()
-        self._listener = TrackAssignments(consumer, self.positions, lock)
+        self._member = member or Member(consumer)
+        self.positions = self._member.positions
+        lock = self._member.lock
         self._reporter = Reporter(
             self.positions,
-            self._listener.joined,
+            self._member.listener.joined,
             metrics,
             self._family_of,
             report,
@@ -96,8 +97,7 @@ class ConsumerLoop:
         `ready`: the loop joins its group at once but folds nothing before it is set (the
         schema migrated meanwhile: the broker holds a join for seconds, bench/RESULTS.md);
         partitions assigned until then wait, paused."""
-        self._consumer.subscribe(list(self._family_of), listener=self._listener)
-        await self._consumer.start()
+        await self._member.join(list(self._family_of))
         applying: asyncio.Task[Retry | None] | None = None
         self._reporter.publish()
         progress = asyncio.create_task(self._reporter.log_progress())
@@ -125,7 +125,7 @@ class ConsumerLoop:
             progress.cancel()
             if applying is not None:
                 await self._applier.settle(applying, stop)
-            await stop_consumer(self._consumer)
+            await self._member.leave()
 
 
 async def _either(first: asyncio.Event, second: asyncio.Event) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from grpc_health.v1 import health as grpc_health
 from opentelemetry.trace import Tracer
 from prometheus_client import start_http_server
@@ -27,16 +27,14 @@ from sqlalchemy import Engine
 import migrations
 from consumers.assignment import (
     WITH_ROUND_ROBIN,
-    Assignors,
-    assignors,
     check_co_partitioned,
 )
-from consumers.connection import kafka_options
-from consumers.handover import Group, member_options, take_over
+from consumers.handover import group_member, join
+from consumers.rebalance import Member
 from consumers.reporter import IngestReport
 from consumers.results_relay import ResultRelay, ensure_results_topic
 from consumers.runner import ConsumerLoop
-from consumers.topics import check_durability, ensure_topics
+from consumers.topics import check_durability
 from service.adapters.database import (
     create_database_engine,
     create_writer_engine,
@@ -58,17 +56,16 @@ from service.app.records import FAMILIES
 from service.app.results import due_results, record_all_results
 from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
-from service.config import Settings, SettingsError
+from service.config import ROLES, Settings, SettingsError
 from service.domain.exact import exact
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
+from service.grpc import API_HEALTH, INGEST_HEALTH
 from service.grpc.auth import STALE_VERSIONS_SECONDS, KeyCache, KeyUses, TokenBuckets
 from service.grpc.cache import AnswerCache
 from service.grpc.connections import connection_options
 from service.grpc.health_check import dialable
 from service.grpc.server import (
-    API_HEALTH,
-    INGEST_HEALTH,
     QUERY_SERVICES,
     Guard,
     create_health_server,
@@ -88,7 +85,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ROLES = ("all", "api", "consumers")
 GC_THRESHOLDS = (50_000, 2, 200)
 """Allocations between two collections of the youngest generation (CPython's default: 700);
 young collections between two of the middle one (default 10); middle ones between two full
@@ -244,22 +240,6 @@ def storage(database_url: str, *, migrate: bool = False) -> Any:
         opened.close()
 
 
-def kafka_consumer(settings: Settings, offered: Assignors) -> AIOKafkaConsumer:
-    """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
-    tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
-    which stops the partition and raises the alarm, instead of being silently moved.
-    Partitions are handed out by number (`consumers.assignment`), by the assignors `offered`."""
-    return AIOKafkaConsumer(
-        **kafka_options(settings),
-        **member_options(settings),
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="none",
-        max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
-        partition_assignment_strategy=offered,
-    )
-
-
 def consumer_loop(
     settings: Settings,
     store: Storage,
@@ -268,11 +248,11 @@ def consumer_loop(
     report: Callable[[IngestReport], None] = lambda _: None,
     tracer: Tracer | None = None,
     committed: Callable[[], None] = lambda: None,
-    offered: Assignors = WITH_ROUND_ROBIN,
+    member: Member | None = None,
 ) -> ConsumerLoop:
     """The consumer loop over the real broker and database. `committed` is called (on the
-    ingest's thread) after each batch that committed; `offered`: the assignors offered to the
-    group (`consumers.assignment.assignors`)."""
+    ingest's thread) after each batch that committed; `member`: the group member, if it
+    joined already (`consumers.handover.join`), else one offering every assignor."""
     rules = rules_from(settings)
 
     def apply(batch: Batch, dry_run: bool) -> Applied:
@@ -296,7 +276,7 @@ def consumer_loop(
         return {TopicPartition(*tp): offset for tp, offset in stored.items() if tp in wanted}
 
     return ConsumerLoop(
-        kafka_consumer(settings, offered),
+        group_member(settings, WITH_ROUND_ROBIN) if member is None else member.consumer,
         {settings.topic(f): f for f in FAMILIES},
         apply,
         load_offsets,
@@ -304,6 +284,7 @@ def consumer_loop(
         max_records=settings.batch_max_records,
         report=report,
         tracer=tracer,
+        member=member,
     )
 
 
@@ -421,48 +402,53 @@ class ResultsOut:
             await asyncio.sleep(RESULTS_AFTER_BATCH_SECONDS)
 
 
-async def prepared_topics(
-    settings: Settings, storage: Storage, metrics: Metrics, schema: asyncio.Task[None]
-) -> Group:
-    """The topics made and checked before the member joins (durable, co-partitioned; the
-    offsets of topics just created forgotten, once `schema` is current), then the group as
-    the member finds it, its predecessor removed (`consumers.handover.take_over`)."""
-    created = await ensure_topics(settings)
-    *_, group = await asyncio.gather(
-        ensure_results_topic(settings),
-        check_durability(settings, metrics),
-        check_co_partitioned(settings),
-        take_over(settings),
-    )
-    if created:
-        await asyncio.shield(schema)
-        await asyncio.to_thread(forget_offsets, storage, settings, created)
-    return group
-
-
-async def schema_current(storage: Storage, settings: Settings, ready: asyncio.Event) -> None:
-    """Migrate the schema (`migrations.upgrade`: nothing, and no Alembic import, when it is
-    current), then open the engines' first connections and read the consumer's stored
-    offsets once, so that a joining member's first batch does not wait for them; `ready`
-    is set then."""
+async def fold_when_ready(
+    settings: Settings,
+    storage: Storage,
+    metrics: Metrics,
+    member: Member | None,
+    ready: asyncio.Event,
+) -> None:
+    """What must be done before a batch is folded, while the member joins: the schema
+    migrated (`migrations.upgrade`: nothing, and no Alembic import, when it is current);
+    with a member, the topics checked (durable, co-partitioned: refused otherwise, before
+    anything is folded), the results topic made, the offsets stored for topics just created
+    forgotten, and the engines' first connections opened (the stored offsets read once), so
+    that the first batch does not wait for them. `ready` is set then."""
 
     def work() -> None:
         migrations.upgrade(storage.engine)
+        if member is None:
+            return
+        if member.created:
+            forget_offsets(storage, settings, list(member.created))
         with storage.read() as read:
             read.stored_offsets(settings.consumer_group)
         if storage.writer is not None:
             with storage.writer.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
 
-    await asyncio.to_thread(work)
+    if member is None:
+        await asyncio.to_thread(work)
+    else:
+        await asyncio.gather(
+            asyncio.to_thread(work),
+            ensure_results_topic(settings),
+            check_durability(settings, metrics),
+            check_co_partitioned(settings),
+        )
     ready.set()
 
 
 async def start_servers(
-    settings: Settings, queries: tuple[QueryDeps, Guard] | None
+    settings: Settings, queries: tuple[QueryDeps, Guard] | None, metrics: Metrics
 ) -> tuple[grpc.aio.Server, int, grpc_health.aio.HealthServicer, grpc.aio.Server | None]:
-    """The gRPC server (the API with `queries`, health always) and, when
-    `PODIUM_HEALTH_ADDRESS` is set, the plaintext health listener, started."""
+    """The metrics' listener (`PODIUM_METRICS_ADDRESS`), the gRPC server (the API with
+    `queries`, health always) and, when `PODIUM_HEALTH_ADDRESS` is set, the plaintext health
+    listener, started."""
+    if settings.metrics_address:
+        host, _, listened = settings.metrics_address.rpartition(":")
+        start_http_server(int(listened), host, registry=metrics.registry)
     server, port, health = create_server(
         settings.grpc_address,
         queries,
@@ -529,9 +515,10 @@ class Podium:
         role: str = "all",
         clock: Clock | None = None,
         tracing: TracerProvider | None = None,
+        member: Member | None = None,
     ) -> None:
         """`tracing`: where spans go (default: OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
-        set, else no tracing at all)."""
+        set, else no tracing at all); `member`: the group member, if it joined already."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if role != "api" and not settings.kafka_bootstrap_servers:
@@ -554,6 +541,7 @@ class Podium:
         self.failed = asyncio.Event()
         """The consumer loop died: the process must stop (never a zombie API)."""
         self.loop: ConsumerLoop | None = None
+        self._member = member
         self._state_complete = asyncio.Event()
         """The first catch-up is done and the planner's statistics were refreshed after it."""
         self._ingest_report: IngestReport | None = None
@@ -572,29 +560,28 @@ class Podium:
         self.key_uses: KeyUses | None = None
 
     async def start(self) -> None:
-        """A consuming instance joins its group first: the broker holds a join for seconds
-        (half the session on the local one), in which the schema is migrated, the engines
-        connect and the servers start; its loop folds once the schema is current."""
+        """A consuming instance joins its group first (`consumers.handover.join`, unless it
+        joined before): the broker holds a join for seconds (half the session on the local
+        one), in which the rest is done (`fold_when_ready`) and the servers start."""
+        if self._consumes and self._member is None:
+            self._member = await join(self.settings)
         ready = asyncio.Event()
-        schema = asyncio.create_task(schema_current(self.storage, self.settings, ready))
+        schema = asyncio.create_task(
+            fold_when_ready(self.settings, self.storage, self.metrics, self._member, ready)
+        )
         if self._consumes:
-            await self._start_consumers(schema, ready)
+            self._start_consumers(ready)
         if self._serves_api:
             await asyncio.shield(schema)
-        if self.settings.metrics_address:
-            host, _, port = self.settings.metrics_address.rpartition(":")
-            start_http_server(int(port), host, registry=self.metrics.registry)
         queries = await self._query_deps() if self._serves_api else None
         server, self.port, self._health, self._health_server = await start_servers(
-            self.settings, queries
+            self.settings, queries, self.metrics
         )
         self._server = server
-        await self._set_health(self._api_health, False)
-        if self._consumes:
-            if self._ingest_report is None:
-                await self._set_health(self._ingest_health, False)
-            else:
-                self._ingest_changed(self._ingest_report)
+        ingest = self._ingest_health if self._consumes else ()
+        await self._set_health((*self._api_health, *ingest), False)
+        if self._ingest_report is not None:  # the loop reported before health was served
+            self._ingest_changed(self._ingest_report)
         await asyncio.shield(schema)
         if self._serves_api and self.loop is None:
             group_caught_up = asyncio.Event()
@@ -653,8 +640,7 @@ class Podium:
         )
         return deps, guard
 
-    async def _start_consumers(self, schema: asyncio.Task[None], ready: asyncio.Event) -> None:
-        group = await prepared_topics(self.settings, self.storage, self.metrics, schema)
+    def _start_consumers(self, ready: asyncio.Event) -> None:
         running = asyncio.get_running_loop()
 
         def committed() -> None:
@@ -670,7 +656,7 @@ class Podium:
             self._ingest_changed,
             self._tracer,
             committed,
-            assignors(group.protocol, group.others),
+            self._member,
         )
         stop = self._stop_consuming
         self._consumer_task = asyncio.create_task(
@@ -823,12 +809,17 @@ def _read_setting_file(name: str, path: str) -> bytes:
 
 
 async def serve(
-    settings: Settings, role: str, stop: asyncio.Event, hurry: asyncio.Event | None = None
+    settings: Settings,
+    role: str,
+    stop: asyncio.Event,
+    hurry: asyncio.Event | None = None,
+    member: Member | None = None,
 ) -> int:
     """Run until `stop` is set (drain, then stop: 0) or the consumer loop dies (1, after a
-    clean gRPC stop). `hurry` cuts the drain short."""
+    clean gRPC stop). `hurry` cuts the drain short; `member`: the group member, if the
+    process joined before it loaded this module (`service.cli`)."""
     log_database_choice(settings, role)
-    podium = Podium(settings, role)
+    podium = Podium(settings, role, member=member)
     try:
         await podium.start()
         collect_garbage_less_often()

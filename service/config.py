@@ -16,6 +16,9 @@ from typing import Any
 
 from service.domain.bounds import CHALLENGE_MIN_DISTANCE_MAX_KM, DURATION_MAX, ID_MAX_LENGTH
 
+ROLES = ("all", "api", "consumers")
+"""What a `podium serve` runs (`--role`): the API and the consumers, or one of them."""
+
 
 class SettingsError(ValueError):
     """A setting is malformed; start-up stops with a message naming it."""
