@@ -199,12 +199,13 @@ def group_member(settings: Settings, offered: Assignors) -> AIOKafkaConsumer:
 
 async def join(settings: Settings) -> Member:
     """Join the consumer group as soon as a process can: its topics made, its predecessor
-    removed (`take_over`), the member started. The broker then holds the join for seconds
-    (the local one for half the session), in which the process loads and checks the rest:
-    `podium serve` calls this before it imports the database's, the API's and the fold's
-    modules, so that they load while it waits (bench/RESULTS.md, issue 26)."""
+    removed (`take_over`), the member starting (`Member.join`: it returns at once). The
+    broker holds the join for seconds (the local one for half the session), in which the
+    process loads and checks the rest: `podium serve` calls this before it imports the
+    database's, the API's and the fold's modules, so that they load while it waits
+    (bench/RESULTS.md, issue 26)."""
     created = await ensure_topics(settings)
     group = await take_over(settings)
     member = Member(group_member(settings, assignors(group.protocol, group.others)), tuple(created))
-    await member.join([settings.topic(family) for family in FAMILIES])
+    member.join([settings.topic(family) for family in FAMILIES])
     return member

@@ -8,6 +8,7 @@ database nor fails with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -52,18 +53,29 @@ class Member:
         self.positions = Positions()
         self.lock = asyncio.Lock()
         self.listener = TrackAssignments(consumer, self.positions, self.lock)
-        self._started = False
+        self._starting: asyncio.Task[None] | None = None
         self._stopped = False
 
-    async def join(self, topics: list[str]) -> None:
-        """Subscribe and start (the join goes on in the background), once."""
-        if not self._started:
-            self._started = True
+    def join(self, topics: list[str]) -> None:
+        """Subscribe and start joining, once. The consumer's start lasts until the group
+        has formed (seconds: the broker holds the join), so it runs in a task of its own,
+        awaited by `started`, and the caller goes on meanwhile."""
+        if self._starting is None:
             self.consumer.subscribe(topics, listener=self.listener)
-            await self.consumer.start()
+            self._starting = asyncio.create_task(self.consumer.start(), name="group-join")
+
+    async def started(self) -> None:
+        """Wait for the consumer's start (raising what failed it)."""
+        assert self._starting is not None, "join first"
+        await asyncio.shield(self._starting)
 
     async def leave(self) -> None:
-        """Stop the consumer, leaving the group, once."""
-        if self._started and not self._stopped:
-            self._stopped = True
-            await stop_consumer(self.consumer)
+        """Stop the consumer, leaving the group, once (a start still going on is cut)."""
+        if self._starting is None or self._stopped:
+            return
+        self._stopped = True
+        if not self._starting.done():
+            self._starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._starting
+        await stop_consumer(self.consumer)

@@ -97,7 +97,8 @@ class ConsumerLoop:
         `ready`: the loop joins its group at once but folds nothing before it is set (the
         schema migrated meanwhile: the broker holds a join for seconds, bench/RESULTS.md);
         partitions assigned until then wait, paused."""
-        await self._member.join(list(self._family_of))
+        self._member.join(list(self._family_of))
+        await self._member.started()
         applying: asyncio.Task[Retry | None] | None = None
         self._reporter.publish()
         progress = asyncio.create_task(self._reporter.log_progress())
