@@ -35,7 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.group import LeaveGroupRequest
 
-from consumers.assignment import Assignors, assignors
+from consumers.assignment import Assignors, assignors, offered_to
 from consumers.connection import kafka_options
 from consumers.rebalance import Member
 from consumers.topics import ensure_topics
@@ -185,16 +185,20 @@ def group_member(settings: Settings, offered: Assignors) -> AIOKafkaConsumer:
     """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
     tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
     which stops the partition and raises the alarm, instead of being silently moved.
-    Partitions are handed out by number (`consumers.assignment`), by the assignors `offered`."""
-    return AIOKafkaConsumer(
+    Partitions are handed out by number (`consumers.assignment`), by the assignors `offered`
+    (round robin dropped once the group has chosen partition numbers: `offered_to`)."""
+    made: list[AIOKafkaConsumer] = []
+    consumer = AIOKafkaConsumer(
         **kafka_options(settings),
         **member_options(settings),
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="none",
         max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
-        partition_assignment_strategy=offered,
+        partition_assignment_strategy=offered_to(lambda: made[0], offered),
     )
+    made.append(consumer)
+    return consumer
 
 
 async def join(settings: Settings) -> Member:
