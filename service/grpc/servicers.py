@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -26,6 +26,7 @@ from service.app.ports import StorageUnavailable
 from service.clock import Clock
 from service.domain import boards
 from service.domain.auth import Principal
+from service.domain.challenges import PROGRESS_KEY_LENGTH
 from service.domain.errors import InternalError, PodiumError, StateNotReady, StorageDown
 from service.domain.events import ScoreKind
 from service.domain.ranking import Month
@@ -114,17 +115,16 @@ async def list_month_ranking(
     asked_month = (request.month.year, request.month.month_number)
     month_asked = asked_month if request.HasField("month") else None
     asked = (tenant, kind, group, month_asked, request.not_ranked)
-    after = None
+    after, month = None, None
     if request.page_token:
         key_length = boards.OTHER_KEY_LENGTH if request.not_ranked else boards.RANKED_KEY_LENGTH
-        continued = page_tokens.decode(request.page_token, asked, key_length)
-        month, after = continued.month, continued.after
-    else:
-        month = convert.month_of(request, now)
+        continued = page_tokens.decode(request.page_token, asked, (key_length,), with_month=True)
+        after, month = continued.after, continued.month
+    month = month or convert.month_of(request, now)
     query = answers.MonthBoardQuery(tenant, kind, group, month, deps.rules, now)
     loaded = await deps.answers.value(query)
     page = boards.page(loaded.value.board, not_ranked=request.not_ranked, after=after, size=size)
-    token = "" if page.after is None else page_tokens.encode(asked, month, page.after)
+    token = "" if page.after is None else page_tokens.encode(asked, page.after, month)
     answer = convert.month_page_response(kind, loaded.value, page, token)
     return convert.stamped(answer, loaded.as_of).SerializeToString()
 
@@ -182,13 +182,62 @@ async def watch_driver_ranking(
 # --- challenges --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _PageAsked:
+    """A page of a challenge's list: its size, the key it starts after (None: the first
+    page), and what its token is bound to (the method, tenant, challenge and group)."""
+
+    size: int
+    after: boards.SortKey | None
+    bound_to: tuple[str, ...]
+
+    def token(self, after: boards.SortKey | None) -> str:
+        """The next page's token: empty when no page follows."""
+        return "" if after is None else page_tokens.encode(self.bound_to, after)
+
+
+class _Paged(Protocol):
+    @property
+    def challenge_id(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def page_token(self) -> str: ...
+
+
+def _page_asked(
+    method: str, request: _Paged, who: Principal, key_lengths: tuple[int, ...]
+) -> _PageAsked | None:
+    """The page a challenge's request asks for; None when it asks for none (no page_size, no
+    page_token): the whole answer, as before pages existed."""
+    if not request.page_size and not request.page_token:
+        return None
+    size = boards.checked_page_size(request.page_size)
+    bound_to = (method, who.tenant_id, request.challenge_id, request.group)
+    after = None
+    if request.page_token:
+        after = page_tokens.decode(request.page_token, bound_to, key_lengths).after
+    return _PageAsked(size, after, bound_to)
+
+
 async def get_challenge_ranking(
     request: challenges_pb2.GetChallengeRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
+    """The whole ranking is made once per value; a page is cut from the challenge's board
+    (ranked users, then the others), as a month's is."""
+    lengths = (boards.RANKED_KEY_LENGTH, boards.OTHER_KEY_LENGTH)
+    asked = _page_asked("GetChallengeRanking", request, who, lengths)
     query = answers.ChallengeBoardQuery(
         who.tenant_id, request.challenge_id, request.group, deps.rules, deps.clock.now()
     )
     loaded = await deps.answers.value(query)
+    if asked is not None:
+        page = boards.page_through(loaded.value.board, after=asked.after, size=asked.size)
+        ranking = loaded.value.ranking
+        answer = convert.challenge_ranking_response(ranking, page, asked.token(page.after))
+        return convert.stamped(answer, loaded.as_of).SerializeToString()
 
     def make() -> Message:
         answer = convert.challenge_ranking_response(loaded.value.ranking)
@@ -215,10 +264,19 @@ async def get_challenge_rank(
 async def get_challenge_progress(
     request: challenges_pb2.GetChallengeProgressRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
+    """The whole progress is made once per value; a page is cut from its lines by their
+    keys."""
+    asked = _page_asked("GetChallengeProgress", request, who, (PROGRESS_KEY_LENGTH,))
     query = answers.ChallengeProgressQuery(
         who.tenant_id, request.challenge_id, request.group, deps.rules, deps.clock.now()
     )
-    return await _answer(deps, query, convert.challenge_progress_response)
+    if asked is None:
+        return await _answer(deps, query, convert.challenge_progress_response)
+    loaded = await deps.answers.value(query)
+    progress = loaded.value
+    lines, after = boards.sliced(progress.progress.users, progress.keys, asked.after, asked.size)
+    answer = convert.challenge_progress_response(progress, lines, asked.token(after))
+    return convert.stamped(answer, loaded.as_of).SerializeToString()
 
 
 async def _answer(
