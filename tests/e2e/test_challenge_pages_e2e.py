@@ -85,25 +85,19 @@ def stub(running: Running) -> challenges_pb2_grpc.ChallengeServiceAsyncStub:
 def ranking(
     running: Running, challenge: str = "c1"
 ) -> Page[challenges_pb2.GetChallengeRankingResponse]:
-    async def call(token: str, size: int) -> challenges_pb2.GetChallengeRankingResponse:
-        request = challenges_pb2.GetChallengeRankingRequest(
-            challenge_id=challenge, page_size=size, page_token=token
-        )
-        return await stub(running).GetChallengeRanking(request, metadata=running.auth)
-
-    return call
+    request = challenges_pb2.GetChallengeRankingRequest
+    return lambda token, size: stub(running).GetChallengeRanking(
+        request(challenge_id=challenge, page_size=size, page_token=token), metadata=running.auth
+    )
 
 
 def progress(
     running: Running, challenge: str = "c1"
 ) -> Page[challenges_pb2.GetChallengeProgressResponse]:
-    async def call(token: str, size: int) -> challenges_pb2.GetChallengeProgressResponse:
-        request = challenges_pb2.GetChallengeProgressRequest(
-            challenge_id=challenge, page_size=size, page_token=token
-        )
-        return await stub(running).GetChallengeProgress(request, metadata=running.auth)
-
-    return call
+    request = challenges_pb2.GetChallengeProgressRequest
+    return lambda token, size: stub(running).GetChallengeProgress(
+        request(challenge_id=challenge, page_size=size, page_token=token), metadata=running.auth
+    )
 
 
 async def pages(call: Page[M], size: int, token: str = "") -> list[M]:
@@ -181,6 +175,7 @@ async def test_a_token_continues_its_own_list_only(running: Running) -> None:
     too_big = (grpc.StatusCode.INVALID_ARGUMENT, "invalid_page_size")
     assert await refused(ranking(running)("", 1001)) == too_big
     assert await refused(progress(running)(progress_token, -1)) == too_big
+    assert await refused(progress(running, "missing")("", 1001)) == too_big  # checked first
     rest = await ranking(running)(token, 0)  # 0 with a token: 100, so the 15 left
     assert (len(rest.users), len(rest.usersNotRanked), rest.nextPageToken) == (10, 5, "")
 
