@@ -33,7 +33,7 @@ from service.domain.ranking import Month
 from service.domain.rules import Rules
 from service.grpc import convert, page_tokens
 from service.grpc.auth import current_principal
-from service.grpc.cache import AnswerCache, Encoded, Make, message
+from service.grpc.cache import AnswerCache, Encoded, Loaded, Make, message
 from service.grpc.errors import abort
 from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers, moved_or_after
@@ -234,10 +234,14 @@ async def get_challenge_ranking(
     )
     loaded = await deps.answers.value(query)
     if asked is not None:
-        page = boards.page_through(loaded.value.board, after=asked.after, size=asked.size)
-        ranking = loaded.value.ranking
-        answer = convert.challenge_ranking_response(ranking, page, asked.token(page.after))
-        return convert.stamped(answer, loaded.as_of).SerializeToString()
+
+        def page() -> Message:
+            board = loaded.value
+            cut = boards.page_through(board.board, after=asked.after, size=asked.size)
+            answer = convert.challenge_ranking_response(board.ranking, cut, asked.token(cut.after))
+            return convert.stamped(answer, loaded.as_of)
+
+        return await _page_bytes(deps, "challenge_ranking_page", query, loaded, asked, page)
 
     def make() -> Message:
         answer = convert.challenge_ranking_response(loaded.value.ranking)
@@ -273,10 +277,29 @@ async def get_challenge_progress(
     if asked is None:
         return await _answer(deps, query, convert.challenge_progress_response)
     loaded = await deps.answers.value(query)
-    progress = loaded.value
-    lines, after = boards.sliced(progress.progress.users, progress.keys, asked.after, asked.size)
-    answer = convert.challenge_progress_response(progress, lines, asked.token(after))
-    return convert.stamped(answer, loaded.as_of).SerializeToString()
+
+    def page() -> Message:
+        value = loaded.value
+        lines, after = boards.sliced(value.progress.users, value.keys, asked.after, asked.size)
+        answer = convert.challenge_progress_response(value, lines, asked.token(after))
+        return convert.stamped(answer, loaded.as_of)
+
+    return await _page_bytes(deps, "challenge_progress_page", query, loaded, asked, page)
+
+
+async def _page_bytes(
+    deps: QueryDeps,
+    kind: str,
+    query: answers.Query[V],
+    loaded: Loaded[V],
+    asked: _PageAsked,
+    make: Callable[[], Message],
+) -> bytes:
+    """A page's bytes, made once per value it is cut from (a page read by many callers, the
+    first one above all, is served as a whole answer is), on the event loop: a page is at
+    most 1,000 entrants."""
+    key = (kind, *query.key[1:], asked.after, asked.size)
+    return (await deps.answers.made(key, (loaded,), message(make), inline=True)).data
 
 
 async def _answer(
