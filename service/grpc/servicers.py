@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar, cast
@@ -108,7 +108,8 @@ def _month_ranking(ranking: queries.MonthRanking) -> Make:
 async def list_month_ranking(
     request: driver_ranking_pb2.ListMonthRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    """A page is cut from the month's board (a binary search and a slice), never read."""
+    """A page is cut from the month's board (a binary search and a slice), never read, and
+    made once per board."""
     tenant, (kind, group) = who.tenant_id, _kind_and_group(request)
     size = boards.checked_page_size(request.page_size)
     now = deps.clock.now()
@@ -123,10 +124,16 @@ async def list_month_ranking(
     month = month or convert.month_of(request, now)
     query = answers.MonthBoardQuery(tenant, kind, group, month, deps.rules, now)
     loaded = await deps.answers.value(query)
-    page = boards.page(loaded.value.board, not_ranked=request.not_ranked, after=after, size=size)
-    token = "" if page.after is None else page_tokens.encode(asked, page.after, month)
-    answer = convert.month_page_response(kind, loaded.value, page, token)
-    return convert.stamped(answer, loaded.as_of).SerializeToString()
+    not_ranked = request.not_ranked
+
+    def page() -> Message:
+        cut = boards.page(loaded.value.board, not_ranked=not_ranked, after=after, size=size)
+        token = "" if cut.after is None else page_tokens.encode(asked, cut.after, month)
+        answer = convert.month_page_response(kind, loaded.value, cut, token)
+        return convert.stamped(answer, loaded.as_of)
+
+    where = (month_asked, not_ranked, after, size)  # the token is bound to month_asked too
+    return await _page_bytes(deps, "month_page", query, loaded, where, page)
 
 
 async def get_driver_rank(
@@ -241,7 +248,8 @@ async def get_challenge_ranking(
             answer = convert.challenge_ranking_response(board.ranking, cut, asked.token(cut.after))
             return convert.stamped(answer, loaded.as_of)
 
-        return await _page_bytes(deps, "challenge_ranking_page", query, loaded, asked, page)
+        where = (asked.after, asked.size)
+        return await _page_bytes(deps, "challenge_ranking_page", query, loaded, where, page)
 
     def make() -> Message:
         answer = convert.challenge_ranking_response(loaded.value.ranking)
@@ -284,7 +292,8 @@ async def get_challenge_progress(
         answer = convert.challenge_progress_response(value, lines, asked.token(after))
         return convert.stamped(answer, loaded.as_of)
 
-    return await _page_bytes(deps, "challenge_progress_page", query, loaded, asked, page)
+    where = (asked.after, asked.size)
+    return await _page_bytes(deps, "challenge_progress_page", query, loaded, where, page)
 
 
 async def _page_bytes(
@@ -292,13 +301,14 @@ async def _page_bytes(
     kind: str,
     query: answers.Query[V],
     loaded: Loaded[V],
-    asked: _PageAsked,
+    where: tuple[Hashable, ...],
     make: Callable[[], Message],
 ) -> bytes:
     """A page's bytes, made once per value it is cut from (a page read by many callers, the
     first one above all, is served as a whole answer is), on the event loop: a page is at
-    most 1,000 entrants."""
-    key = (kind, *query.key[1:], asked.after, asked.size)
+    most 1,000 entrants. `where`: what else than the query its bytes depend on (where it
+    starts, its size, what its token is bound to)."""
+    key = (kind, *query.key[1:], *where)
     return (await deps.answers.made(key, (loaded,), message(make), inline=True)).data
 
 
