@@ -82,22 +82,27 @@ def stub(running: Running) -> challenges_pb2_grpc.ChallengeServiceAsyncStub:
     return challenges_pb2_grpc.ChallengeServiceStub(running.channel)
 
 
+def pager(
+    running: Running, send: Callable[..., Awaitable[M]], ask: Callable[..., Message], challenge: str
+) -> Page[M]:
+    """Either method's pages: `send` its stub's method, `ask` its request."""
+    return lambda token, size: send(
+        ask(challenge_id=challenge, page_size=size, page_token=token), metadata=running.auth
+    )
+
+
 def ranking(
     running: Running, challenge: str = "c1"
 ) -> Page[challenges_pb2.GetChallengeRankingResponse]:
-    request = challenges_pb2.GetChallengeRankingRequest
-    return lambda token, size: stub(running).GetChallengeRanking(
-        request(challenge_id=challenge, page_size=size, page_token=token), metadata=running.auth
-    )
+    ask = challenges_pb2.GetChallengeRankingRequest
+    return pager(running, stub(running).GetChallengeRanking, ask, challenge)
 
 
 def progress(
     running: Running, challenge: str = "c1"
 ) -> Page[challenges_pb2.GetChallengeProgressResponse]:
-    request = challenges_pb2.GetChallengeProgressRequest
-    return lambda token, size: stub(running).GetChallengeProgress(
-        request(challenge_id=challenge, page_size=size, page_token=token), metadata=running.auth
-    )
+    ask = challenges_pb2.GetChallengeProgressRequest
+    return pager(running, stub(running).GetChallengeProgress, ask, challenge)
 
 
 async def pages(call: Page[M], size: int, token: str = "") -> list[M]:
