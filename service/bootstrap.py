@@ -574,10 +574,9 @@ class Podium:
         if self._serves_api:
             await asyncio.shield(schema)
         queries = await self._query_deps() if self._serves_api else None
-        server, self.port, self._health, self._health_server = await start_servers(
+        self._server, self.port, self._health, self._health_server = await start_servers(
             self.settings, queries, self.metrics
         )
-        self._server = server
         ingest = self._ingest_health if self._consumes else ()
         await self._set_health((*self._api_health, *ingest), False)
         if self._ingest_report is not None:  # the loop reported before health was served
@@ -737,6 +736,8 @@ class Podium:
         self._stop_consuming.set()
         if self._consumer_task is not None:
             await self._consumer_task
+        if self._member is not None:  # left by the loop, unless it never ran
+            await self._member.leave()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace_seconds)
         if self._health_server is not None:
