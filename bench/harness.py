@@ -142,15 +142,23 @@ def apply_events(engine: Engine, events: Sequence[ev.Event], batch: int = 20_000
 
 
 def trip_message(
-    n: int, drivers: int, ended: datetime | None = None, driver: str | None = None
+    n: int,
+    drivers: int,
+    ended: datetime | None = None,
+    driver: str | None = None,
+    tenant: str = TENANT,
 ) -> tuple[bytes, bytes]:
     """A trip event's Kafka key and binary envelope."""
-    envelope = trip_envelope(n, drivers, ended, driver)
+    envelope = trip_envelope(n, drivers, ended, driver, tenant)
     return envelope.trip_completed.user_id.encode(), envelope.SerializeToString()
 
 
 def trip_envelope(
-    n: int, drivers: int, ended: datetime | None = None, driver: str | None = None
+    n: int,
+    drivers: int,
+    ended: datetime | None = None,
+    driver: str | None = None,
+    tenant: str = TENANT,
 ) -> trips_pb2.TripEvent:
     """The `n`th bench trip (of driver `n % drivers` unless named), ended `ended` (now unless
     given), with a distance and a safety score."""
@@ -158,7 +166,7 @@ def trip_envelope(
     end = ended or datetime.now(UTC)
     envelope = trips_pb2.TripEvent(
         event_id=f"k{n}-{uuid.uuid4().hex[:6]}",
-        tenant_id=TENANT,
+        tenant_id=tenant,
         trip_completed=trips_pb2.TripCompleted(
             trip_id=f"k{n}-{uuid.uuid4().hex[:6]}",
             user_id=driver,
@@ -220,8 +228,10 @@ def produce_quickly(
 class BackgroundLoad:
     """`rate` trip events a second from a separate process, while a measurement runs."""
 
-    def __init__(self, servers: str, topic: str, rate: float, drivers: int) -> None:
-        self._args = (servers, topic, str(rate), str(drivers))
+    def __init__(
+        self, servers: str, topic: str, rate: float, drivers: int, tenant: str = TENANT
+    ) -> None:
+        self._args = (servers, topic, str(rate), str(drivers), tenant)
         self._process: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> BackgroundLoad:

@@ -18,7 +18,8 @@ topic that member does not read goes to the least loaded member that does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.cluster import ClusterMetadata
@@ -128,6 +129,27 @@ def assignors(group_protocol: str, others: int | None) -> Assignors:
 
 WITH_ROUND_ROBIN: Assignors = (PartitionNumbers, RoundRobinPartitionAssignor)
 """What a member offers a group it knows nothing of."""
+
+
+def offered_to(consumer: Callable[[], Any], offered: Assignors) -> Assignors:
+    """`offered` for the member `consumer()` returns, `PartitionNumbers` made to narrow what
+    the member offers to itself alone once its group has chosen it (every member knows it
+    then): aiokafka (0.14) sends one JoinGroup per assignor it offers, each offering one more
+    ([A], then [A, B]), and the broker answers each, the local one after half the session: a
+    member offering round robin beside it took twice as long at every rebalance (6 s instead
+    of 3 s at the default session, bench/RESULTS.md, issue 26). aiokafka tells the assignor
+    the group chose (`on_assignment`) before the member's partitions are handed to it."""
+    if len(offered) < 2 or PartitionNumbers not in offered:
+        return offered
+
+    class Chosen(PartitionNumbers):
+        @classmethod
+        def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
+            coordinator = getattr(consumer(), "_coordinator", None)
+            if coordinator is not None:
+                coordinator._assignors = (cls,)  # read anew at each rejoin
+
+    return tuple(Chosen if assignor is PartitionNumbers else assignor for assignor in offered)
 
 
 class TopicsNotCoPartitioned(Exception):

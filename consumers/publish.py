@@ -7,7 +7,6 @@ Podium folds. `podium produce` and `podium demo` both send through here."""
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from google.protobuf.message import Message
 from consumers.connection import kafka_options
 from consumers.decode import ENVELOPES, JSON, decode
 from consumers.topics import ensure_topics
-from service.app.records import Rejected, timestamp_ms_of
+from service.app.records import Rejected, Stamp, timestamp_ms_of
 from service.config import Settings
 from service.domain import events as ev
 
@@ -69,15 +68,6 @@ class Outgoing:
     timestamp_ms: int | None
     """The record's Kafka timestamp: the event's arrival time for Podium. None: the producer
     client stamps the record as it sends it (Kafka's CreateTime: now)."""
-
-
-class Stamp(enum.Enum):
-    """Which Kafka timestamp `podium produce` gives a record (docs/events.md)."""
-
-    CLIENT = "client"
-    """Left to the producer client: the moment it sends, as a live producer does."""
-    OCCURRED_AT = "occurred-at"
-    """The envelope's `occurredAt`: a backfill, each event arriving when it first happened."""
 
 
 def key_of(event: ev.Event) -> str:

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, exc, text
 
 from migrations.applied import declared
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,14 @@ class SqlNotPrintable(RuntimeError):
     rebuilds a table: Alembic reads the table first)."""
 
 
+VERSIONS = Path(__file__).parent / "versions"
+_REVISION = re.compile(r'^revision = "([^"]+)"$', re.MULTILINE)
+_DOWN_REVISION = re.compile(r'^down_revision = (?:None|"([^"]+)")$', re.MULTILINE)
+
+
 def _config(versions: Sequence[Path] = (), output: TextIO | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config(output_buffer=output)
     config.set_main_option("script_location", str(Path(__file__).parent))
     if versions:
@@ -68,13 +74,49 @@ def _config(versions: Sequence[Path] = (), output: TextIO | None = None) -> Conf
 
 
 def head() -> str:
+    from alembic.script import ScriptDirectory
+
     found = ScriptDirectory.from_config(_config()).get_current_head()
     assert found is not None
     return found
 
 
 def current(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def written_head() -> str | None:
+    """The newest revision as the migration files write it (`revision = "..."`, the one no
+    other names as its `down_revision`), read without Alembic, whose import is most of a
+    process's start when the schema is current (bench/RESULTS.md, issue 26). None when the
+    files do not say it plainly (a branch, a merge): Alembic is asked then."""
+    revisions, parents = set(), set()
+    for script in VERSIONS.glob("*.py"):
+        source = script.read_text("utf-8")
+        revision, parent = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision is None or parent is None:
+            continue
+        revisions.add(revision.group(1))
+        if parent.group(1) is not None:
+            parents.add(parent.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def is_current(engine: Engine) -> bool:
+    """The schema is at this code's newest revision, read cheaply (`written_head`, the
+    version table): False whenever that cannot be told, and Alembic is asked then."""
+    wanted = written_head()
+    if wanted is None:
+        return False
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except exc.DBAPIError:
+        return False  # no version table yet: an empty database
+    return [row[0] for row in rows] == [wanted]
 
 
 def _ahead(connection: Connection, found: str | None, config: Config) -> bool:
@@ -82,6 +124,9 @@ def _ahead(connection: Connection, found: str | None, config: Config) -> bool:
     not run on it. A revision this code does not know is a newer Podium's."""
     if found is None:
         return False
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     try:
         ScriptDirectory.from_config(config).get_revision(found)
         return False
@@ -110,7 +155,12 @@ def upgrade(engine: Engine, revision: str = "head", *, versions: Sequence[Path] 
     a migration start from the one before), one migrator at a time: an advisory lock on
     PostgreSQL, the write lock taken at BEGIN on SQLite. A schema ahead of this code is left
     as it is when that is safe (`SchemaAhead` when not). `versions`: more migration folders
-    (a test's newer Podium)."""
+    (a test's newer Podium). A schema already at the newest revision is told cheaply
+    (`is_current`), without importing Alembic."""
+    if revision == "head" and not versions and is_current(engine):
+        return
+    from alembic import command
+
     config = _config(versions)
     with (
         engine.connect().execution_options(podium_writer=True) as connection,
@@ -136,6 +186,9 @@ def upgrade_sql(engine: Engine, output: TextIO) -> None:
         if _ahead(connection, before, _config()) or before == head():
             output.write(f"-- the database schema is at {before}: nothing to migrate\n")
             return
+    from alembic import command
+    from alembic.util import CommandError
+
     config = _config(output=output)
     config.attributes["dialect"] = engine.dialect.name
     try:
@@ -147,6 +200,8 @@ def upgrade_sql(engine: Engine, output: TextIO) -> None:
 def check_current(engine: Engine) -> None:
     """Refuse a database whose schema is behind this code (`SchemaBehind`), or ahead of it
     with migrations that are not additive (`SchemaAhead`)."""
+    if is_current(engine):
+        return
     with engine.connect() as connection:
         found = current(connection)
         if _ahead(connection, found, _config()):

@@ -8,9 +8,13 @@ relies on declares `additive = False`, and older instances refuse the schema it 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
+
+if TYPE_CHECKING:
+    from alembic.runtime.migration import MigrationContext
 
 applied_migrations = sa.Table(
     "podium_migrations",

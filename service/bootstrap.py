@@ -15,12 +15,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from grpc_health.v1 import health as grpc_health
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
@@ -28,16 +27,14 @@ from sqlalchemy import Engine
 import migrations
 from consumers.assignment import (
     WITH_ROUND_ROBIN,
-    Assignors,
-    assignors,
     check_co_partitioned,
 )
-from consumers.connection import kafka_options
-from consumers.handover import Group, member_options, take_over
+from consumers.handover import group_member, join
+from consumers.rebalance import Member
 from consumers.reporter import IngestReport
 from consumers.results_relay import ResultRelay, ensure_results_topic
 from consumers.runner import ConsumerLoop
-from consumers.topics import check_durability, ensure_topics
+from consumers.topics import check_durability
 from service.adapters.database import (
     create_database_engine,
     create_writer_engine,
@@ -59,17 +56,16 @@ from service.app.records import FAMILIES
 from service.app.results import due_results, record_all_results
 from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
-from service.config import Settings, SettingsError
+from service.config import ROLES, Settings, SettingsError
 from service.domain.exact import exact
 from service.domain.rules import Rules
 from service.domain.standings import Thresholds
+from service.grpc import API_HEALTH, INGEST_HEALTH
 from service.grpc.auth import STALE_VERSIONS_SECONDS, KeyCache, KeyUses, TokenBuckets
 from service.grpc.cache import AnswerCache
 from service.grpc.connections import connection_options
 from service.grpc.health_check import dialable
 from service.grpc.server import (
-    API_HEALTH,
-    INGEST_HEALTH,
     QUERY_SERVICES,
     Guard,
     create_health_server,
@@ -83,10 +79,12 @@ from service.metrics import Metrics
 from service.result_events import encode
 from service.tracing import tracer_of, tracer_provider
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ROLES = ("all", "api", "consumers")
 GC_THRESHOLDS = (50_000, 2, 200)
 """Allocations between two collections of the youngest generation (CPython's default: 700);
 young collections between two of the middle one (default 10); middle ones between two full
@@ -242,22 +240,6 @@ def storage(database_url: str, *, migrate: bool = False) -> Any:
         opened.close()
 
 
-def kafka_consumer(settings: Settings, offered: Assignors) -> AIOKafkaConsumer:
-    """The group member. Offsets live in the database; Kafka's copy is only a mirror for lag
-    tools. `auto_offset_reset="none"`: an offset outside the log is reported to the loop,
-    which stops the partition and raises the alarm, instead of being silently moved.
-    Partitions are handed out by number (`consumers.assignment`), by the assignors `offered`."""
-    return AIOKafkaConsumer(
-        **kafka_options(settings),
-        **member_options(settings),
-        group_id=settings.consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="none",
-        max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
-        partition_assignment_strategy=offered,
-    )
-
-
 def consumer_loop(
     settings: Settings,
     store: Storage,
@@ -266,11 +248,11 @@ def consumer_loop(
     report: Callable[[IngestReport], None] = lambda _: None,
     tracer: Tracer | None = None,
     committed: Callable[[], None] = lambda: None,
-    offered: Assignors = WITH_ROUND_ROBIN,
+    member: Member | None = None,
 ) -> ConsumerLoop:
     """The consumer loop over the real broker and database. `committed` is called (on the
-    ingest's thread) after each batch that committed; `offered`: the assignors offered to the
-    group (`consumers.assignment.assignors`)."""
+    ingest's thread) after each batch that committed; `member`: the group member, if it
+    joined already (`consumers.handover.join`), else one offering every assignor."""
     rules = rules_from(settings)
 
     def apply(batch: Batch, dry_run: bool) -> Applied:
@@ -294,7 +276,7 @@ def consumer_loop(
         return {TopicPartition(*tp): offset for tp, offset in stored.items() if tp in wanted}
 
     return ConsumerLoop(
-        kafka_consumer(settings, offered),
+        group_member(settings, WITH_ROUND_ROBIN) if member is None else member.consumer,
         {settings.topic(f): f for f in FAMILIES},
         apply,
         load_offsets,
@@ -302,6 +284,7 @@ def consumer_loop(
         max_records=settings.batch_max_records,
         report=report,
         tracer=tracer,
+        member=member,
     )
 
 
@@ -419,17 +402,66 @@ class ResultsOut:
             await asyncio.sleep(RESULTS_AFTER_BATCH_SECONDS)
 
 
-async def prepared_topics(settings: Settings, storage: Storage, metrics: Metrics) -> Group:
-    """The topics made and checked before the member joins (durable, co-partitioned; the
-    offsets of topics just created forgotten), then the group as the member finds it, its
-    predecessor removed (`consumers.handover.take_over`)."""
-    created = await ensure_topics(settings)
-    await ensure_results_topic(settings)
-    await check_durability(settings, metrics)
-    await check_co_partitioned(settings)
-    if created:
-        await asyncio.to_thread(forget_offsets, storage, settings, created)
-    return await take_over(settings)
+async def fold_when_ready(
+    settings: Settings,
+    storage: Storage,
+    metrics: Metrics,
+    member: Member | None,
+    ready: asyncio.Event,
+) -> None:
+    """What must be done before a batch is folded, while the member joins: the schema
+    migrated (`migrations.upgrade`: nothing, and no Alembic import, when it is current);
+    with a member, the topics checked (durable, co-partitioned: refused otherwise, before
+    anything is folded), the results topic made, the offsets stored for topics just created
+    forgotten, and the engines' first connections opened (the stored offsets read once), so
+    that the first batch does not wait for them. `ready` is set then."""
+
+    def work() -> None:
+        migrations.upgrade(storage.engine)
+        if member is None:
+            return
+        if member.created:
+            forget_offsets(storage, settings, list(member.created))
+        with storage.read() as read:
+            read.stored_offsets(settings.consumer_group)
+        if storage.writer is not None:
+            with storage.writer.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+
+    if member is None:
+        await asyncio.to_thread(work)
+    else:
+        await asyncio.gather(
+            asyncio.to_thread(work),
+            ensure_results_topic(settings),
+            check_durability(settings, metrics),
+            check_co_partitioned(settings),
+        )
+    ready.set()
+
+
+async def start_servers(
+    settings: Settings, queries: tuple[QueryDeps, Guard] | None, metrics: Metrics
+) -> tuple[grpc.aio.Server, int, grpc_health.aio.HealthServicer, grpc.aio.Server | None]:
+    """The metrics' listener (`PODIUM_METRICS_ADDRESS`), the gRPC server (the API with
+    `queries`, health always) and, when `PODIUM_HEALTH_ADDRESS` is set, the plaintext health
+    listener, started."""
+    if settings.metrics_address:
+        host, _, listened = settings.metrics_address.rpartition(":")
+        start_http_server(int(listened), host, registry=metrics.registry)
+    server, port, health = create_server(
+        settings.grpc_address,
+        queries,
+        server_credentials(settings),
+        connection_options(settings.max_connection_age_seconds, settings.shutdown_grace_seconds),
+    )
+    await server.start()
+    health_server = None
+    if settings.health_address:
+        health_server, health_port = create_health_server(settings.health_address, health)
+        await health_server.start()
+        log.info("health alone, plaintext, on %s (port %d)", settings.health_address, health_port)
+    return server, port, health, health_server
 
 
 def forget_offsets(storage: Storage, settings: Settings, topics: list[str]) -> None:
@@ -483,9 +515,10 @@ class Podium:
         role: str = "all",
         clock: Clock | None = None,
         tracing: TracerProvider | None = None,
+        member: Member | None = None,
     ) -> None:
         """`tracing`: where spans go (default: OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is
-        set, else no tracing at all)."""
+        set, else no tracing at all); `member`: the group member, if it joined already."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if role != "api" and not settings.kafka_bootstrap_servers:
@@ -508,6 +541,7 @@ class Podium:
         self.failed = asyncio.Event()
         """The consumer loop died: the process must stop (never a zombie API)."""
         self.loop: ConsumerLoop | None = None
+        self._member = member
         self._state_complete = asyncio.Event()
         """The first catch-up is done and the planner's statistics were refreshed after it."""
         self._ingest_report: IngestReport | None = None
@@ -526,32 +560,28 @@ class Podium:
         self.key_uses: KeyUses | None = None
 
     async def start(self) -> None:
-        await asyncio.to_thread(migrations.upgrade, self.storage.engine)
-        if self.settings.metrics_address:
-            host, _, port = self.settings.metrics_address.rpartition(":")
-            start_http_server(int(port), host, registry=self.metrics.registry)
-        queries = await self._query_deps() if self._serves_api else None
-        settings = self.settings
-        server, self.port, health = create_server(
-            settings.grpc_address,
-            queries,
-            server_credentials(settings),
-            connection_options(
-                settings.max_connection_age_seconds, settings.shutdown_grace_seconds
-            ),
+        """A consuming instance joins its group first (`consumers.handover.join`, unless it
+        joined before): the broker holds a join for seconds (half the session on the local
+        one), in which the rest is done (`fold_when_ready`) and the servers start."""
+        if self._consumes and self._member is None:
+            self._member = await join(self.settings)
+        ready = asyncio.Event()
+        schema = asyncio.create_task(
+            fold_when_ready(self.settings, self.storage, self.metrics, self._member, ready)
         )
-        await server.start()
-        self._server, self._health = server, health
-        await self._set_health(self._api_health, False)
-        if settings.health_address:
-            self._health_server, health_port = create_health_server(settings.health_address, health)
-            await self._health_server.start()
-            log.info(
-                "health alone, plaintext, on %s (port %d)", settings.health_address, health_port
-            )
         if self._consumes:
-            await self._set_health(self._ingest_health, False)
-            await self._start_consumers()
+            self._start_consumers(ready)
+        if self._serves_api:
+            await asyncio.shield(schema)
+        queries = await self._query_deps() if self._serves_api else None
+        self._server, self.port, self._health, self._health_server = await start_servers(
+            self.settings, queries, self.metrics
+        )
+        ingest = self._ingest_health if self._consumes else ()
+        await self._set_health((*self._api_health, *ingest), False)
+        if self._ingest_report is not None:  # the loop reported before health was served
+            self._ingest_changed(self._ingest_report)
+        await asyncio.shield(schema)
         if self._serves_api and self.loop is None:
             group_caught_up = asyncio.Event()
             self._spawn(watch_group_caught_up(self.storage, self.settings, group_caught_up))
@@ -609,8 +639,7 @@ class Podium:
         )
         return deps, guard
 
-    async def _start_consumers(self) -> None:
-        group = await prepared_topics(self.settings, self.storage, self.metrics)
+    def _start_consumers(self, ready: asyncio.Event) -> None:
         running = asyncio.get_running_loop()
 
         def committed() -> None:
@@ -626,10 +655,11 @@ class Podium:
             self._ingest_changed,
             self._tracer,
             committed,
-            assignors(group.protocol, group.others),
+            self._member,
         )
+        stop = self._stop_consuming
         self._consumer_task = asyncio.create_task(
-            supervise(self.loop.run(self._stop_consuming), self._stop_consuming, self.failed),
+            supervise(self.loop.run(stop, ready), stop, self.failed),
             name="consumer-loop",
         )
         self._spawn(self._record_caught_up(self.loop.caught_up))
@@ -698,20 +728,22 @@ class Podium:
                 await asyncio.wait_for((cut_short or asyncio.Event()).wait(), seconds)
 
     async def stop(self) -> None:
-        """Stop taking calls, let those in flight finish within
-        `PODIUM_SHUTDOWN_GRACE_SECONDS`, let the batch in hand commit, leave the group,
-        then close everything."""
+        """Let the batch in hand commit and leave the group first (its partitions move to
+        another member at once), stop taking calls, let those in flight finish within
+        `PODIUM_SHUTDOWN_GRACE_SECONDS`, then close everything."""
         self._draining = True
         await self._set_health((*self._api_health, *self._ingest_health), False)
+        self._stop_consuming.set()
+        if self._consumer_task is not None:
+            await self._consumer_task
+        if self._member is not None:  # left by the loop, unless it never ran
+            await self._member.leave()
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace_seconds)
         if self._health_server is not None:
             await self._health_server.stop(None)
         if self._versions is not None:
             await self._versions.stop()
-        self._stop_consuming.set()
-        if self._consumer_task is not None:
-            await self._consumer_task
         if self._results is not None:
             await self._results.stopped()
         for task in list(self._tasks):
@@ -778,12 +810,17 @@ def _read_setting_file(name: str, path: str) -> bytes:
 
 
 async def serve(
-    settings: Settings, role: str, stop: asyncio.Event, hurry: asyncio.Event | None = None
+    settings: Settings,
+    role: str,
+    stop: asyncio.Event,
+    hurry: asyncio.Event | None = None,
+    member: Member | None = None,
 ) -> int:
     """Run until `stop` is set (drain, then stop: 0) or the consumer loop dies (1, after a
-    clean gRPC stop). `hurry` cuts the drain short."""
+    clean gRPC stop). `hurry` cuts the drain short; `member`: the group member, if the
+    process joined before it loaded this module (`service.cli`)."""
     log_database_choice(settings, role)
-    podium = Podium(settings, role)
+    podium = Podium(settings, role, member=member)
     try:
         await podium.start()
         collect_garbage_less_often()

@@ -13,34 +13,29 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import migrations
 from consumers.assignment import TopicsNotCoPartitioned
 from consumers.local_broker import AddressTaken, BrokerMissing, LocalBroker
-from consumers.publish import KafkaUnreachable, Stamp, from_json_lines, publish
-from consumers.runs import decode_record
 from consumers.topics import TopicsNotDurable, log_ranges
-from service.adapters.database import create_database_engine
-from service.app.dead_letters import list_letters, replay
-from service.app.keys import list_keys, revoke_key
-from service.app.offsets import OffsetRow, offset_rows, reset_offsets, reset_target
-from service.app.ports import IgnoredEntry, Letter, LetterFilter, OffsetMoved, OutboxEntry
-from service.app.records import FAMILIES, timestamp_ms_of
-from service.bootstrap import ROLES, Storage, health_target, rules_from, serve, storage
+from service.app.records import FAMILIES, Stamp, timestamp_ms_of
 from service.clock import SystemClock
-from service.config import Settings, SettingsError, setting_names
-from service.demo.command import DemoFailed, run_demo
-from service.domain.auth import ApiKey
-from service.grpc.health_check import SERVING, check_health
-from service.grpc.server import API_HEALTH, INGEST_HEALTH
+from service.config import ROLES, Settings, SettingsError, setting_names
+from service.grpc import API_HEALTH, INGEST_HEALTH
 from service.logs import configure_logging, describe
-from service.result_events import as_json
+
+if TYPE_CHECKING:
+    from consumers.rebalance import Member
+    from service.app.offsets import OffsetRow
+    from service.app.ports import IgnoredEntry, Letter, LetterFilter, OutboxEntry
+    from service.bootstrap import Storage
+    from service.domain.auth import ApiKey
 
 log = logging.getLogger("podium")
 
@@ -67,7 +62,27 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except SettingsError as error:
         print(f"podium: {error}", file=sys.stderr)
         return USAGE_ERROR
-    except (
+    except Exception as error:
+        if isinstance(error, _refusals()):
+            print(f"podium: {error}", file=sys.stderr)
+            return RUNTIME_FAILURE
+        # Logged rather than left to Python, so the line is JSON like the others and the
+        # traceback as safe (`service.logs.safe_traceback`).
+        words = list(sys.argv[1:] if argv is None else argv)
+        log.critical("podium %s failed", words[0] if words else "", exc_info=True)
+        return RUNTIME_FAILURE
+
+
+def _refusals() -> tuple[type[Exception], ...]:
+    """The errors that say a command could not do what it was asked (exit code 1, the
+    message alone). Their modules are imported here, not at start: `podium serve --role
+    consumers` joins its group before it loads them (`_serve_until_signalled`)."""
+    import migrations
+    from consumers.publish import KafkaUnreachable
+    from service.app.ports import OffsetMoved
+    from service.demo.command import DemoFailed
+
+    return (
         CommandFailed,
         ValueError,
         migrations.SchemaBehind,
@@ -79,15 +94,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         BrokerMissing,
         TopicsNotDurable,
         TopicsNotCoPartitioned,
-    ) as error:
-        print(f"podium: {error}", file=sys.stderr)
-        return RUNTIME_FAILURE
-    except Exception:
-        # Logged rather than left to Python, so the line is JSON like the others and the
-        # traceback as safe (`service.logs.safe_traceback`).
-        words = list(sys.argv[1:] if argv is None else argv)
-        log.critical("podium %s failed", words[0] if words else "", exc_info=True)
-        return RUNTIME_FAILURE
+    )
 
 
 def _version() -> str:
@@ -323,6 +330,8 @@ def _results_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _result_json(entry: OutboxEntry) -> dict[str, object]:
+    from service.result_events import as_json
+
     return {
         "id": entry.id,
         "eventId": entry.event_id,
@@ -374,7 +383,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve_until_signalled(settings: Settings, role: str) -> int:
-    """The first SIGTERM or SIGINT drains then stops; a second one cuts the drain short."""
+    """The first SIGTERM or SIGINT drains then stops; a second one cuts the drain short.
+
+    A process that consumes joins its consumer group first (`consumers.handover.join`),
+    then loads the rest (the database's, the API's and the fold's modules, most of its
+    start) on a worker thread while the broker holds the join (bench/RESULTS.md, issue
+    26)."""
     stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -383,10 +397,31 @@ async def _serve_until_signalled(settings: Settings, role: str) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signalled)
-    return await serve(settings, role, stop, hurry)
+    member: Member | None = None
+    if role != "api" and settings.kafka_bootstrap_servers:
+        from consumers.handover import join
+
+        member = await join(settings)
+    try:
+        serve = await asyncio.to_thread(_server)
+        return await serve(settings, role, stop, hurry, member)
+    finally:
+        if member is not None:
+            await member.leave()  # left already, unless the start failed before the loop ran
+
+
+def _server() -> Callable[
+    [Settings, str, asyncio.Event, asyncio.Event | None, Member | None], Awaitable[int]
+]:
+    from service.bootstrap import serve
+
+    return serve
 
 
 def _health(settings: Settings, args: argparse.Namespace) -> int:
+    from service.bootstrap import health_target
+    from service.grpc.health_check import SERVING, check_health
+
     address, credentials = health_target(settings)
     status = asyncio.run(check_health(address, credentials, args.service, args.timeout))
     print(f"{args.service or 'podium'} at {address}: {status}")
@@ -421,6 +456,8 @@ def _run_local(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from service.demo.command import run_demo
+
     asyncio.run(run_demo(settings, args.tenant, args.within, SystemClock()))
     return 0
 
@@ -428,6 +465,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 def _produce(settings: Settings, args: argparse.Namespace) -> int:
     """Every line is checked with the consumer's own decoder first: the refused ones are
     reported with their number and reason (exit code 1) and not sent; the others are."""
+    from consumers.publish import from_json_lines, publish
+
     try:
         text = sys.stdin.read() if args.file is None else Path(args.file).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -453,10 +492,15 @@ def _produce(settings: Settings, args: argparse.Namespace) -> int:
 def _database(settings: Settings, *, migrate: bool = False) -> AbstractContextManager[Storage]:
     """The database, closed afterwards. Only `podium migrate` (and `podium serve`) migrate;
     other commands refuse a schema that is behind."""
+    from service.bootstrap import storage
+
     return storage(settings.database_url, migrate=migrate)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    import migrations
+    from service.adapters.database import create_database_engine
+
     if args.sql:
         engine = create_database_engine(settings.database_url)
         try:
@@ -480,6 +524,8 @@ def _logs(settings: Settings, topics: list[str]) -> dict[tuple[str, int], tuple[
 
 
 def _offsets_show(settings: Settings, args: argparse.Namespace) -> int:
+    from service.app.offsets import offset_rows
+
     with _database(settings) as store, store.read() as read:
         stored = read.stored_offsets(settings.consumer_group)
     rows = offset_rows(stored, _logs(settings, _our_topics(settings)))
@@ -520,6 +566,8 @@ def _reset_to(raw: str) -> str:
 
 
 def _offsets_reset(settings: Settings, args: argparse.Namespace) -> int:
+    from service.app.offsets import reset_offsets, reset_target
+
     if not settings.kafka_bootstrap_servers:
         raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is needed to read the logs' ranges")
     topic = settings.topic(args.topic) if args.topic in FAMILIES else args.topic
@@ -566,6 +614,8 @@ def _duration(raw: str) -> timedelta:
 
 
 def _list_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from service.app.keys import list_keys
+
     with _database(settings) as store:
         listed = list_keys(store.keys(), args.tenant)
     now = SystemClock().now()
@@ -609,6 +659,8 @@ def _key_line(key: ApiKey, now: datetime) -> str:
 
 
 def _revoke_key(settings: Settings, args: argparse.Namespace) -> int:
+    from service.app.keys import revoke_key
+
     with _database(settings) as store:
         revoked = revoke_key(store.keys(), args.key_id, SystemClock().now())
     print(_key_line(revoked, SystemClock().now()))
@@ -616,10 +668,14 @@ def _revoke_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _filter(args: argparse.Namespace) -> LetterFilter:
+    from service.app.ports import LetterFilter
+
     return LetterFilter(tuple(args.ids), args.topic, args.tenant, args.reason, args.limit)
 
 
 def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
+    from service.app.dead_letters import list_letters
+
     with _database(settings) as store, store.read() as read:
         letters = list_letters(read, _filter(args))
     for letter in letters:
@@ -630,6 +686,10 @@ def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from consumers.runs import decode_record
+    from service.app.dead_letters import list_letters, replay
+    from service.bootstrap import rules_from
+
     family_of = {settings.topic(f): f for f in FAMILIES}
     with _database(settings) as store:
         with store.read() as read:

@@ -16,6 +16,9 @@ from typing import Any
 
 from service.domain.bounds import CHALLENGE_MIN_DISTANCE_MAX_KM, DURATION_MAX, ID_MAX_LENGTH
 
+ROLES = ("all", "api", "consumers")
+"""What a `podium serve` runs (`--role`): the API and the consumers, or one of them."""
+
 
 class SettingsError(ValueError):
     """A setting is malformed; start-up stops with a message naming it."""
@@ -204,7 +207,8 @@ class _IngestSettings:
         6.0,
         (
             "a group member not heard from this long is put out of the group (heartbeats every "
-            "third of it); Kafka brokers accept 6 to 1800 s by default"
+            "0.5 s, or every third of a shorter session); Kafka brokers accept 6 to 1800 s by "
+            "default"
         ),
     )
     topic_partitions: int = setting(

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, Any
 
-import psycopg
 from pythonjsonlogger.json import JsonFormatter
-from sqlalchemy import exc as sa_exc
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 DESCRIPTION_LENGTH = 500
@@ -85,7 +83,7 @@ def describe(error: BaseException) -> str:
     which adds the statement and its parameters."""
     base = _database_error(error) or error
     name = type(base).__name__
-    sqlstate = getattr(base, "sqlstate", None) if isinstance(base, psycopg.Error) else None
+    sqlstate = getattr(base, "sqlstate", None) if isinstance(base, _psycopg_errors()) else None
     if sqlstate:
         return f"{name} (SQLSTATE {sqlstate})"
     try:
@@ -98,12 +96,21 @@ def describe(error: BaseException) -> str:
 
 def _database_error(error: BaseException) -> BaseException | None:
     """The driver's error under SQLAlchemy's wrapping, if `error` is a database's."""
-    if isinstance(error, sa_exc.StatementError):
+    wrapped = sys.modules.get("sqlalchemy.exc")
+    if wrapped is not None and isinstance(error, wrapped.StatementError):
         orig = error.orig
         return orig if isinstance(orig, BaseException) else error
-    if isinstance(error, psycopg.Error | sqlite3.Error):
+    if isinstance(error, (*_psycopg_errors(), sqlite3.Error)):
         return error
     return None
+
+
+def _psycopg_errors() -> tuple[type[BaseException], ...]:
+    """psycopg's base error, if psycopg is loaded: an error of its can only have been raised
+    once it was, and the log is set up before it (a consumer joins its group before it loads
+    the database's modules: bench/RESULTS.md, issue 26)."""
+    driver = sys.modules.get("psycopg")
+    return () if driver is None else (driver.Error,)
 
 
 def safe_traceback(ei: ExcInfo) -> str:

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from service.app.records import Record
 from service.config import Settings
 from service.metrics import podium_version
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 TRACER_NAME = "podium"
 MAX_LINKS = 128
@@ -34,9 +33,16 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 
 def tracer_provider(settings: Settings) -> TracerProvider | None:
     """Spans to `OTEL_EXPORTER_OTLP_ENDPOINT`, batched; None when it is unset. The other
-    `OTEL_*` variables (headers, service name, sampling) are read by OpenTelemetry itself."""
+    `OTEL_*` variables (headers, service name, sampling) are read by OpenTelemetry itself.
+    The SDK and the exporter are imported only then: a process that does not trace does not
+    pay for their import at start (bench/RESULTS.md, issue 26)."""
     if not settings.otlp_endpoint:
         return None
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     resource = Resource.create({SERVICE_VERSION: podium_version()})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: "podium"}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -147,3 +148,12 @@ def split(
         else:
             received.append(outcome)
     return received, dead
+
+
+class Stamp(enum.Enum):
+    """Which Kafka timestamp `podium produce` gives a record (docs/events.md)."""
+
+    CLIENT = "client"
+    """Left to the producer client: the moment it sends, as a live producer does."""
+    OCCURRED_AT = "occurred-at"
+    """The envelope's `occurredAt`: a backfill, each event arriving when it first happened."""

@@ -32,10 +32,6 @@ from service.grpc.servicers import QueryDeps, generic_handlers
 from service.metrics import Metrics
 
 QUERY_SERVICES = tuple(SCOPE_OF_SERVICE)
-API_HEALTH = "podium.api"
-INGEST_HEALTH = "podium.ingest"
-"""Health services beside "" (the API of this process, or its consumers when it runs only
-them): `podium.api` SERVING once queries answer, `podium.ingest` while ingest keeps up."""
 
 
 @dataclass(frozen=True)

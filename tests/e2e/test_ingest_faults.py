@@ -210,7 +210,9 @@ async def test_podium_serve_stops_with_a_failure_code_when_its_consumer_loop_die
 ) -> None:
     """Never a zombie API answering from a state nobody updates any more."""
 
-    async def broken(self: ConsumerLoop, stop: asyncio.Event) -> None:
+    async def broken(
+        self: ConsumerLoop, stop: asyncio.Event, ready: asyncio.Event | None = None
+    ) -> None:
         raise RuntimeError("a bug in the loop")
 
     monkeypatch.setattr(ConsumerLoop, "run", broken)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import pytest
 from aiokafka.cluster import ClusterMetadata
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
 
 from consumers.assignment import (
     WITH_ROUND_ROBIN,
     PartitionNumbers,
     assignors,
     co_partitioning_problem,
+    offered_to,
     plan,
 )
 
@@ -106,3 +111,33 @@ def test_partition_numbers_alone_unless_another_member_may_know_only_round_robin
     assert assignors("", 1) == WITH_ROUND_ROBIN  # the broker does not say (Tansu)
     assert assignors("", None) == WITH_ROUND_ROBIN  # the group could not be read
     assert WITH_ROUND_ROBIN[0] is PartitionNumbers
+
+
+class Coordinator:
+    """What aiokafka's group coordinator keeps of the assignors a member offers."""
+
+    def __init__(self, offered: tuple[type, ...]) -> None:
+        self._assignors = offered
+
+
+class Member:
+    def __init__(self, offered: tuple[type, ...]) -> None:
+        self._coordinator = Coordinator(offered)
+
+
+def test_a_member_offering_round_robin_too_offers_partition_numbers_alone_once_chosen() -> None:
+    members: list[Member] = []
+    offered = offered_to(lambda: members[0], WITH_ROUND_ROBIN)
+    members.append(Member(offered))
+    chosen, fallback = offered
+    assert issubclass(chosen, PartitionNumbers)
+    assert chosen.name == PartitionNumbers.name  # the same protocol for the broker
+    assert fallback is RoundRobinPartitionAssignor
+    fallback.on_assignment(ConsumerProtocolMemberAssignment(0, [], b""))  # an older group's
+    assert members[0]._coordinator._assignors == offered
+    chosen.on_assignment(ConsumerProtocolMemberAssignment(0, [], b""))  # the group chose it
+    assert members[0]._coordinator._assignors == (chosen,)
+
+
+def test_a_member_offering_partition_numbers_alone_is_left_as_it_is() -> None:
+    assert offered_to(lambda: None, (PartitionNumbers,)) == (PartitionNumbers,)

@@ -18,15 +18,20 @@ def test_without_an_instance_name_the_member_keeps_aiokafkas_client_id_and_remov
     assert "client_id" not in member_options(settings)
 
 
-def test_an_instance_name_is_the_client_id_and_the_session_sets_the_heartbeats() -> None:
+def test_an_instance_name_is_the_client_id_and_heartbeats_are_half_a_second_apart() -> None:
     settings = Settings.from_env(
         {"PODIUM_INSTANCE_ID": "podium-consumers-1", "PODIUM_SESSION_TIMEOUT_SECONDS": "4.5"}
     )
     assert member_options(settings) == {
         "client_id": "podium-podium-consumers-1",
         "session_timeout_ms": 4500,
-        "heartbeat_interval_ms": 1500,
+        "heartbeat_interval_ms": 500,
     }
+
+
+def test_a_session_shorter_than_three_heartbeats_sets_them_to_a_third_of_it() -> None:
+    settings = Settings.from_env({"PODIUM_SESSION_TIMEOUT_SECONDS": "1.2"})
+    assert member_options(settings)["heartbeat_interval_ms"] == 400
 
 
 def test_the_session_defaults_to_the_least_kafka_accepts_by_default() -> None:

@@ -12,12 +12,11 @@ import pytest
 from consumers.decode import decode
 from consumers.publish import (
     JSON_HEADERS,
-    Stamp,
     from_envelope,
     from_json_line,
     from_json_lines,
 )
-from service.app.records import Rejected
+from service.app.records import Rejected, Stamp
 from tests.builders import task_envelope, trip_envelope, user_envelope
 
 NOW_MS = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
