@@ -48,7 +48,7 @@ from service.adapters.keys import SqlKeyStore
 from service.adapters.read_model import read_model
 from service.adapters.statistics import Analyzed, TableStatistics
 from service.adapters.stores.results import AdvisoryLease, SqlResultStore
-from service.adapters.stores.service_state import mark_caught_up
+from service.adapters.stores.service_state import agreed_lock_buckets, mark_caught_up
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app import keys
 from service.app.ingest import Applied, Batch, apply_batch
@@ -200,6 +200,12 @@ class Storage:
     def read(self, *, statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
         return read_model(self.engine, statement_timeout)
 
+    def lock_buckets(self, proposed: int) -> int:
+        """How many lock buckets the writers share: `proposed` if none was agreed yet
+        (`agreed_lock_buckets`)."""
+        with self.engine.begin() as connection:
+            return agreed_lock_buckets(connection, proposed)
+
     def mark_caught_up(self, group: str, now: datetime) -> None:
         with self.engine.begin() as connection:
             mark_caught_up(connection, group, now)
@@ -272,15 +278,19 @@ def consumer_loop(
     ingest's thread) after each batch that committed; `offered`: the assignors offered to the
     group (`consumers.assignment.assignors`)."""
     rules = rules_from(settings)
+    buckets: list[int] = []
 
     def apply(batch: Batch, dry_run: bool) -> Applied:
         with storage_failures_as_unavailable():
+            if not buckets:  # agreed at start (`prepared_topics`): read once
+                buckets.append(store.lock_buckets(settings.topic_partitions))
             applied = apply_batch(
                 store.unit_of_work,
                 batch,
                 rules=rules,
                 consumer_group=settings.consumer_group,
                 now=clock.now(),
+                buckets=buckets[0],
                 dry_run=dry_run,
             )
         if not dry_run:
@@ -421,12 +431,14 @@ class ResultsOut:
 
 async def prepared_topics(settings: Settings, storage: Storage, metrics: Metrics) -> Group:
     """The topics made and checked before the member joins (durable, co-partitioned; the
-    offsets of topics just created forgotten), then the group as the member finds it, its
+    offsets of topics just created forgotten; the lock buckets agreed, as many as the topics'
+    partitions if no writer agreed on them before), then the group as the member finds it, its
     predecessor removed (`consumers.handover.take_over`)."""
     created = await ensure_topics(settings)
     await ensure_results_topic(settings)
     await check_durability(settings, metrics)
-    await check_co_partitioned(settings)
+    partitions = await check_co_partitioned(settings)
+    await asyncio.to_thread(storage.lock_buckets, partitions or settings.topic_partitions)
     if created:
         await asyncio.to_thread(forget_offsets, storage, settings, created)
     return await take_over(settings)

@@ -642,6 +642,7 @@ def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
             rules=rules_from(settings),
             consumer_group=settings.consumer_group,
             now=SystemClock().now(),
+            buckets=store.lock_buckets(settings.topic_partitions),
             dry_run=args.dry_run,
         )
     failed = {d.record.id: d.rejection.reason for d in outcome.dead_lettered}

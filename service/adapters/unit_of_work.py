@@ -20,6 +20,13 @@ from service.adapters.stores.state_versions import SqlStateVersionStore
 from service.adapters.stores.tasks import SqlTaskStore
 from service.adapters.stores.trips import SqlDriverMonthStore, SqlTripStore
 from service.adapters.stores.users import SqlUserStore
+from service.app.shards import Locks
+
+
+def tenant_lock_key(tenant: str) -> int:
+    """A tenant's advisory lock: one bigint; its buckets' are this (as an int) and the
+    bucket, in PostgreSQL's other space of advisory locks (two ints)."""
+    return zlib.crc32(tenant.encode()) - 2**31
 
 
 class SqlUnitOfWork:
@@ -79,19 +86,33 @@ class SqlUnitOfWork:
         finally:
             connection.close()
 
-    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
-        """Serialize writers per tenant across instances (PostgreSQL; SQLite has one writer).
+    def lock(self, locks: Locks) -> None:
+        """Serialize writers across instances (PostgreSQL; SQLite has one writer).
 
         Folds read state and then write what they derived from it (a registration reads the
         user's trips, a trip reads the user's registrations); two instances doing that for
-        one tenant at once could each miss the other's write.
+        one user at once could each miss the other's write. Each tenant's lock is taken
+        exclusively or shared, in the order of the tenants, then each bucket's of the tenants
+        held shared, in order: every transaction takes its locks in one global order, so none
+        waits for another that waits for it (`service.app.shards`).
         """
         connection = self._require()
         if connection.dialect.name != "postgresql":
             return
-        for tenant in sorted(set(tenant_ids)):
-            key = zlib.crc32(tenant.encode()) - 2**31
-            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        tenants = sorted(locks.exclusive | set(locks.buckets))
+        for tenant in tenants:
+            shared = "" if tenant in locks.exclusive else "_shared"
+            statement = text(f"SELECT pg_advisory_xact_lock{shared}(:k)")
+            connection.execute(statement, {"k": tenant_lock_key(tenant)})
+        for tenant in tenants:
+            key = tenant_lock_key(tenant)
+            for shard in locks.shards(tenant):
+                statement = text("SELECT pg_advisory_xact_lock(:k, :s)")
+                connection.execute(statement, {"k": key, "s": shard})
+
+    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
+        """Hold these tenants' locks exclusively (as a batch with catalog events does)."""
+        self.lock(Locks(exclusive=set(tenant_ids)))
 
     def commit(self) -> None:
         connection = self._require()

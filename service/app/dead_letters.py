@@ -24,6 +24,7 @@ def replay(
     rules: Rules,
     consumer_group: str,
     now: datetime,
+    buckets: int,
     dry_run: bool = False,
 ) -> Applied:
     """Decode and fold the letters again, in one transaction. A letter that now passes is
@@ -41,7 +42,13 @@ def replay(
 
     def apply(batch: Batch, dry: bool) -> Applied:
         return apply_batch(
-            unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry
+            unit_of_work,
+            batch,
+            rules=rules,
+            consumer_group=consumer_group,
+            now=now,
+            buckets=buckets,
+            dry_run=dry,
         )
 
     return apply_isolating(apply, batch, describe, dry_run=dry_run, every_record_may_fail=True)

@@ -33,6 +33,7 @@ from service.app.ports import (
     UnitsOfWork,
 )
 from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId, Rejected, arrival_at
+from service.app.shards import Locks, locks_of
 from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
@@ -72,14 +73,17 @@ def apply_batch(
     rules: Rules,
     consumer_group: str,
     now: datetime,
+    buckets: int = 1,
     dry_run: bool = False,
 ) -> Applied:
     """Fold the batch and commit, or with `dry_run` roll it all back (to find out whether a
-    part of a failing batch folds)."""
+    part of a failing batch folds). `buckets`: how many lock buckets the writers share
+    (`service.app.shards`): every writer of a database uses the same, the number agreed in
+    the database (1 only for a database with one writer)."""
     received = batch.received
     with unit_of_work() as uow:
-        tenants = {item.event.meta.tenant_id for item in received}
-        uow.lock_tenants(tenants)
+        locks = locks_of((item.event for item in received), buckets)
+        uow.lock(locks)
         of = _by_family(received)
         users = of[ev.UserUpserted]
         fold_users(uow, users)
@@ -87,14 +91,14 @@ def apply_batch(
         late = fold_registrations(uow, of[ev.ChallengeRegistered], rules)
         fold_path_sessions(uow, of[ev.PathSessionPublished])
         fold_learners(uow, of[LEARNER_EVENTS])
-        trips = fold_trips(uow, of[TRIP_EVENTS], rules)
+        trips = fold_trips(uow, of[TRIP_EVENTS], rules, buckets)
         fold_trip_changes(uow, trips.changes, rules)
         ignored = [*late, *fold_tasks(uow, of[TASK_EVENTS])]
         uow.ignored_events.add(ignored, now)
         dead = (*batch.dead, *trips.rejected)
         _keep_dead_letters(uow, dead, batch.replaying, now)
         uow.offsets.advance(consumer_group, batch.offsets)
-        uow.versions.bump(_moved_versions(received, users, trips.months))
+        uow.versions.bump(*_moved_versions(received, users, trips.months, locks))
         if not dry_run:
             uow.commit()
     return Applied(
@@ -105,24 +109,33 @@ def apply_batch(
 def _moved_versions(
     received: Sequence[Received],
     users: Sequence[Received],
-    months: Iterable[tuple[str, Month]],
-) -> dict[str, datetime | None]:
+    months: Iterable[tuple[str, Month, int]],
+    locks: Locks,
+) -> tuple[dict[str, datetime | None], dict[tuple[str, int], datetime | None]]:
     """The versions the batch moves, each with the newest arrival among the events that moved
     it: a tenant's with any of its events, its profiles' with its user events, a month's with
-    the tenant's trip events (the month a trip counts in is the fold's to say)."""
+    the tenant's trip events (the month a trip counts in is the fold's to say). A tenant held
+    shared moves the shards of its buckets, never a version another writer may move at the
+    same time (`service.app.shards`); a month moves the shards of its drivers' buckets."""
     moved: dict[str, datetime | None] = {}
+    shards: dict[tuple[str, int], datetime | None] = {}
     by_tenant = _by_tenant(received)
     for tenant, items in by_tenant.items():
-        moved[tenant_key(tenant)] = _newest_arrival(items)
+        arrived = _newest_arrival(items)
+        held = locks.shards(tenant)
+        for shard in held:
+            shards[(tenant_key(tenant), shard)] = arrived
+        if not held:
+            moved[tenant_key(tenant)] = arrived
     for tenant, items in _by_tenant(users).items():
         moved[profiles_key(tenant)] = _newest_arrival(items)
     trips_arrived = {
         tenant: _newest_arrival(i for i in items if isinstance(i.event.payload, TRIP_EVENTS))
         for tenant, items in by_tenant.items()
     }
-    for tenant, month in months:
-        moved[month_key(tenant, month)] = trips_arrived[tenant]
-    return moved
+    for tenant, month, shard in months:
+        shards[(month_key(tenant, month), shard)] = trips_arrived[tenant]
+    return moved, shards
 
 
 def _newest_arrival(items: Iterable[Received]) -> datetime | None:

@@ -36,6 +36,7 @@ def replayed(ports: FakePorts, letters: list[Letter]) -> Applied:
         rules=RULES,
         consumer_group="podium",
         now=LATER,
+        buckets=4,
     )
 
 
