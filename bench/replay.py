@@ -96,13 +96,17 @@ def trip_records(
 
 
 async def produce(
-    settings: Settings, records: Iterable[tuple[bytes, bytes]], what: str, encoding: Encoding
+    settings: Settings,
+    records: Iterable[tuple[bytes, bytes]],
+    what: str,
+    encoding: Encoding,
+    partitioner: str = "consistent_random",
 ) -> None:
-    """Sends the records to the settings' trips topic with librdkafka; `what` they are is
-    printed with the time it took."""
+    """Sends the records to the settings' trips topic with librdkafka (its `partitioner`);
+    `what` they are is printed with the time it took."""
     servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
     started = time.perf_counter()
-    await asyncio.to_thread(produce_quickly, servers, topic, records, encoding.headers)
+    await asyncio.to_thread(produce_quickly, servers, topic, records, encoding.headers, partitioner)
     say(f"produced {what} to {topic} in {time.perf_counter() - started:.1f} s (librdkafka)")
 
 
@@ -160,36 +164,54 @@ async def rebuild(kind: str, folder: Path, servers: str, count: int, now: dateti
     return fold
 
 
+SCALING_PARTITIONERS = (
+    ("murmur2_random", "keyed by Kafka's default partitioner (murmur2, as Java and aiokafka)"),
+    ("consistent_random", "keyed by librdkafka's default partitioner (crc32)"),
+)
+"""How the trips of the scaling-out runs are partitioned: the lock buckets follow murmur2, so
+the second shows what a producer with another partitioner costs (`service.app.shards`)."""
+
+
 async def scaling_out(kind: str, folder: Path, servers: str, count: int, now: datetime) -> None:
     """Two `--role consumers` processes in one group against one, on the same records,
     produced once the group has formed (otherwise the second process's join, and the
-    rebalance it brings, would fall within the measurement)."""
+    rebalance it brings, would fall within the measurement); for each partitioner."""
     records = list(trip_records(count, DRIVERS, now, BINARY))  # built before the clock starts
-    what = f"{count:,} trip events (binary, built beforehand), the group formed,"
-    folds = []
-    for processes in (1, 2):
-        settings = await new_topic(servers)
-        fill = functools.partial(produce, settings, records, what, BINARY)
-        folds.append(
-            await serve_fold(
-                settings, kind, folder, count, processes, "consumers", fill, sample_backends=True
+    for partitioner, keyed in SCALING_PARTITIONERS:
+        what = f"{count:,} trip events (binary, built beforehand, {keyed}), the group formed,"
+        folds = []
+        for processes in (1, 2):
+            settings = await new_topic(servers)
+            fill = functools.partial(produce, settings, records, what, BINARY, partitioner)
+            folds.append(
+                await serve_fold(settings, kind, folder, count, processes, "consumers", fill, True)
             )
-        )
-    one, two = folds
-    say(
-        f"scaling out: two podium serve --role consumers in one group fold "
-        f"{two.per_second:,.0f}/s, one {one.per_second:,.0f}/s: "
-        f"{two.per_second / one.per_second:.2f}x, on a machine of {os.cpu_count()} cores "
-        "(the trips produced once the group had formed)"
-    )
-    for label, fold in (("one process", one), ("two processes", two)):
-        each = " + ".join(f"{t:,.1f}" for t in fold.cpu.processes.values())
+        one, two = folds
         say(
-            f"  {label}: CPU seconds while folding ({fold.first_to_last:,.1f} s): podium "
-            f"{each}, PostgreSQL {fold.cpu.database:,.1f}; "
-            f"{fold.cores_busy:.2f} cores busy"
+            f"scaling out, {keyed}: two podium serve --role consumers in one group fold "
+            f"{two.per_second:,.0f}/s, one {one.per_second:,.0f}/s: "
+            f"{two.per_second / one.per_second:.2f}x, on a machine of {os.cpu_count()} cores "
+            "(the trips produced once the group had formed)"
         )
-        say(f"    its PostgreSQL backends: {fold.backends}")
+        for label, fold in (("one process", one), ("two processes", two)):
+            each = " + ".join(f"{t:,.1f}" for t in fold.cpu.processes.values())
+            say(
+                f"  {label}: CPU seconds while folding ({fold.first_to_last:,.1f} s): podium "
+                f"{each}, PostgreSQL {fold.cpu.database:,.1f}; "
+                f"{fold.cores_busy:.2f} cores busy"
+            )
+            say(f"    its PostgreSQL backends: {fold.backends}")
+
+
+async def bench_scaling(
+    kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace
+) -> None:
+    """The scaling-out runs alone (`--section scaling`, PostgreSQL)."""
+    count = 50_000 if args.quick else 200_000
+    say(f"\n== {kind}: scaling out: {count:,} trip events of {DRIVERS:,} drivers ==")
+    say(machine_load())
+    await scaling_out(kind, folder, broker.bootstrap_servers, count, datetime.now(UTC))
+    say(machine_load())
 
 
 async def growth(

@@ -168,6 +168,11 @@ class Ports(Protocol):
     def mark_caught_up(self, group: str, now: datetime) -> None: ...
 
 
+BUCKETS = 4
+"""The lock buckets the tests' batches share: several, so that every fold's versions and
+stamps go to several shards (`service.app.shards`)."""
+
+
 def apply(ports: Ports, *events: ev.Event, rules: Rules = RULES) -> Applied:
     """Fold `events` as one consumed batch, through the ingest use case."""
     return apply_batch(
@@ -176,6 +181,7 @@ def apply(ports: Ports, *events: ev.Event, rules: Rules = RULES) -> Applied:
         rules=rules,
         consumer_group="test",
         now=T0,
+        buckets=BUCKETS,
     )
 
 
@@ -189,6 +195,7 @@ def consume(ports: Ports, *records: Record, now: datetime = T0) -> Applied:
         rules=RULES,
         consumer_group="podium",
         now=now,
+        buckets=BUCKETS,
     )
 
 
