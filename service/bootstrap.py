@@ -57,6 +57,7 @@ from service.app.offsets import forget_new_logs
 from service.app.ports import OutboxEntry, ReadModel, ResultsWork, UnitOfWork
 from service.app.records import FAMILIES
 from service.app.results import due_results, record_all_results
+from service.app.shards import Buckets
 from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
 from service.config import Settings, SettingsError
@@ -154,6 +155,12 @@ class LongLived:
         gc.freeze()
 
 
+def lock_buckets(settings: Settings, partitions: int | None = None) -> Buckets:
+    """The lock buckets this instance proposes (`Storage.lock_buckets`): as many as the
+    topics' partitions (None: as many as it would create), by the producers' partitioner."""
+    return Buckets(partitions or settings.topic_partitions, settings.lock_partitioner)
+
+
 def rules_from(settings: Settings) -> Rules:
     return Rules(
         driver_thresholds=Thresholds(settings.min_trips, exact(settings.min_distance_km)),
@@ -200,8 +207,8 @@ class Storage:
     def read(self, *, statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
         return read_model(self.engine, statement_timeout)
 
-    def lock_buckets(self, proposed: int) -> int:
-        """How many lock buckets the writers share: `proposed` if none was agreed yet
+    def lock_buckets(self, proposed: Buckets) -> Buckets:
+        """The lock buckets the writers share: `proposed` if none were agreed yet
         (`agreed_lock_buckets`)."""
         with self.engine.begin() as connection:
             return agreed_lock_buckets(connection, proposed)
@@ -278,12 +285,12 @@ def consumer_loop(
     ingest's thread) after each batch that committed; `offered`: the assignors offered to the
     group (`consumers.assignment.assignors`)."""
     rules = rules_from(settings)
-    buckets: list[int] = []
+    buckets: list[Buckets] = []
 
     def apply(batch: Batch, dry_run: bool) -> Applied:
         with storage_failures_as_unavailable():
             if not buckets:  # agreed at start (`prepared_topics`): read once
-                buckets.append(store.lock_buckets(settings.topic_partitions))
+                buckets.append(store.lock_buckets(lock_buckets(settings)))
             applied = apply_batch(
                 store.unit_of_work,
                 batch,
@@ -438,7 +445,7 @@ async def prepared_topics(settings: Settings, storage: Storage, metrics: Metrics
     await ensure_results_topic(settings)
     await check_durability(settings, metrics)
     partitions = await check_co_partitioned(settings)
-    await asyncio.to_thread(storage.lock_buckets, partitions or settings.topic_partitions)
+    await asyncio.to_thread(storage.lock_buckets, lock_buckets(settings, partitions))
     if created:
         await asyncio.to_thread(forget_offsets, storage, settings, created)
     return await take_over(settings)

@@ -32,7 +32,15 @@ from service.app.keys import list_keys, revoke_key
 from service.app.offsets import OffsetRow, offset_rows, reset_offsets, reset_target
 from service.app.ports import IgnoredEntry, Letter, LetterFilter, OffsetMoved, OutboxEntry
 from service.app.records import FAMILIES, timestamp_ms_of
-from service.bootstrap import ROLES, Storage, health_target, rules_from, serve, storage
+from service.bootstrap import (
+    ROLES,
+    Storage,
+    health_target,
+    lock_buckets,
+    rules_from,
+    serve,
+    storage,
+)
 from service.clock import SystemClock
 from service.config import Settings, SettingsError, setting_names
 from service.demo.command import DemoFailed, run_demo
@@ -642,7 +650,7 @@ def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
             rules=rules_from(settings),
             consumer_group=settings.consumer_group,
             now=SystemClock().now(),
-            buckets=store.lock_buckets(settings.topic_partitions),
+            buckets=store.lock_buckets(lock_buckets(settings)),
             dry_run=args.dry_run,
         )
     failed = {d.record.id: d.rejection.reason for d in outcome.dead_lettered}

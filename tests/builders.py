@@ -24,6 +24,7 @@ from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import ReadModel, ResultsWork, UnitOfWork
 from service.app.queries import MonthRanking, month_ranking, ranking_months
 from service.app.records import FAMILIES, Received, Record
+from service.app.shards import Buckets
 from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.rules import Rules
@@ -168,7 +169,7 @@ class Ports(Protocol):
     def mark_caught_up(self, group: str, now: datetime) -> None: ...
 
 
-BUCKETS = 4
+BUCKETS = Buckets(4)
 """The lock buckets the tests' batches share: several, so that every fold's versions and
 stamps go to several shards (`service.app.shards`)."""
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from service.app.ingest import Applied, Batch, Describe, apply_batch, apply_isolating
 from service.app.ports import Letter, LetterFilter, ReadModel, UnitsOfWork
 from service.app.records import DeadLetter, Received, Record, split
+from service.app.shards import Buckets
 from service.domain.rules import Rules
 
 
@@ -24,7 +25,7 @@ def replay(
     rules: Rules,
     consumer_group: str,
     now: datetime,
-    buckets: int,
+    buckets: Buckets,
     dry_run: bool = False,
 ) -> Applied:
     """Decode and fold the letters again, in one transaction. A letter that now passes is

@@ -33,7 +33,7 @@ from service.app.ports import (
     UnitsOfWork,
 )
 from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId, Rejected, arrival_at
-from service.app.shards import Locks, locks_of
+from service.app.shards import ONE_BUCKET, Buckets, Locks, locks_of
 from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
@@ -73,13 +73,13 @@ def apply_batch(
     rules: Rules,
     consumer_group: str,
     now: datetime,
-    buckets: int = 1,
+    buckets: Buckets = ONE_BUCKET,
     dry_run: bool = False,
 ) -> Applied:
     """Fold the batch and commit, or with `dry_run` roll it all back (to find out whether a
-    part of a failing batch folds). `buckets`: how many lock buckets the writers share
-    (`service.app.shards`): every writer of a database uses the same, the number agreed in
-    the database (1 only for a database with one writer)."""
+    part of a failing batch folds). `buckets`: the lock buckets the writers share
+    (`service.app.shards`): every writer of a database uses the same, those agreed in the
+    database (one bucket only for a database with one writer)."""
     received = batch.received
     with unit_of_work() as uow:
         locks = locks_of((item.event for item in received), buckets)

@@ -3,11 +3,12 @@
 State that spans users (profiles, challenges, path sessions) is changed only under the
 tenant's exclusive lock. Everything else a batch reads and then writes belongs to one user (a
 trip, a driver month, an entry, a learner) or one task; it is guarded by the lock of its
-bucket, taken under the tenant's lock held shared. A key's bucket is the partition Kafka's
-default partitioner (murmur2) gives it among `buckets` partitions, so a batch of a partition
-of a well-keyed topic locks that partition's bucket alone, and two members folding different
-partitions never wait for each other; a badly keyed record still locks its key's own bucket,
-so correctness never depends on the producers.
+bucket, taken under the tenant's lock held shared. A key's bucket is the partition the
+producers' partitioner (Kafka's default, murmur2, unless told otherwise) gives it among as many
+partitions as the topics have, so a batch of a partition of a well-keyed topic locks that
+partition's bucket alone, and two members folding different partitions never wait for each
+other; a record keyed or partitioned otherwise still locks its key's own bucket, so
+correctness never depends on the producers.
 
 The state versions a per-user batch moves are sharded by the same buckets (a writer of a
 bucket is alone in it): a shard's version moves on by exactly one per batch that changes it,
@@ -18,8 +19,10 @@ remembers the shard's version it reflects (`stamp`, `shard_range`).
 from __future__ import annotations
 
 import functools
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from service.domain import events as ev
 
@@ -62,9 +65,36 @@ def murmur2(data: bytes) -> int:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def bucket(key: str, buckets: int) -> int:
-    """The partition Kafka's default partitioner gives a record keyed `key` among `buckets`."""
+def bucket(key: str, buckets: int, partitioner: str = "murmur2") -> int:
+    """The partition `partitioner` gives a record keyed `key` among `buckets` partitions:
+    Kafka's default (murmur2: Java, aiokafka, `podium produce`) or librdkafka's (crc32: its
+    `consistent_random`, confluent-kafka's default)."""
+    if partitioner == "crc32":
+        return zlib.crc32(key.encode()) % buckets
     return (murmur2(key.encode()) & 0x7FFFFFFF) % buckets
+
+
+class Buckets(NamedTuple):
+    """How many lock buckets a database's writers share, and the partitioner that puts a key
+    in one: every writer uses the same (agreed in the database)."""
+
+    number: int
+    partitioner: str = "murmur2"
+
+    def of(self, key: str) -> int:
+        return bucket(key, self.number, self.partitioner)
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.partitioner}"
+
+    @classmethod
+    def parse(cls, text: str) -> Buckets:
+        number, _, partitioner = text.partition(" ")
+        return cls(int(number), partitioner or "murmur2")
+
+
+ONE_BUCKET = Buckets(1)
+"""For a database with one writer."""
 
 
 def stamp(shard: int, version: int) -> int:
@@ -91,7 +121,7 @@ class Locks:
         return sorted(self.buckets.get(tenant, ()))
 
 
-def locks_of(events: Iterable[ev.Event], buckets: int) -> Locks:
+def locks_of(events: Iterable[ev.Event], buckets: Buckets) -> Locks:
     """The locks a batch of these events takes: its tenant exclusively when it holds a
     catalog event of the tenant, else the buckets of the users and tasks its events name."""
     events = list(events)
@@ -104,7 +134,7 @@ def locks_of(events: Iterable[ev.Event], buckets: int) -> Locks:
         held.setdefault(tenant, set())
         key = owner(event.payload)
         if key is not None:
-            held[tenant].add(bucket(key, buckets))
+            held[tenant].add(buckets.of(key))
     return Locks(exclusive, held)
 
 

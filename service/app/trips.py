@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from service.app.ports import MonthKey, TripKey, UnitOfWork
 from service.app.records import DeadLetter, Received, Rejected
-from service.app.shards import bucket, stamp
+from service.app.shards import Buckets, stamp
 from service.app.state_versions import month_key
 from service.domain.events import TripCompleted, TripDeleted
 from service.domain.ranking import Month, MonthDeltas, MonthTotals
@@ -38,7 +38,9 @@ class TripFold:
     """The calendar months (by tenant, with the shard of each driver's) this fold changed."""
 
 
-def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules, buckets: int) -> TripFold:
+def fold_trips(
+    uow: UnitOfWork, items: Sequence[Received], rules: Rules, buckets: Buckets
+) -> TripFold:
     keys = [(i.event.meta.tenant_id, _trip_id(i)) for i in items]
     stored = uow.trips.load(set(keys))
     current: dict[TripKey, StoredTrip] = dict(stored)
@@ -70,7 +72,7 @@ def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules, buckets
         changed={k: v for k, v in current.items() if k in stored and v != stored[k]},
     )
     deltas = month_deltas(outcome.changes, rules)
-    shard_of = {key: bucket(key[1], buckets) for key in deltas}
+    shard_of = {key: buckets.of(key[1]) for key in deltas}
     outcome.months = {
         (tenant, month, shard_of[tenant, user, month]) for tenant, user, month in deltas
     }

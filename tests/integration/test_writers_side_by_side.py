@@ -24,7 +24,7 @@ from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.answers import MonthBoardQuery, driver_ranking
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import StorageUnavailable
-from service.app.shards import bucket
+from service.app.shards import Buckets
 from service.bootstrap import Storage
 from service.domain import events as ev
 from tests.builders import RULES, received, trip, user
@@ -33,7 +33,7 @@ from tests.integration.test_driver_ranking_properties import NOW
 from tests.integration.test_kept_boards_properties import Kept, kept_or_read, rebuilt
 from tests.waiting import eventually
 
-BUCKETS = 4
+BUCKETS = Buckets(4)
 RELEASE_WITHIN = 60.0
 """How long a held commit waits to be released: a guard against a test that never does."""
 
@@ -44,8 +44,8 @@ def users_in(buckets: list[int], prefix: str) -> list[str]:
     n = 0
     while len(found) < len(set(buckets)):
         user_id = f"{prefix}{n}"
-        if bucket(user_id, BUCKETS) in buckets:
-            found.setdefault(bucket(user_id, BUCKETS), user_id)
+        if BUCKETS.of(user_id) in buckets:
+            found.setdefault(BUCKETS.of(user_id), user_id)
         n += 1
     return [found[b] for b in buckets]
 
@@ -199,3 +199,9 @@ async def test_a_trip_id_another_writer_records_meanwhile_folds_again_and_confli
     again = fold(storage.unit_of_work, trip("shared", second, ended_at=NOW))
     assert [d.rejection.kind for d in again.dead_lettered] == ["conflict"]
     assert trips_on_board(storage, {}) == {first: 1}
+
+
+def test_the_lock_buckets_are_the_first_writers_proposal_kept(engine: Engine) -> None:
+    storage = Storage(engine)
+    assert storage.lock_buckets(Buckets(4)) == Buckets(4)
+    assert storage.lock_buckets(Buckets(8, "crc32")) == Buckets(4)

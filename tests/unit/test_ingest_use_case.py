@@ -9,7 +9,7 @@ import pytest
 
 from service.app.ingest import FAMILIES, Batch, apply_batch
 from service.app.ports import OffsetMoved
-from service.app.shards import Locks, bucket
+from service.app.shards import Buckets, Locks
 from service.app.state_versions import month_key, profiles_key, shard_key, tenant_key
 from service.domain import events as ev
 from service.domain.ranking import Month
@@ -59,7 +59,7 @@ def test_a_batch_locks_its_tenants_and_moves_the_versions_of_what_it_changed(
         trip("t2", "bob", tenant="gamma"),
         trip("t3", "cid", tenant="gamma"),
     ]
-    buckets = 16
+    buckets = Buckets(16)
     apply_batch(
         ports.unit_of_work,
         Batch(received=received(events)),
@@ -68,7 +68,7 @@ def test_a_batch_locks_its_tenants_and_moves_the_versions_of_what_it_changed(
         now=T0,
         buckets=buckets,
     )
-    ann, bob, cid = (bucket(u, buckets) for u in ("ann", "bob", "cid"))
+    ann, bob, cid = (buckets.of(u) for u in ("ann", "bob", "cid"))
     assert len({ann, bob, cid}) == 3  # the test's drivers fall in buckets of their own
     assert ports.locked == [("acme", "beta", "gamma")]
     assert ports.locks == [Locks({"beta"}, {"acme": {ann}, "gamma": {bob, cid}})]

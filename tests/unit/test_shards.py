@@ -3,9 +3,11 @@ Kafka's default partitioner gives it, and the locks a batch takes follow what it
 
 from __future__ import annotations
 
+import zlib
+
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from service.app.shards import Locks, bucket, locks_of, shard_range, stamp
+from service.app.shards import Buckets, Locks, bucket, locks_of, shard_range, stamp
 from service.app.shards import murmur2 as our_murmur2
 from tests.builders import trip, user
 
@@ -31,8 +33,17 @@ def test_a_batch_holds_its_tenant_exclusively_only_with_catalog_events() -> None
         trip("t3", "ann", tenant="beta"),
         user("cid", tenant="beta"),
     ]
-    assert locks_of(events, 4) == Locks({"beta"}, {"acme": {bucket("ann", 4), bucket("bob", 4)}})
-    assert locks_of(events[:1], 1) == Locks(set(), {"acme": {0}})
+    four = Buckets(4)
+    assert locks_of(events, four) == Locks({"beta"}, {"acme": {four.of("ann"), four.of("bob")}})
+    assert locks_of(events[:1], Buckets(1)) == Locks(set(), {"acme": {0}})
+
+
+def test_librdkafkas_partitioner_puts_a_key_by_its_crc32() -> None:
+    """librdkafka's `consistent_random`: crc32 of the key modulo the partitions."""
+    assert bucket("u-ann", 7, "crc32") == zlib.crc32(b"u-ann") % 7
+    assert Buckets(7, "crc32").of("u-ann") == zlib.crc32(b"u-ann") % 7
+    assert Buckets.parse(str(Buckets(7, "crc32"))) == Buckets(7, "crc32")
+    assert Buckets.parse("6") == Buckets(6, "murmur2")
 
 
 def test_each_shard_has_its_own_range_of_stamps() -> None:

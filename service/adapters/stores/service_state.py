@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select
 
 from service.adapters.sql import upsert
 from service.adapters.tables import service_state
+from service.app.shards import Buckets
 
 CAUGHT_UP = "caught_up:{group}"
 LOCK_BUCKETS = "lock_buckets"
@@ -24,13 +25,12 @@ def mark_caught_up(connection: Connection, group: str, now: datetime) -> None:
     )
 
 
-def agreed_lock_buckets(connection: Connection, proposed: int) -> int:
-    """How many lock buckets every writer of this database uses (`service.app.shards`): the
-    first writer's proposal, kept (writers that disagreed would not exclude each other)."""
-    upsert(
-        connection, service_state, [{"name": LOCK_BUCKETS, "value": str(proposed)}], keys=["name"]
-    )
+def agreed_lock_buckets(connection: Connection, proposed: Buckets) -> Buckets:
+    """The lock buckets every writer of this database uses (`service.app.shards`): the first
+    writer's proposal, kept (writers that disagreed would not exclude each other)."""
+    row = {"name": LOCK_BUCKETS, "value": str(proposed)}
+    upsert(connection, service_state, [row], keys=["name"])
     stored = connection.execute(
         select(service_state.c.value).where(service_state.c.name == LOCK_BUCKETS)
     ).scalar_one()
-    return int(stored)
+    return Buckets.parse(stored)
