@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -165,23 +165,29 @@ async def rebuild(kind: str, folder: Path, servers: str, count: int, now: dateti
 
 
 SCALING_PARTITIONERS = (
-    ("murmur2_random", "keyed by Kafka's default partitioner (murmur2, as Java and aiokafka)"),
-    ("consistent_random", "keyed by librdkafka's default partitioner (crc32)"),
+    ("murmur2_random", "murmur2", "keyed by Kafka's default partitioner (murmur2)"),
+    ("consistent_random", "murmur2", "keyed by librdkafka's default partitioner (crc32)"),
+    (
+        "consistent_random",
+        "crc32",
+        "keyed by librdkafka's default partitioner (crc32), PODIUM_LOCK_PARTITIONER=crc32",
+    ),
 )
-"""How the trips of the scaling-out runs are partitioned: the lock buckets follow murmur2, so
-the second shows what a producer with another partitioner costs (`service.app.shards`)."""
+"""How the trips of the scaling-out runs are partitioned, and the partitioner Podium's lock
+buckets follow (`service.app.shards`): the second shows what producers partitioning otherwise
+than Podium is told cost."""
 
 
 async def scaling_out(kind: str, folder: Path, servers: str, count: int, now: datetime) -> None:
     """Two `--role consumers` processes in one group against one, on the same records,
     produced once the group has formed (otherwise the second process's join, and the
-    rebalance it brings, would fall within the measurement); for each partitioner."""
+    rebalance it brings, would fall within the measurement); for each partitioning."""
     records = list(trip_records(count, DRIVERS, now, BINARY))  # built before the clock starts
-    for partitioner, keyed in SCALING_PARTITIONERS:
+    for partitioner, locking, keyed in SCALING_PARTITIONERS:
         what = f"{count:,} trip events (binary, built beforehand, {keyed}), the group formed,"
         folds = []
         for processes in (1, 2):
-            settings = await new_topic(servers)
+            settings = replace(await new_topic(servers), lock_partitioner=locking)
             fill = functools.partial(produce, settings, records, what, BINARY, partitioner)
             folds.append(
                 await serve_fold(settings, kind, folder, count, processes, "consumers", fill, True)
