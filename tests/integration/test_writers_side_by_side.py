@@ -24,9 +24,11 @@ from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app.answers import MonthBoardQuery, driver_ranking
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import StorageUnavailable
+from service.app.results import record_all_results, record_results
 from service.app.shards import Buckets
 from service.bootstrap import Storage
 from service.domain import events as ev
+from service.result_events import encode
 from tests.builders import RULES, received, trip, user
 from tests.databases import empty_database
 from tests.integration.test_driver_ranking_properties import NOW
@@ -205,3 +207,26 @@ def test_the_lock_buckets_are_the_first_writers_proposal_kept(engine: Engine) ->
     storage = Storage(engine)
     assert storage.lock_buckets(Buckets(4)) == Buckets(4)
     assert storage.lock_buckets(Buckets(8, "crc32")) == Buckets(4)
+
+
+async def test_a_result_recorded_while_another_instance_waited_for_the_lock_is_not_built_again(
+    engine: Engine,
+) -> None:
+    """Every consuming instance looks for freezes: the second to take a tenant's lock for a
+    window finds the first's result and records nothing (it would hold the tenant's batches
+    while building it for nothing)."""
+    storage = Storage(engine)
+    in_october = NOW.replace(month=10)
+    fold(storage.unit_of_work, user("ann", at=in_october), trip("t1", "ann", ended_at=in_october))
+    held = HeldAtCommit(engine)
+    first = asyncio.create_task(asyncio.to_thread(record_results, held, RULES, NOW, encode))
+    assert await asyncio.to_thread(held.reached.wait, RELEASE_WITHIN)
+    second = asyncio.create_task(
+        asyncio.to_thread(record_results, storage.results_work, RULES, NOW, encode)
+    )
+    await waiting_on_a_lock(engine, "advisory")
+    held.release.set()
+    recorded = await first
+    assert len(recorded) == 1
+    assert await second == []
+    assert record_all_results(storage.results_work, RULES, NOW, encode) == 3
