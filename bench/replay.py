@@ -88,10 +88,13 @@ async def new_topic(servers: str) -> Settings:
 
 
 def trip_records(
-    count: int, drivers: int, now: datetime, encoding: Encoding
+    count: int, drivers: int, now: datetime, encoding: Encoding, tenant: str | None = None
 ) -> Iterator[tuple[bytes, bytes]]:
-    """The replayed trips as Kafka keys and values, built as they are asked for."""
+    """The replayed trips as Kafka keys and values, built as they are asked for; of `tenant`
+    rather than the bench's usual one if named."""
     for envelope in replay_trips(count, drivers, now):
+        if tenant is not None:
+            envelope.tenant_id = tenant
         yield envelope.trip_completed.user_id.encode(), encoding.encode(envelope)
 
 
@@ -182,7 +185,10 @@ async def scaling_out(kind: str, folder: Path, servers: str, count: int, now: da
     """Two `--role consumers` processes in one group against one, on the same records,
     produced once the group has formed (otherwise the second process's join, and the
     rebalance it brings, would fall within the measurement); for each partitioning."""
-    records = list(trip_records(count, DRIVERS, now, BINARY))  # built before the clock starts
+    # Built before the clock starts; of a tenant of their own: a tenant's lock is the
+    # database's, so another run on the same server (another schema) never shares it.
+    tenant = f"scaling-{uuid.uuid4().hex[:8]}"
+    records = list(trip_records(count, DRIVERS, now, BINARY, tenant))
     for partitioner, locking, keyed in SCALING_PARTITIONERS:
         what = f"{count:,} trip events (binary, built beforehand, {keyed}), the group formed,"
         folds = []

@@ -24,9 +24,16 @@ from service.app.shards import Locks
 
 
 def tenant_lock_key(tenant: str) -> int:
-    """A tenant's advisory lock: one bigint; its buckets' are this (as an int) and the
-    bucket, in PostgreSQL's other space of advisory locks (two ints)."""
+    """A tenant's advisory lock: one bigint, the same in every schema of the database (and
+    in every release, so that instances of two releases exclude each other in a rollout)."""
     return zlib.crc32(tenant.encode()) - 2**31
+
+
+BUCKET_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || :t), :s)")
+"""A bucket's advisory lock, in PostgreSQL's other space of advisory locks (two ints): the
+schema and the tenant, and the bucket. Advisory locks are the database's, not a schema's:
+without the schema, the writers of a tenant of the same name in another schema (another
+deployment, a test, a bench) would wait for these."""
 
 
 class SqlUnitOfWork:
@@ -105,10 +112,8 @@ class SqlUnitOfWork:
             statement = text(f"SELECT pg_advisory_xact_lock{shared}(:k)")
             connection.execute(statement, {"k": tenant_lock_key(tenant)})
         for tenant in tenants:
-            key = tenant_lock_key(tenant)
             for shard in locks.shards(tenant):
-                statement = text("SELECT pg_advisory_xact_lock(:k, :s)")
-                connection.execute(statement, {"k": key, "s": shard})
+                connection.execute(BUCKET_LOCK, {"t": tenant, "s": shard})
 
     def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
         """Hold these tenants' locks exclusively (as a batch with catalog events does)."""
