@@ -509,6 +509,16 @@ async def bench_small_answers(settings: Settings, key: str, args: argparse.Names
             "/podium.v1.ChallengeService/GetChallengeProgress",
             challenges_pb2.GetChallengeProgressRequest(challenge_id="c1"),
         ),
+        (
+            "GetChallengeRanking, a page of 100",
+            "/podium.v1.ChallengeService/GetChallengeRanking",
+            challenges_pb2.GetChallengeRankingRequest(challenge_id="c1", page_size=100),
+        ),
+        (
+            "GetChallengeProgress, a page of 100",
+            "/podium.v1.ChallengeService/GetChallengeProgress",
+            challenges_pb2.GetChallengeProgressRequest(challenge_id="c1", page_size=100),
+        ),
     )
     async with PodiumServe(settings) as server:
         trivial = await load(server.address, HEALTH, b"", "", seconds=args.seconds)

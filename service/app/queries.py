@@ -9,7 +9,7 @@ from datetime import datetime
 
 from service.app.ports import ReadModel
 from service.domain import challenges as ch
-from service.domain.boards import Around, Board, LiveBoard, around, board_of
+from service.domain.boards import Around, Board, LiveBoard, SortKey, around, board_of
 from service.domain.errors import (
     InvalidGroupLabel,
     challenge_not_found,
@@ -166,6 +166,9 @@ class ChallengeProgress:
     group: str
     progress: ch.Progress
     profiles: dict[str, Profile]
+    keys: tuple[SortKey, ...]
+    """The sort keys of `progress.users`, in their order: a page is a binary search and a
+    slice (docs/rules.md#boards-pages-and-neighbours)."""
 
 
 def _challenge(read: ReadModel, tenant_id: str, challenge_id: str) -> ch.Challenge:
@@ -256,8 +259,13 @@ def challenge_progress(
         ch.check_progress_available(challenge, now)
     rows = _entries(read, tenant_id, challenge, group, rules, now)
     entries = [entry for entry, _ in rows]
+    progress = ch.progress(challenge, entries, now)
     return ChallengeProgress(
-        challenge, group, ch.progress(challenge, entries, now), {p.user_id: p for _, p in rows}
+        challenge,
+        group,
+        progress,
+        {p.user_id: p for _, p in rows},
+        tuple(line.key for line in progress.users),
     )
 
 

@@ -291,6 +291,11 @@ def _script(world: World, address: str, key: str, path: Path) -> str:
             "podium.v1.ChallengeService/GetChallengeProgress",
             {"challenge_id": world.ended_challenge},
         ),
+        "# The same 5 users at a time (pass nextPageToken as page_token for the next):",
+        call(
+            "podium.v1.ChallengeService/GetChallengeProgress",
+            {"challenge_id": world.ended_challenge, "page_size": 5},
+        ),
         "# A distance cup, its ranking in the west group:",
         call(
             "podium.v1.ChallengeService/GetChallengeRanking",

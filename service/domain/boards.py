@@ -10,7 +10,7 @@ pages read one after the other list every entrant once when nothing changes betw
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -20,6 +20,7 @@ from service.domain.errors import invalid_neighbors, invalid_page_size, invalid_
 from service.domain.standings import Placed, Standings, Tally, Thresholds
 
 K = TypeVar("K")
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
@@ -84,16 +85,63 @@ class Page(Generic[K]):
     """The key to start the next page after; None on the last page."""
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Where a page lies in a list of sort keys: `[start, end)`."""
+
+    start: int
+    end: int
+
+    def last(self, keys: Sequence[SortKey]) -> SortKey | None:
+        """The key of the last entrant the page shows (None: it shows none)."""
+        return keys[self.end - 1] if self.end > self.start else None
+
+
+def cut(keys: Sequence[SortKey], after: SortKey | None, size: int) -> Cut:
+    """Up to `size` entrants of the sorted `keys`, starting strictly after `after` (from the
+    first when None): a binary search, whatever the list's length."""
+    start = 0 if after is None else bisect.bisect_right(keys, after)
+    return Cut(start, min(start + size, len(keys)))
+
+
+def sliced(
+    items: Sequence[T], keys: Sequence[SortKey], after: SortKey | None, size: int
+) -> tuple[tuple[T, ...], SortKey | None]:
+    """Up to `size` of `items` (sorted by their `keys`) after `after`, and the key the next
+    page starts after (None: none follows)."""
+    at = cut(keys, after, size)
+    more = at.start < at.end < len(keys)
+    return tuple(items[at.start : at.end]), keys[at.end - 1] if more else None
+
+
 def page(board: Board[K], *, not_ranked: bool, after: SortKey | None, size: int) -> Page[K]:
     """Up to `size` entrants after `after` (from the first when None), ranked ones or the
     others."""
-    keys = board.other_keys if not_ranked else board.ranked_keys
-    start = 0 if after is None else bisect.bisect_right(keys, after)
-    end = min(start + size, len(keys))
-    following = keys[end - 1] if end < len(keys) else None
     if not_ranked:
-        return Page((), board.standings.not_ranked[start:end], following)
-    return Page(board.standings.ranked[start:end], (), following)
+        others, following = sliced(board.standings.not_ranked, board.other_keys, after, size)
+        return Page((), others, following)
+    ranked, following = sliced(board.standings.ranked, board.ranked_keys, after, size)
+    return Page(ranked, (), following)
+
+
+def page_through(board: Board[K], *, after: SortKey | None, size: int) -> Page[K]:
+    """Up to `size` entrants after `after` in one list of the ranked entrants, then the others
+    (a key of the length of the ranked ones' is a ranked entrant's, the others' are shorter):
+    a page may end the ranked entrants and begin the others."""
+    ranked_keys, other_keys = board.ranked_keys, board.other_keys
+    if after is not None and len(after) != RANKED_KEY_LENGTH:
+        ranked = Cut(len(ranked_keys), len(ranked_keys))
+        others = cut(other_keys, after, size)
+    else:
+        ranked = cut(ranked_keys, after, size)
+        others = cut(other_keys, None, size - (ranked.end - ranked.start))
+    last = others.last(other_keys) or ranked.last(ranked_keys)
+    more = ranked.end < len(ranked_keys) or others.end < len(other_keys)
+    return Page(
+        board.standings.ranked[ranked.start : ranked.end],
+        board.standings.not_ranked[others.start : others.end],
+        last if more else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from service.domain.boards import SortKey
 from service.domain.errors import InvalidGroupLabel, NotApplicableForChallenge, ProgressNotAvailable
 from service.domain.events import ChallengePublished, ChallengeTheme
 from service.domain.exact import ZERO, add, exact, half_up
@@ -151,6 +152,10 @@ def check_group(challenge: Challenge, group: str, known_groups: frozenset[str]) 
         raise InvalidGroupLabel(group, field="group")
 
 
+PROGRESS_KEY_LENGTH = 3
+"""A progress line's sort key: (-evolution, -score, user id), hundredths (`ProgressLine.key`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressLine:
     entry: Entry
@@ -161,6 +166,14 @@ class ProgressLine:
     @property
     def evolution_hundredths(self) -> int:
         return self.score_hundredths - self.score_before_hundredths
+
+    @property
+    def key(self) -> SortKey:
+        """Where the line stands in progress order: best evolution first, then best score,
+        then user id, a total order. A better score is a better rank (ranks follow the score
+        alone, ties sharing one), so this is "then rank" too, but of the line's own figures:
+        a page's cut moves only with them (docs/rules.md#challenge-progress)."""
+        return (-self.evolution_hundredths, -self.score_hundredths, self.entry.user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +194,8 @@ def check_progress_available(challenge: Challenge, now: datetime) -> None:
 
 
 def progress(challenge: Challenge, entries: Sequence[Entry], now: datetime) -> Progress:
-    """Users ranked and with enough data before, best evolution first (ties: rank, user)."""
+    """Users ranked and with enough data before, best evolution first (ties: score, which is
+    rank, then user)."""
     check_progress_available(challenge, now)
     standings = rank_challenge(challenge, entries)
     lines = [
@@ -190,7 +204,7 @@ def progress(challenge: Challenge, entries: Sequence[Entry], now: datetime) -> P
         if has_data_before(challenge, placed.entrant)
         and (before := score_hundredths(challenge, placed.entrant.before)) is not None
     ]
-    lines.sort(key=lambda line: (-line.evolution_hundredths, line.rank, line.entry.user_id))
+    lines.sort(key=lambda line: line.key)
     return Progress(
         registered_users=len(entries),
         ranked_users=len(standings.ranked),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -402,9 +402,13 @@ def _profile(profiles: Mapping[str, Profile], user_id: str) -> Profile:
 
 
 def challenge_ranking_response(
-    answer: ChallengeRanking,
+    answer: ChallengeRanking, page: Page[Entry] | None = None, next_page_token: str = ""
 ) -> challenges_pb2.GetChallengeRankingResponse:
+    """The whole ranking, or a `page` of it (the counters are the whole ranking's)."""
     challenge, standings, profiles = answer.challenge, answer.standings, answer.profiles
+    ranked, not_ranked = (
+        (standings.ranked, standings.not_ranked) if page is None else (page.ranked, page.not_ranked)
+    )
     return challenges_pb2.GetChallengeRankingResponse(
         challengeId=challenge.challenge_id,
         group=answer.group,
@@ -413,8 +417,9 @@ def challenge_ranking_response(
         endDate=timestamp(challenge.end_at),
         registeredUsers=answer.registered,
         rankedUsers=len(standings.ranked),
-        users=[_ranked_user(p, profiles) for p in standings.ranked],
-        usersNotRanked=[_unranked_user(e, profiles) for e in standings.not_ranked],
+        users=[_ranked_user(p, profiles) for p in ranked],
+        usersNotRanked=[_unranked_user(e, profiles) for e in not_ranked],
+        nextPageToken=next_page_token,
     )
 
 
@@ -472,7 +477,10 @@ def _user_fields(entry: Entry, profiles: Mapping[str, Profile]) -> dict[str, Any
 
 def challenge_progress_response(
     answer: ChallengeProgress,
+    lines: Sequence[ProgressLine] | None = None,
+    next_page_token: str = "",
 ) -> challenges_pb2.GetChallengeProgressResponse:
+    """Every line, or a page of them, `lines` (the counters are the whole progress')."""
     progress = answer.progress
 
     def line(item: ProgressLine) -> challenges_pb2.UserRankedWithProgress:
@@ -498,7 +506,8 @@ def challenge_progress_response(
         usersWithDataBefore=progress.users_with_data_before,
         totalDistance=metres_to_km(progress.total_metres),
         totalNumberTrips=progress.total_trips,
-        users=[line(item) for item in progress.users],
+        users=[line(item) for item in (progress.users if lines is None else lines)],
+        nextPageToken=next_page_token,
     )
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -26,13 +26,14 @@ from service.app.ports import StorageUnavailable
 from service.clock import Clock
 from service.domain import boards
 from service.domain.auth import Principal
+from service.domain.challenges import PROGRESS_KEY_LENGTH
 from service.domain.errors import InternalError, PodiumError, StateNotReady, StorageDown
 from service.domain.events import ScoreKind
 from service.domain.ranking import Month
 from service.domain.rules import Rules
 from service.grpc import convert, page_tokens
 from service.grpc.auth import current_principal
-from service.grpc.cache import AnswerCache, Encoded, Make, message
+from service.grpc.cache import AnswerCache, Encoded, Loaded, Make, message
 from service.grpc.errors import abort
 from service.grpc.state_versions import StateVersions
 from service.grpc.watchers import Watchers, moved_or_after
@@ -107,26 +108,32 @@ def _month_ranking(ranking: queries.MonthRanking) -> Make:
 async def list_month_ranking(
     request: driver_ranking_pb2.ListMonthRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
-    """A page is cut from the month's board (a binary search and a slice), never read."""
+    """A page is cut from the month's board (a binary search and a slice), never read, and
+    made once per board."""
     tenant, (kind, group) = who.tenant_id, _kind_and_group(request)
     size = boards.checked_page_size(request.page_size)
     now = deps.clock.now()
     asked_month = (request.month.year, request.month.month_number)
     month_asked = asked_month if request.HasField("month") else None
     asked = (tenant, kind, group, month_asked, request.not_ranked)
-    after = None
+    after, month = None, None
     if request.page_token:
         key_length = boards.OTHER_KEY_LENGTH if request.not_ranked else boards.RANKED_KEY_LENGTH
-        continued = page_tokens.decode(request.page_token, asked, key_length)
-        month, after = continued.month, continued.after
-    else:
-        month = convert.month_of(request, now)
+        continued = page_tokens.decode(request.page_token, asked, (key_length,), with_month=True)
+        after, month = continued.after, continued.month
+    month = month or convert.month_of(request, now)
     query = answers.MonthBoardQuery(tenant, kind, group, month, deps.rules, now)
     loaded = await deps.answers.value(query)
-    page = boards.page(loaded.value.board, not_ranked=request.not_ranked, after=after, size=size)
-    token = "" if page.after is None else page_tokens.encode(asked, month, page.after)
-    answer = convert.month_page_response(kind, loaded.value, page, token)
-    return convert.stamped(answer, loaded.as_of).SerializeToString()
+    not_ranked = request.not_ranked
+
+    def page() -> Message:
+        cut = boards.page(loaded.value.board, not_ranked=not_ranked, after=after, size=size)
+        token = "" if cut.after is None else page_tokens.encode(asked, cut.after, month)
+        answer = convert.month_page_response(kind, loaded.value, cut, token)
+        return convert.stamped(answer, loaded.as_of)
+
+    where = (month_asked, not_ranked, after, size)  # the token is bound to month_asked too
+    return await _page_bytes(deps, "month_page", query, loaded, where, page)
 
 
 async def get_driver_rank(
@@ -182,13 +189,67 @@ async def watch_driver_ranking(
 # --- challenges --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _PageAsked:
+    """A page of a challenge's list: its size, the key it starts after (None: the first
+    page), and what its token is bound to (the method, tenant, challenge and group)."""
+
+    size: int
+    after: boards.SortKey | None
+    bound_to: tuple[str, ...]
+
+    def token(self, after: boards.SortKey | None) -> str:
+        """The next page's token: empty when no page follows."""
+        return "" if after is None else page_tokens.encode(self.bound_to, after)
+
+
+class _Paged(Protocol):
+    @property
+    def challenge_id(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def page_token(self) -> str: ...
+
+
+def _page_asked(
+    method: str, request: _Paged, who: Principal, key_lengths: tuple[int, ...]
+) -> _PageAsked | None:
+    """The page a challenge's request asks for; None when it asks for none (no page_size, no
+    page_token): the whole answer, as before pages existed."""
+    if not request.page_size and not request.page_token:
+        return None
+    size = boards.checked_page_size(request.page_size)
+    bound_to = (method, who.tenant_id, request.challenge_id, request.group)
+    after = None
+    if request.page_token:
+        after = page_tokens.decode(request.page_token, bound_to, key_lengths).after
+    return _PageAsked(size, after, bound_to)
+
+
 async def get_challenge_ranking(
     request: challenges_pb2.GetChallengeRankingRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
+    """The whole ranking is made once per value; a page is cut from the challenge's board
+    (ranked users, then the others), as a month's is."""
+    lengths = (boards.RANKED_KEY_LENGTH, boards.OTHER_KEY_LENGTH)
+    asked = _page_asked("GetChallengeRanking", request, who, lengths)
     query = answers.ChallengeBoardQuery(
         who.tenant_id, request.challenge_id, request.group, deps.rules, deps.clock.now()
     )
     loaded = await deps.answers.value(query)
+    if asked is not None:
+
+        def page() -> Message:
+            board = loaded.value
+            cut = boards.page_through(board.board, after=asked.after, size=asked.size)
+            answer = convert.challenge_ranking_response(board.ranking, cut, asked.token(cut.after))
+            return convert.stamped(answer, loaded.as_of)
+
+        where = (asked.after, asked.size)
+        return await _page_bytes(deps, "challenge_ranking_page", query, loaded, where, page)
 
     def make() -> Message:
         answer = convert.challenge_ranking_response(loaded.value.ranking)
@@ -215,10 +276,40 @@ async def get_challenge_rank(
 async def get_challenge_progress(
     request: challenges_pb2.GetChallengeProgressRequest, who: Principal, deps: QueryDeps
 ) -> bytes:
+    """The whole progress is made once per value; a page is cut from its lines by their
+    keys."""
+    asked = _page_asked("GetChallengeProgress", request, who, (PROGRESS_KEY_LENGTH,))
     query = answers.ChallengeProgressQuery(
         who.tenant_id, request.challenge_id, request.group, deps.rules, deps.clock.now()
     )
-    return await _answer(deps, query, convert.challenge_progress_response)
+    if asked is None:
+        return await _answer(deps, query, convert.challenge_progress_response)
+    loaded = await deps.answers.value(query)
+
+    def page() -> Message:
+        value = loaded.value
+        lines, after = boards.sliced(value.progress.users, value.keys, asked.after, asked.size)
+        answer = convert.challenge_progress_response(value, lines, asked.token(after))
+        return convert.stamped(answer, loaded.as_of)
+
+    where = (asked.after, asked.size)
+    return await _page_bytes(deps, "challenge_progress_page", query, loaded, where, page)
+
+
+async def _page_bytes(
+    deps: QueryDeps,
+    kind: str,
+    query: answers.Query[V],
+    loaded: Loaded[V],
+    where: tuple[Hashable, ...],
+    make: Callable[[], Message],
+) -> bytes:
+    """A page's bytes, made once per value it is cut from (a page read by many callers, the
+    first one above all, is served as a whole answer is), on the event loop: a page is at
+    most 1,000 entrants. `where`: what else than the query its bytes depend on (where it
+    starts, its size, what its token is bound to)."""
+    key = (kind, *query.key[1:], *where)
+    return (await deps.answers.made(key, (loaded,), message(make), inline=True)).data
 
 
 async def _answer(

@@ -101,6 +101,9 @@ def test_make_run_then_the_demo_gives_a_ranking_with_entries_and_commands_that_a
     assert page["nextPageToken"]
     assert last_month["driverRanked"] == answers[0]["previousMonth"]["driverRanked"]
     assert answers[3]["driver"]["userId"] or answers[3]["driverNotRanked"]["userId"]
+    progress, progress_page = answers[7], answers[8]
+    assert progress_page["users"] == progress["users"][:5]
+    assert "nextPageToken" not in progress
     assert all("asOf" in answer for answer in answers)
 
     again = podium(environment, tmp_path, "demo")

@@ -261,10 +261,19 @@ async def test_the_previous_answer_stands_in_while_a_newer_one_is_made_within_th
 
 
 async def test_a_very_young_value_is_served_even_after_the_state_moved() -> None:
-    versions, board = Versions(), Board()
-    answers = cache(versions, fresh_enough=60.0)
+    clock, versions = Clock(), Versions()
+
+    @dataclass(frozen=True)
+    class Timed(Board):
+        def load(self, read: ReadModel) -> str:
+            clock.now += 1.0  # built in a second (on this clock): a window of up to 4 s
+            return super().load(read)
+
+    board = Timed()
+    answers = cache(versions, fresh_enough=60.0, clock=clock)
     await answers.value(board)
     versions.number = 2
+    clock.now += 3.0  # still within the window that build earned
 
     assert (await answers.value(board)).value == "v1"
     await answers.settled()

@@ -184,3 +184,85 @@ def test_a_change_moves_the_revision_on_and_a_board_given_before_stays_as_it_was
     assert kept.revision > revision
     assert [p.entrant.profile.user_id for p in before.standings.ranked] == ["b", "a"]
     assert [p.entrant.profile.user_id for p in kept.board().standings.ranked] == ["a", "b"]
+
+
+def pages_through(
+    b: Board[DriverMonth], size: int, after: boards.SortKey | None = None
+) -> list[Page[DriverMonth]]:
+    """The pages from the one after `after` (the first when None) to the last."""
+    pages = [boards.page_through(b, after=after, size=size)]
+    while (following := pages[-1].after) is not None:
+        pages.append(boards.page_through(b, after=following, size=size))
+    return pages
+
+
+@given(drivers=drivers, size=st.integers(1, 7))
+def test_pages_through_a_board_list_the_ranked_then_the_others_once_each(
+    drivers: list[DriverMonth], size: int
+) -> None:
+    """A challenge's ranking is read as one list: a page may end the ranked entrants and
+    begin the others; every page but the last is full."""
+    b = board(drivers)
+    pages = pages_through(b, size)
+    assert tuple(p for one in pages for p in one.ranked) == b.standings.ranked
+    assert tuple(d for one in pages for d in one.not_ranked) == b.standings.not_ranked
+    shown = [len(one.ranked) + len(one.not_ranked) for one in pages]
+    assert all(n == size for n in shown[:-1])
+    assert 0 < shown[-1] <= size or len(b.where) == 0
+
+
+def test_a_page_through_may_end_the_ranked_and_begin_the_others() -> None:
+    b = board(
+        [
+            driver("ann", 2, 12_000, 900),
+            driver("bob", 2, 11_000, 800),
+            driver("cyd", 1, 30_000, 700),
+            driver("dee", 0, 0, None),
+        ]
+    )
+    first = boards.page_through(b, after=None, size=3)
+    second = boards.page_through(b, after=first.after, size=3)
+    assert [p.entrant.profile.user_id for p in first.ranked] == ["ann", "bob"]
+    assert [d.profile.user_id for d in first.not_ranked] == ["cyd"]
+    assert first.after == (-30_000, "cyd")
+    assert (second.ranked, [d.profile.user_id for d in second.not_ranked]) == ((), ["dee"])
+    assert second.after is None
+    ended = boards.page_through(b, after=None, size=2)
+    assert ended.after == (-800, -11_000, "bob")
+    assert boards.page_through(b, after=ended.after, size=2).ranked == ()
+
+
+def place(b: Board[DriverMonth], user: str) -> tuple[bool, boards.SortKey]:
+    """Where a user stands in the one list of a board: ranked ones before the others."""
+    ranked, index = b.where[user]
+    return (ranked, b.ranked_keys[index] if ranked else b.other_keys[index])
+
+
+@given(start=drivers, moves=changes, size=st.integers(1, 5), read=st.integers(1, 4))
+def test_a_change_between_pages_neither_repeats_nor_skips_an_entrant_who_did_not_move(
+    start: list[DriverMonth], moves: list[DriverMonth | str], size: int, read: int
+) -> None:
+    """Pages are cut by the key of the last entrant shown, which is their own: an entrant
+    whose figures did not change is on one side of the cut before and after, whatever
+    others did (docs/rules.md#boards-pages-and-neighbours)."""
+    kept = live(start)
+    before = kept.board()
+    pages = [boards.page_through(before, after=None, size=size)]
+    while len(pages) < read and (after := pages[-1].after) is not None:
+        pages.append(boards.page_through(before, after=after, size=size))
+    for move in moves:
+        if isinstance(move, str):
+            kept.remove(move)
+        else:
+            kept.put(move)
+    after_change = kept.board()
+    if pages[-1].after is not None:
+        pages.extend(pages_through(after_change, size, pages[-1].after))
+    seen = [p.entrant.profile.user_id for one in pages for p in one.ranked]
+    seen += [d.profile.user_id for one in pages for d in one.not_ranked]
+    unmoved = [
+        user
+        for user in before.where
+        if user in after_change.where and place(before, user) == place(after_change, user)
+    ]
+    assert all(seen.count(user) == 1 for user in unmoved)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.domain.challenges import (
+    PROGRESS_KEY_LENGTH,
     Challenge,
     Entry,
     check_group,
@@ -184,6 +187,36 @@ def test_progress_lists_ranked_users_with_data_before_best_evolution_first() -> 
         2,
     )
     assert (answer.total_trips, answer.total_metres) == (3, 30_000)
+
+
+@given(
+    figures=st.lists(
+        st.tuples(st.integers(1, 3), st.integers(0, 20), st.integers(0, 4), st.integers(0, 20)),
+        max_size=30,
+    )
+)
+def test_progress_is_best_evolution_then_rank_then_user_and_keys_are_the_lines_own(
+    figures: list[tuple[int, int, int, int]],
+) -> None:
+    """The order is as it was before pages (evolution, rank, user id); a line's key is made
+    of its own figures (a better score is a better rank), so it is a total order a page
+    can be cut in (docs/rules.md#challenge-progress)."""
+    entries = [
+        Entry(
+            f"u{i % 7}{i}",
+            START,
+            tally(*[(10, score / 2)] * trips),
+            tally(*[(10, before / 2)] * trips_before),
+        )
+        for i, (trips, score, trips_before, before) in enumerate(figures)
+    ]
+    lines = progress(make(), entries, END).users
+    assert list(lines) == sorted(
+        lines, key=lambda line: (-line.evolution_hundredths, line.rank, line.entry.user_id)
+    )
+    keys = [line.key for line in lines]
+    assert keys == sorted(set(keys))
+    assert all(len(key) == PROGRESS_KEY_LENGTH for key in keys)
 
 
 def test_progress_is_not_available_before_the_end() -> None:
