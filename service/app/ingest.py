@@ -83,6 +83,7 @@ def apply_batch(
     received = batch.received
     with unit_of_work() as uow:
         locks = locks_of((item.event for item in received), buckets)
+        _warn_off_buckets(received, buckets)
         uow.lock(locks)
         of = _by_family(received)
         users = of[ev.UserUpserted]
@@ -104,6 +105,40 @@ def apply_batch(
     return Applied(
         folded=len(received) - len(trips.rejected), dead_lettered=dead, ignored=tuple(ignored)
     )
+
+
+USER_KEYED = (*TRIP_EVENTS, ev.ChallengeRegistered, *LEARNER_EVENTS)
+"""The events of the topics keyed by user, whose partitions the lock buckets follow."""
+OFF_BUCKET_SAMPLE = 16
+"""Records of a batch looked at for one on another partition than its user's bucket."""
+_OFF_BUCKETS_WARNED: list[str] = []
+
+
+def _warn_off_buckets(received: Sequence[Received], buckets: Buckets) -> None:
+    """Once per process, a WARNING when a record keyed by user is on another partition than
+    its user's lock bucket: consumers of different partitions then wait for each other
+    (correct, but one consumer's pace; docs/operations.md, "Co-partitioned topics")."""
+    if _OFF_BUCKETS_WARNED or buckets.number == 1:
+        return
+    for item in received[:OFF_BUCKET_SAMPLE]:
+        payload = item.event.payload
+        if not isinstance(payload, USER_KEYED):
+            continue
+        if buckets.of(payload.user_id) != item.record.partition:
+            topic = item.record.topic
+            _OFF_BUCKETS_WARNED.append(topic)
+            log.warning(
+                "a record of %s is on partition %d, not on its user's lock bucket (%d of %d by "
+                "%s, PODIUM_LOCK_PARTITIONER): the producers partition otherwise, or partitions "
+                "were added, so consumers of different partitions wait for each other (the "
+                'state is right; docs/operations.md, "Co-partitioned topics")',
+                topic,
+                item.record.partition,
+                buckets.of(payload.user_id),
+                buckets.number,
+                buckets.partitioner,
+            )
+            return
 
 
 def _moved_versions(

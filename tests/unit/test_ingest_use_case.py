@@ -3,6 +3,8 @@ tenants locked, versions moved for what changed, nothing kept by a dry run."""
 
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from typing import get_args
 
 import pytest
@@ -101,3 +103,30 @@ def test_every_kind_of_event_has_its_family() -> None:
     }
     assert kinds == set(get_args(ev.Payload))
     assert sum(len(f) if isinstance(f, tuple) else 1 for f in FAMILIES) == len(kinds)
+
+
+def test_a_record_off_its_users_bucket_is_told_once(
+    ports: FakePorts, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lock buckets follow the producers' partitions, or consumers wait for each other:
+    a record on another partition than its user's bucket says so, once per process."""
+    monkeypatch.setattr("service.app.ingest._OFF_BUCKETS_WARNED", [])
+    buckets = Buckets(16)
+    on, off = (trip("t1", "ann"), trip("t2", "bob"))
+    placed = [
+        replace(item, record=replace(item.record, partition=partition))
+        for item, partition in zip(
+            received([on, off]), [buckets.of("ann"), (buckets.of("bob") + 1) % 16], strict=True
+        )
+    ]
+    fold = functools.partial(
+        apply_batch, ports.unit_of_work, rules=RULES, consumer_group="g", now=T0, buckets=buckets
+    )
+    with caplog.at_level("WARNING", logger="service.app.ingest"):
+        fold(Batch(received=placed[:1]))
+        assert caplog.records == []
+        fold(Batch(received=placed))
+        fold(Batch(received=placed))
+    [warning] = caplog.records
+    assert "is on partition" in warning.getMessage()
+    assert "PODIUM_LOCK_PARTITIONER" in warning.getMessage()
