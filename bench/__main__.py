@@ -110,7 +110,7 @@ from bench.harness import (
 )
 from bench.ingest import Rate, bare_consumer_rate, bench_settings, podium_ingest_rate
 from bench.queries import HEALTH, Load, load
-from bench.replay import bench_replay
+from bench.replay import bench_replay, bench_scaling
 from bench.server import PodiumServe, Stopped
 from bench.shapes import WATCHERS, bench_shapes, watcher_latency
 from bench.startup import bench_startup
@@ -543,7 +543,17 @@ async def main() -> None:
     parser.add_argument("--drivers", type=int)
     parser.add_argument(
         "--section",
-        choices=("all", "startup", "drivers", "boards", "families", "abuse", "replay", "handover"),
+        choices=(
+            "all",
+            "startup",
+            "drivers",
+            "boards",
+            "families",
+            "abuse",
+            "replay",
+            "scaling",
+            "handover",
+        ),
         default="all",
     )
     args = parser.parse_args()
@@ -574,6 +584,8 @@ async def main() -> None:
                 await bench_abuse(kind, broker.bootstrap_servers, Path(folder), args)
             if args.section in ("all", "replay"):
                 await bench_replay(kind, broker, Path(folder), args)
+            if args.section == "scaling" and kind == "postgresql":
+                await bench_scaling(kind, broker, Path(folder), args)
             if args.section in ("all", "handover"):
                 await bench_handover(kind, broker, Path(folder), args)
 

@@ -201,16 +201,19 @@ def produce_quickly(
     topic: str,
     messages: Iterable[tuple[bytes, bytes]],
     headers: Sequence[tuple[str, bytes]] = (),
+    partitioner: str = "consistent_random",
 ) -> None:
     """The backlog at once, with librdkafka: aiokafka producing in Python is hardly faster
     than the server folds, so the backlog would never build up. `headers` go with every
-    record."""
+    record; `partitioner`: librdkafka's (its default, crc32 of the key, or `murmur2_random`,
+    Kafka's default partitioner, as Java and aiokafka producers use)."""
     producer = Producer(
         {
             "bootstrap.servers": servers,
             "linger.ms": 50,
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000,
+            "partitioner": partitioner,
         }
     )
     for key, value in messages:

@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,21 +88,28 @@ async def new_topic(servers: str) -> Settings:
 
 
 def trip_records(
-    count: int, drivers: int, now: datetime, encoding: Encoding
+    count: int, drivers: int, now: datetime, encoding: Encoding, tenant: str | None = None
 ) -> Iterator[tuple[bytes, bytes]]:
-    """The replayed trips as Kafka keys and values, built as they are asked for."""
+    """The replayed trips as Kafka keys and values, built as they are asked for; of `tenant`
+    rather than the bench's usual one if named."""
     for envelope in replay_trips(count, drivers, now):
+        if tenant is not None:
+            envelope.tenant_id = tenant
         yield envelope.trip_completed.user_id.encode(), encoding.encode(envelope)
 
 
 async def produce(
-    settings: Settings, records: Iterable[tuple[bytes, bytes]], what: str, encoding: Encoding
+    settings: Settings,
+    records: Iterable[tuple[bytes, bytes]],
+    what: str,
+    encoding: Encoding,
+    partitioner: str = "consistent_random",
 ) -> None:
-    """Sends the records to the settings' trips topic with librdkafka; `what` they are is
-    printed with the time it took."""
+    """Sends the records to the settings' trips topic with librdkafka (its `partitioner`);
+    `what` they are is printed with the time it took."""
     servers, topic = settings.kafka_bootstrap_servers or "", settings.topic("trips")
     started = time.perf_counter()
-    await asyncio.to_thread(produce_quickly, servers, topic, records, encoding.headers)
+    await asyncio.to_thread(produce_quickly, servers, topic, records, encoding.headers, partitioner)
     say(f"produced {what} to {topic} in {time.perf_counter() - started:.1f} s (librdkafka)")
 
 
@@ -160,36 +167,63 @@ async def rebuild(kind: str, folder: Path, servers: str, count: int, now: dateti
     return fold
 
 
+SCALING_PARTITIONERS = (
+    ("murmur2_random", "murmur2", "keyed by Kafka's default partitioner (murmur2)"),
+    ("consistent_random", "murmur2", "keyed by librdkafka's default partitioner (crc32)"),
+    (
+        "consistent_random",
+        "crc32",
+        "keyed by librdkafka's default partitioner (crc32), PODIUM_LOCK_PARTITIONER=crc32",
+    ),
+)
+"""How the trips of the scaling-out runs are partitioned, and the partitioner Podium's lock
+buckets follow (`service.app.shards`): the second shows what producers partitioning otherwise
+than Podium is told cost."""
+
+
 async def scaling_out(kind: str, folder: Path, servers: str, count: int, now: datetime) -> None:
     """Two `--role consumers` processes in one group against one, on the same records,
     produced once the group has formed (otherwise the second process's join, and the
-    rebalance it brings, would fall within the measurement)."""
-    records = list(trip_records(count, DRIVERS, now, BINARY))  # built before the clock starts
-    what = f"{count:,} trip events (binary, built beforehand), the group formed,"
-    folds = []
-    for processes in (1, 2):
-        settings = await new_topic(servers)
-        fill = functools.partial(produce, settings, records, what, BINARY)
-        folds.append(
-            await serve_fold(
-                settings, kind, folder, count, processes, "consumers", fill, sample_backends=True
+    rebalance it brings, would fall within the measurement); for each partitioning."""
+    # Built before the clock starts; of a tenant of their own: a tenant's lock is the
+    # database's, so another run on the same server (another schema) never shares it.
+    tenant = f"scaling-{uuid.uuid4().hex[:8]}"
+    records = list(trip_records(count, DRIVERS, now, BINARY, tenant))
+    for partitioner, locking, keyed in SCALING_PARTITIONERS:
+        what = f"{count:,} trip events (binary, built beforehand, {keyed}), the group formed,"
+        folds = []
+        for processes in (1, 2):
+            settings = replace(await new_topic(servers), lock_partitioner=locking)
+            fill = functools.partial(produce, settings, records, what, BINARY, partitioner)
+            folds.append(
+                await serve_fold(settings, kind, folder, count, processes, "consumers", fill, True)
             )
-        )
-    one, two = folds
-    say(
-        f"scaling out: two podium serve --role consumers in one group fold "
-        f"{two.per_second:,.0f}/s, one {one.per_second:,.0f}/s: "
-        f"{two.per_second / one.per_second:.2f}x, on a machine of {os.cpu_count()} cores "
-        "(the trips produced once the group had formed)"
-    )
-    for label, fold in (("one process", one), ("two processes", two)):
-        each = " + ".join(f"{t:,.1f}" for t in fold.cpu.processes.values())
+        one, two = folds
         say(
-            f"  {label}: CPU seconds while folding ({fold.first_to_last:,.1f} s): podium "
-            f"{each}, PostgreSQL {fold.cpu.database:,.1f}; "
-            f"{fold.cores_busy:.2f} cores busy"
+            f"scaling out, {keyed}: two podium serve --role consumers in one group fold "
+            f"{two.per_second:,.0f}/s, one {one.per_second:,.0f}/s: "
+            f"{two.per_second / one.per_second:.2f}x, on a machine of {os.cpu_count()} cores "
+            "(the trips produced once the group had formed)"
         )
-        say(f"    its PostgreSQL backends: {fold.backends}")
+        for label, fold in (("one process", one), ("two processes", two)):
+            each = " + ".join(f"{t:,.1f}" for t in fold.cpu.processes.values())
+            say(
+                f"  {label}: CPU seconds while folding ({fold.first_to_last:,.1f} s): podium "
+                f"{each}, PostgreSQL {fold.cpu.database:,.1f}; "
+                f"{fold.cores_busy:.2f} cores busy"
+            )
+            say(f"    its PostgreSQL backends: {fold.backends}")
+
+
+async def bench_scaling(
+    kind: str, broker: LocalBroker, folder: Path, args: argparse.Namespace
+) -> None:
+    """The scaling-out runs alone (`--section scaling`, PostgreSQL)."""
+    count = 50_000 if args.quick else 200_000
+    say(f"\n== {kind}: scaling out: {count:,} trip events of {DRIVERS:,} drivers ==")
+    say(machine_load())
+    await scaling_out(kind, folder, broker.bootstrap_servers, count, datetime.now(UTC))
+    say(machine_load())
 
 
 async def growth(

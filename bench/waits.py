@@ -71,6 +71,8 @@ class BackendStates:
         every = f"every {SAMPLE_SECONDS * 1e3:.0f} ms"
         line = f"{shares} (of {total:,} samples of a busy backend, {every})"
         if self.waiting:
-            statement, count = self.waiting.most_common(1)[0]
-            line += f"; waiting most for a lock ({count} samples): {statement}"
+            waits = "; ".join(
+                f"{count} samples: {statement}" for statement, count in self.waiting.most_common(3)
+            )
+            line += f"; waiting for a lock, by statement: {waits}"
         return line

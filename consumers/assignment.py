@@ -170,9 +170,9 @@ def co_partitioning_problem(counts: Mapping[str, int | None]) -> str | None:
     )
 
 
-async def check_co_partitioned(settings: Settings) -> None:
+async def check_co_partitioned(settings: Settings) -> int | None:
     """Refuse to consume (`TopicsNotCoPartitioned`) when the trips and enrollments topics'
-    partition counts differ."""
+    partition counts differ; else their count (None: the broker knows neither topic)."""
     topics = [settings.topic(family) for family in CO_PARTITIONED]
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     await consumer.start()
@@ -184,6 +184,7 @@ async def check_co_partitioned(settings: Settings) -> None:
     problem = co_partitioning_problem(counts)
     if problem is not None:
         raise TopicsNotCoPartitioned(problem)
+    return max((count for count in counts.values() if count is not None), default=None)
 
 
 def _count(partitions: Sequence[int] | set[int] | None) -> int | None:

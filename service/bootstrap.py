@@ -45,7 +45,7 @@ from service.adapters.keys import SqlKeyStore
 from service.adapters.read_model import read_model
 from service.adapters.statistics import Analyzed, TableStatistics
 from service.adapters.stores.results import AdvisoryLease, SqlResultStore
-from service.adapters.stores.service_state import mark_caught_up
+from service.adapters.stores.service_state import agreed_lock_buckets, mark_caught_up
 from service.adapters.unit_of_work import SqlUnitOfWork
 from service.app import keys
 from service.app.ingest import Applied, Batch, apply_batch
@@ -54,6 +54,7 @@ from service.app.offsets import forget_new_logs
 from service.app.ports import OutboxEntry, ReadModel, ResultsWork, UnitOfWork
 from service.app.records import FAMILIES
 from service.app.results import due_results, record_all_results
+from service.app.shards import Buckets
 from service.app.state_versions import keys_key
 from service.clock import Clock, SystemClock
 from service.config import ROLES, Settings, SettingsError
@@ -152,6 +153,12 @@ class LongLived:
         gc.freeze()
 
 
+def lock_buckets(settings: Settings, partitions: int | None = None) -> Buckets:
+    """The lock buckets this instance proposes (`Storage.lock_buckets`): as many as the
+    topics' partitions (None: as many as it would create), by the producers' partitioner."""
+    return Buckets(partitions or settings.topic_partitions, settings.lock_partitioner)
+
+
 def rules_from(settings: Settings) -> Rules:
     return Rules(
         driver_thresholds=Thresholds(settings.min_trips, exact(settings.min_distance_km)),
@@ -197,6 +204,12 @@ class Storage:
 
     def read(self, *, statement_timeout: float | None = None) -> AbstractContextManager[ReadModel]:
         return read_model(self.engine, statement_timeout)
+
+    def lock_buckets(self, proposed: Buckets) -> Buckets:
+        """The lock buckets the writers share: `proposed` if none were agreed yet
+        (`agreed_lock_buckets`)."""
+        with self.engine.begin() as connection:
+            return agreed_lock_buckets(connection, proposed)
 
     def mark_caught_up(self, group: str, now: datetime) -> None:
         with self.engine.begin() as connection:
@@ -254,15 +267,19 @@ def consumer_loop(
     ingest's thread) after each batch that committed; `member`: the group member, if it
     joined already (`consumers.handover.join`), else one offering every assignor."""
     rules = rules_from(settings)
+    buckets: list[Buckets] = []
 
     def apply(batch: Batch, dry_run: bool) -> Applied:
         with storage_failures_as_unavailable():
+            if not buckets:  # agreed at start (`fold_when_ready`): read once
+                buckets.append(store.lock_buckets(lock_buckets(settings)))
             applied = apply_batch(
                 store.unit_of_work,
                 batch,
                 rules=rules,
                 consumer_group=settings.consumer_group,
                 now=clock.now(),
+                buckets=buckets[0],
                 dry_run=dry_run,
             )
         if not dry_run:
@@ -413,8 +430,9 @@ async def fold_when_ready(
     migrated (`migrations.upgrade`: nothing, and no Alembic import, when it is current);
     with a member, the topics checked (durable, co-partitioned: refused otherwise, before
     anything is folded), the results topic made, the offsets stored for topics just created
-    forgotten, and the engines' first connections opened (the stored offsets read once), so
-    that the first batch does not wait for them. `ready` is set then."""
+    forgotten, the lock buckets agreed (as many as the topics' partitions if no writer agreed
+    on them before), and the engines' first connections opened (the stored offsets read
+    once), so that the first batch does not wait for them. `ready` is set then."""
 
     def work() -> None:
         migrations.upgrade(storage.engine)
@@ -431,12 +449,13 @@ async def fold_when_ready(
     if member is None:
         await asyncio.to_thread(work)
     else:
-        await asyncio.gather(
+        *_, partitions = await asyncio.gather(
             asyncio.to_thread(work),
             ensure_results_topic(settings),
             check_durability(settings, metrics),
             check_co_partitioned(settings),
         )
+        await asyncio.to_thread(storage.lock_buckets, lock_buckets(settings, partitions))
     ready.set()
 
 

@@ -688,7 +688,7 @@ def _dlq_list(settings: Settings, args: argparse.Namespace) -> int:
 def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
     from consumers.runs import decode_record
     from service.app.dead_letters import list_letters, replay
-    from service.bootstrap import rules_from
+    from service.bootstrap import lock_buckets, rules_from
 
     family_of = {settings.topic(f): f for f in FAMILIES}
     with _database(settings) as store:
@@ -702,6 +702,7 @@ def _dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
             rules=rules_from(settings),
             consumer_group=settings.consumer_group,
             now=SystemClock().now(),
+            buckets=store.lock_buckets(lock_buckets(settings)),
             dry_run=args.dry_run,
         )
     failed = {d.record.id: d.rejection.reason for d in outcome.dead_lettered}

@@ -29,6 +29,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 RESULTS_FORMATS = ("protobuf", "json")
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+PARTITIONERS = ("murmur2", "crc32")
 DAY_SECONDS = 86_400
 
 
@@ -216,6 +217,18 @@ class _IngestSettings:
         _positive_int,
         6,
         "partitions of topics Podium creates",
+    )
+    lock_partitioner: str = setting(
+        "PODIUM_LOCK_PARTITIONER",
+        _one_of(PARTITIONERS),
+        "murmur2",
+        (
+            "how the producers partition the trips and enrollments topics by key: `murmur2` "
+            "(Kafka's default: Java, aiokafka, `podium produce`) or `crc32` (librdkafka's "
+            "default, as confluent-kafka); consumers lock users by the partition it gives them, "
+            "so that those of different partitions never wait for each other. Any value is "
+            "correct; the first consumer's is kept in the database (docs/operations.md)"
+        ),
     )
     batch_max_records: int = setting(
         "PODIUM_BATCH_MAX_RECORDS",

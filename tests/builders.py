@@ -24,6 +24,7 @@ from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import ReadModel, ResultsWork, UnitOfWork
 from service.app.queries import MonthRanking, month_ranking, ranking_months
 from service.app.records import FAMILIES, Received, Record
+from service.app.shards import Buckets
 from service.bootstrap import Storage
 from service.domain import events as ev
 from service.domain.rules import Rules
@@ -168,6 +169,11 @@ class Ports(Protocol):
     def mark_caught_up(self, group: str, now: datetime) -> None: ...
 
 
+BUCKETS = Buckets(4)
+"""The lock buckets the tests' batches share: several, so that every fold's versions and
+stamps go to several shards (`service.app.shards`)."""
+
+
 def apply(ports: Ports, *events: ev.Event, rules: Rules = RULES) -> Applied:
     """Fold `events` as one consumed batch, through the ingest use case."""
     return apply_batch(
@@ -176,6 +182,7 @@ def apply(ports: Ports, *events: ev.Event, rules: Rules = RULES) -> Applied:
         rules=rules,
         consumer_group="test",
         now=T0,
+        buckets=BUCKETS,
     )
 
 
@@ -189,6 +196,7 @@ def consume(ports: Ports, *records: Record, now: datetime = T0) -> Applied:
         rules=RULES,
         consumer_group="podium",
         now=now,
+        buckets=BUCKETS,
     )
 
 

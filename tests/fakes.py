@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
 from service.app.ports import (
+    NO_SHARDS,
     ChallengeKey,
     CorrectionKey,
     EntryKey,
@@ -41,6 +42,8 @@ from service.app.ports import (
     TripKey,
 )
 from service.app.records import DeadLetter, IgnoredEvent, Record
+from service.app.shards import Locks, shard_range
+from service.app.state_versions import shard_key
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import (
     PathSessionPublished,
@@ -75,8 +78,8 @@ class State:
     trips: dict[TripKey, StoredTrip] = field(default_factory=dict)
     driver_months: dict[MonthKey, MonthTotals] = field(default_factory=dict)
     month_stamps: dict[MonthKey, int] = field(default_factory=dict)
-    """The version of its calendar month the batch that last changed a driver month moved
-    that month to."""
+    """The stamp of the batch that last changed a driver month: the shard of its calendar
+    month's version and the version it moved that shard to (`service.app.shards.stamp`)."""
     challenges: dict[ChallengeKey, tuple[Challenge, Version]] = field(default_factory=dict)
     entries: dict[EntryKey, tuple[Entry, datetime]] = field(default_factory=dict)
     """Entries of published challenges with their tallies, and when their registration
@@ -93,6 +96,7 @@ class State:
     """(consumer group, topic, partition) -> the next offset to consume."""
     dead_letters: dict[int, Letter] = field(default_factory=dict)
     versions: dict[str, StateVersion] = field(default_factory=dict)
+    version_shards: dict[tuple[str, int], StateVersion] = field(default_factory=dict)
     caught_up: dict[str, datetime] = field(default_factory=dict)
     results: dict[str, OutboxEntry] = field(default_factory=dict)
     """The outbox of results, by event id."""
@@ -130,6 +134,7 @@ class FakePorts:
         self.state = State()
         self.commits = 0
         self.locked: list[tuple[str, ...]] = []
+        self.locks: list[Locks] = []
 
     def unit_of_work(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self)
@@ -190,10 +195,14 @@ class FakeUnitOfWork:
             raise RuntimeError("unit of work used outside its `with` block")
         return self._working
 
-    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
+    def lock(self, locks: Locks) -> None:
         if self._working is None:
             raise RuntimeError("unit of work used outside its `with` block")
-        self._ports.locked.append(tuple(sorted(set(tenant_ids))))
+        self._ports.locked.append(tuple(sorted(locks.exclusive | set(locks.buckets))))
+        self._ports.locks.append(locks)
+
+    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
+        self.lock(Locks(exclusive=set(tenant_ids)))
 
     def commit(self) -> None:
         working = self.state
@@ -264,7 +273,7 @@ class FakeDriverMonthStore(_Store):
     def add(
         self,
         deltas: Mapping[MonthKey, MonthTotals],
-        stamps: Mapping[tuple[str, Month], int] | None = None,
+        stamps: Mapping[MonthKey, int] | None = None,
     ) -> None:
         months = self._state.driver_months
         for key, delta in deltas.items():
@@ -272,7 +281,7 @@ class FakeDriverMonthStore(_Store):
                 continue
             months[key] = months.get(key, NO_TOTALS) + delta
             if stamps is not None:
-                self._state.month_stamps[key] = stamps[key[0], key[2]]
+                self._state.month_stamps[key] = stamps[key]
 
 
 class FakeChallengeStore(_Store):
@@ -489,12 +498,32 @@ class FakeStateVersionStore(_Store):
         versions = self._state.versions
         return {key: versions[key].number for key in keys if key in versions}
 
-    def bump(self, keys: Mapping[str, datetime | None]) -> None:
-        versions = self._state.versions
-        for key, as_of in keys.items():
-            number, stored = versions.get(key, StateVersion(0, None))
-            latest = max((t for t in (stored, as_of) if t is not None), default=None)
-            versions[key] = StateVersion(number + 1, latest)
+    def shard_numbers(self, shards: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        found = self._state.version_shards
+        return {at: found[at].number for at in shards if at in found}
+
+    def bump(
+        self,
+        keys: Mapping[str, datetime | None],
+        shards: Mapping[tuple[str, int], datetime | None] = NO_SHARDS,
+    ) -> None:
+        _bump(self._state.versions, keys)
+        _bump(self._state.version_shards, shards)
+
+
+def _shard_of_any(name: str, keys: set[str]) -> bool:
+    key, sep, _ = name.rpartition(shard_key("", 0)[:-1])
+    return bool(sep) and key in keys
+
+
+H = TypeVar("H", bound=Hashable)
+
+
+def _bump(versions: dict[H, StateVersion], moved: Mapping[H, datetime | None]) -> None:
+    for key, as_of in moved.items():
+        number, stored = versions.get(key, StateVersion(0, None))
+        latest = max((t for t in (stored, as_of) if t is not None), default=None)
+        versions[key] = StateVersion(number + 1, latest)
 
 
 class FakeResultStore(_Store):
@@ -563,13 +592,16 @@ class FakeReadModel:
         }
 
     def month_changes(
-        self, tenant_id: str, month: Month, kind: ScoreKind, since: int
+        self, tenant_id: str, month: Month, kind: ScoreKind, since: Mapping[int, int]
     ) -> dict[str, Tally | None]:
         stamps = self._state.month_stamps
+        ranges = [shard_range(shard, version) for shard, version in since.items()]
         return {
             user: totals.tally(kind) if totals.trips else None
             for (tenant, user, of), totals in self._state.driver_months.items()
-            if (tenant, of) == (tenant_id, month) and stamps.get((tenant, user, of), 0) > since
+            if (tenant, of) == (tenant_id, month)
+            and (tenant, user, of) in stamps
+            and any(low < stamps[tenant, user, of] < high for low, high in ranges)
         }
 
     def task_facts(self, tenant_id: str, task_id: str) -> TaskFacts | None:
@@ -654,9 +686,16 @@ class FakeReadModel:
         return LearnerState(*times, mine(self._state.attempts), mine(self._state.corrections))
 
     def state_versions(self, keys: Iterable[str] | None = None) -> dict[str, StateVersion]:
-        versions = self._state.versions
-        wanted = versions.keys() if keys is None else set(keys) & versions.keys()
-        return {key: versions[key] for key in wanted}
+        versions = dict(self._state.versions)
+        for (key, shard), state in sorted(self._state.version_shards.items()):
+            was = versions.get(key, StateVersion(0, None))
+            latest = max((t for t in (was.as_of, state.as_of) if t is not None), default=None)
+            versions[key] = StateVersion(was.number + state.number, latest)
+            versions[shard_key(key, shard)] = state
+        if keys is None:
+            return versions
+        wanted = set(keys)
+        return {k: v for k, v in versions.items() if k in wanted or _shard_of_any(k, wanted)}
 
     def has_caught_up(self, group: str) -> bool:
         return group in self._state.caught_up

@@ -322,10 +322,13 @@ def _with_resent(records: list[Produced], rng: random.Random, extra: int) -> lis
 @dataclass
 class Producer:
     """Writes a stream's records to their topics and remembers where each partition's log
-    ends (from the broker's acknowledgements)."""
+    ends (from the broker's acknowledgements). Records go where their key puts them (Kafka's
+    default partitioner), or with `scatter` each to a partition it picks at random: a
+    producer that keys by something else, or partitions otherwise."""
 
     bootstrap: str
     topic_of: Mapping[str, str]
+    scatter: random.Random | None = None
     ends: dict[tuple[str, int], int] = field(default_factory=dict)
     placed: list[tuple[Produced, tuple[str, int], int]] = field(default_factory=list)
     """Each record sent, with the partition and offset the broker gave it."""
@@ -348,6 +351,7 @@ class Producer:
                 r.envelope.SerializeToString(),
                 key=r.key,
                 timestamp_ms=r.timestamp_ms,
+                partition=await self._partition(self.topic_of[r.family]),
             )
             for r in records
         ]
@@ -355,6 +359,12 @@ class Producer:
             tp = (metadata.topic, metadata.partition)
             self.ends[tp] = max(self.ends.get(tp, 0), metadata.offset + 1)
             self.placed.append((record, tp, metadata.offset))
+
+    async def _partition(self, topic: str) -> int | None:
+        if self.scatter is None or self._producer is None:
+            return None
+        partitions: set[int] = await self._producer.partitions_for(topic)
+        return self.scatter.choice(sorted(partitions))
 
     @property
     def sent(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    or_,
     select,
     true,
 )
@@ -42,6 +43,7 @@ from service.adapters.tables import (
     path_sessions,
     profile_version_groups,
     profile_versions,
+    state_version_shards,
     state_versions,
     step_attempts,
     step_corrections,
@@ -54,6 +56,8 @@ from service.app.ports import (
     ReadModel,
     StateVersion,
 )
+from service.app.shards import shard_range
+from service.app.state_versions import shard_key
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import PathSessionPublished, ScoreKind, TaskType
 from service.domain.paths import Correction, LearnerState
@@ -158,16 +162,20 @@ class SqlReadModel(OperatorReads):
         }
 
     def month_changes(
-        self, tenant_id: str, month: Month, kind: ScoreKind, since: int
+        self, tenant_id: str, month: Month, kind: ScoreKind, since: Mapping[int, int]
     ) -> dict[str, Tally | None]:
+        if not since:
+            return {}
         name = SCORE_COLUMNS[kind]
         m = driver_months
         columns = (m.c.trips, m.c.km, m.c[f"{name}_weighted"], m.c[f"{name}_weight"])
+        ranges = [shard_range(shard, version) for shard, version in sorted(since.items())]
         query = select(m.c.user_id, *columns).where(
             m.c.tenant_id == tenant_id,
             m.c.year == month.year,
             m.c.month == month.number,
-            m.c.changed_in > since,
+            m.c.changed_in.is_not(None),
+            or_(*(m.c.changed_in.between(low + 1, high - 1) for low, high in ranges)),
         )
         return {
             user: Tally(trips, Decimal(km), Decimal(weighted), Decimal(weight)) if trips else None
@@ -322,10 +330,30 @@ class SqlReadModel(OperatorReads):
         return rows.join(placing, true()).join(lists_group, true())
 
     def state_versions(self, keys: Iterable[str] | None = None) -> dict[str, StateVersion]:
-        query = select(state_versions.c.key, state_versions.c.version, state_versions.c.as_of)
-        if keys is not None:
-            query = query.where(InList(state_versions.c.key, keys))
-        return {key: StateVersion(number, as_of) for key, number, as_of in self._c.execute(query)}
+        return read_state_versions(self._c, keys)
+
+
+def read_state_versions(
+    connection: Connection, keys: Iterable[str] | None
+) -> dict[str, StateVersion]:
+    """Each version as its own row and its shards' make it, and each shard on its own
+    (`service.app.state_versions.shard_key`)."""
+    v, s = state_versions, state_version_shards
+    own = select(v.c.key, v.c.version, v.c.as_of)
+    shards = select(s.c.key, s.c.shard, s.c.version, s.c.as_of)
+    if keys is not None:
+        keys = list(keys)
+        own, shards = own.where(InList(v.c.key, keys)), shards.where(InList(s.c.key, keys))
+    found = {key: StateVersion(number, as_of) for key, number, as_of in connection.execute(own)}
+    for key, shard, number, as_of in connection.execute(shards):
+        was = found.get(key, NEVER_MOVED)
+        latest = max((t for t in (was.as_of, as_of) if t is not None), default=None)
+        found[key] = StateVersion(was.number + number, latest)
+        found[shard_key(key, shard)] = StateVersion(number, as_of)
+    return found
+
+
+NEVER_MOVED = StateVersion(0, None)
 
 
 def _looked_up(

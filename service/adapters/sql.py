@@ -78,29 +78,29 @@ def upsert_columns(
     replace: Iterable[str] = (),
     latest: Iterable[str] = (),
     earliest: Iterable[str] = (),
-) -> None:
+) -> int:
     """`upsert` of rows given column by column (a list of values per column, all of the same
-    length): what the ingest hot path builds, skipping a dictionary per row."""
+    length): what the ingest hot path builds, skipping a dictionary per row. Returns how many
+    rows it inserted or changed (with no change asked for, those it inserted)."""
     names = tuple(columns)
     if not names or not columns[names[0]]:
-        return
+        return 0
     changes = (tuple(add), tuple(replace), tuple(latest), tuple(earliest))
     statement = _upsert_statement(connection.dialect, table, names, tuple(keys), *changes)
-    _execute_by_columns(connection, statement, table, columns)
+    return _execute_by_columns(connection, statement, table, columns)
 
 
 def _execute_by_columns(
     connection: Connection, statement: str, table: Table, columns: Mapping[str, Sequence[Any]]
-) -> None:
+) -> int:
     """Run `statement` over rows given column by column, its parameters being the columns in
     that order: one array per column on PostgreSQL (one execution), one tuple per row on
     SQLite (executemany)."""
     dialect = connection.dialect
     values = [_driver_values(table, name, column, dialect) for name, column in columns.items()]
     if dialect.name == "postgresql":
-        connection.exec_driver_sql(statement, tuple(values))
-    else:
-        connection.exec_driver_sql(statement, list(zip(*values, strict=True)))
+        return connection.exec_driver_sql(statement, tuple(values)).rowcount
+    return connection.exec_driver_sql(statement, list(zip(*values, strict=True))).rowcount
 
 
 def _driver_values(

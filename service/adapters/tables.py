@@ -166,6 +166,17 @@ state_versions = Table(
     # versions moved by no event (API keys) or before it was kept.
 )
 
+state_version_shards = Table(
+    "state_version_shards",
+    metadata,
+    Column("key", Id, primary_key=True),
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+    Column("as_of", Instant, nullable=True),
+    # The shards of a state version that writers holding its tenant's lock shared move, one
+    # each (service.app.shards); the version is its own row's plus its shards'.
+)
+
 dead_letters = Table(
     "dead_letters",
     metadata,

@@ -20,6 +20,20 @@ from service.adapters.stores.state_versions import SqlStateVersionStore
 from service.adapters.stores.tasks import SqlTaskStore
 from service.adapters.stores.trips import SqlDriverMonthStore, SqlTripStore
 from service.adapters.stores.users import SqlUserStore
+from service.app.shards import Locks
+
+
+def tenant_lock_key(tenant: str) -> int:
+    """A tenant's advisory lock: one bigint, the same in every schema of the database (and
+    in every release, so that instances of two releases exclude each other in a rollout)."""
+    return zlib.crc32(tenant.encode()) - 2**31
+
+
+BUCKET_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || :t), :s)")
+"""A bucket's advisory lock, in PostgreSQL's other space of advisory locks (two ints): the
+schema and the tenant, and the bucket. Advisory locks are the database's, not a schema's:
+without the schema, the writers of a tenant of the same name in another schema (another
+deployment, a test, a bench) would wait for these."""
 
 
 class SqlUnitOfWork:
@@ -79,19 +93,31 @@ class SqlUnitOfWork:
         finally:
             connection.close()
 
-    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
-        """Serialize writers per tenant across instances (PostgreSQL; SQLite has one writer).
+    def lock(self, locks: Locks) -> None:
+        """Serialize writers across instances (PostgreSQL; SQLite has one writer).
 
         Folds read state and then write what they derived from it (a registration reads the
         user's trips, a trip reads the user's registrations); two instances doing that for
-        one tenant at once could each miss the other's write.
+        one user at once could each miss the other's write. Each tenant's lock is taken
+        exclusively or shared, in the order of the tenants, then each bucket's of the tenants
+        held shared, in order: every transaction takes its locks in one global order, so none
+        waits for another that waits for it (`service.app.shards`).
         """
         connection = self._require()
         if connection.dialect.name != "postgresql":
             return
-        for tenant in sorted(set(tenant_ids)):
-            key = zlib.crc32(tenant.encode()) - 2**31
-            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        tenants = sorted(locks.exclusive | set(locks.buckets))
+        for tenant in tenants:
+            shared = "" if tenant in locks.exclusive else "_shared"
+            statement = text(f"SELECT pg_advisory_xact_lock{shared}(:k)")
+            connection.execute(statement, {"k": tenant_lock_key(tenant)})
+        for tenant in tenants:
+            for shard in locks.shards(tenant):
+                connection.execute(BUCKET_LOCK, {"t": tenant, "s": shard})
+
+    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
+        """Hold these tenants' locks exclusively (as a batch with catalog events does)."""
+        self.lock(Locks(exclusive=set(tenant_ids)))
 
     def commit(self) -> None:
         connection = self._require()

@@ -26,7 +26,7 @@ from service.app.queries import (
     group_profiles,
     membership_as_of,
 )
-from service.app.state_versions import month_key, profiles_key, tenant_key
+from service.app.state_versions import month_key, profiles_key, shards_of, tenant_key
 from service.domain.boards import LiveBoard
 from service.domain.events import ScoreKind
 from service.domain.paths import PathStats
@@ -136,7 +136,8 @@ class MonthBoardQuery(Query[MonthBoard]):
     ) -> MonthBoard | None:
         """Profiles change seldom: when they did, the board is read anew; else the driver
         months changed since are applied (a group's board skipping the tenant's other
-        drivers)."""
+        drivers), shard by shard of the month's version (`service.app.shards`): writers of
+        different shards commit in any order, each shard's in the order of its versions."""
         held, profiles = kept.kept, profiles_key(self.tenant_id)
         if held is None or held.live.revision != kept.revision:
             return None  # another board was made from it since: it is not this one's any more
@@ -144,7 +145,9 @@ class MonthBoardQuery(Query[MonthBoard]):
             return None
         if was.get(profiles, 0) != now.get(profiles, 0):
             return None
-        since = was.get(month_key(self.tenant_id, self.month), 0)
+        key = month_key(self.tenant_id, self.month)
+        remembered = shards_of(was, key)
+        since = {shard: remembered.get(shard, 0) for shard in shards_of(now, key)}
         changes = read.month_changes(self.tenant_id, self.month, self.kind, since)
         for user, tally in sorted(changes.items()):
             _apply(held, user, tally, whole_tenant=not self.group)

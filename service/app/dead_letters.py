@@ -8,6 +8,7 @@ from datetime import datetime
 from service.app.ingest import Applied, Batch, Describe, apply_batch, apply_isolating
 from service.app.ports import Letter, LetterFilter, ReadModel, UnitsOfWork
 from service.app.records import DeadLetter, Received, Record, split
+from service.app.shards import Buckets
 from service.domain.rules import Rules
 
 
@@ -24,6 +25,7 @@ def replay(
     rules: Rules,
     consumer_group: str,
     now: datetime,
+    buckets: Buckets,
     dry_run: bool = False,
 ) -> Applied:
     """Decode and fold the letters again, in one transaction. A letter that now passes is
@@ -41,7 +43,13 @@ def replay(
 
     def apply(batch: Batch, dry: bool) -> Applied:
         return apply_batch(
-            unit_of_work, batch, rules=rules, consumer_group=consumer_group, now=now, dry_run=dry
+            unit_of_work,
+            batch,
+            rules=rules,
+            consumer_group=consumer_group,
+            now=now,
+            buckets=buckets,
+            dry_run=dry,
         )
 
     return apply_isolating(apply, batch, describe, dry_run=dry_run, every_record_may_fail=True)

@@ -33,6 +33,7 @@ from service.app.ports import (
     UnitsOfWork,
 )
 from service.app.records import DeadLetter, IgnoredEvent, Received, RecordId, Rejected, arrival_at
+from service.app.shards import ONE_BUCKET, Buckets, Locks, locks_of
 from service.app.state_versions import month_key, profiles_key, tenant_key
 from service.app.tasks import TASK_EVENTS, fold_tasks
 from service.app.trips import fold_trips
@@ -72,14 +73,18 @@ def apply_batch(
     rules: Rules,
     consumer_group: str,
     now: datetime,
+    buckets: Buckets = ONE_BUCKET,
     dry_run: bool = False,
 ) -> Applied:
     """Fold the batch and commit, or with `dry_run` roll it all back (to find out whether a
-    part of a failing batch folds)."""
+    part of a failing batch folds). `buckets`: the lock buckets the writers share
+    (`service.app.shards`): every writer of a database uses the same, those agreed in the
+    database (one bucket only for a database with one writer)."""
     received = batch.received
     with unit_of_work() as uow:
-        tenants = {item.event.meta.tenant_id for item in received}
-        uow.lock_tenants(tenants)
+        locks = locks_of((item.event for item in received), buckets)
+        _warn_off_buckets(received, buckets)
+        uow.lock(locks)
         of = _by_family(received)
         users = of[ev.UserUpserted]
         fold_users(uow, users)
@@ -87,14 +92,14 @@ def apply_batch(
         late = fold_registrations(uow, of[ev.ChallengeRegistered], rules)
         fold_path_sessions(uow, of[ev.PathSessionPublished])
         fold_learners(uow, of[LEARNER_EVENTS])
-        trips = fold_trips(uow, of[TRIP_EVENTS], rules)
+        trips = fold_trips(uow, of[TRIP_EVENTS], rules, buckets)
         fold_trip_changes(uow, trips.changes, rules)
         ignored = [*late, *fold_tasks(uow, of[TASK_EVENTS])]
         uow.ignored_events.add(ignored, now)
         dead = (*batch.dead, *trips.rejected)
         _keep_dead_letters(uow, dead, batch.replaying, now)
         uow.offsets.advance(consumer_group, batch.offsets)
-        uow.versions.bump(_moved_versions(received, users, trips.months))
+        uow.versions.bump(*_moved_versions(received, users, trips.months, locks))
         if not dry_run:
             uow.commit()
     return Applied(
@@ -102,27 +107,70 @@ def apply_batch(
     )
 
 
+USER_KEYED = (*TRIP_EVENTS, ev.ChallengeRegistered, *LEARNER_EVENTS)
+"""The events of the topics keyed by user, whose partitions the lock buckets follow."""
+OFF_BUCKET_SAMPLE = 16
+"""Records of a batch looked at for one on another partition than its user's bucket."""
+_OFF_BUCKETS_WARNED: list[str] = []
+
+
+def _warn_off_buckets(received: Sequence[Received], buckets: Buckets) -> None:
+    """Once per process, a WARNING when a record keyed by user is on another partition than
+    its user's lock bucket: consumers of different partitions then wait for each other
+    (correct, but one consumer's pace; docs/operations.md, "Co-partitioned topics")."""
+    if _OFF_BUCKETS_WARNED or buckets.number == 1:
+        return
+    for item in received[:OFF_BUCKET_SAMPLE]:
+        payload = item.event.payload
+        if not isinstance(payload, USER_KEYED):
+            continue
+        if buckets.of(payload.user_id) != item.record.partition:
+            topic = item.record.topic
+            _OFF_BUCKETS_WARNED.append(topic)
+            log.warning(
+                "a record of %s is on partition %d, not on its user's lock bucket (%d of %d by "
+                "%s, PODIUM_LOCK_PARTITIONER): the producers partition otherwise, or partitions "
+                "were added, so consumers of different partitions wait for each other (the "
+                'state is right; docs/operations.md, "Co-partitioned topics")',
+                topic,
+                item.record.partition,
+                buckets.of(payload.user_id),
+                buckets.number,
+                buckets.partitioner,
+            )
+            return
+
+
 def _moved_versions(
     received: Sequence[Received],
     users: Sequence[Received],
-    months: Iterable[tuple[str, Month]],
-) -> dict[str, datetime | None]:
+    months: Iterable[tuple[str, Month, int]],
+    locks: Locks,
+) -> tuple[dict[str, datetime | None], dict[tuple[str, int], datetime | None]]:
     """The versions the batch moves, each with the newest arrival among the events that moved
     it: a tenant's with any of its events, its profiles' with its user events, a month's with
-    the tenant's trip events (the month a trip counts in is the fold's to say)."""
+    the tenant's trip events (the month a trip counts in is the fold's to say). A tenant held
+    shared moves the shards of its buckets, never a version another writer may move at the
+    same time (`service.app.shards`); a month moves the shards of its drivers' buckets."""
     moved: dict[str, datetime | None] = {}
+    shards: dict[tuple[str, int], datetime | None] = {}
     by_tenant = _by_tenant(received)
     for tenant, items in by_tenant.items():
-        moved[tenant_key(tenant)] = _newest_arrival(items)
+        arrived = _newest_arrival(items)
+        held = locks.shards(tenant)
+        for shard in held:
+            shards[(tenant_key(tenant), shard)] = arrived
+        if not held:
+            moved[tenant_key(tenant)] = arrived
     for tenant, items in _by_tenant(users).items():
         moved[profiles_key(tenant)] = _newest_arrival(items)
     trips_arrived = {
         tenant: _newest_arrival(i for i in items if isinstance(i.event.payload, TRIP_EVENTS))
         for tenant, items in by_tenant.items()
     }
-    for tenant, month in months:
-        moved[month_key(tenant, month)] = trips_arrived[tenant]
-    return moved
+    for tenant, month, shard in months:
+        shards[(month_key(tenant, month), shard)] = trips_arrived[tenant]
+    return moved, shards
 
 
 def _newest_arrival(items: Iterable[Received]) -> datetime | None:

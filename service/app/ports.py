@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import NamedTuple, Protocol, TypeAlias
 
 from service.app.records import DeadLetter, IgnoredEvent, Record
+from service.app.shards import Locks
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import PathSessionPublished, ScoreKind, TaskType, UserUpserted
 from service.domain.paths import Attempt, Correction, LearnerState
@@ -110,10 +112,11 @@ class DriverMonthStore(Protocol):
     def add(
         self,
         deltas: Mapping[MonthKey, MonthTotals],
-        stamps: Mapping[tuple[str, Month], int] | None = None,
+        stamps: Mapping[MonthKey, int] | None = None,
     ) -> None:
         """Add each delta to the driver's month (creating it at zero), stamped with the
-        version its calendar month reaches in this batch (`stamps`, by tenant and month; None
+        version its shard of its calendar month reaches in this batch (`stamps`, by driver
+        month as `deltas`, `service.app.shards.stamp`; None
         leaves the stamps as they were), so that `month_changes` finds it. A month whose
         trips fall back to zero stays stored, and `month_tallies` leaves it out."""
 
@@ -249,14 +252,25 @@ class StateVersion(NamedTuple):
     """The record (arrival) time of the newest event that moved it (None: no event did)."""
 
 
+NO_SHARDS: Mapping[tuple[str, int], datetime | None] = MappingProxyType({})
+
+
 class StateVersionStore(Protocol):
     def numbers(self, keys: Iterable[str]) -> dict[str, int]:
         """The version of each of `keys` (0 for one never moved)."""
 
-    def bump(self, keys: Mapping[str, datetime | None]) -> None:
-        """Move each of these state versions on by one (`service.app.state_versions`), each
-        with the arrival time of the newest event that moved it: its `as_of` becomes the later
-        of that and the stored one (None changes nothing)."""
+    def shard_numbers(self, shards: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The version of each of these shards of state versions (0 for one never moved)."""
+
+    def bump(
+        self,
+        keys: Mapping[str, datetime | None],
+        shards: Mapping[tuple[str, int], datetime | None] = NO_SHARDS,
+    ) -> None:
+        """Move each of these state versions, and each of these shards of them (by key and
+        shard, `service.app.shards`), on by one, each with the arrival time of the newest
+        event that moved it: its `as_of` becomes the later of that and the stored one (None
+        changes nothing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,8 +337,10 @@ class UnitOfWork(Protocol):
     def __exit__(self, *exc: object) -> None:
         """Roll back whatever was not committed."""
 
-    def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
-        """Serialize writers of these tenants across instances until the transaction ends."""
+    def lock(self, locks: Locks) -> None:
+        """Hold these locks across instances until the transaction ends: each tenant's,
+        exclusively or shared, then the buckets of the tenants held shared, all in one order
+        (`service.app.shards`)."""
 
     def commit(self) -> None:
         """Make the writes so far the state; writes after it need a commit of their own."""
@@ -344,7 +360,8 @@ class ResultsWork(Protocol):
         """Roll back whatever was not committed."""
 
     def lock_tenants(self, tenant_ids: Iterable[str]) -> None:
-        """As `UnitOfWork.lock_tenants`: no batch of these tenants commits meanwhile."""
+        """Hold these tenants' locks exclusively (`UnitOfWork.lock`): no batch of these
+        tenants commits meanwhile."""
 
     def commit(self) -> None: ...
 
@@ -417,10 +434,11 @@ class ReadModel(Protocol):
         members' months (members as of `as_of`, as for `profiles`)."""
 
     def month_changes(
-        self, tenant_id: str, month: Month, kind: ScoreKind, since: int
+        self, tenant_id: str, month: Month, kind: ScoreKind, since: Mapping[int, int]
     ) -> dict[str, Tally | None]:
-        """The driver months of the tenant's calendar month changed after its state version
-        `since` (`service.app.state_versions.month_key`), for one ranking type, whatever the
+        """The driver months of the tenant's calendar month changed after the versions
+        `since` of its shards (`service.app.state_versions.month_key`, by shard; only the
+        shards named), for one ranking type, whatever the
         drivers' groups: a month whose trips were all deleted is None. Read by an index, so
         its cost follows the number of changes, not the month's size."""
 

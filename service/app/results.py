@@ -46,6 +46,13 @@ def record_results(
         if not todo:
             return []
         uow.lock_tenants({w.tenant_id for w in todo})
+        # Another instance may have recorded them while this one waited for the lock (every
+        # consuming instance looks for freezes): not built again, which would hold the
+        # tenants' batches for nothing.
+        again = uow.results.recorded(rs.result_event_id(w) for w in todo)
+        todo = [w for w in todo if rs.result_event_id(w) not in again]
+        if not todo:
+            return []
         groups = GroupsAt(uow.read)
         entries = [_entry(uow.read, window, rules, encode, groups) for window in todo]
         uow.results.add(entries, now)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from service.app.ports import MonthKey, TripKey, UnitOfWork
 from service.app.records import DeadLetter, Received, Rejected
+from service.app.shards import Buckets, stamp
 from service.app.state_versions import month_key
 from service.domain.events import TripCompleted, TripDeleted
 from service.domain.ranking import Month, MonthDeltas, MonthTotals
@@ -33,11 +34,13 @@ class TripChange:
 class TripFold:
     changes: list[TripChange] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
-    months: set[tuple[str, Month]] = field(default_factory=set)
-    """The driver months (by tenant) this fold changed."""
+    months: set[tuple[str, Month, int]] = field(default_factory=set)
+    """The calendar months (by tenant, with the shard of each driver's) this fold changed."""
 
 
-def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> TripFold:
+def fold_trips(
+    uow: UnitOfWork, items: Sequence[Received], rules: Rules, buckets: Buckets
+) -> TripFold:
     keys = [(i.event.meta.tenant_id, _trip_id(i)) for i in items]
     stored = uow.trips.load(set(keys))
     current: dict[TripKey, StoredTrip] = dict(stored)
@@ -69,20 +72,29 @@ def fold_trips(uow: UnitOfWork, items: Sequence[Received], rules: Rules) -> Trip
         changed={k: v for k, v in current.items() if k in stored and v != stored[k]},
     )
     deltas = month_deltas(outcome.changes, rules)
-    outcome.months = {(tenant, month) for tenant, _, month in deltas}
-    uow.driver_months.add(deltas, month_stamps(uow, outcome.months))
+    shard_of = {key: buckets.of(key[1]) for key in deltas}
+    outcome.months = {
+        (tenant, month, shard_of[tenant, user, month]) for tenant, user, month in deltas
+    }
+    reached = month_stamps(uow, outcome.months)
+    uow.driver_months.add(
+        deltas, {(t, u, m): reached[t, m, shard_of[t, u, m]] for t, u, m in deltas}
+    )
     return outcome
 
 
 def month_stamps(
-    uow: UnitOfWork, months: Iterable[tuple[str, Month]]
-) -> dict[tuple[str, Month], int]:
-    """The version each calendar month reaches in this batch: the batch moves each month it
-    changes on by one (`service.app.ingest`), and writers of a tenant are serialized by its
-    lock, so that is the stored one plus one."""
-    keys = {month_key(tenant, month): (tenant, month) for tenant, month in months}
-    stored = uow.versions.numbers(keys) if keys else {}
-    return {at: stored.get(key, 0) + 1 for key, at in keys.items()}
+    uow: UnitOfWork, months: Iterable[tuple[str, Month, int]]
+) -> dict[tuple[str, Month, int], int]:
+    """The stamp of each shard of a calendar month (by tenant, month and shard) in this
+    batch: the batch moves each shard it changes on by one (`service.app.ingest`), and
+    writers of a shard are serialized by its bucket's lock (or the tenant's), so its version
+    becomes the stored one plus one."""
+    keys = {
+        (month_key(tenant, month), shard): (tenant, month, shard) for tenant, month, shard in months
+    }
+    stored = uow.versions.shard_numbers(keys) if keys else {}
+    return {at: stamp(at[2], stored.get(key, 0) + 1) for key, at in keys.items()}
 
 
 def month_deltas(changes: Sequence[TripChange], rules: Rules) -> dict[MonthKey, MonthTotals]:

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -348,6 +348,104 @@ async def test_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice(
 ) -> None:
     """On PostgreSQL; `make soak` kills on both databases."""
     await _kill_at_random_points(broker, tmp_path, "postgresql", SHORT_KILLS)
+
+
+# --- 1b. several consumers folding one tenant, killed and rebalanced ---------------------
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    consumers: int
+    partitions: int
+    scattered: bool
+    """Every record to a partition picked at random (a producer keying otherwise): one
+    user's events reach every consumer."""
+    events: int = 6_000
+    seconds: float = 40.0
+    """Production is paced to last about this long."""
+
+
+async def _side_by_side(broker: LocalBroker, folder: Path, plan: SideBySide) -> None:
+    """`plan.consumers` `podium serve --role consumers` in one group fold one tenant on
+    PostgreSQL while production goes on: they join one by one (each join a rebalance), one
+    is killed -9 and restarted, another stopped (SIGTERM) and restarted; then an `--role api`
+    process answers as the recomputation does, with no dead letter, and every consumer still
+    runs. How fast a member stops or rejoins is the hand-over tests' (a member stuck
+    re-joining the local broker's group ignored SIGTERM for a minute once here)."""
+    seed = _seed()
+    rng = random.Random(seed)
+    stream = mixed_stream(_tenant(), plan.events, now=datetime.now(UTC), seed=seed)
+    print(_summary(stream))
+    with empty_database("postgresql", folder) as url:
+        settings = isolated_settings(
+            broker,
+            url,
+            PODIUM_BATCH_MAX_RECORDS=SMALL_BATCH,
+            PODIUM_TOPIC_PARTITIONS=str(plan.partitions),
+        )
+        members = [
+            ServeProcess(
+                replace(settings, instance_id=f"podium-{n}"),
+                folder / f"consumers-{n}.log",
+                role="consumers",
+            )
+            for n in range(plan.consumers)
+        ]
+        api = ServeProcess(settings, folder / "api.log", role="api")
+        scatter = random.Random(seed) if plan.scattered else None
+        async with _database(url, settings.consumer_group) as database:
+            try:
+                members[0].start()
+                await members[0].until_health(INGEST)
+                async with Producer(
+                    broker.bootstrap_servers, _topics(settings), scatter
+                ) as producer:
+                    chunk = 100
+                    pause = chunk * plan.seconds / plan.events
+                    producing = asyncio.create_task(
+                        producer.progressively(stream.records, chunk=chunk, pause=pause)
+                    )
+                    for member in members[1:]:  # each join rebalances the group
+                        await _until_folding(
+                            database, producer, producing, await database.offsets()
+                        )
+                        member.start()
+                        print(f"started another consumer with {producer.sent} records produced")
+                    killed, stopped = rng.sample(members, 2)
+                    await _until_folding(database, producer, producing, await database.offsets())
+                    await killed.kill()
+                    print(f"kill -9 one consumer with {producer.sent} records produced")
+                    killed.start()
+                    await _until_folding(database, producer, producing, await database.offsets())
+                    await stopped.until_health(INGEST)  # started: SIGTERM is a clean stop
+                    code = await stopped.terminate()
+                    print(f"stopped one consumer (exit {code}) with {producer.sent} produced")
+                    stopped.start()
+                    await producing
+                await database.until_consumed(producer.ends, within=180, podium=None)
+                api.start()
+                await api.serving()
+                key = await database.key(stream.tenant)
+                await assert_answers(api.channel(), key, stream)
+                assert await database.dead_letters() == 0, "a valid stream left dead letters"
+                for member in members:  # none failed (their stop is left to `close`)
+                    assert member.running, member.tail()
+            finally:
+                for process in (*members, api):
+                    await process.close()
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        pytest.param(SideBySide(consumers=2, partitions=4, scattered=False), id="two"),
+        pytest.param(SideBySide(consumers=3, partitions=6, scattered=True), id="three-scattered"),
+    ],
+)
+async def test_consumers_side_by_side_killed_and_rebalanced_fold_one_tenant_exactly_once(
+    broker: LocalBroker, tmp_path: Path, plan: SideBySide
+) -> None:
+    await _side_by_side(broker, tmp_path, plan)
 
 
 @pytest.mark.soak

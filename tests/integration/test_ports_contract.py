@@ -29,6 +29,8 @@ from service.app.ports import (
     UnitOfWork,
 )
 from service.app.records import DeadLetter, IgnoredEvent, Record, Rejected
+from service.app.shards import Locks, stamp
+from service.app.state_versions import shard_key
 from service.bootstrap import Storage
 from service.domain.challenges import Challenge, Entry
 from service.domain.events import (
@@ -362,34 +364,63 @@ def test_a_driver_month_delta_creates_the_month_at_zero_then_adds(ports: Ports) 
 def test_the_driver_months_changed_after_a_version_are_found_by_their_stamp(
     ports: Ports,
 ) -> None:
+    """Each shard of a month's version has its own range of stamps: a change is found by the
+    version of its own shard, whatever the other shards' are."""
+    month = "acme\x1fmonth"
     with committing(ports) as uow:
-        assert uow.versions.numbers(["acme\x1fmonth"]) == {}
+        assert uow.versions.shard_numbers([(month, 0)]) == {}
         uow.driver_months.add(
             {
                 ("acme", "ann", NOVEMBER): totals(2, 9_000),
                 ("acme", "bob", NOVEMBER): totals(1, 1_000),
                 ("acme", "cid", NOVEMBER.previous()): totals(1, 1_000),
             },
-            {("acme", NOVEMBER): 1, ("acme", NOVEMBER.previous()): 1},
+            {
+                ("acme", "ann", NOVEMBER): stamp(0, 1),
+                ("acme", "bob", NOVEMBER): stamp(3, 1),
+                ("acme", "cid", NOVEMBER.previous()): stamp(0, 1),
+            },
         )
-        uow.versions.bump({"acme\x1fmonth": None})
+        uow.versions.bump({}, {(month, 0): None, (month, 3): None})
     with committing(ports) as uow:
-        assert uow.versions.numbers(["acme\x1fmonth", "never"]) == {"acme\x1fmonth": 1}
+        found = uow.versions.shard_numbers([(month, 0), (month, 3), (month, 9), ("never", 0)])
+        assert found == {(month, 0): 1, (month, 3): 1}
         uow.driver_months.add(
             {
                 ("acme", "bob", NOVEMBER): -totals(1, 1_000),
                 ("other", "ann", NOVEMBER): totals(1, 1),
             },
-            {("acme", NOVEMBER): 2, ("other", NOVEMBER): 7},
+            {("acme", "bob", NOVEMBER): stamp(3, 2), ("other", "ann", NOVEMBER): stamp(0, 7)},
         )
     with ports.read() as read:
         kind = ScoreKind.SAFETY
-        assert read.month_changes("acme", NOVEMBER, kind, 0) == {
+        assert read.month_changes("acme", NOVEMBER, kind, {0: 0, 3: 0}) == {
             "ann": summed(kind, totals(2, 9_000)),
             "bob": None,  # its trips were all taken away again
         }
-        assert read.month_changes("acme", NOVEMBER, kind, 1) == {"bob": None}
-        assert read.month_changes("acme", NOVEMBER, kind, 2) == {}
+        assert read.month_changes("acme", NOVEMBER, kind, {0: 1, 3: 1}) == {"bob": None}
+        assert read.month_changes("acme", NOVEMBER, kind, {0: 0, 3: 2}) == {
+            "ann": summed(kind, totals(2, 9_000))
+        }
+        assert read.month_changes("acme", NOVEMBER, kind, {3: 0}) == {"bob": None}
+        assert read.month_changes("acme", NOVEMBER, kind, {0: 1, 3: 2}) == {}
+        assert read.month_changes("acme", NOVEMBER, kind, {}) == {}
+
+
+def test_a_version_counts_its_shards_and_each_shard_is_read_on_its_own(ports: Ports) -> None:
+    with committing(ports) as uow:
+        uow.versions.bump({"acme": AT}, {("acme", 1): AT + HOUR, ("acme", 0): None})
+        uow.versions.bump({}, {("acme", 1): AT, ("beta", 2): None})
+    with ports.read() as read:
+        assert read.state_versions(["acme"]) == {
+            "acme": (4, AT + HOUR),
+            shard_key("acme", 0): (1, None),
+            shard_key("acme", 1): (2, AT + HOUR),
+        }
+        everything = read.state_versions()
+    assert everything["beta"] == (1, None)
+    assert everything[shard_key("beta", 2)] == (1, None)
+    assert len(everything) == 5
 
 
 def test_the_tallies_are_of_the_ranking_type_asked(ports: Ports) -> None:
@@ -1100,7 +1131,7 @@ def test_a_unit_of_work_reads_its_own_writes_and_nobody_else_does_before_its_com
     ports: Ports,
 ) -> None:
     with ports.unit_of_work() as uow:
-        uow.lock_tenants(["acme", "acme", "beta"])
+        uow.lock(Locks({"acme"}, {"beta": {3, 1}}))
         uow.users.replace([("acme", profile("ann"), V1)])
         uow.versions.bump({"acme": None})
         assert uow.users.versions([("acme", "ann")]) == {("acme", "ann"): V1}
@@ -1146,13 +1177,13 @@ def test_a_unit_of_work_is_used_inside_its_with_block_only(ports: Ports) -> None
     with pytest.raises(RuntimeError):
         uow.commit()
     with pytest.raises(RuntimeError):
-        uow.lock_tenants(["acme"])
+        uow.lock(Locks({"acme"}))
     with uow:
-        uow.lock_tenants(["acme"])
+        uow.lock(Locks({"acme"}))
     with pytest.raises(RuntimeError):
         uow.commit()
     with committing(ports) as again:
-        again.lock_tenants(["acme"])
+        again.lock(Locks(buckets={"acme": {0}}))
 
 
 # --- the outbox of results ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from service.app.dead_letters import list_letters, replay
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import Letter, LetterFilter, LetterGone
 from service.app.records import DeadLetter, Rejected
+from service.app.shards import Buckets
 from service.logs import describe
 from tests.builders import RULES, TOPICS, consume, record, trip_envelope
 from tests.fakes import FakePorts
@@ -36,6 +37,7 @@ def replayed(ports: FakePorts, letters: list[Letter]) -> Applied:
         rules=RULES,
         consumer_group="podium",
         now=LATER,
+        buckets=Buckets(4),
     )
 
 

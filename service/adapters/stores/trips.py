@@ -9,9 +9,9 @@ from sqlalchemy import Connection, Row, select
 
 from service.adapters.sql import InList, key_lookups, upsert_columns
 from service.adapters.tables import SCORE_COLUMNS, driver_months, trips
-from service.app.ports import MonthKey, TripKey
+from service.app.ports import MonthKey, StorageUnavailable, TripKey
 from service.domain.events import SCORE_KINDS
-from service.domain.ranking import NO_TOTALS, Month, MonthTotals
+from service.domain.ranking import NO_TOTALS, MonthTotals
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 
 
@@ -75,9 +75,25 @@ class SqlTripStore:
     def save(
         self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
     ) -> None:
-        """Write new and changed trips in one statement (a changed row is replaced whole)."""
-        columns = _trip_columns({**new, **changed})
-        upsert_columns(self._c, trips, columns, keys=["tenant_id", "trip_id"], replace=_TRIP_VALUES)
+        """Write changed trips whole, and new ones unless another writer recorded them since
+        they were loaded: a writer of another user's bucket may have (a trip id re-used for
+        another user), and the batch is then retried (`StorageUnavailable`) to find its
+        conflict with the trip now stored."""
+        upsert_columns(
+            self._c,
+            trips,
+            _trip_columns(dict(changed)),
+            keys=["tenant_id", "trip_id"],
+            replace=_TRIP_VALUES,
+        )
+        written = upsert_columns(
+            self._c, trips, _trip_columns(dict(new)), keys=["tenant_id", "trip_id"]
+        )
+        if written != len(new):
+            raise StorageUnavailable(
+                f"{len(new) - written} of {len(new)} new trips were recorded by another "
+                "writer meanwhile; the batch is folded again"
+            )
 
 
 _TRIP_VALUES = [c.name for c in trips.c if not c.primary_key]
@@ -90,11 +106,11 @@ class SqlDriverMonthStore:
     def add(
         self,
         deltas: Mapping[MonthKey, MonthTotals],
-        stamps: Mapping[tuple[str, Month], int] | None = None,
+        stamps: Mapping[MonthKey, int] | None = None,
     ) -> None:
         """Add each delta to the driver's month (creating it at zero), stamped by `stamps`
-        (None: the stamps stay as they were). Row order does not matter: writers of a tenant
-        are serialized by its lock (`lock_tenants`)."""
+        (None: the stamps stay as they were). Row order does not matter: writers of a driver
+        are serialized by its bucket's lock (`SqlUnitOfWork.lock`)."""
         kept = {key: totals for key, totals in deltas.items() if totals != NO_TOTALS}
         months = [month for _, _, month in kept]
         sums = list(kept.values())
@@ -110,7 +126,7 @@ class SqlDriverMonthStore:
             columns[f"{SCORE_COLUMNS[kind]}_weighted"] = [totals.weighted[i] for totals in sums]
             columns[f"{SCORE_COLUMNS[kind]}_weight"] = [totals.weight[i] for totals in sums]
         if stamps is not None:
-            columns["changed_in"] = [stamps[tenant, month] for tenant, _, month in kept]
+            columns["changed_in"] = [stamps[key] for key in kept]
         upsert_columns(
             self._c,
             driver_months,
