@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError, Message
 from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 
 from consumers import framing, json_events, unknown_fields
-from service.app.records import EPOCH, Rejected, arrival_at
+from service.app.records import EPOCH, Rejected, arrival_at, moment_at
 from service.domain import bounds
 from service.domain import events as ev
 from service.domain.validation import TIME_RANGE, problem_with
@@ -336,7 +336,7 @@ def _time(message: Any, field: str) -> datetime | None:
     if not (_TIMESTAMP_SECONDS[0] <= seconds <= _TIMESTAMP_SECONDS[1] and 0 <= nanos <= _NANOS):
         raise _Invalid(f"{field} is not a valid Timestamp (seconds {seconds}, nanos {nanos})")
     # Cheaper than Timestamp.ToDatetime on the ingest path; microsecond precision, like it.
-    return EPOCH + timedelta(0, seconds, nanos // 1000)  # positional: cheaper than keywords
+    return moment_at(seconds, nanos // 1000)
 
 
 def _required_time(message: Any, field: str) -> datetime:
