@@ -263,12 +263,14 @@ def _validated(event: ev.Event) -> ev.Event | Rejected:
 
 
 def _is_json(headers: Iterable[tuple[str, bytes | None]]) -> bool:
-    return any(
-        name.lower() == "content-type"
-        and value is not None
-        and value.split(b";")[0].strip().lower() == JSON
-        for name, value in headers
-    )
+    for name, value in headers:
+        if value is None:
+            continue
+        if value == JSON and name == "content-type":  # as producers send it: once a record
+            return True
+        if name.lower() == "content-type" and value.split(b";")[0].strip().lower() == JSON:
+            return True
+    return False
 
 
 def load_json(value: bytes) -> Any:
