@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf.message import Message
 from podium.events.v1 import trips_pb2
 
+from consumers.remembered import Remembered
 from consumers.unknown_fields import field_path
 from service.domain import events as ev
 
@@ -307,21 +308,16 @@ def canonical_trip(value: bytes, arrived_at: datetime) -> ev.Event | None:
 
 
 REMEMBERED_SCORES = 4_096
-"""Trips' scores `_scores_of` remembers at most, by their JSON; beyond, it starts again."""
-_SCORES_SEEN: dict[str, ev.Scores] = {}
+"""Trips' scores remembered at most, by their JSON (or their binary message: decode)."""
+_SCORES_SEEN: Remembered[str, ev.Scores] = Remembered(REMEMBERED_SCORES)
 
 
 def _scores_of(members: str) -> ev.Scores:
     """The scores of a trip's `scores` members (their JSON text), remembered for the next
-    trip with the same text: scores repeat (producers send a few hundred distinct values of
-    each, `service.domain.exact`), and reading them is a sixth of reading the trip."""
+    trip with the same text: scores repeat, and reading them is a sixth of reading the
+    trip."""
     found = _SCORES_SEEN.get(members)
-    if found is None:
-        found = _canonical_scores(members)
-        if len(_SCORES_SEEN) >= REMEMBERED_SCORES:
-            _SCORES_SEEN.clear()
-        _SCORES_SEEN[members] = found
-    return found
+    return _SCORES_SEEN.keep(members, _canonical_scores(members)) if found is None else found
 
 
 def _canonical_scores(members: str) -> ev.Scores:
