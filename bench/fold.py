@@ -62,6 +62,21 @@ class Fold:
         return self.records / self.first_to_last if self.first_to_last else float("nan")
 
     @property
+    def cpu_per_event(self) -> float:
+        """Microseconds of CPU per event folded by Podium's processes (SQLite works in them;
+        PostgreSQL's backends are `database_cpu_per_event`): what the machine's other load
+        moves far less than the rate."""
+        return self._per_event(sum(self.cpu.processes.values()))
+
+    @property
+    def database_cpu_per_event(self) -> float:
+        """The same of every PostgreSQL backend on the machine (others' included)."""
+        return self._per_event(self.cpu.database)
+
+    def _per_event(self, seconds: float) -> float:
+        return seconds / self.records * 1e6 if self.records else float("nan")
+
+    @property
     def cores_busy(self) -> float:
         """Cores kept busy while folding, by Podium's processes and PostgreSQL together."""
         return (sum(self.cpu.processes.values()) + self.cpu.database) / self.first_to_last
@@ -180,6 +195,8 @@ class PeerFold:
     error: str = ""
     committed: int = 0
     """Records whose offsets the peer's group has committed once it stopped."""
+    cpu_seconds: float = float("nan")
+    """CPU time the peer's process used from its first record to its last."""
 
 
 async def peer_fold(servers: str, topic: str, expected: int, guarantee: str, fold: str) -> PeerFold:
@@ -208,7 +225,13 @@ async def peer_fold(servers: str, topic: str, expected: int, guarantee: str, fol
     if "error" in answer:
         return PeerFold(None, answer.get("version", ""), answer["error"])
     committed = await committed_records(servers, topic, group)
-    return PeerFold(Rate(answer["records"], answer["seconds"]), answer["version"], "", committed)
+    return PeerFold(
+        Rate(answer["records"], answer["seconds"]),
+        answer["version"],
+        "",
+        committed,
+        answer.get("cpu_seconds", float("nan")),
+    )
 
 
 async def committed_records(servers: str, topic: str, group: str) -> int:
