@@ -114,7 +114,9 @@ async def serve_fold(
             )
             for _ in range(processes)
         ]
-        servers: list[PodiumServe] = []
+        # Made before they start, so that the CPU is sampled from a process's first folded
+        # event on, also when it folds its backlog before it reports SERVING.
+        servers = [PodiumServe(run, role) for run in runs]
 
         def sample() -> Cpu:
             pids = [s.pid for s in servers if s.pid is not None]
@@ -124,8 +126,8 @@ async def serve_fold(
         async with contextlib.AsyncExitStack() as stack:
             watching = asyncio.create_task(watch_folded(runs, expected, sample))
             try:
-                for run in runs:
-                    servers.append(await stack.enter_async_context(PodiumServe(run, role)))
+                for server in servers:
+                    await stack.enter_async_context(server)
                 if produce is not None:
                     await until_joined(runs)
                     await produce()

@@ -148,11 +148,12 @@ async def beside_peer(settings: Settings, count: int, podium: Fold) -> None:
             say(f"{name}: FAILED against the local broker (Tansu): {peer.error}")
             continue
         peer_cpu = peer.cpu_seconds / peer.rate.records * 1e6
+        cpu_ratio = peer_cpu / podium.cpu_per_event if podium.cpu_per_event else float("nan")
         say(
             f"{name}: {peer.rate.per_second:,.0f} trip events/s (same JSON records, offsets "
             f"committed for {peer.committed:,} of {count:,}); podium serve / peer: "
             f"{podium.per_second / peer.rate.per_second:.2f}; CPU per event {peer_cpu:,.1f} us, "
-            f"peer / podium serve's process {peer_cpu / podium.cpu_per_event:.2f}"
+            f"peer / podium serve's process {cpu_ratio:.2f}"
         )
 
 
