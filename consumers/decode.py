@@ -450,7 +450,7 @@ _SCORES_SEEN: Remembered[bytes, ev.Scores] = Remembered(json_events.REMEMBERED_S
 
 def _scores(s: Any) -> ev.Scores:
     """A trip's scores, remembered by their message's bytes for the next trip that sends the
-    same (scores repeat; the bytes cost a fifth of reading the scores: bench/RESULTS.md)."""
+    same (scores repeat, and their bytes cost far less than reading them)."""
     key: bytes = s.SerializeToString()
     found = _SCORES_SEEN.get(key)
     return _SCORES_SEEN.keep(key, _read_scores(s)) if found is None else found

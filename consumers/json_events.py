@@ -314,7 +314,7 @@ _SCORES_SEEN: Remembered[str, ev.Scores] = Remembered(REMEMBERED_SCORES)
 
 def _scores_of(members: str) -> ev.Scores:
     """The scores of a trip's `scores` members (their JSON text), remembered for the next
-    trip with the same text: scores repeat, and reading them is a sixth of reading the
+    trip with the same text: scores repeat, and reading them is a good part of reading the
     trip."""
     found = _SCORES_SEEN.get(members)
     return _SCORES_SEEN.keep(members, _canonical_scores(members)) if found is None else found
