@@ -62,6 +62,21 @@ class Fold:
         return self.records / self.first_to_last if self.first_to_last else float("nan")
 
     @property
+    def cpu_per_event(self) -> float:
+        """Microseconds of CPU per event folded by Podium's processes (SQLite works in them;
+        PostgreSQL's backends are `database_cpu_per_event`): what the machine's other load
+        moves far less than the rate."""
+        return self._per_event(sum(self.cpu.processes.values()))
+
+    @property
+    def database_cpu_per_event(self) -> float:
+        """The same of every PostgreSQL backend on the machine (others' included)."""
+        return self._per_event(self.cpu.database)
+
+    def _per_event(self, seconds: float) -> float:
+        return seconds / self.records * 1e6 if self.records else float("nan")
+
+    @property
     def cores_busy(self) -> float:
         """Cores kept busy while folding, by Podium's processes and PostgreSQL together."""
         return (sum(self.cpu.processes.values()) + self.cpu.database) / self.first_to_last
@@ -99,7 +114,9 @@ async def serve_fold(
             )
             for _ in range(processes)
         ]
-        servers: list[PodiumServe] = []
+        # Made before they start, so that the CPU is sampled from a process's first folded
+        # event on, also when it folds its backlog before it reports SERVING.
+        servers = [PodiumServe(run, role) for run in runs]
 
         def sample() -> Cpu:
             pids = [s.pid for s in servers if s.pid is not None]
@@ -109,8 +126,8 @@ async def serve_fold(
         async with contextlib.AsyncExitStack() as stack:
             watching = asyncio.create_task(watch_folded(runs, expected, sample))
             try:
-                for run in runs:
-                    servers.append(await stack.enter_async_context(PodiumServe(run, role)))
+                for server in servers:
+                    await stack.enter_async_context(server)
                 if produce is not None:
                     await until_joined(runs)
                     await produce()
@@ -180,6 +197,8 @@ class PeerFold:
     error: str = ""
     committed: int = 0
     """Records whose offsets the peer's group has committed once it stopped."""
+    cpu_seconds: float = float("nan")
+    """CPU time the peer's process used from its first record to its last."""
 
 
 async def peer_fold(servers: str, topic: str, expected: int, guarantee: str, fold: str) -> PeerFold:
@@ -208,7 +227,13 @@ async def peer_fold(servers: str, topic: str, expected: int, guarantee: str, fol
     if "error" in answer:
         return PeerFold(None, answer.get("version", ""), answer["error"])
     committed = await committed_records(servers, topic, group)
-    return PeerFold(Rate(answer["records"], answer["seconds"]), answer["version"], "", committed)
+    return PeerFold(
+        Rate(answer["records"], answer["seconds"]),
+        answer["version"],
+        "",
+        committed,
+        answer.get("cpu_seconds", float("nan")),
+    )
 
 
 async def committed_records(servers: str, topic: str, group: str) -> int:

@@ -8,9 +8,9 @@ than the one Podium's tests need):
 GUARANTEE is `exactly-once` or `at-least-once`; FOLD is `dedupe` (state keyed by driver: a
 seen-key per trip id, so each trip counts once, then the driver's trips and distance) or
 `aggregate` (the driver's trips and distance, each record counted as it comes). Prints one
-JSON line: the records processed after the first, the seconds from the first to the last and
-Quix's version, or the error that stopped it. Imports nothing of Podium, only the standard
-library and Quix."""
+JSON line: the records processed after the first, the seconds from the first to the last, the
+process's CPU seconds meanwhile and Quix's version, or the error that stopped it. Imports
+nothing of Podium, only the standard library and Quix."""
 
 from __future__ import annotations
 
@@ -42,23 +42,30 @@ def aggregate(value: dict[str, Any], state: Any) -> None:
 
 class Clock:
     """Counts processed records and stops the application after the last one; timed from the
-    first record to the last, so the group join and the state's set-up are left out."""
+    first record to the last, so the group join and the state's set-up are left out, and the
+    CPU time the process (all its threads: librdkafka's, RocksDB's) used meanwhile."""
 
     def __init__(self, expected: int, app: Any) -> None:
         self._expected, self._app = expected, app
         self._seen = 0
         self._first = self._last = 0.0
+        self._first_cpu = self._last_cpu = 0.0
 
     def tick(self, _value: object) -> None:
         self._seen += 1
         self._last = time.perf_counter()
         if self._seen == 1:
-            self._first = self._last
+            self._first, self._first_cpu = self._last, time.process_time()
         if self._seen >= self._expected:
+            self._last_cpu = time.process_time()
             self._app.stop()
 
     def result(self) -> dict[str, object]:
-        return {"records": self._seen - 1, "seconds": self._last - self._first}
+        return {
+            "records": self._seen - 1,
+            "seconds": self._last - self._first,
+            "cpu_seconds": self._last_cpu - self._first_cpu,
+        }
 
 
 def tolerate_unreported_retention(manager: Any) -> None:

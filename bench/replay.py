@@ -133,9 +133,16 @@ async def beside_bare(
     fold = await serve_fold(settings, kind, folder, count)
     say(
         f"podium serve folds {fold.per_second:,.0f} trip events/s ({encoding.name}) — bare "
-        f"consumer {bare.per_second:,.0f}/s, ratio {fold.per_second / bare.per_second:.3f}"
+        f"consumer {bare.per_second:,.0f}/s, ratio {fold.per_second / bare.per_second:.3f}; "
+        f"CPU per event {fold.cpu_per_event:,.1f} us{database_cpu(kind, fold)}"
     )
     return fold
+
+
+def database_cpu(kind: str, fold: Fold) -> str:
+    if kind == "sqlite":
+        return " (SQLite in its process)"
+    return f", PostgreSQL's {fold.database_cpu_per_event:,.1f} us (all its backends)"
 
 
 async def beside_peer(settings: Settings, count: int, podium: Fold) -> None:
@@ -147,10 +154,13 @@ async def beside_peer(settings: Settings, count: int, podium: Fold) -> None:
         if peer.rate is None:
             say(f"{name}: FAILED against the local broker (Tansu): {peer.error}")
             continue
+        peer_cpu = peer.cpu_seconds / peer.rate.records * 1e6
+        cpu_ratio = peer_cpu / podium.cpu_per_event if podium.cpu_per_event else float("nan")
         say(
             f"{name}: {peer.rate.per_second:,.0f} trip events/s (same JSON records, offsets "
             f"committed for {peer.committed:,} of {count:,}); podium serve / peer: "
-            f"{podium.per_second / peer.rate.per_second:.2f}"
+            f"{podium.per_second / peer.rate.per_second:.2f}; CPU per event {peer_cpu:,.1f} us, "
+            f"peer / podium serve's process {cpu_ratio:.2f}"
         )
 
 

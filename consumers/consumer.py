@@ -43,17 +43,17 @@ class Consumer(Protocol):
 
 
 def to_record(message: ConsumerRecord[bytes, bytes]) -> Record:
-    headers = tuple(
-        (name, None if value is None else bytes(value)) for name, value in message.headers or ()
-    )
-    return Record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=message.timestamp,
-        key=message.key,
-        value=message.value or b"",
-        headers=headers,
+    headers = message.headers
+    return Record(  # positional: once per record consumed
+        message.topic,
+        message.partition,
+        message.offset,
+        message.timestamp,
+        message.key,
+        message.value or b"",
+        tuple((name, None if value is None else bytes(value)) for name, value in headers)
+        if headers
+        else (),
     )
 
 

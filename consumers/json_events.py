@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf.message import Message
 from podium.events.v1 import trips_pb2
 
+from consumers.remembered import Remembered
 from consumers.unknown_fields import field_path
 from service.domain import events as ev
 
@@ -157,6 +158,11 @@ def _timestamp(value: object) -> datetime:
     """
     if type(value) is not str or _TIMESTAMP.fullmatch(value) is None:
         raise _Unusual
+    return _moment(value)
+
+
+def _moment(value: str) -> datetime:
+    """`_timestamp` of a string already seen to be of the strict form."""
     try:
         if value[-1] == "Z":
             return datetime.fromisoformat(value)  # in UTC: the one `timezone.utc`
@@ -233,3 +239,114 @@ _FAMILIES: dict[str, tuple[_Names, Payloads]] = {
 }
 """The envelopes read here, by topic family: their field names, and a reader for each event
 of their `oneof event` that is read here (another is left to json_format)."""
+
+
+# --- a trip as producers write it, read without loading the JSON -----------------------------
+
+_W = r"[ \t\n\r]*+"
+"""JSON's whitespace (possessive: nothing to try again)."""
+_ID = r'"([^"\\\x00-\x1f]++)"'
+"""A string without escapes or control characters (which JSON allows nowhere unescaped): its
+characters are the string's, as json.loads reads them. Empty ones are left to `event_of`."""
+_AT = f'"({_TIMESTAMP.pattern})"'
+_JSON_NUMBER = r"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?"
+"""A JSON number, as json.loads's scanner reads one."""
+_NEXT = f"{_W},{_W}"
+
+
+def _member(key: str, value: str) -> str:
+    return f'"{key}"{_W}:{_W}{value}'
+
+
+_SCORE = _member("(?:safety|ecoDriving|distraction|speeding)", _JSON_NUMBER)
+_CANONICAL_TRIP = re.compile(
+    f"{_W}\\{{{_W}{_member('eventId', _ID)}{_NEXT}{_member('tenantId', _ID)}{_NEXT}"
+    f"{_member('occurredAt', _AT)}{_NEXT}{_member('tripCompleted', '')}\\{{{_W}"
+    f"{_member('tripId', _ID)}{_NEXT}{_member('userId', _ID)}{_NEXT}"
+    f"{_member('startedAt', _AT)}{_NEXT}{_member('endedAt', _AT)}"
+    f"(?:{_NEXT}{_member('distanceKm', f'({_JSON_NUMBER})')})?"
+    f"(?:{_NEXT}{_member('scores', '')}\\{{{_W}((?:{_SCORE}(?:{_NEXT}{_SCORE})*+)?){_W}\\}})?"
+    f"{_W}\\}}{_W}\\}}{_W}"
+)
+"""A TripCompleted envelope with every field Podium knows in the order of their numbers, as
+protobuf's `json_format` writes it (and most producers' libraries do), any of the scores in
+any order; the optional ones (a zero distance, no scores) may be left out."""
+_SCORE_MEMBER = re.compile(f'"(safety|ecoDriving|distraction|speeding)"{_W}:{_W}({_JSON_NUMBER})')
+_NO_SCORES = ev.Scores()
+
+
+def canonical_trip(value: bytes, arrived_at: datetime) -> ev.Event | None:
+    """The event of a trip record's value written as `_CANONICAL_TRIP` says, read by one
+    regular expression instead of being loaded as JSON and read member by member; exactly
+    `event_of` of its loaded document, which then has no unknown fields. None for any other
+    value (a key twice among the scores too), which takes the usual route (its JSON is then
+    loaded, and may be refused)."""
+    try:
+        text = value.decode("utf-8")  # as `consumers.decode.load_json` begins
+    except UnicodeDecodeError:
+        return None
+    match = _CANONICAL_TRIP.fullmatch(text)
+    if match is None:
+        return None
+    event_id, tenant_id, occurred, trip_id, user_id, started, ended, km, scores = match.groups()
+    try:
+        ended_at = _moment(ended)
+        occurred_at = ended_at if occurred == ended else _moment(occurred)  # as often sent
+        return ev.Event(
+            ev.Meta(tenant_id, event_id, occurred_at, arrived_at),
+            ev.TripCompleted(  # positional: the hot path of JSON ingest
+                trip_id,
+                user_id,
+                _moment(started),
+                ended_at,
+                0.0 if km is None else _number(km),
+                _NO_SCORES if not scores else _scores_of(scores),
+            ),
+        )
+    except _Unusual:
+        return None
+
+
+REMEMBERED_SCORES = 4_096
+"""Trips' scores remembered at most, by their JSON (or their binary message: decode)."""
+_SCORES_SEEN: Remembered[str, ev.Scores] = Remembered(REMEMBERED_SCORES)
+
+
+def _scores_of(members: str) -> ev.Scores:
+    """The scores of a trip's `scores` members (their JSON text), remembered for the next
+    trip with the same text: scores repeat, and reading them is a good part of reading the
+    trip."""
+    found = _SCORES_SEEN.get(members)
+    return _SCORES_SEEN.keep(members, _canonical_scores(members)) if found is None else found
+
+
+def _canonical_scores(members: str) -> ev.Scores:
+    pairs = _SCORE_MEMBER.findall(members)
+    scores = dict(pairs)
+    if len(scores) != len(pairs):  # a key twice: json.loads refuses it (`load_json`)
+        raise _Unusual
+    get = scores.get
+    return ev.Scores(
+        _optional_number(get("safety")),
+        _optional_number(get("ecoDriving")),
+        _optional_number(get("distraction")),
+        _optional_number(get("speeding")),
+    )
+
+
+def _optional_number(token: str | None) -> float | None:
+    return None if token is None else _number(token)
+
+
+def _number(token: str) -> float:
+    """A JSON number as `_double` reads what json.loads makes of it: a float of its text when
+    it has a fraction or an exponent, else an int, made a float."""
+    if token.lstrip("-").isdigit():
+        try:
+            return _double(int(token))
+        except ValueError:  # more digits than Python reads as an int: json.loads refuses it
+            raise _Unusual from None
+    number = float(token)
+    if not math.isfinite(number):
+        raise _Unusual
+    return number

@@ -46,6 +46,10 @@ def to_micros(moment: datetime) -> int:
     return (moment - EPOCH) // _MICROSECOND
 
 
+def _micros_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - EPOCH) // _MICROSECOND
+
+
 def from_micros(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=micros)
 
@@ -58,6 +62,11 @@ class Instant(TypeDecorator[datetime]):
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
         return None if value is None else to_micros(value)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], int | None]:
+        """`process_bind_param` without the wrapping layer (BigInteger binds as it is, on
+        either database): ingest binds two or three times a trip by the ten thousand."""
+        return _micros_or_none
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         return None if value is None else from_micros(int(value))

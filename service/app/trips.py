@@ -49,10 +49,10 @@ def fold_trips(
         meta, payload = item.event.meta, item.event.payload
         before = current.get(key)
         try:
-            if isinstance(payload, TripCompleted):
+            if type(payload) is TripCompleted:
                 after = after_completed(before, payload, meta.arrived_at)
             else:
-                assert isinstance(payload, TripDeleted)
+                assert type(payload) is TripDeleted
                 after = after_deleted(before, payload.trip_id, payload.user_id, meta.arrived_at)
         except TripConflict as conflict:
             outcome.rejected.append(
@@ -63,14 +63,19 @@ def fold_trips(
             )
             continue
         current[key] = after
+    new: dict[TripKey, StoredTrip] = {}
+    changed: dict[TripKey, StoredTrip] = {}
+    changes = outcome.changes
     for key, after in current.items():  # stored trips first, then new ones as they came
         before = stored.get(key)
-        if after != before:
-            outcome.changes.append(TripChange(key[0], before, after))
-    uow.trips.save(
-        new={k: v for k, v in current.items() if k not in stored},
-        changed={k: v for k, v in current.items() if k in stored and v != stored[k]},
-    )
+        if before is None:
+            new[key] = after
+        elif after != before:
+            changed[key] = after
+        else:
+            continue
+        changes.append(TripChange(key[0], before, after))
+    uow.trips.save(new=new, changed=changed)
     deltas = month_deltas(outcome.changes, rules)
     shard_of = {key: buckets.of(key[1]) for key in deltas}
     outcome.months = {

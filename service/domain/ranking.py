@@ -176,17 +176,23 @@ class MonthDeltas(Generic[S]):
 
     def __init__(self, grace: timedelta) -> None:
         self._grace = grace
-        self._sums: dict[tuple[S, str, Month], _Sums] = {}
+        self._sums: dict[tuple[S, str, int, int], _Sums] = {}
+        """By scope, driver, year and month number: a key of built-in values, hashed in C
+        (once per trip folded), the `Month` kept in the sums."""
 
     def add(self, scope: S, trip: TripFacts, sign: int = 1) -> None:
         """Count `trip` (its contribution times `sign`, +1 or -1) under `scope`."""
-        month, counted = _month_counted_in(trip, self._grace)
-        if not counted:
+        ended = trip.ended_at
+        if ended.tzinfo is not UTC:
+            ended = ended.astimezone(UTC)
+        year, number = ended.year, ended.month
+        month, freezes_at = _month_and_freeze(year, number, self._grace)
+        if not counts_by(trip, freezes_at):
             return
-        key = (scope, trip.user_id, month)
+        key = (scope, trip.user_id, year, number)
         sums = self._sums.get(key)
         if sums is None:
-            sums = self._sums[key] = _Sums()
+            sums = self._sums[key] = _Sums(month)
         sums.trips += sign
         km = exact(trip.distance_km)
         if sign < 0:
@@ -201,8 +207,8 @@ class MonthDeltas(Generic[S]):
     def totals(self) -> dict[tuple[S, str, Month], MonthTotals]:
         """The non-zero sums (a trip and its undoing in one batch cancel out)."""
         return {
-            key: sums.totals()
-            for key, sums in self._sums.items()
+            (scope, user, sums.month): sums.totals()
+            for (scope, user, _, _), sums in self._sums.items()
             if sums.trips or any(sums.figures)
         }
 
@@ -211,9 +217,10 @@ class _Sums:
     """One driver month's sums as `MonthDeltas` adds to them: the trips, and the km, weighted
     sums and weights in `MonthTotals` order."""
 
-    __slots__ = ("figures", "trips")
+    __slots__ = ("figures", "month", "trips")
 
-    def __init__(self) -> None:
+    def __init__(self, month: Month) -> None:
+        self.month = month
         self.trips = 0
         self.figures = [ZERO] * 9
 

@@ -38,12 +38,13 @@ class TripFacts:
 
     @classmethod
     def from_event(cls, event: TripCompleted, arrived_at: datetime) -> TripFacts:
+        scores = event.scores  # in_kind_order, inline: once per trip folded
         return cls(
             event.trip_id,
             event.user_id,
             event.ended_at,
             event.distance_km,
-            event.scores.in_kind_order(),
+            (scores.safety, scores.eco_driving, scores.distraction, scores.speeding),
             arrived_at,
         )
 
@@ -110,7 +111,7 @@ def after_completed(
     """The trip once `event` is folded. A trip is immutable: the same figures re-sent change
     nothing, other figures for a recorded trip are a conflict."""
     facts = TripFacts.from_event(event, arrived_at)
-    if before is None:
+    if before is None:  # most of a replay: a trip seen for the first time
         return facts
     if isinstance(before, Tombstone):
         _same_user(before, event.user_id)

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Dialect, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
 from service.adapters.sql import InList, add_to_rows, key_lookups, upsert
 from service.adapters.tables import (
+    EPOCH,
+    Instant,
     challenge_entries,
     consumer_offsets,
     driver_months,
@@ -216,3 +219,15 @@ def test_adding_to_a_row_by_an_over_long_key_changes_no_row_sharing_its_prefix(
         add_to_rows(c, state_versions, [{"key": prefix + "x", "version": 5}], keys=["key"])
         stored = c.execute(select(state_versions.c.version)).scalar_one()
     assert stored == 1
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [sqlite.dialect(), postgresql.psycopg.dialect()],  # type: ignore[no-untyped-call]
+)
+def test_a_time_binds_as_through_the_type_decorator_on_either_database(dialect: Dialect) -> None:
+    instant = Instant()
+    assert instant.impl_instance.bind_processor(dialect) is None  # BigInteger binds as it is
+    process = instant.bind_processor(dialect)
+    for moment in (None, EPOCH, AT, datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)):
+        assert process(moment) == instant.process_bind_param(moment, dialect)

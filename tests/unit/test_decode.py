@@ -19,6 +19,7 @@ from podium.v1 import common_pb2
 
 import consumers.decode as decode_module
 from consumers.decode import ENVELOPES, decode, decode_noting_unknown_fields
+from consumers.remembered import Remembered
 from service.app.records import Rejected
 from service.domain import events as ev
 from tests.builders import (
@@ -692,3 +693,31 @@ def test_what_confluents_protobuf_serializer_writes_for_each_envelope_is_read(fa
     assert name == "__value_schema_id"
     assert isinstance(value, bytes)
     assert decode(family, in_header, [(name, value)], ARRIVED_MS) == bare
+
+
+def test_each_trip_has_its_own_scores_however_often_the_same_are_sent() -> None:
+    sent = [(8.0, None), (8.0, 7.5), (8.0, None), (0.0, None), (8.0, 7.5), (-0.0, 0.0)]
+    for form in ("binary", "JSON"):
+        for n, (safety, eco) in enumerate(sent * 2):
+            envelope = trip_envelope(f"t{n}", "ann", safety=safety, ended_at=ARRIVED)
+            if eco is not None:
+                envelope.trip_completed.scores.eco_driving = eco
+            value = envelope.SerializeToString()
+            if form == "JSON":
+                value = json_format.MessageToJson(envelope).encode()
+            event = decode("trips", value, [], ARRIVED_MS)
+            assert isinstance(event, ev.Event)
+            assert isinstance(event.payload, ev.TripCompleted)
+            scores = event.payload.scores
+            assert (scores.safety, scores.eco_driving) == (safety, eco), (form, n)
+            assert scores.safety is not None
+            assert math.copysign(1, scores.safety) == math.copysign(1, safety)  # -0.0 too
+
+
+def test_what_is_remembered_is_forgotten_all_at_once_beyond_its_size() -> None:
+    remembered: Remembered[int, str] = Remembered(2)
+    assert remembered.keep(1, "a") == "a"
+    remembered.keep(2, "b")
+    assert (remembered.get(1), remembered.get(2)) == ("a", "b")
+    remembered.keep(3, "c")
+    assert (remembered.get(1), remembered.get(2), remembered.get(3)) == (None, None, "c")

@@ -46,6 +46,9 @@ def assert_same_as_json_format(value: bytes) -> ev.Event | None:
     decode() gives the same with and without it, the same unknown fields too, and what it
     recognises json_format reads."""
     fast = fast_path(value)
+    canonical = json_events.canonical_trip(value, ARRIVED)
+    if canonical is not None:  # read without loading the JSON: as the document is read
+        assert fast == (canonical, [])
     with_fast_path = decode_noting_unknown_fields("trips", value, JSON, ARRIVED_MS)
     through_json_format = decode_noting_unknown_fields(
         "trips", value, JSON, ARRIVED_MS, json_fast_path=False
@@ -97,6 +100,15 @@ def test_what_producers_send_takes_the_fast_path_and_decodes_as_through_json_for
     fast = assert_same_as_json_format(value)
     assert fast is not None
     assert isinstance(decode("trips", value, JSON, ARRIVED_MS), ev.Event)
+
+
+def test_a_trip_as_json_format_writes_it_is_read_without_loading_its_json() -> None:
+    written = [v for v in _producer_records() if b"tripCompleted" in v and not v.startswith(b'{"')]
+    assert len(written) >= 8  # json_format's own output (`podium produce`, the bench)
+    for value in written:
+        assert json_events.canonical_trip(value, ARRIVED) is not None, value
+        compact = json.dumps(json.loads(value), separators=(",", ":")).encode()
+        assert json_events.canonical_trip(compact, ARRIVED) is not None, compact
 
 
 def test_decode_reads_what_producers_send_without_json_format(
@@ -193,6 +205,30 @@ def test_an_unusual_record_is_left_to_json_format(value: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    "value",
+    [
+        # the usual route reads these, or refuses them
+        json.dumps(TRIP)
+        .replace('"scores": {"safety": 8.7}', '"scores": {"safety": 8.7, "safety": 1.0}')
+        .encode(),  # a key twice: refused
+        json.dumps(TRIP).replace('"userId": "ann"', '"userId": "a\\u006en"').encode(),
+        json.dumps(TRIP).replace("23.4", "1e400").encode(),  # refused
+        json.dumps(TRIP).replace("23.4", "1" * 5000).encode(),  # refused
+        json.dumps(TRIP).replace("23.4", "2" * 400).encode(),  # a double beyond 2**1000
+        json.dumps(TRIP).replace('"ann"', '"\xff"').encode("latin-1"),  # not UTF-8: refused
+        json.dumps(TRIP).replace('"ann"', '""').encode(),  # an empty id: refused
+        json.dumps(TRIP).replace('"e1"', '"e\u0000"').encode(),
+        json.dumps({**TRIP, "schemaVersion": 1}).encode(),  # a field Podium does not know
+        json.dumps(dict(reversed(TRIP.items()))).encode(),  # another order
+        json.dumps(TRIP)[:-1].encode(),  # cut short
+    ],
+)
+def test_any_other_trip_takes_the_usual_route(value: bytes) -> None:
+    assert json_events.canonical_trip(value, ARRIVED) is None
+    assert_same_as_json_format(value)
+
+
+@pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
         ("tripCompleted.distanceKm", "Infinity", None),  # refused by the rules, identically
@@ -259,12 +295,21 @@ class Obj(list[tuple[str, Any]]):
     """A JSON object as its members in order, a key possibly twice."""
 
 
-def dumps(value: object) -> str:
+def dumps(value: object, comma: str = ", ", colon: str = ": ", escape: bool = True) -> str:
+    """`value` as JSON, non-ASCII characters escaped (`\\u00e9`) unless not `escape`."""
     if isinstance(value, Obj):
-        return "{" + ", ".join(f"{json.dumps(k)}: {dumps(v)}" for k, v in value) + "}"
+        return (
+            "{"
+            + comma.join(
+                f"{json.dumps(k, ensure_ascii=escape)}{colon}{dumps(v, comma, colon, escape)}"
+                for k, v in value
+            )
+            + "}"
+        )
     if isinstance(value, list):
-        return "[" + ", ".join(dumps(v) for v in value) + "]"
-    return json.dumps(value)  # NaN and Infinity as json.loads (and json_format) read them
+        return "[" + comma.join(dumps(v, comma, colon, escape) for v in value) + "]"
+    # NaN and Infinity as json.loads (and json_format) read them
+    return json.dumps(value, ensure_ascii=escape)
 
 
 Values = st.SearchStrategy[Any]
@@ -500,6 +545,56 @@ def test_the_fast_path_is_none_or_decodes_as_through_json_format(document: str) 
     assert_same_as_json_format(document.encode())
 
 
+@st.composite
+def in_field_order(draw: st.DrawFn) -> str:
+    """A trip record as json_format writes it (`json_events.canonical_trip`): its members in
+    the order of their fields' numbers, the scores in any, the optional ones sometimes left
+    out, in any of JSON's whitespace; each value usual or, by a chance that varies from one
+    example to the next, odd (a score may come twice)."""
+    noise = draw(st.sampled_from([0, 5, 20, 50]))
+    numbers = st.one_of(st.floats(0, 10), st.integers(0, 10), st.floats(0, 20_000))
+
+    def value(usual: Values, odd: Values) -> object:
+        return draw(odd if draw(st.integers(0, 99)) < noise else usual)
+
+    scores = Obj()
+    for name in draw(st.permutations(["safety", "ecoDriving", "distraction", "speeding"])):
+        if draw(st.booleans()):
+            scores.append((name, value(numbers, ODD_DOUBLES)))
+    if scores and draw(st.integers(0, 99)) < noise:
+        scores.insert(draw(st.integers(0, len(scores))), scores[0])
+    trip = Obj(
+        [
+            ("tripId", value(STRINGS, ODD_STRINGS)),
+            ("userId", value(STRINGS, ODD_STRINGS)),
+            ("startedAt", value(timestamps(False, (1, 14)), timestamps(odd=True))),
+            ("endedAt", value(timestamps(False, (15, 28)), timestamps(odd=True))),
+        ]
+    )
+    if draw(st.integers(0, 3)):
+        trip.append(("distanceKm", value(numbers, ODD_DOUBLES)))
+    if draw(st.integers(0, 3)):
+        trip.append(("scores", scores))
+    envelope = Obj(
+        [
+            ("eventId", value(STRINGS, ODD_STRINGS)),
+            ("tenantId", value(STRINGS, ODD_STRINGS)),
+            ("occurredAt", value(timestamps(odd=False), timestamps(odd=True))),
+            ("tripCompleted", trip),
+        ]
+    )
+    comma, colon = draw(
+        st.sampled_from([(", ", ": "), (",", ":"), (",\n  ", " : "), ("\t,\r", ":\n")])
+    )
+    return dumps(envelope, comma, colon, escape=draw(st.booleans()))
+
+
+@settings(max_examples=profiles.examples(800), deadline=None)
+@given(in_field_order())
+def test_a_trip_in_field_order_is_read_as_its_loaded_json_is(document: str) -> None:
+    assert_same_as_json_format(document.encode("utf-8", "surrogatepass"))  # may not be UTF-8
+
+
 @settings(max_examples=profiles.examples(300), deadline=None)
 @given(
     trip=st.builds(
@@ -525,3 +620,4 @@ def test_a_well_formed_trip_is_recognised_whatever_its_figures(
     envelope.trip_completed.ended_at.nanos = micros * 1000
     value = json_format.MessageToJson(envelope).encode()
     assert assert_same_as_json_format(value) is not None
+    assert json_events.canonical_trip(value, ARRIVED) is not None
