@@ -72,7 +72,7 @@ async def test_a_member_killed_is_removed_by_its_successor_under_the_same_instan
     member under another name is left alone."""
     with empty_database("sqlite", tmp_path) as url:
         settings = isolated_settings(
-            broker, url, PODIUM_INSTANCE_ID="consumers-0", PODIUM_SESSION_TIMEOUT_SECONDS="60"
+            broker, url, PODIUM_INSTANCE_ID="consumers-0", PODIUM_SESSION_TIMEOUT_SECONDS="20"
         )
         other = replace(settings, instance_id="consumers-1")
         killed = ServeProcess(settings, tmp_path / "killed.log", role="consumers")
@@ -85,7 +85,7 @@ async def test_a_member_killed_is_removed_by_its_successor_under_the_same_instan
             await killed.kill()
             assert sorted(await group_members(settings)) == sorted(before)  # still there
             async with ServeProcess(settings, tmp_path / "successor.log", role="consumers"):
-                # The 60 s session has not ended: only the successor could have removed it.
+                # The 20 s session has not ended: only the successor could have removed it.
                 for _ in range(300):
                     if "removed member" in (tmp_path / "successor.log").read_text():
                         break

@@ -657,7 +657,11 @@ async def _replay_from_the_start(broker: LocalBroker, folder: Path, kind: str, e
     stream = mixed_stream(_tenant(), events, now=datetime.now(UTC), seed=seed)
     print(_summary(stream))
     with empty_database(kind, folder) as url:
-        settings = isolated_settings(broker, url, PODIUM_BATCH_MAX_RECORDS=SMALL_BATCH)
+        # Every answer of a big stream is asked for, faster than a key's rate limit allows:
+        # the limiter is not what this test is about (tests/unit/test_limits.py).
+        settings = isolated_settings(
+            broker, url, PODIUM_BATCH_MAX_RECORDS=SMALL_BATCH, PODIUM_RATE_LIMIT_PER_KEY="0"
+        )
         podium = ServeProcess(settings, folder / "serve.log")
         async with _database(url, settings.consumer_group) as database:
             podium.start()
