@@ -65,10 +65,10 @@ def murmur2(data: bytes) -> int:
 
 
 BUCKET_CACHE = 1 << 17
-"""Keys whose bucket is remembered: murmur2 in Python costs 3-4 us a key, several times what a
-batch spends on an event otherwise. A tenant of 100,000 drivers fits (about 19 MiB); at 65,536
-a replay of 100,000 drivers missed on a third of its look-ups, and the lock buckets were a
-fifth of what its fold grew per event at 10x (bench/RESULTS.md, "Growth")."""
+"""Keys whose bucket is remembered: murmur2 in Python costs 3-4 us a key, more than the rest of
+`locks_of`'s work on an event. A tenant of 100,000 drivers fits (about 19 MiB when full); at
+65,536, a replay of 100,000 drivers missed on about two fifths of its look-ups (bench/RESULTS.md,
+"Growth at 10x on SQLite")."""
 
 
 @functools.lru_cache(maxsize=BUCKET_CACHE)
