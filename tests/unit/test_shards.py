@@ -52,3 +52,29 @@ def test_each_shard_has_its_own_range_of_stamps() -> None:
     assert not low < stamp(2, 5) < high
     assert not low < stamp(3, 0) < high
     assert not low < stamp(1, 10**9) < high
+
+
+def test_a_batch_finds_each_keys_bucket_once() -> None:
+    """However many of a user's events a batch holds, their bucket is looked up once."""
+    asked: list[str] = []
+
+    class Counted(Buckets):
+        def of(self, key: str) -> int:
+            asked.append(key)
+            return super().of(key)
+
+    events = [trip(f"t{n}", "ann" if n % 3 else "bob") for n in range(30)]
+    assert locks_of(events, Counted(4)) == Locks(
+        set(), {"acme": {bucket(u, 4) for u in ("ann", "bob")}}
+    )
+    assert sorted(asked) == ["ann", "bob"]
+
+
+def test_the_buckets_of_a_100000_user_tenant_are_remembered() -> None:
+    """murmur2 in Python costs several times a batch's other work on an event: a tenant of
+    100,000 users is looked up again without computing it again."""
+    bucket.cache_clear()
+    users = [f"user-{n}" for n in range(100_000)]
+    first = [bucket(u, 4) for u in users]
+    assert [bucket(u, 4) for u in users] == first
+    assert bucket.cache_info().hits == len(users)
