@@ -8,9 +8,10 @@ of a batch, found those objects alive, traversed them and carried them into the 
 generations to traverse them again (2.6-3.6 us of a JSON trip's 31-34 us of CPU,
 bench/RESULTS.md). While a batch is in hand automatic collection is off; once the batch is
 let go the youngest generation is collected (little is left in it), and the older ones on
-CPython's own schedule (`gc.get_threshold()`'s counts). When nothing is in hand, automatic
-collection is back on, so whatever else the process does (the API) is collected as before;
-garbage made meanwhile waits at most one batch."""
+CPython's own schedule (`gc.get_threshold()`'s counts). When nothing is in hand, or a batch waits
+for the database to come back (`consumers.applier`), automatic collection is back on, so
+whatever else the process does (the API) is collected as before; garbage made meanwhile waits
+at most one batch."""
 
 from __future__ import annotations
 

@@ -67,6 +67,7 @@ class ConsumerLoop:
             progress_seconds,
         )
         database = DatabaseWatch(self._reporter, silent_seconds)
+        self._collector = BatchCollector()
         self._fetcher = Fetcher(
             consumer,
             self.positions,
@@ -85,6 +86,7 @@ class ConsumerLoop:
             self._fetcher,
             self._reporter,
             database,
+            self._collector,
             first_backoff=first_backoff,
             tracer=tracer,
         )
@@ -102,7 +104,7 @@ class ConsumerLoop:
         self._member.join(list(self._family_of))
         await self._member.started()
         applying: asyncio.Task[Retry | None] | None = None
-        collector = BatchCollector()
+        collector = self._collector
         self._reporter.publish()
         progress = asyncio.create_task(self._reporter.log_progress())
         try:

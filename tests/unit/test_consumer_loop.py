@@ -358,6 +358,17 @@ async def test_automatic_collection_is_off_while_a_batch_is_in_hand_and_on_once_
     assert gc.isenabled()
 
 
+async def test_automatic_collection_is_on_while_a_batch_waits_for_the_database() -> None:
+    store = FakeStore(unavailable=1_000_000)
+    async with running(store) as h:
+        offsets = h.produce(P0, 5)
+        await until(lambda: bool(h.reports) and h.last.backing_off is not None)
+        assert gc.isenabled()
+        store.unavailable = 0
+        await until(settled(h, *h.ids(P0, offsets)))
+        await until(gc.isenabled)
+
+
 async def test_records_fetched_before_a_rewind_are_never_applied() -> None:
     """A run decoded while the batch before it was fenced out belongs to the old position:
     after the rewind only what is fetched anew is applied."""
