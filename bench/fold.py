@@ -56,6 +56,8 @@ class Fold:
     cpu: Cpu
     backends: str = ""
     """With `sample_backends`, what PostgreSQL's backends for these processes were doing."""
+    peak_memory_mib: float = float("nan")
+    """The largest peak resident set (VmHWM) of Podium's processes."""
 
     @property
     def per_second(self) -> float:
@@ -145,6 +147,7 @@ async def serve_fold(
         done_at - started,
         done_cpu.since(first_cpu),
         states.line() if sample_backends else "",
+        max((s.stopped.peak_memory_mib for s in servers if s.stopped), default=float("nan")),
     )
 
 

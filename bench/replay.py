@@ -134,7 +134,8 @@ async def beside_bare(
     say(
         f"podium serve folds {fold.per_second:,.0f} trip events/s ({encoding.name}) — bare "
         f"consumer {bare.per_second:,.0f}/s, ratio {fold.per_second / bare.per_second:.3f}; "
-        f"CPU per event {fold.cpu_per_event:,.1f} us{database_cpu(kind, fold)}"
+        f"CPU per event {fold.cpu_per_event:,.1f} us{database_cpu(kind, fold)}; peak memory "
+        f"{fold.peak_memory_mib:,.0f} MiB (VmHWM)"
     )
     return fold
 

@@ -21,6 +21,7 @@ from aiokafka import errors as kafka_errors
 from opentelemetry.trace import Tracer
 
 from consumers.backoff import Backoff, DatabaseWatch
+from consumers.collector import BatchCollector
 from consumers.consumer import Consumer
 from consumers.fetcher import Fetcher
 from consumers.positions import Positions, Status
@@ -52,6 +53,7 @@ class Applier:
         fetcher: Fetcher,
         reporter: Reporter,
         database: DatabaseWatch,
+        collector: BatchCollector,
         *,
         first_backoff: float,
         tracer: Tracer | None = None,
@@ -64,6 +66,8 @@ class Applier:
         self._fetcher = fetcher
         self._reporter = reporter
         self._database = database
+        self._collector = collector
+        """Back on while a batch waits for the database: an outage may last hours."""
         self._first_backoff = first_backoff
         self._tracer = tracer
 
@@ -125,6 +129,7 @@ class Applier:
             else:
                 log.warning("retrying a batch in %.1f s (%s)", delay, retry.why)
             self._reporter.back_off(retry.why)
+            self._collector.resume()
             await self._keep_alive(delay, stop)
             retry = await self._database(self.apply(retry.runs))
         if self._reporter.backing_off is not None and retry is None:

@@ -11,7 +11,8 @@ each partition stands. Each concern has one owner, and the loop only passes work
   dead letter);
 - `consumers.applier`: applying in one transaction, retried while the database fails, the
   records at fault isolated by `service.app.ingest` (nothing stalls silently);
-- `consumers.reporter`: metrics, the first catch-up's progress, caught-up, and health.
+- `consumers.reporter`: metrics, the first catch-up's progress, caught-up, and health;
+- `consumers.collector`: the cyclic garbage collector, once per batch while batches come.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from opentelemetry.trace import Tracer
 
 from consumers.applier import Applier, Retry
 from consumers.backoff import FIRST_BACKOFF_SECONDS, SILENT_DATABASE_SECONDS, DatabaseWatch
+from consumers.collector import BatchCollector
 from consumers.consumer import Consumer
 from consumers.fetcher import RECHECK_SECONDS, Fetcher, LoadOffsets
 from consumers.rebalance import Member
@@ -65,6 +67,7 @@ class ConsumerLoop:
             progress_seconds,
         )
         database = DatabaseWatch(self._reporter, silent_seconds)
+        self._collector = BatchCollector()
         self._fetcher = Fetcher(
             consumer,
             self.positions,
@@ -83,6 +86,7 @@ class ConsumerLoop:
             self._fetcher,
             self._reporter,
             database,
+            self._collector,
             first_backoff=first_backoff,
             tracer=tracer,
         )
@@ -100,6 +104,7 @@ class ConsumerLoop:
         self._member.join(list(self._family_of))
         await self._member.started()
         applying: asyncio.Task[Retry | None] | None = None
+        collector = self._collector
         self._reporter.publish()
         progress = asyncio.create_task(self._reporter.log_progress())
         try:
@@ -108,6 +113,8 @@ class ConsumerLoop:
             while not stop.is_set():
                 await self._fetcher.resolve()
                 fetched = await self._fetcher.fetch()
+                if fetched:
+                    collector.pause()
                 # Decoding is pure, so it runs while the previous batch is still being applied
                 # (on PostgreSQL that batch mostly waits on the server, with the GIL free).
                 decoding = (
@@ -118,14 +125,18 @@ class ConsumerLoop:
                 if applying is not None:
                     await self._applier.settle(applying, stop)
                     applying = None
+                    collector.batch_done()
                 if decoding is not None:
                     applying = asyncio.create_task(self._applier.apply(await decoding))
+                else:
+                    collector.resume()
                 self._reporter.check_caught_up()
                 self._reporter.publish()
         finally:
             progress.cancel()
             if applying is not None:
                 await self._applier.settle(applying, stop)
+            collector.resume()
             await self._member.leave()
 
 

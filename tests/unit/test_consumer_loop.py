@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import logging
 import threading
@@ -337,6 +338,35 @@ async def test_a_revocation_waits_for_the_batch_in_hand_and_a_reassignment_resum
         await h.consumer.rebalance(assign=[P0])
         await until(settled(h, *h.ids(P0, later)))
     assert h.store.folded == h.ids(P0, first) + h.ids(P0, later)
+
+
+async def test_automatic_collection_is_off_while_a_batch_is_in_hand_and_on_once_none_is() -> None:
+    assert gc.isenabled()
+    gate = threading.Event()
+    store = FakeStore(gate=gate)
+    async with running(store) as h:
+        first = h.produce(P0, 5)
+        await asyncio.to_thread(store.entered.wait, 10)  # the batch is being applied
+        assert not gc.isenabled()
+        gate.set()
+        await until(settled(h, *h.ids(P0, first)))
+        await until(gc.isenabled)
+        store.gate, store.entered = None, threading.Event()
+        later = h.produce(P0, 5)
+        await until(settled(h, *h.ids(P0, later)))
+        await until(gc.isenabled)
+    assert gc.isenabled()
+
+
+async def test_automatic_collection_is_on_while_a_batch_waits_for_the_database() -> None:
+    store = FakeStore(unavailable=1_000_000)
+    async with running(store) as h:
+        offsets = h.produce(P0, 5)
+        await until(lambda: bool(h.reports) and h.last.backing_off is not None)
+        assert gc.isenabled()
+        store.unavailable = 0
+        await until(settled(h, *h.ids(P0, offsets)))
+        await until(gc.isenabled)
 
 
 async def test_records_fetched_before_a_rewind_are_never_applied() -> None:
