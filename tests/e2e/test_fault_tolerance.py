@@ -51,6 +51,7 @@ from service.config import Settings
 from tests.conftest import ProxiedBroker
 from tests.databases import empty_database
 from tests.e2e.conftest import isolated_settings
+from tests.e2e.test_consumer_group import until_members
 from tests.processes import SERVING, ServeProcess
 from tests.proxy import Cut, ThreadedTcpProxy
 from tests.reference import (
@@ -413,10 +414,15 @@ async def _side_by_side(broker: LocalBroker, folder: Path, plan: SideBySide) -> 
                         print(f"started another consumer with {producer.sent} records produced")
                     killed, stopped = rng.sample(members, 2)
                     await _until_folding(database, producer, producing, await database.offsets())
+                    # Each fault once the group is at rest: the local broker wedges a group
+                    # whose leader goes while it rebalances (every member joins a generation
+                    # whose leader is gone, for good; a Kafka elects another).
+                    await until_members(settings, plan.consumers)
                     await killed.kill()
                     print(f"kill -9 one consumer with {producer.sent} records produced")
                     killed.start()
                     await _until_folding(database, producer, producing, await database.offsets())
+                    await until_members(settings, plan.consumers)
                     await stopped.until_health(INGEST)  # started: SIGTERM is a clean stop
                     code = await stopped.terminate()
                     print(f"stopped one consumer (exit {code}) with {producer.sent} produced")
