@@ -11,7 +11,7 @@ from consumers.runs import decode_record, split
 from service.app.dead_letters import list_letters, replay
 from service.app.ingest import Applied, Batch, apply_batch
 from service.app.ports import Letter, LetterFilter, LetterGone
-from service.app.records import DeadLetter, Rejected
+from service.app.records import DeadLetter, Record, Rejected
 from service.app.shards import Buckets
 from service.logs import describe
 from tests.builders import RULES, TOPICS, consume, record, trip_envelope
@@ -101,11 +101,8 @@ def test_a_letter_another_replay_applied_first_is_not_applied_again(ports: FakeP
     assert (ports.state, ports.commits) == (state, commits)
 
 
-def test_a_replay_keeps_the_letters_whose_fold_still_fails_and_applies_the_others(
-    ports: FakePorts, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """As the consumer loop does (`apply_isolating`): the records a failing batch is at fault
-    for are found by dry runs and stay, with the fold's error as their new reason."""
+def _unfoldable_letters_kept(ports: FakePorts) -> list[Record]:
+    """Two valid trip records (offsets 7 and 8), kept as letters whose fold failed once."""
     valid = [
         record(n, trip_envelope(f"t{n}", "ann").SerializeToString(), timestamp_ms=STAMP)
         for n in (7, 8)
@@ -118,6 +115,15 @@ def test_a_replay_keeps_the_letters_whose_fold_still_fails_and_applies_the_other
         for item in received
     ]
     apply_batch(ports.unit_of_work, Batch(dead=kept), rules=RULES, consumer_group="podium", now=NOW)
+    return valid
+
+
+def test_a_replay_keeps_the_letters_whose_fold_still_fails_and_applies_the_others(
+    ports: FakePorts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the consumer loop does (`apply_isolating`): the records a failing batch is at fault
+    for are found by dry runs and stay, with the fold's error as their new reason."""
+    valid = _unfoldable_letters_kept(ports)
     still_failing = valid[0].id
 
     def folding_all_but_one(unit_of_work: object, batch: Batch, **options: object) -> Applied:
@@ -138,18 +144,7 @@ def test_a_replay_keeps_the_letters_whose_fold_still_fails_and_applies_the_other
 def test_a_replay_whose_every_letter_still_fails_keeps_them_all_and_stalls_nothing(
     ports: FakePorts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    valid = [
-        record(n, trip_envelope(f"t{n}", "ann").SerializeToString(), timestamp_ms=STAMP)
-        for n in (7, 8)
-    ]
-    received, _ = split(valid, TOPICS)
-    kept = [
-        DeadLetter(
-            item.record, Rejected("cannot be folded: a lost disk", "acme", "e", "unfoldable")
-        )
-        for item in received
-    ]
-    apply_batch(ports.unit_of_work, Batch(dead=kept), rules=RULES, consumer_group="podium", now=NOW)
+    _unfoldable_letters_kept(ports)
 
     def folding_none(unit_of_work: object, batch: Batch, **options: object) -> Applied:
         if batch.received:
