@@ -366,6 +366,22 @@ class SideBySide:
     """Production is paced to last about this long."""
 
 
+async def _until_replaced(
+    settings: Settings, count: int, before: list[str], killed: ServeProcess
+) -> None:
+    """Until the group is at rest with `count` members and the killed process's old member is
+    gone from it (removed by its successor): a group at rest still holding the dead member
+    rebalances again once the successor joins."""
+    prefix = f"podium-{killed.settings.instance_id}-"
+    gone = {member for member in before if member.startswith(prefix)}
+    for _ in range(600):
+        members = await until_members(settings, count)
+        if not gone & set(members):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the killed member {gone} stayed in the group")
+
+
 async def _side_by_side(broker: LocalBroker, folder: Path, plan: SideBySide) -> None:
     """`plan.consumers` `podium serve --role consumers` in one group fold one tenant on
     PostgreSQL while production goes on: they join one by one (each join a rebalance), one
@@ -417,12 +433,12 @@ async def _side_by_side(broker: LocalBroker, folder: Path, plan: SideBySide) -> 
                     # Each fault once the group is at rest: the local broker wedges a group
                     # whose leader goes while it rebalances (every member joins a generation
                     # whose leader is gone, for good; a Kafka elects another).
-                    await until_members(settings, plan.consumers)
+                    before = await until_members(settings, plan.consumers)
                     await killed.kill()
                     print(f"kill -9 one consumer with {producer.sent} records produced")
                     killed.start()
                     await _until_folding(database, producer, producing, await database.offsets())
-                    await until_members(settings, plan.consumers)
+                    await _until_replaced(settings, plan.consumers, before, killed)
                     await stopped.until_health(INGEST)  # started: SIGTERM is a clean stop
                     code = await stopped.terminate()
                     print(f"stopped one consumer (exit {code}) with {producer.sent} produced")
