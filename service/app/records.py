@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from service.domain.bounds import ID_MAX_LENGTH, REASON_MAX_LENGTH, TENANT_ID_MAX_LENGTH
 from service.domain.events import Event
+from service.domain.frozen import frozen
 from service.domain.validation import NUL, id_problem
 from service.domain.versions import Version
 
@@ -20,7 +20,7 @@ RecordId = tuple[str, int, int]
 """(topic, partition, offset)"""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Record:
     """A Kafka record as received; kept whole so a rejected one can be replayed."""
 
@@ -75,7 +75,7 @@ envelope; the event breaks a rule; it contradicts what was folded before (a trip
 with other figures); its fold fails (`service.app.ingest.apply_isolating`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rejected:
     """Why a record cannot be folded; it goes to the dead-letter store.
 
@@ -118,7 +118,7 @@ def _valid_id(value: str | None, max_length: int = ID_MAX_LENGTH) -> str | None:
     return value if id_problem("id", value, max_length) is None else None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Received:
     event: Event
     record: Record
@@ -132,13 +132,13 @@ def version_of(item: Received) -> Version:
     return Version(item.event.meta.occurred_at, item.event.meta.event_id)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DeadLetter:
     record: Record
     rejection: Rejected
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IgnoredEvent:
     """A valid event a rule ignored (a task leaving a terminal state, ...): counted in metrics
     and kept for operators, never dead-lettered (replaying it would change nothing)."""

@@ -10,6 +10,7 @@ from service.app.records import DeadLetter, Received, Rejected
 from service.app.shards import Buckets, stamp
 from service.app.state_versions import month_key
 from service.domain.events import TripCompleted, TripDeleted
+from service.domain.frozen import frozen
 from service.domain.ranking import Month, MonthDeltas, MonthTotals
 from service.domain.rules import Rules
 from service.domain.trips import (
@@ -21,7 +22,7 @@ from service.domain.trips import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TripChange:
     """A trip before and after one batch; the families derived from trips fold the change."""
 

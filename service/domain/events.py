@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
+
+from service.domain.frozen import frozen
 
 
 class ScoreKind(enum.IntEnum):
@@ -48,7 +50,7 @@ class TaskStatus(enum.IntEnum):
     FAILED = 5
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Meta:
     """Envelope fields. `arrived_at` is the Kafka record timestamp, so a replay sees the same."""
 
@@ -61,7 +63,7 @@ class Meta:
 # --- catalog -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UserUpserted:
     user_id: str
     email: str = ""
@@ -71,7 +73,7 @@ class UserUpserted:
     groups: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChallengePublished:
     challenge_id: str
     title: str
@@ -86,7 +88,7 @@ class ChallengePublished:
     pre_challenge_min_trips: int = 10
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Step:
     step_id: str
     mandatory: bool = True
@@ -99,7 +101,7 @@ class Step:
     mandatory_replay: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PathSessionPublished:
     session_id: str
     path_id: str
@@ -112,7 +114,7 @@ class PathSessionPublished:
 # --- trips ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Scores:
     """Trip scores, 0-10, higher is better; a trip may lack any of them."""
 
@@ -126,7 +128,7 @@ class Scores:
         return (self.safety, self.eco_driving, self.distraction, self.speeding)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TripCompleted:
     trip_id: str
     user_id: str
@@ -136,7 +138,7 @@ class TripCompleted:
     scores: Scores = field(default_factory=Scores)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TripDeleted:
     trip_id: str
     user_id: str
@@ -145,28 +147,28 @@ class TripDeleted:
 # --- enrollments ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChallengeRegistered:
     challenge_id: str
     user_id: str
     registered_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PathEnrolled:
     session_id: str
     user_id: str
     enrolled_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PathUnenrolled:
     session_id: str
     user_id: str
     unenrolled_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepAttempted:
     session_id: str
     user_id: str
@@ -179,7 +181,7 @@ class StepAttempted:
     outside_path: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepCorrected:
     session_id: str
     user_id: str
@@ -192,7 +194,7 @@ class StepCorrected:
 # --- tasks ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TaskCreated:
     task_id: str
     type: TaskType
@@ -200,32 +202,32 @@ class TaskCreated:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TaskStarted:
     task_id: str
     started_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TaskProgressed:
     task_id: str
     nb_remaining_items: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TaskCompleted:
     task_id: str
     completed_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TaskFailed:
     task_id: str
     failed_at: datetime
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PushServicePaused:
     type: TaskType
 
@@ -241,7 +243,7 @@ TaskPayload = (
 Payload = CatalogPayload | TripPayload | EnrollmentPayload | TaskPayload
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Event:
     meta: Meta
     payload: Payload

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Generic, TypeVar
@@ -17,6 +16,7 @@ from typing import Generic, TypeVar
 from service.domain.errors import invalid_month
 from service.domain.events import SCORE_POSITION, ScoreKind
 from service.domain.exact import ZERO, add, exact, multiply
+from service.domain.frozen import frozen
 from service.domain.standings import (
     EMPTY_TALLY,
     Placed,
@@ -30,7 +30,7 @@ from service.domain.trips import TripFacts, counts_by
 S = TypeVar("S", bound=Hashable)
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@frozen(order=True)
 class Month:
     year: int
     number: int
@@ -77,7 +77,7 @@ def requested_month(year: int, number: int, now: datetime) -> Month:
 Four = tuple[Decimal, Decimal, Decimal, Decimal]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MonthTotals:
     """A driver's trips of one month, for every score kind at once, exactly."""
 
@@ -242,7 +242,7 @@ def totals_from_trips(
     return totals
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Profile:
     user_id: str
     firstname: str = ""
@@ -250,7 +250,7 @@ class Profile:
     pseudo: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DriverMonth:
     """A driver's month for one ranking type."""
 

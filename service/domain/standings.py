@@ -10,11 +10,11 @@ a mean is the mean of those decimals, rounded once when it is read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, TypeVar
 
 from service.domain.exact import ZERO, add, half_up, multiply, ratio_half_up, rounded_up, subtract
+from service.domain.frozen import frozen
 
 METRES_PER_KM = 1_000
 
@@ -23,7 +23,7 @@ def metres_to_km(metres: int) -> float:
     return metres / METRES_PER_KM
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Tally:
     """Trips folded over one window for one kind of score, exactly.
 
@@ -96,7 +96,7 @@ def trip_tally(km: Decimal, score: Decimal | None) -> Tally:
     return Tally(1, km, multiply(score, km), km)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Thresholds:
     min_trips: int
     min_km: Decimal
@@ -115,14 +115,14 @@ class Thresholds:
 K = TypeVar("K")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Placed(Generic[K]):
     entrant: K
     rank: int
     score_hundredths: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Standings(Generic[K]):
     ranked: tuple[Placed[K], ...]
     not_ranked: tuple[K, ...]

@@ -10,19 +10,20 @@ recomputation from all events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
 from service.domain.events import SCORE_POSITION, ScoreKind, TripCompleted
 from service.domain.exact import exact
+from service.domain.frozen import frozen
 from service.domain.standings import EMPTY_TALLY, Tally, trip_tally
 
 Doubles = tuple[float | None, float | None, float | None, float | None]
 """A trip's scores as its producer sent them, in `SCORE_KINDS` order."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TripFacts:
     """A trip as recorded: its figures are the producer's doubles, kept as sent (and stored
     as sent); the rules read them as the exact decimals they stand for (`km`, `score_of`;
@@ -89,7 +90,7 @@ def counted_tally(trip: TripFacts | None, kind: ScoreKind | None, freeze_at: dat
     return trip.tally(kind)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Tombstone:
     """A deletion seen before (or instead of) its trip."""
 

@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
+
+from service.domain.frozen import frozen
 
 K = TypeVar("K", bound=tuple[str, ...])
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@frozen(order=True)
 class Version:
     """Ordered by when the event occurred, then by its id (a deterministic tie-break)."""
 
