@@ -335,31 +335,31 @@ def _to_event(envelope: Any, tenant_id: str, event_id: str, arrived_at: datetime
 
 
 def _time(message: Any, field: str) -> datetime | None:
+    return _required_time(message, field) if message.HasField(field) else None
+
+
+def _required_time(message: Any, field: str) -> datetime:
     stamp = getattr(message, field)  # reading an absent message sets nothing
     seconds, nanos = stamp.seconds, stamp.nanos
     if not (seconds or nanos) and not message.HasField(field):
-        return None
-    last = _last_time[0]
-    if last[0] == seconds and last[1] == nanos:  # a trip's end, when it is when it occurred
+        raise _Invalid(f"missing {field}")
+    last, before = _recent_times
+    if last[0] == seconds and last[1] == nanos:
         return last[2]
+    if before[0] == seconds and before[1] == nanos:  # a trip's end, when it occurred
+        return before[2]
     if not (_TIMESTAMP_SECONDS[0] <= seconds <= _TIMESTAMP_SECONDS[1] and 0 <= nanos <= _NANOS):
         raise _Invalid(f"{field} is not a valid Timestamp (seconds {seconds}, nanos {nanos})")
     # Cheaper than Timestamp.ToDatetime on the ingest path; microsecond precision, like it.
     moment = moment_at(seconds, nanos // 1000)
-    _last_time[0] = (seconds, nanos, moment)
+    _recent_times[:] = ((seconds, nanos, moment), last)
     return moment
 
 
-_last_time: list[tuple[int, int, datetime]] = [(0, 0, EPOCH)]
-"""The last Timestamp `_time` read (its seconds and nanos) and its moment: one entry,
-replaced whole (threads sharing it at worst make a moment again)."""
-
-
-def _required_time(message: Any, field: str) -> datetime:
-    moment = _time(message, field)
-    if moment is None:
-        raise _Invalid(f"missing {field}")
-    return moment
+_recent_times: list[tuple[int, int, datetime]] = [(0, 0, EPOCH), (0, 0, EPOCH)]
+"""The last two Timestamps `_required_time` read (seconds, nanos) and their moments, the
+last first: a trip's envelope is read before its payload, and its end is often when it
+occurred. Replaced whole, so threads sharing them at worst make a moment again."""
 
 
 def _duration(message: Any, field: str) -> timedelta | None:
