@@ -16,6 +16,23 @@ def folded(metrics: str, settings: Settings) -> int:
     return int(metric(metrics, series))
 
 
+def folded_and_fetched(metrics: str, settings: Settings) -> tuple[int, int]:
+    """From one reading of the server's metrics: trip events folded, and trip records fetched
+    and not folded yet (its consumer lag summed over the trips topic's partitions: above 0
+    once the first fetch has answered)."""
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as answer:
+        lines = answer.read().decode().splitlines()
+    topic = f'topic="{settings.topic("trips")}"'
+    folded_series = f"podium_events_folded_total{{{topic}}} "
+    folded = lag = 0
+    for line in lines:
+        if line.startswith(folded_series):
+            folded = int(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith("podium_consumer_lag{") and topic in line:
+            lag += int(float(line.rsplit(" ", 1)[1]))
+    return folded, lag
+
+
 def caught_up(metrics: str) -> bool:
     """Whether the server's consumers have joined their group and read the topics up to where
     they ended at the start."""
