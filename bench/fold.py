@@ -62,8 +62,9 @@ class Fold:
     """The same fold timed from the first records fetched (the first consumer lag reported)
     to the last folded, every record counted. The window from the first folded event leaves
     out the first batch and also the decoding of the second, done while the first was applied
-    (`consumers.runner`): at 50,000 events in batches of 20,000 that is a third of the decoding
-    and flatters the short run against a long one (bench/RESULTS.md, issue 26's growth)."""
+    (`consumers.runner`): at 50,000 events in batches of 20,000 it counts 30,000, 20,000 of
+    them decoded before it began, which flatters a short run against a long one
+    (bench/RESULTS.md, issue 26's growth at full size)."""
 
     @property
     def per_second(self) -> float:
