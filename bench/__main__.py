@@ -1,7 +1,8 @@
 """`make bench`: every figure beside a ceiling measured in the same run, and their ratio.
 
     python -m bench [--quick] [--growth] [--databases sqlite,postgresql] [--drivers N]
-                    [--section all|startup|drivers|boards|families|abuse|replay|handover]
+                    [--section all|startup|drivers|boards|families|abuse|replay|scaling|
+                               growth|handover]
 
 For each database:
 - startup: a real `podium serve` process's time to SERVING (on an empty state, restarted on
@@ -39,6 +40,9 @@ For each database:
   `.venv-peer`); the time to rebuild 1,000,000 trips from offset 0; on PostgreSQL two
   `--role consumers` processes against one, with their CPU and the database's
   (`bench/replay.py`).
+
+- growth (only when named): the replay section's binary fold at the base size and again at 10x
+  the drivers and the trip events, nothing else of the section (`bench.replay.bench_growth`).
 
 - handover: a `--role consumers` process folding a stream of trips is killed (kill -9, then
   SIGTERM), a replacement started in its place as soon as it has exited; the seconds from the
@@ -110,7 +114,7 @@ from bench.harness import (
 )
 from bench.ingest import Rate, bare_consumer_rate, bench_settings, podium_ingest_rate
 from bench.queries import HEALTH, Load, load
-from bench.replay import bench_replay, bench_scaling
+from bench.replay import bench_growth, bench_replay, bench_scaling
 from bench.server import PodiumServe, Stopped
 from bench.shapes import WATCHERS, bench_shapes, watcher_latency
 from bench.startup import bench_startup
@@ -166,8 +170,8 @@ async def bench_drivers(
         bare = await bare_consumer_rate(broker.bootstrap_servers, topic, args.events)
         ingest = await podium_ingest_rate(settings, engine, args.events)
         say(
-            f"ingest: podium {ingest.per_second:,.0f} trip events/s (bare aiokafka consumer "
-            f"{bare.per_second:,.0f}/s, ratio {ingest.per_second / bare.per_second:.2f})"
+            f"ingest: podium {ingest.per_second:,.0f} trip events/s, every batch (bare aiokafka "
+            f"consumer {bare.per_second:,.0f}/s, ratio {ingest.per_second / bare.per_second:.2f})"
         )
         apply_events(engine, [probe_profile(drivers + 1)])
         analyze(engine)
@@ -552,6 +556,7 @@ async def main() -> None:
             "abuse",
             "replay",
             "scaling",
+            "growth",
             "handover",
         ),
         default="all",
@@ -584,6 +589,8 @@ async def main() -> None:
                 await bench_abuse(kind, broker.bootstrap_servers, Path(folder), args)
             if args.section in ("all", "replay"):
                 await bench_replay(kind, broker, Path(folder), args)
+            if args.section == "growth":
+                await bench_growth(kind, broker, Path(folder), args)
             if args.section == "scaling" and kind == "postgresql":
                 await bench_scaling(kind, broker, Path(folder), args)
             if args.section in ("all", "handover"):

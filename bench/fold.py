@@ -18,7 +18,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.ingest import Rate
-from bench.process import caught_up, cpu_seconds, database_cpu_seconds, folded
+from bench.process import caught_up, cpu_seconds, database_cpu_seconds, folded, folded_and_fetched
 from bench.server import PodiumServe, free_port
 from bench.waits import BackendStates, with_application
 from service.config import Settings
@@ -58,6 +58,13 @@ class Fold:
     """With `sample_backends`, what PostgreSQL's backends for these processes were doing."""
     peak_memory_mib: float = float("nan")
     """The largest peak resident set (VmHWM) of Podium's processes."""
+    whole: Fold | None = None
+    """The same fold timed from the first records fetched (the first consumer lag reported)
+    to the last folded, every record counted. The window from the first folded event leaves
+    out the first batch and also the decoding of the second, done while the first was applied
+    (`consumers.runner`): at 50,000 events in batches of 20,000 it counts 30,000, 20,000 of
+    them decoded before it began, which flatters a short run against a long one
+    (bench/RESULTS.md, issue 26's growth at full size)."""
 
     @property
     def per_second(self) -> float:
@@ -133,37 +140,53 @@ async def serve_fold(
                 if produce is not None:
                     await until_joined(runs)
                     await produce()
-                first_at, first_count, first_cpu, done_at, done_cpu = await asyncio.wait_for(
+                (fetched_at, fetched_cpu), first, (done_at, done_cpu) = await asyncio.wait_for(
                     watching, timeout
                 )
+                first_at, first_count, first_cpu = first
             finally:
                 watching.cancel()
     for server in servers:
         if server.stopped is not None and server.stopped.exit_code != 0:
             print(f"WARNING: podium serve exited {server.stopped.exit_code} on SIGTERM")
+    peak = max((s.stopped.peak_memory_mib for s in servers if s.stopped), default=float("nan"))
+    backends = states.line() if sample_backends else ""
+    whole = Fold(
+        expected,
+        done_at - fetched_at,
+        done_at - started,
+        done_cpu.since(fetched_cpu),
+        backends,
+        peak,
+    )
     return Fold(
         expected - first_count,
         done_at - first_at,
         done_at - started,
         done_cpu.since(first_cpu),
-        states.line() if sample_backends else "",
-        max((s.stopped.peak_memory_mib for s in servers if s.stopped), default=float("nan")),
+        backends,
+        peak,
+        whole,
     )
 
 
 async def watch_folded(
     runs: Sequence[Settings], expected: int, sample: Callable[[], Cpu]
-) -> tuple[float, int, Cpu, float, Cpu]:
-    """Reads the processes' counters until they add up to `expected`: when the first folded
-    events showed, how many, the CPU then, and when the last did, with the CPU then."""
+) -> tuple[tuple[float, Cpu], tuple[float, int, Cpu], tuple[float, Cpu]]:
+    """Reads the processes' counters until they add up to `expected`: when the first records
+    were fetched, with the CPU then; when the first folded events showed, how many, the CPU
+    then; and when the last did, with the CPU then."""
+    fetched_at, fetched_cpu = 0.0, Cpu({}, 0.0)
     first_at, first_count, first_cpu = 0.0, 0, Cpu({}, 0.0)
     while True:
-        counts = [await asyncio.to_thread(folded_so_far, run) for run in runs]
-        now, total = time.perf_counter(), sum(counts)
+        readings = [await asyncio.to_thread(folded_and_fetched_so_far, run) for run in runs]
+        now, total = time.perf_counter(), sum(folded for folded, _ in readings)
+        if (total or sum(lag for _, lag in readings)) and not fetched_at:
+            fetched_at, fetched_cpu = now, sample()
         if total and not first_at:
             first_at, first_count, first_cpu = now, total, sample()
         if total >= expected:
-            return first_at, first_count, first_cpu, now, sample()
+            return (fetched_at, fetched_cpu), (first_at, first_count, first_cpu), (now, sample())
         await asyncio.sleep(POLL_SECONDS)
 
 
@@ -180,6 +203,16 @@ def joined(settings: Settings) -> bool:
         return caught_up(settings.metrics_address)
     except OSError:
         return False
+
+
+def folded_and_fetched_so_far(settings: Settings) -> tuple[int, int]:
+    """The server's folded counter and consumer lag (`folded_and_fetched`), or zeros while it
+    does not answer yet."""
+    assert settings.metrics_address is not None
+    try:
+        return folded_and_fetched(settings.metrics_address, settings)
+    except OSError:
+        return 0, 0
 
 
 def folded_so_far(settings: Settings) -> int:

@@ -16,6 +16,27 @@ def folded(metrics: str, settings: Settings) -> int:
     return int(metric(metrics, series))
 
 
+def folded_and_fetched(metrics: str, settings: Settings) -> tuple[int, int]:
+    """From one reading of the server's metrics: trip events folded, and trip records fetched
+    and not folded yet (`progress_of`)."""
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as answer:
+        return progress_of(answer.read().decode(), settings.topic("trips"))
+
+
+def progress_of(metrics_text: str, topic: str) -> tuple[int, int]:
+    """Events of `topic` folded, and its consumer lag summed over its partitions (above 0 once
+    the first fetch has answered), from Prometheus's text format."""
+    label = f'topic="{topic}"'
+    folded_series = f"podium_events_folded_total{{{label}}} "
+    folded = lag = 0
+    for line in metrics_text.splitlines():
+        if line.startswith(folded_series):
+            folded = int(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith("podium_consumer_lag{") and label in line:
+            lag += int(float(line.rsplit(" ", 1)[1]))
+    return folded, lag
+
+
 def caught_up(metrics: str) -> bool:
     """Whether the server's consumers have joined their group and read the topics up to where
     they ended at the start."""
