@@ -49,9 +49,7 @@ class Clock:
 
 
 @pytest.mark.usefixtures("thresholds")
-def test_batches_collect_the_young_generation_once_every_interval_the_older_on_thresholds() -> (
-    None
-):
+def test_the_young_generation_once_an_interval_the_older_on_their_thresholds() -> None:
     clock = Clock()
     collector = BatchCollector(every_seconds=5.0, clock=clock)
     collector.pause()
