@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -42,19 +43,38 @@ class Consumer(Protocol):
     async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
 
-def to_record(message: ConsumerRecord[bytes, bytes]) -> Record:
-    headers = message.headers
-    return Record(  # positional: once per record consumed
-        message.topic,
-        message.partition,
-        message.offset,
-        message.timestamp,
-        message.key,
-        message.value or b"",
-        tuple((name, None if value is None else bytes(value)) for name, value in headers)
-        if headers
-        else (),
-    )
+def to_records(messages: Iterable[ConsumerRecord[bytes, bytes]]) -> list[Record]:
+    """Our records of consumed messages. Their headers are made ours (a tuple of bytes) once
+    for as many messages in a row as carry the same (a producer sends the same headers with
+    every record, and aiokafka makes a new list of them for each)."""
+    records = []
+    last_headers: object = None
+    ours: tuple[tuple[str, bytes | None], ...] = ()
+    for message in messages:
+        headers = message.headers
+        if headers != last_headers:
+            ours = _headers_of(headers)
+            last_headers = headers
+        records.append(
+            Record(  # positional: once per record consumed
+                message.topic,
+                message.partition,
+                message.offset,
+                message.timestamp,
+                message.key,
+                message.value or b"",
+                ours,
+            )
+        )
+    return records
+
+
+def _headers_of(
+    headers: Sequence[tuple[str, bytes | None]],
+) -> tuple[tuple[str, bytes | None], ...]:
+    if not headers:
+        return ()
+    return tuple((name, None if value is None else bytes(value)) for name, value in headers)
 
 
 async def stop_consumer(consumer: Consumer) -> None:

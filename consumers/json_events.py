@@ -272,7 +272,7 @@ _CANONICAL_TRIP = re.compile(
 protobuf's `json_format` writes it (and most producers' libraries do), any of the scores in
 any order; the optional ones (a zero distance, no scores) may be left out."""
 _SCORE_MEMBER = re.compile(f'"(safety|ecoDriving|distraction|speeding)"{_W}:{_W}({_JSON_NUMBER})')
-_NO_SCORES = ev.Scores()
+_NO_SCORES = ev.NO_SCORES
 
 
 def canonical_trip(value: bytes, arrived_at: datetime) -> ev.Event | None:

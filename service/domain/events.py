@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import field
 from datetime import datetime, timedelta
 
 from service.domain.frozen import frozen
@@ -128,6 +127,9 @@ class Scores:
         return (self.safety, self.eco_driving, self.distraction, self.speeding)
 
 
+NO_SCORES = Scores()
+
+
 @frozen
 class TripCompleted:
     trip_id: str
@@ -135,7 +137,10 @@ class TripCompleted:
     started_at: datetime
     ended_at: datetime
     distance_km: float
-    scores: Scores = field(default_factory=Scores)
+    scores: Scores = NO_SCORES
+    """One value shared by every trip without scores (a default instance rather than a
+    default factory: `frozen`'s cheaper constructor then applies, and a frozen value may be
+    shared)."""
 
 
 @frozen

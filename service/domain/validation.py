@@ -53,19 +53,31 @@ SHORT_ID = ID_MAX_BYTES // 4
 bytes of UTF-8 each)."""
 
 
+_SHORT_TENANT_ID = min(SHORT_ID, TENANT_ID_MAX_LENGTH)
+_SCORE_LOW, _SCORE_HIGH = TRIP_SCORE_RANGE
+
+
 def plainly_sound_trip(event: ev.Event) -> bool:
     """True only if every check of the envelope and of `_trip_completed` passes: ids short
     enough to need no byte count, every time in range, the distance and the scores in range.
-    False settles nothing: the checks then find the problem, if any."""
+    False settles nothing: the checks then find the problem, if any. (Once a trip on the
+    ingest path: the tests of an id are written out, not called.)"""
     meta, trip = event.meta, event.payload
-    assert isinstance(trip, ev.TripCompleted)
-    low, high = TRIP_SCORE_RANGE
+    if type(trip) is not ev.TripCompleted:
+        return False
+    event_id, tenant_id = meta.event_id, meta.tenant_id
+    trip_id, user_id = trip.trip_id, trip.user_id
     scores = trip.scores
+    low, high = _SCORE_LOW, _SCORE_HIGH
     return (
-        _short_id(meta.event_id, SHORT_ID)
-        and _short_id(meta.tenant_id, min(SHORT_ID, TENANT_ID_MAX_LENGTH))
-        and _short_id(trip.trip_id, SHORT_ID)
-        and _short_id(trip.user_id, SHORT_ID)
+        0 < len(event_id) <= SHORT_ID
+        and 0 < len(tenant_id) <= _SHORT_TENANT_ID
+        and 0 < len(trip_id) <= SHORT_ID
+        and 0 < len(user_id) <= SHORT_ID
+        and NUL not in event_id
+        and NUL not in tenant_id
+        and NUL not in trip_id
+        and NUL not in user_id
         and TIME_MIN <= meta.occurred_at < TIME_MAX
         and TIME_MIN <= meta.arrived_at < TIME_MAX
         and TIME_MIN <= trip.started_at <= trip.ended_at < TIME_MAX
@@ -75,10 +87,6 @@ def plainly_sound_trip(event: ev.Event) -> bool:
         and (scores.distraction is None or low <= scores.distraction <= high)
         and (scores.speeding is None or low <= scores.speeding <= high)
     )
-
-
-def _short_id(value: str, max_length: int) -> bool:
-    return 0 < len(value) <= max_length and NUL not in value
 
 
 # --- fields --------------------------------------------------------------------------------

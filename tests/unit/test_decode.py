@@ -14,6 +14,8 @@ from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from podium.events.v1 import catalog_pb2, enrollments_pb2, tasks_pb2, trips_pb2
 from podium.v1 import common_pb2
 
@@ -22,6 +24,7 @@ from consumers.decode import ENVELOPES, decode, decode_noting_unknown_fields
 from consumers.remembered import Remembered
 from service.app.records import Rejected
 from service.domain import events as ev
+from tests import profiles
 from tests.builders import (
     catalog_session_envelope,
     enrollment_envelope,
@@ -721,3 +724,46 @@ def test_what_is_remembered_is_forgotten_all_at_once_beyond_its_size() -> None:
     assert (remembered.get(1), remembered.get(2)) == ("a", "b")
     remembered.keep(3, "c")
     assert (remembered.get(1), remembered.get(2), remembered.get(3)) == (None, None, "c")
+
+
+_SECONDS = st.sampled_from([0, 1, 1_795_000_000, 1_795_000_001])
+_NANOS = st.sampled_from([0, 1_000, 999_999_999])
+
+
+@settings(max_examples=profiles.examples(200), deadline=None)
+@given(st.lists(st.tuples(*(st.tuples(_SECONDS, _NANOS),) * 3), min_size=1, max_size=12))
+def test_a_binary_trips_times_are_its_own_whatever_was_read_before(
+    times: list[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]],
+) -> None:
+    # Decoding remembers the Timestamps it read last (a trip's end is often when it occurred):
+    # each trip of a run still gets its own, the epoch's (0, 0) among them.
+    for occurred, started, ended in times:
+        started, ended = sorted((started, ended))
+        envelope = trip_envelope("t", "u")
+        stamps = (
+            envelope.occurred_at,
+            envelope.trip_completed.started_at,
+            envelope.trip_completed.ended_at,
+        )
+        for stamp, (seconds, nanos) in zip(stamps, (occurred, started, ended), strict=True):
+            stamp.seconds, stamp.nanos = seconds, nanos
+        event = decode("trips", envelope.SerializeToString(), [], ARRIVED_MS)
+        assert isinstance(event, ev.Event)
+        assert isinstance(event.payload, ev.TripCompleted)
+        assert (event.meta.occurred_at, event.payload.started_at, event.payload.ended_at) == tuple(
+            s.ToDatetime(UTC) for s in stamps
+        )
+
+
+def test_an_absent_time_is_missing_even_right_after_the_epoch_was_read() -> None:
+    at_epoch = trip_envelope("t", "u")
+    at_epoch.occurred_at.seconds = at_epoch.occurred_at.nanos = 0
+    at_epoch.trip_completed.started_at.seconds = at_epoch.trip_completed.started_at.nanos = 0
+    decoded = decode("trips", at_epoch.SerializeToString(), [], ARRIVED_MS)
+    assert isinstance(decoded, ev.Event)
+    assert decoded.meta.occurred_at == datetime(1970, 1, 1, tzinfo=UTC)
+    no_start = trip_envelope("t", "u")
+    no_start.trip_completed.ClearField("started_at")
+    assert decode("trips", no_start.SerializeToString(), [], ARRIVED_MS) == Rejected(
+        "missing started_at", "acme", "trip-t", kind="undecodable"
+    )

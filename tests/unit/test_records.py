@@ -52,3 +52,11 @@ def test_a_moment_after_the_epoch_is_the_epoch_plus_its_seconds(seconds: int, mi
     milliseconds = seconds * 1000 + micros // 1000
     if -62_135_596_800_000 <= milliseconds < 253_402_300_799_000:
         assert arrival_at(milliseconds) == EPOCH + timedelta(milliseconds=milliseconds)
+
+
+@settings(max_examples=profiles.examples(200), deadline=None)
+@given(st.lists(st.integers(1_700_000_000_000, 1_700_000_003_000), min_size=1, max_size=40))
+def test_arrivals_in_a_row_are_each_the_epoch_plus_their_milliseconds(stamps: list[int]) -> None:
+    # Records come in runs of one second: the second's moment is remembered between calls.
+    for milliseconds in sorted(stamps) + stamps + [0]:
+        assert arrival_at(milliseconds) == EPOCH + timedelta(milliseconds=milliseconds)
