@@ -5,11 +5,12 @@
 Each round builds N trip records of the replay section's shape (consumed records, as aiokafka
 hands them over), decodes them as the consumer loop does (`consumers.runs.decode_runs`) and
 applies them in batches of B through `apply_batch` into a fresh empty database, the cyclic
-collector run once a batch as the loop runs it (`consumers.collector`); the process's
-CPU time (PostgreSQL's backends apart) is split into decoding and folding. The encodings and
-databases take turns within a round, so the machine's load falls on all of them alike; the
-median of R rounds is printed. Unlike the replay section's rates, these figures move little
-with the machine's other load: they are what a change to the hot path is judged by.
+collector driven as the loop drives it (`consumers.collector`: off while a batch is in hand,
+collected every few seconds); the process's CPU time (PostgreSQL's backends apart) is split
+into decoding and folding. The encodings and databases take turns within a round, so the
+machine's load falls on all of them alike; the median of R rounds is printed. Unlike the
+replay section's rates, these figures move little with the machine's other load: they are
+what a change to the hot path is judged by.
 """
 
 from __future__ import annotations

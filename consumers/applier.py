@@ -106,7 +106,7 @@ class Applier:
                 return None
             for run in current:
                 self._positions.committed(run.partition, run.next_offset)
-            self._reporter.applied(batch, applied, time.perf_counter() - started)
+            self._reporter.applied(current, applied, time.perf_counter() - started)
         await self._mirror({r.partition: r.next_offset for r in current})
         return None
 

@@ -161,7 +161,12 @@ class Fetcher:
             ):
                 continue  # revoked, stalled or not resolved since: fetched anew once it is
             position = self._positions[partition]
-            fresh = [m for m in messages if m.offset >= position.fetched]
+            # In offset order: if the first is fresh, all are (no pass over the records).
+            fresh = (
+                messages
+                if messages and messages[0].offset >= position.fetched
+                else [m for m in messages if m.offset >= position.fetched]
+            )
             if fresh:
                 fetched.append(Fetched(partition, position.epoch, fresh))
                 self._positions.fetched_to(partition, fresh[-1].offset + 1)

@@ -11,14 +11,15 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
 from consumers.positions import Positions, Status
+from consumers.runs import Run
 from consumers.unknown_field_log import UnknownFieldLog
-from service.app.ingest import Applied, Batch
+from service.app.ingest import Applied
 from service.app.records import DeadLetter
 from service.logs import Throttle
 from service.metrics import Metrics
@@ -154,26 +155,30 @@ class Reporter:
 
     # --- batches -----------------------------------------------------------------------------
 
-    def applied(self, batch: Batch, applied: Applied, seconds: float) -> None:
-        """A batch was applied in `seconds`: count it, and log its dead letters."""
+    def applied(self, runs: Sequence[Run], applied: Applied, seconds: float) -> None:
+        """The runs were applied in one batch in `seconds`: count it, and log its dead
+        letters. Counted by run (a run's records are all of its partition's topic), so that
+        the event loop does no work per record here."""
+        records_by_topic: Counter[str] = Counter()
+        for run in runs:
+            records_by_topic[run.partition.topic] += len(run.received) + len(run.dead)
+        records = records_by_topic.total()
         self._metrics.batch_seconds.observe(seconds)
-        self._metrics.batch_records.observe(len(batch.received) + len(batch.dead))
+        self._metrics.batch_records.observe(records)
         dead_by_topic: Counter[str] = Counter(d.record.topic for d in applied.dead_lettered)
         dead_by_kind = Counter((d.record.topic, d.rejection.kind) for d in applied.dead_lettered)
         for (topic, kind), count in dead_by_kind.items():
             self._metrics.events_dead_lettered.labels(topic, kind).inc(count)
-        by_topic = Counter(
-            [r.record.topic for r in batch.received] + [d.record.topic for d in batch.dead]
-        )
-        for topic, count in by_topic.items():
+        for topic, count in records_by_topic.items():
             self._metrics.events_folded.labels(topic).inc(count - dead_by_topic[topic])
         for ignored in applied.ignored:
             self._metrics.events_ignored.labels(ignored.kind).inc()
-        for item in batch.received:
-            if item.unknown_fields:
-                self._unknown_fields.note(item.record.topic, item.unknown_fields)
+        for run in runs:
+            for item in run.received:
+                if item.unknown_fields:
+                    self._unknown_fields.note(run.partition.topic, item.unknown_fields)
         self._folded += applied.folded
-        self._applied += len(batch.received) + len(batch.dead)
+        self._applied += records
         for letter in applied.dead_lettered:
             self._log_dead_letter(letter)
 

@@ -12,7 +12,7 @@ each partition stands. Each concern has one owner, and the loop only passes work
 - `consumers.applier`: applying in one transaction, retried while the database fails, the
   records at fault isolated by `service.app.ingest` (nothing stalls silently);
 - `consumers.reporter`: metrics, the first catch-up's progress, caught-up, and health;
-- `consumers.collector`: the cyclic garbage collector, once per batch while batches come.
+- `consumers.collector`: the cyclic garbage collector, every few seconds while batches come.
 """
 
 from __future__ import annotations
