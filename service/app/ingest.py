@@ -93,13 +93,15 @@ def apply_batch(
         fold_path_sessions(uow, of[ev.PathSessionPublished])
         fold_learners(uow, of[LEARNER_EVENTS])
         trips = fold_trips(uow, of[TRIP_EVENTS], rules, buckets)
-        fold_trip_changes(uow, trips.changes, rules)
+        fold_trip_changes(uow, trips, rules)
         ignored = [*late, *fold_tasks(uow, of[TASK_EVENTS])]
         uow.ignored_events.add(ignored, now)
         dead = (*batch.dead, *trips.rejected)
         _keep_dead_letters(uow, dead, batch.replaying, now)
         uow.offsets.advance(consumer_group, batch.offsets)
-        uow.versions.bump(*_moved_versions(received, users, trips.months, locks))
+        uow.versions.bump(
+            *_moved_versions(received, users, of[TRIP_EVENTS], trips.months, locks)
+        )
         if not dry_run:
             uow.commit()
     return Applied(
@@ -144,6 +146,7 @@ def _warn_off_buckets(received: Sequence[Received], buckets: Buckets) -> None:
 def _moved_versions(
     received: Sequence[Received],
     users: Sequence[Received],
+    trips: Sequence[Received],
     months: Iterable[tuple[str, Month, int]],
     locks: Locks,
 ) -> tuple[dict[str, datetime | None], dict[tuple[str, int], datetime | None]]:
@@ -154,35 +157,29 @@ def _moved_versions(
     same time (`service.app.shards`); a month moves the shards of its drivers' buckets."""
     moved: dict[str, datetime | None] = {}
     shards: dict[tuple[str, int], datetime | None] = {}
-    by_tenant = _by_tenant(received)
-    for tenant, items in by_tenant.items():
-        arrived = _newest_arrival(items)
+    for tenant, arrived_ms in _newest_arrivals(received).items():
+        arrived = arrival_at(arrived_ms)
         held = locks.shards(tenant)
         for shard in held:
             shards[(tenant_key(tenant), shard)] = arrived
         if not held:
             moved[tenant_key(tenant)] = arrived
-    for tenant, items in _by_tenant(users).items():
-        moved[profiles_key(tenant)] = _newest_arrival(items)
-    trips_arrived = {
-        tenant: _newest_arrival(i for i in items if isinstance(i.event.payload, TRIP_EVENTS))
-        for tenant, items in by_tenant.items()
-    }
+    for tenant, arrived_ms in _newest_arrivals(users).items():
+        moved[profiles_key(tenant)] = arrival_at(arrived_ms)
+    trips_arrived = {tenant: arrival_at(ms) for tenant, ms in _newest_arrivals(trips).items()}
     for tenant, month, shard in months:
-        shards[(month_key(tenant, month), shard)] = trips_arrived[tenant]
+        shards[(month_key(tenant, month), shard)] = trips_arrived.get(tenant)
     return moved, shards
 
 
-def _newest_arrival(items: Iterable[Received]) -> datetime | None:
-    newest = max((item.record.timestamp_ms for item in items), default=None)
-    return None if newest is None else arrival_at(newest)
-
-
-def _by_tenant(received: Iterable[Received]) -> dict[str, list[Received]]:
-    tenants: dict[str, list[Received]] = {}
+def _newest_arrivals(received: Iterable[Received]) -> dict[str, int]:
+    """By tenant, the newest record timestamp of its events."""
+    newest: dict[str, int] = {}
     for item in received:
-        tenants.setdefault(item.event.meta.tenant_id, []).append(item)
-    return tenants
+        tenant, arrived = item.event.meta.tenant_id, item.record.timestamp_ms
+        if tenant not in newest or arrived > newest[tenant]:
+            newest[tenant] = arrived
+    return newest
 
 
 def _keep_dead_letters(

@@ -179,6 +179,8 @@ class MonthDeltas(Generic[S]):
         self._sums: dict[tuple[S, str, int, int], _Sums] = {}
         """By scope, driver, year and month number: a key of built-in values, hashed in C
         (once per trip folded), the `Month` kept in the sums."""
+        self._months: dict[tuple[int, int], tuple[Month, datetime]] = {}
+        """Each calendar month met, with when it freezes, by year and month number."""
 
     def add(self, scope: S, trip: TripFacts, sign: int = 1) -> None:
         """Count `trip` (its contribution times `sign`, +1 or -1) under `scope`."""
@@ -186,7 +188,10 @@ class MonthDeltas(Generic[S]):
         if ended.tzinfo is not UTC:
             ended = ended.astimezone(UTC)
         year, number = ended.year, ended.month
-        month, freezes_at = _month_and_freeze(year, number, self._grace)
+        known = self._months.get((year, number))
+        if known is None:
+            known = self._months[year, number] = _month_and_freeze(year, number, self._grace)
+        month, freezes_at = known
         if not counts_by(trip, freezes_at):
             return
         key = (scope, trip.user_id, year, number)
