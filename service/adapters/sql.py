@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -331,15 +332,25 @@ def _in_list_sqlite(element: InList, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{column} IN (SELECT value FROM json_each({values}))"
 
 
+_LEADING = operator.itemgetter(slice(0, -1))
+_LAST = operator.itemgetter(-1)
+
+
 def key_lookups(
     columns: Sequence[ColumnElement[Any]], keys: Iterable[tuple[Any, ...]]
 ) -> Iterator[ColumnElement[bool]]:
     """Conditions that select rows by composite keys, each able to use the key's index: the
     leading columns by equality, the last one in a list. (A row-value IN over a composite key
     is planned badly by PostgreSQL: it scans.)"""
+    unique = list(dict.fromkeys(keys))  # each key once, in a repeatable order
+    prefixes = list(map(_LEADING, unique))
+    lasts = list(map(_LAST, unique))
     groups: defaultdict[tuple[Any, ...], list[Any]] = defaultdict(list)
-    for key in dict.fromkeys(keys):  # each key once, in a repeatable order
-        groups[key[:-1]].append(key[-1])
+    if len(set(prefixes)) == 1:  # most batches: one tenant's keys
+        groups[prefixes[0]] = lasts
+    else:
+        for prefix, last in zip(prefixes, lasts, strict=True):
+            groups[prefix].append(last)
     for prefix, lasts in groups.items():
         leading = [column == value for column, value in zip(columns, prefix, strict=False)]
         yield and_(*leading, InList(columns[-1], lasts))

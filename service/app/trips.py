@@ -94,14 +94,21 @@ def fold_trips(
             changed.append(TripChange(key[0], before, after))
     uow.trips.save(new=new, changed={(c.tenant_id, c.after.trip_id): c.after for c in changed})
     deltas = month_deltas(outcome, rules)
-    shard_of = {key: buckets.of(key[1]) for key in deltas}
-    outcome.months = {
-        (tenant, month, shard_of[tenant, user, month]) for tenant, user, month in deltas
+    # The shards of the calendar months, keyed by built-in values: a `Month` in a key is
+    # hashed in Python, and a batch holds tens of thousands of driver months.
+    shards = [buckets.of(user) for _, user, _ in deltas]
+    months = {
+        (tenant, month.year, month.number, shard): (tenant, month, shard)
+        for (tenant, _, month), shard in zip(deltas, shards, strict=True)
     }
+    outcome.months = set(months.values())
     reached = month_stamps(uow, outcome.months)
-    uow.driver_months.add(
-        deltas, {(t, u, m): reached[t, m, shard_of[t, u, m]] for t, u, m in deltas}
-    )
+    stamp_of = {key: reached[at] for key, at in months.items()}
+    stamps = {
+        key: stamp_of[key[0], key[2].year, key[2].number, shard]
+        for key, shard in zip(deltas, shards, strict=True)
+    }
+    uow.driver_months.add(deltas, stamps)
     return outcome
 
 

@@ -120,6 +120,12 @@ class MonthTotals:
                 weight[i] = add(weight[i], part.weight[i])
         return cls(sum(p.trips for p in parts), km, _four(weighted), _four(weight))
 
+    @property
+    def is_empty(self) -> bool:
+        """Equal to `NO_TOTALS` (no trips, every figure zero), told without comparing the
+        fields as tuples: a batch asks it of each driver month it writes."""
+        return not (self.trips or self.km or any(self.weighted) or any(self.weight))
+
     def tally(self, kind: ScoreKind) -> Tally:
         i = SCORE_POSITION[kind]
         return Tally(self.trips, self.km, self.weighted[i], self.weight[i])

@@ -11,7 +11,7 @@ from service.adapters.sql import InList, key_lookups, upsert_columns, upsert_row
 from service.adapters.tables import SCORE_COLUMNS, driver_months, micros_or_none, trips
 from service.app.ports import MonthKey, StorageUnavailable, TripKey
 from service.domain.events import SCORE_KINDS
-from service.domain.ranking import NO_TOTALS, MonthTotals
+from service.domain.ranking import MonthTotals
 from service.domain.trips import StoredTrip, Tombstone, TripFacts
 
 
@@ -126,14 +126,14 @@ class SqlDriverMonthStore:
         """Add each delta to the driver's month (creating it at zero), stamped by `stamps`
         (None: the stamps stay as they were). Row order does not matter: writers of a driver
         are serialized by its bucket's lock (`SqlUnitOfWork.lock`)."""
-        kept = {key: totals for key, totals in deltas.items() if totals != NO_TOTALS}
-        months = [month for _, _, month in kept]
-        sums = list(kept.values())
+        kept = [(key, totals) for key, totals in deltas.items() if not totals.is_empty]
+        months = [month for (_, _, month), _ in kept]
+        sums = [totals for _, totals in kept]
         columns: dict[str, list[Any]] = {
-            "tenant_id": [tenant for tenant, _, _ in kept],
+            "tenant_id": [tenant for (tenant, _, _), _ in kept],
             "year": [month.year for month in months],
             "month": [month.number for month in months],
-            "user_id": [user for _, user, _ in kept],
+            "user_id": [user for (_, user, _), _ in kept],
             "trips": [totals.trips for totals in sums],
             "km": [totals.km for totals in sums],
         }
@@ -141,7 +141,7 @@ class SqlDriverMonthStore:
             columns[f"{SCORE_COLUMNS[kind]}_weighted"] = [totals.weighted[i] for totals in sums]
             columns[f"{SCORE_COLUMNS[kind]}_weight"] = [totals.weight[i] for totals in sums]
         if stamps is not None:
-            columns["changed_in"] = [stamps[key] for key in kept]
+            columns["changed_in"] = [stamps[key] for key, _ in kept]
         upsert_columns(
             self._c,
             driver_months,
