@@ -99,9 +99,7 @@ def apply_batch(
         dead = (*batch.dead, *trips.rejected)
         _keep_dead_letters(uow, dead, batch.replaying, now)
         uow.offsets.advance(consumer_group, batch.offsets)
-        uow.versions.bump(
-            *_moved_versions(received, users, of[TRIP_EVENTS], trips.months, locks)
-        )
+        uow.versions.bump(*_moved_versions(received, users, trips.months, locks))
         if not dry_run:
             uow.commit()
     return Applied(
@@ -146,7 +144,6 @@ def _warn_off_buckets(received: Sequence[Received], buckets: Buckets) -> None:
 def _moved_versions(
     received: Sequence[Received],
     users: Sequence[Received],
-    trips: Sequence[Received],
     months: Iterable[tuple[str, Month, int]],
     locks: Locks,
 ) -> tuple[dict[str, datetime | None], dict[tuple[str, int], datetime | None]]:
@@ -157,29 +154,40 @@ def _moved_versions(
     same time (`service.app.shards`); a month moves the shards of its drivers' buckets."""
     moved: dict[str, datetime | None] = {}
     shards: dict[tuple[str, int], datetime | None] = {}
-    for tenant, arrived_ms in _newest_arrivals(received).items():
+    newest, newest_trip = _newest_arrivals(received)
+    for tenant, arrived_ms in newest.items():
         arrived = arrival_at(arrived_ms)
         held = locks.shards(tenant)
         for shard in held:
             shards[(tenant_key(tenant), shard)] = arrived
         if not held:
             moved[tenant_key(tenant)] = arrived
-    for tenant, arrived_ms in _newest_arrivals(users).items():
+    for tenant, arrived_ms in _newest_arrivals(users)[0].items():
         moved[profiles_key(tenant)] = arrival_at(arrived_ms)
-    trips_arrived = {tenant: arrival_at(ms) for tenant, ms in _newest_arrivals(trips).items()}
+    trips_arrived = {tenant: arrival_at(ms) for tenant, ms in newest_trip.items()}
     for tenant, month, shard in months:
         shards[(month_key(tenant, month), shard)] = trips_arrived.get(tenant)
     return moved, shards
 
 
-def _newest_arrivals(received: Iterable[Received]) -> dict[str, int]:
-    """By tenant, the newest record timestamp of its events."""
+def _newest_arrivals(received: Iterable[Received]) -> tuple[dict[str, int], dict[str, int]]:
+    """By tenant, the newest record timestamp of its events, and of its trip events (one
+    pass over the batch)."""
     newest: dict[str, int] = {}
+    newest_trip: dict[str, int] = {}
     for item in received:
-        tenant, arrived = item.event.meta.tenant_id, item.record.timestamp_ms
+        event = item.event
+        tenant, arrived = event.meta.tenant_id, item.record.timestamp_ms
+        kept = newest_trip if type(event.payload) in _TRIP_KINDS else newest
+        if tenant not in kept or arrived > kept[tenant]:
+            kept[tenant] = arrived
+    for tenant, arrived in newest_trip.items():
         if tenant not in newest or arrived > newest[tenant]:
             newest[tenant] = arrived
-    return newest
+    return newest, newest_trip
+
+
+_TRIP_KINDS = frozenset(TRIP_EVENTS)
 
 
 def _keep_dead_letters(
