@@ -17,14 +17,14 @@ from service.adapters.sql import InList, add_to_rows, key_lookups, upsert, upser
 from service.adapters.tables import (
     EPOCH,
     Instant,
-    from_micros,
-    micros_or_none,
-    to_micros,
     challenge_entries,
     consumer_offsets,
     driver_months,
+    from_micros,
+    micros_or_none,
     service_state,
     state_versions,
+    to_micros,
     trips,
 )
 from service.domain.exact import add
