@@ -332,7 +332,7 @@ def _in_list_sqlite(element: InList, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{column} IN (SELECT value FROM json_each({values}))"
 
 
-_LEADING = operator.itemgetter(slice(0, -1))
+_FIRST = operator.itemgetter(0)
 _LAST = operator.itemgetter(-1)
 
 
@@ -343,14 +343,12 @@ def key_lookups(
     leading columns by equality, the last one in a list. (A row-value IN over a composite key
     is planned badly by PostgreSQL: it scans.)"""
     unique = list(dict.fromkeys(keys))  # each key once, in a repeatable order
-    prefixes = list(map(_LEADING, unique))
-    lasts = list(map(_LAST, unique))
     groups: defaultdict[tuple[Any, ...], list[Any]] = defaultdict(list)
-    if len(set(prefixes)) == 1:  # most batches: one tenant's keys
-        groups[prefixes[0]] = lasts
+    if len(columns) == 2 and len(set(map(_FIRST, unique))) == 1:
+        groups[unique[0][:1]] = list(map(_LAST, unique))  # one tenant's keys: in C
     else:
-        for prefix, last in zip(prefixes, lasts, strict=True):
-            groups[prefix].append(last)
+        for key in unique:
+            groups[key[:-1]].append(key[-1])
     for prefix, lasts in groups.items():
         leading = [column == value for column, value in zip(columns, prefix, strict=False)]
         yield and_(*leading, InList(columns[-1], lasts))
