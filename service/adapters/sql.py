@@ -302,6 +302,11 @@ class _ValueList(TypeDecorator[list[Any]]):
         return value if dialect.name == "postgresql" else json.dumps(value)
 
 
+_VALUE_LIST = _ValueList()
+"""One instance for every list bound: a type keeps what it adapted to each dialect, so a new
+one each look-up would be adapted again each time (SQLAlchemy's introspection, per batch)."""
+
+
 class InList(ColumnElement[bool]):
     """`column IN values`, the values bound as one list parameter."""
 
@@ -317,7 +322,7 @@ class InList(ColumnElement[bool]):
 
     def __init__(self, column: ColumnElement[Any], values: Iterable[Any]) -> None:
         self.column = column
-        self.values = bindparam(None, list(values), type_=_ValueList(), unique=True)
+        self.values = bindparam(None, list(values), type_=_VALUE_LIST, unique=True)
 
 
 @compiles(InList, "postgresql")
