@@ -39,15 +39,18 @@ from service.domain.exact import EXACT, ZERO
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-_MICROSECOND = timedelta(microseconds=1)
-
-
 def to_micros(moment: datetime) -> int:
-    return (moment - EPOCH) // _MICROSECOND
+    """Exactly `(moment - EPOCH) // timedelta(microseconds=1)`, from the difference's parts
+    (a third cheaper than dividing timedeltas): ingest binds two or three times a trip."""
+    since = moment - EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
-def _micros_or_none(moment: datetime | None) -> int | None:
-    return None if moment is None else (moment - EPOCH) // _MICROSECOND
+def micros_or_none(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    since = moment - EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def from_micros(micros: int) -> datetime:
@@ -66,7 +69,7 @@ class Instant(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], int | None]:
         """`process_bind_param` without the wrapping layer (BigInteger binds as it is, on
         either database): ingest binds two or three times a trip by the ten thousand."""
-        return _micros_or_none
+        return micros_or_none
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         return None if value is None else from_micros(int(value))

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from service.app.ports import EntryKey, Registration, UnitOfWork
 from service.app.records import IgnoredEvent, Received, version_of
-from service.app.trips import TripChange
+from service.app.trips import TripFold
 from service.domain import events as ev
 from service.domain.challenges import (
     Challenge,
@@ -113,10 +113,10 @@ def _registration(item: Received) -> Registration:
     return (payload.registered_at, item.event.meta.arrived_at)
 
 
-def fold_trip_changes(uow: UnitOfWork, changes: Sequence[TripChange], rules: Rules) -> None:
+def fold_trip_changes(uow: UnitOfWork, trips: TripFold, rules: Rules) -> None:
     """Add what each changed trip now contributes, less what it contributed before, to the
     registrations of its user."""
-    users = {(c.tenant_id, c.after.user_id) for c in changes}
+    users = trips.users()
     if not users:
         return
     entries = uow.challenges.entries_of_users(users)
@@ -128,23 +128,28 @@ def fold_trip_changes(uow: UnitOfWork, changes: Sequence[TripChange], rules: Rul
         by_user[(tenant, entry.user_id)].append((definitions[(tenant, challenge_id)][0], entry))
     deltas: dict[EntryKey, tuple[Tally, Tally]] = {}
     grace = rules.late_event_grace
-    for change in changes:
-        for challenge, entry in by_user.get((change.tenant_id, change.after.user_id), ()):
-            during, before = _delta(challenge, entry, change, grace)
-            if during.is_empty and before.is_empty:
+    for tenant, before, after in trips.changes():
+        for challenge, entry in by_user.get((tenant, after.user_id), ()):
+            during, earlier = _delta(challenge, entry, before, after, grace)
+            if during.is_empty and earlier.is_empty:
                 continue
-            key = (change.tenant_id, challenge.challenge_id, entry.user_id)
+            key = (tenant, challenge.challenge_id, entry.user_id)
             old_during, old_before = deltas.get(key, (EMPTY_TALLY, EMPTY_TALLY))
-            deltas[key] = (old_during + during, old_before + before)
+            deltas[key] = (old_during + during, old_before + earlier)
     uow.challenges.add_to_entries(deltas)
 
 
 def _delta(
-    challenge: Challenge, entry: Entry, change: TripChange, grace: timedelta
+    challenge: Challenge,
+    entry: Entry,
+    before: StoredTrip | None,
+    after: StoredTrip,
+    grace: timedelta,
 ) -> tuple[Tally, Tally]:
-    after = _contribution(challenge, entry, change.after, grace)
-    before = _contribution(challenge, entry, change.before, grace)
-    return after[0] - before[0], after[1] - before[1]
+    """What a trip's change adds to an entry: during the challenge, and before it."""
+    now = _contribution(challenge, entry, after, grace)
+    then = _contribution(challenge, entry, before, grace)
+    return now[0] - then[0], now[1] - then[1]
 
 
 def _contribution(

@@ -93,7 +93,7 @@ def apply_batch(
         fold_path_sessions(uow, of[ev.PathSessionPublished])
         fold_learners(uow, of[LEARNER_EVENTS])
         trips = fold_trips(uow, of[TRIP_EVENTS], rules, buckets)
-        fold_trip_changes(uow, trips.changes, rules)
+        fold_trip_changes(uow, trips, rules)
         ignored = [*late, *fold_tasks(uow, of[TASK_EVENTS])]
         uow.ignored_events.add(ignored, now)
         dead = (*batch.dead, *trips.rejected)
@@ -154,35 +154,40 @@ def _moved_versions(
     same time (`service.app.shards`); a month moves the shards of its drivers' buckets."""
     moved: dict[str, datetime | None] = {}
     shards: dict[tuple[str, int], datetime | None] = {}
-    by_tenant = _by_tenant(received)
-    for tenant, items in by_tenant.items():
-        arrived = _newest_arrival(items)
+    newest, newest_trip = _newest_arrivals(received)
+    for tenant, arrived_ms in newest.items():
+        arrived = arrival_at(arrived_ms)
         held = locks.shards(tenant)
         for shard in held:
             shards[(tenant_key(tenant), shard)] = arrived
         if not held:
             moved[tenant_key(tenant)] = arrived
-    for tenant, items in _by_tenant(users).items():
-        moved[profiles_key(tenant)] = _newest_arrival(items)
-    trips_arrived = {
-        tenant: _newest_arrival(i for i in items if isinstance(i.event.payload, TRIP_EVENTS))
-        for tenant, items in by_tenant.items()
-    }
+    for tenant, arrived_ms in _newest_arrivals(users)[0].items():
+        moved[profiles_key(tenant)] = arrival_at(arrived_ms)
+    trips_arrived = {tenant: arrival_at(ms) for tenant, ms in newest_trip.items()}
     for tenant, month, shard in months:
-        shards[(month_key(tenant, month), shard)] = trips_arrived[tenant]
+        shards[(month_key(tenant, month), shard)] = trips_arrived.get(tenant)
     return moved, shards
 
 
-def _newest_arrival(items: Iterable[Received]) -> datetime | None:
-    newest = max((item.record.timestamp_ms for item in items), default=None)
-    return None if newest is None else arrival_at(newest)
-
-
-def _by_tenant(received: Iterable[Received]) -> dict[str, list[Received]]:
-    tenants: dict[str, list[Received]] = {}
+def _newest_arrivals(received: Iterable[Received]) -> tuple[dict[str, int], dict[str, int]]:
+    """By tenant, the newest record timestamp of its events, and of its trip events (one
+    pass over the batch)."""
+    newest: dict[str, int] = {}
+    newest_trip: dict[str, int] = {}
     for item in received:
-        tenants.setdefault(item.event.meta.tenant_id, []).append(item)
-    return tenants
+        event = item.event
+        tenant, arrived = event.meta.tenant_id, item.record.timestamp_ms
+        kept = newest_trip if type(event.payload) in _TRIP_KINDS else newest
+        if tenant not in kept or arrived > kept[tenant]:
+            kept[tenant] = arrived
+    for tenant, arrived in newest_trip.items():
+        if tenant not in newest or arrived > newest[tenant]:
+            newest[tenant] = arrived
+    return newest, newest_trip
+
+
+_TRIP_KINDS = frozenset(TRIP_EVENTS)
 
 
 def _keep_dead_letters(

@@ -130,20 +130,32 @@ class Locks:
 
 def locks_of(events: Iterable[ev.Event], buckets: Buckets) -> Locks:
     """The locks a batch of these events takes: its tenant exclusively when it holds a
-    catalog event of the tenant, else the buckets of the users and tasks its events name."""
-    events = list(events)
-    exclusive = {e.meta.tenant_id for e in events if isinstance(e.payload, CATALOG_EVENTS)}
+    catalog event of the tenant, else the buckets of the users and tasks its events name.
+    One pass over the batch, an event's owner read by its kind's field (`owner`)."""
+    exclusive: set[str] = set()
     owners: dict[str, set[str]] = {}
+    fields = _OWNER_FIELDS
     for event in events:
+        payload = event.payload
+        kind = type(payload)
+        field_name = fields.get(kind, _UNKNOWN)
+        if field_name is _UNKNOWN:
+            field_name = fields[kind] = _owner_field(payload)
         tenant = event.meta.tenant_id
-        if tenant in exclusive:
+        if field_name is _CATALOG:
+            exclusive.add(tenant)
             continue
-        keys = owners.setdefault(tenant, set())
-        key = owner(event.payload)
-        if key is not None:
-            keys.add(key)
+        keys = owners.get(tenant)
+        if keys is None:
+            keys = owners[tenant] = set()
+        if field_name is not None:
+            keys.add(getattr(payload, field_name))
     # A key's bucket once per batch, however many of its events the batch holds.
-    held = {tenant: {buckets.of(key) for key in keys} for tenant, keys in owners.items()}
+    held = {
+        tenant: {buckets.of(key) for key in keys}
+        for tenant, keys in owners.items()
+        if tenant not in exclusive
+    }
     return Locks(exclusive, held)
 
 
@@ -155,3 +167,18 @@ def owner(payload: object) -> str | None:
         return user
     task = getattr(payload, "task_id", None)
     return task if isinstance(task, str) else None
+
+
+_CATALOG = "catalog"
+_UNKNOWN = "unknown"
+_OWNER_FIELDS: dict[type, str | None] = {kind: _CATALOG for kind in CATALOG_EVENTS}
+"""By kind of event: the field naming its owner (`owner`: `user_id` or `task_id`; None for
+none), or `_CATALOG` for the catalog's events, which lock their tenant. Filled as kinds are
+met: the events' types are frozen dataclasses, each with the same fields whatever its values."""
+
+
+def _owner_field(payload: object) -> str | None:
+    found = owner(payload)
+    if found is None:
+        return None
+    return "user_id" if getattr(payload, "user_id", None) == found else "task_id"

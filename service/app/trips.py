@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from service.app.ports import MonthKey, TripKey, UnitOfWork
@@ -24,37 +24,58 @@ from service.domain.trips import (
 
 @frozen
 class TripChange:
-    """A trip before and after one batch; the families derived from trips fold the change."""
+    """A stored trip before and after one batch; the families derived from trips fold the
+    change."""
 
     tenant_id: str
-    before: StoredTrip | None
+    before: StoredTrip
     after: StoredTrip
 
 
 @dataclass
 class TripFold:
-    changes: list[TripChange] = field(default_factory=list)
+    """What a batch's trip events did: the trips it recorded for the first time (nothing was
+    stored of them: the whole trip is the change, so no change object is made for each, the
+    most of a replay), the stored trips it changed, and the events it rejected."""
+
+    new: dict[TripKey, StoredTrip] = field(default_factory=dict)
+    changed: list[TripChange] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
     months: set[tuple[str, Month, int]] = field(default_factory=set)
     """The calendar months (by tenant, with the shard of each driver's) this fold changed."""
 
+    def users(self) -> set[tuple[str, str]]:
+        """The drivers (by tenant) whose trips changed."""
+        users = {(tenant, trip.user_id) for (tenant, _), trip in self.new.items()}
+        users.update((change.tenant_id, change.after.user_id) for change in self.changed)
+        return users
+
+    def changes(self) -> Iterator[tuple[str, StoredTrip | None, StoredTrip]]:
+        """Each trip's change as (tenant, before or None for a new trip, after)."""
+        for (tenant, _), trip in self.new.items():
+            yield tenant, None, trip
+        for change in self.changed:
+            yield change.tenant_id, change.before, change.after
+
 
 def fold_trips(
-    uow: UnitOfWork, items: Sequence[Received], rules: Rules, buckets: Buckets
+    uow: UnitOfWork, items: Iterable[Received], rules: Rules, buckets: Buckets
 ) -> TripFold:
-    keys = [(i.event.meta.tenant_id, _trip_id(i)) for i in items]
-    stored = uow.trips.load(set(keys))
+    keyed = [(item, (item.event.meta.tenant_id, _trip_id(item))) for item in items]
+    stored = uow.trips.load({key for _, key in keyed})
     current: dict[TripKey, StoredTrip] = dict(stored)
     outcome = TripFold()
-    for item, key in zip(items, keys, strict=True):
-        meta, payload = item.event.meta, item.event.payload
-        before = current.get(key)
+    for item, key in keyed:
+        event = item.event
+        meta, payload = event.meta, event.payload
         try:
             if type(payload) is TripCompleted:
-                after = after_completed(before, payload, meta.arrived_at)
+                after = after_completed(current.get(key), payload, meta.arrived_at)
             else:
                 assert type(payload) is TripDeleted
-                after = after_deleted(before, payload.trip_id, payload.user_id, meta.arrived_at)
+                after = after_deleted(
+                    current.get(key), payload.trip_id, payload.user_id, meta.arrived_at
+                )
         except TripConflict as conflict:
             outcome.rejected.append(
                 DeadLetter(
@@ -64,28 +85,30 @@ def fold_trips(
             )
             continue
         current[key] = after
-    new: dict[TripKey, StoredTrip] = {}
-    changed: dict[TripKey, StoredTrip] = {}
-    changes = outcome.changes
+    new, changed = outcome.new, outcome.changed
     for key, after in current.items():  # stored trips first, then new ones as they came
         before = stored.get(key)
         if before is None:
             new[key] = after
         elif after != before:
-            changed[key] = after
-        else:
-            continue
-        changes.append(TripChange(key[0], before, after))
-    uow.trips.save(new=new, changed=changed)
-    deltas = month_deltas(outcome.changes, rules)
-    shard_of = {key: buckets.of(key[1]) for key in deltas}
-    outcome.months = {
-        (tenant, month, shard_of[tenant, user, month]) for tenant, user, month in deltas
+            changed.append(TripChange(key[0], before, after))
+    uow.trips.save(new=new, changed={(c.tenant_id, c.after.trip_id): c.after for c in changed})
+    deltas = month_deltas(outcome, rules)
+    # The shards of the calendar months, keyed by built-in values: a `Month` in a key is
+    # hashed in Python, and a batch holds tens of thousands of driver months.
+    shards = [buckets.of(user) for _, user, _ in deltas]
+    months = {
+        (tenant, month.year, month.number, shard): (tenant, month, shard)
+        for (tenant, _, month), shard in zip(deltas, shards, strict=True)
     }
+    outcome.months = set(months.values())
     reached = month_stamps(uow, outcome.months)
-    uow.driver_months.add(
-        deltas, {(t, u, m): reached[t, m, shard_of[t, u, m]] for t, u, m in deltas}
-    )
+    stamp_of = {key: reached[at] for key, at in months.items()}
+    stamps = {
+        key: stamp_of[key[0], key[2].year, key[2].number, shard]
+        for key, shard in zip(deltas, shards, strict=True)
+    }
+    uow.driver_months.add(deltas, stamps)
     return outcome
 
 
@@ -103,20 +126,25 @@ def month_stamps(
     return {at: stamp(at[2], stored.get(key, 0) + 1) for key, at in keys.items()}
 
 
-def month_deltas(changes: Sequence[TripChange], rules: Rules) -> dict[MonthKey, MonthTotals]:
-    """What each change adds to (or takes from) the driver months it counts in."""
+def month_deltas(fold: TripFold, rules: Rules) -> dict[MonthKey, MonthTotals]:
+    """What the fold's trips add to (or take from) the driver months they count in: a new
+    trip its contribution, a changed one its contribution less what it contributed before."""
     deltas: MonthDeltas[str] = MonthDeltas(rules.late_event_grace)
-    for change in changes:
+    add = deltas.add
+    for (tenant, _), trip in fold.new.items():
+        if type(trip) is TripFacts:
+            add(tenant, trip)
+    for change in fold.changed:
         if isinstance(change.before, TripFacts):
-            deltas.add(change.tenant_id, change.before, -1)
+            add(change.tenant_id, change.before, -1)
         if isinstance(change.after, TripFacts):
-            deltas.add(change.tenant_id, change.after)
+            add(change.tenant_id, change.after)
     return deltas.totals()
 
 
 def _trip_id(item: Received) -> str:
     payload = item.event.payload
-    assert isinstance(payload, TripCompleted | TripDeleted)
+    assert type(payload) is TripCompleted or type(payload) is TripDeleted
     return payload.trip_id
 
 

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Dialect, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
-from service.adapters.sql import InList, add_to_rows, key_lookups, upsert
+from service.adapters.sql import InList, add_to_rows, key_lookups, upsert, upsert_rows
 from service.adapters.tables import (
     EPOCH,
     Instant,
     challenge_entries,
     consumer_offsets,
     driver_months,
+    from_micros,
+    micros_or_none,
     service_state,
     state_versions,
+    to_micros,
     trips,
 )
 from service.domain.exact import add
@@ -153,6 +158,30 @@ def test_upserted_times_and_nulls_read_back_as_written(engine: Engine) -> None:
         row = c.execute(select(trips)).one()
     assert (row.ended_at, row.arrived_at, row.deleted_arrived_at) == (AT, AT, None)
     assert (row.distance_km, row.safety, row.eco_driving) == (12.345678901234567, 8.1, None)
+
+
+def test_rows_upserted_with_their_times_in_microseconds_read_back_as_written(
+    engine: Engine,
+) -> None:
+    names = tuple(_trip("t", "ann"))
+    first, second = _trip("t1", "ann"), _trip("t2", "bob")
+    second["distance_km"] = 12  # an int among doubles: PostgreSQL's arrays take one type
+    rows = [
+        tuple(micros_or_none(v) if isinstance(v, datetime) else v for v in trip.values())
+        for trip in (first, second)
+    ]
+    with engine.begin() as c:
+        assert upsert_rows(c, trips, names, rows, keys=["tenant_id", "trip_id"]) == 2
+        assert upsert_rows(c, trips, names, rows[:1], keys=["tenant_id", "trip_id"]) == 0
+        stored = c.execute(select(trips).order_by(trips.c.trip_id)).all()
+    assert [row._asdict() for row in stored] == [first, second]
+    assert isinstance(stored[1].distance_km, float)
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_a_time_in_microseconds_is_the_microseconds_since_the_epoch(moment: datetime) -> None:
+    assert to_micros(moment) == (moment - EPOCH) // timedelta(microseconds=1)
+    assert from_micros(to_micros(moment)) == moment
 
 
 def test_key_lookups_find_exactly_the_rows_of_the_keys_asked(engine: Engine) -> None:

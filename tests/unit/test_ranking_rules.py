@@ -187,3 +187,4 @@ def test_month_deltas_sum_the_contributions_of_their_trips(
         key = (scope, trip.user_id, month)
         expected[key] = expected.get(key, MonthTotals()) + (totals if sign > 0 else -totals)
     assert deltas.totals() == {k: v for k, v in expected.items() if v != MonthTotals()}
+    assert all(v.is_empty == (v == MonthTotals()) for v in [*expected.values(), MonthTotals()])
