@@ -709,6 +709,12 @@ def test_entries_of_users_only_returns_registrations_of_published_challenges(
         users = [("acme", "ann"), ("other", "ann")]
         assert uow.challenges.entries_of_users(users) == [("acme", "c1", entry("ann", 1))]
         assert uow.challenges.entries_of_users([]) == []
+        # A tenant without any registration among a batch's users: the others' still found.
+        with_unregistered = [("none", "ann"), ("acme", "bob"), ("none", "bob")]
+        assert uow.challenges.entries_of_users(iter(with_unregistered)) == [
+            ("acme", "c1", entry("bob", 3))
+        ]
+        assert uow.challenges.entries_of_users([("none", "ann")]) == []
 
 
 def test_challenge_entries_are_those_arrived_before_the_bound_with_their_profiles(
