@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 from service.domain import events as ev
@@ -134,13 +134,13 @@ def locks_of(events: Iterable[ev.Event], buckets: Buckets) -> Locks:
     One pass over the batch, an event's owner read by its kind's field (`owner`)."""
     exclusive: set[str] = set()
     owners: dict[str, set[str]] = {}
-    fields = _OWNER_FIELDS
+    owner_fields = _OWNER_FIELDS
     for event in events:
         payload = event.payload
         kind = type(payload)
-        field_name = fields.get(kind, _UNKNOWN)
+        field_name = owner_fields.get(kind, _UNKNOWN)
         if field_name is _UNKNOWN:
-            field_name = fields[kind] = _owner_field(payload)
+            field_name = owner_fields[kind] = _owner_field(kind)
         tenant = event.meta.tenant_id
         if field_name is _CATALOG:
             exclusive.add(tenant)
@@ -174,11 +174,11 @@ _UNKNOWN = "unknown"
 _OWNER_FIELDS: dict[type, str | None] = {kind: _CATALOG for kind in CATALOG_EVENTS}
 """By kind of event: the field naming its owner (`owner`: `user_id` or `task_id`; None for
 none), or `_CATALOG` for the catalog's events, which lock their tenant. Filled as kinds are
-met: the events' types are frozen dataclasses, each with the same fields whatever its values."""
+met."""
 
 
-def _owner_field(payload: object) -> str | None:
-    found = owner(payload)
-    if found is None:
-        return None
-    return "user_id" if getattr(payload, "user_id", None) == found else "task_id"
+def _owner_field(kind: type) -> str | None:
+    """The field that names a kind's owner, read from the fields it declares (`owner` reads
+    the same ones: `user_id`, else `task_id`), so it never depends on the first event seen."""
+    declared = {f.name for f in fields(kind)}
+    return next((name for name in ("user_id", "task_id") if name in declared), None)
