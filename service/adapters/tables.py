@@ -47,10 +47,7 @@ def to_micros(moment: datetime) -> int:
 
 
 def micros_or_none(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    since = moment - EPOCH
-    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+    return None if moment is None else to_micros(moment)
 
 
 def from_micros(micros: int) -> datetime:
