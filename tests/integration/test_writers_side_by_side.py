@@ -70,12 +70,16 @@ class HeldAtCommit:
         self.engine = engine
         self.reached = threading.Event()
         self.release = threading.Event()
+        self.backend = 0
+        """The holding transaction's PostgreSQL backend, known once `reached` is set."""
 
     def __call__(self) -> SqlUnitOfWork:
         held = self
 
         class Held(SqlUnitOfWork):
             def commit(self) -> None:
+                backend = self._require().exec_driver_sql("SELECT pg_backend_pid()")
+                held.backend = int(backend.scalar_one())
                 held.reached.set()
                 if not held.release.wait(RELEASE_WITHIN):
                     raise RuntimeError("the test never released the commit")
@@ -144,15 +148,20 @@ async def test_a_kept_board_follows_writers_of_two_buckets_committing_out_of_ord
     assert trips_on_board(storage, kept)[first] == 3
 
 
-async def waiting_on_a_lock(engine: Engine, kind: str) -> None:
-    """Until some backend of the test's database waits for a lock of `kind`."""
+async def waiting_on_a_lock(engine: Engine, kind: str, held: HeldAtCommit) -> None:
+    """Until a backend waits for a lock of `kind` that the held transaction holds. Only
+    those: lock waits are the whole cluster's, and other tests' writers run beside this one
+    (a wait of theirs would release the held commit before this test's waiter got there)."""
 
     def waiting() -> int:
+        query = text(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = :kind "
+            "AND :holder = ANY(pg_blocking_pids(pid))"
+        )
         with engine.connect() as c:
-            query = text("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = :kind")
-            return int(c.execute(query, {"kind": kind}).scalar_one())
+            return int(c.execute(query, {"kind": kind, "holder": held.backend}).scalar_one())
 
-    await eventually(waiting, what=f"a backend waiting for a {kind} lock")
+    await eventually(waiting, what=f"a backend waiting for a {kind} lock the held one holds")
 
 
 @pytest.mark.parametrize("case", ["same user", "same bucket", "catalog"])
@@ -170,7 +179,7 @@ async def test_a_batch_of_a_bucket_held_or_with_catalog_events_waits_for_the_hol
     holding = asyncio.create_task(asyncio.to_thread(fold, held, trip("a1", first, ended_at=NOW)))
     assert await asyncio.to_thread(held.reached.wait, RELEASE_WITHIN)
     waiting = asyncio.create_task(asyncio.to_thread(fold, storage.unit_of_work, *second))
-    await waiting_on_a_lock(engine, "advisory")
+    await waiting_on_a_lock(engine, "advisory", held)
     assert not waiting.done()
     held.release.set()
     await holding
@@ -193,7 +202,7 @@ async def test_a_trip_id_another_writer_records_meanwhile_folds_again_and_confli
     racing = asyncio.create_task(
         asyncio.to_thread(fold, storage.unit_of_work, trip("shared", second, ended_at=NOW))
     )
-    await waiting_on_a_lock(engine, "transactionid")
+    await waiting_on_a_lock(engine, "transactionid", held)
     held.release.set()
     await holding
     with pytest.raises(StorageUnavailable):
@@ -224,7 +233,7 @@ async def test_a_result_recorded_while_another_instance_waited_for_the_lock_is_n
     second = asyncio.create_task(
         asyncio.to_thread(record_results, storage.results_work, RULES, NOW, encode)
     )
-    await waiting_on_a_lock(engine, "advisory")
+    await waiting_on_a_lock(engine, "advisory", held)
     held.release.set()
     recorded = await first
     assert len(recorded) == 1
