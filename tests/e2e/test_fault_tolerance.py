@@ -498,13 +498,21 @@ INSIDE_A_TRANSACTION = Freeze(events=60_000, seconds=80.0, holding_locks=True)
 
 LOCK_HOLDERS = text(
     "SELECT a.state FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-    "WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = :name"
+    "WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted "
+    "AND a.application_name = :name"
 )
+"""Sessions holding a tenant's lock: a key of one bigint (`objsubid` 1). Not the relay's lease,
+held for as long as the instance relays (two int keys, like the buckets' locks): with it the
+instance that won the lease always looked like a holder, and a freeze between batches never
+came."""
 SESSIONS = text(
     "SELECT state, wait_event, left(query, 50) FROM pg_stat_activity "
     "WHERE application_name = :name ORDER BY state"
 )
-FROZEN, STEADY = "podium-frozen", "podium-steady"
+FROZEN, STEADY = f"podium-frozen-{os.getpid()}", f"podium-steady-{os.getpid()}"
+"""The instances' application names, by which their sessions are found: the test process's
+own (locks and sessions are the whole cluster's, and both freezes may run at once in two of
+the suite's workers)."""
 
 
 def _named(url: str, name: str) -> str:
@@ -540,15 +548,20 @@ async def _freeze(podium: ServeProcess, database: Database, name: str, holding: 
             return not holders
         return bool(holders) and all(h.startswith("idle in transaction") for h in holders)
 
+    seen: list[list[str]] = []
     for attempt in range(1, 400):
         if bool(await _lock_holders(database, name)) == holding:
             podium.send(signal.SIGSTOP)
             await asyncio.sleep(0.3)  # a statement sent just before the stop finishes
-            if as_asked(await _lock_holders(database, name)):
+            seen.append(await _lock_holders(database, name))
+            if as_asked(seen[-1]):
                 return attempt
             podium.send(signal.SIGCONT)
         await asyncio.sleep(0.01 if holding else 0.05)
-    raise AssertionError("could not freeze the instance at the moment asked for")
+    raise AssertionError(
+        f"could not freeze the instance at the moment asked for; its lock holders at the "
+        f"last stops: {seen[-5:]}, its sessions: {await _sessions(database, name)}"
+    )
 
 
 def _moved_on(since: Offsets, now: Offsets, ends: Offsets) -> bool:
