@@ -121,6 +121,29 @@ def upsert_rows(
     return connection.exec_driver_sql(statement, rows).rowcount
 
 
+def insert_rows_returning(
+    connection: Connection,
+    table: Table,
+    names: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    *,
+    keys: tuple[str, ...],
+) -> list[tuple[Any, ...]]:
+    """Insert `upsert_rows`' rows whose key is not stored, on PostgreSQL only, and return the
+    keys of those it inserted (`RETURNING`; SQLite's `executemany` returns no rows)."""
+    dialect = connection.dialect
+    assert dialect.name == "postgresql"
+    if not rows:
+        return []
+    statement = _upsert_statement(dialect, table, names, keys, (), (), (), ())
+    quote = dialect.identifier_preparer.quote
+    statement += f" RETURNING {', '.join(quote(k) for k in keys)}"
+    arrays = [list(column) for column in zip(*rows, strict=True)]
+    for position, process in _row_conversions(table, names, dialect):
+        arrays[position] = list(map(process, arrays[position]))
+    return [tuple(row) for row in connection.exec_driver_sql(statement, tuple(arrays))]
+
+
 Conversions = tuple[tuple[int, Callable[[Any], Any]], ...]
 """Bind processors by a row's positions."""
 

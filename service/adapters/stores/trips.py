@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, literal_column, select
 
-from service.adapters.sql import InList, key_lookups, upsert_columns, upsert_rows
+from service.adapters.sql import (
+    InList,
+    insert_rows_returning,
+    key_lookups,
+    upsert_columns,
+    upsert_rows,
+)
 from service.adapters.tables import SCORE_COLUMNS, driver_months, micros_or_none, trips
 from service.app.ports import MonthKey, StorageUnavailable, TripKey
 from service.domain.events import SCORE_KINDS
@@ -74,9 +80,17 @@ class SqlTripStore:
         self._c = connection
 
     def load(self, keys: Iterable[TripKey]) -> dict[TripKey, StoredTrip]:
+        return self._load(keys)
+
+    def _load(
+        self, keys: Iterable[TripKey], *, rowid_up_to: int | None = None
+    ) -> dict[TripKey, StoredTrip]:
+        """The stored trips among `keys`; with `rowid_up_to` (SQLite), those of rows up to
+        that row id only."""
         found: dict[TripKey, StoredTrip] = {}
+        older = () if rowid_up_to is None else (literal_column("rowid") <= rowid_up_to,)
         for condition in key_lookups((trips.c.tenant_id, trips.c.trip_id), keys):
-            rows = self._c.execute(select(trips).where(condition))
+            rows = self._c.execute(select(trips).where(condition, *older))
             for row in rows:
                 found[(row.tenant_id, row.trip_id)] = trip_from_row(row)
         return found
@@ -92,22 +106,43 @@ class SqlTripStore:
         )
         return [t for t in map(trip_from_row, rows) if isinstance(t, TripFacts)]
 
-    def save(
-        self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
-    ) -> None:
-        """Write changed trips whole, and new ones unless another writer recorded them since
-        they were loaded: a writer of another user's bucket may have (a trip id re-used for
-        another user), and the batch is then retried (`StorageUnavailable`) to find its
-        conflict with the trip now stored."""
+    def add_new(self, new: Mapping[TripKey, StoredTrip]) -> dict[TripKey, StoredTrip]:
+        """Record the trips whose key is not stored, and return what is stored of the others
+        (left as it is): one insert, and a look-up only when some key was stored already
+        (nearly every trip of a live feed or a replay is new).
+
+        PostgreSQL says which rows it inserted (`RETURNING`). A writer of another user's
+        bucket inserting the same key meanwhile (a trip id re-used for another user) makes
+        the insert wait for its commit, and the look-up then reads its row (READ COMMITTED:
+        each statement sees what was committed before it began). SQLite's `executemany`
+        returns no rows: the count says whether each was inserted, and if not, the stored
+        ones are those of the rows that were there before the insert (a new row's id is
+        greater than any before it; the table has row ids, and its writer is alone)."""
+        if not new:
+            return {}
+        rows = _trip_rows(new)
+        if self._c.dialect.name == "postgresql":
+            inserted = set(insert_rows_returning(self._c, trips, TRIP_ROW, rows, keys=_TRIP_KEY))
+            if len(inserted) == len(rows):
+                return {}
+            others = [key for key in new if key not in inserted]
+            stored = self._load(others)
+            if len(stored) != len(others):
+                raise StorageUnavailable(
+                    f"{len(others) - len(stored)} trips were neither inserted nor found "
+                    "stored; the batch is folded again"
+                )
+            return stored
+        last_row = self._c.exec_driver_sql("SELECT max(rowid) FROM trips").scalar()
+        if upsert_rows(self._c, trips, TRIP_ROW, rows, keys=_TRIP_KEY) == len(rows):
+            return {}
+        return self._load(new, rowid_up_to=last_row or 0)
+
+    def replace(self, changed: Mapping[TripKey, StoredTrip]) -> None:
+        """Write stored trips whole."""
         upsert_rows(
             self._c, trips, TRIP_ROW, _trip_rows(changed), keys=_TRIP_KEY, replace=_TRIP_VALUES
         )
-        written = upsert_rows(self._c, trips, TRIP_ROW, _trip_rows(new), keys=_TRIP_KEY)
-        if written != len(new):
-            raise StorageUnavailable(
-                f"{len(new) - written} of {len(new)} new trips were recorded by another "
-                "writer meanwhile; the batch is folded again"
-            )
 
 
 _TRIP_KEY = ("tenant_id", "trip_id")
