@@ -345,9 +345,7 @@ def test_new_trips_are_added_and_the_stored_ones_among_them_returned_unchanged(
 
 def test_a_changed_trip_is_replaced_whole(ports: Ports) -> None:
     with committing(ports) as uow:
-        uow.trips.add_new(
-            {("acme", "t1"): facts("t1"), ("acme", "t2"): Tombstone("t2", "ann", AT)}
-        )
+        uow.trips.add_new({("acme", "t1"): facts("t1"), ("acme", "t2"): Tombstone("t2", "ann", AT)})
     changed = {("acme", "t1"): facts("t1", deleted=AT + HOUR), ("acme", "t2"): facts("t2")}
     with committing(ports) as uow:
         uow.trips.replace(changed)

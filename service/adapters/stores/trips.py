@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Row, literal_column, select
 
 from service.adapters.sql import (
     InList,
-    insert_rows_returning,
+    insert_absent_rows,
     key_lookups,
     upsert_columns,
     upsert_rows,
@@ -111,21 +111,20 @@ class SqlTripStore:
         (left as it is): one insert, and a look-up only when some key was stored already
         (nearly every trip of a live feed or a replay is new).
 
-        PostgreSQL says which rows it inserted (`RETURNING`). A writer of another user's
-        bucket inserting the same key meanwhile (a trip id re-used for another user) makes
-        the insert wait for its commit, and the look-up then reads its row (READ COMMITTED:
-        each statement sees what was committed before it began). SQLite's `executemany`
-        returns no rows: the count says whether each was inserted, and if not, the stored
-        ones are those of the rows that were there before the insert (a new row's id is
-        greater than any before it; the table has row ids, and its writer is alone)."""
+        PostgreSQL says which keys it did not insert (`sql.insert_absent_rows`). A writer of
+        another user's bucket inserting the same key meanwhile (a trip id re-used for another
+        user) makes the insert wait for its commit, and the look-up then reads its row (READ
+        COMMITTED: each statement sees what was committed before it began). SQLite's
+        `executemany` returns no rows: the count says whether each was inserted, and if not,
+        the stored ones are those of the rows that were there before the insert (a new row's
+        id is greater than any before it; the table has row ids, and its writer is alone)."""
         if not new:
             return {}
         rows = _trip_rows(new)
         if self._c.dialect.name == "postgresql":
-            inserted = set(insert_rows_returning(self._c, trips, TRIP_ROW, rows, keys=_TRIP_KEY))
-            if len(inserted) == len(rows):
+            others = insert_absent_rows(self._c, trips, TRIP_ROW, rows, keys=_TRIP_KEY)
+            if not others:
                 return {}
-            others = [key for key in new if key not in inserted]
             stored = self._load(others)
             if len(stored) != len(others):
                 raise StorageUnavailable(
