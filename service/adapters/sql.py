@@ -121,48 +121,6 @@ def upsert_rows(
     return connection.exec_driver_sql(statement, rows).rowcount
 
 
-def insert_absent_rows(
-    connection: Connection,
-    table: Table,
-    names: tuple[str, ...],
-    rows: list[tuple[Any, ...]],
-    *,
-    keys: tuple[str, ...],
-) -> list[tuple[Any, ...]]:
-    """Insert `upsert_rows`' rows (no two with the same key) whose key is not stored, on
-    PostgreSQL only (SQLite's `executemany` returns no rows), and return the keys of the
-    others: the server leaves out the keys it inserted (an anti-join with `RETURNING`'s), so
-    that a batch of new rows sends none back."""
-    dialect = connection.dialect
-    assert dialect.name == "postgresql"
-    if not rows:
-        return []
-    arrays = [list(column) for column in zip(*rows, strict=True)]
-    for position, process in _row_conversions(table, names, dialect):
-        arrays[position] = list(map(process, arrays[position]))
-    statement = _insert_absent_statement(dialect, table, names, keys)
-    return [tuple(row) for row in connection.exec_driver_sql(statement, tuple(arrays))]
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_absent_statement(
-    dialect: Dialect, table: Table, columns: tuple[str, ...], keys: tuple[str, ...]
-) -> str:
-    quote = dialect.identifier_preparer.quote
-    name = dialect.identifier_preparer.format_table(table)
-    listed = ", ".join(quote(c) for c in columns)
-    arrays = ", ".join(f"%b::{_array_type(table, c, dialect)}" for c in columns)
-    key_list = ", ".join(quote(k) for k in keys)
-    matches = " AND ".join(f"i.{quote(k)} = r.{quote(k)}" for k in keys)
-    return (
-        f"WITH r ({listed}) AS (SELECT * FROM unnest({arrays})), "
-        f"i AS (INSERT INTO {name} ({listed}) SELECT * FROM r "
-        f"ON CONFLICT ({key_list}) DO NOTHING RETURNING {key_list}) "
-        f"SELECT {', '.join(f'r.{quote(k)}' for k in keys)} FROM r "
-        f"WHERE NOT EXISTS (SELECT FROM i WHERE {matches})"
-    )
-
-
 Conversions = tuple[tuple[int, Callable[[Any], Any]], ...]
 """Bind processors by a row's positions."""
 

@@ -104,7 +104,8 @@ class TripStore(Protocol):
 
     def add_new(self, new: Mapping[TripKey, StoredTrip]) -> dict[TripKey, StoredTrip]:
         """Record each trip whose key is not stored, and return what is stored of the others
-        (left unchanged), including what another writer recorded of them meanwhile."""
+        (left unchanged), including what another writer recorded of them meanwhile. Once per
+        unit of work: what it wrote before may be taken for not stored."""
 
     def replace(self, changed: Mapping[TripKey, StoredTrip]) -> None:
         """Write stored trips whole."""

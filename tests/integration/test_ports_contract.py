@@ -314,12 +314,13 @@ def test_trips_are_loaded_by_key_as_saved_facts_or_tombstones(ports: Ports) -> N
 def test_new_trips_are_added_and_the_stored_ones_among_them_returned_unchanged(
     ports: Ports,
 ) -> None:
-    """Stored before the call (an earlier transaction's or the same one's), a trip is left as
-    it is and returned; the others are added, even with the same content as a stored one."""
+    """Stored before, a trip is left as it is and returned; the others are added, even with
+    the same content as a stored one."""
     with committing(ports) as uow:
         uow.trips.add_new({("acme", "t1"): facts("t1"), ("acme", "t2"): facts("t2")})
     with committing(ports) as uow:
         uow.trips.add_new({("acme", "t3"): Tombstone("t3", "ann", AT)})
+    with committing(ports) as uow:
         stored = uow.trips.add_new(
             {
                 ("acme", "t0"): facts("t0"),
@@ -330,6 +331,7 @@ def test_new_trips_are_added_and_the_stored_ones_among_them_returned_unchanged(
             }
         )
         assert stored == {("acme", "t1"): facts("t1"), ("acme", "t3"): Tombstone("t3", "ann", AT)}
+    with committing(ports) as uow:
         assert uow.trips.add_new({("acme", "t4"): facts("t4")}) == {("acme", "t4"): facts("t4")}
     with ports.unit_of_work() as uow:
         keys = [("acme", f"t{n}") for n in range(5)] + [("other", "t1")]

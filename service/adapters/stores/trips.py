@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, literal_column, select
+from sqlalchemy import ColumnElement, Connection, Row, literal_column, select
 
 from service.adapters.sql import (
     InList,
-    insert_absent_rows,
     key_lookups,
     upsert_columns,
     upsert_rows,
@@ -83,14 +82,11 @@ class SqlTripStore:
         return self._load(keys)
 
     def _load(
-        self, keys: Iterable[TripKey], *, rowid_up_to: int | None = None
+        self, keys: Iterable[TripKey], *condition: ColumnElement[bool]
     ) -> dict[TripKey, StoredTrip]:
-        """The stored trips among `keys`; with `rowid_up_to` (SQLite), those of rows up to
-        that row id only."""
         found: dict[TripKey, StoredTrip] = {}
-        older = () if rowid_up_to is None else (literal_column("rowid") <= rowid_up_to,)
-        for condition in key_lookups((trips.c.tenant_id, trips.c.trip_id), keys):
-            rows = self._c.execute(select(trips).where(condition, *older))
+        for lookup in key_lookups((trips.c.tenant_id, trips.c.trip_id), keys):
+            rows = self._c.execute(select(trips).where(lookup, *condition))
             for row in rows:
                 found[(row.tenant_id, row.trip_id)] = trip_from_row(row)
         return found
@@ -108,34 +104,33 @@ class SqlTripStore:
 
     def add_new(self, new: Mapping[TripKey, StoredTrip]) -> dict[TripKey, StoredTrip]:
         """Record the trips whose key is not stored, and return what is stored of the others
-        (left as it is): one insert, and a look-up only when some key was stored already
-        (nearly every trip of a live feed or a replay is new).
+        (left as it is): one insert, whose count says whether every trip was new (nearly
+        every trip of a live feed or a replay is), and a look-up only when one was not: of
+        the batch's keys among the rows the insert did not write. Those are on SQLite the rows
+        there before it (a new row's id is greater than any before it; the writer is alone),
+        on PostgreSQL the rows another transaction wrote (`xmin`; no savepoints here).
 
-        PostgreSQL says which keys it did not insert (`sql.insert_absent_rows`). A writer of
-        another user's bucket inserting the same key meanwhile (a trip id re-used for another
-        user) makes the insert wait for its commit, and the look-up then reads its row (READ
-        COMMITTED: each statement sees what was committed before it began). SQLite's
-        `executemany` returns no rows: the count says whether each was inserted, and if not,
-        the stored ones are those of the rows that were there before the insert (a new row's
-        id is greater than any before it; the table has row ids, and its writer is alone)."""
+        On PostgreSQL a writer of another user's bucket inserting the same key meanwhile (a
+        trip id re-used for another user) makes the insert wait for its commit, and the
+        look-up then reads its row (READ COMMITTED: each statement sees what was committed
+        before it began)."""
         if not new:
             return {}
+        postgresql = self._c.dialect.name == "postgresql"
+        last_row = None if postgresql else self._c.exec_driver_sql(_LAST_ROW).scalar()
         rows = _trip_rows(new)
-        if self._c.dialect.name == "postgresql":
-            others = insert_absent_rows(self._c, trips, TRIP_ROW, rows, keys=_TRIP_KEY)
-            if not others:
-                return {}
-            stored = self._load(others)
-            if len(stored) != len(others):
-                raise StorageUnavailable(
-                    f"{len(others) - len(stored)} trips were neither inserted nor found "
-                    "stored; the batch is folded again"
-                )
-            return stored
-        last_row = self._c.exec_driver_sql("SELECT max(rowid) FROM trips").scalar()
-        if upsert_rows(self._c, trips, TRIP_ROW, rows, keys=_TRIP_KEY) == len(rows):
+        inserted = upsert_rows(self._c, trips, TRIP_ROW, rows, keys=_TRIP_KEY)
+        if inserted == len(rows):
             return {}
-        return self._load(new, rowid_up_to=last_row or 0)
+        older = literal_column("rowid") <= (last_row or 0)
+        not_written = _OTHER_TRANSACTIONS if postgresql else older
+        stored = self._load(new, not_written)
+        if len(stored) != len(rows) - inserted:
+            raise StorageUnavailable(
+                f"{len(rows) - inserted - len(stored)} trips were neither inserted nor found "
+                "stored; the batch is folded again"
+            )
+        return stored
 
     def replace(self, changed: Mapping[TripKey, StoredTrip]) -> None:
         """Write stored trips whole."""
@@ -145,6 +140,8 @@ class SqlTripStore:
 
 
 _TRIP_KEY = ("tenant_id", "trip_id")
+_LAST_ROW = "SELECT max(rowid) FROM trips"
+_OTHER_TRANSACTIONS = literal_column("xmin") != literal_column("pg_current_xact_id()::xid")
 _TRIP_VALUES = [c.name for c in trips.c if not c.primary_key]
 
 
