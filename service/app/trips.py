@@ -77,12 +77,9 @@ def fold_trips(
         rejected = {at: letter for at, letter in rejected.items() if keyed[at][2] not in stored}
         rejected.update(_fold_events([k for k in keyed if k[2] in stored], refolded))
         outcome.new = {key: trip for key, trip in current.items() if key not in stored}
-        outcome.changed = [
-            TripChange(key[0], before, refolded[key])
-            for key, before in stored.items()
-            if refolded[key] != before
-        ]
-        uow.trips.replace({key: refolded[key] for key in stored if refolded[key] != stored[key]})
+        changed = {key: refolded[key] for key in stored if refolded[key] != stored[key]}
+        outcome.changed = [TripChange(key[0], stored[key], after) for key, after in changed.items()]
+        uow.trips.replace(changed)
     else:
         outcome.new = current
     outcome.rejected = [rejected[at] for at in sorted(rejected)]

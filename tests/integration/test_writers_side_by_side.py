@@ -2,7 +2,8 @@
 batch held open at its commit does not stop a batch of another bucket, whose commit comes
 first; a kept board brought up to date after each commit is the board read anew, whatever
 order the writers commit in. A batch of the same bucket, or with catalog events, waits; a
-trip id recorded by another writer meanwhile makes the batch fold again, then conflict.
+trip id another writer records meanwhile is found once its insert has waited for that
+writer's commit, and conflicts.
 
 SQLite has one writer (its write lock is taken at a transaction's start): nothing to
 interleave there."""
