@@ -263,10 +263,14 @@ class FakeTripStore(_Store):
             if tenant == tenant_id and trip.user_id in users and isinstance(trip, TripFacts)
         ]
 
-    def save(
-        self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
-    ) -> None:
-        self._state.trips.update({**new, **changed})
+    def add_new(self, new: Mapping[TripKey, StoredTrip]) -> dict[TripKey, StoredTrip]:
+        trips = self._state.trips
+        stored = {key: trips[key] for key in new if key in trips}
+        trips.update((key, trip) for key, trip in new.items() if key not in stored)
+        return stored
+
+    def replace(self, changed: Mapping[TripKey, StoredTrip]) -> None:
+        self._state.trips.update(changed)
 
 
 class FakeDriverMonthStore(_Store):

@@ -102,10 +102,13 @@ class TripStore(Protocol):
         """Every recorded trip of these users (deleted ones included: freezes decide;
         tombstones left out)."""
 
-    def save(
-        self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
-    ) -> None:
-        """Write trips whole (a changed one replaces what is stored)."""
+    def add_new(self, new: Mapping[TripKey, StoredTrip]) -> dict[TripKey, StoredTrip]:
+        """Record each trip whose key is not stored, and return what is stored of the others
+        (left unchanged), including what another writer recorded of them meanwhile. Once per
+        unit of work: what it wrote before may be taken for not stored."""
+
+    def replace(self, changed: Mapping[TripKey, StoredTrip]) -> None:
+        """Write stored trips whole."""
 
 
 class DriverMonthStore(Protocol):

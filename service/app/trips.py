@@ -61,38 +61,28 @@ class TripFold:
 def fold_trips(
     uow: UnitOfWork, items: Iterable[Received], rules: Rules, buckets: Buckets
 ) -> TripFold:
-    keyed = [(item, (item.event.meta.tenant_id, _trip_id(item))) for item in items]
-    stored = uow.trips.load({key for _, key in keyed})
-    current: dict[TripKey, StoredTrip] = dict(stored)
+    """Fold the batch's trip events. Nearly every trip of a live feed or a replay is new, so
+    the batch's trips are first folded as if nothing were stored of them and inserted as new;
+    only those whose key turns out stored (a trip seen again: a re-sent or deleted trip, or
+    another user's) are folded again from what is stored, and replace it."""
+    keyed = [
+        (at, item, (item.event.meta.tenant_id, _trip_id(item))) for at, item in enumerate(items)
+    ]
+    current: dict[TripKey, StoredTrip] = {}
+    rejected = _fold_events(keyed, current)
+    stored = uow.trips.add_new(current)
     outcome = TripFold()
-    for item, key in keyed:
-        event = item.event
-        meta, payload = event.meta, event.payload
-        try:
-            if type(payload) is TripCompleted:
-                after = after_completed(current.get(key), payload, meta.arrived_at)
-            else:
-                assert type(payload) is TripDeleted
-                after = after_deleted(
-                    current.get(key), payload.trip_id, payload.user_id, meta.arrived_at
-                )
-        except TripConflict as conflict:
-            outcome.rejected.append(
-                DeadLetter(
-                    item.record,
-                    Rejected(str(conflict), meta.tenant_id, meta.event_id, kind="conflict"),
-                )
-            )
-            continue
-        current[key] = after
-    new, changed = outcome.new, outcome.changed
-    for key, after in current.items():  # stored trips first, then new ones as they came
-        before = stored.get(key)
-        if before is None:
-            new[key] = after
-        elif after != before:
-            changed.append(TripChange(key[0], before, after))
-    uow.trips.save(new=new, changed={(c.tenant_id, c.after.trip_id): c.after for c in changed})
+    if stored:
+        refolded = dict(stored)
+        rejected = {at: letter for at, letter in rejected.items() if keyed[at][2] not in stored}
+        rejected.update(_fold_events([k for k in keyed if k[2] in stored], refolded))
+        outcome.new = {key: trip for key, trip in current.items() if key not in stored}
+        changed = {key: refolded[key] for key in stored if refolded[key] != stored[key]}
+        outcome.changed = [TripChange(key[0], stored[key], after) for key, after in changed.items()]
+        uow.trips.replace(changed)
+    else:
+        outcome.new = current
+    outcome.rejected = [rejected[at] for at in sorted(rejected)]
     deltas = month_deltas(outcome, rules)
     # The shards of the calendar months, keyed by built-in values: a `Month` in a key is
     # hashed in Python, and a batch holds tens of thousands of driver months.
@@ -110,6 +100,34 @@ def fold_trips(
     }
     uow.driver_months.add(deltas, stamps)
     return outcome
+
+
+def _fold_events(
+    keyed: Iterable[tuple[int, Received, TripKey]], current: dict[TripKey, StoredTrip]
+) -> dict[int, DeadLetter]:
+    """Fold each event (with its position in the batch and its trip's key) on its trip in
+    `current` (a key missing: nothing stored of it), in order; return the events rejected
+    by their position."""
+    rejected: dict[int, DeadLetter] = {}
+    for at, item, key in keyed:
+        event = item.event
+        meta, payload = event.meta, event.payload
+        try:
+            if type(payload) is TripCompleted:
+                after = after_completed(current.get(key), payload, meta.arrived_at)
+            else:
+                assert type(payload) is TripDeleted
+                after = after_deleted(
+                    current.get(key), payload.trip_id, payload.user_id, meta.arrived_at
+                )
+        except TripConflict as conflict:
+            rejected[at] = DeadLetter(
+                item.record,
+                Rejected(str(conflict), meta.tenant_id, meta.event_id, kind="conflict"),
+            )
+            continue
+        current[key] = after
+    return rejected
 
 
 def month_stamps(

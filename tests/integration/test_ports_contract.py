@@ -305,21 +305,52 @@ def test_trips_are_loaded_by_key_as_saved_facts_or_tombstones(ports: Ports) -> N
         ("acme", "t2"): Tombstone("t2", "ann", AT),
     }
     with committing(ports) as uow:
-        uow.trips.save(new=saved, changed={})
+        assert uow.trips.add_new(saved) == {}
     with ports.unit_of_work() as uow:
         keys = [("acme", "t1"), ("acme", "t2"), ("acme", "t3"), ("other", "t1")]
         assert uow.trips.load(keys) == saved
 
 
+def test_new_trips_are_added_and_the_stored_ones_among_them_returned_unchanged(
+    ports: Ports,
+) -> None:
+    """Stored before, a trip is left as it is and returned; the others are added, even with
+    the same content as a stored one."""
+    with committing(ports) as uow:
+        uow.trips.add_new({("acme", "t1"): facts("t1"), ("acme", "t2"): facts("t2")})
+    with committing(ports) as uow:
+        uow.trips.add_new({("acme", "t3"): Tombstone("t3", "ann", AT)})
+    with committing(ports) as uow:
+        stored = uow.trips.add_new(
+            {
+                ("acme", "t0"): facts("t0"),
+                ("acme", "t1"): facts("t1", deleted=AT),
+                ("acme", "t3"): facts("t3"),
+                ("acme", "t4"): facts("t4"),
+                ("other", "t1"): facts("t1"),
+            }
+        )
+        assert stored == {("acme", "t1"): facts("t1"), ("acme", "t3"): Tombstone("t3", "ann", AT)}
+    with committing(ports) as uow:
+        assert uow.trips.add_new({("acme", "t4"): facts("t4")}) == {("acme", "t4"): facts("t4")}
+    with ports.unit_of_work() as uow:
+        keys = [("acme", f"t{n}") for n in range(5)] + [("other", "t1")]
+        assert uow.trips.load(keys) == {
+            ("acme", "t0"): facts("t0"),
+            ("acme", "t1"): facts("t1"),
+            ("acme", "t2"): facts("t2"),
+            ("acme", "t3"): Tombstone("t3", "ann", AT),
+            ("acme", "t4"): facts("t4"),
+            ("other", "t1"): facts("t1"),
+        }
+
+
 def test_a_changed_trip_is_replaced_whole(ports: Ports) -> None:
     with committing(ports) as uow:
-        uow.trips.save(
-            new={("acme", "t1"): facts("t1"), ("acme", "t2"): Tombstone("t2", "ann", AT)},
-            changed={},
-        )
+        uow.trips.add_new({("acme", "t1"): facts("t1"), ("acme", "t2"): Tombstone("t2", "ann", AT)})
     changed = {("acme", "t1"): facts("t1", deleted=AT + HOUR), ("acme", "t2"): facts("t2")}
     with committing(ports) as uow:
-        uow.trips.save(new={}, changed=changed)
+        uow.trips.replace(changed)
     with ports.unit_of_work() as uow:
         assert uow.trips.load([("acme", "t1"), ("acme", "t2")]) == changed
 
@@ -328,15 +359,14 @@ def test_the_trips_of_users_are_their_recorded_ones_deleted_included_tombstones_
     ports: Ports,
 ) -> None:
     with committing(ports) as uow:
-        uow.trips.save(
-            new={
+        uow.trips.add_new(
+            {
                 ("acme", "t1"): facts("t1"),
                 ("acme", "t2"): facts("t2", deleted=AT),
                 ("acme", "t3"): Tombstone("t3", "ann", AT),
                 ("acme", "t4"): facts("t4", "bob"),
                 ("other", "t5"): facts("t5"),
-            },
-            changed={},
+            }
         )
     with ports.unit_of_work() as uow:
         found = sorted(uow.trips.of_users("acme", ["ann", "ann"]), key=lambda t: t.trip_id)

@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import ColumnElement, Connection, Row, literal_column, select
 
-from service.adapters.sql import InList, key_lookups, upsert_columns, upsert_rows
+from service.adapters.sql import (
+    InList,
+    key_lookups,
+    upsert_columns,
+    upsert_rows,
+)
 from service.adapters.tables import SCORE_COLUMNS, driver_months, micros_or_none, trips
 from service.app.ports import MonthKey, StorageUnavailable, TripKey
 from service.domain.events import SCORE_KINDS
@@ -74,9 +79,14 @@ class SqlTripStore:
         self._c = connection
 
     def load(self, keys: Iterable[TripKey]) -> dict[TripKey, StoredTrip]:
+        return self._load(keys)
+
+    def _load(
+        self, keys: Iterable[TripKey], *condition: ColumnElement[bool]
+    ) -> dict[TripKey, StoredTrip]:
         found: dict[TripKey, StoredTrip] = {}
-        for condition in key_lookups((trips.c.tenant_id, trips.c.trip_id), keys):
-            rows = self._c.execute(select(trips).where(condition))
+        for lookup in key_lookups((trips.c.tenant_id, trips.c.trip_id), keys):
+            rows = self._c.execute(select(trips).where(lookup, *condition))
             for row in rows:
                 found[(row.tenant_id, row.trip_id)] = trip_from_row(row)
         return found
@@ -92,25 +102,46 @@ class SqlTripStore:
         )
         return [t for t in map(trip_from_row, rows) if isinstance(t, TripFacts)]
 
-    def save(
-        self, new: Mapping[TripKey, StoredTrip], changed: Mapping[TripKey, StoredTrip]
-    ) -> None:
-        """Write changed trips whole, and new ones unless another writer recorded them since
-        they were loaded: a writer of another user's bucket may have (a trip id re-used for
-        another user), and the batch is then retried (`StorageUnavailable`) to find its
-        conflict with the trip now stored."""
+    def add_new(self, new: Mapping[TripKey, StoredTrip]) -> dict[TripKey, StoredTrip]:
+        """Record the trips whose key is not stored, and return what is stored of the others
+        (left as it is): one insert, whose count says whether every trip was new (nearly
+        every trip of a live feed or a replay is), and a look-up only when one was not: of
+        the batch's keys among the rows the insert did not write. Those are on SQLite the rows
+        there before it (a new row's id is greater than any before it; the writer is alone),
+        on PostgreSQL the rows another transaction wrote (`xmin`; no savepoints here).
+
+        On PostgreSQL a writer of another user's bucket inserting the same key meanwhile (a
+        trip id re-used for another user) makes the insert wait for its commit, and the
+        look-up then reads its row (READ COMMITTED: each statement sees what was committed
+        before it began)."""
+        if not new:
+            return {}
+        postgresql = self._c.dialect.name == "postgresql"
+        last_row = None if postgresql else self._c.exec_driver_sql(_LAST_ROW).scalar()
+        rows = _trip_rows(new)
+        inserted = upsert_rows(self._c, trips, TRIP_ROW, rows, keys=_TRIP_KEY)
+        if inserted == len(rows):
+            return {}
+        older = literal_column("rowid") <= (last_row or 0)
+        not_written = _OTHER_TRANSACTIONS if postgresql else older
+        stored = self._load(new, not_written)
+        if len(stored) != len(rows) - inserted:
+            raise StorageUnavailable(
+                f"{len(rows) - inserted - len(stored)} trips were neither inserted nor found "
+                "stored; the batch is folded again"
+            )
+        return stored
+
+    def replace(self, changed: Mapping[TripKey, StoredTrip]) -> None:
+        """Write stored trips whole."""
         upsert_rows(
             self._c, trips, TRIP_ROW, _trip_rows(changed), keys=_TRIP_KEY, replace=_TRIP_VALUES
         )
-        written = upsert_rows(self._c, trips, TRIP_ROW, _trip_rows(new), keys=_TRIP_KEY)
-        if written != len(new):
-            raise StorageUnavailable(
-                f"{len(new) - written} of {len(new)} new trips were recorded by another "
-                "writer meanwhile; the batch is folded again"
-            )
 
 
 _TRIP_KEY = ("tenant_id", "trip_id")
+_LAST_ROW = "SELECT max(rowid) FROM trips"
+_OTHER_TRANSACTIONS = literal_column("xmin") != literal_column("pg_current_xact_id()::xid")
 _TRIP_VALUES = [c.name for c in trips.c if not c.primary_key]
 
 
