@@ -307,7 +307,8 @@ def consumer_loop(
 
 class PlannerStatistics:
     """The planner's statistics kept by Podium: every table analyzed after the first catch-up,
-    then the tables that grew by more than their share, after batches."""
+    and the tables that grew by more than their share, after batches (on PostgreSQL from the
+    first batch on)."""
 
     def __init__(self, statistics: Callable[[], TableStatistics | None], metrics: Metrics) -> None:
         self._statistics = statistics
@@ -316,9 +317,14 @@ class PlannerStatistics:
         self.committed = asyncio.Event()
         """A batch committed since the statistics were last looked at."""
 
-    async def keep(self) -> None:
+    async def keep(self, analyzed_all: asyncio.Event) -> None:
         """After batches, at most once every STATISTICS_CHECK_SECONDS, analyze the tables that
-        grew by more than their share since their last ANALYZE."""
+        grew by more than their share since their last ANALYZE: from the first batch on where
+        the statistics say so (`TableStatistics.during_catch_up`), else once every table was
+        analyzed after the first catch-up (`analyzed_all`)."""
+        statistics = self._statistics()
+        if statistics is None or not statistics.during_catch_up:
+            await analyzed_all.wait()
         while True:
             await self.committed.wait()
             self.committed.clear()
@@ -682,6 +688,7 @@ class Podium:
             name="consumer-loop",
         )
         self._spawn(self._record_caught_up(self.loop.caught_up))
+        self._spawn(self._statistics.keep(self._state_complete))
 
     def _ingest_changed(self, report: IngestReport) -> None:
         """Ingest is healthy once its first catch-up is done and analyzed, while it folds."""
@@ -705,7 +712,8 @@ class Podium:
         """Once the first catch-up is done: every table analyzed (a rebuilt database never
         was: docs/operations.md#the-planners-statistics), then the API answers and ingest says
         it is healthy, and API-only instances of the group are told the state is complete;
-        from then on, the tables that grow are analyzed again."""
+        from then on (on PostgreSQL from the first batch on: `PlannerStatistics.keep`), the
+        tables that grow are analyzed again."""
         await caught_up.wait()
         await self._statistics.analyze(TableStatistics.analyze_all)
         self._state_complete.set()
@@ -716,7 +724,6 @@ class Podium:
         await asyncio.to_thread(
             self.storage.mark_caught_up, self.settings.consumer_group, self.clock.now()
         )
-        self._spawn(self._statistics.keep())
         self._results = ResultsOut.started(self)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:

@@ -54,6 +54,15 @@ data go unacknowledged for 30 s; the call then fails as the database's fault and
 with a back-off, reported as such. Probes are answered by a live server's kernel, so a long
 statement or a lock wait is never cut short by them."""
 
+WRITER_RANDOM_PAGE_COST = "1.1"
+"""PostgreSQL's `random_page_cost` on the ingest's own connections (the server's default, 4, is
+priced for spinning disks). A batch looks thousands of rows up by key at once (`trip_id =
+ANY(...)`, 20,000 a batch in a replay); priced at 4, an index probe looked dearer than reading
+the whole table, so with statistics the planner scanned all the tenant's trips for each batch,
+a cost that grows with the table: at 2,000,000 trips a scan took 280 ms of a batch, the probes
+55 ms (bench/RESULTS.md, "PostgreSQL at 10x: the trips' look-up scans"). Their pages are in
+memory or on SSDs, where a random read costs about what a sequential one does."""
+
 
 def create_writer_engine(url: str) -> Engine | None:
     """The ingest's own engine: one connection, kept (so its SQLite page cache stays warm from
@@ -100,7 +109,7 @@ def create_database_engine(url: str, *, writer: bool = False) -> Engine:
             connect_args={"prepare_threshold": None, **link},
             hide_parameters=True,
         )
-        _configure_postgresql(engine)
+        _configure_postgresql(engine, writer=writer)
         return engine
     if parsed.get_backend_name() != "sqlite":
         raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
@@ -116,7 +125,7 @@ def create_database_engine(url: str, *, writer: bool = False) -> Engine:
     return engine
 
 
-def _configure_postgresql(engine: Engine) -> None:
+def _configure_postgresql(engine: Engine, *, writer: bool) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
@@ -124,6 +133,8 @@ def _configure_postgresql(engine: Engine) -> None:
             cursor.execute(
                 f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'"
             )
+            if writer:
+                cursor.execute(f"SET random_page_cost = {WRITER_RANDOM_PAGE_COST}")
         dbapi_connection.commit()
 
 

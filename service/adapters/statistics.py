@@ -6,7 +6,8 @@ gathers them when it is on, a minute or more after a bulk load; SQLite never doe
 gathered once does not follow a table as it grows. A rebuild from the topics fills tables that
 were never analyzed. So Podium analyzes the tables it writes: all of them after its first
 catch-up, and each one again once the rows it gained since its last ANALYZE exceed
-GROWTH_FRACTION of the rows it held then.
+GROWTH_FRACTION of the rows it held then (on PostgreSQL from the first batch on, the first
+catch-up included: `TableStatistics.during_catch_up`).
 
 The units of work count what each table gains (`TableStatistics.transaction`): the rows their
 transaction inserted less those it deleted, as PostgreSQL counts them for its own statistics,
@@ -70,6 +71,16 @@ class TableStatistics:
         """Rows each table gained since it was last analyzed."""
         self._rows: dict[str, int] = {}
         """Rows each table held when it was last analyzed (as the database estimates them)."""
+
+    @property
+    def during_catch_up(self) -> bool:
+        """Whether the tables that grow are analyzed during the first catch-up too, not only
+        after it: on PostgreSQL, whose ingest plans each batch's look-ups afresh, and without
+        statistics looked a batch's trips up by scanning every trip of the tenant (a cost per
+        batch that grows with the table: bench/RESULTS.md, "PostgreSQL at 10x: the trips'
+        look-up scans"). Not on SQLite: the ingest's connection loads statistics once, as
+        the first ANALYZE creates them, and would keep those of a table a few rows long."""
+        return self._engine.dialect.name == "postgresql"
 
     def transaction(self, connection: Connection) -> TransactionGrowth:
         """Counts what the transaction the connection just began adds to each table."""

@@ -6,6 +6,8 @@ loop. Both databases."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 
@@ -15,9 +17,11 @@ from sqlalchemy import Engine, text
 from service.adapters.database import create_database_engine
 from service.adapters.statistics import GROWTH_FRACTION, TABLES, TableStatistics
 from service.app.ingest import Batch, apply_batch
-from service.bootstrap import Storage
+from service.bootstrap import PlannerStatistics, Storage
 from service.domain import events as ev
+from service.metrics import Metrics
 from tests.builders import RULES, T0, received, trip
+from tests.waiting import eventually
 
 _trip_ids = itertools.count()
 
@@ -136,3 +140,36 @@ def test_a_failed_analyze_is_reported_and_waits_for_more_growth(
     assert statistics.analyze_grown() == []  # not tried again in a loop
     _fold_trips(counted, 1_001)  # more than half of the 2,000 it was taken to hold
     assert "trips" in [o.table for o in statistics.analyze_grown()]
+
+
+async def test_on_postgresql_the_tables_that_grew_are_analyzed_during_the_first_catch_up(
+    engine: Engine, statistics: TableStatistics, counted: Storage
+) -> None:
+    """A catch-up into an empty database is planned with statistics that follow its tables
+    (on PostgreSQL); SQLite's ingest would keep those of its first ANALYZE, so there the
+    tables wait for the catch-up's end, as every table is analyzed then."""
+    _fold_trips(counted, 1_200)
+    metrics = Metrics()
+    keeper = PlannerStatistics(lambda: statistics, metrics)
+    analyzed_all = asyncio.Event()  # the first catch-up is not over
+    keeper.committed.set()
+    keeping = asyncio.create_task(keeper.keep(analyzed_all))
+    try:
+        if engine.dialect.name == "postgresql":
+            assert statistics.during_catch_up
+            await eventually(lambda: analyzed_rows(engine, "trips") == 1_200, what="analyzed")
+        else:
+            assert not statistics.during_catch_up
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+            assert analyzed_rows(engine, "trips") is None
+            analyzed_all.set()
+            await eventually(lambda: analyzed_rows(engine, "trips") == 1_200, what="analyzed")
+        done = metrics.registry.get_sample_value(
+            "podium_table_analyzes_total", {"table": "trips", "outcome": "done"}
+        )
+        assert done == 1
+    finally:
+        keeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeping
