@@ -711,9 +711,8 @@ class Podium:
     async def _record_caught_up(self, caught_up: asyncio.Event) -> None:
         """Once the first catch-up is done: every table analyzed (a rebuilt database never
         was: docs/operations.md#the-planners-statistics), then the API answers and ingest says
-        it is healthy, and API-only instances of the group are told the state is complete;
-        from then on (on PostgreSQL from the first batch on: `PlannerStatistics.keep`), the
-        tables that grow are analyzed again."""
+        it is healthy, and API-only instances of the group are told the state is complete
+        (growing tables are analyzed again as `PlannerStatistics.keep` says)."""
         await caught_up.wait()
         await self._statistics.analyze(TableStatistics.analyze_all)
         self._state_complete.set()

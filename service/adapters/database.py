@@ -56,12 +56,13 @@ statement or a lock wait is never cut short by them."""
 
 WRITER_RANDOM_PAGE_COST = "1.1"
 """PostgreSQL's `random_page_cost` on the ingest's own connections (the server's default, 4, is
-priced for spinning disks). A batch looks thousands of rows up by key at once (`trip_id =
-ANY(...)`, 20,000 a batch in a replay); priced at 4, an index probe looked dearer than reading
-the whole table, so with statistics the planner scanned all the tenant's trips for each batch,
-a cost that grows with the table: at 2,000,000 trips a scan took 280 ms of a batch, the probes
-55 ms (bench/RESULTS.md, "PostgreSQL at 10x: the trips' look-up scans"). Their pages are in
-memory or on SSDs, where a random read costs about what a sequential one does."""
+priced for spinning disks). A batch looks rows up by key by the thousand (`... = ANY(...)`:
+its driver months, its trips seen again); priced at 4, an index probe looked dearer than
+reading the whole table: with statistics, when every trip of a replay's batch was looked up,
+the planner scanned all the tenant's trips for each batch, a cost that grows with the table
+(at 2,000,000 trips a scan took 280 ms of a batch, the probes 55 ms: bench/RESULTS.md,
+"PostgreSQL at 10x: the trips' look-up scans"). Pages in memory or on SSDs make a random read
+cost about what a sequential one does."""
 
 
 def create_writer_engine(url: str) -> Engine | None:
