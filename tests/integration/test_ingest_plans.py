@@ -18,10 +18,9 @@ from sqlalchemy import Connection, event
 
 import migrations
 from service.adapters.database import WRITER_RANDOM_PAGE_COST
-from service.app.ingest import Batch, apply_batch
 from service.bootstrap import Storage
 from service.domain import events as ev
-from tests.builders import RULES, T0, received, trip
+from tests.builders import apply, trip
 from tests.databases import empty_database
 
 pytestmark = pytest.mark.postgresql
@@ -41,16 +40,6 @@ def storage(tmp_path: Path) -> Iterator[Storage]:
             storage.close()
 
 
-def _fold(storage: Storage, events: list[ev.Event]) -> None:
-    apply_batch(
-        storage.unit_of_work,
-        Batch(received=received(events)),
-        rules=RULES,
-        consumer_group="plans",
-        now=T0,
-    )
-
-
 def _trips(first: int, count: int) -> list[ev.Event]:
     return [trip(f"t{n}", f"u{n % 2_000}") for n in range(first, first + count)]
 
@@ -67,7 +56,7 @@ def _trips_look_up(storage: Storage, events: list[ev.Event]) -> tuple[str, Any]:
 
     event.listen(storage.writer, "before_cursor_execute", capture)
     try:
-        _fold(storage, events)
+        apply(storage, *events)
     finally:
         event.remove(storage.writer, "before_cursor_execute", capture)
     (look_up,) = [(s, p) for s, p in seen if "ANY" in s and "trip_id" in s]
@@ -91,7 +80,7 @@ def test_a_batchs_trips_are_looked_up_by_their_primary_key_in_an_analyzed_table(
     storage: Storage,
 ) -> None:
     for first in range(0, STORED, 5_000):
-        _fold(storage, _trips(first, 5_000))
+        apply(storage, *_trips(first, 5_000))
     assert storage.statistics is not None
     storage.statistics.analyze_all()
 
