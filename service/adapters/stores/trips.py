@@ -7,12 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, literal_column, select
 
-from service.adapters.sql import (
-    InList,
-    key_lookups,
-    upsert_columns,
-    upsert_rows,
-)
+from service.adapters.sql import InList, key_lookups, upsert_columns, upsert_rows
 from service.adapters.tables import SCORE_COLUMNS, driver_months, micros_or_none, trips
 from service.app.ports import MonthKey, StorageUnavailable, TripKey
 from service.domain.events import SCORE_KINDS
